@@ -1,0 +1,39 @@
+/** SHAKE-256 and SHA3-256 (FIPS 202). Inputs may mix public bytes and Secret handles. */
+import { native, type Secret } from '../native.js';
+import { invalidArgument } from '../errors.js';
+import { checkInteger } from './bytes.js';
+import { isSecret } from './secret.js';
+
+/** One input to a hash: public bytes or a secret handle (absorbed natively). */
+export type HashInput = Uint8Array | Secret;
+
+/** Size of a SHA3-256 digest, from the addon. */
+export const SHA3_256_SIZE = native.digestSizes.sha3_256;
+/** Largest output one shake256() call returns. */
+export const MAX_SHAKE256_OUTPUT = native.digestSizes.maxShake256Output;
+
+function toParts(input: HashInput | readonly HashInput[]): HashInput[] {
+  const parts = Array.isArray(input) ? [...input] : [input as HashInput];
+  for (const p of parts) {
+    if (!(p instanceof Uint8Array) && !isSecret(p)) invalidArgument('hash inputs must be Uint8Arrays or Secrets');
+  }
+  return parts;
+}
+
+/** SHAKE-256 of the concatenation of `input`, `outputLength` bytes long. */
+export function shake256(input: HashInput | readonly HashInput[], outputLength: number): Buffer {
+  checkInteger(outputLength, 'outputLength', 0, MAX_SHAKE256_OUTPUT);
+  return native.shake256(toParts(input), outputLength);
+}
+
+/** SHAKE-256 of the concatenation of `input`, squeezed into secrets of the given sizes, in order. */
+export function shake256Secrets(input: HashInput | readonly HashInput[], sizes: readonly number[]): Secret[] {
+  if (!Array.isArray(sizes) || sizes.length === 0) invalidArgument('sizes must be a non-empty array');
+  for (const s of sizes) checkInteger(s, 'each size', 1, MAX_SHAKE256_OUTPUT);
+  return native.shake256Secrets(toParts(input), [...sizes]);
+}
+
+/** SHA3-256 of the concatenation of `input`. */
+export function sha3_256(input: HashInput | readonly HashInput[]): Buffer {
+  return native.sha3_256(toParts(input));
+}

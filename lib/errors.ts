@@ -1,0 +1,40 @@
+/**
+ * The one error family of quantum-tunnel. Native code throws instances of this class too (the
+ * addon is handed the constructor at load), so every failure carries a stable `code`.
+ * Messages never contain secret material or text chosen by a peer.
+ */
+
+/** Stable error codes. Documented in docs/ARCHITECTURE.md ("Errors"). */
+export const ErrorCode = {
+  INVALID_ARGUMENT: 'ERR_QT_INVALID_ARGUMENT',
+  INVALID_KEY: 'ERR_QT_INVALID_KEY',
+  HANDLE_DESTROYED: 'ERR_QT_HANDLE_DESTROYED',
+  AUTHENTICATION_FAILED: 'ERR_QT_AUTHENTICATION_FAILED',
+  X25519_LOW_ORDER_POINT: 'ERR_QT_X25519_LOW_ORDER_POINT',
+  CRYPTO_FAILURE: 'ERR_QT_CRYPTO_FAILURE',
+  UNSUPPORTED_ALGORITHM: 'ERR_QT_UNSUPPORTED_ALGORITHM',
+  LIBRARY_CONTEXT: 'ERR_QT_LIBRARY_CONTEXT',
+  ADDON_NOT_FOUND: 'ERR_QT_ADDON_NOT_FOUND',
+} as const;
+
+/** One of the {@link ErrorCode} values. */
+export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** An error raised by quantum-tunnel, with a stable machine-readable `code`. */
+export class QuantumTunnelError extends Error {
+  /** Stable code such as `ERR_QT_AUTHENTICATION_FAILED`. */
+  readonly code: ErrorCodeValue;
+  /** OpenSSL's reason for a native failure, for local diagnostics only (never sent to a peer). */
+  declare readonly detail?: string;
+
+  constructor(message: string, code: ErrorCodeValue, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'QuantumTunnelError';
+    this.code = code;
+  }
+}
+
+/** Throws ERR_QT_INVALID_ARGUMENT; used by argument checks in the JS layer. */
+export function invalidArgument(message: string): never {
+  throw new QuantumTunnelError(message, ErrorCode.INVALID_ARGUMENT);
+}

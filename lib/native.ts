@@ -1,0 +1,147 @@
+/**
+ * Loads the C++ addon (build/Release/quantum_tunnel.node, built by cmake-js or node-gyp) and
+ * describes its surface. Only lib/crypto talks to this module; everything above uses lib/crypto.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ErrorCode, QuantumTunnelError } from './errors.js';
+
+/** A secret held in native memory. Its bytes never enter the JS heap. */
+export interface Secret {
+  /** Length of the secret in bytes (not secret). */
+  readonly length: number;
+  /** True once destroy() has cleansed it. */
+  readonly destroyed: boolean;
+  /** Cleanses the secret now. Safe to call twice. */
+  destroy(): void;
+}
+
+/** A private key (X25519 or ML-KEM) held in native memory. */
+export interface PrivateKey {
+  /** `X25519`, `ML-KEM-768` or `ML-KEM-1024`. */
+  readonly algorithm: string;
+  readonly destroyed: boolean;
+  /** Frees (and so cleanses) the key now. Safe to call twice. */
+  destroy(): void;
+}
+
+/** An AEAD key schedule, created once per key and reused for every record. */
+export interface NativeAeadContext {
+  readonly suite: number;
+  readonly destroyed: boolean;
+  seal(dst: Uint8Array, dstOffset: number, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): number;
+  open(dst: Uint8Array, dstOffset: number, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): number;
+  sealBatch(src: Uint8Array, dst: Uint8Array, table: Uint32Array, count: number): number;
+  openBatch(src: Uint8Array, dst: Uint8Array, table: Uint32Array, count: number, results: Int32Array): number;
+  destroy(): void;
+}
+
+export interface MlKemNativeSizes {
+  publicKey: number;
+  privateKey: number;
+  ciphertext: number;
+  sharedSecret: number;
+  seed: number;
+  encapsulationCoins: number;
+  id: number;
+}
+
+export interface NativeProviderInfo {
+  name: string;
+  version: string;
+  buildinfo: string;
+  active: boolean;
+}
+
+export interface NativeInfo {
+  openssl: string;
+  opensslHeaders: string;
+  mode: 'standard' | 'fips';
+  fips: boolean;
+  chacha20Compiled: boolean;
+  chacha20Available: boolean;
+  providers: NativeProviderInfo[];
+}
+
+export interface Encapsulation {
+  ciphertext: Buffer;
+  sharedSecret: Secret;
+}
+
+type Part = Uint8Array | Secret;
+
+/** The addon's exports, as native/addon.cc registers them. */
+export interface NativeAddon {
+  setErrorConstructor(ctor: typeof QuantumTunnelError): void;
+  info(): NativeInfo;
+  mlkemSizes: Record<'ML-KEM-768' | 'ML-KEM-1024', MlKemNativeSizes>;
+  mlkemGenerateKeyPair(kind: number, seed?: Uint8Array): PrivateKey;
+  mlkemGenerateKeyPairAsync(kind: number): Promise<PrivateKey>;
+  mlkemPublicKey(key: PrivateKey, kind: number): Buffer;
+  mlkemCheckPublicKey(kind: number, publicKey: Uint8Array): true;
+  mlkemEncapsulate(kind: number, publicKey: Uint8Array, coins?: Uint8Array): Encapsulation;
+  mlkemEncapsulateAsync(kind: number, publicKey: Uint8Array): Promise<Encapsulation>;
+  mlkemDecapsulate(key: PrivateKey, kind: number, ciphertext: Uint8Array): Secret;
+  mlkemDecapsulateAsync(key: PrivateKey, kind: number, ciphertext: Uint8Array): Promise<Secret>;
+  mlkemPrivateKeyFromBytes(kind: number, bytes: Uint8Array): PrivateKey;
+  x25519Sizes: { publicKey: number; privateKey: number; sharedSecret: number };
+  x25519GenerateKeyPair(): PrivateKey;
+  x25519PublicKey(key: PrivateKey): Buffer;
+  x25519Derive(key: PrivateKey, peerPublicKey: Uint8Array): Secret;
+  x25519PrivateKeyFromBytes(bytes: Uint8Array): PrivateKey;
+  digestSizes: { sha3_256: number; maxShake256Output: number };
+  shake256(parts: Part[], outputLength: number): Buffer;
+  shake256Secrets(parts: Part[], sizes: number[]): Secret[];
+  sha3_256(parts: Part[]): Buffer;
+  aeadSizes: { key: number; nonce: number; tag: number; batchRowWords: number };
+  aeadSuites: { AES_256_GCM: number; CHACHA20_POLY1305: number };
+  aeadCreate(suite: number, key: Secret): NativeAeadContext;
+  randomFill<T extends Uint8Array>(buffer: T): T;
+  randomSecret(length: number): Secret;
+  timingSafeEqual(a: Part, b: Part): boolean;
+  exportSecretForTesting(secret: Secret): Buffer;
+  secretStorageForTesting(secret: Secret): Buffer;
+  secretFromBytesForTesting(bytes: Uint8Array): Secret;
+  exportPrivateKeyForTesting(key: PrivateKey, kind: number): Buffer;
+}
+
+function packageRoot(): string {
+  // lib/native.ts (run from source) and dist/index.js (bundled) both sit one level below the root.
+  const here = typeof __dirname === 'string' ? __dirname : dirname(fileURLToPath(import.meta.url));
+  return resolve(here, '..');
+}
+
+/** Where the addon is looked for, in order. QUANTUM_TUNNEL_ADDON names one file explicitly. */
+export function addonCandidates(root = packageRoot()): string[] {
+  const explicit = process.env.QUANTUM_TUNNEL_ADDON;
+  if (explicit) return [resolve(explicit)];
+  return [
+    join(root, 'build', 'Release', 'quantum_tunnel.node'),
+    join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'quantum_tunnel.node'),
+  ];
+}
+
+function load(): { addon: NativeAddon; path: string } {
+  const requireNative = createRequire(join(packageRoot(), 'package.json'));
+  const candidates = addonCandidates();
+  const path = candidates.find((p) => existsSync(p));
+  if (path === undefined) {
+    throw new QuantumTunnelError(
+      `the quantum-tunnel addon is not built (looked in ${candidates.join(', ')}); run \`npm run build\` ` +
+        '(or `npm rebuild quantum-tunnel` in a project that depends on it)',
+      ErrorCode.ADDON_NOT_FOUND,
+    );
+  }
+  const addon = requireNative(path) as NativeAddon;
+  addon.setErrorConstructor(QuantumTunnelError);
+  return { addon, path };
+}
+
+const loaded = load();
+
+/** The loaded addon. */
+export const native: NativeAddon = loaded.addon;
+/** The file it was loaded from. */
+export const addonPath: string = loaded.path;

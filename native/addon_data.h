@@ -1,0 +1,25 @@
+// Per-environment state (one per Node.js main thread or worker): the library contexts and the
+// JS constructors native code needs. Freed by the environment's cleanup, so workers are safe.
+#pragma once
+#include <napi.h>
+
+#include <memory>
+
+#include "library_context.h"
+
+namespace qt {
+
+struct AddonData {
+  Napi::FunctionReference error_constructor;  // lib/errors.ts QuantumTunnelError
+  Napi::FunctionReference secret_constructor;
+  Napi::FunctionReference private_key_constructor;
+  Napi::FunctionReference aead_constructor;
+  std::unique_ptr<LibraryContext> standard_context;
+  // The context every new operation uses. FIPS mode swaps in a second LibraryContext; handles
+  // remember the context they were made in.
+  LibraryContext* active_context = nullptr;
+};
+
+inline AddonData& Data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+
+}  // namespace qt

@@ -1,0 +1,68 @@
+// Runs a crypto operation on the libuv threadpool and settles a Promise with its result, so
+// ML-KEM work does not block a busy server's event loop. Execute() runs off the JS thread and
+// must touch no JS values; Result() runs back on the JS thread.
+#pragma once
+#include <napi.h>
+
+#include <string>
+
+#include "errors.h"
+
+namespace qt {
+
+// Outcome of an operation that may run on any thread.
+struct OpStatus {
+  const char* code = nullptr;  // nullptr: success
+  std::string message;
+  std::string detail;  // OpenSSL's reason, drained on the thread that failed
+
+  bool failed() const { return code != nullptr; }
+  bool Fail(const char* c, std::string msg) {
+    code = c;
+    message = std::move(msg);
+    detail = DrainOpenSslErrors();
+    return false;
+  }
+  // Throws on the JS thread; returns true when it did.
+  bool ThrowIfFailed(Napi::Env env) const {
+    if (!failed()) return false;
+    napi_throw(env, ToError(env));
+    return true;
+  }
+  Napi::Object ToError(Napi::Env env) const {
+    Napi::Object err = MakeError(env, code, message);
+    if (!detail.empty()) err.Set("detail", detail);
+    return err;
+  }
+};
+
+class PromiseJob : public Napi::AsyncWorker {
+ public:
+  explicit PromiseJob(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  virtual void Run(OpStatus* status) = 0;
+  virtual Napi::Value Result(Napi::Env env) = 0;
+
+ private:
+  void Execute() override { Run(&status_); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (status_.failed()) {
+      deferred_.Reject(status_.ToError(env));
+      return;
+    }
+    Napi::Value v = Result(env);
+    if (env.IsExceptionPending()) {
+      deferred_.Reject(env.GetAndClearPendingException().Value());
+    } else {
+      deferred_.Resolve(v);
+    }
+  }
+
+  Napi::Promise::Deferred deferred_;
+  OpStatus status_;
+};
+
+}  // namespace qt

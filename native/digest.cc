@@ -1,0 +1,141 @@
+#include "digest.h"
+
+#include <openssl/evp.h>
+
+#include <memory>
+#include <vector>
+
+#include "addon_data.h"
+#include "bytes.h"
+#include "errors.h"
+#include "secret.h"
+
+namespace qt {
+
+namespace {
+
+constexpr size_t kSha3_256Size = 32;
+// Largest single SHAKE-256 output we hand out (the protocol's KDF limit is 2^20; TS enforces it).
+constexpr size_t kMaxXofOutput = size_t{1} << 26;
+
+using MdCtx = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
+
+// Initialises `ctx` with `md` and absorbs every element of `parts` in order. Throws on bad input.
+bool Absorb(Napi::Env env, EVP_MD_CTX* ctx, const EVP_MD* md, Napi::Value parts_value) {
+  if (!parts_value.IsArray()) {
+    ThrowInvalidArgument(env, "parts must be an array");
+    return false;
+  }
+  if (EVP_DigestInit_ex2(ctx, md, nullptr) != 1) {
+    ThrowError(env, code::kCryptoFailure, "digest initialisation failed");
+    return false;
+  }
+  Napi::Array parts = parts_value.As<Napi::Array>();
+  for (uint32_t i = 0; i < parts.Length(); i++) {
+    Napi::Value part = parts.Get(i);
+    const uint8_t* data;
+    size_t size;
+    if (part.IsTypedArray()) {
+      ByteView view;
+      if (!GetBytes(env, part, "each part", &view)) return false;
+      data = view.data;
+      size = view.size;
+    } else {
+      Secret* s = Secret::FromValue(env, part, "each part");
+      if (s == nullptr) return false;
+      data = s->bytes().data();
+      size = s->bytes().size();
+    }
+    if (size > 0 && EVP_DigestUpdate(ctx, data, size) != 1) {
+      ThrowError(env, code::kCryptoFailure, "digest update failed");
+      return false;
+    }
+  }
+  return true;
+}
+
+// shake256(parts, outputLength) -> Buffer
+Napi::Value Shake256(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t out_len;
+  if (!GetSize(env, info[1], "outputLength", kMaxXofOutput, &out_len)) return env.Undefined();
+  MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || !Absorb(env, ctx.get(), Data(env).active_context->shake256(), info[0])) return env.Undefined();
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, out_len);
+  if (out_len > 0 && EVP_DigestFinalXOF(ctx.get(), out.Data(), out_len) != 1) {
+    ThrowError(env, code::kCryptoFailure, "SHAKE-256 failed");
+    return env.Undefined();
+  }
+  return out;
+}
+
+// shake256Secrets(parts, sizes[]) -> Secret[]: one squeeze, split into consecutive secrets
+// (e.g. the 64 bytes of traffic keys into the two directions' keys).
+Napi::Value Shake256Secrets(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[1].IsArray()) {
+    ThrowInvalidArgument(env, "sizes must be an array");
+    return env.Undefined();
+  }
+  Napi::Array sizes_arr = info[1].As<Napi::Array>();
+  std::vector<size_t> sizes;
+  size_t total = 0;
+  for (uint32_t i = 0; i < sizes_arr.Length(); i++) {
+    size_t s;
+    if (!GetSize(env, sizes_arr.Get(i), "each size", kMaxXofOutput, &s)) return env.Undefined();
+    if (s == 0 || total + s > kMaxXofOutput) {
+      ThrowInvalidArgument(env, "secret sizes must be positive and add up to at most 64 MiB");
+      return env.Undefined();
+    }
+    sizes.push_back(s);
+    total += s;
+  }
+  if (sizes.empty()) {
+    ThrowInvalidArgument(env, "sizes must not be empty");
+    return env.Undefined();
+  }
+  MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || !Absorb(env, ctx.get(), Data(env).active_context->shake256(), info[0])) return env.Undefined();
+  SecretBytes squeezed(total);
+  if (!squeezed.ok() || EVP_DigestFinalXOF(ctx.get(), squeezed.data(), total) != 1) {
+    ThrowError(env, code::kCryptoFailure, "SHAKE-256 failed");
+    return env.Undefined();
+  }
+  Napi::Array out = Napi::Array::New(env, sizes.size());
+  size_t offset = 0;
+  for (size_t i = 0; i < sizes.size(); i++) {
+    auto piece = std::make_unique<SecretBytes>(sizes[i]);
+    std::copy(squeezed.data() + offset, squeezed.data() + offset + sizes[i], piece->data());
+    offset += sizes[i];
+    out.Set(static_cast<uint32_t>(i), Secret::Wrap(env, std::move(piece)));
+  }
+  return out;
+}
+
+// sha3_256(parts) -> Buffer(32)
+Napi::Value Sha3_256(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || !Absorb(env, ctx.get(), Data(env).active_context->sha3_256(), info[0])) return env.Undefined();
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kSha3_256Size);
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), out.Data(), &len) != 1 || len != kSha3_256Size) {
+    ThrowError(env, code::kCryptoFailure, "SHA3-256 failed");
+    return env.Undefined();
+  }
+  return out;
+}
+
+}  // namespace
+
+void InitDigest(Napi::Env env, Napi::Object exports) {
+  exports.Set("shake256", Napi::Function::New<Shake256>(env));
+  exports.Set("shake256Secrets", Napi::Function::New<Shake256Secrets>(env));
+  exports.Set("sha3_256", Napi::Function::New<Sha3_256>(env));
+  Napi::Object sizes = Napi::Object::New(env);
+  sizes.Set("sha3_256", static_cast<double>(kSha3_256Size));
+  sizes.Set("maxShake256Output", static_cast<double>(kMaxXofOutput));
+  exports.Set("digestSizes", sizes);
+}
+
+}  // namespace qt

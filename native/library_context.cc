@@ -1,0 +1,102 @@
+#include "library_context.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+
+#include <mutex>
+
+#include "errors.h"
+
+namespace qt {
+
+bool InitOpenSslOnce(std::string* error) {
+  static std::once_flag once;
+  static bool ok = false;
+  static std::string init_error;
+  std::call_once(once, [] {
+    // NO_ATEXIT: Node may unload environments after atexit handlers would have torn down OpenSSL.
+    if (OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_ATEXIT, nullptr) != 1) {
+      init_error = "OpenSSL initialisation failed: " + DrainOpenSslErrors();
+      return;
+    }
+    // Deliberately never unloaded: it guards the global context for the life of the process.
+    if (OSSL_PROVIDER_load(nullptr, "null") == nullptr) {
+      init_error = "cannot load the null provider: " + DrainOpenSslErrors();
+      return;
+    }
+    ok = true;
+  });
+  if (!ok) *error = init_error;
+  return ok;
+}
+
+const char* LinkedOpenSslVersion() { return OpenSSL_version(OPENSSL_VERSION); }
+
+std::unique_ptr<LibraryContext> LibraryContext::CreateStandard(std::string* error) {
+  std::unique_ptr<LibraryContext> lc(new LibraryContext());
+  lc->ctx_ = OSSL_LIB_CTX_new();
+  if (lc->ctx_ == nullptr) {
+    *error = "OSSL_LIB_CTX_new failed: " + DrainOpenSslErrors();
+    return nullptr;
+  }
+  // The default provider is built into libcrypto: no module path is involved.
+  OSSL_PROVIDER* def = OSSL_PROVIDER_load(lc->ctx_, "default");
+  if (def == nullptr) {
+    *error = "cannot load the default provider: " + DrainOpenSslErrors();
+    return nullptr;
+  }
+  lc->providers_.push_back(def);
+  if (!lc->FetchAlgorithms(error)) return nullptr;
+  return lc;
+}
+
+bool LibraryContext::FetchAlgorithms(std::string* error) {
+  const char* pq = propq_.c_str();
+  shake256_ = EVP_MD_fetch(ctx_, "SHAKE256", pq);
+  sha3_256_ = EVP_MD_fetch(ctx_, "SHA3-256", pq);
+  aes256gcm_ = EVP_CIPHER_fetch(ctx_, "AES-256-GCM", pq);
+  if (shake256_ == nullptr || sha3_256_ == nullptr || aes256gcm_ == nullptr) {
+    *error = std::string("a required algorithm is missing from the ") + name() +
+             " library context: " + DrainOpenSslErrors();
+    return false;
+  }
+#ifndef QT_NO_CHACHA20
+  chacha20poly1305_ = EVP_CIPHER_fetch(ctx_, "ChaCha20-Poly1305", pq);
+  ERR_clear_error();  // absent in FIPS: not an error, the suite is simply not offered
+#endif
+  return true;
+}
+
+LibraryContext::~LibraryContext() {
+  EVP_MD_free(shake256_);
+  EVP_MD_free(sha3_256_);
+  EVP_CIPHER_free(aes256gcm_);
+  EVP_CIPHER_free(chacha20poly1305_);
+  for (OSSL_PROVIDER* p : providers_) OSSL_PROVIDER_unload(p);
+  OSSL_LIB_CTX_free(ctx_);
+}
+
+std::vector<LibraryContext::ProviderInfo> LibraryContext::Providers() const {
+  std::vector<ProviderInfo> out;
+  for (OSSL_PROVIDER* p : providers_) {
+    char* name = nullptr;
+    char* version = nullptr;
+    char* buildinfo = nullptr;
+    int status = 0;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_NAME, &name, 0),
+        OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_VERSION, &version, 0),
+        OSSL_PARAM_construct_utf8_ptr(OSSL_PROV_PARAM_BUILDINFO, &buildinfo, 0),
+        OSSL_PARAM_construct_int(OSSL_PROV_PARAM_STATUS, &status),
+        OSSL_PARAM_construct_end(),
+    };
+    OSSL_PROVIDER_get_params(p, params);
+    ERR_clear_error();
+    out.push_back({name ? name : OSSL_PROVIDER_get0_name(p), version ? version : "",
+                   buildinfo ? buildinfo : "", status == 1});
+  }
+  return out;
+}
+
+}  // namespace qt

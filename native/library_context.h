@@ -1,0 +1,66 @@
+// One private OpenSSL library context (OSSL_LIB_CTX) per mode, with the algorithms we use
+// fetched once. Nothing here reads OPENSSL_CONF or OPENSSL_MODULES: providers are loaded
+// explicitly, so the process-wide configuration that Node also reads never reaches us.
+// The standard mode uses the built-in default provider; FIPS mode is a second instance of this
+// class over the FIPS provider (see fips/ and docs/FIPS.md), not a different code path.
+#pragma once
+#include <openssl/evp.h>
+#include <openssl/provider.h>
+#include <openssl/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace qt {
+
+class LibraryContext {
+ public:
+  // Returns nullptr and sets *error when a provider or algorithm is missing.
+  static std::unique_ptr<LibraryContext> CreateStandard(std::string* error);
+  ~LibraryContext();
+  LibraryContext(const LibraryContext&) = delete;
+  LibraryContext& operator=(const LibraryContext&) = delete;
+
+  OSSL_LIB_CTX* ctx() const { return ctx_; }
+  bool fips() const { return fips_; }
+  const char* name() const { return fips_ ? "fips" : "standard"; }
+  // Property query for key-management/KEM/derive fetches (X25519 needs its own in FIPS mode).
+  const char* propq() const { return propq_.c_str(); }
+  const char* x25519_propq() const { return x25519_propq_.c_str(); }
+
+  const EVP_MD* shake256() const { return shake256_; }
+  const EVP_MD* sha3_256() const { return sha3_256_; }
+  const EVP_CIPHER* aes256gcm() const { return aes256gcm_; }
+  // nullptr where the context has no ChaCha20-Poly1305 (the FIPS provider).
+  const EVP_CIPHER* chacha20poly1305() const { return chacha20poly1305_; }
+
+  struct ProviderInfo {
+    std::string name, version, buildinfo;
+    bool active;
+  };
+  std::vector<ProviderInfo> Providers() const;
+
+ private:
+  LibraryContext() = default;
+  bool FetchAlgorithms(std::string* error);
+
+  OSSL_LIB_CTX* ctx_ = nullptr;
+  bool fips_ = false;
+  std::string propq_, x25519_propq_;
+  std::vector<OSSL_PROVIDER*> providers_;
+  EVP_MD* shake256_ = nullptr;
+  EVP_MD* sha3_256_ = nullptr;
+  EVP_CIPHER* aes256gcm_ = nullptr;
+  EVP_CIPHER* chacha20poly1305_ = nullptr;
+};
+
+// Once per process: initialise our (static, hidden) libcrypto without any configuration file and
+// put the `null` provider in its global default context, so code that forgets to pass a private
+// context fails loudly instead of silently using an unconfigured default.
+bool InitOpenSslOnce(std::string* error);
+
+// The version string of the libcrypto linked into the addon (not Node's).
+const char* LinkedOpenSslVersion();
+
+}  // namespace qt

@@ -1,0 +1,324 @@
+#include "mlkem.h"
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+
+#include <memory>
+#include <vector>
+
+#include "addon_data.h"
+#include "async_job.h"
+#include "bytes.h"
+#include "errors.h"
+#include "private_key.h"
+#include "secret.h"
+
+namespace qt {
+
+namespace {
+
+struct MlKemSizes {
+  size_t public_key, private_key, ciphertext;
+};
+constexpr size_t kSharedSecretSize = 32;
+constexpr size_t kSeedSize = 64;  // d || z
+constexpr size_t kEncapsulationCoinsSize = 32;  // m
+
+bool ParseKind(Napi::Env env, Napi::Value v, KeyKind* kind) {
+  if (v.IsNumber()) {
+    int n = v.As<Napi::Number>().Int32Value();
+    if (n == static_cast<int>(KeyKind::kMlKem768) || n == static_cast<int>(KeyKind::kMlKem1024)) {
+      *kind = static_cast<KeyKind>(n);
+      return true;
+    }
+  }
+  ThrowInvalidArgument(env, "unknown ML-KEM parameter set");
+  return false;
+}
+
+MlKemSizes SizesOf(KeyKind kind) {
+  return kind == KeyKind::kMlKem768 ? MlKemSizes{1184, 2400, 1088} : MlKemSizes{1568, 3168, 1568};
+}
+
+using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)>;
+
+// Key generation; `seed` (d || z, 64 bytes) makes it deterministic (FIPS 203 ML-KEM.KeyGen_internal).
+EVP_PKEY* Generate(LibraryContext* lc, KeyKind kind, const uint8_t* seed, OpStatus* st) {
+  PkeyCtx ctx(EVP_PKEY_CTX_new_from_name(lc->ctx(), KeyKindName(kind), lc->propq()), EVP_PKEY_CTX_free);
+  if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1) {
+    st->Fail(code::kUnsupported, std::string(KeyKindName(kind)) + " is not available");
+    return nullptr;
+  }
+  if (seed != nullptr) {
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_ML_KEM_SEED, const_cast<uint8_t*>(seed), kSeedSize),
+        OSSL_PARAM_construct_end()};
+    if (EVP_PKEY_CTX_set_params(ctx.get(), params) != 1) {
+      st->Fail(code::kCryptoFailure, "cannot set the ML-KEM seed");
+      return nullptr;
+    }
+  }
+  EVP_PKEY* pkey = nullptr;
+  if (EVP_PKEY_generate(ctx.get(), &pkey) != 1) {
+    st->Fail(code::kCryptoFailure, "ML-KEM key generation failed");
+    return nullptr;
+  }
+  return pkey;
+}
+
+// Parses an encapsulation key; OpenSSL applies the FIPS 203 §7.2 modulus check here.
+EVP_PKEY* ImportPublicKey(LibraryContext* lc, KeyKind kind, const uint8_t* ek, size_t len, OpStatus* st) {
+  if (len != SizesOf(kind).public_key) {
+    st->Fail(code::kInvalidKey, std::string(KeyKindName(kind)) + " public key has the wrong length");
+    return nullptr;
+  }
+  EVP_PKEY* pkey = EVP_PKEY_new_raw_public_key_ex(lc->ctx(), KeyKindName(kind), lc->propq(), ek, len);
+  if (pkey == nullptr) st->Fail(code::kInvalidKey, std::string(KeyKindName(kind)) + " public key is invalid");
+  return pkey;
+}
+
+bool Encapsulate(LibraryContext* lc, KeyKind kind, const uint8_t* ek, size_t ek_len, const uint8_t* coins,
+                 std::vector<uint8_t>* ct, SecretBytes* ss, OpStatus* st) {
+  EVP_PKEY* raw = ImportPublicKey(lc, kind, ek, ek_len, st);
+  if (raw == nullptr) return false;
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pub(raw, EVP_PKEY_free);
+  PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(lc->ctx(), pub.get(), lc->propq()), EVP_PKEY_CTX_free);
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string(OSSL_KEM_PARAM_IKME, const_cast<uint8_t*>(coins), kEncapsulationCoinsSize),
+      OSSL_PARAM_construct_end()};
+  if (!ctx || EVP_PKEY_encapsulate_init(ctx.get(), coins != nullptr ? params : nullptr) != 1) {
+    return st->Fail(code::kCryptoFailure, "ML-KEM encapsulation could not start");
+  }
+  size_t ct_len = SizesOf(kind).ciphertext, ss_len = ss->size();
+  ct->resize(ct_len);
+  if (EVP_PKEY_encapsulate(ctx.get(), ct->data(), &ct_len, ss->data(), &ss_len) != 1 ||
+      ct_len != ct->size() || ss_len != kSharedSecretSize) {
+    return st->Fail(code::kCryptoFailure, "ML-KEM encapsulation failed");
+  }
+  return true;
+}
+
+bool Decapsulate(LibraryContext* lc, EVP_PKEY* priv, KeyKind kind, const uint8_t* ct, size_t ct_len,
+                 SecretBytes* ss, OpStatus* st) {
+  if (ct_len != SizesOf(kind).ciphertext) {
+    return st->Fail(code::kInvalidArgument, std::string(KeyKindName(kind)) + " ciphertext has the wrong length");
+  }
+  PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(lc->ctx(), priv, lc->propq()), EVP_PKEY_CTX_free);
+  size_t ss_len = ss->size();
+  if (!ctx || EVP_PKEY_decapsulate_init(ctx.get(), nullptr) != 1 ||
+      EVP_PKEY_decapsulate(ctx.get(), ss->data(), &ss_len, ct, ct_len) != 1 || ss_len != kSharedSecretSize) {
+    return st->Fail(code::kCryptoFailure, "ML-KEM decapsulation failed");
+  }
+  return true;
+}
+
+Napi::Value EncapsulationResult(Napi::Env env, const std::vector<uint8_t>& ct, std::unique_ptr<SecretBytes> ss) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ciphertext", CopyToBuffer(env, ct.data(), ct.size()));
+  out.Set("sharedSecret", Secret::Wrap(env, std::move(ss)));
+  return out;
+}
+
+// mlkemGenerateKeyPair(kind, seed?) -> PrivateKey
+Napi::Value GenerateKeyPair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KeyKind kind;
+  if (!ParseKind(env, info[0], &kind)) return env.Undefined();
+  ByteView seed;
+  if (!info[1].IsUndefined() && !GetBytesOfSize(env, info[1], "seed", kSeedSize, &seed)) return env.Undefined();
+  LibraryContext* lc = Data(env).active_context;
+  OpStatus st;
+  EVP_PKEY* pkey = Generate(lc, kind, seed.data, &st);
+  if (st.ThrowIfFailed(env)) return env.Undefined();
+  return PrivateKey::Wrap(env, pkey, kind, lc);
+}
+
+class GenerateJob : public PromiseJob {
+ public:
+  GenerateJob(Napi::Env env, KeyKind kind, LibraryContext* lc) : PromiseJob(env), kind_(kind), lc_(lc) {}
+  ~GenerateJob() override { EVP_PKEY_free(pkey_); }
+
+ private:
+  void Run(OpStatus* st) override { pkey_ = Generate(lc_, kind_, nullptr, st); }
+  Napi::Value Result(Napi::Env env) override {
+    EVP_PKEY* p = pkey_;
+    pkey_ = nullptr;
+    return PrivateKey::Wrap(env, p, kind_, lc_);
+  }
+  KeyKind kind_;
+  LibraryContext* lc_;
+  EVP_PKEY* pkey_ = nullptr;
+};
+
+Napi::Value GenerateKeyPairAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KeyKind kind;
+  if (!ParseKind(env, info[0], &kind)) return env.Undefined();
+  auto* job = new GenerateJob(env, kind, Data(env).active_context);
+  Napi::Promise p = job->Promise();
+  job->Queue();
+  return p;
+}
+
+// mlkemPublicKey(privateKey, kind) -> Buffer (the encapsulation key)
+Napi::Value PublicKey(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KeyKind kind;
+  if (!ParseKind(env, info[1], &kind)) return env.Undefined();
+  PrivateKey* key = PrivateKey::FromValue(env, info[0], kind, "privateKey");
+  if (key == nullptr) return env.Undefined();
+  return ExportPublicKey(env, key->pkey(), kind);
+}
+
+// mlkemCheckPublicKey(kind, ek) -> true, or throws ERR_QT_INVALID_KEY
+Napi::Value CheckPublicKey(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KeyKind kind;
+  ByteView ek;
+  if (!ParseKind(env, info[0], &kind) || !GetBytes(env, info[1], "publicKey", &ek)) return env.Undefined();
+  OpStatus st;
+  EVP_PKEY* pkey = ImportPublicKey(Data(env).active_context, kind, ek.data, ek.size, &st);
+  EVP_PKEY_free(pkey);
+  if (st.ThrowIfFailed(env)) return env.Undefined();
+  return Napi::Boolean::New(env, true);
+}
+
+// mlkemEncapsulate(kind, ek, m?) -> { ciphertext, sharedSecret }
+Napi::Value EncapsulateSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KeyKind kind;
+  ByteView ek, coins;
+  if (!ParseKind(env, info[0], &kind) || !GetBytes(env, info[1], "publicKey", &ek)) return env.Undefined();
+  if (!info[2].IsUndefined() && !GetBytesOfSize(env, info[2], "m", kEncapsulationCoinsSize, &coins)) {
+    return env.Undefined();
+  }
+  std::vector<uint8_t> ct;
+  auto ss = std::make_unique<SecretBytes>(kSharedSecretSize);
+  OpStatus st;
+  Encapsulate(Data(env).active_context, kind, ek.data, ek.size, coins.data, &ct, ss.get(), &st);
+  if (st.ThrowIfFailed(env)) return env.Undefined();
+  return EncapsulationResult(env, ct, std::move(ss));
+}
+
+class EncapsulateJob : public PromiseJob {
+ public:
+  EncapsulateJob(Napi::Env env, KeyKind kind, LibraryContext* lc, const ByteView& ek)
+      : PromiseJob(env), kind_(kind), lc_(lc), ek_(ek.data, ek.data + ek.size),
+        ss_(std::make_unique<SecretBytes>(kSharedSecretSize)) {}
+
+ private:
+  void Run(OpStatus* st) override { Encapsulate(lc_, kind_, ek_.data(), ek_.size(), nullptr, &ct_, ss_.get(), st); }
+  Napi::Value Result(Napi::Env env) override { return EncapsulationResult(env, ct_, std::move(ss_)); }
+  KeyKind kind_;
+  LibraryContext* lc_;
+  std::vector<uint8_t> ek_, ct_;
+  std::unique_ptr<SecretBytes> ss_;
+};
+
+Napi::Value EncapsulateAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KeyKind kind;
+  ByteView ek;
+  if (!ParseKind(env, info[0], &kind) || !GetBytes(env, info[1], "publicKey", &ek)) return env.Undefined();
+  auto* job = new EncapsulateJob(env, kind, Data(env).active_context, ek);
+  Napi::Promise p = job->Promise();
+  job->Queue();
+  return p;
+}
+
+// mlkemDecapsulate(privateKey, kind, ciphertext) -> Secret
+Napi::Value DecapsulateSync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KeyKind kind;
+  if (!ParseKind(env, info[1], &kind)) return env.Undefined();
+  PrivateKey* key = PrivateKey::FromValue(env, info[0], kind, "privateKey");
+  ByteView ct;
+  if (key == nullptr || !GetBytes(env, info[2], "ciphertext", &ct)) return env.Undefined();
+  auto ss = std::make_unique<SecretBytes>(kSharedSecretSize);
+  OpStatus st;
+  Decapsulate(key->context(), key->pkey(), kind, ct.data, ct.size, ss.get(), &st);
+  if (st.ThrowIfFailed(env)) return env.Undefined();
+  return Secret::Wrap(env, std::move(ss));
+}
+
+class DecapsulateJob : public PromiseJob {
+ public:
+  DecapsulateJob(Napi::Env env, PrivateKey* key, KeyKind kind, const ByteView& ct)
+      : PromiseJob(env), kind_(kind), lc_(key->context()), pkey_(key->pkey()), ct_(ct.data, ct.data + ct.size),
+        ss_(std::make_unique<SecretBytes>(kSharedSecretSize)) {
+    EVP_PKEY_up_ref(pkey_);  // survives a destroy() of the handle while the job runs
+  }
+  ~DecapsulateJob() override { EVP_PKEY_free(pkey_); }
+
+ private:
+  void Run(OpStatus* st) override { Decapsulate(lc_, pkey_, kind_, ct_.data(), ct_.size(), ss_.get(), st); }
+  Napi::Value Result(Napi::Env env) override { return Secret::Wrap(env, std::move(ss_)); }
+  KeyKind kind_;
+  LibraryContext* lc_;
+  EVP_PKEY* pkey_;
+  std::vector<uint8_t> ct_;
+  std::unique_ptr<SecretBytes> ss_;
+};
+
+Napi::Value DecapsulateAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KeyKind kind;
+  if (!ParseKind(env, info[1], &kind)) return env.Undefined();
+  PrivateKey* key = PrivateKey::FromValue(env, info[0], kind, "privateKey");
+  ByteView ct;
+  if (key == nullptr || !GetBytes(env, info[2], "ciphertext", &ct)) return env.Undefined();
+  auto* job = new DecapsulateJob(env, key, kind, ct);
+  Napi::Promise p = job->Promise();
+  job->Queue();
+  return p;
+}
+
+// Test-vector import of an expanded decapsulation key (ACVP decapsulation groups).
+Napi::Value PrivateKeyFromBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  KeyKind kind;
+  ByteView dk;
+  if (!ParseKind(env, info[0], &kind) || !GetBytesOfSize(env, info[1], "privateKey", SizesOf(kind).private_key, &dk)) {
+    return env.Undefined();
+  }
+  LibraryContext* lc = Data(env).active_context;
+  EVP_PKEY* pkey = EVP_PKEY_new_raw_private_key_ex(lc->ctx(), KeyKindName(kind), lc->propq(), dk.data, dk.size);
+  if (pkey == nullptr) {
+    ThrowError(env, code::kInvalidKey, std::string(KeyKindName(kind)) + " private key is invalid");
+    return env.Undefined();
+  }
+  return PrivateKey::Wrap(env, pkey, kind, lc);
+}
+
+Napi::Object SizesObject(Napi::Env env, KeyKind kind) {
+  MlKemSizes s = SizesOf(kind);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("publicKey", static_cast<double>(s.public_key));
+  o.Set("privateKey", static_cast<double>(s.private_key));
+  o.Set("ciphertext", static_cast<double>(s.ciphertext));
+  o.Set("sharedSecret", static_cast<double>(kSharedSecretSize));
+  o.Set("seed", static_cast<double>(kSeedSize));
+  o.Set("encapsulationCoins", static_cast<double>(kEncapsulationCoinsSize));
+  o.Set("id", static_cast<double>(kind));
+  return o;
+}
+
+}  // namespace
+
+void InitMlKem(Napi::Env env, Napi::Object exports) {
+  exports.Set("mlkemGenerateKeyPair", Napi::Function::New<GenerateKeyPair>(env));
+  exports.Set("mlkemGenerateKeyPairAsync", Napi::Function::New<GenerateKeyPairAsync>(env));
+  exports.Set("mlkemPublicKey", Napi::Function::New<PublicKey>(env));
+  exports.Set("mlkemCheckPublicKey", Napi::Function::New<CheckPublicKey>(env));
+  exports.Set("mlkemEncapsulate", Napi::Function::New<EncapsulateSync>(env));
+  exports.Set("mlkemEncapsulateAsync", Napi::Function::New<EncapsulateAsync>(env));
+  exports.Set("mlkemDecapsulate", Napi::Function::New<DecapsulateSync>(env));
+  exports.Set("mlkemDecapsulateAsync", Napi::Function::New<DecapsulateAsync>(env));
+  exports.Set("mlkemPrivateKeyFromBytes", Napi::Function::New<PrivateKeyFromBytes>(env));
+  Napi::Object sizes = Napi::Object::New(env);
+  sizes.Set("ML-KEM-768", SizesObject(env, KeyKind::kMlKem768));
+  sizes.Set("ML-KEM-1024", SizesObject(env, KeyKind::kMlKem1024));
+  exports.Set("mlkemSizes", sizes);
+}
+
+}  // namespace qt

@@ -1,0 +1,109 @@
+#include "private_key.h"
+
+#include <openssl/core_names.h>
+
+#include <vector>
+
+#include "addon_data.h"
+#include "bytes.h"
+#include "errors.h"
+
+namespace qt {
+
+namespace {
+const napi_type_tag kPrivateKeyTag = {0x2f6d0b9c41e87a53ULL, 0x9e1b47c3d5a60f28ULL};
+
+struct WrapArgs {
+  EVP_PKEY* pkey;
+  KeyKind kind;
+  LibraryContext* lc;
+};
+}  // namespace
+
+const char* KeyKindName(KeyKind kind) {
+  switch (kind) {
+    case KeyKind::kX25519: return "X25519";
+    case KeyKind::kMlKem768: return "ML-KEM-768";
+    case KeyKind::kMlKem1024: return "ML-KEM-1024";
+  }
+  return "unknown";
+}
+
+Napi::Function PrivateKey::Init(Napi::Env env) {
+  return DefineClass(env, "PrivateKey",
+                     {
+                         InstanceAccessor<&PrivateKey::Algorithm>("algorithm"),
+                         InstanceAccessor<&PrivateKey::Destroyed>("destroyed"),
+                         InstanceMethod<&PrivateKey::Destroy>("destroy"),
+                     });
+}
+
+PrivateKey::PrivateKey(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PrivateKey>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    ThrowError(info.Env(), code::kInvalidArgument, "PrivateKey handles are created by crypto functions only");
+    return;
+  }
+  WrapArgs* args = info[0].As<Napi::External<WrapArgs>>().Data();
+  pkey_ = args->pkey;
+  kind_ = args->kind;
+  lc_ = args->lc;
+  napi_type_tag_object(info.Env(), info.This(), &kPrivateKeyTag);
+}
+
+PrivateKey::~PrivateKey() { EVP_PKEY_free(pkey_); }
+
+Napi::Value PrivateKey::Wrap(Napi::Env env, EVP_PKEY* pkey, KeyKind kind, LibraryContext* lc) {
+  WrapArgs args{pkey, kind, lc};
+  Napi::Object obj = Data(env).private_key_constructor.New({Napi::External<WrapArgs>::New(env, &args)});
+  if (obj.IsEmpty()) EVP_PKEY_free(pkey);  // construction threw: nobody owns the key
+  return obj;
+}
+
+PrivateKey* PrivateKey::FromValue(Napi::Env env, Napi::Value v, KeyKind kind, const char* what) {
+  bool tagged = false;
+  if (v.IsObject()) napi_check_object_type_tag(env, v, &kPrivateKeyTag, &tagged);
+  if (!tagged) {
+    ThrowInvalidArgument(env, std::string(what) + " must be a PrivateKey handle");
+    return nullptr;
+  }
+  PrivateKey* k = Napi::ObjectWrap<PrivateKey>::Unwrap(v.As<Napi::Object>());
+  if (k->pkey_ == nullptr) {
+    ThrowError(env, code::kDestroyed, std::string(what) + " has been destroyed");
+    return nullptr;
+  }
+  if (k->kind_ != kind) {
+    ThrowError(env, code::kInvalidKey,
+               std::string(what) + " must be an " + KeyKindName(kind) + " key, not " + KeyKindName(k->kind_));
+    return nullptr;
+  }
+  return k;
+}
+
+Napi::Value PrivateKey::Algorithm(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), KeyKindName(kind_));
+}
+
+Napi::Value PrivateKey::Destroyed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), pkey_ == nullptr);
+}
+
+void PrivateKey::Destroy(const Napi::CallbackInfo&) {
+  EVP_PKEY_free(pkey_);  // drops our reference; an in-flight async job keeps its own
+  pkey_ = nullptr;
+}
+
+Napi::Value ExportPublicKey(Napi::Env env, EVP_PKEY* pkey, KeyKind kind) {
+  size_t len = 0;
+  if (EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0, &len) != 1) {
+    ThrowError(env, code::kCryptoFailure, std::string("cannot export the ") + KeyKindName(kind) + " public key");
+    return env.Undefined();
+  }
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, len);
+  if (EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_PUB_KEY, out.Data(), len, &len) != 1) {
+    ThrowError(env, code::kCryptoFailure, std::string("cannot export the ") + KeyKindName(kind) + " public key");
+    return env.Undefined();
+  }
+  return out;
+}
+
+}  // namespace qt

@@ -1,0 +1,92 @@
+#include "random.h"
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <memory>
+
+#include "addon_data.h"
+#include "bytes.h"
+#include "errors.h"
+#include "secret.h"
+
+namespace qt {
+
+namespace {
+
+constexpr unsigned int kStrength = 256;  // bits; the DRBG must be seeded for this strength
+constexpr size_t kMaxRandomSecret = 1 << 16;
+
+bool Fill(LibraryContext* lc, uint8_t* data, size_t size) {
+  // RAND_bytes_ex takes size_t; draw in chunks so one call never asks for more than the DRBG's
+  // per-request limit matters to us.
+  while (size > 0) {
+    size_t n = size < 65536 ? size : 65536;
+    if (RAND_bytes_ex(lc->ctx(), data, n, kStrength) != 1) return false;
+    data += n;
+    size -= n;
+  }
+  return true;
+}
+
+// randomFill(buf) -> buf
+Napi::Value RandomFill(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ByteView buf;
+  if (!GetBytes(env, info[0], "buffer", &buf)) return env.Undefined();
+  if (!Fill(Data(env).active_context, buf.data, buf.size)) {
+    ThrowError(env, code::kCryptoFailure, "the DRBG failed");
+    return env.Undefined();
+  }
+  return info[0];
+}
+
+// randomSecret(n) -> Secret (e.g. ticket keys)
+Napi::Value RandomSecret(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t n;
+  if (!GetSize(env, info[0], "length", kMaxRandomSecret, &n)) return env.Undefined();
+  auto s = std::make_unique<SecretBytes>(n);
+  if (!Fill(Data(env).active_context, s->data(), n)) {
+    ThrowError(env, code::kCryptoFailure, "the DRBG failed");
+    return env.Undefined();
+  }
+  return Secret::Wrap(env, std::move(s));
+}
+
+// Bytes of a Secret handle or a Uint8Array, for comparisons.
+bool GetComparable(Napi::Env env, Napi::Value v, const char* what, const uint8_t** data, size_t* size) {
+  if (v.IsTypedArray()) {
+    ByteView view;
+    if (!GetBytes(env, v, what, &view)) return false;
+    *data = view.data;
+    *size = view.size;
+    return true;
+  }
+  Secret* s = Secret::FromValue(env, v, what);
+  if (s == nullptr) return false;
+  *data = s->bytes().data();
+  *size = s->bytes().size();
+  return true;
+}
+
+// timingSafeEqual(a, b) -> boolean; a and b are Secrets or byte arrays. Lengths are public.
+Napi::Value TimingSafeEqual(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint8_t *a, *b;
+  size_t a_len, b_len;
+  if (!GetComparable(env, info[0], "a", &a, &a_len) || !GetComparable(env, info[1], "b", &b, &b_len)) {
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, a_len == b_len && CRYPTO_memcmp(a, b, a_len) == 0);
+}
+
+}  // namespace
+
+void InitRandom(Napi::Env env, Napi::Object exports) {
+  exports.Set("randomFill", Napi::Function::New<RandomFill>(env));
+  exports.Set("randomSecret", Napi::Function::New<RandomSecret>(env));
+  exports.Set("timingSafeEqual", Napi::Function::New<TimingSafeEqual>(env));
+}
+
+}  // namespace qt

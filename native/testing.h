@@ -1,0 +1,8 @@
+// Test-only exports: raw secret bytes for known-answer vectors. Exposed to JavaScript only as
+// `crypto.testing` (lib/crypto/testing.ts), named so that no production path uses them by accident.
+#pragma once
+#include <napi.h>
+
+namespace qt {
+void InitTesting(Napi::Env env, Napi::Object exports);
+}
