@@ -20,9 +20,21 @@
         "native/testing.cc",
         "native/x25519.cc"
       ],
+      # Node-API only: the Node-API headers from npm, never Node's own include directory, which
+      # also holds Node's (older) OpenSSL headers.
       "include_dirs": [
+        "<!(node -p \"require('node-api-headers').include_dir\")",
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<(qt_openssl_dir)/include"
+      ],
+      "include_dirs!": [
+        "<(node_root_dir)/include/node",
+        "<(node_root_dir)/src",
+        "<(node_root_dir)/deps/openssl/config",
+        "<(node_root_dir)/deps/openssl/openssl/include",
+        "<(node_root_dir)/deps/uv/include",
+        "<(node_root_dir)/deps/zlib",
+        "<(node_root_dir)/deps/v8/include"
       ],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc!": ["-fno-rtti"],

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// Builds the addon with cmake-js (default, the primary build) or node-gyp (`gyp`), offline:
+// cmake-js uses the npm package node-api-headers (package.json declares binary.napi_versions),
+// node-gyp uses the local Node's headers. Extra flags: --fips (FIPS profile), --debug, --sanitize.
+'use strict';
+const { spawnSync } = require('node:child_process');
+const { existsSync } = require('node:fs');
+const { join } = require('node:path');
+
+const root = join(__dirname, '..');
+const args = process.argv.slice(2);
+const tool = args[0] === 'gyp' ? 'gyp' : 'cmake';
+const fips = args.includes('--fips') || process.env.QUANTUM_TUNNEL_FIPS_PROFILE === '1';
+const debug = args.includes('--debug');
+const sanitize = args.includes('--sanitize');
+
+function run(cmd, cmdArgs, env = process.env) {
+  const r = spawnSync(cmd, cmdArgs, { cwd: root, stdio: 'inherit', env });
+  if (r.error) throw r.error;
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+
+function bin(name) {
+  return join(root, 'node_modules', '.bin', name);
+}
+
+// The prefix of the running Node when it ships its headers (Debian/NodeSource: /usr/include/node).
+function localNodeDir() {
+  const prefix = join(process.execPath, '..', '..');
+  return existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? prefix : undefined;
+}
+
+if (tool === 'cmake') {
+  const cmakeArgs = ['build', '--out', 'build'];
+  if (debug) cmakeArgs.push('--debug');
+  cmakeArgs.push(`--CDQT_FIPS_PROFILE=${fips ? 'ON' : 'OFF'}`, `--CDQT_SANITIZE=${sanitize ? 'ON' : 'OFF'}`);
+  run(bin('cmake-js'), cmakeArgs);
+} else {
+  // npm sets npm_config_node_gyp to its bundled node-gyp; fall back to the devDependency.
+  const gyp = process.env.npm_config_node_gyp || bin('node-gyp');
+  const gypArgs = ['rebuild'];
+  // Offline: build against the running Node's own headers (never download them).
+  const nodedir = process.env.npm_config_nodedir || localNodeDir();
+  if (nodedir) gypArgs.push(`--nodedir=${nodedir}`);
+  if (debug) gypArgs.push('--debug');
+  const cmd = gyp.endsWith('.js') ? process.execPath : gyp;
+  const full = gyp.endsWith('.js') ? [gyp, ...gypArgs] : gypArgs;
+  run(cmd, full, { ...process.env, QUANTUM_TUNNEL_FIPS_PROFILE: fips ? '1' : '0' });
+}
