@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// `npm run bench`: runs bench/crypto.bench.ts under Node 24 (node:crypto has ML-KEM from Node 24
+// on; the machine's default Node may be older). scripts/node24.sh prints the Node 24 binary,
+// installing it into a per-user cache when needed. TypeScript runs through tsx (a devDependency),
+// whose loader is resolved from this package so the run works from any working directory.
+//
+// Extra arguments are passed to the benchmark: --quick, --json PATH, --filter REGEX, --time MS,
+// --check (see bench/crypto.bench.ts).
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+function fail(message) {
+  console.error(`[bench] ${message}`);
+  process.exit(1);
+}
+
+let node24;
+try {
+  node24 = execFileSync('bash', [join(root, 'scripts', 'node24.sh')], {
+    cwd: root,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+    .trim()
+    .split('\n')
+    .pop();
+} catch (err) {
+  fail(`cannot get a Node 24 binary from scripts/node24.sh: ${err.message}`);
+}
+if (!node24 || !existsSync(node24)) fail(`scripts/node24.sh printed no usable Node 24 binary (${node24})`);
+
+let tsxLoader;
+try {
+  tsxLoader = pathToFileURL(createRequire(join(root, 'package.json')).resolve('tsx')).href;
+} catch {
+  fail('tsx is not installed; run `npm install` (it is a devDependency)');
+}
+
+if (!existsSync(join(root, 'build', 'Release', 'quantum_tunnel.node')) && !process.env.QUANTUM_TUNNEL_ADDON) {
+  fail('the addon is not built (build/Release/quantum_tunnel.node); run `npm run build:native` first');
+}
+
+const args = ['--expose-gc', '--import', tsxLoader, join(root, 'bench', 'crypto.bench.ts'), ...process.argv.slice(2)];
+const child = spawn(node24, args, { cwd: root, stdio: 'inherit' });
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
+child.on('error', (err) => fail(`cannot start ${node24}: ${err.message}`));
+child.on('exit', (code, signal) => {
+  if (signal) process.kill(process.pid, signal);
+  else process.exit(code ?? 1);
+});
