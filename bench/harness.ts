@@ -11,7 +11,7 @@
  * Sync cases are called in chunks sized from the warm-up (about 0.25 ms of work) so the clock is
  * read rarely. Async cases keep `inFlight` promises pending at all times and count completions.
  * When the process runs with --expose-gc, a full GC runs (untimed) before every slot, so garbage
- * left by one case is not charged to the next.
+ * left by one case is not charged to the next (before every case only, with gcBefore: 'case').
  */
 
 export interface HarnessOptions {
@@ -21,6 +21,11 @@ export interface HarnessOptions {
   timeMs: number;
   /** Number of rounds (samples per case). */
   rounds: number;
+  /**
+   * With --expose-gc: `slot` runs a full GC before every slot (fairest; ~10 ms each), `case` only
+   * before each case's warm-up (for short runs).
+   */
+  gcBefore: 'slot' | 'case';
 }
 
 interface CaseBase {
@@ -146,7 +151,7 @@ export async function measureGroup(cases: Case[], opts: HarnessOptions): Promise
   for (let r = 0; r < opts.rounds; r++) {
     for (let k = 0; k < prepared.length; k++) {
       const p = prepared[(r + k) % prepared.length]!;
-      gc?.();
+      if (opts.gcBefore === 'slot') gc?.();
       const { calls, ns } = isAsync(p.c) ? await runAsync(p.c.asyncFn, p.c.inFlight, slot) : runSync(p.c.fn, p.chunk, slot);
       const ops = calls * (p.c.opsPerCall ?? 1);
       p.samples.push((ops * 1e9) / Number(ns));
