@@ -12,6 +12,8 @@
  * read rarely. Async cases keep `inFlight` promises pending at all times and count completions.
  * When the process runs with --expose-gc, a full GC runs (untimed) before every slot, so garbage
  * left by one case is not charged to the next (before every case only, with gcBefore: 'case').
+ * The event loop gets a turn before every slot too, as it would between requests in a server:
+ * Node-API finalizers of native handles are deferred to it and would otherwise pile up.
  */
 
 export interface HarnessOptions {
@@ -121,6 +123,9 @@ interface Prepared {
   totalNs: bigint;
 }
 
+/** Lets the event loop turn (N-API finalizers and other deferred work run here, untimed). */
+const yieldToEventLoop = (): Promise<void> => new Promise((done) => setImmediate(done));
+
 const ms = (x: number): bigint => BigInt(Math.max(1, Math.round(x * 1e6)));
 
 async function warmUp(c: Case, warmupMs: number): Promise<number> {
@@ -152,6 +157,7 @@ export async function measureGroup(cases: Case[], opts: HarnessOptions): Promise
     for (let k = 0; k < prepared.length; k++) {
       const p = prepared[(r + k) % prepared.length]!;
       if (opts.gcBefore === 'slot') gc?.();
+      await yieldToEventLoop();
       const { calls, ns } = isAsync(p.c) ? await runAsync(p.c.asyncFn, p.c.inFlight, slot) : runSync(p.c.fn, p.chunk, slot);
       const ops = calls * (p.c.opsPerCall ?? 1);
       p.samples.push((ops * 1e9) / Number(ns));

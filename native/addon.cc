@@ -63,11 +63,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(data);  // deleted with the environment
 
   std::string error;
-  if (!InitOpenSslOnce(&error) || !(data->standard_context = LibraryContext::CreateStandard(&error))) {
+  if (!InitOpenSslOnce(&error) || !(data->standard_context = LibraryContext::Standard(&error))) {
     ThrowError(env, code::kLibraryContext, error);
     return exports;
   }
-  data->active_context = data->standard_context.get();
+  data->active_context = data->standard_context;
 
   Napi::Function secret = Secret::Init(env);
   data->secret_constructor = Napi::Persistent(secret);

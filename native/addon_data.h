@@ -3,8 +3,6 @@
 #pragma once
 #include <napi.h>
 
-#include <memory>
-
 #include "library_context.h"
 
 namespace qt {
@@ -14,7 +12,8 @@ struct AddonData {
   Napi::FunctionReference secret_constructor;
   Napi::FunctionReference private_key_constructor;
   Napi::FunctionReference aead_constructor;
-  std::unique_ptr<LibraryContext> standard_context;
+  // Process-wide contexts (see LibraryContext::Standard); not owned here.
+  LibraryContext* standard_context = nullptr;
   // The context every new operation uses. FIPS mode swaps in a second LibraryContext; handles
   // remember the context they were made in.
   LibraryContext* active_context = nullptr;

@@ -33,6 +33,15 @@ bool InitOpenSslOnce(std::string* error) {
 
 const char* LinkedOpenSslVersion() { return OpenSSL_version(OPENSSL_VERSION); }
 
+LibraryContext* LibraryContext::Standard(std::string* error) {
+  static std::once_flag once;
+  static LibraryContext* standard = nullptr;
+  static std::string create_error;
+  std::call_once(once, [] { standard = CreateStandard(&create_error).release(); });
+  if (standard == nullptr) *error = create_error;
+  return standard;
+}
+
 std::unique_ptr<LibraryContext> LibraryContext::CreateStandard(std::string* error) {
   std::unique_ptr<LibraryContext> lc(new LibraryContext());
   lc->ctx_ = OSSL_LIB_CTX_new();

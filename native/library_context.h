@@ -16,8 +16,11 @@ namespace qt {
 
 class LibraryContext {
  public:
+  // The process-wide standard context, created on first use and never freed: libuv threadpool
+  // threads keep per-thread DRBG state that refers to the context until they exit, which is after
+  // any Node environment is torn down, so freeing it earlier would be a use-after-free.
   // Returns nullptr and sets *error when a provider or algorithm is missing.
-  static std::unique_ptr<LibraryContext> CreateStandard(std::string* error);
+  static LibraryContext* Standard(std::string* error);
   ~LibraryContext();
   LibraryContext(const LibraryContext&) = delete;
   LibraryContext& operator=(const LibraryContext&) = delete;
@@ -43,6 +46,7 @@ class LibraryContext {
 
  private:
   LibraryContext() = default;
+  static std::unique_ptr<LibraryContext> CreateStandard(std::string* error);
   bool FetchAlgorithms(std::string* error);
 
   OSSL_LIB_CTX* ctx_ = nullptr;

@@ -1,0 +1,38 @@
+/**
+ * A workload for scripts/memcheck.sh: every native entry point, valid and invalid, with handles
+ * destroyed and handles left to the finalizer, so valgrind can see leaks and bad accesses.
+ */
+import { crypto } from '../lib/index.js';
+
+const rounds = Number(process.argv[2] ?? 5);
+for (let i = 0; i < rounds; i++) {
+  const kp = crypto.chkem.generateKeyPair();
+  const enc = crypto.chkem.encapsulate(kp.publicKey);
+  const k = crypto.chkem.decapsulate(kp, enc.ciphertext);
+  const aead = crypto.createAead(crypto.AeadSuite.AES_256_GCM, k);
+  const sealed = crypto.seal(aead, Buffer.alloc(12), Buffer.from('ad'), Buffer.alloc(100, i));
+  crypto.open(aead, Buffer.alloc(12), Buffer.from('ad'), sealed);
+  sealed[0]! ^= 1;
+  try { crypto.open(aead, Buffer.alloc(12), Buffer.from('ad'), sealed); } catch { /* expected */ }
+  const table = Uint32Array.from([0, 64, 0, 80, 92, 8, 64, 64, 100, 180, 192, 8]);
+  const dst = Buffer.alloc(256);
+  aead.sealBatch(Buffer.alloc(128, 7), dst, table, 2);
+  try { aead.sealBatch(Buffer.alloc(8), dst, table, 2); } catch { /* expected: out of bounds */ }
+  crypto.deriveSecrets('label', k, [32, 32]).forEach((s) => s.destroy());
+  crypto.deriveKeyMultiple('label', [k, Buffer.alloc(5)], 64);
+  crypto.transcriptHash([Buffer.alloc(3), Buffer.alloc(4)]);
+  crypto.shake256(Buffer.alloc(1000), 1000);
+  try { crypto.chkem.encapsulate(Buffer.alloc(1600)); } catch { /* expected: low-order / bad key */ }
+  try { crypto.mlkem1024.decapsulate(kp.mlkemPrivateKey, Buffer.alloc(10)); } catch { /* expected */ }
+  const cc = crypto.createAead(crypto.AeadSuite.CHACHA20_POLY1305, crypto.randomSecret(32));
+  crypto.seal(cc, Buffer.alloc(12), Buffer.alloc(0), Buffer.alloc(10));
+  if (i % 2 === 0) {
+    // Destroy explicitly half the time; leave the rest to finalizers.
+    kp.destroy(); k.destroy(); enc.sharedSecret.destroy(); aead.destroy(); cc.destroy();
+  }
+  crypto.randomBytes(64);
+}
+await Promise.all([crypto.mlkem768.generateKeyPairAsync(), crypto.chkem.generateKeyPairAsync()]);
+const gc = (globalThis as { gc?: () => void }).gc;
+gc?.();
+console.log('workload done');
