@@ -35,6 +35,14 @@ export interface NativeAeadContext {
   open(dst: Uint8Array, dstOffset: number, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): number;
   sealBatch(src: Uint8Array, dst: Uint8Array, table: Uint32Array, count: number): number;
   openBatch(src: Uint8Array, dst: Uint8Array, table: Uint32Array, count: number, results: Int32Array): number;
+  sealParts(nonce: Uint8Array, aad: Uint8Array, parts: Array<Uint8Array | Secret>): Buffer;
+  openWithSecret(
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    sealed: Uint8Array,
+    secretOffset: number,
+    secretLength: number,
+  ): { plaintext: Buffer; secret: Secret };
   destroy(): void;
 }
 

@@ -4,8 +4,11 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include "addon_data.h"
 #include "bytes.h"
@@ -41,6 +44,8 @@ class Aead : public Napi::ObjectWrap<Aead> {
                            InstanceMethod<&Aead::Open>("open"),
                            InstanceMethod<&Aead::SealBatch>("sealBatch"),
                            InstanceMethod<&Aead::OpenBatch>("openBatch"),
+                           InstanceMethod<&Aead::SealParts>("sealParts"),
+                           InstanceMethod<&Aead::OpenWithSecret>("openWithSecret"),
                            InstanceMethod<&Aead::Destroy>("destroy"),
                            InstanceAccessor<&Aead::Suite>("suite"),
                            InstanceAccessor<&Aead::Destroyed>("destroyed"),
@@ -267,6 +272,94 @@ class Aead : public Napi::ObjectWrap<Aead> {
       }
     }
     return Napi::Number::New(env, failures);
+  }
+
+  // sealParts(nonce, aad, parts) -> Buffer (ciphertext || tag). Parts are byte arrays or Secret
+  // handles, encrypted as their concatenation, so a secret (a ticket's master secret) can be
+  // sealed without its bytes entering JavaScript.
+  Napi::Value SealParts(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ByteView nonce, aad;
+    if (!Live(env) || !GetBytesOfSize(env, info[0], "nonce", kNonceSize, &nonce) || !GetBytes(env, info[1], "aad", &aad)) {
+      return env.Undefined();
+    }
+    if (!info[2].IsArray()) {
+      ThrowInvalidArgument(env, "parts must be an array");
+      return env.Undefined();
+    }
+    Napi::Array parts = info[2].As<Napi::Array>();
+    std::vector<ByteView> views;
+    size_t total = 0;
+    for (uint32_t i = 0; i < parts.Length(); i++) {
+      Napi::Value p = parts.Get(i);
+      ByteView v;
+      if (p.IsTypedArray()) {
+        if (!GetBytes(env, p, "each part", &v)) return env.Undefined();
+      } else {
+        Secret* s = Secret::FromValue(env, p, "each part");
+        if (s == nullptr) return env.Undefined();
+        v.data = const_cast<uint8_t*>(s->bytes().data());
+        v.size = s->bytes().size();
+      }
+      total += v.size;
+      views.push_back(v);
+    }
+    if (total > kMaxRecord || aad.size > INT_MAX) {
+      ThrowInvalidArgument(env, "plaintext is too large");
+      return env.Undefined();
+    }
+    Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, total + kTagSize);
+    int len = 0;
+    size_t off = 0;
+    bool ok = EVP_EncryptInit_ex2(enc_, nullptr, nullptr, nonce.data, nullptr) == 1 &&
+              (aad.size == 0 || EVP_EncryptUpdate(enc_, nullptr, &len, aad.data, static_cast<int>(aad.size)) == 1);
+    for (const ByteView& v : views) {
+      if (!ok) break;
+      if (v.size > 0) ok = EVP_EncryptUpdate(enc_, out.Data() + off, &len, v.data, static_cast<int>(v.size)) == 1;
+      off += static_cast<size_t>(len);
+    }
+    ok = ok && off == total && EVP_EncryptFinal_ex(enc_, out.Data() + total, &len) == 1 &&
+         EVP_CIPHER_CTX_ctrl(enc_, EVP_CTRL_AEAD_GET_TAG, kTagSize, out.Data() + total) == 1;
+    if (!ok) {
+      ThrowError(env, code::kCryptoFailure, "AEAD seal failed");
+      return env.Undefined();
+    }
+    return out;
+  }
+
+  // openWithSecret(nonce, aad, sealed, secretOffset, secretLength) -> { plaintext, secret }:
+  // opens into native memory, moves plaintext[secretOffset, +secretLength) into a Secret and
+  // returns the rest with that range zeroed. Throws ERR_QT_AUTHENTICATION_FAILED on a bad tag.
+  Napi::Value OpenWithSecret(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ByteView nonce, aad, sealed;
+    size_t secret_off, secret_len;
+    if (!Live(env) || !GetBytesOfSize(env, info[0], "nonce", kNonceSize, &nonce) || !GetBytes(env, info[1], "aad", &aad) ||
+        !GetBytes(env, info[2], "sealed", &sealed) || !GetSize(env, info[3], "secretOffset", kMaxRecord, &secret_off) ||
+        !GetSize(env, info[4], "secretLength", kMaxRecord, &secret_len)) {
+      return env.Undefined();
+    }
+    if (sealed.size < kTagSize || sealed.size > kMaxRecord || aad.size > INT_MAX) {
+      ThrowError(env, code::kAuthFailed, "AEAD authentication failed");
+      return env.Undefined();
+    }
+    size_t body = sealed.size - kTagSize;
+    if (!InRange(secret_off, secret_len, body)) {
+      ThrowError(env, code::kAuthFailed, "AEAD authentication failed");
+      return env.Undefined();
+    }
+    SecretBytes plain(body);
+    if (!plain.ok() || !OpenOne(nonce.data, aad.data, aad.size, sealed.data, sealed.size, plain.data())) {
+      ThrowError(env, code::kAuthFailed, "AEAD authentication failed");
+      return env.Undefined();
+    }
+    auto secret = std::make_unique<SecretBytes>(secret_len);
+    std::copy(plain.data() + secret_off, plain.data() + secret_off + secret_len, secret->data());
+    OPENSSL_cleanse(plain.data() + secret_off, secret_len);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("plaintext", CopyToBuffer(env, plain.data(), body));
+    out.Set("secret", Secret::Wrap(env, std::move(secret)));
+    return out;
   }
 
   void Destroy(const Napi::CallbackInfo&) { Free(); }

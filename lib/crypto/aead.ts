@@ -30,6 +30,10 @@ export const AEAD_SIZES = Object.freeze({ ...native.aeadSizes });
  *   header the caller wrote there). Returns the bytes written.
  * - `openBatch(src, dst, table, count, results)`: the same rows, nonce and AD read from `src`;
  *   `results[i]` gets the plaintext length or -1. Returns how many failed.
+ * - `sealParts(nonce, aad, parts)`: seals the concatenation of byte arrays and Secret handles
+ *   (e.g. a session ticket carrying a master secret) into a new buffer.
+ * - `openWithSecret(nonce, aad, sealed, off, len)`: opens natively and returns the plaintext with
+ *   bytes [off, off+len) moved into a Secret (and zeroed in the returned plaintext).
  */
 export type AeadContext = NativeAeadContext;
 

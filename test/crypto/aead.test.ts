@@ -208,3 +208,22 @@ describe('AEAD contexts: reuse, batches and failures', () => {
     expect(open(ctx, n, Buffer.alloc(0), seal(ctx, n, Buffer.alloc(0), Buffer.from('x'))).toString()).to.equal('x');
   });
 });
+
+describe('AEAD with secret plaintext parts (tickets)', () => {
+  it('sealParts seals public and secret parts as their concatenation; openWithSecret moves the secret range into a handle', () => {
+    const ctx = createAead(AeadSuite.AES_256_GCM, crypto.randomSecret(32));
+    const master = testing.secretFromBytes(Buffer.alloc(32, 0x42));
+    const head = Buffer.from([1, 0, 1]);
+    const tail = Buffer.from('000000006553f100', 'hex');
+    const nonce = crypto.randomBytes(12);
+    const sealed = ctx.sealParts(nonce, Buffer.from('ad'), [head, master, tail]);
+    expect(sealed.equals(seal(ctx, nonce, Buffer.from('ad'), Buffer.concat([head, Buffer.alloc(32, 0x42), tail])))).to.equal(true);
+    const { plaintext, secret } = ctx.openWithSecret(nonce, Buffer.from('ad'), sealed, 3, 32);
+    expect(plaintext.toString('hex')).to.equal('010001' + '00'.repeat(32) + '000000006553f100');
+    expect(crypto.timingSafeEqual(secret, master)).to.equal(true);
+    const bad = Buffer.from(sealed); bad[5]! ^= 1;
+    expect(() => ctx.openWithSecret(nonce, Buffer.from('ad'), bad, 3, 32)).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_AUTHENTICATION_FAILED');
+    expect(() => ctx.openWithSecret(nonce, Buffer.from('ad'), sealed, 30, 32)).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_AUTHENTICATION_FAILED');
+    expect(() => ctx.sealParts(nonce, Buffer.alloc(0), [5] as never)).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_INVALID_ARGUMENT');
+  });
+});
