@@ -15,6 +15,23 @@ export const ErrorCode = {
   UNSUPPORTED_ALGORITHM: 'ERR_QT_UNSUPPORTED_ALGORITHM',
   LIBRARY_CONTEXT: 'ERR_QT_LIBRARY_CONTEXT',
   ADDON_NOT_FOUND: 'ERR_QT_ADDON_NOT_FOUND',
+  // Protocol and tunnel
+  MESSAGE_TOO_LARGE: 'ERR_QT_MESSAGE_TOO_LARGE',
+  MALFORMED_MESSAGE: 'ERR_QT_MALFORMED_MESSAGE',
+  UNEXPECTED_MESSAGE: 'ERR_QT_UNEXPECTED_MESSAGE',
+  UNSUPPORTED_VERSION: 'ERR_QT_UNSUPPORTED_VERSION',
+  UNSUPPORTED_CIPHER_SUITE: 'ERR_QT_UNSUPPORTED_CIPHER_SUITE',
+  HANDSHAKE_FAILED: 'ERR_QT_HANDSHAKE_FAILED',
+  HANDSHAKE_TIMEOUT: 'ERR_QT_HANDSHAKE_TIMEOUT',
+  PEER_ALERT: 'ERR_QT_PEER_ALERT',
+  REPLAY: 'ERR_QT_REPLAY',
+  NONCE_EXHAUSTED: 'ERR_QT_NONCE_EXHAUSTED',
+  INVALID_STATE: 'ERR_QT_INVALID_STATE',
+  REKEY_FAILED: 'ERR_QT_REKEY_FAILED',
+  TUNNEL_CLOSED: 'ERR_QT_TUNNEL_CLOSED',
+  CONNECTION_FAILED: 'ERR_QT_CONNECTION_FAILED',
+  ABORTED: 'ERR_QT_ABORTED',
+  TIMEOUT: 'ERR_QT_TIMEOUT',
 } as const;
 
 /** One of the {@link ErrorCode} values. */
@@ -32,6 +49,11 @@ export class QuantumTunnelError extends Error {
     this.name = 'QuantumTunnelError';
     this.code = code;
   }
+}
+
+/** Shorthand for `new QuantumTunnelError(message, code)`. */
+export function qtError(code: ErrorCodeValue, message: string, options?: { cause?: unknown }): QuantumTunnelError {
+  return new QuantumTunnelError(message, code, options);
 }
 
 /** Throws ERR_QT_INVALID_ARGUMENT; used by argument checks in the JS layer. */

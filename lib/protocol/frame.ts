@@ -1,0 +1,104 @@
+/**
+ * Framing (PROTOCOL.md §6): plaintext frames `type(1) ‖ BE32(length) ‖ payload` and, for the two
+ * Finished messages only, encrypted handshake records `BE32(length) ‖ sealed`. FrameReader turns a
+ * byte stream into frames; the caller says which of the two forms comes next.
+ */
+import { ErrorCode, qtError } from '../errors.js';
+import { FRAME_HEADER_SIZE, HANDSHAKE_RECORD_HEADER_SIZE, MAX_MESSAGE_SIZE } from './constants.js';
+
+/** One plaintext frame. `raw` is header ‖ payload (the handshake transcript uses whole frames). */
+export interface Frame {
+  type: number;
+  payload: Buffer;
+  raw: Buffer;
+}
+
+/** Encodes `type ‖ BE32(payload.length) ‖ payload`. */
+export function encodeFrame(type: number, payload: Uint8Array = Buffer.alloc(0)): Buffer {
+  const out = Buffer.allocUnsafe(FRAME_HEADER_SIZE + payload.length);
+  out[0] = type;
+  out.writeUInt32BE(payload.length, 1);
+  out.set(payload, FRAME_HEADER_SIZE);
+  return out;
+}
+
+/** Encodes an encrypted handshake record: `BE32(sealed.length) ‖ sealed`. */
+export function encodeHandshakeRecord(sealed: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(HANDSHAKE_RECORD_HEADER_SIZE + sealed.length);
+  out.writeUInt32BE(sealed.length, 0);
+  out.set(sealed, HANDSHAKE_RECORD_HEADER_SIZE);
+  return out;
+}
+
+/**
+ * Incremental reader over a byte stream. Lengths above 65,536 are refused from the header alone,
+ * before any payload is buffered, so a peer cannot make us hold more than one frame's worth.
+ */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private length = 0;
+
+  /** Bytes buffered and not yet returned as frames. */
+  get buffered(): number {
+    return this.length;
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+  }
+
+  /** The next complete plaintext frame, or null if more bytes are needed. Throws on a length over the limit. */
+  nextFrame(): Frame | null {
+    if (this.length < FRAME_HEADER_SIZE) return null;
+    const header = this.peek(FRAME_HEADER_SIZE);
+    const payloadLength = header.readUInt32BE(1);
+    if (payloadLength > MAX_MESSAGE_SIZE) {
+      throw qtError(ErrorCode.MESSAGE_TOO_LARGE, 'frame length exceeds 65536 bytes');
+    }
+    if (this.length < FRAME_HEADER_SIZE + payloadLength) return null;
+    const raw = this.take(FRAME_HEADER_SIZE + payloadLength);
+    return { type: raw[0]!, payload: raw.subarray(FRAME_HEADER_SIZE), raw };
+  }
+
+  /** The next encrypted handshake record's sealed bytes, or null if more bytes are needed. */
+  nextHandshakeRecord(): Buffer | null {
+    if (this.length < HANDSHAKE_RECORD_HEADER_SIZE) return null;
+    const sealedLength = this.peek(HANDSHAKE_RECORD_HEADER_SIZE).readUInt32BE(0);
+    if (sealedLength > MAX_MESSAGE_SIZE) {
+      // An Alert or other frame here reads as a huge length (§7.9); refused the same way.
+      throw qtError(ErrorCode.MESSAGE_TOO_LARGE, 'handshake record length exceeds 65536 bytes');
+    }
+    if (this.length < HANDSHAKE_RECORD_HEADER_SIZE + sealedLength) return null;
+    return this.take(HANDSHAKE_RECORD_HEADER_SIZE + sealedLength).subarray(HANDSHAKE_RECORD_HEADER_SIZE);
+  }
+
+  /** Everything still buffered (used when a handshake hands the stream over to the record layer). */
+  drain(): Buffer {
+    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.length);
+    this.chunks = [];
+    this.length = 0;
+    return all;
+  }
+
+  private peek(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= n) return first.subarray(0, n);
+    this.chunks = [Buffer.concat(this.chunks, this.length)];
+    return this.chunks[0]!.subarray(0, n);
+  }
+
+  private take(n: number): Buffer {
+    let first = this.chunks[0]!;
+    if (first.length < n) {
+      first = Buffer.concat(this.chunks, this.length);
+      this.chunks = [first];
+    }
+    const out = first.subarray(0, n);
+    if (first.length === n) this.chunks.shift();
+    else this.chunks[0] = first.subarray(n);
+    this.length -= n;
+    return out;
+  }
+}

@@ -1,0 +1,343 @@
+/**
+ * The v1 handshake (PROTOCOL.md §7) as two small state machines over bytes: no sockets, no
+ * timers. The tunnel layer feeds them frames and writes what they return.
+ *
+ *   Initiator                         Responder
+ *   clientHello()        ── CH ──▶    onClientHello()      (encapsulates to the client's key)
+ *   onServerHello()      ◀── SH ──    returns ServerHello
+ *   returns ClientFinished ── CF ──▶  onClientFinished()   (checks it, installs traffic keys)
+ *   onServerFinished()   ◀── SF ──    returns ServerFinished
+ *
+ * Fixes over the reference that keep the wire: the initiator refuses a suite it did not offer;
+ * the responder skips unknown suite IDs instead of refusing the hello; decoders are bound-checked;
+ * Finished must carry the expected type; verify_data is compared in constant time.
+ */
+import type { Secret } from '../native.js';
+import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
+import { createAead, open as aeadOpen, seal as aeadSeal, type AeadContext } from '../crypto/aead.js';
+import * as chkem from '../crypto/chkem.js';
+import { randomBytes } from '../crypto/random.js';
+import { destroyAll, timingSafeEqual } from '../crypto/secret.js';
+import {
+  CipherSuite,
+  type CipherSuiteId,
+  MessageType,
+  MIN_SEALED_SIZE,
+  NONCE_SIZE,
+  PROTOCOL_VERSION,
+  RANDOM_SIZE,
+  SESSION_ID_SIZE,
+} from './constants.js';
+import { encodeHandshakeRecord, type Frame } from './frame.js';
+import { computeVerifyData, deriveHandshakeKeys, deriveResumptionMaster, deriveTrafficKeys } from './keySchedule.js';
+import {
+  decodeAlert,
+  decodeClientHello,
+  decodeFinished,
+  decodeServerHello,
+  encodeClientHello,
+  encodeFinished,
+  encodeServerHello,
+  isCompatibleVersion,
+} from './messages.js';
+import type { TicketManager } from './ticket.js';
+
+/** What a completed handshake hands to the record layer. The caller owns (and destroys) the secrets. */
+export interface HandshakeResult {
+  role: 'initiator' | 'responder';
+  suite: CipherSuiteId;
+  /** The responder's random 16 bytes, or the ticket when resumed. */
+  sessionId: Buffer;
+  resumed: boolean;
+  /** The session's master secret (kept for rekey and tickets). */
+  master: Secret;
+  sendKey: Secret;
+  receiveKey: Secret;
+}
+
+const ZERO_NONCE = Buffer.alloc(NONCE_SIZE);
+const EMPTY = Buffer.alloc(0);
+
+function handshakeFailed(message: string): QuantumTunnelError {
+  return qtError(ErrorCode.HANDSHAKE_FAILED, message);
+}
+
+/** A frame of the wrong type where a hello was expected; a peer's Alert is reported as such. */
+function unexpected(frame: Frame, expected: string): QuantumTunnelError {
+  if (frame.type === MessageType.ALERT) {
+    const alert = decodeAlert(frame.payload);
+    return qtError(ErrorCode.PEER_ALERT, `peer sent alert code ${alert?.code ?? 'unknown'} during the handshake`);
+  }
+  return qtError(ErrorCode.UNEXPECTED_MESSAGE, `expected ${expected}, got message type 0x${frame.type.toString(16)}`);
+}
+
+/** Seals a Finished plaintext as an encrypted handshake record (nonce 0^12, empty AD, §7.7). */
+function sealFinished(ctx: AeadContext, plaintext: Buffer): Buffer {
+  return encodeHandshakeRecord(Buffer.concat([ZERO_NONCE, aeadSeal(ctx, ZERO_NONCE, EMPTY, plaintext)]));
+}
+
+/** Opens an encrypted handshake record with the nonce it carries; any failure is a handshake failure. */
+function openFinished(ctx: AeadContext, sealed: Buffer): Buffer {
+  if (sealed.length < MIN_SEALED_SIZE) throw handshakeFailed('Finished record too short');
+  try {
+    return aeadOpen(ctx, sealed.subarray(0, NONCE_SIZE), EMPTY, sealed.subarray(NONCE_SIZE));
+  } catch {
+    throw handshakeFailed('Finished record did not authenticate');
+  }
+}
+
+/** Keys and expectations shared by both sides once the master secret is known. */
+class KeySchedule {
+  readonly sendCtx: AeadContext;
+  readonly receiveCtx: AeadContext;
+  constructor(readonly master: Secret, readonly suite: CipherSuiteId, role: 'initiator' | 'responder') {
+    const hs = deriveHandshakeKeys(master);
+    const [send, receive] = role === 'initiator'
+      ? [hs.initiatorToResponder, hs.responderToInitiator]
+      : [hs.responderToInitiator, hs.initiatorToResponder];
+    try {
+      this.sendCtx = createAead(suite, send);
+      this.receiveCtx = createAead(suite, receive);
+    } finally {
+      destroyAll(send, receive);
+    }
+  }
+
+  trafficKeys(role: 'initiator' | 'responder'): { sendKey: Secret; receiveKey: Secret } {
+    const t = deriveTrafficKeys(this.master);
+    return role === 'initiator'
+      ? { sendKey: t.initiatorToResponder, receiveKey: t.responderToInitiator }
+      : { sendKey: t.responderToInitiator, receiveKey: t.initiatorToResponder };
+  }
+
+  destroy(): void {
+    destroyAll(this.sendCtx, this.receiveCtx);
+  }
+}
+
+export interface InitiatorOptions {
+  /** Suites to offer, in preference order. */
+  cipherSuites: readonly CipherSuiteId[];
+  /** Resume with a ticket and the PSK (the master secret of the session the ticket came from). */
+  resumption?: { ticket: Uint8Array; psk: Secret };
+  /** Fixed inputs for known-answer tests; normally generated. */
+  keyPair?: chkem.ChKemKeyPair;
+  random?: Buffer;
+}
+
+/** The initiator (client) side. */
+export class InitiatorHandshake {
+  private state: 'initial' | 'clientHelloSent' | 'clientFinishedSent' | 'complete' | 'failed' = 'initial';
+  private clientHelloRaw: Buffer | undefined;
+  private keys: KeySchedule | undefined;
+  private expectedServerVerifyData: Buffer | undefined;
+  private resumed = false;
+  private sessionId: Buffer = EMPTY;
+
+  private constructor(private readonly options: InitiatorOptions, private keyPair: chkem.ChKemKeyPair) {
+    if (options.cipherSuites.length === 0) throw qtError(ErrorCode.INVALID_ARGUMENT, 'offer at least one cipher suite');
+  }
+
+  /** Creates the initiator with a fresh CH-KEM key pair (ML-KEM key generation on the threadpool). */
+  static async create(options: InitiatorOptions): Promise<InitiatorHandshake> {
+    const keyPair = options.keyPair ?? (await chkem.generateKeyPairAsync());
+    return new InitiatorHandshake(options, keyPair);
+  }
+
+  /** The ClientHello frame to send first. */
+  clientHello(): Buffer {
+    this.expect('initial');
+    const ticket = this.options.resumption?.ticket;
+    this.clientHelloRaw = encodeClientHello({
+      version: PROTOCOL_VERSION,
+      random: this.options.random ?? randomBytes(RANDOM_SIZE),
+      sessionId: ticket ? Buffer.from(ticket) : EMPTY,
+      publicKey: this.keyPair.publicKey,
+      cipherSuites: [...this.options.cipherSuites],
+    });
+    this.state = 'clientHelloSent';
+    return this.clientHelloRaw;
+  }
+
+  /** Processes ServerHello; returns the ClientFinished record to send. */
+  async onServerHello(frame: Frame): Promise<Buffer> {
+    this.expect('clientHelloSent');
+    try {
+      if (frame.type !== MessageType.SERVER_HELLO) throw unexpected(frame, 'ServerHello');
+      const hello = decodeServerHello(frame.payload);
+      if (!isCompatibleVersion(hello.version)) throw qtError(ErrorCode.UNSUPPORTED_VERSION, 'server speaks another major version');
+      if (!this.options.cipherSuites.includes(hello.cipherSuite as CipherSuiteId)) {
+        throw qtError(ErrorCode.UNSUPPORTED_CIPHER_SUITE, 'server chose a cipher suite we did not offer');
+      }
+      const suite = hello.cipherSuite as CipherSuiteId;
+      const fresh = await chkem.decapsulateAsync(this.keyPair, hello.ciphertext);
+      this.keyPair.destroy();
+      const resumption = this.options.resumption;
+      this.resumed = resumption !== undefined && hello.sessionId.length > 0 && hello.sessionId.equals(Buffer.from(resumption.ticket));
+      let master = fresh;
+      if (this.resumed) {
+        master = deriveResumptionMaster(resumption!.psk, fresh);
+        fresh.destroy();
+      }
+      this.sessionId = Buffer.from(hello.sessionId);
+      this.keys = new KeySchedule(master, suite, 'initiator');
+      const transcript = Buffer.concat([this.clientHelloRaw!, frame.raw]);
+      const finished = encodeFinished(MessageType.CLIENT_FINISHED, computeVerifyData('client', master, transcript));
+      this.expectedServerVerifyData = computeVerifyData('server', master, Buffer.concat([transcript, finished]));
+      this.state = 'clientFinishedSent';
+      return sealFinished(this.keys.sendCtx, finished);
+    } catch (err) {
+      this.fail();
+      throw err;
+    }
+  }
+
+  /** Checks ServerFinished and returns the traffic keys. */
+  onServerFinished(sealed: Buffer): HandshakeResult {
+    this.expect('clientFinishedSent');
+    const keys = this.keys!;
+    try {
+      const verifyData = decodeFinished(openFinished(keys.receiveCtx, sealed), MessageType.SERVER_FINISHED);
+      if (!timingSafeEqual(verifyData, this.expectedServerVerifyData!)) throw handshakeFailed('server verify_data mismatch');
+      this.state = 'complete';
+      keys.destroy();
+      return { role: 'initiator', suite: keys.suite, sessionId: this.sessionId, resumed: this.resumed, master: keys.master, ...keys.trafficKeys('initiator') };
+    } catch (err) {
+      this.fail();
+      throw err;
+    }
+  }
+
+  get isComplete(): boolean {
+    return this.state === 'complete';
+  }
+
+  /** Frees everything a failed or abandoned handshake holds. */
+  destroy(): void {
+    if (this.state !== 'complete') this.fail();
+  }
+
+  private expect(state: InitiatorHandshake['state']): void {
+    if (this.state !== state) throw qtError(ErrorCode.INVALID_STATE, `handshake is ${this.state}, not ${state}`);
+  }
+
+  private fail(): void {
+    this.state = 'failed';
+    this.keyPair.destroy();
+    if (this.keys) {
+      this.keys.destroy();
+      this.keys.master.destroy();
+    }
+  }
+}
+
+export interface ResponderOptions {
+  /** Suites this responder accepts; it picks the client's first offered suite found here. */
+  cipherSuites: readonly CipherSuiteId[];
+  /** Enables resumption: tickets in ClientHello are redeemed here. */
+  tickets?: TicketManager;
+  /** Fixed inputs for known-answer tests; normally generated. */
+  random?: Buffer;
+  sessionId?: Buffer;
+  encapsulate?: (publicKey: Buffer) => chkem.ChKemEncapsulation;
+}
+
+/** The responder (server) side. */
+export class ResponderHandshake {
+  private state: 'initial' | 'serverHelloSent' | 'complete' | 'failed' = 'initial';
+  private keys: KeySchedule | undefined;
+  private transcript: Buffer = EMPTY;
+  private expectedClientVerifyData: Buffer | undefined;
+  private resumed = false;
+  private sessionId: Buffer = EMPTY;
+
+  constructor(private readonly options: ResponderOptions) {}
+
+  /** Processes ClientHello; returns the ServerHello frame to send. */
+  async onClientHello(frame: Frame): Promise<Buffer> {
+    this.expect('initial');
+    try {
+      if (frame.type !== MessageType.CLIENT_HELLO) throw unexpected(frame, 'ClientHello');
+      const hello = decodeClientHello(frame.payload);
+      if (!isCompatibleVersion(hello.version)) throw qtError(ErrorCode.UNSUPPORTED_VERSION, 'client speaks another major version');
+      // Unknown suite IDs are skipped, not fatal: room for future suites (the reference refuses).
+      const suite = hello.cipherSuites.find((s) => this.options.cipherSuites.includes(s as CipherSuiteId)) as CipherSuiteId | undefined;
+      if (suite === undefined) throw qtError(ErrorCode.UNSUPPORTED_CIPHER_SUITE, 'no cipher suite in common');
+      if (!chkem.isValidPublicKey(hello.publicKey)) throw qtError(ErrorCode.INVALID_KEY, 'client CH-KEM public key is invalid');
+
+      let psk: Secret | undefined;
+      if (hello.sessionId.length > 0 && this.options.tickets) {
+        const redeemed = this.options.tickets.redeem(hello.sessionId);
+        if (redeemed.ok) psk = redeemed.master; // otherwise: silently a full handshake (§10.5)
+      }
+      this.resumed = psk !== undefined;
+      this.sessionId = this.resumed ? Buffer.from(hello.sessionId) : (this.options.sessionId ?? randomBytes(SESSION_ID_SIZE));
+
+      const enc = this.options.encapsulate ? this.options.encapsulate(hello.publicKey) : await chkem.encapsulateAsync(hello.publicKey);
+      let master = enc.sharedSecret;
+      if (psk) {
+        master = deriveResumptionMaster(psk, enc.sharedSecret);
+        destroyAll(psk, enc.sharedSecret);
+      }
+      this.keys = new KeySchedule(master, suite, 'responder');
+      const serverHello = encodeServerHello({
+        version: PROTOCOL_VERSION,
+        random: this.options.random ?? randomBytes(RANDOM_SIZE),
+        sessionId: this.sessionId,
+        ciphertext: enc.ciphertext,
+        cipherSuite: suite,
+      });
+      this.transcript = Buffer.concat([frame.raw, serverHello]);
+      this.expectedClientVerifyData = computeVerifyData('client', master, this.transcript);
+      this.state = 'serverHelloSent';
+      return serverHello;
+    } catch (err) {
+      this.fail();
+      throw err;
+    }
+  }
+
+  /** Checks ClientFinished; returns the ServerFinished record to send and the traffic keys. */
+  onClientFinished(sealed: Buffer): { serverFinished: Buffer; result: HandshakeResult } {
+    this.expect('serverHelloSent');
+    const keys = this.keys!;
+    try {
+      const plaintext = openFinished(keys.receiveCtx, sealed);
+      const verifyData = decodeFinished(plaintext, MessageType.CLIENT_FINISHED);
+      if (!timingSafeEqual(verifyData, this.expectedClientVerifyData!)) throw handshakeFailed('client verify_data mismatch');
+      // The transcript takes the whole decrypted plaintext, as the reference does.
+      const serverVerifyData = computeVerifyData('server', keys.master, Buffer.concat([this.transcript, plaintext]));
+      const serverFinished = sealFinished(keys.sendCtx, encodeFinished(MessageType.SERVER_FINISHED, serverVerifyData));
+      this.state = 'complete';
+      keys.destroy();
+      const result: HandshakeResult = { role: 'responder', suite: keys.suite, sessionId: this.sessionId, resumed: this.resumed, master: keys.master, ...keys.trafficKeys('responder') };
+      return { serverFinished, result };
+    } catch (err) {
+      this.fail();
+      throw err;
+    }
+  }
+
+  get isComplete(): boolean {
+    return this.state === 'complete';
+  }
+
+  destroy(): void {
+    if (this.state !== 'complete') this.fail();
+  }
+
+  private expect(state: ResponderHandshake['state']): void {
+    if (this.state !== state) throw qtError(ErrorCode.INVALID_STATE, `handshake is ${this.state}, not ${state}`);
+  }
+
+  private fail(): void {
+    this.state = 'failed';
+    if (this.keys) {
+      this.keys.destroy();
+      this.keys.master.destroy();
+    }
+  }
+}
+
+/** Suites in our default preference order (AES-256-GCM first, as the reference offers them). */
+export const DEFAULT_CIPHER_SUITES: readonly CipherSuiteId[] = [CipherSuite.AES_256_GCM, CipherSuite.CHACHA20_POLY1305];
