@@ -165,10 +165,6 @@ class RedeemedTickets {
     return true;
   }
 
-  get size(): number {
-    return this.entries.size;
-  }
-
   clear(): void {
     this.entries.clear();
   }
@@ -190,7 +186,7 @@ export class TicketManager {
   constructor(options: TicketManagerOptions = {}) {
     const { lifetimeSeconds = 0, singleUse = false, singleUseCapacity = DEFAULT_SINGLE_USE_CAPACITY } = options;
     checkInteger(lifetimeSeconds, 'lifetimeSeconds', 0, MAX_CREATED_AT);
-    checkInteger(singleUseCapacity, 'singleUseCapacity', 1, 2 ** 32);
+    checkInteger(singleUseCapacity, 'singleUseCapacity', 1, 2 ** 24); // a JS Map holds at most ~2^24 entries
     if (options.serverIdentity !== undefined && !(options.serverIdentity instanceof Uint8Array)) {
       invalidArgument('serverIdentity must be a Uint8Array');
     }
