@@ -346,10 +346,12 @@ function shakeGroup(): GroupSpec {
   return { title: 'SHAKE-256 (32-byte output)', short: 'SHAKE-256', ops: [op('64 B input', 64), op('1 MiB input', 1 << 20)] };
 }
 
-// Record framing used by the AEAD cases: a 12-byte nonce whose last 4 bytes carry a sequence
-// number, and a 13-byte header as additional data.
+// Record framing as in lib/protocol/session.ts: a Data record is
+//   type(1) ‖ BE32 length(4) ‖ BE64 seq(8) ‖ nonce(12) ‖ ciphertext ‖ tag(16),  AD = BE64(seq),
+// nonce = 0^4 ‖ BE64(counter). The seal cases write a new seq and nonce counter for every record.
 const NONCE = 12;
-const AAD = 13;
+const AAD = 8;
+const FRAME_HEADER = 5;
 const TAG = 16;
 
 interface AeadSuiteSpec {
@@ -399,7 +401,9 @@ function aeadGroup(suite: AeadSuiteSpec): GroupSpec {
         impl: 'ours',
         note: 'context reused, into a preallocated buffer',
         fn: () => {
-          nonce.writeUInt32BE(seq++ >>> 0, 8);
+          const n = seq++ >>> 0;
+          aad.writeUInt32BE(n, 4);
+          nonce.writeUInt32BE(n, 8);
           ctx.seal(sealed, 0, nonce, aad, pt);
         },
       },
@@ -408,7 +412,9 @@ function aeadGroup(suite: AeadSuiteSpec): GroupSpec {
           impl: NODE,
           note: 'createCipheriv per message',
           fn: () => {
-            nonce.writeUInt32BE(seq++ >>> 0, 8);
+            const n = seq++ >>> 0;
+            aad.writeUInt32BE(n, 4);
+            nonce.writeUInt32BE(n, 8);
             keep(nodeSeal(nonce, aad, pt)[0]);
           },
           target: { id: `${suite.short}.seal.${size}.node`, min: KEM_TARGET },
@@ -446,24 +452,28 @@ function batchGroup(): GroupSpec {
   const ctx = qt.createAead(qt.AeadSuite.AES_256_GCM, key);
   const nodeKey = qt.testing.exportSecret(key);
 
-  // Sealed-record layout, as a record layer writes it: nonce(12) ‖ header(13) ‖ ciphertext ‖ tag.
-  const STRIDE = NONCE + AAD + SIZE + TAG;
+  // Sealed-record layout, as the record layer writes it: header(5) ‖ seq(8) = AD ‖ nonce(12) ‖ ciphertext ‖ tag.
+  const STRIDE = FRAME_HEADER + AAD + NONCE + SIZE + TAG;
   const src = qt.randomBytes(COUNT * SIZE);
   const dst = Buffer.alloc(COUNT * STRIDE);
   qt.randomFill(dst);
   const sealTable = new Uint32Array(COUNT * W);
   const openTable = new Uint32Array(COUNT * W);
   const nonceAt: number[] = [];
+  const seqAt: number[] = [];
   const views: Array<{ nonce: Buffer; aad: Buffer; pt: Buffer; outOff: number; sealed: Buffer; body: Buffer; tag: Buffer; ptOff: number }> = [];
   for (let i = 0; i < COUNT; i++) {
     const base = i * STRIDE;
-    const out = base + NONCE + AAD;
-    sealTable.set([i * SIZE, SIZE, out, base, base + NONCE, AAD], i * W);
-    openTable.set([out, SIZE + TAG, i * SIZE, base, base + NONCE, AAD], i * W);
-    nonceAt.push(base + 8);
+    const adOff = base + FRAME_HEADER;
+    const nonceOff = adOff + AAD;
+    const out = nonceOff + NONCE;
+    sealTable.set([i * SIZE, SIZE, out, nonceOff, adOff, AAD], i * W);
+    openTable.set([out, SIZE + TAG, i * SIZE, nonceOff, adOff, AAD], i * W);
+    seqAt.push(adOff + 4);
+    nonceAt.push(nonceOff + 8);
     views.push({
-      nonce: dst.subarray(base, base + NONCE),
-      aad: dst.subarray(base + NONCE, base + NONCE + AAD),
+      nonce: dst.subarray(nonceOff, nonceOff + NONCE),
+      aad: dst.subarray(adOff, adOff + AAD),
       pt: src.subarray(i * SIZE, (i + 1) * SIZE),
       outOff: out,
       sealed: dst.subarray(out, out + SIZE + TAG),
@@ -473,8 +483,13 @@ function batchGroup(): GroupSpec {
     });
   }
   let seq = 0;
+  /** Writes each record's sequence number (the AD) and nonce counter, as the record layer does. */
   const stampNonces = (): void => {
-    for (let i = 0; i < COUNT; i++) dst.writeUInt32BE(seq++ >>> 0, nonceAt[i]!);
+    for (let i = 0; i < COUNT; i++) {
+      const n = seq++ >>> 0;
+      dst.writeUInt32BE(n, seqAt[i]!);
+      dst.writeUInt32BE(n, nonceAt[i]!);
+    }
   };
 
   // Self-checks: the batch writes what per-record seal writes, and node:crypto agrees.
