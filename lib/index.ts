@@ -1,8 +1,14 @@
 /**
  * quantum-tunnel: a post-quantum secure tunnel for Node.js.
  *
- * - `crypto`: the crypto core (ML-KEM-1024, X25519, CH-KEM, SHAKE-256, SHA3-256, AEADs) over the
- *   addon's own OpenSSL 3.5.
+ * - `listen()` / `dial()` and {@link Tunnel}: the Quantum-Go v1 protocol over TCP, with CH-KEM
+ *   (X25519 + ML-KEM-1024) key exchange.
+ * - `crypto`: the crypto core over the addon's own OpenSSL 3.5.
  */
 export * as crypto from './crypto/index.js';
 export { QuantumTunnelError, ErrorCode, type ErrorCodeValue } from './errors.js';
+export { listen, Listener, type HandshakeErrorEvent } from './tunnel/listener.js';
+export { dial, type DialAddress } from './tunnel/dial.js';
+export { Tunnel, type TunnelInfo, type AlertEvent } from './tunnel/tunnel.js';
+export type { CipherName, DialOptions, ListenOptions, ResumptionState, TunnelOptions } from './tunnel/options.js';
+export { TicketManager, type TicketManagerOptions, type TicketRedemption } from './protocol/ticket.js';

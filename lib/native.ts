@@ -16,6 +16,8 @@ export interface Secret {
   readonly destroyed: boolean;
   /** Cleanses the secret now. Safe to call twice. */
   destroy(): void;
+  /** A new handle holding a copy (destroyed independently of this one). */
+  clone(): Secret;
 }
 
 /** A private key (X25519 or ML-KEM) held in native memory. */

@@ -2,6 +2,8 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
+
 #include "addon_data.h"
 #include "errors.h"
 
@@ -27,6 +29,7 @@ Napi::Function Secret::Init(Napi::Env env) {
                          InstanceAccessor<&Secret::Length>("length"),
                          InstanceAccessor<&Secret::Destroyed>("destroyed"),
                          InstanceMethod<&Secret::Destroy>("destroy"),
+                         InstanceMethod<&Secret::Clone>("clone"),
                      });
 }
 
@@ -76,6 +79,17 @@ Napi::Value Secret::Length(const Napi::CallbackInfo& info) {
 
 Napi::Value Secret::Destroyed(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), destroyed_);
+}
+
+Napi::Value Secret::Clone(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (destroyed_ || !bytes_) {
+    ThrowError(env, code::kDestroyed, "the secret has been destroyed");
+    return env.Undefined();
+  }
+  auto copy = std::make_unique<SecretBytes>(bytes_->size());
+  std::copy(bytes_->data(), bytes_->data() + bytes_->size(), copy->data());
+  return Wrap(env, std::move(copy));
 }
 
 void Secret::Destroy(const Napi::CallbackInfo&) {

@@ -49,6 +49,8 @@ class Secret : public Napi::ObjectWrap<Secret> {
   Napi::Value Length(const Napi::CallbackInfo& info);
   Napi::Value Destroyed(const Napi::CallbackInfo& info);
   void Destroy(const Napi::CallbackInfo& info);
+  // A new handle with a copy of the bytes (the two are destroyed independently).
+  Napi::Value Clone(const Napi::CallbackInfo& info);
 
   // Kept (zeroed) after destroy() until the finalizer, so tests can observe the cleansing.
   std::unique_ptr<SecretBytes> bytes_;

@@ -9,7 +9,7 @@ describe('secret handles and their lifecycle', () => {
     expect(s.length).to.equal(32);
     expect(Object.keys(s)).to.deep.equal([]);
     expect(JSON.stringify(s)).to.equal('{}');
-    expect(String(Object.getOwnPropertyNames(Object.getPrototypeOf(s)).sort())).to.equal('constructor,destroy,destroyed,length');
+    expect(String(Object.getOwnPropertyNames(Object.getPrototypeOf(s)).sort())).to.equal('clone,constructor,destroy,destroyed,length');
   });
 
   it('destroy() cleanses the bytes (observed through the test-only storage view) and is idempotent', () => {
@@ -20,6 +20,14 @@ describe('secret handles and their lifecycle', () => {
     expect(testing.secretStorage(s).equals(Buffer.alloc(32))).to.equal(true);
     s.destroy();
     expect(s.destroyed).to.equal(true);
+  });
+
+  it('clone() copies into an independent handle', () => {
+    const a = testing.secretFromBytes(Buffer.alloc(32, 5));
+    const b = a.clone();
+    a.destroy();
+    expect(testing.exportSecret(b).equals(Buffer.alloc(32, 5))).to.equal(true);
+    expect(() => a.clone()).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_HANDLE_DESTROYED');
   });
 
   it('use after destroy is a typed error everywhere a secret is consumed', () => {

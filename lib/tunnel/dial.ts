@@ -1,0 +1,66 @@
+/** dial(): connect to a tunnel server and run the client handshake. */
+import { connect, type Socket } from 'node:net';
+import { ErrorCode, invalidArgument, qtError } from '../errors.js';
+import { runInitiatorHandshake } from './handshakeDriver.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, type DialOptions, resolveHandshakeTimeout, resolveSuites, resolveTimeout } from './options.js';
+import { Tunnel } from './tunnel.js';
+
+/** `host:port`, `[v6]:port`, or `{ host, port }`. */
+export type DialAddress = string | { host?: string; port: number };
+
+function parseAddress(address: DialAddress): { host: string; port: number } {
+  if (typeof address === 'object' && address !== null) {
+    const { host = 'localhost', port } = address;
+    if (!Number.isInteger(port) || port <= 0 || port > 65535) invalidArgument('port must be an integer from 1 to 65535');
+    return { host, port };
+  }
+  if (typeof address !== 'string') return invalidArgument('address must be "host:port" or { host, port }');
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(address);
+  if (!m) return invalidArgument(`address ${JSON.stringify(address)} is not host:port`);
+  return parseAddress({ host: m[1] ?? (m[2] || 'localhost'), port: Number(m[3]) });
+}
+
+function connectSocket(host: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(qtError(ErrorCode.ABORTED, 'dial aborted'));
+    const socket = connect({ host, port, noDelay: true });
+    const fail = (err: Error) => {
+      cleanup();
+      socket.destroy();
+      reject(err);
+    };
+    const onError = (err: Error) => fail(qtError(ErrorCode.CONNECTION_FAILED, `cannot connect to ${host}:${port}`, { cause: err }));
+    const onAbort = () => fail(qtError(ErrorCode.ABORTED, 'dial aborted'));
+    const timer = timeoutMs > 0 ? setTimeout(() => fail(qtError(ErrorCode.TIMEOUT, `connect to ${host}:${port} timed out`)), timeoutMs) : undefined;
+    const cleanup = () => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    socket.once('error', onError);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    socket.once('connect', () => {
+      cleanup();
+      resolve(socket);
+    });
+  });
+}
+
+/**
+ * Connects and completes the handshake. Rejects with a QuantumTunnelError (`ERR_QT_CONNECTION_FAILED`,
+ * `ERR_QT_HANDSHAKE_TIMEOUT`, `ERR_QT_HANDSHAKE_FAILED`, `ERR_QT_ABORTED`, ...).
+ */
+export async function dial(address: DialAddress, options: DialOptions = {}): Promise<Tunnel> {
+  const { host, port } = parseAddress(address);
+  const suites = resolveSuites(options.ciphers);
+  const handshakeTimeoutMs = resolveHandshakeTimeout(options);
+  const connectTimeoutMs = resolveTimeout(options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs');
+  const socket = await connectSocket(host, port, connectTimeoutMs, options.signal);
+  const handshaken = await runInitiatorHandshake(socket, {
+    suites,
+    resumption: options.resumption,
+    timeoutMs: handshakeTimeoutMs,
+    signal: options.signal,
+  });
+  return new Tunnel({ socket, handshaken, options });
+}

@@ -1,0 +1,168 @@
+/**
+ * Runs one side of the handshake over a socket: reads frames with a deadline, feeds the pure
+ * state machines of lib/protocol/handshake.ts and writes what they return. Each connection has its
+ * own driver, so one silent peer never delays another's handshake (§14 #5).
+ */
+import type { Socket } from 'node:net';
+import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
+import type { CipherSuiteId } from '../protocol/constants.js';
+import { FrameReader, type Frame } from '../protocol/frame.js';
+import { InitiatorHandshake, ResponderHandshake, type HandshakeResult } from '../protocol/handshake.js';
+import { HANDSHAKE_FAILURE_ALERT } from '../protocol/messages.js';
+import type { TicketManager } from '../protocol/ticket.js';
+import type { ResumptionState } from './options.js';
+
+/** A completed handshake: its result, the reader holding any bytes that came after it, and its duration. */
+export interface Handshaken {
+  result: HandshakeResult;
+  reader: FrameReader;
+  durationMs: number;
+}
+
+/** Failures caused by what the peer sent: answered with a handshake_failure alert (§7.9). */
+const ALERTED = new Set<string>([
+  ErrorCode.MALFORMED_MESSAGE,
+  ErrorCode.UNEXPECTED_MESSAGE,
+  ErrorCode.UNSUPPORTED_VERSION,
+  ErrorCode.UNSUPPORTED_CIPHER_SUITE,
+  ErrorCode.HANDSHAKE_FAILED,
+  ErrorCode.INVALID_KEY,
+  ErrorCode.X25519_LOW_ORDER_POINT,
+  ErrorCode.MESSAGE_TOO_LARGE,
+]);
+
+/** Reads frames and Finished records from a socket until the handshake is over. */
+class SocketReader {
+  readonly reader = new FrameReader();
+  private waiter: (() => void) | undefined;
+  private failure: QuantumTunnelError | undefined;
+  private readonly onData = (chunk: Buffer) => {
+    this.reader.push(chunk);
+    this.wake();
+  };
+  private readonly onEnd = () => this.fail(qtError(ErrorCode.CONNECTION_FAILED, 'peer closed the connection during the handshake'));
+  private readonly onError = (err: Error) => this.fail(qtError(ErrorCode.CONNECTION_FAILED, 'socket error during the handshake', { cause: err }));
+
+  constructor(private readonly socket: Socket) {
+    socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onEnd);
+    socket.on('error', this.onError);
+  }
+
+  fail(err: QuantumTunnelError): void {
+    this.failure ??= err;
+    this.wake();
+  }
+
+  async frame(): Promise<Frame> {
+    return this.until(() => this.reader.nextFrame());
+  }
+
+  async handshakeRecord(): Promise<Buffer> {
+    return this.until(() => this.reader.nextHandshakeRecord());
+  }
+
+  /** Stops reading; the socket is left paused so no byte is lost before the tunnel takes over. */
+  detach(): FrameReader {
+    this.socket.pause();
+    this.socket.off('data', this.onData);
+    this.socket.off('end', this.onEnd);
+    this.socket.off('close', this.onEnd);
+    this.socket.off('error', this.onError);
+    return this.reader;
+  }
+
+  private async until<T>(next: () => T | null): Promise<T> {
+    for (;;) {
+      const value = next(); // throws on an oversized length
+      if (value !== null) return value;
+      if (this.failure) throw this.failure;
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+    }
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+}
+
+interface DriveOptions {
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+/** Runs `steps` with the deadline and abort signal; on failure alerts the peer when it is at fault and drops the socket. */
+async function drive(socket: Socket, options: DriveOptions, steps: (io: SocketReader) => Promise<HandshakeResult>): Promise<Handshaken> {
+  const started = performance.now();
+  const io = new SocketReader(socket);
+  const timer = options.timeoutMs > 0
+    ? setTimeout(() => io.fail(qtError(ErrorCode.HANDSHAKE_TIMEOUT, `handshake not complete after ${options.timeoutMs} ms`)), options.timeoutMs)
+    : undefined;
+  const onAbort = () => io.fail(qtError(ErrorCode.ABORTED, 'handshake aborted'));
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    if (options.signal?.aborted) throw qtError(ErrorCode.ABORTED, 'handshake aborted');
+    const result = await steps(io);
+    return { result, reader: io.detach(), durationMs: performance.now() - started };
+  } catch (err) {
+    io.detach();
+    const error = err instanceof QuantumTunnelError ? err : qtError(ErrorCode.HANDSHAKE_FAILED, 'handshake failed', { cause: err });
+    if (ALERTED.has(error.code) && socket.writable) {
+      socket.end(HANDSHAKE_FAILURE_ALERT, () => socket.destroy());
+      setTimeout(() => socket.destroy(), 1000).unref();
+    } else {
+      socket.destroy();
+    }
+    throw error;
+  } finally {
+    if (timer) clearTimeout(timer);
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+function write(socket: Socket, bytes: Buffer): void {
+  if (!socket.writable) throw qtError(ErrorCode.CONNECTION_FAILED, 'socket closed during the handshake');
+  socket.write(bytes);
+}
+
+export interface InitiatorDriveOptions extends DriveOptions {
+  suites: readonly CipherSuiteId[];
+  resumption?: ResumptionState;
+}
+
+/** Client side: ClientHello, ServerHello, ClientFinished, ServerFinished. */
+export function runInitiatorHandshake(socket: Socket, options: InitiatorDriveOptions): Promise<Handshaken> {
+  return drive(socket, options, async (io) => {
+    const hs = await InitiatorHandshake.create({ cipherSuites: options.suites, resumption: options.resumption });
+    try {
+      write(socket, hs.clientHello());
+      write(socket, await hs.onServerHello(await io.frame()));
+      return hs.onServerFinished(await io.handshakeRecord());
+    } finally {
+      hs.destroy();
+    }
+  });
+}
+
+export interface ResponderDriveOptions extends DriveOptions {
+  suites: readonly CipherSuiteId[];
+  tickets?: TicketManager;
+}
+
+/** Server side. */
+export function runResponderHandshake(socket: Socket, options: ResponderDriveOptions): Promise<Handshaken> {
+  return drive(socket, options, async (io) => {
+    const hs = new ResponderHandshake({ cipherSuites: options.suites, tickets: options.tickets });
+    try {
+      write(socket, await hs.onClientHello(await io.frame()));
+      const { serverFinished, result } = hs.onClientFinished(await io.handshakeRecord());
+      write(socket, serverFinished);
+      return result;
+    } finally {
+      hs.destroy();
+    }
+  });
+}

@@ -1,0 +1,139 @@
+/**
+ * listen(): a TCP server whose connections become tunnels. Every connection runs its handshake on
+ * its own, with a deadline, so a silent or slow client never holds up another (§14 #5).
+ */
+import { EventEmitter, once } from 'node:events';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
+import type { CipherSuiteId } from '../protocol/constants.js';
+import { runResponderHandshake } from './handshakeDriver.js';
+import { type ListenOptions, resolveHandshakeTimeout, resolveSuites } from './options.js';
+import { Tunnel } from './tunnel.js';
+
+/** Details of a connection whose handshake failed (no tunnel was created). */
+export interface HandshakeErrorEvent {
+  error: QuantumTunnelError;
+  remoteAddress: string | undefined;
+  remotePort: number | undefined;
+}
+
+/**
+ * A listening server. Events: `listening`, `tunnel` (a {@link Tunnel}), `handshakeError`
+ * ({@link HandshakeErrorEvent}), `error` (server errors such as EADDRINUSE), `close`.
+ * Also an async iterator of tunnels, which ends when the listener closes.
+ */
+export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
+  private readonly server: Server;
+  private readonly suites: CipherSuiteId[];
+  private readonly handshakeTimeoutMs: number;
+  private readonly handshakes = new Set<AbortController>();
+  private readonly tunnels = new Set<Tunnel>();
+  private closing = false;
+  private readonly queue: Tunnel[] = [];
+  private readonly waiters: Array<(r: IteratorResult<Tunnel>) => void> = [];
+  /** Resolves once listening (rejects on a listen error). */
+  readonly ready: Promise<void>;
+
+  constructor(private readonly options: ListenOptions = {}) {
+    super();
+    this.suites = resolveSuites(options.ciphers);
+    this.handshakeTimeoutMs = resolveHandshakeTimeout(options);
+    this.server = createServer({ noDelay: true }, (socket) => this.onConnection(socket));
+    this.server.on('error', (err) => this.emit('error', err));
+    this.server.on('close', () => this.emit('close'));
+    this.ready = new Promise((resolve, reject) => {
+      this.server.once('listening', () => {
+        this.emit('listening');
+        resolve();
+      });
+      this.server.once('error', reject);
+    });
+    this.ready.catch(() => undefined); // surfaced through 'error' too
+    this.server.listen({ host: options.host ?? '127.0.0.1', port: options.port ?? 0, backlog: options.backlog });
+  }
+
+  /** The bound address (after `listening`). */
+  address(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  /** Established tunnels that are still open. */
+  get activeTunnels(): number {
+    return this.tunnels.size;
+  }
+
+  private onConnection(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    socket.on('error', () => undefined); // the handshake driver reports failures
+    const abort = new AbortController();
+    this.handshakes.add(abort);
+    runResponderHandshake(socket, {
+      suites: this.suites,
+      tickets: this.options.tickets,
+      timeoutMs: this.handshakeTimeoutMs,
+      signal: abort.signal,
+    }).then(
+      (handshaken) => {
+        this.handshakes.delete(abort);
+        if (this.closing) {
+          handshaken.result.master.destroy();
+          socket.destroy();
+          return;
+        }
+        const tunnel = new Tunnel({ socket, handshaken, options: this.options, tickets: this.options.tickets });
+        this.tunnels.add(tunnel);
+        tunnel.once('close', () => this.tunnels.delete(tunnel));
+        this.deliver(tunnel);
+      },
+      (error: QuantumTunnelError) => {
+        this.handshakes.delete(abort);
+        this.emit('handshakeError', { error, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort } satisfies HandshakeErrorEvent);
+      },
+    );
+  }
+
+  private deliver(tunnel: Tunnel): void {
+    this.emit('tunnel', tunnel);
+    const waiter = this.waiters.shift();
+    if (waiter) waiter({ value: tunnel, done: false });
+    else if (this.listenerCount('tunnel') === 0) this.queue.push(tunnel);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Tunnel> {
+    return {
+      next: () => {
+        const t = this.queue.shift();
+        if (t) return Promise.resolve({ value: t, done: false });
+        if (this.closing) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => this.waiters.push(resolve));
+      },
+      return: () => Promise.resolve({ value: undefined, done: true }),
+    };
+  }
+
+  /**
+   * Stops accepting and aborts handshakes in progress. With `{ tunnels: true }` also closes every
+   * established tunnel gracefully (close_notify). Resolves when that is done.
+   */
+  async close(options: { tunnels?: boolean } = {}): Promise<void> {
+    if (!this.closing) {
+      this.closing = true;
+      for (const h of this.handshakes) h.abort();
+      for (const w of this.waiters.splice(0)) w({ value: undefined, done: true });
+      this.server.close();
+    }
+    if (options.tunnels) await Promise.all([...this.tunnels].map((t) => t.close()));
+    if (this.server.listening) await once(this.server, 'close').catch(() => undefined);
+  }
+}
+
+/** Starts a tunnel server: `listen({ host, port, ...options })`. Await `listener.ready` or the `listening` event. */
+export function listen(options: ListenOptions = {}): Listener {
+  if (options.port !== undefined && (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535)) {
+    throw qtError(ErrorCode.INVALID_ARGUMENT, 'port must be an integer from 0 to 65535');
+  }
+  return new Listener(options);
+}

@@ -1,0 +1,82 @@
+/** Options of listen() and dial(), their defaults and checks, named once. */
+import type { Secret } from '../native.js';
+import { invalidArgument } from '../errors.js';
+import { CipherSuite, type CipherSuiteId, DEFAULT_HANDSHAKE_TIMEOUT_MS } from '../protocol/constants.js';
+import type { TicketManager } from '../protocol/ticket.js';
+import { info as cryptoInfo } from '../crypto/info.js';
+
+/** Cipher suite names accepted in options. */
+export type CipherName = 'aes-256-gcm' | 'chacha20-poly1305';
+
+const SUITE_BY_NAME: Record<CipherName, CipherSuiteId> = {
+  'aes-256-gcm': CipherSuite.AES_256_GCM,
+  'chacha20-poly1305': CipherSuite.CHACHA20_POLY1305,
+};
+
+/** Options shared by both ends. */
+export interface TunnelOptions {
+  /** Abort the handshake after this long (ms). Default 30,000. 0 disables (not recommended). */
+  handshakeTimeoutMs?: number;
+  /**
+   * Cipher suites in preference order. A client offers them in this order; a server accepts these
+   * and picks the client's first offered one among them. Default: AES-256-GCM, then
+   * ChaCha20-Poly1305 when this build and mode have it.
+   */
+  ciphers?: readonly CipherName[];
+  /** After a graceful close, how long to wait for the peer before dropping the socket (ms). Default 2,000. */
+  closeTimeoutMs?: number;
+  /** Rekey automatically on the §9.1 triggers (initiator only). Default true. */
+  autoRekey?: boolean;
+}
+
+/** What a client needs to resume: a ticket from the server and the session's master secret. */
+export interface ResumptionState {
+  ticket: Uint8Array;
+  psk: Secret;
+}
+
+export interface DialOptions extends TunnelOptions {
+  /** Try to resume; falls back to a full handshake if the server does not accept the ticket. */
+  resumption?: ResumptionState;
+  /** Abort the connection attempt and the handshake. */
+  signal?: AbortSignal;
+  /** TCP connect timeout (ms). Default 10,000. */
+  connectTimeoutMs?: number;
+}
+
+export interface ListenOptions extends TunnelOptions {
+  host?: string;
+  port?: number;
+  /** Enables resumption and `tunnel.issueTicket()`. */
+  tickets?: TicketManager;
+  /** TCP backlog. */
+  backlog?: number;
+}
+
+export const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+/** The suites of `ciphers`, checked against what this build and mode offer. */
+export function resolveSuites(ciphers: readonly CipherName[] | undefined): CipherSuiteId[] {
+  const chachaAvailable = cryptoInfo().chacha20.available;
+  if (ciphers === undefined) {
+    return chachaAvailable ? [CipherSuite.AES_256_GCM, CipherSuite.CHACHA20_POLY1305] : [CipherSuite.AES_256_GCM];
+  }
+  if (!Array.isArray(ciphers) || ciphers.length === 0) invalidArgument('ciphers must be a non-empty array');
+  return ciphers.map((name) => {
+    const suite = SUITE_BY_NAME[name as CipherName];
+    if (suite === undefined) invalidArgument(`unknown cipher ${JSON.stringify(name)}`);
+    if (suite === CipherSuite.CHACHA20_POLY1305 && !chachaAvailable) invalidArgument('chacha20-poly1305 is not available in this build or mode');
+    return suite;
+  });
+}
+
+export function resolveTimeout(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) invalidArgument(`${name} must be a non-negative number`);
+  return value;
+}
+
+export function resolveHandshakeTimeout(options: TunnelOptions): number {
+  return resolveTimeout(options.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS, 'handshakeTimeoutMs');
+}
