@@ -82,23 +82,38 @@ export class FrameReader {
     return all;
   }
 
+  /** The first n bytes without consuming them (copies only when they span chunks). */
   private peek(n: number): Buffer {
     const first = this.chunks[0]!;
-    if (first.length >= n) return first.subarray(0, n);
-    this.chunks = [Buffer.concat(this.chunks, this.length)];
-    return this.chunks[0]!.subarray(0, n);
+    return first.length >= n ? first.subarray(0, n) : this.gather(n, false);
   }
 
+  /** Consumes n bytes: a view of the first chunk when it holds them all, else one copy of exactly n bytes. */
   private take(n: number): Buffer {
-    let first = this.chunks[0]!;
-    if (first.length < n) {
-      first = Buffer.concat(this.chunks, this.length);
-      this.chunks = [first];
-    }
-    const out = first.subarray(0, n);
+    const first = this.chunks[0]!;
+    if (first.length < n) return this.gather(n, true);
     if (first.length === n) this.chunks.shift();
     else this.chunks[0] = first.subarray(n);
     this.length -= n;
+    return first.subarray(0, n);
+  }
+
+  private gather(n: number, consume: boolean): Buffer {
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    let i = 0;
+    while (filled < n) {
+      const chunk = this.chunks[i]!;
+      const used = Math.min(chunk.length, n - filled);
+      chunk.copy(out, filled, 0, used);
+      filled += used;
+      if (consume && used < chunk.length) this.chunks[i] = chunk.subarray(used);
+      else i++;
+    }
+    if (consume) {
+      this.chunks.splice(0, i); // chunks fully copied; a partly used one was trimmed in place
+      this.length -= n;
+    }
     return out;
   }
 }

@@ -120,6 +120,8 @@ export interface InitiatorOptions {
   cipherSuites: readonly CipherSuiteId[];
   /** Resume with a ticket and the PSK (the master secret of the session the ticket came from). */
   resumption?: { ticket: Uint8Array; psk: Secret };
+  /** Run ML-KEM on the libuv threadpool instead of the event loop (see TunnelOptions.offloadCrypto). */
+  offloadCrypto?: boolean;
   /** Fixed inputs for known-answer tests; normally generated. */
   keyPair?: chkem.ChKemKeyPair;
   random?: Buffer;
@@ -140,7 +142,7 @@ export class InitiatorHandshake {
 
   /** Creates the initiator with a fresh CH-KEM key pair (ML-KEM key generation on the threadpool). */
   static async create(options: InitiatorOptions): Promise<InitiatorHandshake> {
-    const keyPair = options.keyPair ?? (await chkem.generateKeyPairAsync());
+    const keyPair = options.keyPair ?? (options.offloadCrypto ? await chkem.generateKeyPairAsync() : chkem.generateKeyPair());
     return new InitiatorHandshake(options, keyPair);
   }
 
@@ -170,7 +172,9 @@ export class InitiatorHandshake {
         throw qtError(ErrorCode.UNSUPPORTED_CIPHER_SUITE, 'server chose a cipher suite we did not offer');
       }
       const suite = hello.cipherSuite as CipherSuiteId;
-      const fresh = await chkem.decapsulateAsync(this.keyPair, hello.ciphertext);
+      const fresh = this.options.offloadCrypto
+        ? await chkem.decapsulateAsync(this.keyPair, hello.ciphertext)
+        : chkem.decapsulate(this.keyPair, hello.ciphertext);
       this.keyPair.destroy();
       const resumption = this.options.resumption;
       this.resumed = resumption !== undefined && hello.sessionId.length > 0 && hello.sessionId.equals(Buffer.from(resumption.ticket));
@@ -236,6 +240,8 @@ export interface ResponderOptions {
   cipherSuites: readonly CipherSuiteId[];
   /** Enables resumption: tickets in ClientHello are redeemed here. */
   tickets?: TicketManager;
+  /** Run ML-KEM on the libuv threadpool instead of the event loop (see TunnelOptions.offloadCrypto). */
+  offloadCrypto?: boolean;
   /** Fixed inputs for known-answer tests; normally generated. */
   random?: Buffer;
   sessionId?: Buffer;
@@ -273,7 +279,9 @@ export class ResponderHandshake {
       this.resumed = psk !== undefined;
       this.sessionId = this.resumed ? Buffer.from(hello.sessionId) : (this.options.sessionId ?? randomBytes(SESSION_ID_SIZE));
 
-      const enc = this.options.encapsulate ? this.options.encapsulate(hello.publicKey) : await chkem.encapsulateAsync(hello.publicKey);
+      const enc = this.options.encapsulate
+        ? this.options.encapsulate(hello.publicKey)
+        : this.options.offloadCrypto ? await chkem.encapsulateAsync(hello.publicKey) : chkem.encapsulate(hello.publicKey);
       let master = enc.sharedSecret;
       if (psk) {
         master = deriveResumptionMaster(psk, enc.sharedSecret);

@@ -53,6 +53,11 @@ const NONCE_OFFSET = SEQ_OFFSET + SEQ_SIZE;
 const CIPHERTEXT_OFFSET = NONCE_OFFSET + NONCE_SIZE;
 const ROW = AEAD_SIZES.batchRowWords;
 
+/** Whether `b` starts right where `a` ends in the same memory. */
+function follows(a: Uint8Array, b: Uint8Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset + a.length === b.byteOffset;
+}
+
 /** A send key: its AEAD context and the counters that decide when it must be replaced. */
 class SendKey {
   nonceCounter = 0;
@@ -169,22 +174,33 @@ export class SecureSession {
       total += RECORD_OVERHEAD + c.length;
     }
     if (this.table.length < n * ROW) this.table = new Uint32Array(n * ROW * 2);
-    const src = n === 1 ? chunks[0]! : Buffer.concat(chunks as Buffer[]);
     const out = Buffer.allocUnsafe(total);
+    // One native call per run of pieces that sit back to back in one buffer (a large write split
+    // into records is one run), so no plaintext is copied before encryption.
     let o = 0;
     let s = 0;
-    for (let i = 0; i < n; i++) {
-      const len = chunks[i]!.length;
-      out[o] = type;
-      out.writeUInt32BE(SEQ_SIZE + AEAD_OVERHEAD + len, o + 1);
-      out.writeBigUInt64BE(this.nextSendSeq++, o + SEQ_OFFSET);
-      out.writeUInt32BE(0, o + NONCE_OFFSET);
-      out.writeBigUInt64BE(BigInt(this.send.nonceCounter++), o + NONCE_OFFSET + 4);
-      this.table.set([s, len, o + CIPHERTEXT_OFFSET, o + NONCE_OFFSET, o + SEQ_OFFSET, SEQ_SIZE], i * ROW);
-      s += len;
-      o += RECORD_OVERHEAD + len;
+    let runStart = 0;
+    while (runStart < n) {
+      let runEnd = runStart + 1;
+      while (runEnd < n && follows(chunks[runEnd - 1]!, chunks[runEnd]!)) runEnd++;
+      const first = chunks[runStart]!;
+      const src = new Uint8Array(first.buffer, first.byteOffset, chunks[runEnd - 1]!.byteOffset + chunks[runEnd - 1]!.length - first.byteOffset);
+      let srcOffset = 0;
+      for (let i = runStart; i < runEnd; i++) {
+        const len = chunks[i]!.length;
+        out[o] = type;
+        out.writeUInt32BE(SEQ_SIZE + AEAD_OVERHEAD + len, o + 1);
+        out.writeBigUInt64BE(this.nextSendSeq++, o + SEQ_OFFSET);
+        out.writeUInt32BE(0, o + NONCE_OFFSET);
+        out.writeBigUInt64BE(BigInt(this.send.nonceCounter++), o + NONCE_OFFSET + 4);
+        this.table.set([srcOffset, len, o + CIPHERTEXT_OFFSET, o + NONCE_OFFSET, o + SEQ_OFFSET, SEQ_SIZE], (i - runStart) * ROW);
+        srcOffset += len;
+        s += len;
+        o += RECORD_OVERHEAD + len;
+      }
+      this.send.ctx.sealBatch(src, out, this.table, runEnd - runStart);
+      runStart = runEnd;
     }
-    this.send.ctx.sealBatch(src, out, this.table, n);
     this.send.records += n;
     this.send.bytes += s;
     this.stats.recordsSent += n;

@@ -59,6 +59,7 @@ export async function dial(address: DialAddress, options: DialOptions = {}): Pro
   const handshaken = await runInitiatorHandshake(socket, {
     suites,
     resumption: options.resumption,
+    offloadCrypto: options.offloadCrypto,
     timeoutMs: handshakeTimeoutMs,
     signal: options.signal,
   });

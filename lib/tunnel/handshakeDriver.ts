@@ -130,13 +130,14 @@ function write(socket: Socket, bytes: Buffer): void {
 
 export interface InitiatorDriveOptions extends DriveOptions {
   suites: readonly CipherSuiteId[];
+  offloadCrypto?: boolean;
   resumption?: ResumptionState;
 }
 
 /** Client side: ClientHello, ServerHello, ClientFinished, ServerFinished. */
 export function runInitiatorHandshake(socket: Socket, options: InitiatorDriveOptions): Promise<Handshaken> {
   return drive(socket, options, async (io) => {
-    const hs = await InitiatorHandshake.create({ cipherSuites: options.suites, resumption: options.resumption });
+    const hs = await InitiatorHandshake.create({ cipherSuites: options.suites, resumption: options.resumption, offloadCrypto: options.offloadCrypto });
     try {
       write(socket, hs.clientHello());
       write(socket, await hs.onServerHello(await io.frame()));
@@ -149,13 +150,14 @@ export function runInitiatorHandshake(socket: Socket, options: InitiatorDriveOpt
 
 export interface ResponderDriveOptions extends DriveOptions {
   suites: readonly CipherSuiteId[];
+  offloadCrypto?: boolean;
   tickets?: TicketManager;
 }
 
 /** Server side. */
 export function runResponderHandshake(socket: Socket, options: ResponderDriveOptions): Promise<Handshaken> {
   return drive(socket, options, async (io) => {
-    const hs = new ResponderHandshake({ cipherSuites: options.suites, tickets: options.tickets });
+    const hs = new ResponderHandshake({ cipherSuites: options.suites, tickets: options.tickets, offloadCrypto: options.offloadCrypto });
     try {
       write(socket, await hs.onClientHello(await io.frame()));
       const { serverFinished, result } = hs.onClientFinished(await io.handshakeRecord());

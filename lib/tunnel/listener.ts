@@ -73,6 +73,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
     runResponderHandshake(socket, {
       suites: this.suites,
       tickets: this.options.tickets,
+      offloadCrypto: this.options.offloadCrypto,
       timeoutMs: this.handshakeTimeoutMs,
       signal: abort.signal,
     }).then(

@@ -27,6 +27,12 @@ export interface TunnelOptions {
   closeTimeoutMs?: number;
   /** Rekey automatically on the §9.1 triggers (initiator only). Default true. */
   autoRekey?: boolean;
+  /**
+   * Run the handshake's ML-KEM operations on the libuv threadpool. Default false: each is tens of
+   * microseconds, less than a threadpool round trip costs, so (like node:tls) they run inline.
+   * Turn it on when the event loop must never block even for that long.
+   */
+  offloadCrypto?: boolean;
 }
 
 /** What a client needs to resume: a ticket from the server and the session's master secret. */

@@ -29,6 +29,14 @@ const REKEY_CHECK_INTERVAL_MS = 60_000;
 /** A rekey that gets no response within this time fails the tunnel (its writes are held back). */
 const REKEY_TIMEOUT_MS = 30_000;
 const PING_TIMEOUT_MS = 10_000;
+/**
+ * Stream buffering: enough for several full records in flight on each side, so a bulk transfer
+ * keeps the socket busy instead of waiting for a drain after every write.
+ */
+const WRITE_HIGH_WATER = 256 * 1024;
+const READ_HIGH_WATER = 256 * 1024;
+/** Stream writes are cut into records of at most this size (messages use up to MAX_RECORD_PLAINTEXT). */
+const STREAM_RECORD_SIZE = 16 * 1024;
 /** Message mode: stop reading the socket while this many messages wait to be consumed. */
 const MESSAGE_QUEUE_HIGH_WATER = 64;
 
@@ -100,7 +108,7 @@ export class Tunnel extends Duplex {
 
   /** @internal Use dial() or listen(). */
   constructor(init: TunnelInit) {
-    super({ allowHalfOpen: false, decodeStrings: true });
+    super({ allowHalfOpen: false, decodeStrings: true, writableHighWaterMark: WRITE_HIGH_WATER, readableHighWaterMark: READ_HIGH_WATER });
     this.socket = init.socket;
     this.reader = init.handshaken.reader;
     this.handshakeMs = init.handshaken.durationMs;
@@ -474,8 +482,8 @@ export class Tunnel extends Duplex {
 
 /** Splits a write into record-sized pieces (empty writes send nothing). */
 function split(chunk: Buffer): Buffer[] {
-  if (chunk.length <= MAX_RECORD_PLAINTEXT) return chunk.length === 0 ? [] : [chunk];
+  if (chunk.length <= STREAM_RECORD_SIZE) return chunk.length === 0 ? [] : [chunk];
   const pieces: Buffer[] = [];
-  for (let o = 0; o < chunk.length; o += MAX_RECORD_PLAINTEXT) pieces.push(chunk.subarray(o, o + MAX_RECORD_PLAINTEXT));
+  for (let o = 0; o < chunk.length; o += STREAM_RECORD_SIZE) pieces.push(chunk.subarray(o, o + STREAM_RECORD_SIZE));
   return pieces;
 }

@@ -1,0 +1,212 @@
+/**
+ * Tunnel benchmark: quantum-tunnel against Node's own TLS 1.3 on the same machine and Node (24),
+ * side by side in one process, over loopback:
+ *   - handshakes/s, sequential (dial, handshake, close) and concurrent (64 clients);
+ *   - bulk throughput of one connection (8 KiB and 64 KiB writes), AES-256-GCM on both;
+ *   - memory per idle established tunnel at 1,000 tunnels, beyond plain TCP sockets.
+ * TLS uses its Node 24 defaults (group X25519MLKEM768) with an ECDSA P-256 certificate.
+ * Flags: --quick (short run), --json PATH (default bench/results/tunnel.json).
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import * as os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import * as tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { dial, listen, type Tunnel } from '../lib/index.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const quick = process.argv.includes('--quick');
+const jsonArg = process.argv.indexOf('--json');
+const jsonPath = jsonArg > 0 ? resolve(process.argv[jsonArg + 1]!) : join(root, 'bench/results/tunnel.json');
+
+const SEQUENTIAL = quick ? 40 : 300;
+const CONCURRENCY = 64;
+const CONCURRENT_TOTAL = quick ? 128 : 1024;
+const BULK_BYTES = quick ? 128 * 2 ** 20 : 2 ** 30;
+const IDLE_TUNNELS = quick ? 200 : 1000;
+
+function certificate(): { key: string; cert: string } {
+  const dir = mkdtempSync(join(os.tmpdir(), 'qt-bench-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost',
+    '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+  return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
+}
+
+interface Endpoint {
+  name: string;
+  port: number;
+  /** Connects and completes the handshake. */
+  connect(): Promise<Socket | Tunnel>;
+  close(): Promise<void>;
+}
+
+async function quantumEndpoint(onStream: (t: Tunnel) => void): Promise<Endpoint> {
+  const l = listen({ port: 0, ciphers: ['aes-256-gcm'] });
+  l.on('tunnel', onStream);
+  await l.ready;
+  const port = l.address().port;
+  return {
+    name: 'quantum-tunnel (CH-KEM X25519+ML-KEM-1024, AES-256-GCM)',
+    port,
+    connect: () => dial({ host: '127.0.0.1', port }, { ciphers: ['aes-256-gcm'] }),
+    close: () => l.close({ tunnels: true }),
+  };
+}
+
+async function tlsEndpoint(creds: { key: string; cert: string }, onStream: (s: tls.TLSSocket) => void): Promise<Endpoint & { group: () => string }> {
+  const server = tls.createServer({ ...creds, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_256_GCM_SHA384' }, onStream);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  let group = '?';
+  return {
+    name: 'node:tls TLS 1.3 (Node default groups, ECDSA P-256, AES-256-GCM)',
+    port,
+    group: () => group,
+    connect: () => new Promise((resolveConn, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port, ca: creds.cert, servername: 'localhost', minVersion: 'TLSv1.3', ciphersuites: 'TLS_AES_256_GCM_SHA384' } as tls.ConnectionOptions, () => {
+        const info = s.getEphemeralKeyInfo() as { name?: string } | null;
+        group = info?.name ?? group;
+        resolveConn(s);
+      });
+      s.once('error', reject);
+    }),
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+function closeConn(c: Socket | Tunnel): Promise<void> {
+  if ('close' in c && typeof (c as Tunnel).close === 'function' && !(c instanceof tls.TLSSocket)) return (c as Tunnel).close();
+  return new Promise((r) => { c.once('close', () => r()); c.end(); });
+}
+
+async function sequentialHandshakes(ep: Endpoint, n: number): Promise<number> {
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await closeConn(await ep.connect());
+  return n / ((performance.now() - t0) / 1000);
+}
+
+async function concurrentHandshakes(ep: Endpoint, total: number, concurrency: number): Promise<number> {
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next++ < total) await closeConn(await ep.connect());
+  }));
+  return total / ((performance.now() - t0) / 1000);
+}
+
+async function bulk(ep: Endpoint, received: () => Promise<{ bytes: number; digest: string }>, writeSize: number): Promise<{ mbps: number; ok: boolean }> {
+  const conn = await ep.connect() as Tunnel | tls.TLSSocket;
+  const chunk = Buffer.alloc(writeSize, 0xa5);
+  const hash = createHash('sha256');
+  const done = received();
+  const t0 = performance.now();
+  let sent = 0;
+  while (sent < BULK_BYTES) {
+    hash.update(chunk);
+    sent += chunk.length;
+    if (!conn.write(chunk)) await new Promise((r) => conn.once('drain', r));
+  }
+  conn.end();
+  const got = await done;
+  const seconds = (performance.now() - t0) / 1000;
+  return { mbps: sent / 1e6 / seconds, ok: got.bytes === sent && got.digest === hash.digest('hex') };
+}
+
+/** A server-side sink that hashes what it receives; `next()` resolves when a stream ends. */
+function sink() {
+  let pending: ((r: { bytes: number; digest: string }) => void) | undefined;
+  return {
+    next: () => new Promise<{ bytes: number; digest: string }>((r) => (pending = r)),
+    attach: (s: NodeJS.ReadableStream & { on: Function }) => {
+      const h = createHash('sha256');
+      let bytes = 0;
+      s.on('data', (d: Buffer) => { bytes += d.length; h.update(d); });
+      s.on('end', () => pending?.({ bytes, digest: h.digest('hex') }));
+      s.on('error', () => undefined);
+    },
+  };
+}
+
+function settle(): Promise<void> {
+  (globalThis as { gc?: () => void }).gc?.();
+  return new Promise((r) => setTimeout(r, 200));
+}
+
+async function idleMemory(connectMany: (n: number) => Promise<Array<{ destroy(): void }>>, n: number): Promise<{ rssKiB: number; heapKiB: number; externalKiB: number }> {
+  await settle();
+  const before = process.memoryUsage();
+  const conns = await connectMany(n);
+  await settle();
+  const after = process.memoryUsage();
+  for (const c of conns) c.destroy();
+  await settle();
+  // Both ends live in this process: per tunnel end = delta / (2n).
+  const per = (a: number, b: number) => (b - a) / 1024 / (2 * n);
+  return { rssKiB: per(before.rss, after.rss), heapKiB: per(before.heapUsed, after.heapUsed), externalKiB: per(before.external + before.arrayBuffers, after.external + after.arrayBuffers) };
+}
+
+async function tcpPairs(n: number): Promise<{ server: Server; conns: Socket[] }> {
+  const conns: Socket[] = [];
+  const server = createServer((s) => conns.push(s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  for (let i = 0; i < n; i++) conns.push(await new Promise<Socket>((r) => { const s = netConnect(port, '127.0.0.1', () => r(s)); }));
+  return { server, conns };
+}
+
+async function main(): Promise<void> {
+  const creds = certificate();
+  const qtSink = sink();
+  const tlsSink = sink();
+  const q = await quantumEndpoint((t) => { qtSink.attach(t); t.on('end', () => t.end()); });
+  const t = await tlsEndpoint(creds, (s) => { tlsSink.attach(s); s.on('end', () => s.end()); });
+  const results: Record<string, unknown> = {};
+  const row = (name: string, ours: number, theirs: number, unit: string, target?: number) => {
+    const ratio = ours / theirs;
+    const verdict = target === undefined ? '' : ratio >= target ? `met (>= ${target}x)` : `MISSED (target ${target}x)`;
+    console.log(`${name.padEnd(38)} ${ours.toFixed(1).padStart(10)} ${theirs.toFixed(1).padStart(10)} ${unit.padEnd(6)} ${ratio.toFixed(2).padStart(6)}x  ${verdict}`);
+    results[name] = { ours, tls: theirs, unit, ratio, target };
+  };
+  console.log(`Node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}; quantum-tunnel vs node:tls`);
+  console.log(`${'case'.padEnd(38)} ${'ours'.padStart(10)} ${'tls'.padStart(10)} unit    ratio`);
+
+  // Warm both up.
+  await sequentialHandshakes(q, 5);
+  await sequentialHandshakes(t, 5);
+  row('handshakes/s sequential', await sequentialHandshakes(q, SEQUENTIAL), await sequentialHandshakes(t, SEQUENTIAL), 'hs/s', 3);
+  console.log(`  (TLS key exchange group: ${t.group()})`);
+  row(`handshakes/s concurrent (${CONCURRENCY} clients)`, await concurrentHandshakes(q, CONCURRENT_TOTAL, CONCURRENCY), await concurrentHandshakes(t, CONCURRENT_TOTAL, CONCURRENCY), 'hs/s');
+  for (const size of [64 * 1024, 8 * 1024]) {
+    const a = await bulk(q, qtSink.next, size);
+    const b = await bulk(t, tlsSink.next, size);
+    if (!a.ok || !b.ok) throw new Error('bulk transfer corrupted or incomplete');
+    row(`throughput ${BULK_BYTES / 2 ** 20} MiB, ${size / 1024} KiB writes`, a.mbps, b.mbps, 'MB/s', 1.5);
+  }
+  await q.close();
+  await t.close();
+
+  // Memory: idle tunnels vs idle plain TCP pairs.
+  const base = await idleMemory(async (n) => { const p = await tcpPairs(n); return [...p.conns, { destroy: () => p.server.close() }]; }, IDLE_TUNNELS);
+  const idleServer = listen({ port: 0 });
+  const serverSide: Tunnel[] = [];
+  idleServer.on('tunnel', (tn) => serverSide.push(tn));
+  await idleServer.ready;
+  const tun = await idleMemory(async (n) => {
+    const out: Tunnel[] = [];
+    for (let i = 0; i < n; i++) out.push(await dial({ host: '127.0.0.1', port: idleServer.address().port }));
+    return [...out, ...serverSide];
+  }, IDLE_TUNNELS);
+  await idleServer.close();
+  const beyond = { rssKiB: tun.rssKiB - base.rssKiB, heapKiB: tun.heapKiB - base.heapKiB, externalKiB: tun.externalKiB - base.externalKiB };
+  console.log(`memory per idle tunnel end at ${IDLE_TUNNELS} tunnels, beyond a plain TCP socket: RSS ${beyond.rssKiB.toFixed(1)} KiB, JS heap ${beyond.heapKiB.toFixed(1)} KiB, external ${beyond.externalKiB.toFixed(1)} KiB (target <= 64 KiB: ${beyond.rssKiB <= 64 ? 'met' : 'MISSED'})`);
+  results.memoryPerIdleTunnel = { tunnels: IDLE_TUNNELS, tcpBaseline: base, tunnel: tun, beyondSocket: beyond };
+
+  mkdirSync(dirname(jsonPath), { recursive: true });
+  writeFileSync(jsonPath, JSON.stringify({ node: process.version, cpu: os.cpus()[0]?.model, cores: os.cpus().length, quick, results }, null, 2));
+  console.log(`results written to ${jsonPath}`);
+}
+
+main().then(() => process.exit(0), (err) => { console.error(err); process.exit(1); });
