@@ -2,10 +2,25 @@
 import { native, type Secret } from '../native.js';
 import { checkBytes, checkInteger } from './bytes.js';
 
-/** `length` fresh random bytes. */
+// Small public random values (hello randoms, session IDs, ticket nonces) come from a pool refilled
+// by one DRBG call, since each DRBG call costs microseconds. Secrets never come from here.
+const POOL_SIZE = 4096;
+const SMALL = 256;
+let pool = Buffer.alloc(0);
+let poolOffset = 0;
+
+/** `length` fresh random bytes (public values; use {@link randomSecret} for keys). */
 export function randomBytes(length: number): Buffer {
   checkInteger(length, 'length', 0, 2 ** 31 - 1);
-  return native.randomFill(Buffer.allocUnsafe(length));
+  if (length > SMALL) return native.randomFill(Buffer.allocUnsafe(length));
+  if (poolOffset + length > pool.length) {
+    pool = native.randomFill(Buffer.allocUnsafe(POOL_SIZE));
+    poolOffset = 0;
+  }
+  const out = Buffer.from(pool.subarray(poolOffset, poolOffset + length));
+  pool.fill(0, poolOffset, poolOffset + length); // never hand out the same bytes twice
+  poolOffset += length;
+  return out;
 }
 
 /** Fills `buffer` with random bytes and returns it. */

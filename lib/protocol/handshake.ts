@@ -269,7 +269,6 @@ export class ResponderHandshake {
       // Unknown suite IDs are skipped, not fatal: room for future suites (the reference refuses).
       const suite = hello.cipherSuites.find((s) => this.options.cipherSuites.includes(s as CipherSuiteId)) as CipherSuiteId | undefined;
       if (suite === undefined) throw qtError(ErrorCode.UNSUPPORTED_CIPHER_SUITE, 'no cipher suite in common');
-      if (!chkem.isValidPublicKey(hello.publicKey)) throw qtError(ErrorCode.INVALID_KEY, 'client CH-KEM public key is invalid');
 
       let psk: Secret | undefined;
       if (hello.sessionId.length > 0 && this.options.tickets) {
