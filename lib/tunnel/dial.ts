@@ -2,6 +2,7 @@
 import { connect, type Socket } from 'node:net';
 import { ErrorCode, invalidArgument, qtError } from '../errors.js';
 import { runInitiatorHandshake } from './handshakeDriver.js';
+import { ObserverSet } from './observer.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, type DialOptions, resolveHandshakeTimeout, resolveSuites, resolveTimeout } from './options.js';
 import { Tunnel } from './tunnel.js';
 
@@ -55,13 +56,15 @@ export async function dial(address: DialAddress, options: DialOptions = {}): Pro
   const suites = resolveSuites(options.ciphers);
   const handshakeTimeoutMs = resolveHandshakeTimeout(options);
   const connectTimeoutMs = resolveTimeout(options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs');
+  const observers = new ObserverSet(options.observer);
   const socket = await connectSocket(host, port, connectTimeoutMs, options.signal);
   const handshaken = await runInitiatorHandshake(socket, {
+    observers,
     suites,
     resumption: options.resumption,
     offloadCrypto: options.offloadCrypto,
     timeoutMs: handshakeTimeoutMs,
     signal: options.signal,
   });
-  return new Tunnel({ socket, handshaken, options });
+  return new Tunnel({ socket, handshaken, options, observers });
 }

@@ -5,11 +5,12 @@
  */
 import type { Socket } from 'node:net';
 import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
-import type { CipherSuiteId } from '../protocol/constants.js';
+import { cipherSuiteName, type CipherSuiteId } from '../protocol/constants.js';
 import { FrameReader, type Frame } from '../protocol/frame.js';
 import { InitiatorHandshake, ResponderHandshake, type HandshakeResult } from '../protocol/handshake.js';
 import { HANDSHAKE_FAILURE_ALERT } from '../protocol/messages.js';
 import type { TicketManager } from '../protocol/ticket.js';
+import type { ObserverSet } from './observer.js';
 import type { ResumptionState } from './options.js';
 
 /** A completed handshake: its result, the reader holding any bytes that came after it, and its duration. */
@@ -92,11 +93,22 @@ class SocketReader {
 interface DriveOptions {
   timeoutMs: number;
   signal?: AbortSignal;
+  observers?: ObserverSet;
 }
 
 /** Runs `steps` with the deadline and abort signal; on failure alerts the peer when it is at fault and drops the socket. */
-async function drive(socket: Socket, options: DriveOptions, steps: (io: SocketReader) => Promise<HandshakeResult>): Promise<Handshaken> {
+async function drive(
+  socket: Socket,
+  options: DriveOptions & { role: 'client' | 'server'; resumptionAttempted: boolean },
+  steps: (io: SocketReader) => Promise<HandshakeResult>,
+): Promise<Handshaken> {
   const started = performance.now();
+  const watch = options.observers?.startHandshake({
+    role: options.role,
+    resumptionAttempted: options.resumptionAttempted,
+    address: socket.remoteAddress,
+    port: socket.remotePort,
+  });
   const io = new SocketReader(socket);
   const timer = options.timeoutMs > 0
     ? setTimeout(() => io.fail(qtError(ErrorCode.HANDSHAKE_TIMEOUT, `handshake not complete after ${options.timeoutMs} ms`)), options.timeoutMs)
@@ -106,10 +118,13 @@ async function drive(socket: Socket, options: DriveOptions, steps: (io: SocketRe
   try {
     if (options.signal?.aborted) throw qtError(ErrorCode.ABORTED, 'handshake aborted');
     const result = await steps(io);
-    return { result, reader: io.detach(), durationMs: performance.now() - started };
+    const durationMs = performance.now() - started;
+    watch?.succeeded({ suite: cipherSuiteName(result.suite), resumed: result.resumed, durationMs, fips: false });
+    return { result, reader: io.detach(), durationMs };
   } catch (err) {
     io.detach();
     const error = err instanceof QuantumTunnelError ? err : qtError(ErrorCode.HANDSHAKE_FAILED, 'handshake failed', { cause: err });
+    watch?.failed(error.code);
     if (ALERTED.has(error.code) && socket.writable) {
       socket.end(HANDSHAKE_FAILURE_ALERT, () => socket.destroy());
       setTimeout(() => socket.destroy(), 1000).unref();
@@ -136,7 +151,7 @@ export interface InitiatorDriveOptions extends DriveOptions {
 
 /** Client side: ClientHello, ServerHello, ClientFinished, ServerFinished. */
 export function runInitiatorHandshake(socket: Socket, options: InitiatorDriveOptions): Promise<Handshaken> {
-  return drive(socket, options, async (io) => {
+  return drive(socket, { ...options, role: 'client', resumptionAttempted: options.resumption !== undefined }, async (io) => {
     const hs = await InitiatorHandshake.create({ cipherSuites: options.suites, resumption: options.resumption, offloadCrypto: options.offloadCrypto });
     try {
       write(socket, hs.clientHello());
@@ -156,7 +171,7 @@ export interface ResponderDriveOptions extends DriveOptions {
 
 /** Server side. */
 export function runResponderHandshake(socket: Socket, options: ResponderDriveOptions): Promise<Handshaken> {
-  return drive(socket, options, async (io) => {
+  return drive(socket, { ...options, role: 'server', resumptionAttempted: false }, async (io) => {
     const hs = new ResponderHandshake({ cipherSuites: options.suites, tickets: options.tickets, offloadCrypto: options.offloadCrypto });
     try {
       write(socket, await hs.onClientHello(await io.frame()));

@@ -7,6 +7,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
 import type { CipherSuiteId } from '../protocol/constants.js';
 import { runResponderHandshake } from './handshakeDriver.js';
+import { ObserverSet } from './observer.js';
 import { type ListenOptions, resolveHandshakeTimeout, resolveSuites } from './options.js';
 import { Tunnel } from './tunnel.js';
 
@@ -26,6 +27,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
   private readonly server: Server;
   private readonly suites: CipherSuiteId[];
   private readonly handshakeTimeoutMs: number;
+  private readonly observers: ObserverSet;
   private readonly handshakes = new Set<AbortController>();
   private readonly tunnels = new Set<Tunnel>();
   private closing = false;
@@ -38,6 +40,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
     super();
     this.suites = resolveSuites(options.ciphers);
     this.handshakeTimeoutMs = resolveHandshakeTimeout(options);
+    this.observers = new ObserverSet(options.observer);
     this.server = createServer({ noDelay: true }, (socket) => this.onConnection(socket));
     this.server.on('error', (err) => this.emit('error', err));
     this.server.on('close', () => this.emit('close'));
@@ -68,12 +71,25 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
       return;
     }
     socket.on('error', () => undefined); // the handshake driver reports failures
+    const peer = { address: socket.remoteAddress, port: socket.remotePort };
+    this.observers.notify('onConnection', peer);
+    if (this.options.admission) {
+      const verdict = this.options.admission.admit(peer);
+      if (!verdict.ok) {
+        // Refused before any crypto and without an alert, so a flood costs us almost nothing.
+        this.observers.notify('onRateLimited', verdict.reason, peer);
+        socket.destroy();
+        return;
+      }
+      socket.once('close', verdict.release);
+    }
     const abort = new AbortController();
     this.handshakes.add(abort);
     runResponderHandshake(socket, {
       suites: this.suites,
       tickets: this.options.tickets,
       offloadCrypto: this.options.offloadCrypto,
+      observers: this.observers,
       timeoutMs: this.handshakeTimeoutMs,
       signal: abort.signal,
     }).then(
@@ -84,7 +100,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
           socket.destroy();
           return;
         }
-        const tunnel = new Tunnel({ socket, handshaken, options: this.options, tickets: this.options.tickets });
+        const tunnel = new Tunnel({ socket, handshaken, options: this.options, tickets: this.options.tickets, observers: this.observers });
         this.tunnels.add(tunnel);
         tunnel.once('close', () => this.tunnels.delete(tunnel));
         this.deliver(tunnel);

@@ -3,6 +3,7 @@ import type { Secret } from '../native.js';
 import { invalidArgument } from '../errors.js';
 import { CipherSuite, type CipherSuiteId, DEFAULT_HANDSHAKE_TIMEOUT_MS } from '../protocol/constants.js';
 import type { TicketManager } from '../protocol/ticket.js';
+import type { ConnectionAdmission, TunnelObserver } from './observer.js';
 import { info as cryptoInfo } from '../crypto/info.js';
 
 /** Cipher suite names accepted in options. */
@@ -33,6 +34,8 @@ export interface TunnelOptions {
    * Turn it on when the event loop must never block even for that long.
    */
   offloadCrypto?: boolean;
+  /** Metrics, tracing and logging hooks (see lib/ops). */
+  observer?: TunnelObserver | readonly TunnelObserver[];
 }
 
 /** What a client needs to resume: a ticket from the server and the session's master secret. */
@@ -57,6 +60,8 @@ export interface ListenOptions extends TunnelOptions {
   tickets?: TicketManager;
   /** TCP backlog. */
   backlog?: number;
+  /** Admission control (rate limits) consulted for each connection before any crypto. */
+  admission?: ConnectionAdmission;
 }
 
 export const DEFAULT_CLOSE_TIMEOUT_MS = 2000;

@@ -22,6 +22,7 @@ import {
 import { SecureSession } from '../protocol/session.js';
 import type { TicketManager } from '../protocol/ticket.js';
 import type { Handshaken } from './handshakeDriver.js';
+import { ObserverSet, type PeerAddress } from './observer.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS, type ResumptionState, resolveTimeout, type TunnelOptions } from './options.js';
 
 /** How often the time-based rekey trigger is checked. */
@@ -77,6 +78,7 @@ export interface TunnelInit {
   handshaken: Handshaken;
   options: TunnelOptions;
   tickets?: TicketManager;
+  observers?: ObserverSet;
 }
 
 /**
@@ -105,6 +107,9 @@ export class Tunnel extends Duplex {
   private peerClosed = false;
   private closeTimer: NodeJS.Timeout | undefined;
   private readPaused = false;
+  private readonly observers: ObserverSet;
+  private readonly peer: PeerAddress;
+  private rekeyWatch: { succeeded(): void; failed(code: string): void } | undefined;
 
   /** @internal Use dial() or listen(). */
   constructor(init: TunnelInit) {
@@ -117,6 +122,14 @@ export class Tunnel extends Duplex {
     this.tickets = init.tickets;
     this.closeTimeoutMs = resolveTimeout(init.options.closeTimeoutMs, DEFAULT_CLOSE_TIMEOUT_MS, 'closeTimeoutMs');
     this.autoRekey = init.options.autoRekey !== false && this.role === 'client';
+    this.observers = init.observers ?? new ObserverSet(init.options.observer);
+    this.peer = { address: this.socket.remoteAddress, port: this.socket.remotePort };
+    this.observers.notify('onTunnelOpen', {
+      role: this.role,
+      suite: cipherSuiteName(this.session.suite),
+      resumed: this.session.resumed,
+      ...this.peer,
+    });
     if (this.autoRekey) {
       this.rekeyCheck = setInterval(() => this.maybeRekey(), REKEY_CHECK_INTERVAL_MS);
       this.rekeyCheck.unref();
@@ -141,6 +154,9 @@ export class Tunnel extends Duplex {
 
   /** Handles every complete frame; any protocol violation is fatal for this tunnel only. */
   private processFrames(): void {
+    const before = this.session.stats;
+    const bytes = before.bytesReceived;
+    const records = before.recordsReceived;
     try {
       for (let frame = this.reader.nextFrame(); frame !== null && !this.destroyed; frame = this.reader.nextFrame()) {
         this.onFrame(frame);
@@ -148,6 +164,8 @@ export class Tunnel extends Duplex {
     } catch (err) {
       this.fail(err);
     }
+    const after = this.session.stats;
+    if (after.recordsReceived > records) this.observers.notify('onTraffic', 'received', after.bytesReceived - bytes, after.recordsReceived - records);
   }
 
   private onFrame(frame: Frame): void {
@@ -176,10 +194,12 @@ export class Tunnel extends Duplex {
       case 'data':
         return this.deliver(event.data);
       case 'replay':
+        this.observers.notify('onReplayBlocked', this.peer);
         this.emit('replay', event.seq);
         return;
       case 'rekey-response-sent':
         this.socket.write(event.frame);
+        this.observers.startRekey(false).succeeded();
         this.emit('rekey', { rekeys: this.session.stats.rekeys });
         return;
       case 'rekey-complete':
@@ -269,17 +289,28 @@ export class Tunnel extends Duplex {
       const budget = this.session.sendBudget();
       if (budget < pieces.length) {
         // Waiting for a rekey response: send what the old key may still cover, hold the rest.
-        if (budget > 0) this.socket.write(this.session.sealRecords(MessageType.DATA, pieces.slice(0, budget)));
+        if (budget > 0) this.socket.write(this.sealData(pieces.slice(0, budget)));
         this.stalled = { pieces: pieces.slice(budget), callback };
         return;
       }
-      const ok = this.socket.write(this.session.sealRecords(MessageType.DATA, pieces));
+      const ok = this.socket.write(this.sealData(pieces));
       if (this.autoRekey) setImmediate(() => this.maybeRekey());
       if (ok) callback();
       else this.once('_drain', () => callback());
     } catch (err) {
+      this.observers.notify('onEncryptError', (err as QuantumTunnelError).code ?? ErrorCode.CRYPTO_FAILURE);
       callback(err as Error);
     }
+  }
+
+  private sealData(pieces: Buffer[]): Buffer {
+    const frames = this.session.sealRecords(MessageType.DATA, pieces);
+    if (!this.observers.empty) {
+      let bytes = 0;
+      for (const p of pieces) bytes += p.length;
+      this.observers.notify('onTraffic', 'sent', bytes, pieces.length);
+    }
+    return frames;
   }
 
   override _final(callback: (err?: Error | null) => void): void {
@@ -307,6 +338,14 @@ export class Tunnel extends Duplex {
     this.stalled = undefined;
     if (err) for (const w of this.messageWaiters.splice(0)) w.reject(err);
     this.endMessages();
+    if (this.rekeyWatch) this.rekeyWatch.failed((reason as QuantumTunnelError).code ?? ErrorCode.TUNNEL_CLOSED);
+    this.rekeyWatch = undefined;
+    const stats = this.session.stats;
+    this.observers.notify('onTunnelClose', {
+      error: err ? ((err as QuantumTunnelError).code ?? 'ERR_UNKNOWN') : undefined,
+      bytesSent: stats.bytesSent,
+      bytesReceived: stats.bytesReceived,
+    });
     this.session.destroy();
     this.socket.destroy();
     callback(err);
@@ -315,6 +354,8 @@ export class Tunnel extends Duplex {
   /** A protocol failure: tell the peer with a fatal alert (fixed text) and destroy the tunnel. */
   private fail(err: unknown): void {
     const error = err instanceof QuantumTunnelError ? err : qtError(ErrorCode.MALFORMED_MESSAGE, 'protocol error', { cause: err });
+    if (error.code === ErrorCode.AUTHENTICATION_FAILED) this.observers.notify('onAuthFailure', this.peer);
+    else this.observers.notify('onProtocolError', error.code, this.peer);
     if (this.socket.writable) {
       const code = error.code === ErrorCode.AUTHENTICATION_FAILED ? AlertCode.BAD_CIPHERTEXT : AlertCode.UNEXPECTED_MESSAGE;
       const description = error.code === ErrorCode.AUTHENTICATION_FAILED ? AlertDescription.BAD_RECORD : AlertDescription.UNEXPECTED_MESSAGE;
@@ -403,6 +444,7 @@ export class Tunnel extends Duplex {
     if (!this.session.rekeyInProgress) {
       try {
         this.socket.write(this.session.startRekey());
+        this.rekeyWatch = this.observers.startRekey(true);
       } catch (err) {
         this.destroy(err as Error);
         return done;
@@ -419,6 +461,8 @@ export class Tunnel extends Duplex {
 
   private onRekeyComplete(): void {
     clearTimeout(this.rekeyTimer);
+    this.rekeyWatch?.succeeded();
+    this.rekeyWatch = undefined;
     this.emit('rekey', { rekeys: this.session.stats.rekeys });
     for (const w of this.rekeyWaiters.splice(0)) w.resolve();
     const stalled = this.stalled;

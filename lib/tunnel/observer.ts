@@ -1,0 +1,127 @@
+/**
+ * Observation hooks: how metrics, tracing and logging (lib/ops) watch tunnels without the tunnel
+ * layer knowing about them. Every hook is optional and called synchronously; a hook that throws
+ * is ignored (observability must never break a tunnel). Traffic is reported per write/read batch,
+ * not per record, to stay off the hot path.
+ */
+
+/** Who is on the other end (never secret). */
+export interface PeerAddress {
+  address: string | undefined;
+  port: number | undefined;
+}
+
+export interface HandshakeContext extends PeerAddress {
+  role: 'client' | 'server';
+  /** A resumption ticket was offered (client) or received (server). */
+  resumptionAttempted: boolean;
+}
+
+/** The result of a completed handshake. */
+export interface HandshakeOutcome {
+  suite: string;
+  resumed: boolean;
+  durationMs: number;
+  fips: boolean;
+}
+
+/** Returned by onHandshakeStart to follow one handshake (a tracing span, for example). */
+export interface HandshakeWatch {
+  succeeded?(outcome: HandshakeOutcome): void;
+  failed?(errorCode: string): void;
+}
+
+export interface RekeyWatch {
+  succeeded?(): void;
+  failed?(errorCode: string): void;
+}
+
+export interface TunnelObserver {
+  /** A TCP connection was accepted by a listener (before any admission check). */
+  onConnection?(peer: PeerAddress): void;
+  /** A connection or handshake was refused by admission control, before any crypto. */
+  onRateLimited?(kind: 'connection' | 'handshake', peer: PeerAddress): void;
+  onHandshakeStart?(context: HandshakeContext): HandshakeWatch | void;
+  /** A tunnel is established (after onHandshakeStart's watch succeeded). */
+  onTunnelOpen?(info: { role: 'client' | 'server'; suite: string; resumed: boolean } & PeerAddress): void;
+  /** Plaintext bytes and records sent or received by one tunnel, in batches. */
+  onTraffic?(direction: 'sent' | 'received', bytes: number, records: number): void;
+  onReplayBlocked?(peer: PeerAddress): void;
+  /** A record failed authentication (the tunnel is closed). */
+  onAuthFailure?(peer: PeerAddress): void;
+  /** A malformed or unexpected message ended a tunnel (after the handshake). */
+  onProtocolError?(errorCode: string, peer: PeerAddress): void;
+  /** An encryption failure while sending (nonce budget, native failure). */
+  onEncryptError?(errorCode: string): void;
+  onRekeyStart?(initiatedByUs: boolean): RekeyWatch | void;
+  onTunnelClose?(info: { error?: string; bytesSent: number; bytesReceived: number }): void;
+}
+
+/** Calls a hook on every observer, ignoring observers that throw. */
+export class ObserverSet {
+  private readonly list: TunnelObserver[];
+
+  constructor(observers: TunnelObserver | readonly TunnelObserver[] | undefined) {
+    this.list = observers === undefined ? [] : Array.isArray(observers) ? [...observers] : [observers as TunnelObserver];
+  }
+
+  get empty(): boolean {
+    return this.list.length === 0;
+  }
+
+  notify<K extends keyof TunnelObserver>(hook: K, ...args: Parameters<NonNullable<TunnelObserver[K]>>): void {
+    for (const o of this.list) {
+      try {
+        (o[hook] as ((...a: unknown[]) => unknown) | undefined)?.apply(o, args);
+      } catch {
+        /* observers never break tunnels */
+      }
+    }
+  }
+
+  /** onHandshakeStart on each observer, combined into one watch. */
+  startHandshake(context: HandshakeContext): Required<HandshakeWatch> {
+    const watches = this.collect<HandshakeWatch>((o) => o.onHandshakeStart?.(context));
+    return {
+      succeeded: (outcome) => watches.forEach((w) => safe(() => w.succeeded?.(outcome))),
+      failed: (code) => watches.forEach((w) => safe(() => w.failed?.(code))),
+    };
+  }
+
+  startRekey(initiatedByUs: boolean): Required<RekeyWatch> {
+    const watches = this.collect<RekeyWatch>((o) => o.onRekeyStart?.(initiatedByUs));
+    return {
+      succeeded: () => watches.forEach((w) => safe(() => w.succeeded?.())),
+      failed: (code) => watches.forEach((w) => safe(() => w.failed?.(code))),
+    };
+  }
+
+  private collect<W extends object>(start: (o: TunnelObserver) => W | void): W[] {
+    const out: W[] = [];
+    for (const o of this.list) {
+      try {
+        const w = start(o);
+        if (w) out.push(w);
+      } catch {
+        /* ignored */
+      }
+    }
+    return out;
+  }
+}
+
+function safe(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    /* ignored */
+  }
+}
+
+/**
+ * Admission control (rate limiting) consulted by a listener for every accepted connection, before
+ * any cryptography. `release` is called when the connection ends.
+ */
+export interface ConnectionAdmission {
+  admit(peer: PeerAddress): { ok: true; release(): void } | { ok: false; reason: 'connection' | 'handshake' };
+}
