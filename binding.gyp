@@ -12,6 +12,7 @@
         "native/aead.cc",
         "native/digest.cc",
         "native/errors.cc",
+        "native/fips.cc",
         "native/library_context.cc",
         "native/mlkem.cc",
         "native/private_key.cc",

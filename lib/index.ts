@@ -6,6 +6,7 @@
  * - `crypto`: the crypto core over the addon's own OpenSSL 3.5.
  */
 export * as crypto from './crypto/index.js';
+export * as fips from './fips/index.js';
 export { QuantumTunnelError, ErrorCode, type ErrorCodeValue } from './errors.js';
 export { listen, Listener, type HandshakeErrorEvent } from './tunnel/listener.js';
 export { dial, type DialAddress } from './tunnel/dial.js';
@@ -13,3 +14,8 @@ export { Tunnel, type TunnelInfo, type AlertEvent } from './tunnel/tunnel.js';
 export type { CipherName, DialOptions, ListenOptions, ResumptionState, TunnelOptions } from './tunnel/options.js';
 export type { TunnelObserver, HandshakeWatch, HandshakeOutcome, HandshakeContext, RekeyWatch, PeerAddress, ConnectionAdmission } from './tunnel/observer.js';
 export { TicketManager, type TicketManagerOptions, type TicketRedemption } from './protocol/ticket.js';
+
+// QUANTUM_TUNNEL_FIPS=1 or a FIPS-profile build: FIPS mode before anything else runs.
+import { enableFromEnvironment } from './fips/index.js';
+enableFromEnvironment();
+export * from './ops/index.js';

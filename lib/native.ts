@@ -115,6 +115,15 @@ export interface NativeAddon {
   secretStorageForTesting(secret: Secret): Buffer;
   secretFromBytesForTesting(bytes: Uint8Array): Secret;
   exportPrivateKeyForTesting(key: PrivateKey, kind: number): Buffer;
+  buildProfile: 'fips' | 'standard';
+  fipsLoad(moduleDir: string, configPath: string): true;
+  fipsActivate(): true;
+  fipsUseContext(mode: 'fips' | 'standard'): void;
+  fipsProviderSelfTest(): boolean;
+  fipsEnterErrorState(reason: string): void;
+  fipsErrorState(): { failed: boolean; reason: string };
+  fipsModuleMac(path: string, key: Uint8Array): Buffer;
+  testingRepeatNextRandomBlock(): void;
 }
 
 function packageRoot(): string {

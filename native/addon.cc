@@ -6,6 +6,7 @@
 #include "aead.h"
 #include "digest.h"
 #include "errors.h"
+#include "fips.h"
 #include "library_context.h"
 #include "mlkem.h"
 #include "private_key.h"
@@ -84,6 +85,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitAead(env, exports);
   InitRandom(env, exports);
   InitTesting(env, exports);
+  InitFips(env, exports);
   return exports;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <napi.h>
 
+#include "errors.h"
 #include "library_context.h"
 
 namespace qt {
@@ -20,5 +21,16 @@ struct AddonData {
 };
 
 inline AddonData& Data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }
+
+// Every crypto entry point starts here: it refuses to run once the module is in its error state.
+inline bool RequireOperational(Napi::Env env) {
+  if (!InErrorState()) return true;
+  ThrowError(env, code::kSelfTestFailed, "the crypto module is in its error state after a failed self-test: " +
+                                            ErrorStateReason() + " (restart the process)");
+  return false;
+}
+
+// The active library context, or nullptr (with an exception pending) in the error state.
+inline LibraryContext* Operational(Napi::Env env) { return RequireOperational(env) ? Data(env).active_context : nullptr; }
 
 }  // namespace qt

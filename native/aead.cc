@@ -87,6 +87,7 @@ class Aead : public Napi::ObjectWrap<Aead> {
   }
 
   bool Live(Napi::Env env) {
+    if (!RequireOperational(env)) return false;
     if (enc_ != nullptr) return true;
     ThrowError(env, code::kDestroyed, "the AEAD context has been destroyed");
     return false;
@@ -374,6 +375,7 @@ class Aead : public Napi::ObjectWrap<Aead> {
 // aeadCreate(suite, key: Secret) -> AeadContext
 Napi::Value Create(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   if (!info[0].IsNumber()) {
     ThrowInvalidArgument(env, "suite must be a number");
     return env.Undefined();

@@ -57,6 +57,7 @@ bool Absorb(Napi::Env env, EVP_MD_CTX* ctx, const EVP_MD* md, Napi::Value parts_
 // shake256(parts, outputLength) -> Buffer
 Napi::Value Shake256(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   size_t out_len;
   if (!GetSize(env, info[1], "outputLength", kMaxXofOutput, &out_len)) return env.Undefined();
   MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
@@ -73,6 +74,7 @@ Napi::Value Shake256(const Napi::CallbackInfo& info) {
 // (e.g. the 64 bytes of traffic keys into the two directions' keys).
 Napi::Value Shake256Secrets(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   if (!info[1].IsArray()) {
     ThrowInvalidArgument(env, "sizes must be an array");
     return env.Undefined();
@@ -115,6 +117,7 @@ Napi::Value Shake256Secrets(const Napi::CallbackInfo& info) {
 // sha3_256(parts) -> Buffer(32)
 Napi::Value Sha3_256(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   if (!ctx || !Absorb(env, ctx.get(), Data(env).active_context->sha3_256(), info[0])) return env.Undefined();
   Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kSha3_256Size);

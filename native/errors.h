@@ -16,6 +16,7 @@ constexpr const char* kLowOrderPoint = "ERR_QT_X25519_LOW_ORDER_POINT";
 constexpr const char* kCryptoFailure = "ERR_QT_CRYPTO_FAILURE";
 constexpr const char* kUnsupported = "ERR_QT_UNSUPPORTED_ALGORITHM";
 constexpr const char* kLibraryContext = "ERR_QT_LIBRARY_CONTEXT";
+constexpr const char* kSelfTestFailed = "ERR_QT_FIPS_SELFTEST_FAILED";
 }  // namespace code
 
 // Returns the error object (not thrown); `detail` carries OpenSSL's reason for debugging and is

@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
+#include <atomic>
 #include <mutex>
 
 #include "errors.h"
@@ -32,6 +33,73 @@ bool InitOpenSslOnce(std::string* error) {
 }
 
 const char* LinkedOpenSslVersion() { return OpenSSL_version(OPENSSL_VERSION); }
+
+namespace {
+std::atomic<bool> g_error_state{false};
+std::mutex g_error_mutex;
+std::string g_error_reason;
+}  // namespace
+
+void EnterErrorState(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(g_error_mutex);
+  if (!g_error_state.exchange(true)) g_error_reason = reason;
+}
+
+bool InErrorState() { return g_error_state.load(); }
+
+std::string ErrorStateReason() {
+  std::lock_guard<std::mutex> lock(g_error_mutex);
+  return g_error_reason;
+}
+
+LibraryContext* LibraryContext::Fips(const std::string& module_dir, const std::string& config_path, std::string* error) {
+  static std::mutex m;
+  static LibraryContext* fips = nullptr;
+  std::lock_guard<std::mutex> lock(m);
+  if (fips == nullptr) fips = CreateFips(module_dir, config_path, error).release();
+  return fips;
+}
+
+std::unique_ptr<LibraryContext> LibraryContext::CreateFips(const std::string& module_dir, const std::string& config_path,
+                                                          std::string* error) {
+  std::unique_ptr<LibraryContext> lc(new LibraryContext());
+  lc->fips_ = true;
+  // X25519 is in the FIPS module as a non-approved service (fips=no): fetched explicitly.
+  lc->x25519_propq_ = "fips=no";
+  lc->ctx_ = OSSL_LIB_CTX_new();
+  if (lc->ctx_ == nullptr) {
+    *error = "OSSL_LIB_CTX_new failed: " + DrainOpenSslErrors();
+    return nullptr;
+  }
+  // The module is found in our own directory, never through OPENSSL_MODULES.
+  if (OSSL_PROVIDER_set_default_search_path(lc->ctx_, module_dir.c_str()) != 1 ||
+      OSSL_LIB_CTX_load_config(lc->ctx_, config_path.c_str()) != 1) {
+    *error = "cannot load the FIPS configuration " + config_path + ": " + DrainOpenSslErrors();
+    return nullptr;
+  }
+  for (const char* name : {"fips", "base"}) {
+    // Already activated by the configuration; loading again takes a reference we can query.
+    OSSL_PROVIDER* p = OSSL_PROVIDER_load(lc->ctx_, name);
+    if (p == nullptr) {
+      *error = std::string("the ") + name + " provider is not available: " + DrainOpenSslErrors();
+      return nullptr;
+    }
+    lc->providers_.push_back(p);
+  }
+  if (EVP_default_properties_enable_fips(lc->ctx_, 1) != 1) {
+    *error = "cannot set default properties fips=yes: " + DrainOpenSslErrors();
+    return nullptr;
+  }
+  if (!lc->FetchAlgorithms(error)) return nullptr;
+  return lc;
+}
+
+bool LibraryContext::ProviderSelfTest() const {
+  for (OSSL_PROVIDER* p : providers_) {
+    if (std::string(OSSL_PROVIDER_get0_name(p)) == "fips") return OSSL_PROVIDER_self_test(p) == 1;
+  }
+  return false;
+}
 
 LibraryContext* LibraryContext::Standard(std::string* error) {
   static std::once_flag once;

@@ -21,6 +21,12 @@ class LibraryContext {
   // any Node environment is torn down, so freeing it earlier would be a use-after-free.
   // Returns nullptr and sets *error when a provider or algorithm is missing.
   static LibraryContext* Standard(std::string* error);
+  // The process-wide FIPS context: the FIPS provider (loaded from `module_dir` with the
+  // configuration file `config_path`, which holds the module MAC generated on this machine) and
+  // the base provider; default properties fips=yes. Created once; later calls return it.
+  static LibraryContext* Fips(const std::string& module_dir, const std::string& config_path, std::string* error);
+  // Runs the FIPS provider's own power-on self-tests again (OSSL_PROVIDER_self_test).
+  bool ProviderSelfTest() const;
   ~LibraryContext();
   LibraryContext(const LibraryContext&) = delete;
   LibraryContext& operator=(const LibraryContext&) = delete;
@@ -47,6 +53,8 @@ class LibraryContext {
  private:
   LibraryContext() = default;
   static std::unique_ptr<LibraryContext> CreateStandard(std::string* error);
+  static std::unique_ptr<LibraryContext> CreateFips(const std::string& module_dir, const std::string& config_path,
+                                                    std::string* error);
   bool FetchAlgorithms(std::string* error);
 
   OSSL_LIB_CTX* ctx_ = nullptr;
@@ -66,5 +74,11 @@ bool InitOpenSslOnce(std::string* error);
 
 // The version string of the libcrypto linked into the addon (not Node's).
 const char* LinkedOpenSslVersion();
+
+// The module error state (FIPS 140-3): once a self-test or integrity check fails, every crypto
+// service refuses to run until the process restarts. Process-wide and permanent by design.
+void EnterErrorState(const std::string& reason);
+bool InErrorState();
+std::string ErrorStateReason();
 
 }  // namespace qt

@@ -122,6 +122,7 @@ Napi::Value EncapsulationResult(Napi::Env env, const std::vector<uint8_t>& ct, s
 // mlkemGenerateKeyPair(kind, seed?) -> PrivateKey
 Napi::Value GenerateKeyPair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
   if (!ParseKind(env, info[0], &kind)) return env.Undefined();
   ByteView seed;
@@ -152,6 +153,7 @@ class GenerateJob : public PromiseJob {
 
 Napi::Value GenerateKeyPairAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
   if (!ParseKind(env, info[0], &kind)) return env.Undefined();
   auto* job = new GenerateJob(env, kind, Data(env).active_context);
@@ -163,6 +165,7 @@ Napi::Value GenerateKeyPairAsync(const Napi::CallbackInfo& info) {
 // mlkemPublicKey(privateKey, kind) -> Buffer (the encapsulation key)
 Napi::Value PublicKey(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
   if (!ParseKind(env, info[1], &kind)) return env.Undefined();
   PrivateKey* key = PrivateKey::FromValue(env, info[0], kind, "privateKey");
@@ -173,6 +176,7 @@ Napi::Value PublicKey(const Napi::CallbackInfo& info) {
 // mlkemCheckPublicKey(kind, ek) -> true, or throws ERR_QT_INVALID_KEY
 Napi::Value CheckPublicKey(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
   ByteView ek;
   if (!ParseKind(env, info[0], &kind) || !GetBytes(env, info[1], "publicKey", &ek)) return env.Undefined();
@@ -186,6 +190,7 @@ Napi::Value CheckPublicKey(const Napi::CallbackInfo& info) {
 // mlkemEncapsulate(kind, ek, m?) -> { ciphertext, sharedSecret }
 Napi::Value EncapsulateSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
   ByteView ek, coins;
   if (!ParseKind(env, info[0], &kind) || !GetBytes(env, info[1], "publicKey", &ek)) return env.Undefined();
@@ -217,6 +222,7 @@ class EncapsulateJob : public PromiseJob {
 
 Napi::Value EncapsulateAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
   ByteView ek;
   if (!ParseKind(env, info[0], &kind) || !GetBytes(env, info[1], "publicKey", &ek)) return env.Undefined();
@@ -229,6 +235,7 @@ Napi::Value EncapsulateAsync(const Napi::CallbackInfo& info) {
 // mlkemDecapsulate(privateKey, kind, ciphertext) -> Secret
 Napi::Value DecapsulateSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
   if (!ParseKind(env, info[1], &kind)) return env.Undefined();
   PrivateKey* key = PrivateKey::FromValue(env, info[0], kind, "privateKey");
@@ -262,6 +269,7 @@ class DecapsulateJob : public PromiseJob {
 
 Napi::Value DecapsulateAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
   if (!ParseKind(env, info[1], &kind)) return env.Undefined();
   PrivateKey* key = PrivateKey::FromValue(env, info[0], kind, "privateKey");
@@ -276,6 +284,7 @@ Napi::Value DecapsulateAsync(const Napi::CallbackInfo& info) {
 // Test-vector import of an expanded decapsulation key (ACVP decapsulation groups).
 Napi::Value PrivateKeyFromBytes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
   ByteView dk;
   if (!ParseKind(env, info[0], &kind) || !GetBytesOfSize(env, info[1], "privateKey", SizesOf(kind).private_key, &dk)) {

@@ -3,7 +3,10 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
+#include <atomic>
 #include <memory>
+#include <mutex>
 
 #include "addon_data.h"
 #include "bytes.h"
@@ -17,7 +20,28 @@ namespace {
 constexpr unsigned int kStrength = 256;  // bits; the DRBG must be seeded for this strength
 constexpr size_t kMaxRandomSecret = 1 << 16;
 
+// Continuous RNG test (FIPS 140-3 conditional self-test): in FIPS mode, a DRBG output block equal
+// to the previous one puts the module in its error state.
+constexpr size_t kCrngtBlock = 16;
+std::atomic<bool> g_repeat_next_block{false};  // test-only: simulate a stuck DRBG once
+
+bool ContinuousTest(LibraryContext* lc, uint8_t* data, size_t size) {
+  if (!lc->fips() || size < kCrngtBlock) return true;
+  static std::mutex m;
+  static uint8_t previous[kCrngtBlock];
+  static bool have_previous = false;
+  std::lock_guard<std::mutex> lock(m);
+  if (g_repeat_next_block.exchange(false) && have_previous) std::copy(previous, previous + kCrngtBlock, data);
+  bool repeated = have_previous && CRYPTO_memcmp(previous, data, kCrngtBlock) == 0;
+  std::copy(data, data + kCrngtBlock, previous);
+  have_previous = true;
+  if (repeated) EnterErrorState("continuous RNG test: the DRBG repeated an output block");
+  return !repeated;
+}
+
 bool Fill(LibraryContext* lc, uint8_t* data, size_t size) {
+  uint8_t* const start = data;
+  const size_t total = size;
   // RAND_bytes_ex takes size_t; draw in chunks so one call never asks for more than the DRBG's
   // per-request limit matters to us.
   while (size > 0) {
@@ -26,12 +50,13 @@ bool Fill(LibraryContext* lc, uint8_t* data, size_t size) {
     data += n;
     size -= n;
   }
-  return true;
+  return ContinuousTest(lc, start, total);
 }
 
 // randomFill(buf) -> buf
 Napi::Value RandomFill(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   ByteView buf;
   if (!GetBytes(env, info[0], "buffer", &buf)) return env.Undefined();
   if (!Fill(Data(env).active_context, buf.data, buf.size)) {
@@ -44,6 +69,7 @@ Napi::Value RandomFill(const Napi::CallbackInfo& info) {
 // randomSecret(n) -> Secret (e.g. ticket keys)
 Napi::Value RandomSecret(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   size_t n;
   if (!GetSize(env, info[0], "length", kMaxRandomSecret, &n)) return env.Undefined();
   auto s = std::make_unique<SecretBytes>(n);
@@ -73,6 +99,7 @@ bool GetComparable(Napi::Env env, Napi::Value v, const char* what, const uint8_t
 // timingSafeEqual(a, b) -> boolean; a and b are Secrets or byte arrays. Lengths are public.
 Napi::Value TimingSafeEqual(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   const uint8_t *a, *b;
   size_t a_len, b_len;
   if (!GetComparable(env, info[0], "a", &a, &a_len) || !GetComparable(env, info[1], "b", &b, &b_len)) {
@@ -81,12 +108,17 @@ Napi::Value TimingSafeEqual(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, a_len == b_len && CRYPTO_memcmp(a, b, a_len) == 0);
 }
 
+// testingRepeatNextRandomBlock(): the next FIPS-mode DRBG output repeats the previous block, so a
+// test can see the continuous RNG test put the module in its error state.
+void RepeatNextBlock(const Napi::CallbackInfo&) { g_repeat_next_block = true; }
+
 }  // namespace
 
 void InitRandom(Napi::Env env, Napi::Object exports) {
   exports.Set("randomFill", Napi::Function::New<RandomFill>(env));
   exports.Set("randomSecret", Napi::Function::New<RandomSecret>(env));
   exports.Set("timingSafeEqual", Napi::Function::New<TimingSafeEqual>(env));
+  exports.Set("testingRepeatNextRandomBlock", Napi::Function::New<RepeatNextBlock>(env));
 }
 
 }  // namespace qt

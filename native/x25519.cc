@@ -21,6 +21,7 @@ using Pkey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 
 Napi::Value GenerateKeyPair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   LibraryContext* lc = Data(env).active_context;
   PkeyCtx ctx(EVP_PKEY_CTX_new_from_name(lc->ctx(), "X25519", lc->x25519_propq()), EVP_PKEY_CTX_free);
   EVP_PKEY* pkey = nullptr;
@@ -33,6 +34,7 @@ Napi::Value GenerateKeyPair(const Napi::CallbackInfo& info) {
 
 Napi::Value PublicKey(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   PrivateKey* key = PrivateKey::FromValue(env, info[0], KeyKind::kX25519, "privateKey");
   if (key == nullptr) return env.Undefined();
   return ExportPublicKey(env, key->pkey(), KeyKind::kX25519);
@@ -42,6 +44,7 @@ Napi::Value PublicKey(const Napi::CallbackInfo& info) {
 // reference); an all-zero result (a low-order peer point) is refused, as RFC 7748 §6.1 allows.
 Napi::Value Derive(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   PrivateKey* key = PrivateKey::FromValue(env, info[0], KeyKind::kX25519, "privateKey");
   ByteView peer_bytes;
   if (key == nullptr || !GetBytesOfSize(env, info[1], "peerPublicKey", kKeySize, &peer_bytes)) {
@@ -75,6 +78,7 @@ Napi::Value Derive(const Napi::CallbackInfo& info) {
 // Test-vector import of a raw private scalar (RFC 7748 vectors, PROTOCOL.md Appendix A).
 Napi::Value PrivateKeyFromBytes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
   ByteView raw;
   if (!GetBytesOfSize(env, info[0], "privateKey", kKeySize, &raw)) return env.Undefined();
   LibraryContext* lc = Data(env).active_context;

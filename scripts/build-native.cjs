@@ -30,11 +30,33 @@ function localNodeDir() {
   return existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? prefix : undefined;
 }
 
+/**
+ * After a build: put the FIPS module and the `openssl` app (for fipsinstall) next to the addon,
+ * and record the addon's HMAC-SHA256 for the FIPS-mode integrity check. The key is public (as
+ * OpenSSL's own module key is): this detects modification, it does not authenticate a publisher.
+ */
+const INTEGRITY_KEY_HEX = '7175616e74756d2d74756e6e656c2d6164646f6e2d696e74656772697479212a';
+function finishBuild() {
+  const { copyFileSync, mkdirSync, readFileSync, writeFileSync, chmodSync } = require('node:fs');
+  const { createHmac } = require('node:crypto');
+  const out = join(root, 'build', 'Release');
+  const addon = join(out, 'quantum_tunnel.node');
+  const prefix = spawnSync('bash', [join(root, 'scripts', 'provision-openssl.sh')], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+    .stdout.trim().split('\n').pop();
+  mkdirSync(join(out, 'ossl-modules'), { recursive: true });
+  copyFileSync(join(prefix, 'lib', 'ossl-modules', 'fips.so'), join(out, 'ossl-modules', 'fips.so'));
+  copyFileSync(join(prefix, 'bin', 'openssl'), join(out, 'openssl'));
+  chmodSync(join(out, 'openssl'), 0o755);
+  const mac = createHmac('sha256', Buffer.from(INTEGRITY_KEY_HEX, 'hex')).update(readFileSync(addon)).digest('hex');
+  writeFileSync(`${addon}.hmac`, JSON.stringify({ algorithm: 'HMAC-SHA256', key: INTEGRITY_KEY_HEX, mac, profile: fips ? 'fips' : 'standard' }, null, 2) + '\n');
+}
+
 if (tool === 'cmake') {
   const cmakeArgs = ['build', '--out', 'build'];
   if (debug) cmakeArgs.push('--debug');
   cmakeArgs.push(`--CDQT_FIPS_PROFILE=${fips ? 'ON' : 'OFF'}`, `--CDQT_SANITIZE=${sanitize ? 'ON' : 'OFF'}`);
   run(bin('cmake-js'), cmakeArgs);
+  finishBuild();
 } else {
   // npm sets npm_config_node_gyp to its bundled node-gyp; fall back to the devDependency.
   const gyp = process.env.npm_config_node_gyp || bin('node-gyp');
@@ -46,4 +68,5 @@ if (tool === 'cmake') {
   const cmd = gyp.endsWith('.js') ? process.execPath : gyp;
   const full = gyp.endsWith('.js') ? [gyp, ...gypArgs] : gypArgs;
   run(cmd, full, { ...process.env, QUANTUM_TUNNEL_FIPS_PROFILE: fips ? '1' : '0' });
+  finishBuild();
 }

@@ -13,6 +13,7 @@ import { ErrorCode, QuantumTunnelError } from '../errors.js';
 import { checkBytes } from './bytes.js';
 import { deriveSecretsMultiple, transcriptHash } from './kdf.js';
 import { type Encapsulation, mlkem1024 } from './mlkem.js';
+import { cryptoPolicy } from './policy.js';
 import { destroyAll } from './secret.js';
 import * as x25519 from './x25519.js';
 
@@ -55,7 +56,16 @@ export interface ChKemEncapsulation {
 }
 
 function pairFrom(x: x25519.X25519KeyPair, m: { privateKey: PrivateKey; publicKey: Buffer }): ChKemKeyPair {
-  return new ChKemKeyPair(x.privateKey, m.privateKey, Buffer.concat([x.publicKey, m.publicKey]));
+  const pair = new ChKemKeyPair(x.privateKey, m.privateKey, Buffer.concat([x.publicKey, m.publicKey]));
+  if (cryptoPolicy.checkKeyPair) {
+    try {
+      cryptoPolicy.checkKeyPair(pair);
+    } catch (err) {
+      pair.destroy();
+      throw err;
+    }
+  }
+  return pair;
 }
 
 /** A fresh CH-KEM key pair (both halves independent, from the DRBG). */

@@ -1,6 +1,7 @@
 /** X25519 (RFC 7748): the classical half of CH-KEM. */
 import { native, type PrivateKey, type Secret } from '../native.js';
 import { checkBytes } from './bytes.js';
+import { requireNonApprovedAllowed } from './policy.js';
 
 /** Byte sizes, from the addon. */
 export const X25519_SIZES = Object.freeze({ ...native.x25519Sizes });
@@ -12,6 +13,7 @@ export interface X25519KeyPair {
 
 /** A fresh X25519 key pair. */
 export function generateKeyPair(): X25519KeyPair {
+  requireNonApprovedAllowed('X25519');
   const privateKey = native.x25519GenerateKeyPair();
   return { privateKey, publicKey: native.x25519PublicKey(privateKey) };
 }
@@ -27,5 +29,6 @@ export function publicKeyOf(privateKey: PrivateKey): Buffer {
  */
 export function deriveSharedSecret(privateKey: PrivateKey, peerPublicKey: Uint8Array): Secret {
   checkBytes(peerPublicKey, 'peerPublicKey', X25519_SIZES.publicKey);
+  requireNonApprovedAllowed('X25519');
   return native.x25519Derive(privateKey, peerPublicKey);
 }

@@ -17,6 +17,7 @@ import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
 import { createAead, open as aeadOpen, seal as aeadSeal, type AeadContext } from '../crypto/aead.js';
 import * as chkem from '../crypto/chkem.js';
 import { randomBytes } from '../crypto/random.js';
+import { cryptoPolicy } from '../crypto/policy.js';
 import { destroyAll, timingSafeEqual } from '../crypto/secret.js';
 import {
   CipherSuite,
@@ -273,7 +274,10 @@ export class ResponderHandshake {
       let psk: Secret | undefined;
       if (hello.sessionId.length > 0 && this.options.tickets) {
         const redeemed = this.options.tickets.redeem(hello.sessionId);
-        if (redeemed.ok) psk = redeemed.master; // otherwise: silently a full handshake (§10.5)
+        // FIPS mode resumes only sessions whose suite is approved; anything else, like any ticket
+        // that does not redeem, silently becomes a full handshake (§10.3, §10.5).
+        if (redeemed.ok && cryptoPolicy.fips && redeemed.suite !== CipherSuite.AES_256_GCM) redeemed.master.destroy();
+        else if (redeemed.ok) psk = redeemed.master;
       }
       this.resumed = psk !== undefined;
       this.sessionId = this.resumed ? Buffer.from(hello.sessionId) : (this.options.sessionId ?? randomBytes(SESSION_ID_SIZE));

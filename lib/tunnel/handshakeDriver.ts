@@ -10,6 +10,7 @@ import { FrameReader, type Frame } from '../protocol/frame.js';
 import { InitiatorHandshake, ResponderHandshake, type HandshakeResult } from '../protocol/handshake.js';
 import { HANDSHAKE_FAILURE_ALERT } from '../protocol/messages.js';
 import type { TicketManager } from '../protocol/ticket.js';
+import { cryptoPolicy } from '../crypto/policy.js';
 import type { ObserverSet } from './observer.js';
 import type { ResumptionState } from './options.js';
 
@@ -119,7 +120,7 @@ async function drive(
     if (options.signal?.aborted) throw qtError(ErrorCode.ABORTED, 'handshake aborted');
     const result = await steps(io);
     const durationMs = performance.now() - started;
-    watch?.succeeded({ suite: cipherSuiteName(result.suite), resumed: result.resumed, durationMs, fips: false });
+    watch?.succeeded({ suite: cipherSuiteName(result.suite), resumed: result.resumed, durationMs, fips: cryptoPolicy.fips });
     return { result, reader: io.detach(), durationMs };
   } catch (err) {
     io.detach();

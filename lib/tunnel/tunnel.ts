@@ -7,7 +7,8 @@ import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { Secret } from '../native.js';
 import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
-import { cipherSuiteName, MAX_RECORD_PLAINTEXT, MessageType } from '../protocol/constants.js';
+import { CipherSuite, cipherSuiteName, MAX_RECORD_PLAINTEXT, MessageType } from '../protocol/constants.js';
+import { cryptoPolicy } from '../crypto/policy.js';
 import type { Frame, FrameReader } from '../protocol/frame.js';
 import {
   AlertCode,
@@ -57,6 +58,13 @@ export interface TunnelInfo {
   replaysRejected: number;
   remoteAddress: string | undefined;
   remotePort: number | undefined;
+  /** The handshake ran in FIPS mode (the FIPS provider's library context). */
+  fips: boolean;
+  /**
+   * Every service this tunnel used is FIPS-approved. Always false in protocol v1: CH-KEM's
+   * classical half, X25519, is not approved (docs/FIPS.md).
+   */
+  approvedServicesOnly: boolean;
 }
 
 /** An alert the peer sent that did not close the tunnel (a warning other than close_notify). */
@@ -93,6 +101,7 @@ export class Tunnel extends Duplex {
   private readonly reader: FrameReader;
   private readonly role: 'client' | 'server';
   private readonly establishedAt = new Date();
+  private readonly fipsMode = cryptoPolicy.fips;
   private readonly handshakeMs: number;
   private readonly tickets: TicketManager | undefined;
   private readonly closeTimeoutMs: number;
@@ -488,6 +497,9 @@ export class Tunnel extends Duplex {
   issueTicket(): Buffer {
     if (this.role !== 'server' || !this.tickets) throw qtError(ErrorCode.INVALID_STATE, 'tickets are issued by a server listening with `tickets`');
     if (this.destroyed) throw qtError(ErrorCode.TUNNEL_CLOSED, 'tunnel closed');
+    if (cryptoPolicy.fips && this.session.suite !== CipherSuite.AES_256_GCM) {
+      throw qtError(ErrorCode.FIPS_NOT_APPROVED, 'FIPS mode issues tickets only for AES-256-GCM sessions');
+    }
     return this.tickets.issue(this.session.masterSecret, this.session.suite);
   }
 
@@ -520,6 +532,8 @@ export class Tunnel extends Duplex {
       replaysRejected: s.replaysRejected,
       remoteAddress: this.socket.remoteAddress,
       remotePort: this.socket.remotePort,
+      fips: this.fipsMode,
+      approvedServicesOnly: false,
     };
   }
 }

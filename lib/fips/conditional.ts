@@ -1,0 +1,38 @@
+/**
+ * Conditional self-tests in the protocol path (FIPS 140-3 §7.10.3): a pairwise consistency test on
+ * every CH-KEM key pair generated for a handshake or a rekey. (The continuous RNG test runs in
+ * native code on every DRBG output; see native/random.cc.) A failure puts the module in its error
+ * state: every later crypto call fails until the process restarts.
+ */
+import { native, type PrivateKey } from '../native.js';
+import { ErrorCode, qtError } from '../errors.js';
+import { mlkem1024 } from '../crypto/mlkem.js';
+import { destroyAll, timingSafeEqual } from '../crypto/secret.js';
+import * as x25519 from '../crypto/x25519.js';
+import { injectedFailures } from './selfTests.js';
+
+/** The X25519 base point u = 9: X25519(k, 9) must equal the stored public key. */
+const BASE_POINT = Buffer.concat([Buffer.from([9]), Buffer.alloc(31)]);
+
+/** Counters for the status report. */
+export const conditionalStats = { pairwiseTests: 0, failures: 0 };
+
+export function pairwiseConsistencyTest(pair: { x25519PrivateKey: unknown; mlkemPrivateKey: unknown; publicKey: Buffer }): void {
+  conditionalStats.pairwiseTests++;
+  const xPriv = pair.x25519PrivateKey as PrivateKey;
+  const mPriv = pair.mlkemPrivateKey as PrivateKey;
+  const xPub = pair.publicKey.subarray(0, x25519.X25519_SIZES.publicKey);
+  const mPub = pair.publicKey.subarray(x25519.X25519_SIZES.publicKey);
+  // ML-KEM: encapsulate to the public key, decapsulate with the private key, compare.
+  const enc = mlkem1024.encapsulate(mPub);
+  const back = mlkem1024.decapsulate(mPriv, enc.ciphertext);
+  // X25519: recompute the public key from the private key through the DH primitive.
+  const recomputed = x25519.deriveSharedSecret(xPriv, BASE_POINT);
+  const ok = timingSafeEqual(back, enc.sharedSecret) && timingSafeEqual(recomputed, xPub) && !injectedFailures.has('pairwise');
+  destroyAll(enc.sharedSecret, back, recomputed);
+  if (!ok) {
+    conditionalStats.failures++;
+    native.fipsEnterErrorState('pairwise consistency test failed on a generated key pair');
+    throw qtError(ErrorCode.FIPS_SELFTEST_FAILED, 'pairwise consistency test failed; the crypto module is now in its error state');
+  }
+}

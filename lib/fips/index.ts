@@ -1,0 +1,188 @@
+/**
+ * FIPS mode. `fips.enable()` (or QUANTUM_TUNNEL_FIPS=1, or the FIPS build profile) switches the
+ * addon to a private library context over the OpenSSL 3.5 FIPS provider, after:
+ *   1. loading the provider from the addon's own directory with the configuration that
+ *      `fips/install.sh` generated on this machine (the provider checks its module MAC and runs
+ *      its power-on self-tests as it loads);
+ *   2. checking the addon's own HMAC-SHA256 against the value recorded when it was built;
+ *   3. running our known-answer self-tests (lib/fips/selfTests.ts) in that context.
+ * Any failure puts the module in its error state (every crypto call then fails with
+ * ERR_QT_FIPS_SELFTEST_FAILED until the process restarts) and FIPS mode refuses to start.
+ * docs/FIPS.md says what is and is not claimed.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { addonPath, native } from '../native.js';
+import { ErrorCode, qtError, QuantumTunnelError } from '../errors.js';
+import { cryptoPolicy } from '../crypto/policy.js';
+import { timingSafeEqual } from '../crypto/secret.js';
+import { conditionalStats, pairwiseConsistencyTest } from './conditional.js';
+import { injectedFailures, runPowerOnSelfTests, SELF_TEST_NAMES, type SelfTestResult } from './selfTests.js';
+
+export type { SelfTestResult };
+
+/** Options of {@link enable}. */
+export interface FipsOptions {
+  /** Refuse non-approved services (X25519, so every v1 handshake) instead of using them. */
+  strict?: boolean;
+  /** Where fips/install.sh wrote openssl-fips.cnf. Default $QUANTUM_TUNNEL_FIPS_DIR or ~/.config/quantum-tunnel/fips. */
+  configDir?: string;
+}
+
+/** Approval of each service in FIPS mode (OpenSSL 3.5 FIPS provider; docs/FIPS.md). */
+export interface ServiceApproval {
+  service: string;
+  use: string;
+  approved: boolean;
+  note?: string;
+}
+
+export const SERVICES: readonly ServiceApproval[] = Object.freeze([
+  { service: 'ML-KEM-1024', use: 'CH-KEM post-quantum half', approved: true },
+  { service: 'X25519', use: 'CH-KEM classical half', approved: false, note: 'in the FIPS module as a non-approved service (fips=no); combined with the approved ML-KEM secret as SP 800-56C rev. 2 allows' },
+  { service: 'SHAKE-256', use: 'every KDF', approved: true },
+  { service: 'SHA3-256', use: 'CH-KEM transcript hash', approved: true },
+  { service: 'AES-256-GCM', use: 'records, Finished messages, tickets', approved: true },
+  { service: 'HMAC-SHA256', use: 'addon integrity check', approved: true },
+  { service: 'CTR-DRBG (FIPS provider)', use: 'all randomness', approved: true },
+  { service: 'ChaCha20-Poly1305', use: 'cipher suite 0x0002', approved: false, note: 'absent from the FIPS provider; never offered in FIPS mode' },
+]);
+
+export interface IntegrityResult {
+  verified: boolean;
+  /** Where the expected value came from. */
+  file: string;
+  reason?: string;
+}
+
+export interface FipsStatus {
+  mode: 'standard' | 'fips';
+  /** `fips` when this addon was built with the FIPS profile (ChaCha20 compiled out). */
+  profile: 'fips' | 'standard';
+  strict: boolean;
+  provider: { name: string; version: string; buildinfo: string } | null;
+  selfTests: { ranAt: string; passed: boolean; results: SelfTestResult[] } | null;
+  integrity: IntegrityResult | null;
+  conditionalTests: { pairwiseTests: number; failures: number };
+  errorState: { failed: boolean; reason: string };
+  services: readonly ServiceApproval[];
+}
+
+let lastSelfTests: FipsStatus['selfTests'] = null;
+let lastIntegrity: IntegrityResult | null = null;
+
+function defaultConfigDir(): string {
+  return process.env.QUANTUM_TUNNEL_FIPS_DIR ?? join(process.env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'quantum-tunnel', 'fips');
+}
+
+/** Checks the addon file's HMAC-SHA256 (computed by the FIPS provider) against its build record. */
+function checkIntegrity(): IntegrityResult {
+  const file = `${addonPath}.hmac`;
+  if (!existsSync(file)) return { verified: false, file, reason: 'no integrity record next to the addon (build it with npm run build or build:fips)' };
+  let record: { algorithm?: string; key?: string; mac?: string };
+  try {
+    record = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return { verified: false, file, reason: 'the integrity record is unreadable' };
+  }
+  if (record.algorithm !== 'HMAC-SHA256' || typeof record.key !== 'string' || typeof record.mac !== 'string') {
+    return { verified: false, file, reason: 'the integrity record is malformed' };
+  }
+  const mac = native.fipsModuleMac(addonPath, Buffer.from(record.key, 'hex'));
+  const expected = Buffer.from(record.mac, 'hex');
+  if (injectedFailures.has('integrity')) expected[0]! ^= 0x01;
+  return timingSafeEqual(mac, expected) ? { verified: true, file } : { verified: false, file, reason: 'the addon does not match its recorded HMAC-SHA256' };
+}
+
+function fail(code: typeof ErrorCode[keyof typeof ErrorCode], reason: string): never {
+  native.fipsEnterErrorState(reason);
+  throw qtError(code, `FIPS mode refused to start: ${reason}; the crypto module is in its error state until the process restarts`);
+}
+
+/** Whether FIPS mode is active. */
+export function isEnabled(): boolean {
+  return cryptoPolicy.fips;
+}
+
+/**
+ * Switches the process to FIPS mode (idempotent). Throws ERR_QT_FIPS_UNAVAILABLE when the FIPS
+ * configuration is not installed on this machine (nothing changes then), and
+ * ERR_QT_FIPS_INTEGRITY_FAILED / ERR_QT_FIPS_SELFTEST_FAILED when a check fails (the module is then
+ * in its error state).
+ */
+export function enable(options: FipsOptions = {}): FipsStatus {
+  if (cryptoPolicy.fips) {
+    if (options.strict) cryptoPolicy.strict = true;
+    return status();
+  }
+  const configPath = join(options.configDir ?? defaultConfigDir(), 'openssl-fips.cnf');
+  if (!existsSync(configPath)) {
+    throw qtError(ErrorCode.FIPS_UNAVAILABLE, `FIPS mode is not installed on this machine: ${configPath} is missing; run \`npm run fips:install\` (fips/install.sh) first`);
+  }
+  try {
+    native.fipsLoad(join(dirname(addonPath), 'ossl-modules'), configPath);
+    if (injectedFailures.has('provider-load')) throw qtError(ErrorCode.FIPS_UNAVAILABLE, 'injected provider load failure');
+  } catch (err) {
+    const reason = err instanceof QuantumTunnelError ? err.message : 'the FIPS provider could not be loaded';
+    fail(ErrorCode.FIPS_UNAVAILABLE, reason);
+  }
+  native.fipsUseContext('fips');
+  try {
+    lastIntegrity = checkIntegrity();
+    if (!lastIntegrity.verified) fail(ErrorCode.FIPS_INTEGRITY_FAILED, `integrity check failed: ${lastIntegrity.reason}`);
+    const results = runPowerOnSelfTests();
+    const passed = results.length === SELF_TEST_NAMES.length && results.every((r) => r.passed);
+    lastSelfTests = { ranAt: new Date().toISOString(), passed, results };
+    if (!passed) {
+      const failed = results.find((r) => !r.passed)!;
+      fail(ErrorCode.FIPS_SELFTEST_FAILED, `self-test "${failed.name}" failed (${failed.detail})`);
+    }
+  } catch (err) {
+    native.fipsUseContext('standard');
+    throw err;
+  }
+  native.fipsActivate();
+  cryptoPolicy.fips = true;
+  cryptoPolicy.strict = options.strict === true;
+  cryptoPolicy.checkKeyPair = pairwiseConsistencyTest;
+  return status();
+}
+
+/** Mode, profile, provider, self-test and integrity results, and per-service approval. */
+export function status(): FipsStatus {
+  const info = native.info();
+  const provider = info.fips ? info.providers.find((p) => p.name.includes('FIPS')) ?? null : null;
+  return {
+    mode: info.fips ? 'fips' : 'standard',
+    profile: native.buildProfile,
+    strict: cryptoPolicy.strict,
+    provider: provider ? { name: provider.name, version: provider.version, buildinfo: provider.buildinfo } : null,
+    selfTests: lastSelfTests,
+    integrity: lastIntegrity,
+    conditionalTests: { ...conditionalStats },
+    errorState: native.fipsErrorState(),
+    services: SERVICES,
+  };
+}
+
+/** Test-only hooks: make one self-test or check fail, to prove failures are handled. */
+export const testing = Object.freeze({
+  injectFailure(name: string): void {
+    injectedFailures.add(name);
+  },
+  clearInjectedFailures(): void {
+    injectedFailures.clear();
+  },
+  repeatNextRandomBlock(): void {
+    native.testingRepeatNextRandomBlock();
+  },
+});
+
+/** Enables FIPS mode at load when asked to by QUANTUM_TUNNEL_FIPS=1 or by the FIPS build profile. */
+export function enableFromEnvironment(): void {
+  const asked = process.env.QUANTUM_TUNNEL_FIPS;
+  if (native.buildProfile === 'fips' || (asked !== undefined && asked !== '' && asked !== '0')) {
+    enable({ strict: process.env.QUANTUM_TUNNEL_FIPS_STRICT === '1' });
+  }
+}

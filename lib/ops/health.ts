@@ -1,0 +1,275 @@
+/**
+ * The observability HTTP server: `/metrics` (Prometheus text), `/health` (JSON report), `/healthz`
+ * (liveness) and `/readyz` (readiness). It binds 127.0.0.1 by default (the reference bound every
+ * interface), answers GET and HEAD only, and never serves anything else.
+ *
+ * Status of /health, from its checks:
+ * - any check `fail` → `unhealthy`, HTTP 503;
+ * - otherwise any check `warn` → `degraded`, HTTP 200 (built-in warnings: not ready, or an error
+ *   rate above `errorRateThreshold`);
+ * - otherwise `healthy`, HTTP 200.
+ * Built-in checks: `fips` (the FIPS provider's self-tests, see {@link fipsSelfTestCheck}),
+ * `readiness`, and `error_rate` when metrics are given; user checks are added (and win on a name
+ * clash). A check that throws counts as `fail`.
+ *
+ * /readyz is 503 while `ready()` is false (or throws) and while any check fails.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ErrorCode, qtError } from '../errors.js';
+import { status as fipsStatus } from '../fips/index.js';
+import type { Logger } from './logger.js';
+import type { TunnelMetrics } from './metrics.js';
+
+export type CheckStatus = 'pass' | 'warn' | 'fail';
+export interface CheckResult {
+  status: CheckStatus;
+  detail?: string;
+}
+export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
+
+export interface ObservabilityServerOptions {
+  /** Default `127.0.0.1`. */
+  host?: string;
+  /** 0 picks a free port (see `address()`). */
+  port: number;
+  version: string;
+  /** Serves /metrics from `metrics.registry` and adds counters to /health. Without it /metrics is 404. */
+  metrics?: TunnelMetrics;
+  /** Whether the service accepts tunnels (listening and not shutting down). */
+  ready: () => boolean;
+  /** Extra health checks, evaluated on every /health and /readyz request. */
+  checks?: () => Record<string, CheckResult>;
+  logger?: Logger;
+  /** The built-in `fips` check: true (default), false, or a replacement. */
+  fipsCheck?: boolean | (() => CheckResult);
+  /** /health is degraded above this error rate (errors per record). Default 0.01. */
+  errorRateThreshold?: number;
+}
+
+export interface ObservabilityServer {
+  address(): AddressInfo;
+  close(): Promise<void>;
+}
+
+/** The body of /health. */
+export interface HealthReport {
+  status: HealthStatus;
+  timestamp: string;
+  /** Human form, e.g. `1d02h03m04s`, `3m05s`, `7s`. */
+  uptime: string;
+  uptime_seconds: number;
+  version: string;
+  ready: boolean;
+  checks: Record<string, CheckResult>;
+  metrics?: {
+    sessions_active: number;
+    sessions_total: number;
+    sessions_failed: number;
+    bytes_sent: number;
+    bytes_received: number;
+    rekeys_completed: number;
+    auth_failures: number;
+    replay_attacks_blocked: number;
+    error_rate: number;
+  };
+}
+
+/**
+ * The FIPS module's state, from `fips.status()`: `fail` when the crypto module is in its error
+ * state (a self-test, integrity or conditional test failed), or when FIPS mode is on without
+ * passed self-tests; `pass` otherwise (in standard mode with `detail` saying so).
+ */
+export function fipsSelfTestCheck(): CheckResult {
+  const st = fipsStatus();
+  if (st.errorState.failed) return { status: 'fail', detail: `crypto module in error state: ${st.errorState.reason}` };
+  if (st.mode !== 'fips') return { status: 'pass', detail: 'standard mode (FIPS mode not enabled)' };
+  if (!st.selfTests?.passed) return { status: 'fail', detail: 'FIPS mode without passed self-tests' };
+  if (st.integrity && !st.integrity.verified) return { status: 'fail', detail: 'FIPS mode with a failed integrity check' };
+  const provider = st.provider ? `${st.provider.name} ${st.provider.version}` : 'FIPS provider';
+  return {
+    status: 'pass',
+    detail: `FIPS mode${st.strict ? ' (strict)' : ''}: ${provider}, ${st.selfTests.results.length} self-tests passed at ${st.selfTests.ranAt}, ${st.conditionalTests.failures} conditional test failures`,
+  };
+}
+
+/** `1d02h03m04s`, `2h03m04s`, `3m04s`, `4s`. */
+export function formatUptime(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  const p = (n: number) => String(n).padStart(2, '0');
+  if (d > 0) return `${d}d${p(h)}h${p(m)}m${p(sec)}s`;
+  if (h > 0) return `${h}h${p(m)}m${p(sec)}s`;
+  if (m > 0) return `${m}m${p(sec)}s`;
+  return `${sec}s`;
+}
+
+const STATUSES = new Set<CheckStatus>(['pass', 'warn', 'fail']);
+
+function validCheck(r: unknown): CheckResult {
+  if (r && typeof r === 'object' && STATUSES.has((r as CheckResult).status)) {
+    const { status, detail } = r as CheckResult;
+    return detail === undefined ? { status } : { status, detail: String(detail) };
+  }
+  return { status: 'fail', detail: 'invalid check result' };
+}
+
+/** Builds the /health report (exported for the CLI and tests). */
+export function healthReport(options: ObservabilityServerOptions, startedAt: number): { report: HealthReport; ready: boolean } {
+  const checks: Record<string, CheckResult> = {};
+  if (options.fipsCheck !== false) {
+    const fn = typeof options.fipsCheck === 'function' ? options.fipsCheck : fipsSelfTestCheck;
+    try {
+      checks.fips = validCheck(fn());
+    } catch {
+      checks.fips = { status: 'fail', detail: 'FIPS state could not be read' };
+    }
+  }
+  let ready = false;
+  try {
+    ready = options.ready() === true;
+  } catch {
+    ready = false;
+  }
+  checks.readiness = ready ? { status: 'pass' } : { status: 'warn', detail: 'not accepting tunnels' };
+  let metrics: HealthReport['metrics'];
+  if (options.metrics) {
+    const s = options.metrics.snapshot();
+    const records = s.packetsSent + s.packetsReceived;
+    const errors = s.encryptErrors + s.decryptErrors + s.protocolErrors;
+    const errorRate = records > 0 ? errors / records : 0;
+    const threshold = options.errorRateThreshold ?? 0.01;
+    checks.error_rate = errorRate > threshold ? { status: 'warn', detail: `${(errorRate * 100).toFixed(2)}% of records failed` } : { status: 'pass' };
+    metrics = {
+      sessions_active: s.sessionsActive,
+      sessions_total: s.sessionsTotal,
+      sessions_failed: s.sessionsFailed,
+      bytes_sent: s.bytesSent,
+      bytes_received: s.bytesReceived,
+      rekeys_completed: s.rekeysCompleted,
+      auth_failures: s.authFailures,
+      replay_attacks_blocked: s.replayAttacksBlocked,
+      error_rate: errorRate,
+    };
+  }
+  if (options.checks) {
+    try {
+      const extra = options.checks();
+      for (const [name, result] of Object.entries(extra ?? {})) checks[name] = validCheck(result);
+    } catch {
+      checks.checks = { status: 'fail', detail: 'health checks threw an error' };
+    }
+  }
+  const results = Object.values(checks);
+  const status: HealthStatus = results.some((c) => c.status === 'fail') ? 'unhealthy' : results.some((c) => c.status === 'warn') ? 'degraded' : 'healthy';
+  const uptimeSeconds = options.metrics ? options.metrics.snapshot().uptimeSeconds : (performance.now() - startedAt) / 1000;
+  const report: HealthReport = {
+    status,
+    timestamp: new Date().toISOString(),
+    uptime: formatUptime(uptimeSeconds),
+    uptime_seconds: Math.round(uptimeSeconds * 1000) / 1000,
+    version: options.version,
+    ready,
+    checks,
+  };
+  if (metrics) report.metrics = metrics;
+  return { report, ready };
+}
+
+const COMMON_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
+
+function send(res: ServerResponse, code: number, body: string, contentType: string, extra: Record<string, string> = {}): void {
+  res.writeHead(code, { ...COMMON_HEADERS, 'content-type': contentType, 'content-length': Buffer.byteLength(body), ...extra });
+  res.end(body);
+}
+
+function sendJson(res: ServerResponse, code: number, value: unknown, extra?: Record<string, string>): void {
+  send(res, code, `${JSON.stringify(value)}\n`, 'application/json; charset=utf-8', extra);
+}
+
+/** Starts the observability server; resolves once it listens (rejects on EADDRINUSE and the like). */
+export async function startObservabilityServer(options: ObservabilityServerOptions): Promise<ObservabilityServer> {
+  if (!options || typeof options !== 'object') throw qtError(ErrorCode.INVALID_ARGUMENT, 'options are required');
+  const { port } = options;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw qtError(ErrorCode.INVALID_ARGUMENT, 'port must be an integer from 0 to 65535');
+  if (typeof options.ready !== 'function') throw qtError(ErrorCode.INVALID_ARGUMENT, 'ready must be a function');
+  if (typeof options.version !== 'string') throw qtError(ErrorCode.INVALID_ARGUMENT, 'version must be a string');
+  const host = options.host ?? '127.0.0.1';
+  const logger = options.logger?.child({ component: 'observability' });
+  const startedAt = performance.now();
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
+      return;
+    }
+    switch (path) {
+      case '/metrics': {
+        if (!options.metrics) return sendJson(res, 404, { error: 'metrics are not enabled' });
+        try {
+          const registry = options.metrics.registry;
+          send(res, 200, await registry.metrics(), registry.contentType);
+        } catch (err) {
+          logger?.error('metrics collection failed', { error: err });
+          send(res, 500, 'metrics collection failed\n', 'text/plain; charset=utf-8');
+        }
+        return;
+      }
+      case '/health': {
+        const { report } = healthReport(options, startedAt);
+        return sendJson(res, report.status === 'unhealthy' ? 503 : 200, report);
+      }
+      case '/healthz':
+        return sendJson(res, 200, { status: 'alive' });
+      case '/readyz': {
+        const { report, ready } = healthReport(options, startedAt);
+        const ok = ready && report.status !== 'unhealthy';
+        return sendJson(res, ok ? 200 : 503, { status: ok ? 'ready' : 'not ready', ready: ok, health: report.status });
+      }
+      default:
+        return sendJson(res, 404, { error: 'not found' });
+    }
+  };
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err) => {
+      logger?.error('observability request failed', { error: err });
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+      else res.destroy();
+    });
+  });
+  // A probe endpoint needs no long-lived or slow connections.
+  server.headersTimeout = 5_000;
+  server.requestTimeout = 10_000;
+  server.keepAliveTimeout = 5_000;
+  server.maxConnections = 128;
+  server.on('clientError', (_err, socket) => socket.destroy());
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(qtError(ErrorCode.CONNECTION_FAILED, `observability server cannot listen on ${host}:${port}`, { cause: err }));
+    server.once('error', onError);
+    server.listen({ host, port }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  server.on('error', (err) => logger?.error('observability server error', { error: err }));
+  const bound = server.address() as AddressInfo;
+  logger?.info('observability server listening', { address: bound.address, port: bound.port });
+
+  let closing: Promise<void> | undefined;
+  return {
+    address: () => bound,
+    close: () => {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,2 @@
+/** The package version, reported by /health and as the default tracer's version (a test keeps it equal to package.json). */
+export const VERSION = '0.1.0';
