@@ -124,6 +124,7 @@ export interface NativeAddon {
   fipsErrorState(): { failed: boolean; reason: string };
   fipsModuleMac(path: string, key: Uint8Array): Buffer;
   testingRepeatNextRandomBlock(): void;
+  isOperational(): boolean;
 }
 
 function packageRoot(): string {

@@ -60,7 +60,7 @@ Napi::Value RandomFill(const Napi::CallbackInfo& info) {
   ByteView buf;
   if (!GetBytes(env, info[0], "buffer", &buf)) return env.Undefined();
   if (!Fill(Data(env).active_context, buf.data, buf.size)) {
-    ThrowError(env, code::kCryptoFailure, "the DRBG failed");
+    if (RequireOperational(env)) ThrowError(env, code::kCryptoFailure, "the DRBG failed");
     return env.Undefined();
   }
   return info[0];
@@ -74,7 +74,7 @@ Napi::Value RandomSecret(const Napi::CallbackInfo& info) {
   if (!GetSize(env, info[0], "length", kMaxRandomSecret, &n)) return env.Undefined();
   auto s = std::make_unique<SecretBytes>(n);
   if (!Fill(Data(env).active_context, s->data(), n)) {
-    ThrowError(env, code::kCryptoFailure, "the DRBG failed");
+    if (RequireOperational(env)) ThrowError(env, code::kCryptoFailure, "the DRBG failed");
     return env.Undefined();
   }
   return Secret::Wrap(env, std::move(s));
@@ -112,6 +112,9 @@ Napi::Value TimingSafeEqual(const Napi::CallbackInfo& info) {
 // test can see the continuous RNG test put the module in its error state.
 void RepeatNextBlock(const Napi::CallbackInfo&) { g_repeat_next_block = true; }
 
+// isOperational() -> boolean, cheap: lets the JS random pool stop in the error state too.
+Napi::Value IsOperational(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !InErrorState()); }
+
 }  // namespace
 
 void InitRandom(Napi::Env env, Napi::Object exports) {
@@ -119,6 +122,7 @@ void InitRandom(Napi::Env env, Napi::Object exports) {
   exports.Set("randomSecret", Napi::Function::New<RandomSecret>(env));
   exports.Set("timingSafeEqual", Napi::Function::New<TimingSafeEqual>(env));
   exports.Set("testingRepeatNextRandomBlock", Napi::Function::New<RepeatNextBlock>(env));
+  exports.Set("isOperational", Napi::Function::New<IsOperational>(env));
 }
 
 }  // namespace qt

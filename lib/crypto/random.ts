@@ -13,6 +13,10 @@ let poolOffset = 0;
 export function randomBytes(length: number): Buffer {
   checkInteger(length, 'length', 0, 2 ** 31 - 1);
   if (length > SMALL) return native.randomFill(Buffer.allocUnsafe(length));
+  if (!native.isOperational()) {
+    pool = Buffer.alloc(0); // error state: nothing more from the pool; the native call throws
+    return native.randomFill(Buffer.allocUnsafe(length));
+  }
   if (poolOffset + length > pool.length) {
     pool = native.randomFill(Buffer.allocUnsafe(POOL_SIZE));
     poolOffset = 0;

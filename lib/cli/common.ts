@@ -1,0 +1,219 @@
+/** What the quantum-vpn commands share: the command shape, common flags and their setup. */
+import type { CipherName } from '../tunnel/options.js';
+import type { TunnelObserver } from '../tunnel/observer.js';
+import { info as cryptoInfo } from '../crypto/info.js';
+import {
+  createLogger,
+  LoggingObserver,
+  type Logger,
+  type ObservabilityServer,
+  parseLogLevel,
+  RateLimiter,
+  startObservabilityServer,
+  TracingObserver,
+  TunnelMetrics,
+} from '../ops/index.js';
+import { VERSION } from '../ops/version.js';
+import { CliError, type FlagSpec, type FlagValues, formatHostPort, parseHostPort, type ParsedArgs, UsageError } from './args.js';
+import { parseTracingMode, setupTracing, type TracingSetup } from './tracing.js';
+import { enableFips } from './fips.js';
+
+export { VERSION };
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** The synopsis line(s), without "Usage: ". */
+  synopsis: string;
+  /** Paragraphs shown between the synopsis and the options. */
+  description: string;
+  flags: FlagSpec[];
+  maxPositionals?: number;
+  /** Resolves with the exit code. */
+  run(args: ParsedArgs): Promise<number>;
+}
+
+/** Writes a line to stdout. */
+export function out(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** Writes a line to stderr. */
+export function err(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+// ---- flags --------------------------------------------------------------------------------------
+
+export function cipherFlag(defaultValue?: string): FlagSpec {
+  return {
+    name: 'cipher',
+    kind: 'string',
+    metavar: 'NAME',
+    default: defaultValue,
+    defaultText: defaultValue ?? 'both, AES-256-GCM preferred',
+    help: 'Cipher suite: aes-gcm (AES-256-GCM) or chacha20 (ChaCha20-Poly1305); only this one is offered or accepted',
+  };
+}
+
+export const LOG_FLAGS: FlagSpec[] = [
+  { name: 'log-level', kind: 'string', metavar: 'LEVEL', default: 'warn', help: 'Log level: debug, info, warn, error or silent (logs go to stderr)' },
+  { name: 'log-format', kind: 'string', metavar: 'FORMAT', default: 'text', help: 'Log format: text or json' },
+];
+
+export const TRACING_FLAG: FlagSpec = {
+  name: 'tracing',
+  kind: 'string',
+  metavar: 'MODE',
+  default: 'none',
+  help: 'Tracing: none, simple (spans printed to stderr) or otel (OpenTelemetry SDK, configured by OTEL_* variables)',
+};
+
+export const FIPS_FLAG: FlagSpec = { name: 'fips', kind: 'boolean', default: false, help: 'Run in FIPS mode (OpenSSL FIPS provider; AES-256-GCM only)' };
+
+export function obsFlag(defaultValue: string): FlagSpec {
+  return {
+    name: 'obs-addr',
+    kind: 'string',
+    metavar: 'HOST:PORT',
+    default: defaultValue,
+    defaultText: defaultValue === '' ? 'empty: disabled' : defaultValue,
+    help: 'Observability HTTP server (/metrics, /health, /healthz, /readyz); empty disables it; ":PORT" listens on every interface',
+  };
+}
+
+export const RATE_LIMIT_FLAGS: FlagSpec[] = [
+  { name: 'max-conns-per-ip', kind: 'int', metavar: 'N', default: 0, defaultText: '0: unlimited', help: 'Concurrent connections allowed per client address' },
+  { name: 'handshake-rate', kind: 'int', metavar: 'N', default: 0, defaultText: '0: unlimited', help: 'New connections (handshakes) per second per client address' },
+  { name: 'handshake-burst', kind: 'int', metavar: 'N', default: 0, defaultText: 'the rate', help: 'Burst allowed above --handshake-rate' },
+  { name: 'global-handshake-rate', kind: 'int', metavar: 'N', default: 0, defaultText: '0: unlimited', help: 'New connections (handshakes) per second over all clients' },
+  { name: 'global-handshake-burst', kind: 'int', metavar: 'N', default: 0, defaultText: 'the rate', help: 'Burst allowed above --global-handshake-rate' },
+];
+
+// ---- setup --------------------------------------------------------------------------------------
+
+/** `aes-gcm` / `chacha20` (and the full names) to the suite list; undefined means the library default. */
+export function ciphersFromFlag(value: string | undefined): CipherName[] | undefined {
+  if (value === undefined || value === '') return undefined;
+  switch (value.trim().toLowerCase()) {
+    case 'aes-gcm':
+    case 'aes':
+    case 'aes-256-gcm':
+    case 'aes256gcm':
+      return ['aes-256-gcm'];
+    case 'chacha20':
+    case 'chacha':
+    case 'chacha20-poly1305':
+      if (!cryptoInfo().chacha20.available) {
+        throw new CliError(cryptoInfo().fips ? 'ChaCha20-Poly1305 is not allowed in FIPS mode' : 'ChaCha20-Poly1305 is not available in this build');
+      }
+      return ['chacha20-poly1305'];
+    default:
+      throw new UsageError(`invalid --cipher ${JSON.stringify(value)}: expected aes-gcm or chacha20`);
+  }
+}
+
+/** The logger of --log-level / --log-format, writing to stderr with `app=quantum-vpn`. */
+export function loggerFromFlags(flags: FlagValues): Logger {
+  let level;
+  try {
+    level = parseLogLevel(String(flags['log-level']));
+  } catch {
+    throw new UsageError(`invalid --log-level ${JSON.stringify(flags['log-level'])}: expected debug, info, warn, error or silent`);
+  }
+  const format = String(flags['log-format']).trim().toLowerCase();
+  if (format !== 'text' && format !== 'json') throw new UsageError(`invalid --log-format ${JSON.stringify(flags['log-format'])}: expected text or json`);
+  return createLogger({ level, format, stream: process.stderr, base: { app: 'quantum-vpn' } });
+}
+
+/** Applies --fips if given (before anything else touches the crypto core). */
+export async function applyFips(flags: FlagValues): Promise<void> {
+  if (flags.fips === true) await enableFips();
+}
+
+export interface Observability {
+  metrics: TunnelMetrics;
+  observers: TunnelObserver[];
+  logger: Logger;
+  tracing: TracingSetup;
+}
+
+/** Logger, metrics, logging and tracing observers from the common flags. */
+export async function observabilityFromFlags(flags: FlagValues, logger = loggerFromFlags(flags)): Promise<Observability> {
+  const mode = parseTracingMode(String(flags.tracing ?? 'none'));
+  const tracing = await setupTracing(mode);
+  const metrics = new TunnelMetrics({ fipsMode: () => cryptoInfo().fips, labels: { service: 'quantum-vpn' } });
+  const observers: TunnelObserver[] = [metrics, new LoggingObserver(logger)];
+  if (mode !== 'none') observers.push(new TracingObserver({ fipsMode: cryptoInfo().fips }));
+  return { metrics, observers, logger, tracing };
+}
+
+/** The RateLimiter of the rate-limit flags, or undefined when every limit is off. */
+export function rateLimiterFromFlags(flags: FlagValues, logger: Logger): RateLimiter | undefined {
+  const n = (name: string) => Number(flags[name] ?? 0);
+  const options = {
+    maxConnectionsPerIp: n('max-conns-per-ip'),
+    handshakesPerSecondPerIp: n('handshake-rate'),
+    handshakeBurstPerIp: n('handshake-burst'),
+    globalHandshakesPerSecond: n('global-handshake-rate'),
+    globalHandshakeBurst: n('global-handshake-burst'),
+  };
+  if (options.maxConnectionsPerIp === 0 && options.handshakesPerSecondPerIp === 0 && options.globalHandshakesPerSecond === 0) return undefined;
+  return new RateLimiter({ ...options, logger });
+}
+
+/**
+ * Parses `--obs-addr` (empty: none). `:PORT` means every interface, as in the reference; a bare
+ * host-less value such as `9090` also does.
+ */
+export function parseObsAddr(value: string): { host: string; port: number } | undefined {
+  if (value.trim() === '') return undefined;
+  return parseHostPort(value, '--obs-addr', { defaultHost: '0.0.0.0', allowZero: true });
+}
+
+/** Starts the observability server, or returns undefined when `--obs-addr` is empty. */
+export async function startObservability(
+  value: string,
+  metrics: TunnelMetrics,
+  ready: () => boolean,
+  logger: Logger,
+): Promise<ObservabilityServer | undefined> {
+  const addr = parseObsAddr(value);
+  if (!addr) return undefined;
+  try {
+    return await startObservabilityServer({ host: addr.host, port: addr.port, version: VERSION, metrics, ready, logger });
+  } catch (e) {
+    throw new CliError(`cannot start the observability server on ${formatHostPort(addr.host, addr.port)}: ${describeError(e)} (use --obs-addr "" to disable it)`, { cause: e });
+  }
+}
+
+/** A one-line reason for an error: its message, plus the cause's code if it has one (EADDRINUSE...). */
+export function describeError(e: unknown): string {
+  const error = e as { message?: string; code?: string; cause?: { code?: string; message?: string } };
+  const causeCode = error?.cause?.code;
+  const msg = error?.message ?? String(e);
+  if (causeCode && !msg.includes(causeCode)) return `${msg} (${causeCode})`;
+  return msg;
+}
+
+/**
+ * Calls `handler` on the first SIGINT or SIGTERM; a second signal exits at once with code 1.
+ * Returns a function that removes the handlers.
+ */
+export function onShutdownSignal(handler: (signal: NodeJS.Signals) => void): () => void {
+  let count = 0;
+  const listener = (signal: NodeJS.Signals) => {
+    count++;
+    if (count === 1) handler(signal);
+    else {
+      err(`quantum-vpn: ${signal} again, exiting without waiting`);
+      process.exit(1);
+    }
+  };
+  process.on('SIGINT', listener);
+  process.on('SIGTERM', listener);
+  return () => {
+    process.off('SIGINT', listener);
+    process.off('SIGTERM', listener);
+  };
+}

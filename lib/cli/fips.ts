@@ -1,0 +1,14 @@
+/** `--fips` for the CLI: switches the process to FIPS mode before any tunnel exists. */
+import { enable, status, type FipsStatus } from '../fips/index.js';
+import { CliError } from './args.js';
+
+/** Enables FIPS mode, or fails with a message saying why (not installed, self-test failure...). */
+export async function enableFips(): Promise<FipsStatus> {
+  try {
+    return enable();
+  } catch (e) {
+    throw new CliError(`cannot enable FIPS mode: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+export { status as fipsStatus };

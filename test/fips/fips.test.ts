@@ -1,0 +1,174 @@
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { addonPath } from '../../lib/native.js';
+import { runChild } from '../helpers/child.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/**
+ * FIPS mode end to end, each case in its own process. The FIPS configuration is generated for this
+ * machine into a temporary directory by fips/install.sh (fipsinstall), as a deployment would.
+ */
+describe('FIPS mode', function () {
+  this.timeout(120_000);
+  let configDir: string;
+  let env: NodeJS.ProcessEnv;
+
+  before(function () {
+    try {
+      execFileSync('test', ['-f', `${dirname(addonPath)}/ossl-modules/fips.so`]);
+    } catch {
+      this.skip(); // the addon was built without the FIPS module beside it (cmake-js called directly)
+    }
+    configDir = mkdtempSync(join(tmpdir(), 'qt-fips-'));
+    execFileSync('bash', [join(root, 'fips/install.sh'), dirname(addonPath)], { env: { ...process.env, QUANTUM_TUNNEL_FIPS_DIR: configDir }, stdio: 'pipe' });
+    env = { QUANTUM_TUNNEL_FIPS_DIR: configDir, QUANTUM_TUNNEL_FIPS: '' };
+  });
+  after(() => configDir && rmSync(configDir, { recursive: true, force: true }));
+
+  it('starts: provider POST, integrity, every KAT passed; FIPS provider and base only; indicator per service', () => {
+    const r = runChild(`const s = qt.fips.enable(); return { s, info: qt.crypto.info() };`, env);
+    expect(r.json?.ok, r.stdout + r.stderr).to.equal(true);
+    const { s, info } = r.json.value;
+    expect(s.mode).to.equal('fips');
+    expect(s.provider.name).to.equal('OpenSSL FIPS Provider');
+    expect(s.provider.version).to.match(/^3\.5\./);
+    expect(s.integrity.verified).to.equal(true);
+    expect(s.selfTests.passed).to.equal(true);
+    expect(s.selfTests.results.map((x: { name: string }) => x.name)).to.deep.equal([
+      'provider', 'ML-KEM-1024 keygen', 'ML-KEM-1024 encapsulate/decapsulate', 'SHAKE-256 KDF', 'SHA3-256', 'AES-256-GCM', 'DRBG',
+    ]);
+    expect(s.errorState.failed).to.equal(false);
+    const approval = Object.fromEntries(s.services.map((x: { service: string; approved: boolean }) => [x.service, x.approved]));
+    expect(approval).to.include({ 'ML-KEM-1024': true, X25519: false, 'SHAKE-256': true, 'SHA3-256': true, 'AES-256-GCM': true, 'ChaCha20-Poly1305': false });
+    expect(info.providers.map((p: { name: string }) => p.name)).to.deep.equal(['OpenSSL FIPS Provider', 'OpenSSL Base Provider']);
+    expect(info.chacha20.available).to.equal(false);
+  });
+
+  it('runs a tunnel with AES-256-GCM only, pairwise tests on its key pairs, and an honest per-tunnel indicator', () => {
+    const r = runChild(`
+      qt.fips.enable();
+      const l = qt.listen({ port: 0 }); await l.ready; l.on('tunnel', (t) => t.pipe(t));
+      const t = await qt.dial({ host: '127.0.0.1', port: l.address().port });
+      t.write('in fips mode');
+      const echo = await new Promise((r) => t.once('data', (d) => r(d.toString())));
+      await t.rekey();
+      const info = t.info();
+      let chacha = null; try { qt.crypto.createAead(2, qt.crypto.randomSecret(32)); } catch (e) { chacha = e.code; }
+      let chachaOffer = null; try { await qt.dial('127.0.0.1:1', { ciphers: ['chacha20-poly1305'] }); } catch (e) { chachaOffer = e.code; }
+      await t.close(); await l.close({ tunnels: true });
+      return { echo, suite: info.suite, fips: info.fips, approved: info.approvedServicesOnly, chacha, chachaOffer, pct: qt.fips.status().conditionalTests };`, env);
+    expect(r.json?.ok, r.stdout + r.stderr).to.equal(true);
+    expect(r.json.value).to.deep.include({ echo: 'in fips mode', suite: 'AES-256-GCM', fips: true, approved: false, chacha: 'ERR_QT_UNSUPPORTED_ALGORITHM', chachaOffer: 'ERR_QT_INVALID_ARGUMENT' });
+    expect(r.json.value.pct.pairwiseTests).to.be.greaterThanOrEqual(2); // handshake key pair + rekey key pair
+    expect(r.json.value.pct.failures).to.equal(0);
+  });
+
+  it('strict mode refuses the non-approved X25519 half with a clear error instead of using it', () => {
+    const r = runChild(`
+      qt.fips.enable({ strict: true });
+      const l = qt.listen({ port: 0 }); await l.ready;
+      try { await qt.dial({ host: '127.0.0.1', port: l.address().port }); return 'connected'; } finally { await l.close(); }`, env);
+    expect(r.json).to.include({ ok: false, code: 'ERR_QT_FIPS_NOT_APPROVED' });
+    expect(r.json.message).to.include('X25519');
+  });
+
+  it('QUANTUM_TUNNEL_FIPS=1 enables it when the package loads', () => {
+    const r = runChild(`return qt.fips.status().mode;`, { ...env, QUANTUM_TUNNEL_FIPS: '1' });
+    expect(r.json).to.deep.equal({ ok: true, value: 'fips' });
+  });
+
+  it('refuses to start, without entering the error state, when this machine has no FIPS configuration', () => {
+    const r = runChild(`try { qt.fips.enable({ configDir: '/nonexistent' }); } catch (e) { return { code: e.code, state: qt.fips.status().errorState.failed, works: qt.crypto.randomBytes(4).length }; }`, env);
+    expect(r.json?.value).to.deep.equal({ code: 'ERR_QT_FIPS_UNAVAILABLE', state: false, works: 4 });
+  });
+
+  // Each injected failure: FIPS mode refuses to start, and every crypto call fails afterwards.
+  for (const [failure, code] of [
+    ['provider', 'ERR_QT_FIPS_SELFTEST_FAILED'],
+    ['ML-KEM-1024 keygen', 'ERR_QT_FIPS_SELFTEST_FAILED'],
+    ['ML-KEM-1024 encapsulate/decapsulate', 'ERR_QT_FIPS_SELFTEST_FAILED'],
+    ['SHAKE-256 KDF', 'ERR_QT_FIPS_SELFTEST_FAILED'],
+    ['SHA3-256', 'ERR_QT_FIPS_SELFTEST_FAILED'],
+    ['AES-256-GCM', 'ERR_QT_FIPS_SELFTEST_FAILED'],
+    ['DRBG', 'ERR_QT_FIPS_SELFTEST_FAILED'],
+    ['integrity', 'ERR_QT_FIPS_INTEGRITY_FAILED'],
+    ['provider-load', 'ERR_QT_FIPS_UNAVAILABLE'],
+  ] as const) {
+    it(`a failing "${failure}" check refuses FIPS mode and locks the module (${code})`, () => {
+      const r = runChild(`
+        qt.fips.testing.injectFailure(${JSON.stringify(failure)});
+        let enableCode = null; try { qt.fips.enable(); } catch (e) { enableCode = e.code; }
+        const after = [];
+        for (const op of [() => qt.crypto.randomBytes(8), () => qt.crypto.sha3_256(Buffer.alloc(1)), () => qt.crypto.mlkem1024.generateKeyPair(), () => qt.crypto.x25519.generateKeyPair()]) {
+          try { op(); after.push('ran'); } catch (e) { after.push(e.code); }
+        }
+        return { enableCode, after, state: qt.fips.status().errorState, mode: qt.fips.status().mode };`, env);
+      expect(r.json?.ok, r.stdout + r.stderr).to.equal(true);
+      expect(r.json.value.enableCode).to.equal(code);
+      expect(r.json.value.mode).to.equal('standard');
+      expect(r.json.value.state.failed).to.equal(true);
+      expect(r.json.value.after).to.deep.equal(Array(4).fill('ERR_QT_FIPS_SELFTEST_FAILED'));
+    });
+  }
+
+  it('a failed pairwise consistency test during a handshake locks the module', () => {
+    const r = runChild(`
+      qt.fips.enable();
+      qt.fips.testing.injectFailure('pairwise');
+      let code = null; try { qt.crypto.chkem.generateKeyPair(); } catch (e) { code = e.code; }
+      let later = null; try { qt.crypto.randomBytes(4); } catch (e) { later = e.code; }
+      return { code, later, failures: qt.fips.status().conditionalTests.failures };`, env);
+    expect(r.json?.value).to.deep.equal({ code: 'ERR_QT_FIPS_SELFTEST_FAILED', later: 'ERR_QT_FIPS_SELFTEST_FAILED', failures: 1 });
+  });
+
+  it('the continuous RNG test catches a repeated DRBG block and locks the module', () => {
+    const r = runChild(`
+      qt.fips.enable();
+      qt.crypto.randomBytes(1000);
+      qt.fips.testing.repeatNextRandomBlock();
+      let code = null; try { qt.crypto.randomBytes(1000); qt.crypto.randomBytes(1000); } catch (e) { code = e.code; }
+      return { code, state: qt.fips.status().errorState.failed };`, env);
+    expect(r.json?.value).to.deep.equal({ code: 'ERR_QT_FIPS_SELFTEST_FAILED', state: true });
+  });
+
+  it('refuses to start when one byte of the addon changed (HMAC-SHA256 integrity check)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qt-addon-'));
+    try {
+      cpSync(dirname(addonPath), dir, { recursive: true });
+      const copy = join(dir, 'quantum_tunnel.node');
+      const bytes = readFileSync(copy);
+      const at = bytes.indexOf(Buffer.from('GCC: ('));
+      expect(at).to.be.greaterThan(0); // a byte of the .comment section: the addon still loads
+      bytes[at + 1] = bytes[at + 1]! ^ 0x01;
+      writeFileSync(copy, bytes);
+      const r = runChild(`try { qt.fips.enable(); return 'enabled'; } catch (e) { return { code: e.code, integrity: qt.fips.status().integrity }; }`, { ...env, QUANTUM_TUNNEL_ADDON: copy });
+      expect(r.json?.value?.code, r.stdout + r.stderr).to.equal('ERR_QT_FIPS_INTEGRITY_FAILED');
+      expect(r.json.value.integrity.verified).to.equal(false);
+      // The unmodified copy passes: the check is about the bytes, not the path.
+      copyFileSync(addonPath, copy);
+      const ok = runChild(`return qt.fips.enable().integrity.verified;`, { ...env, QUANTUM_TUNNEL_ADDON: copy });
+      expect(ok.json?.value).to.equal(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to start when the module configuration (module MAC) was altered', () => {
+    const bad = mkdtempSync(join(tmpdir(), 'qt-fipscfg-'));
+    try {
+      const module = readFileSync(join(configDir, 'fipsmodule.cnf'), 'utf8').replace(/module-mac = ([0-9A-F:]{2})/, (_m, h) => `module-mac = ${h === '00' ? '01' : '00'}`);
+      writeFileSync(join(bad, 'fipsmodule.cnf'), module);
+      writeFileSync(join(bad, 'openssl-fips.cnf'), readFileSync(join(configDir, 'openssl-fips.cnf'), 'utf8').replace(join(configDir, 'fipsmodule.cnf'), join(bad, 'fipsmodule.cnf')));
+      const r = runChild(`try { qt.fips.enable(); return 'enabled'; } catch (e) { return { code: e.code, message: e.message }; }`, { ...env, QUANTUM_TUNNEL_FIPS_DIR: bad });
+      expect(r.json?.value?.code, r.stdout + r.stderr).to.equal('ERR_QT_FIPS_UNAVAILABLE');
+      expect(r.json.value.message).to.include('FIPS provider could not be loaded');
+    } finally {
+      rmSync(bad, { recursive: true, force: true });
+    }
+  });
+});
