@@ -43,6 +43,11 @@ export class FrameReader {
     return this.length;
   }
 
+  /** The next byte without consuming it (callers check `buffered` first). */
+  firstByte(): number | undefined {
+    return this.chunks[0]?.[0];
+  }
+
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
     this.chunks.push(chunk);

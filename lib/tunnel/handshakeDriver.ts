@@ -5,10 +5,10 @@
  */
 import type { Socket } from 'node:net';
 import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
-import { cipherSuiteName, type CipherSuiteId } from '../protocol/constants.js';
+import { cipherSuiteName, type CipherSuiteId, MessageType } from '../protocol/constants.js';
 import { FrameReader, type Frame } from '../protocol/frame.js';
 import { InitiatorHandshake, ResponderHandshake, type HandshakeResult } from '../protocol/handshake.js';
-import { HANDSHAKE_FAILURE_ALERT } from '../protocol/messages.js';
+import { decodeAlert, HANDSHAKE_FAILURE_ALERT } from '../protocol/messages.js';
 import type { TicketManager } from '../protocol/ticket.js';
 import { cryptoPolicy } from '../crypto/policy.js';
 import type { ObserverSet } from './observer.js';
@@ -62,7 +62,16 @@ class SocketReader {
   }
 
   async handshakeRecord(): Promise<Buffer> {
-    return this.until(() => this.reader.nextHandshakeRecord());
+    return this.until(() => {
+      // A record's length is at most 65,536, so its first byte is 0: anything else here is a
+      // frame, and an Alert in place of a Finished record is the peer refusing the handshake.
+      if (this.reader.buffered > 0 && this.reader.firstByte() === MessageType.ALERT) {
+        const frame = this.reader.nextFrame();
+        if (frame === null) return null;
+        throw qtError(ErrorCode.PEER_ALERT, `peer sent alert code ${decodeAlert(frame.payload)?.code ?? 'unknown'} during the handshake`);
+      }
+      return this.reader.nextHandshakeRecord();
+    });
   }
 
   /** Stops reading; the socket is left paused so no byte is lost before the tunnel takes over. */

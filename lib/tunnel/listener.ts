@@ -31,6 +31,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
   private readonly handshakes = new Set<AbortController>();
   private readonly tunnels = new Set<Tunnel>();
   private closing = false;
+  private iterating = false;
   private readonly queue: Tunnel[] = [];
   private readonly waiters: Array<(r: IteratorResult<Tunnel>) => void> = [];
   /** Resolves once listening (rejects on a listen error). */
@@ -116,10 +117,12 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
     this.emit('tunnel', tunnel);
     const waiter = this.waiters.shift();
     if (waiter) waiter({ value: tunnel, done: false });
-    else if (this.listenerCount('tunnel') === 0) this.queue.push(tunnel);
+    // Queued for the iterator once one exists (or when nobody listens yet, so none is lost).
+    else if (this.iterating || this.listenerCount('tunnel') === 0) this.queue.push(tunnel);
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Tunnel> {
+    this.iterating = true;
     return {
       next: () => {
         const t = this.queue.shift();

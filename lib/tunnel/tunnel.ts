@@ -112,6 +112,11 @@ export class Tunnel extends Duplex {
   private readonly rekeyCheck: NodeJS.Timeout | undefined;
   private pingWaiters: Array<Waiter<number> & { started: number; timer: NodeJS.Timeout }> = [];
   private messageQueue: Buffer[] | undefined;
+  private readonly received: Buffer[] = [];
+  private wantsData = false;
+  private readableEndPending = false;
+  /** Buffers given to send(): each is sealed as one record, whatever its size. */
+  private readonly wholeMessages = new WeakSet<object>();
   private messageWaiters: Array<Waiter<IteratorResult<Buffer>>> = [];
   private peerClosed = false;
   private closeTimer: NodeJS.Timeout | undefined;
@@ -216,15 +221,30 @@ export class Tunnel extends Duplex {
     }
   }
 
+  /**
+   * Received records wait here, boundaries intact, until the application shows how it reads:
+   * `_read()` (stream consumers) drains them into the readable side; `messages()` takes them as
+   * messages. So records that arrive right behind the handshake are never lost to either API.
+   */
   private deliver(data: Buffer): void {
-    if (this.messageQueue) {
-      const waiter = this.messageWaiters.shift();
-      if (waiter) waiter.resolve({ value: data, done: false });
-      else this.messageQueue.push(data);
-      if (this.messageQueue.length >= MESSAGE_QUEUE_HIGH_WATER) this.pauseReading();
-      return;
+    const waiter = this.messageQueue ? this.messageWaiters.shift() : undefined;
+    if (waiter) return waiter.resolve({ value: data, done: false });
+    this.received.push(data);
+    if (this.messageQueue === undefined) this.flushReadable();
+    if (this.received.length >= MESSAGE_QUEUE_HIGH_WATER) this.pauseReading();
+  }
+
+  /** Moves received records into the readable side while the consumer wants more. */
+  private flushReadable(): void {
+    while (this.wantsData && this.received.length > 0) {
+      const data = this.received.shift()!;
+      if (data.length > 0) this.wantsData = this.push(data);
     }
-    if (data.length > 0 && !this.push(data)) this.pauseReading();
+    if (this.received.length === 0 && this.readableEndPending) {
+      this.readableEndPending = false;
+      this.push(null);
+    }
+    if (this.received.length < MESSAGE_QUEUE_HIGH_WATER / 2 && this.wantsData) this.resumeReading();
   }
 
   private pauseReading(): void {
@@ -242,6 +262,8 @@ export class Tunnel extends Duplex {
   }
 
   override _read(): void {
+    this.wantsData = true;
+    if (this.messageQueue === undefined) this.flushReadable();
     this.resumeReading();
   }
 
@@ -261,8 +283,13 @@ export class Tunnel extends Duplex {
   private onPeerClose(): void {
     if (this.peerClosed) return;
     this.peerClosed = true;
-    this.endMessages();
-    this.push(null);
+    if (this.messageQueue === undefined) {
+      this.readableEndPending = true;
+      this.flushReadable();
+    } else if (this.received.length === 0) {
+      this.endMessages();
+      this.push(null);
+    }
     if (this.writableFinished) this.socket.destroy();
   }
 
@@ -285,11 +312,16 @@ export class Tunnel extends Duplex {
   // ---- sending ------------------------------------------------------------------------------
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.sendPieces(split(chunk), callback);
+    this.sendPieces(this.recordsOf(chunk), callback);
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
-    this.sendPieces(chunks.flatMap((c) => split(c.chunk)), callback);
+    this.sendPieces(chunks.flatMap((c) => this.recordsOf(c.chunk)), callback);
+  }
+
+  /** A send() message is one record; stream writes are cut into records. */
+  private recordsOf(chunk: Buffer): Buffer[] {
+    return this.wholeMessages.has(chunk) ? [chunk] : split(chunk);
   }
 
   private sendPieces(pieces: Buffer[], callback: (err?: Error | null) => void): void {
@@ -383,7 +415,9 @@ export class Tunnel extends Duplex {
     if (!(message instanceof Uint8Array) || message.length === 0 || message.length > MAX_RECORD_PLAINTEXT) {
       return Promise.reject(qtError(ErrorCode.INVALID_ARGUMENT, `a message must be 1 to ${MAX_RECORD_PLAINTEXT} bytes`));
     }
-    return new Promise((resolve, reject) => this.write(message, (err) => (err ? reject(err) : resolve())));
+    const record = Buffer.from(message.buffer, message.byteOffset, message.length);
+    this.wholeMessages.add(record);
+    return new Promise((resolve, reject) => this.write(record, (err) => (err ? reject(err) : resolve())));
   }
 
   /**
@@ -391,7 +425,7 @@ export class Tunnel extends Duplex {
    * from then on records go to this iterator and not to the readable side.
    */
   messages(): AsyncIterableIterator<Buffer> {
-    this.messageQueue ??= [];
+    this.messageQueue ??= this.received;
     const next = (): Promise<IteratorResult<Buffer>> => {
       const queue = this.messageQueue!;
       if (queue.length > 0) {
@@ -399,6 +433,7 @@ export class Tunnel extends Duplex {
         if (queue.length < MESSAGE_QUEUE_HIGH_WATER / 2) this.resumeReading();
         return Promise.resolve({ value, done: false });
       }
+      if (this.peerClosed) this.push(null);
       if (this.peerClosed || this.destroyed) {
         const err = this.errored;
         return err ? Promise.reject(err) : Promise.resolve({ value: undefined, done: true });

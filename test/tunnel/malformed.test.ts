@@ -1,0 +1,788 @@
+/**
+ * Malformed and hostile input over real loopback TCP: a raw client speaking bytes at our
+ * listener, a raw client that completes a real handshake and then controls every record, and a
+ * raw server speaking bytes at our dial(). Each case asserts the exact outcome (the bytes sent
+ * back, the socket closing, the error code) and that an established tunnel opened before the
+ * attack still echoes afterwards.
+ */
+import { once } from 'node:events';
+import { expect } from 'chai';
+import { crypto, ErrorCode, type HandshakeErrorEvent, type Listener, type Tunnel } from '../../lib/index.js';
+import { CipherSuite, MessageType } from '../../lib/protocol/constants.js';
+import { encodeFrame, type Frame, FrameReader } from '../../lib/protocol/frame.js';
+import { InitiatorHandshake, ResponderHandshake } from '../../lib/protocol/handshake.js';
+import {
+  AlertCode,
+  AlertDescription,
+  AlertLevel,
+  CLOSE_FRAME,
+  CLOSE_NOTIFY_ALERT,
+  type ClientHello,
+  decodeClientHello,
+  encodeAlert,
+  encodeClientHello,
+  encodeServerHello,
+  HANDSHAKE_FAILURE_ALERT,
+  PING_FRAME,
+  PONG_FRAME,
+} from '../../lib/protocol/messages.js';
+import {
+  assertEchoes,
+  CLOSE_NOTIFY_HEX,
+  echo,
+  HANDSHAKE_FAILURE_HEX,
+  handshakeErrors,
+  nextTunnel,
+  rawClientHandshake,
+  RawPeer,
+  type RawSession,
+  rejectsWithCode,
+  Resources,
+  until,
+  within,
+} from '../helpers/tunnel.js';
+
+const { chkem } = crypto;
+const ALERT = Buffer.from(HANDSHAKE_FAILURE_HEX, 'hex');
+const BAD_RECORD_ALERT = encodeAlert({ level: AlertLevel.FATAL, code: AlertCode.BAD_CIPHERTEXT, description: AlertDescription.BAD_RECORD });
+const UNEXPECTED_ALERT = encodeAlert({ level: AlertLevel.FATAL, code: AlertCode.UNEXPECTED_MESSAGE, description: AlertDescription.UNEXPECTED_MESSAGE });
+const NOTHING = Buffer.alloc(0);
+
+/** Offsets inside a ClientHello frame with an empty session ID (5-byte header first). */
+const CH = { sidLen: 5 + 34, publicKey: 5 + 35, suiteCount: 5 + 35 + 1600 } as const;
+const SH = { sidLen: 5 + 34 } as const;
+
+/** A valid ClientHello's fields with a fresh CH-KEM public key (the private key is destroyed). */
+async function helloFields(overrides: Partial<ClientHello> = {}): Promise<ClientHello> {
+  const kp = await chkem.generateKeyPairAsync();
+  const publicKey = Buffer.from(kp.publicKey);
+  kp.destroy();
+  return {
+    version: { major: 1, minor: 0 },
+    random: crypto.randomBytes(32),
+    sessionId: Buffer.alloc(0),
+    publicKey,
+    cipherSuites: [CipherSuite.AES_256_GCM, CipherSuite.CHACHA20_POLY1305],
+    ...overrides,
+  };
+}
+
+describe('malformed input: raw client against our listener, before and during the handshake', function () {
+  this.timeout(30_000);
+  const res = new Resources();
+  let listener: Listener;
+  let errors: HandshakeErrorEvent[];
+  let healthy: Tunnel;
+  let port: number;
+
+  beforeEach(async () => {
+    listener = await res.listen({ handshakeTimeoutMs: 1000 }, echo);
+    port = listener.address().port;
+    errors = handshakeErrors(listener);
+    healthy = await res.dial(listener);
+    await assertEchoes(healthy, 'before the attack');
+  });
+
+  afterEach(async () => {
+    await res.cleanup();
+  });
+
+  /** Sends `bytes` (then FIN if asked), waits for the server to close, returns what came back. */
+  async function attack(bytes: Buffer, options: { fin?: boolean } = {}): Promise<Buffer> {
+    const peer = new RawPeer(await res.connect(port));
+    if (bytes.length > 0) peer.write(bytes);
+    if (options.fin) peer.socket.end();
+    await peer.waitClosed(5000);
+    return peer.bytes;
+  }
+
+  /** The outcome every case checks: bytes back, one handshakeError with `code`, others unaffected. */
+  async function expectOutcome(received: Buffer, back: Buffer, code: string): Promise<void> {
+    expect(received.toString('hex')).to.equal(back.toString('hex'));
+    await until(() => errors.length >= 1, 5000, 'the handshakeError event');
+    expect(errors.map((e) => e.error.code)).to.deep.equal([code]);
+    await assertEchoes(healthy, 'after the attack');
+    const fresh = await res.dial(listener);
+    await assertEchoes(fresh, 'a new tunnel after the attack');
+  }
+
+  /** A real ClientHello, the server's ServerHello, then `next` in place of ClientFinished. */
+  async function afterServerHello(next: (hs: InitiatorHandshake, serverHello: Buffer) => Promise<Buffer>): Promise<Buffer> {
+    const peer = new RawPeer(await res.connect(port));
+    const hs = await InitiatorHandshake.create({ cipherSuites: [CipherSuite.AES_256_GCM] });
+    try {
+      peer.write(hs.clientHello());
+      const sh = await peer.frame();
+      expect(sh?.type).to.equal(MessageType.SERVER_HELLO);
+      peer.write(await next(hs, sh!.raw));
+      await peer.waitClosed(5000);
+      return peer.rest();
+    } finally {
+      hs.destroy();
+    }
+  }
+
+  describe('truncated and oversized frames', () => {
+    it('ClientHello header only, then FIN: closed without a reply, ERR_QT_CONNECTION_FAILED', async () => {
+      const frame = encodeClientHello(await helloFields());
+      await expectOutcome(await attack(frame.subarray(0, 5), { fin: true }), NOTHING, ErrorCode.CONNECTION_FAILED);
+    });
+
+    it('length 100 with 2 payload bytes, then FIN: closed without a reply, ERR_QT_CONNECTION_FAILED', async () => {
+      await expectOutcome(await attack(Buffer.from('01000000640100', 'hex'), { fin: true }), NOTHING, ErrorCode.CONNECTION_FAILED);
+    });
+
+    it('ClientHello header only, no FIN: closed at the handshake deadline without a reply, ERR_QT_HANDSHAKE_TIMEOUT', async () => {
+      await expectOutcome(await attack(Buffer.from('0100000669', 'hex')), NOTHING, ErrorCode.HANDSHAKE_TIMEOUT);
+    });
+
+    it('nothing at all, no FIN: ERR_QT_HANDSHAKE_TIMEOUT', async () => {
+      await expectOutcome(await attack(NOTHING), NOTHING, ErrorCode.HANDSHAKE_TIMEOUT);
+    });
+
+    it('length 0xFFFFFFFF: refused from the header alone with the handshake-failure alert, ERR_QT_MESSAGE_TOO_LARGE', async () => {
+      await expectOutcome(await attack(Buffer.from('01ffffffff', 'hex')), ALERT, ErrorCode.MESSAGE_TOO_LARGE);
+    });
+
+    it('length 65,537: refused, ERR_QT_MESSAGE_TOO_LARGE', async () => {
+      await expectOutcome(await attack(Buffer.concat([Buffer.from('0100010001', 'hex'), Buffer.alloc(100)])), ALERT, ErrorCode.MESSAGE_TOO_LARGE);
+    });
+
+    it('length 65,536 is allowed: a valid ClientHello padded with trailing bytes to 65,536 gets a ServerHello', async () => {
+      const frame = encodeClientHello(await helloFields());
+      const padded = Buffer.concat([frame, Buffer.alloc(65_536 - (frame.length - 5), 0xee)]);
+      padded.writeUInt32BE(65_536, 1);
+      const peer = new RawPeer(await res.connect(port));
+      peer.write(padded);
+      const sh = await peer.frame();
+      expect(sh?.type).to.equal(MessageType.SERVER_HELLO);
+      expect(sh?.raw.length).to.equal(1658);
+      peer.socket.destroy();
+      await assertEchoes(healthy);
+    });
+  });
+
+  describe('ClientHello fields', () => {
+    it('session_id_len overrunning the payload: alert, ERR_QT_MALFORMED_MESSAGE (the reference panics, §14 #13)', async () => {
+      const frame = encodeClientHello(await helloFields());
+      frame[CH.sidLen] = 200;
+      await expectOutcome(await attack(frame), ALERT, ErrorCode.MALFORMED_MESSAGE);
+    });
+
+    it('session_id_len 255 with a minimum-length payload: alert, ERR_QT_MALFORMED_MESSAGE', async () => {
+      const frame = encodeClientHello(await helloFields({ cipherSuites: [CipherSuite.AES_256_GCM] }));
+      expect(frame.readUInt32BE(1)).to.equal(1639);
+      frame[CH.sidLen] = 255;
+      await expectOutcome(await attack(frame), ALERT, ErrorCode.MALFORMED_MESSAGE);
+    });
+
+    it('suite_count overrunning the payload: alert, ERR_QT_MALFORMED_MESSAGE', async () => {
+      const frame = encodeClientHello(await helloFields());
+      frame.writeUInt16BE(1000, CH.suiteCount);
+      await expectOutcome(await attack(frame), ALERT, ErrorCode.MALFORMED_MESSAGE);
+    });
+
+    it('a payload cut right after the public key (no suite_count): alert, ERR_QT_MALFORMED_MESSAGE', async () => {
+      const frame = encodeClientHello(await helloFields());
+      const cut = Buffer.from(frame.subarray(0, CH.suiteCount));
+      cut.writeUInt32BE(cut.length - 5, 1);
+      await expectOutcome(await attack(cut), ALERT, ErrorCode.MALFORMED_MESSAGE);
+    });
+
+    it('suite_count 0: alert, ERR_QT_MALFORMED_MESSAGE', async () => {
+      await expectOutcome(await attack(encodeClientHello(await helloFields({ cipherSuites: [] }))), ALERT, ErrorCode.MALFORMED_MESSAGE);
+    });
+
+    it('suite_count 0 followed by stray suite bytes: alert, ERR_QT_MALFORMED_MESSAGE', async () => {
+      const frame = encodeClientHello(await helloFields());
+      frame.writeUInt16BE(0, CH.suiteCount);
+      await expectOutcome(await attack(frame), ALERT, ErrorCode.MALFORMED_MESSAGE);
+    });
+
+    it('only unknown suites: alert, ERR_QT_UNSUPPORTED_CIPHER_SUITE', async () => {
+      await expectOutcome(await attack(encodeClientHello(await helloFields({ cipherSuites: [0x0003, 0xffff, 0x0000] }))), ALERT, ErrorCode.UNSUPPORTED_CIPHER_SUITE);
+    });
+
+    it('unknown suites around a known one are skipped: ServerHello picks the known suite', async () => {
+      const peer = new RawPeer(await res.connect(port));
+      peer.write(encodeClientHello(await helloFields({ cipherSuites: [0x0003, CipherSuite.AES_256_GCM, 0xffff] })));
+      const sh = await peer.frame();
+      expect(sh?.type).to.equal(MessageType.SERVER_HELLO);
+      expect(sh!.raw.readUInt16BE(sh!.raw.length - 2)).to.equal(CipherSuite.AES_256_GCM);
+      peer.socket.destroy();
+    });
+
+    it('major version 2: alert, ERR_QT_UNSUPPORTED_VERSION', async () => {
+      await expectOutcome(await attack(encodeClientHello(await helloFields({ version: { major: 2, minor: 0 } }))), ALERT, ErrorCode.UNSUPPORTED_VERSION);
+    });
+
+    it('major version 0: alert, ERR_QT_UNSUPPORTED_VERSION', async () => {
+      await expectOutcome(await attack(encodeClientHello(await helloFields({ version: { major: 0, minor: 9 } }))), ALERT, ErrorCode.UNSUPPORTED_VERSION);
+    });
+
+    it('another minor version is compatible: ServerHello answers 1.0', async () => {
+      const peer = new RawPeer(await res.connect(port));
+      peer.write(encodeClientHello(await helloFields({ version: { major: 1, minor: 7 } })));
+      const sh = await peer.frame();
+      expect(sh?.type).to.equal(MessageType.SERVER_HELLO);
+      expect(sh!.payload.subarray(0, 2).toString('hex')).to.equal('0100');
+      peer.socket.destroy();
+    });
+
+    it('an ML-KEM key failing the modulus check: alert, ERR_QT_INVALID_KEY', async () => {
+      const fields = await helloFields();
+      fields.publicKey.fill(0xff, 32); // every 12-bit coefficient is 4095 >= q
+      await expectOutcome(await attack(encodeClientHello(fields)), ALERT, ErrorCode.INVALID_KEY);
+    });
+
+    it('a low-order X25519 key (all zero): alert, ERR_QT_X25519_LOW_ORDER_POINT', async () => {
+      const fields = await helloFields();
+      fields.publicKey.fill(0, 0, 32);
+      await expectOutcome(await attack(encodeClientHello(fields)), ALERT, ErrorCode.X25519_LOW_ORDER_POINT);
+    });
+
+    it('a ticket-sized session ID at a server without a ticket manager is ignored: full handshake', async () => {
+      const peer = new RawPeer(await res.connect(port));
+      peer.write(encodeClientHello(await helloFields({ sessionId: crypto.randomBytes(71) })));
+      const sh = await peer.frame();
+      expect(sh?.type).to.equal(MessageType.SERVER_HELLO);
+      expect(sh!.payload[34]).to.equal(16); // a fresh 16-byte session ID, not the ticket
+      peer.socket.destroy();
+    });
+  });
+
+  describe('wrong first message', () => {
+    it('a ServerHello where ClientHello is expected: alert, ERR_QT_UNEXPECTED_MESSAGE', async () => {
+      const sh = encodeServerHello({ version: { major: 1, minor: 0 }, random: crypto.randomBytes(32), sessionId: crypto.randomBytes(16), ciphertext: crypto.randomBytes(1600), cipherSuite: 1 });
+      await expectOutcome(await attack(sh), ALERT, ErrorCode.UNEXPECTED_MESSAGE);
+    });
+
+    it('a Data frame: alert, ERR_QT_UNEXPECTED_MESSAGE', async () => {
+      await expectOutcome(await attack(encodeFrame(MessageType.DATA, crypto.randomBytes(100))), ALERT, ErrorCode.UNEXPECTED_MESSAGE);
+    });
+
+    it('a Rekey frame: alert, ERR_QT_UNEXPECTED_MESSAGE', async () => {
+      await expectOutcome(await attack(encodeFrame(MessageType.REKEY, crypto.randomBytes(1644))), ALERT, ErrorCode.UNEXPECTED_MESSAGE);
+    });
+
+    it('a Ping frame: alert (no Pong), ERR_QT_UNEXPECTED_MESSAGE', async () => {
+      await expectOutcome(await attack(PING_FRAME), ALERT, ErrorCode.UNEXPECTED_MESSAGE);
+    });
+
+    it('a Pong frame: alert, ERR_QT_UNEXPECTED_MESSAGE', async () => {
+      await expectOutcome(await attack(PONG_FRAME), ALERT, ErrorCode.UNEXPECTED_MESSAGE);
+    });
+
+    it('a Close frame: alert, ERR_QT_UNEXPECTED_MESSAGE', async () => {
+      await expectOutcome(await attack(CLOSE_FRAME), ALERT, ErrorCode.UNEXPECTED_MESSAGE);
+    });
+
+    it('an Alert frame: closed without answering the alert, ERR_QT_PEER_ALERT', async () => {
+      await expectOutcome(await attack(HANDSHAKE_FAILURE_ALERT), NOTHING, ErrorCode.PEER_ALERT);
+    });
+
+    it('a close_notify alert: closed without a reply, ERR_QT_PEER_ALERT', async () => {
+      await expectOutcome(await attack(CLOSE_NOTIFY_ALERT), NOTHING, ErrorCode.PEER_ALERT);
+    });
+
+    it('an unknown type 0x99: alert, ERR_QT_UNEXPECTED_MESSAGE', async () => {
+      await expectOutcome(await attack(encodeFrame(0x99, Buffer.alloc(8))), ALERT, ErrorCode.UNEXPECTED_MESSAGE);
+    });
+  });
+
+  describe('garbage', () => {
+    it('an HTTP request: alert, ERR_QT_MESSAGE_TOO_LARGE (its "length" is huge)', async () => {
+      await expectOutcome(await attack(Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')), ALERT, ErrorCode.MESSAGE_TOO_LARGE);
+    });
+
+    it('a TLS ClientHello: alert, ERR_QT_MESSAGE_TOO_LARGE', async () => {
+      await expectOutcome(await attack(Buffer.from('160301020001000200030379', 'hex')), ALERT, ErrorCode.MESSAGE_TOO_LARGE);
+    });
+
+    it('32 random byte strings at once: each connection is closed with the alert or nothing; the server goes on', async () => {
+      const ALERTED = [ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.UNEXPECTED_MESSAGE, ErrorCode.MALFORMED_MESSAGE];
+      const cases = Array.from({ length: 32 }, (_, i) => {
+        const b = crypto.randomBytes(64 + i * 97);
+        if (i % 2 === 0) b.writeUInt32BE(b.length - 5, 1); // a complete frame of a random type
+        if (i % 8 === 0) b[0] = 0x77; // a type nothing uses
+        return b;
+      });
+      const replies = await within(Promise.all(cases.map((b) => attack(b))), 10_000, '32 connections to close');
+      for (const r of replies) expect([ALERT.toString('hex'), '']).to.include(r.toString('hex'));
+      await until(() => errors.length === 32, 5000, '32 handshakeError events');
+      const expected = [...ALERTED, ErrorCode.PEER_ALERT, ErrorCode.HANDSHAKE_TIMEOUT];
+      for (const e of errors) expect(expected).to.include(e.error.code);
+      await assertEchoes(healthy, 'after 32 garbage connections');
+    });
+  });
+
+  describe('in place of ClientFinished', () => {
+    it('an Alert frame in place of ClientFinished: recognised as the peer refusing (ERR_QT_PEER_ALERT), not answered', async () => {
+      // The reference reads it as a record length of 0xF0000000; a record length's first byte is always 0.
+      const rest = await afterServerHello(async () => HANDSHAKE_FAILURE_ALERT);
+      await expectOutcome(rest, NOTHING, ErrorCode.PEER_ALERT);
+    });
+
+    it('a Ping frame (a record length of 0x12000000): alert, ERR_QT_MESSAGE_TOO_LARGE', async () => {
+      const rest = await afterServerHello(async () => PING_FRAME);
+      await expectOutcome(rest, ALERT, ErrorCode.MESSAGE_TOO_LARGE);
+    });
+
+    it('a too-short record (5 bytes): alert, ERR_QT_HANDSHAKE_FAILED', async () => {
+      const rest = await afterServerHello(async () => Buffer.from('000000050102030405', 'hex'));
+      await expectOutcome(rest, ALERT, ErrorCode.HANDSHAKE_FAILED);
+    });
+
+    it('an empty record: alert, ERR_QT_HANDSHAKE_FAILED', async () => {
+      const rest = await afterServerHello(async () => Buffer.from('00000000', 'hex'));
+      await expectOutcome(rest, ALERT, ErrorCode.HANDSHAKE_FAILED);
+    });
+
+    it('the real ClientFinished with a wrong tag: alert, ERR_QT_HANDSHAKE_FAILED', async () => {
+      const rest = await afterServerHello(async (hs, sh) => {
+        const reader = new FrameReader();
+        reader.push(sh);
+        const cf = await hs.onServerHello(reader.nextFrame()!);
+        expect(cf).to.have.length(69);
+        cf[cf.length - 1] = cf[cf.length - 1]! ^ 0x01;
+        return cf;
+      });
+      await expectOutcome(rest, ALERT, ErrorCode.HANDSHAKE_FAILED);
+    });
+
+    it('the real ClientFinished with a flipped ciphertext byte: alert, ERR_QT_HANDSHAKE_FAILED', async () => {
+      const rest = await afterServerHello(async (hs, sh) => {
+        const reader = new FrameReader();
+        reader.push(sh);
+        const cf = await hs.onServerHello(reader.nextFrame()!);
+        cf[4 + 12 + 3] = cf[4 + 12 + 3]! ^ 0x80;
+        return cf;
+      });
+      await expectOutcome(rest, ALERT, ErrorCode.HANDSHAKE_FAILED);
+    });
+
+    it('a ClientFinished computed over another ServerHello (a different transcript and key): alert, ERR_QT_HANDSHAKE_FAILED', async () => {
+      const rest = await afterServerHello(async () => {
+        // A complete handshake with a private responder, whose ClientFinished we send here instead.
+        const other = await InitiatorHandshake.create({ cipherSuites: [CipherSuite.AES_256_GCM] });
+        const responder = new ResponderHandshake({ cipherSuites: [CipherSuite.AES_256_GCM] });
+        const reader = new FrameReader();
+        try {
+          reader.push(other.clientHello());
+          reader.push(await responder.onClientHello(reader.nextFrame()!));
+          return await other.onServerHello(reader.nextFrame()!);
+        } finally {
+          other.destroy();
+          responder.destroy();
+        }
+      });
+      await expectOutcome(rest, ALERT, ErrorCode.HANDSHAKE_FAILED);
+    });
+
+    it('FIN instead of ClientFinished: closed without a reply, ERR_QT_CONNECTION_FAILED', async () => {
+      const peer = new RawPeer(await res.connect(port));
+      const hs = await InitiatorHandshake.create({ cipherSuites: [CipherSuite.AES_256_GCM] });
+      try {
+        peer.write(hs.clientHello());
+        expect((await peer.frame())?.type).to.equal(MessageType.SERVER_HELLO);
+        peer.socket.end();
+        await peer.waitClosed();
+        expect(peer.rest()).to.have.length(0);
+      } finally {
+        hs.destroy();
+      }
+      await expectOutcome(NOTHING, NOTHING, ErrorCode.CONNECTION_FAILED);
+    });
+  });
+});
+
+describe('malformed input: raw client on an established tunnel', function () {
+  this.timeout(30_000);
+  const res = new Resources();
+  let listener: Listener;
+  let healthy: Tunnel;
+  let raw: RawSession;
+  let server: Tunnel;
+  let serverEvents: string[];
+  let serverError: Promise<Error>;
+
+  beforeEach(async () => {
+    listener = await res.listen({}, echo);
+    healthy = await res.dial(listener);
+    await assertEchoes(healthy, 'before the attack');
+    const serverSide = nextTunnel(listener);
+    raw = await rawClientHandshake(res, listener.address().port);
+    server = await serverSide;
+    serverEvents = [];
+    server.on('end', () => serverEvents.push('end'));
+    server.on('close', () => serverEvents.push('close'));
+    server.on('replay', (seq: bigint) => serverEvents.push(`replay ${seq}`));
+    server.on('alert', (a: { level: number; code: number; description: string }) => serverEvents.push(`alert ${a.level} ${a.code} ${a.description}`));
+    serverError = new Promise((resolve) => server.once('error', resolve));
+    // The raw session works before anything is tampered with.
+    raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('hello')]));
+    expect((await syncData()).toString()).to.equal('hello');
+  });
+
+  afterEach(async () => {
+    await res.cleanup();
+  });
+
+  /**
+   * Sends a Ping and collects the plaintext of every Data record that comes back before the
+   * Pong: everything the server echoed for what we sent before the Ping.
+   */
+  async function syncData(): Promise<Buffer> {
+    raw.peer.write(PING_FRAME);
+    const out: Buffer[] = [];
+    for (;;) {
+      const f = await raw.peer.frame(5000);
+      if (f === null) throw new Error('the server closed the connection');
+      if (f.type === MessageType.PONG) return Buffer.concat(out);
+      const ev = raw.session.openRecord(f);
+      if (ev.kind === 'data') out.push(Buffer.from(ev.data));
+    }
+  }
+
+  /** The server closes this tunnel: the bytes it sent last, its error code, the others unaffected. */
+  async function expectFatal(lastBytes: Buffer, code: string): Promise<void> {
+    const err = (await within(serverError, 5000, 'the server tunnel error')) as Error & { code?: string };
+    expect(err.code).to.equal(code);
+    await raw.peer.waitClosed(5000);
+    expect(raw.peer.rest().toString('hex')).to.equal(lastBytes.toString('hex'));
+    await until(() => serverEvents.includes('close'), 5000, 'the server tunnel to close');
+    expect(serverEvents.filter((e) => e.startsWith('replay'))).to.deep.equal([]);
+    await assertEchoes(healthy, 'after the attack');
+  }
+
+  it('a forged Data record (bad tag): the server closes the tunnel with a fatal bad_record alert', async () => {
+    const rec = raw.session.sealRecords(MessageType.DATA, [Buffer.from('forged')]);
+    rec[rec.length - 1] = rec[rec.length - 1]! ^ 0x01;
+    raw.peer.write(rec);
+    await expectFatal(BAD_RECORD_ALERT, ErrorCode.AUTHENTICATION_FAILED);
+    expect(BAD_RECORD_ALERT.toString('hex')).to.equal('f00000000d02020a626164207265636f7264');
+  });
+
+  it('a forged Data record with a huge sequence number: fatal, and nothing was delivered', async () => {
+    const rec = raw.session.sealRecords(MessageType.DATA, [Buffer.from('forged')]);
+    rec.writeBigUInt64BE(1n << 63n, 5); // the AD changes, so the tag no longer verifies
+    raw.peer.write(rec);
+    await expectFatal(BAD_RECORD_ALERT, ErrorCode.AUTHENTICATION_FAILED);
+  });
+
+  it('a replayed Data record: dropped with a replay event, delivered once, the tunnel stays up', async () => {
+    const rec = raw.session.sealRecords(MessageType.DATA, [Buffer.from('once')]);
+    raw.peer.write(rec);
+    raw.peer.write(rec);
+    raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('|after')]));
+    expect((await syncData()).toString()).to.equal('once|after');
+    expect(serverEvents).to.deep.equal(['replay 1']); // seq 0 was 'hello'
+    expect(server.info().replaysRejected).to.equal(1);
+    expect(server.destroyed).to.equal(false);
+  });
+
+  it('the same record replayed 100 times in one write: 100 replay events, one delivery', async () => {
+    const rec = raw.session.sealRecords(MessageType.DATA, [Buffer.from('x')]);
+    raw.peer.write(Buffer.concat(Array.from({ length: 101 }, () => rec)));
+    expect((await syncData()).toString()).to.equal('x');
+    expect(serverEvents).to.have.length(100);
+    expect(server.info().replaysRejected).to.equal(100);
+  });
+
+  it('a replay of a record far outside the window (8,300 records later): dropped as a replay, the tunnel stays up', async () => {
+    const old = raw.session.sealRecords(MessageType.DATA, [Buffer.from('old')]);
+    expect((await (async () => {
+      raw.peer.write(old);
+      return syncData();
+    })()).toString()).to.equal('old');
+    const many = Array.from({ length: 8300 }, () => Buffer.from('.'));
+    raw.peer.write(raw.session.sealRecords(MessageType.DATA, many));
+    expect((await syncData()).length).to.equal(8300);
+    raw.peer.write(old);
+    raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('new')]));
+    expect((await syncData()).toString()).to.equal('new');
+    expect(serverEvents).to.deep.equal(['replay 1']);
+    expect(server.destroyed).to.equal(false);
+  });
+
+  it('a Data record relabelled as Rekey (the type is not authenticated, §14 #12): a too-short rekey payload is fatal', async () => {
+    const rec = raw.session.sealRecords(MessageType.DATA, [Buffer.from('not a rekey payload')]);
+    rec[0] = MessageType.REKEY;
+    raw.peer.write(rec);
+    await expectFatal(UNEXPECTED_ALERT, ErrorCode.MALFORMED_MESSAGE);
+  });
+
+  it('a forged Rekey record (random body): fatal bad_record alert', async () => {
+    const payload = crypto.randomBytes(8 + 12 + 1608 + 16);
+    payload.writeBigUInt64BE(2n, 0);
+    raw.peer.write(encodeFrame(MessageType.REKEY, payload));
+    await expectFatal(BAD_RECORD_ALERT, ErrorCode.AUTHENTICATION_FAILED);
+  });
+
+  it('a Data record shorter than its overhead: fatal unexpected_message alert, ERR_QT_MALFORMED_MESSAGE', async () => {
+    raw.peer.write(encodeFrame(MessageType.DATA, Buffer.alloc(20)));
+    await expectFatal(UNEXPECTED_ALERT, ErrorCode.MALFORMED_MESSAGE);
+  });
+
+  it('an oversized frame after the handshake: fatal, ERR_QT_MESSAGE_TOO_LARGE', async () => {
+    raw.peer.write(Buffer.from('1000010001', 'hex'));
+    await expectFatal(UNEXPECTED_ALERT, ErrorCode.MESSAGE_TOO_LARGE);
+  });
+
+  it('an unknown message type 0x99: fatal unexpected_message alert', async () => {
+    raw.peer.write(encodeFrame(0x99, Buffer.alloc(4)));
+    await expectFatal(UNEXPECTED_ALERT, ErrorCode.UNEXPECTED_MESSAGE);
+  });
+
+  it('a ClientHello after the handshake: fatal unexpected_message alert', async () => {
+    raw.peer.write(encodeClientHello(await helloFields()));
+    await expectFatal(UNEXPECTED_ALERT, ErrorCode.UNEXPECTED_MESSAGE);
+  });
+
+  it('an Alert with a malformed payload (1 byte): fatal, ERR_QT_MALFORMED_MESSAGE', async () => {
+    raw.peer.write(Buffer.from('f00000000102', 'hex'));
+    await expectFatal(UNEXPECTED_ALERT, ErrorCode.MALFORMED_MESSAGE);
+  });
+
+  it('an Alert whose description overruns the frame: fatal, ERR_QT_MALFORMED_MESSAGE', async () => {
+    raw.peer.write(Buffer.from('f0000000050203104141', 'hex')); // n = 16, only 2 bytes follow
+    await expectFatal(UNEXPECTED_ALERT, ErrorCode.MALFORMED_MESSAGE);
+  });
+
+  it('a fatal Alert from the peer: the tunnel is destroyed with ERR_QT_PEER_ALERT, no alert in reply', async () => {
+    raw.peer.write(encodeAlert({ level: AlertLevel.FATAL, code: AlertCode.DECRYPTION_FAILED, description: 'peer text \u0000\u001b[31m' }));
+    await expectFatal(NOTHING, ErrorCode.PEER_ALERT);
+  });
+
+  it('a warning Alert (not close_notify): an alert event with the peer text, the tunnel stays up', async () => {
+    raw.peer.write(encodeAlert({ level: AlertLevel.WARNING, code: AlertCode.UNEXPECTED_MESSAGE, description: 'just so you know' }));
+    raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('still here')]));
+    expect((await syncData()).toString()).to.equal('still here');
+    expect(serverEvents).to.deep.equal(['alert 1 1 just so you know']);
+  });
+
+  it('close_notify: a clean end; the server answers with its own close_notify and closes', async () => {
+    raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('bye')]));
+    raw.peer.write(CLOSE_NOTIFY_ALERT);
+    await raw.peer.waitClosed(5000);
+    await until(() => serverEvents.includes('close'), 5000, 'the server tunnel to close');
+    expect(serverEvents).to.deep.equal(['end', 'close']);
+    // The echo of 'bye' (the pipe flushes it before ending), then close_notify.
+    const frames = raw.peer.rest();
+    const tail = frames.subarray(frames.length - 25);
+    expect(tail.toString('hex')).to.equal(CLOSE_NOTIFY_HEX);
+    expect(server.errored).to.equal(null);
+    await assertEchoes(healthy);
+  });
+
+  it('a Close frame (0x14): a clean end like close_notify', async () => {
+    raw.peer.write(CLOSE_FRAME);
+    await raw.peer.waitClosed(5000);
+    await until(() => serverEvents.includes('close'), 5000, 'the server tunnel to close');
+    expect(serverEvents).to.deep.equal(['end', 'close']);
+    expect(raw.peer.rest().toString('hex')).to.equal(CLOSE_NOTIFY_HEX);
+    expect(server.errored).to.equal(null);
+  });
+
+  it('a Data record right behind close_notify: not delivered; fatal unexpected_message alert', async () => {
+    raw.peer.write(Buffer.concat([CLOSE_NOTIFY_ALERT, raw.session.sealRecords(MessageType.DATA, [Buffer.from('late')])]));
+    await expectFatal(UNEXPECTED_ALERT, ErrorCode.UNEXPECTED_MESSAGE);
+    expect(serverEvents).to.deep.equal(['close']);
+  });
+});
+
+describe('malformed input: raw server against our dial()', function () {
+  this.timeout(30_000);
+  const res = new Resources();
+  let healthy: Tunnel;
+
+  beforeEach(async () => {
+    const listener = await res.listen({}, echo);
+    healthy = await res.dial(listener);
+  });
+
+  afterEach(async () => {
+    await res.cleanup();
+  });
+
+  /**
+   * A raw server that reads the ClientHello and answers with `reply(hello)`. Returns the port and
+   * a promise of what the client sent after its ClientHello, once the connection closed.
+   */
+  async function rawServer(reply: (hello: ClientHello, peer: RawPeer, frame: Frame) => Promise<Buffer | null>): Promise<{ port: number; after: Promise<Buffer> }> {
+    let resolveAfter!: (b: Buffer) => void;
+    const after = new Promise<Buffer>((r) => (resolveAfter = r));
+    const { port } = await res.rawServer((s) => {
+      const peer = new RawPeer(s);
+      (async () => {
+        const ch = await peer.frame();
+        expect(ch?.type).to.equal(MessageType.CLIENT_HELLO);
+        const bytes = await reply(decodeClientHello(ch!.payload), peer, ch!);
+        if (bytes) peer.write(bytes);
+        await peer.waitClosed(10_000);
+        resolveAfter(peer.rest());
+      })().catch(() => resolveAfter(Buffer.from('raw server failed')));
+    });
+    return { port, after };
+  }
+
+  function serverHello(fields: { sessionId?: Buffer; ciphertext?: Buffer; cipherSuite?: number; major?: number }): Buffer {
+    return encodeServerHello({
+      version: { major: fields.major ?? 1, minor: 0 },
+      random: crypto.randomBytes(32),
+      sessionId: fields.sessionId ?? crypto.randomBytes(16),
+      ciphertext: fields.ciphertext ?? crypto.randomBytes(1600),
+      cipherSuite: fields.cipherSuite ?? CipherSuite.AES_256_GCM,
+    });
+  }
+
+  async function expectDialFails(port: number, code: string, options = {}): Promise<void> {
+    await rejectsWithCode(res.dial(port, options), code, 10_000);
+    await assertEchoes(healthy, 'after the failed dial');
+  }
+
+  it('a ServerHello with session_id_len 200 (overrun): ERR_QT_MALFORMED_MESSAGE, alert sent, the process survives (§14 #13)', async () => {
+    const { port, after } = await rawServer(async () => {
+      const sh = serverHello({ sessionId: Buffer.alloc(0) });
+      expect(sh.readUInt32BE(1)).to.equal(1637); // the minimum length
+      sh[SH.sidLen] = 200;
+      return sh;
+    });
+    await expectDialFails(port, ErrorCode.MALFORMED_MESSAGE);
+    expect((await within(after, 5000, 'the raw server to see the close')).toString('hex')).to.equal(HANDSHAKE_FAILURE_HEX);
+  });
+
+  it('a truncated ServerHello (no suite): ERR_QT_MALFORMED_MESSAGE', async () => {
+    const { port, after } = await rawServer(async () => {
+      const sh = serverHello({});
+      const cut = Buffer.from(sh.subarray(0, sh.length - 2));
+      cut.writeUInt32BE(cut.length - 5, 1);
+      return cut;
+    });
+    await expectDialFails(port, ErrorCode.MALFORMED_MESSAGE);
+    expect((await after).toString('hex')).to.equal(HANDSHAKE_FAILURE_HEX);
+  });
+
+  it('a server choosing a suite the client did not offer: ERR_QT_UNSUPPORTED_CIPHER_SUITE', async () => {
+    const { port, after } = await rawServer(async (hello) => {
+      expect(hello.cipherSuites).to.deep.equal([CipherSuite.AES_256_GCM]);
+      const enc = chkem.encapsulate(hello.publicKey);
+      enc.sharedSecret.destroy();
+      return serverHello({ ciphertext: enc.ciphertext, cipherSuite: CipherSuite.CHACHA20_POLY1305 });
+    });
+    await expectDialFails(port, ErrorCode.UNSUPPORTED_CIPHER_SUITE, { ciphers: ['aes-256-gcm'] });
+    expect((await after).toString('hex')).to.equal(HANDSHAKE_FAILURE_HEX);
+  });
+
+  it('a server choosing an unknown suite (0x0003): ERR_QT_UNSUPPORTED_CIPHER_SUITE', async () => {
+    const { port } = await rawServer(async () => serverHello({ cipherSuite: 0x0003 }));
+    await expectDialFails(port, ErrorCode.UNSUPPORTED_CIPHER_SUITE);
+  });
+
+  it('a ServerHello with major version 2: ERR_QT_UNSUPPORTED_VERSION', async () => {
+    const { port, after } = await rawServer(async () => serverHello({ major: 2 }));
+    await expectDialFails(port, ErrorCode.UNSUPPORTED_VERSION);
+    expect((await after).toString('hex')).to.equal(HANDSHAKE_FAILURE_HEX);
+  });
+
+  it('an Alert instead of ServerHello: ERR_QT_PEER_ALERT, and no alert is sent back', async () => {
+    const { port, after } = await rawServer(async () => HANDSHAKE_FAILURE_ALERT);
+    await expectDialFails(port, ErrorCode.PEER_ALERT);
+    expect(await after).to.have.length(0);
+  });
+
+  it('a ClientHello echoed back instead of ServerHello: ERR_QT_UNEXPECTED_MESSAGE', async () => {
+    const { port } = await rawServer(async (hello) => encodeClientHello(hello));
+    await expectDialFails(port, ErrorCode.UNEXPECTED_MESSAGE);
+  });
+
+  it('a Ping instead of ServerHello: ERR_QT_UNEXPECTED_MESSAGE', async () => {
+    const { port } = await rawServer(async () => PING_FRAME);
+    await expectDialFails(port, ErrorCode.UNEXPECTED_MESSAGE);
+  });
+
+  it('an oversized frame: ERR_QT_MESSAGE_TOO_LARGE', async () => {
+    const { port } = await rawServer(async () => Buffer.from('02ffffffff', 'hex'));
+    await expectDialFails(port, ErrorCode.MESSAGE_TOO_LARGE);
+  });
+
+  it('a low-order X25519 ephemeral key in the ciphertext: ERR_QT_X25519_LOW_ORDER_POINT', async () => {
+    const { port, after } = await rawServer(async (hello) => {
+      const enc = chkem.encapsulate(hello.publicKey);
+      enc.sharedSecret.destroy();
+      enc.ciphertext.fill(0, 0, 32);
+      return serverHello({ ciphertext: enc.ciphertext });
+    });
+    await expectDialFails(port, ErrorCode.X25519_LOW_ORDER_POINT);
+    expect((await after).toString('hex')).to.equal(HANDSHAKE_FAILURE_HEX);
+  });
+
+  it('a ServerFinished with a wrong tag: ERR_QT_HANDSHAKE_FAILED, alert sent', async () => {
+    const { port, after } = await rawServer(async (_hello, peer, frame) => {
+      const responder = new ResponderHandshake({ cipherSuites: [CipherSuite.AES_256_GCM] });
+      try {
+        peer.write(await responder.onClientHello(frame));
+        const cf = await peer.handshakeRecord();
+        const { serverFinished, result } = responder.onClientFinished(cf!);
+        for (const s of [result.master, result.sendKey, result.receiveKey]) s.destroy();
+        serverFinished[serverFinished.length - 1] = serverFinished[serverFinished.length - 1]! ^ 0x01;
+        return serverFinished;
+      } finally {
+        responder.destroy();
+      }
+    });
+    await expectDialFails(port, ErrorCode.HANDSHAKE_FAILED);
+    expect((await after).toString('hex')).to.equal(HANDSHAKE_FAILURE_HEX);
+  });
+
+  it('a server that closes after reading ClientHello: ERR_QT_CONNECTION_FAILED', async () => {
+    const { port } = await rawServer(async (_hello, peer) => {
+      peer.socket.end();
+      return null;
+    });
+    await expectDialFails(port, ErrorCode.CONNECTION_FAILED);
+  });
+
+  // Regression test for a defect found while writing this suite (fixed in lib/; see the test name).
+  it('an Alert in place of ServerFinished: ERR_QT_PEER_ALERT, and no alert is sent back', async () => {
+    const { port, after } = await rawServer(async (_hello, peer, frame) => {
+      const responder = new ResponderHandshake({ cipherSuites: [CipherSuite.AES_256_GCM] });
+      try {
+        peer.write(await responder.onClientHello(frame));
+        await peer.handshakeRecord();
+        return HANDSHAKE_FAILURE_ALERT;
+      } finally {
+        responder.destroy();
+      }
+    });
+    await expectDialFails(port, ErrorCode.PEER_ALERT);
+    expect(await after).to.have.length(0);
+  });
+
+  it('after a good handshake, a server that sends garbage: the client tunnel fails with an alert and the process survives', async () => {
+    let peerRef: RawPeer | undefined;
+    const { port } = await res.rawServer((s) => {
+      peerRef = new RawPeer(s);
+      (async () => {
+        const responder = new ResponderHandshake({ cipherSuites: [CipherSuite.AES_256_GCM] });
+        try {
+          const ch = await peerRef!.frame();
+          peerRef!.write(await responder.onClientHello(ch!));
+          const { serverFinished, result } = responder.onClientFinished((await peerRef!.handshakeRecord())!);
+          for (const k of [result.master, result.sendKey, result.receiveKey]) k.destroy();
+          peerRef!.write(serverFinished);
+        } finally {
+          responder.destroy();
+        }
+      })().catch(() => undefined);
+    });
+    const client = await res.dial(port);
+    const failed = within(once(client, 'error'), 5000, 'the client tunnel error');
+    peerRef!.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+    const [err] = await failed;
+    expect(err).to.have.property('code', ErrorCode.MESSAGE_TOO_LARGE);
+    await peerRef!.waitClosed();
+    expect(peerRef!.rest().toString('hex')).to.equal(UNEXPECTED_ALERT.toString('hex'));
+    await assertEchoes(healthy);
+  });
+});
