@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds the addon with cmake-js (default, the primary build) or node-gyp (`gyp`), offline:
 // cmake-js uses the npm package node-api-headers (package.json declares binary.napi_versions),
-// node-gyp uses the local Node's headers. Extra flags: --fips (FIPS profile), --debug, --sanitize.
+// node-gyp uses the local Node's headers. Extra flags: --fips (FIPS profile), --debug, --sanitize,
+// --out DIR (cmake only).
 'use strict';
 const { spawnSync } = require('node:child_process');
 const { existsSync } = require('node:fs');
@@ -13,6 +14,9 @@ const tool = args[0] === 'gyp' ? 'gyp' : 'cmake';
 const fips = args.includes('--fips') || process.env.QUANTUM_TUNNEL_FIPS_PROFILE === '1';
 const debug = args.includes('--debug');
 const sanitize = args.includes('--sanitize');
+// --out DIR (cmake only): build elsewhere than build/, e.g. a FIPS-profile build beside the standard one.
+const outIndex = args.indexOf('--out');
+const outDir = outIndex >= 0 ? args[outIndex + 1] : 'build';
 
 function run(cmd, cmdArgs, env = process.env) {
   const r = spawnSync(cmd, cmdArgs, { cwd: root, stdio: 'inherit', env });
@@ -39,7 +43,7 @@ const INTEGRITY_KEY_HEX = '7175616e74756d2d74756e6e656c2d6164646f6e2d696e7465677
 function finishBuild() {
   const { copyFileSync, mkdirSync, readFileSync, writeFileSync, chmodSync } = require('node:fs');
   const { createHmac } = require('node:crypto');
-  const out = join(root, 'build', 'Release');
+  const out = join(root, outDir, 'Release');
   const addon = join(out, 'quantum_tunnel.node');
   const prefix = spawnSync('bash', [join(root, 'scripts', 'provision-openssl.sh')], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
     .stdout.trim().split('\n').pop();
@@ -52,7 +56,7 @@ function finishBuild() {
 }
 
 if (tool === 'cmake') {
-  const cmakeArgs = ['build', '--out', 'build'];
+  const cmakeArgs = ['build', '--out', outDir];
   if (debug) cmakeArgs.push('--debug');
   cmakeArgs.push(`--CDQT_FIPS_PROFILE=${fips ? 'ON' : 'OFF'}`, `--CDQT_SANITIZE=${sanitize ? 'ON' : 'OFF'}`);
   run(bin('cmake-js'), cmakeArgs);

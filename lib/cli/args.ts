@@ -114,7 +114,7 @@ function convert(spec: FlagSpec, raw: string): string | boolean | number {
   }
 }
 
-/** The options block of a command's usage text. */
+/** The options block of a command's usage text, wrapped to about 100 columns. */
 export function formatFlags(specs: readonly FlagSpec[]): string {
   const rows = specs.map((s) => {
     const left = `  --${s.name}${s.metavar ? ` ${s.metavar}` : ''}`;
@@ -124,9 +124,29 @@ export function formatFlags(specs: readonly FlagSpec[]): string {
     return { left, right: def ? `${s.help} (default ${def})` : s.help };
   });
   const width = Math.min(34, Math.max(...rows.map((r) => r.left.length)) + 2);
+  const textWidth = Math.max(40, 100 - width);
   return rows
-    .map(({ left, right }) => (left.length + 2 > width ? `${left}\n${' '.repeat(width)}${right}` : `${left.padEnd(width)}${right}`))
+    .map(({ left, right }) => {
+      const lines = wrap(right, textWidth);
+      const first = left.length + 2 > width ? `${left}\n${' '.repeat(width)}${lines[0]}` : `${left.padEnd(width)}${lines[0]}`;
+      return [first, ...lines.slice(1).map((l) => `${' '.repeat(width)}${l}`)].join('\n');
+    })
     .join('\n');
+}
+
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  lines.push(line);
+  return lines;
 }
 
 // ---- values -------------------------------------------------------------------------------------

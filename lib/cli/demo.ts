@@ -119,6 +119,9 @@ async function serveEcho(t: Tunnel, verbose: boolean, logger: Logger): Promise<v
       if (reply.length > MAX_RECORD_PLAINTEXT) reply = reply.subarray(0, MAX_RECORD_PLAINTEXT);
       await t.send(reply);
     }
+    // The client closed (close_notify). In message mode the readable side is never read, so
+    // the stream's automatic end does not happen: answer with our close_notify explicitly.
+    if (!t.destroyed) t.end();
   } catch (e) {
     // The tunnel failed (its 'error' handler reported it); nothing more to echo.
     logger.debug('echo loop ended', { error: e });
@@ -212,6 +215,8 @@ class EchoClient {
         if (w) w.resolve(m);
         else this.queue.push(m);
       }
+      // The server closed: answer its close_notify (message mode never reads the stream side).
+      if (!this.tunnel.destroyed) this.tunnel.end();
     } catch (e) {
       result = e as Error;
     }

@@ -5,7 +5,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { CliError, formatFlags, parseArgs, type ParsedArgs, UsageError } from './args.js';
+import { CliError, type FlagSpec, formatFlags, parseArgs, type ParsedArgs, UsageError } from './args.js';
 import { benchCommand } from './bench.js';
 import { type Command, err, out } from './common.js';
 import { demoCommand } from './demo.js';
@@ -61,10 +61,8 @@ export function generalUsage(): string {
 
 /** The usage text of one command. */
 export function commandUsage(cmd: Command): string {
-  const lines = [`Usage: ${cmd.synopsis}`, '', cmd.description, '', 'Options:'];
-  if (cmd.flags.length > 0) lines.push(formatFlags(cmd.flags));
-  lines.push(formatFlags([{ name: 'help', kind: 'boolean', help: 'Show this help (also -h)' }]));
-  return lines.join('\n');
+  const help: FlagSpec = { name: 'help', kind: 'boolean', help: 'Show this help (also -h)' };
+  return [`Usage: ${cmd.synopsis}`, '', cmd.description, '', 'Options:', formatFlags([...cmd.flags, help])].join('\n');
 }
 
 /** Runs quantum-vpn with `argv` (the arguments after the program name); resolves with the exit code. */

@@ -66,6 +66,8 @@ export interface FipsStatus {
   integrity: IntegrityResult | null;
   conditionalTests: { pairwiseTests: number; failures: number };
   errorState: { failed: boolean; reason: string };
+  /** Why FIPS mode requested at load (environment or FIPS build) could not start. */
+  startupError: { code: string; message: string } | null;
   services: readonly ServiceApproval[];
 }
 
@@ -162,6 +164,7 @@ export function status(): FipsStatus {
     integrity: lastIntegrity,
     conditionalTests: { ...conditionalStats },
     errorState: native.fipsErrorState(),
+    startupError,
     services: SERVICES,
   };
 }
@@ -179,10 +182,25 @@ export const testing = Object.freeze({
   },
 });
 
-/** Enables FIPS mode at load when asked to by QUANTUM_TUNNEL_FIPS=1 or by the FIPS build profile. */
+let startupError: { code: string; message: string } | null = null;
+
+/**
+ * Enables FIPS mode at load when asked to by QUANTUM_TUNNEL_FIPS=1 or by the FIPS build profile.
+ * It fails closed without throwing from the import: if FIPS mode cannot start, the module enters
+ * its error state (every crypto call fails) and `status().startupError` says why.
+ * QUANTUM_TUNNEL_FIPS_TEST_INJECT (comma-separated self-test names) is a test-only hook; it can only
+ * make checks fail, never skip them.
+ */
 export function enableFromEnvironment(): void {
   const asked = process.env.QUANTUM_TUNNEL_FIPS;
-  if (native.buildProfile === 'fips' || (asked !== undefined && asked !== '' && asked !== '0')) {
+  if (native.buildProfile !== 'fips' && (asked === undefined || asked === '' || asked === '0')) return;
+  for (const name of (process.env.QUANTUM_TUNNEL_FIPS_TEST_INJECT ?? '').split(',').filter(Boolean)) injectedFailures.add(name);
+  try {
     enable({ strict: process.env.QUANTUM_TUNNEL_FIPS_STRICT === '1' });
+  } catch (err) {
+    const e = err as QuantumTunnelError;
+    startupError = { code: e.code, message: e.message };
+    native.fipsEnterErrorState(e.message);
+    process.emitWarning(e.message, { code: e.code });
   }
 }

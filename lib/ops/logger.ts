@@ -14,6 +14,7 @@
  */
 import { isIP } from 'node:net';
 import { ErrorCode, qtError } from '../errors.js';
+import { cryptoPolicy } from '../crypto/policy.js';
 import type { HandshakeContext, HandshakeOutcome, HandshakeWatch, PeerAddress, RekeyWatch, TunnelObserver } from '../tunnel/observer.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -383,7 +384,7 @@ export class LoggingObserver implements TunnelObserver {
           ...base,
           suite: outcome.suite,
           resumed: outcome.resumed,
-          fips: outcome.fips,
+          fips: outcome.fips || cryptoPolicy.fips,
           duration_ms: round(outcome.durationMs),
         }),
       failed: (code: string) => this.logger.warn('handshake failed', { ...base, error: code, duration_ms: round(performance.now() - started) }),

@@ -26,8 +26,11 @@ export interface MetricsOptions {
   registry?: Registry;
   /** Metric name prefix. Default `quantum_vpn_`. */
   prefix?: string;
-  /** Whether the crypto core runs in FIPS mode (the `fips_mode` gauge). Default: `crypto.info().fips`. */
-  fipsMode?: () => boolean;
+  /**
+   * Whether the crypto core runs in FIPS mode (the `fips_mode` gauge): a function read at each
+   * scrape, or a fixed value. Default: `crypto.info().fips` at each scrape.
+   */
+  fipsMode?: (() => boolean) | boolean;
   /** Constant labels on every metric of this instance (for example `{ service: 'quantum-vpn' }`). */
   labels?: Record<string, string>;
   /** Handshake histogram buckets, in seconds. */
@@ -142,7 +145,8 @@ export class TunnelMetrics implements TunnelObserver {
     this.labels = labels;
     this.labelNames = Object.keys(labels);
     this.registry = options.registry ?? new Registry();
-    this.fipsMode = options.fipsMode ?? (() => cryptoInfo().fips);
+    const fips = options.fipsMode;
+    this.fipsMode = typeof fips === 'function' ? fips : typeof fips === 'boolean' ? () => fips : () => cryptoInfo().fips;
     this.counts = Object.fromEntries(Object.keys(COUNTERS).map((k) => [k, 0])) as Record<CounterName, number>;
 
     const registered: string[] = [];

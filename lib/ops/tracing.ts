@@ -21,7 +21,7 @@
  * would cost more than the records themselves.
  */
 import { context as otelContext, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
-import { info as cryptoInfo } from '../crypto/info.js';
+import { cryptoPolicy } from '../crypto/policy.js';
 import type { HandshakeContext, HandshakeOutcome, HandshakeWatch, RekeyWatch, TunnelObserver } from '../tunnel/observer.js';
 import { maskAddress } from './logger.js';
 import { VERSION } from './version.js';
@@ -36,8 +36,11 @@ export const SpanNames = {
 export interface TracingObserverOptions {
   /** Default: `trace.getTracer('quantum-tunnel', VERSION)` (the global provider, resolved lazily). */
   tracer?: Tracer;
-  /** FIPS mode for the `quantum.fips` attribute. Default: the handshake outcome's flag or `crypto.info().fips`. */
-  fipsMode?: () => boolean;
+  /**
+   * FIPS mode for the `quantum.fips` attribute: a function (read at each span) or a fixed value.
+   * Default: the handshake outcome's flag or whether FIPS mode is active.
+   */
+  fipsMode?: (() => boolean) | boolean;
   /** `network.peer.address`: `masked` (default, as in the logs), `full`, or `none`. */
   peerAddress?: 'masked' | 'full' | 'none';
 }
@@ -50,7 +53,8 @@ export class TracingObserver implements TunnelObserver {
 
   constructor(options: TracingObserverOptions = {}) {
     this.tracer = options.tracer ?? trace.getTracer('quantum-tunnel', VERSION);
-    this.fipsMode = options.fipsMode ?? (() => cryptoInfo().fips);
+    const fips = options.fipsMode;
+    this.fipsMode = typeof fips === 'function' ? fips : typeof fips === 'boolean' ? () => fips : () => cryptoPolicy.fips;
     this.peerAddress = options.peerAddress ?? 'masked';
   }
 

@@ -8,6 +8,8 @@ import { addonPath } from '../../lib/native.js';
 import { runChild } from '../helpers/child.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
+/** 'fips' when the addon under test was built with the FIPS profile. */
+const profile = () => runChild(`return qt.fips.status().profile;`, { QUANTUM_TUNNEL_FIPS: '', QUANTUM_TUNNEL_FIPS_DIR: '/nonexistent' }).json?.value;
 
 /**
  * FIPS mode end to end, each case in its own process. The FIPS configuration is generated for this
@@ -77,17 +79,32 @@ describe('FIPS mode', function () {
     expect(r.json.message).to.include('X25519');
   });
 
+  it('the FIPS build profile compiles ChaCha20-Poly1305 out; a standard build keeps it', () => {
+    const r = runChild(`return { profile: qt.fips.status().profile, compiled: qt.crypto.info().chacha20.compiled };`, env);
+    expect(r.json?.ok, r.stdout + r.stderr).to.equal(true);
+    expect(r.json.value.compiled).to.equal(r.json.value.profile !== 'fips');
+  });
+
   it('QUANTUM_TUNNEL_FIPS=1 enables it when the package loads', () => {
     const r = runChild(`return qt.fips.status().mode;`, { ...env, QUANTUM_TUNNEL_FIPS: '1' });
     expect(r.json).to.deep.equal({ ok: true, value: 'fips' });
   });
 
-  it('refuses to start, without entering the error state, when this machine has no FIPS configuration', () => {
+  it('an explicit enable() without a FIPS configuration on this machine refuses, and changes nothing', function () {
+    if (profile() === 'fips') this.skip(); // a FIPS build has no standard mode to stay in: see the next test
     const r = runChild(`try { qt.fips.enable({ configDir: '/nonexistent' }); } catch (e) { return { code: e.code, state: qt.fips.status().errorState.failed, works: qt.crypto.randomBytes(4).length }; }`, env);
     expect(r.json?.value).to.deep.equal({ code: 'ERR_QT_FIPS_UNAVAILABLE', state: false, works: 4 });
   });
 
+  it('FIPS mode requested at load without a configuration fails closed: error state, startupError, no standard fallback', () => {
+    const r = runChild(`let op = 'ran'; try { qt.crypto.randomBytes(4); } catch (e) { op = e.code; } const s = qt.fips.status(); return { startup: s.startupError?.code, failed: s.errorState.failed, op };`,
+      { ...env, QUANTUM_TUNNEL_FIPS: '1', QUANTUM_TUNNEL_FIPS_DIR: '/nonexistent' });
+    expect(r.json?.value).to.deep.equal({ startup: 'ERR_QT_FIPS_UNAVAILABLE', failed: true, op: 'ERR_QT_FIPS_SELFTEST_FAILED' });
+  });
+
   // Each injected failure: FIPS mode refuses to start, and every crypto call fails afterwards.
+  // Injected through the test-only environment hook, so this runs the same way in the FIPS build
+  // profile (which enables FIPS mode as the package loads).
   for (const [failure, code] of [
     ['provider', 'ERR_QT_FIPS_SELFTEST_FAILED'],
     ['ML-KEM-1024 keygen', 'ERR_QT_FIPS_SELFTEST_FAILED'],
@@ -101,17 +118,17 @@ describe('FIPS mode', function () {
   ] as const) {
     it(`a failing "${failure}" check refuses FIPS mode and locks the module (${code})`, () => {
       const r = runChild(`
-        qt.fips.testing.injectFailure(${JSON.stringify(failure)});
-        let enableCode = null; try { qt.fips.enable(); } catch (e) { enableCode = e.code; }
         const after = [];
         for (const op of [() => qt.crypto.randomBytes(8), () => qt.crypto.sha3_256(Buffer.alloc(1)), () => qt.crypto.mlkem1024.generateKeyPair(), () => qt.crypto.x25519.generateKeyPair()]) {
           try { op(); after.push('ran'); } catch (e) { after.push(e.code); }
         }
-        return { enableCode, after, state: qt.fips.status().errorState, mode: qt.fips.status().mode };`, env);
+        const s = qt.fips.status();
+        return { startup: s.startupError?.code, after, failed: s.errorState.failed, mode: s.mode };`,
+      { ...env, QUANTUM_TUNNEL_FIPS: '1', QUANTUM_TUNNEL_FIPS_TEST_INJECT: failure });
       expect(r.json?.ok, r.stdout + r.stderr).to.equal(true);
-      expect(r.json.value.enableCode).to.equal(code);
+      expect(r.json.value.startup).to.equal(code);
       expect(r.json.value.mode).to.equal('standard');
-      expect(r.json.value.state.failed).to.equal(true);
+      expect(r.json.value.failed).to.equal(true);
       expect(r.json.value.after).to.deep.equal(Array(4).fill('ERR_QT_FIPS_SELFTEST_FAILED'));
     });
   }
@@ -146,7 +163,7 @@ describe('FIPS mode', function () {
       expect(at).to.be.greaterThan(0); // a byte of the .comment section: the addon still loads
       bytes[at + 1] = bytes[at + 1]! ^ 0x01;
       writeFileSync(copy, bytes);
-      const r = runChild(`try { qt.fips.enable(); return 'enabled'; } catch (e) { return { code: e.code, integrity: qt.fips.status().integrity }; }`, { ...env, QUANTUM_TUNNEL_ADDON: copy });
+      const r = runChild(`const s = qt.fips.status(); return { code: s.startupError?.code, integrity: s.integrity };`, { ...env, QUANTUM_TUNNEL_FIPS: '1', QUANTUM_TUNNEL_ADDON: copy });
       expect(r.json?.value?.code, r.stdout + r.stderr).to.equal('ERR_QT_FIPS_INTEGRITY_FAILED');
       expect(r.json.value.integrity.verified).to.equal(false);
       // The unmodified copy passes: the check is about the bytes, not the path.
@@ -164,7 +181,7 @@ describe('FIPS mode', function () {
       const module = readFileSync(join(configDir, 'fipsmodule.cnf'), 'utf8').replace(/module-mac = ([0-9A-F:]{2})/, (_m, h) => `module-mac = ${h === '00' ? '01' : '00'}`);
       writeFileSync(join(bad, 'fipsmodule.cnf'), module);
       writeFileSync(join(bad, 'openssl-fips.cnf'), readFileSync(join(configDir, 'openssl-fips.cnf'), 'utf8').replace(join(configDir, 'fipsmodule.cnf'), join(bad, 'fipsmodule.cnf')));
-      const r = runChild(`try { qt.fips.enable(); return 'enabled'; } catch (e) { return { code: e.code, message: e.message }; }`, { ...env, QUANTUM_TUNNEL_FIPS_DIR: bad });
+      const r = runChild(`return qt.fips.status().startupError;`, { ...env, QUANTUM_TUNNEL_FIPS: '1', QUANTUM_TUNNEL_FIPS_DIR: bad });
       expect(r.json?.value?.code, r.stdout + r.stderr).to.equal('ERR_QT_FIPS_UNAVAILABLE');
       expect(r.json.value.message).to.include('FIPS provider could not be loaded');
     } finally {

@@ -1,0 +1,304 @@
+/**
+ * The annotated examples printed by `quantum-vpn example`. Each is a complete ES module against
+ * the package's public API; test/cli/example.test.ts runs every one of them (with the import
+ * pointed at this checkout) and checks its output, so they cannot drift from the API.
+ */
+
+export interface Example {
+  name: string;
+  title: string;
+  /** Lines the example prints that the tests look for. */
+  expect: string[];
+  code: string;
+}
+
+const basic = `// Echo server and client: listen(), dial() and the message API.
+import { dial, listen, type Tunnel } from 'quantum-tunnel';
+
+// Server. listen() returns at once; await \`ready\` to know the port is bound. Every accepted
+// connection runs its own hybrid post-quantum handshake (X25519 + ML-KEM-1024) with a deadline,
+// and each established session arrives as a Tunnel.
+const listener = listen({ host: '127.0.0.1', port: 0 }); // port 0: any free port
+await listener.ready;
+
+listener.on('tunnel', async (tunnel: Tunnel) => {
+  tunnel.on('error', () => {}); // a Tunnel is a stream: always handle 'error'
+  // messages() keeps record boundaries: one send() by the peer is one message here.
+  for await (const message of tunnel.messages()) {
+    await tunnel.send(Buffer.concat([Buffer.from('Echo: '), message]));
+  }
+});
+
+// Client. dial() resolves once the handshake is complete (or rejects with a QuantumTunnelError).
+const { port } = listener.address();
+const tunnel = await dial(\`127.0.0.1:\${port}\`);
+const info = tunnel.info();
+console.log(\`connected: \${info.suite}, handshake \${info.handshakeMs.toFixed(1)} ms\`);
+
+const replies = tunnel.messages();
+await tunnel.send(Buffer.from('hello, post-quantum world'));
+const reply = await replies.next();
+console.log(String(reply.value)); // Echo: hello, post-quantum world
+
+await tunnel.close(); // close_notify, then the socket closes
+await listener.close({ tunnels: true }); // stop accepting; close every server tunnel gracefully
+`;
+
+const streams = `// A Tunnel is a Node Duplex: write(), pipe() and for-await work, with backpressure end to end.
+import { createHash, randomBytes } from 'node:crypto';
+import { dial, listen, type Tunnel } from 'quantum-tunnel';
+
+const listener = listen({ host: '127.0.0.1', port: 0 });
+await listener.ready;
+// The server echoes every byte back: pipe() handles backpressure in both directions.
+listener.on('tunnel', (tunnel: Tunnel) => {
+  tunnel.on('error', () => {});
+  tunnel.pipe(tunnel);
+});
+
+const tunnel = await dial({ host: '127.0.0.1', port: listener.address().port });
+const data = randomBytes(4 * 1024 * 1024);
+const sent = createHash('sha256').update(data).digest('hex');
+
+// Stream mode: writes are cut into records of up to 16 KiB; boundaries are not kept.
+tunnel.end(data); // write everything, then close_notify
+const received = createHash('sha256');
+let bytes = 0;
+for await (const chunk of tunnel) {
+  received.update(chunk as Buffer);
+  bytes += (chunk as Buffer).length;
+}
+console.log(\`echoed \${bytes} bytes, sha256 \${received.digest('hex') === sent ? 'matches' : 'DIFFERS'}\`);
+
+await listener.close({ tunnels: true });
+`;
+
+const chkem = `// The crypto core directly: CH-KEM (X25519 + ML-KEM-1024) and AEAD over the addon's OpenSSL 3.5.
+import { crypto } from 'quantum-tunnel';
+
+console.log(\`OpenSSL: \${crypto.info().openssl}\`); // the addon's own OpenSSL, not Node's
+
+// Alice makes a key pair. The private halves are native handles: their bytes never reach JS.
+const alice = await crypto.chkem.generateKeyPairAsync();
+console.log(\`public key: \${alice.publicKey.length} bytes\`); // 32 (X25519) + 1568 (ML-KEM-1024)
+
+// Bob encapsulates to Alice's public key: a ciphertext for her and a shared secret for him.
+const { ciphertext, sharedSecret } = await crypto.chkem.encapsulateAsync(alice.publicKey);
+// Alice decapsulates and gets the same secret. It stays secure while either half holds.
+const aliceSecret = await crypto.chkem.decapsulateAsync(alice, ciphertext);
+console.log(\`same secret: \${crypto.timingSafeEqual(aliceSecret, sharedSecret)}\`);
+
+// Derive a key from it (SHAKE-256 with a label) and seal a message with AES-256-GCM.
+const [key] = crypto.deriveSecrets('example-app-key', aliceSecret, [32]);
+const aead = crypto.createAead(crypto.AeadSuite.AES_256_GCM, key!);
+const nonce = crypto.randomBytes(12); // never reuse a nonce with the same key
+const sealed = crypto.seal(aead, nonce, Buffer.from('header'), Buffer.from('attack at dawn'));
+const opened = crypto.open(aead, nonce, Buffer.from('header'), sealed);
+console.log(\`opened: \${opened.toString()}\`);
+
+// Tampering is detected: open() throws ERR_QT_AUTHENTICATION_FAILED.
+sealed[0]! ^= 1;
+try {
+  crypto.open(aead, nonce, Buffer.from('header'), sealed);
+} catch (err) {
+  console.log(\`tampered: \${(err as { code: string }).code}\`);
+}
+
+// Cleanse everything in native memory now (finalizers would do it later otherwise).
+for (const handle of [alice, sharedSecret, aliceSecret, key!, aead]) handle.destroy();
+`;
+
+const config = `// Options: cipher suites, timeouts, rekeying, observers (hooks) and admission control.
+import { dial, listen, type ConnectionAdmission, type TunnelObserver } from 'quantum-tunnel';
+
+// An observer sees handshakes, traffic, rekeys and closes (lib/ops builds metrics, logs and
+// traces on the same hooks). Every hook is optional; one that throws is ignored.
+const events: string[] = [];
+const observer: TunnelObserver = {
+  onHandshakeStart: (ctx) => {
+    events.push(\`\${ctx.role} handshake started\`);
+    return { succeeded: (o) => events.push(\`\${ctx.role} handshake done: \${o.suite}\`) };
+  },
+  onTunnelClose: (info) => events.push(\`closed after \${info.bytesSent} bytes sent\`),
+};
+
+// Admission control runs before any cryptography: here, at most 2 connections per address.
+const open = new Map<string, number>();
+const admission: ConnectionAdmission = {
+  admit(peer) {
+    const key = peer.address ?? 'unknown';
+    const n = open.get(key) ?? 0;
+    if (n >= 2) return { ok: false, reason: 'connection' };
+    open.set(key, n + 1);
+    return { ok: true, release: () => open.set(key, (open.get(key) ?? 1) - 1) };
+  },
+};
+
+const listener = listen({
+  host: '127.0.0.1',
+  port: 0,
+  ciphers: ['chacha20-poly1305', 'aes-256-gcm'], // accepted suites (the client's order wins)
+  handshakeTimeoutMs: 5_000, // drop silent or slow clients (default 30 s)
+  observer,
+  admission,
+});
+await listener.ready;
+listener.on('tunnel', (t) => { t.on('error', () => {}); t.pipe(t); });
+
+const tunnel = await dial(\`127.0.0.1:\${listener.address().port}\`, {
+  ciphers: ['chacha20-poly1305'], // offer only ChaCha20-Poly1305
+  connectTimeoutMs: 2_000,
+  handshakeTimeoutMs: 5_000,
+  autoRekey: true, // rekey on the protocol's byte/record/time limits (the default)
+  signal: AbortSignal.timeout(10_000), // abandon the whole attempt after 10 s
+  observer,
+});
+console.log(\`suite: \${tunnel.info().suite}\`); // ChaCha20-Poly1305
+
+await tunnel.rekey(); // a fresh CH-KEM exchange, ratcheted into new keys, on demand
+console.log(\`rekeys: \${tunnel.info().rekeys}, ping: \${(await tunnel.ping()).toFixed(2)} ms\`);
+
+await tunnel.close();
+await listener.close({ tunnels: true });
+console.log(events.join('; '));
+`;
+
+const resumption = `// Session resumption: the client presents a ticket from an earlier session, and both sides mix
+// that session's master secret into a fresh CH-KEM exchange (the key exchange is never skipped).
+import { dial, listen, TicketManager, type Tunnel } from 'quantum-tunnel';
+
+// The server needs a TicketManager (a random ticket key unless you pass one; share the key
+// between the servers of a cluster so tickets work on any of them).
+const tickets = new TicketManager({ lifetimeSeconds: 3600, singleUse: true });
+const listener = listen({ host: '127.0.0.1', port: 0, tickets });
+await listener.ready;
+
+// Protocol v1 has no message for tickets: the application delivers them, here as the first
+// message of every session.
+listener.on('tunnel', (tunnel: Tunnel) => {
+  tunnel.on('error', () => {});
+  void tunnel.send(tunnel.issueTicket());
+});
+
+const address = \`127.0.0.1:\${listener.address().port}\`;
+const first = await dial(address);
+const ticket = (await first.messages().next()).value as Buffer;
+const state = first.resumptionState(ticket); // the ticket plus a copy of the master secret
+await first.close();
+
+const second = await dial(address, { resumption: state });
+console.log(\`first: resumed=\${first.info().resumed}, second: resumed=\${second.info().resumed}\`);
+state.psk.destroy(); // the PSK is a native secret handle: cleanse it when done
+await second.close();
+await listener.close({ tunnels: true });
+tickets.destroy();
+`;
+
+const errors = `// Error handling: every failure is a QuantumTunnelError with a stable code.
+import { createServer, type AddressInfo } from 'node:net';
+import { dial, ErrorCode, listen, QuantumTunnelError } from 'quantum-tunnel';
+
+async function attempt(what: string, fn: () => Promise<unknown>): Promise<void> {
+  try {
+    await fn();
+    console.log(\`\${what}: ok\`);
+  } catch (err) {
+    if (err instanceof QuantumTunnelError) console.log(\`\${what}: \${err.code}\`);
+    else throw err; // not ours: a bug, let it surface
+  }
+}
+
+// Nothing listens there: ERR_QT_CONNECTION_FAILED.
+const closed = createServer();
+await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+const closedPort = (closed.address() as AddressInfo).port;
+await new Promise<void>((r) => closed.close(() => r()));
+await attempt('closed port', () => dial(\`127.0.0.1:\${closedPort}\`));
+
+// A TCP server that never answers the handshake: ERR_QT_HANDSHAKE_TIMEOUT.
+const silent = createServer(() => {});
+await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+const silentPort = (silent.address() as AddressInfo).port;
+await attempt('silent server', () => dial(\`127.0.0.1:\${silentPort}\`, { handshakeTimeoutMs: 300 }));
+
+// Cancelling through an AbortSignal: ERR_QT_ABORTED.
+await attempt('aborted', () => dial(\`127.0.0.1:\${silentPort}\`, { signal: AbortSignal.timeout(100) }));
+silent.close();
+
+// Misuse is reported the same way: a message must be 1 to 65,479 bytes.
+const listener = listen({ host: '127.0.0.1', port: 0 });
+await listener.ready;
+listener.on('tunnel', (t) => t.on('error', () => {}));
+const tunnel = await dial(\`127.0.0.1:\${listener.address().port}\`);
+await attempt('oversized message', () => tunnel.send(Buffer.alloc(70_000)));
+
+// A tunnel reports failures as 'error' events (a stream rule); a clean close is 'close' alone.
+tunnel.on('error', (err) => console.log(\`tunnel error: \${(err as QuantumTunnelError).code}\`));
+tunnel.on('close', () => console.log('tunnel closed'));
+await tunnel.close();
+await listener.close({ tunnels: true });
+console.log(\`codes are constants too: \${ErrorCode.HANDSHAKE_TIMEOUT}\`);
+`;
+
+const security = `// Security practices for protocol v1 (docs/PROTOCOL.md and docs/SECURITY.md say why).
+import { crypto, dial, listen, type Tunnel } from 'quantum-tunnel';
+
+// 1. Know what you run: the addon links its own OpenSSL 3.5; FIPS mode is opt-in
+//    (fips.enable() or QUANTUM_TUNNEL_FIPS=1) and then offers AES-256-GCM only.
+const info = crypto.info();
+console.log(\`crypto: \${info.openssl}, mode \${info.mode}\`);
+
+// 2. v1 does not authenticate the peer: it defeats recording now and decrypting later, not an
+//    active man in the middle. Authenticate at the application layer, e.g. with a shared token
+//    checked as the first message, compared in constant time.
+const TOKEN = crypto.randomBytes(32); // in real use: provisioned out of band
+const listener = listen({ host: '127.0.0.1', port: 0, handshakeTimeoutMs: 10_000 });
+await listener.ready;
+listener.on('tunnel', async (tunnel: Tunnel) => {
+  tunnel.on('error', () => {});
+  const messages = tunnel.messages();
+  const hello = (await messages.next()).value as Buffer | undefined;
+  if (!hello || hello.length !== TOKEN.length || !crypto.timingSafeEqual(hello, TOKEN)) {
+    tunnel.destroy(); // refuse without saying why
+    return;
+  }
+  // 3. close_notify is not authenticated, so an attacker can cut a stream short. Make the end
+  //    of your data explicit (a length, or a final message) and treat anything else as truncated.
+  let total = 0;
+  for await (const m of messages) {
+    if (m.toString() === 'END') {
+      await tunnel.send(Buffer.from(\`received \${total} bytes, complete\`));
+      break;
+    }
+    total += m.length;
+  }
+  await tunnel.close();
+});
+
+const tunnel = await dial(\`127.0.0.1:\${listener.address().port}\`, {
+  ciphers: ['aes-256-gcm'], // pin the suite if policy requires (FIPS: AES-256-GCM)
+  handshakeTimeoutMs: 10_000,
+});
+const replies = tunnel.messages();
+await tunnel.send(TOKEN);
+await tunnel.send(Buffer.from('payload'));
+await tunnel.send(Buffer.from('END'));
+console.log(String((await replies.next()).value));
+
+// 4. Rekeying is automatic (by bytes, records and time); long-lived tunnels can also rekey on
+//    demand, e.g. after a sensitive exchange. 5. Secret handles: destroy them when done.
+await tunnel.rekey();
+await tunnel.close();
+await listener.close({ tunnels: true });
+console.log('done');
+`;
+
+export const EXAMPLES: readonly Example[] = [
+  { name: 'basic', title: 'Echo server and client (listen, dial, message API)', expect: ['connected: AES-256-GCM', 'Echo: hello, post-quantum world'], code: basic },
+  { name: 'streams', title: 'Tunnels as streams (pipe, backpressure, for-await)', expect: ['echoed 4194304 bytes, sha256 matches'], code: streams },
+  { name: 'crypto', title: 'The crypto core: CH-KEM and AEAD directly', expect: ['public key: 1600 bytes', 'same secret: true', 'opened: attack at dawn', 'tampered: ERR_QT_AUTHENTICATION_FAILED'], code: chkem },
+  { name: 'config', title: 'Configuration: suites, timeouts, rekey, observers, admission', expect: ['suite: ChaCha20-Poly1305', 'rekeys: 1', 'client handshake done: ChaCha20-Poly1305'], code: config },
+  { name: 'resumption', title: 'Session resumption with tickets', expect: ['first: resumed=false, second: resumed=true'], code: resumption },
+  { name: 'errors', title: 'Error handling (QuantumTunnelError codes)', expect: ['closed port: ERR_QT_CONNECTION_FAILED', 'silent server: ERR_QT_HANDSHAKE_TIMEOUT', 'aborted: ERR_QT_ABORTED', 'oversized message: ERR_QT_INVALID_ARGUMENT', 'tunnel closed'], code: errors },
+  { name: 'security', title: 'Security practices for protocol v1', expect: ['received 7 bytes, complete', 'done'], code: security },
+];

@@ -1,0 +1,386 @@
+/**
+ * `quantum-vpn forward`: protects any TCP service with the tunnel, like stunnel.
+ *
+ *   server side:  quantum-vpn forward --listen :8443 --to 127.0.0.1:5432
+ *   client side:  quantum-vpn forward --listen 127.0.0.1:15432 --connect server.example:8443
+ *
+ * Every TCP connection accepted on the client side becomes one tunnel to the server side, which
+ * opens one TCP connection to the service: app <-TCP-> forward client <-tunnel-> forward server
+ * <-TCP-> service. Bytes are piped both ways with backpressure. Ends propagate:
+ *   - a FIN from either TCP end ends the tunnel (close_notify), and the far side's TCP connection
+ *     gets a FIN after every byte before it. Protocol v1's close_notify closes the whole tunnel,
+ *     so the direction still open finishes with what was already in flight (docs/CLI.md);
+ *   - a reset or error on either TCP end destroys the tunnel without close_notify, and the far
+ *     side resets its TCP connection; a tunnel failure resets both TCP ends.
+ */
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { dial } from '../tunnel/dial.js';
+import { listen, type Listener } from '../tunnel/listener.js';
+import type { HandshakeErrorEvent } from '../tunnel/listener.js';
+import type { CipherName } from '../tunnel/options.js';
+import type { Tunnel } from '../tunnel/tunnel.js';
+import type { Logger, ObservabilityServer } from '../ops/index.js';
+import { CliError, type FlagSpec, type FlagValues, formatHostPort, type HostPort, type ParsedArgs, parseDuration, parseHostPort, UsageError } from './args.js';
+import {
+  applyFips,
+  cipherFlag,
+  ciphersFromFlag,
+  type Command,
+  describeError,
+  FIPS_FLAG,
+  LOG_FLAGS,
+  obsFlag,
+  type Observability,
+  observabilityFromFlags,
+  onShutdownSignal,
+  out,
+  RATE_LIMIT_FLAGS,
+  rateLimiterFromFlags,
+  startObservability,
+  TRACING_FLAG,
+} from './common.js';
+
+const FLAGS: FlagSpec[] = [
+  {
+    name: 'listen',
+    kind: 'string',
+    metavar: 'HOST:PORT',
+    help: 'Where to accept connections. Server side: tunnels (":PORT" = every interface). Client side: plain TCP from applications (":PORT" = 127.0.0.1)',
+  },
+  { name: 'to', kind: 'string', metavar: 'HOST:PORT', help: 'Server side: the TCP service to protect' },
+  { name: 'connect', kind: 'string', metavar: 'HOST:PORT', help: 'Client side: the forward server to tunnel to' },
+  cipherFlag(),
+  { name: 'connect-timeout', kind: 'string', metavar: 'DURATION', default: '10s', help: 'Limit for each outgoing TCP connection (and, client side, each handshake)' },
+  { name: 'handshake-timeout', kind: 'string', metavar: 'DURATION', default: '30s', help: 'Server side: limit for each incoming handshake' },
+  { name: 'linger', kind: 'string', metavar: 'DURATION', default: '5s', help: 'After a tunnel has closed, how long a TCP connection may stay half-open before it is dropped' },
+  obsFlag(''),
+  ...LOG_FLAGS,
+  TRACING_FLAG,
+  FIPS_FLAG,
+  ...RATE_LIMIT_FLAGS,
+];
+
+/** Resets a socket (RST) unless it is already gone. */
+function reset(socket: Socket): void {
+  if (socket.destroyed) return;
+  socket.on('error', () => undefined);
+  socket.resetAndDestroy();
+}
+
+export interface BridgeStats {
+  /** Bytes from the plain TCP side into the tunnel. */
+  bytesIn: number;
+  /** Bytes from the tunnel out to the plain TCP side. */
+  bytesOut: number;
+  durationMs: number;
+  /** How it ended: `closed` (both sides finished), or the first error's description. */
+  outcome: string;
+}
+
+/**
+ * Pipes a plain TCP socket and a tunnel into each other and propagates ends and errors (see the
+ * module comment). Resolves once both are closed.
+ */
+export function bridge(plain: Socket, tunnel: Tunnel, lingerMs: number): Promise<BridgeStats> {
+  const started = performance.now();
+  let outcome: string | undefined;
+  let bytesIn = 0;
+  let bytesOut = 0;
+  plain.setNoDelay(true);
+  plain.on('data', (d: Buffer) => (bytesIn += d.length));
+  tunnel.on('data', (d: Buffer) => (bytesOut += d.length));
+  plain.pipe(tunnel); // the app's FIN ends the tunnel: close_notify after the last byte
+  tunnel.pipe(plain); // the peer's close_notify becomes our FIN after the last byte
+
+  plain.on('error', (e) => {
+    outcome ??= `tcp: ${describeError(e)}`;
+    // A reset (or any error) on the plain side: drop the tunnel without close_notify, so the far
+    // side sees an abrupt end and resets its own TCP connection.
+    tunnel.destroy();
+  });
+  tunnel.on('error', (e) => {
+    outcome ??= `tunnel: ${describeError(e)}`;
+    reset(plain);
+  });
+
+  let lingerTimer: NodeJS.Timeout | undefined;
+  const plainClosed = new Promise<void>((resolve) => plain.once('close', () => resolve()));
+  const tunnelClosed = new Promise<void>((resolve) => tunnel.once('close', () => resolve()));
+  plain.once('close', () => {
+    // Closed without having ended its side cleanly (destroyed, reset): the tunnel cannot finish.
+    if (!tunnel.writableEnded) {
+      outcome ??= 'tcp: closed abruptly';
+      tunnel.destroy();
+    }
+  });
+  tunnel.once('close', () => {
+    if (plain.destroyed) return;
+    if (!tunnel.readableEnded) {
+      // The tunnel ended without close_notify: the far side failed or reset.
+      outcome ??= 'tunnel: closed abruptly';
+      reset(plain);
+      return;
+    }
+    // Clean close: our FIN is on its way (pipe ended `plain`); give the app `lingerMs` to finish.
+    const arm = () => {
+      lingerTimer = setTimeout(() => plain.destroy(), lingerMs);
+      lingerTimer.unref();
+    };
+    if (plain.writableFinished) arm();
+    else plain.once('finish', arm);
+  });
+  return Promise.all([plainClosed, tunnelClosed]).then(() => {
+    clearTimeout(lingerTimer);
+    return { bytesIn, bytesOut, durationMs: performance.now() - started, outcome: outcome ?? 'closed' };
+  });
+}
+
+function peerOf(s: Socket): string {
+  return s.remoteAddress ? formatHostPort(s.remoteAddress, s.remotePort ?? 0) : 'unknown';
+}
+
+interface Common {
+  listenAddr: HostPort;
+  ciphers: CipherName[] | undefined;
+  connectTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  lingerMs: number;
+  obs: Observability;
+}
+
+/** Waits for SIGINT/SIGTERM, runs `shutdown`, and removes the handlers. */
+async function untilSignal(shutdown: (signal: NodeJS.Signals) => Promise<void>): Promise<void> {
+  let remove = () => undefined as void;
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    remove = onShutdownSignal(resolve);
+  });
+  await shutdown(signal);
+  remove();
+}
+
+function logClose(logger: Logger, what: string, fields: Record<string, unknown>, stats: BridgeStats): void {
+  const f = { ...fields, bytes_in: stats.bytesIn, bytes_out: stats.bytesOut, duration_ms: Math.round(stats.durationMs) };
+  if (stats.outcome === 'closed') logger.info(`${what} closed`, f);
+  else logger.info(`${what} ended abnormally`, { ...f, reason: stats.outcome });
+}
+
+// ---- server side: tunnels in, plain TCP out -----------------------------------------------------
+
+async function runServer(flags: FlagValues, c: Common, to: HostPort): Promise<number> {
+  const { obs } = c;
+  const logger = obs.logger.child({ component: 'forward' });
+  const admission = rateLimiterFromFlags(flags, obs.logger);
+  const target = formatHostPort(to.host, to.port);
+  let closing = false;
+  const active = new Set<Socket>();
+
+  const listener: Listener = listen({
+    host: c.listenAddr.host,
+    port: c.listenAddr.port,
+    ciphers: c.ciphers,
+    observer: obs.observers,
+    admission,
+    handshakeTimeoutMs: c.handshakeTimeoutMs,
+  });
+  try {
+    await listener.ready;
+  } catch (e) {
+    await obs.tracing.shutdown();
+    throw new CliError(`cannot listen on ${formatHostPort(c.listenAddr.host, c.listenAddr.port)}: ${describeError(e)}`, { cause: e });
+  }
+  listener.on('error', (e) => logger.error('listener error', { error: e }));
+  listener.on('handshakeError', (e: HandshakeErrorEvent) => logger.debug('handshake failed', { error: e.error.code }));
+
+  let obsServer: ObservabilityServer | undefined;
+  try {
+    obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, () => !closing, obs.logger);
+  } catch (e) {
+    await listener.close();
+    await obs.tracing.shutdown();
+    throw e;
+  }
+  const bound = listener.address();
+  out(`listening on ${formatHostPort(bound.address, bound.port)} (tunnel), forwarding to ${target} (TCP)`);
+  if (obsServer) {
+    const a = obsServer.address();
+    out(`observability on http://${formatHostPort(a.address, a.port)} (/metrics, /health, /healthz, /readyz)`);
+  }
+
+  listener.on('tunnel', (tunnel: Tunnel) => {
+    const info = tunnel.info();
+    const fields = { peer: `${info.remoteAddress ?? 'unknown'}:${info.remotePort ?? 0}`, suite: info.suite, session: info.sessionId.slice(0, 16) };
+    tunnel.on('error', () => undefined); // reported by bridge()
+    // allowHalfOpen: the service's FIN must not close our side before the tunnel has finished.
+    const service = tcpConnect({ host: to.host, port: to.port, noDelay: true, allowHalfOpen: true });
+    active.add(service);
+    service.once('close', () => active.delete(service));
+    const timer = setTimeout(() => service.destroy(new Error(`connect timed out after ${c.connectTimeoutMs} ms`)), c.connectTimeoutMs);
+    const onConnectError = (e: Error) => {
+      clearTimeout(timer);
+      logger.warn('cannot connect to the service', { ...fields, target, error: describeError(e) });
+      tunnel.destroy(); // the client sees an abrupt end and resets its application's connection
+    };
+    service.once('error', onConnectError);
+    const onTunnelGone = () => service.destroy(); // the client went away before the service answered
+    tunnel.once('close', onTunnelGone);
+    service.once('connect', () => {
+      clearTimeout(timer);
+      service.off('error', onConnectError);
+      tunnel.off('close', onTunnelGone);
+      if (tunnel.destroyed) {
+        service.destroy();
+        return;
+      }
+      logger.info('connection opened', { ...fields, target });
+      void bridge(service, tunnel, c.lingerMs).then((stats) => logClose(logger, 'connection', { ...fields, target }, stats));
+    });
+  });
+
+  await untilSignal(async (signal) => {
+    closing = true;
+    out(`${signal} received: closing ${listener.activeTunnels} tunnel(s) and shutting down`);
+    await listener.close({ tunnels: true }).catch((e) => logger.warn('error while closing tunnels', { error: e }));
+    for (const s of active) s.destroy();
+    await obsServer?.close();
+    await obs.tracing.shutdown();
+    out('forwarder stopped');
+  });
+  return 0;
+}
+
+// ---- client side: plain TCP in, tunnels out -----------------------------------------------------
+
+async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promise<number> {
+  const { obs } = c;
+  const logger = obs.logger.child({ component: 'forward' });
+  const target = formatHostPort(remote.host, remote.port);
+  let closing = false;
+  const tunnels = new Set<Tunnel>();
+  const sockets = new Set<Socket>();
+  const dials = new Set<AbortController>();
+
+  // allowHalfOpen: an application's FIN must not close our side before the tunnel has finished.
+  const server: Server = createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (app) => {
+    if (closing) {
+      app.destroy();
+      return;
+    }
+    const fields = { app: peerOf(app), target };
+    sockets.add(app);
+    app.once('close', () => sockets.delete(app));
+    app.on('error', () => undefined); // handled below and by bridge()
+    const abort = new AbortController();
+    dials.add(abort);
+    const onEarlyClose = () => abort.abort();
+    app.once('close', onEarlyClose);
+    dial(target, {
+      ciphers: c.ciphers,
+      observer: obs.observers,
+      signal: abort.signal,
+      connectTimeoutMs: c.connectTimeoutMs,
+      handshakeTimeoutMs: c.connectTimeoutMs,
+    }).then(
+      (tunnel) => {
+        dials.delete(abort);
+        app.off('close', onEarlyClose);
+        tunnel.on('error', () => undefined); // reported by bridge()
+        if (app.destroyed || closing) {
+          tunnel.destroy();
+          return;
+        }
+        tunnels.add(tunnel);
+        tunnel.once('close', () => tunnels.delete(tunnel));
+        const info = tunnel.info();
+        const f = { ...fields, suite: info.suite, session: info.sessionId.slice(0, 16) };
+        logger.info('connection opened', f);
+        void bridge(app, tunnel, c.lingerMs).then((stats) => logClose(logger, 'connection', f, stats));
+        app.resume();
+      },
+      (e) => {
+        dials.delete(abort);
+        app.off('close', onEarlyClose);
+        if (!app.destroyed) logger.warn('cannot open a tunnel', { ...fields, error: describeError(e) });
+        reset(app); // like a refused connection
+      },
+    );
+  });
+  server.on('error', (e) => logger.error('server error', { error: e }));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: c.listenAddr.host, port: c.listenAddr.port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  }).catch(async (e) => {
+    await obs.tracing.shutdown();
+    throw new CliError(`cannot listen on ${formatHostPort(c.listenAddr.host, c.listenAddr.port)}: ${describeError(e)}`, { cause: e });
+  });
+
+  let obsServer: ObservabilityServer | undefined;
+  try {
+    obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, () => !closing, obs.logger);
+  } catch (e) {
+    server.close();
+    await obs.tracing.shutdown();
+    throw e;
+  }
+  const bound = server.address() as { address: string; port: number };
+  out(`listening on ${formatHostPort(bound.address, bound.port)} (TCP), forwarding through the tunnel to ${target}`);
+  if (obsServer) {
+    const a = obsServer.address();
+    out(`observability on http://${formatHostPort(a.address, a.port)} (/metrics, /health, /healthz, /readyz)`);
+  }
+
+  await untilSignal(async (signal) => {
+    closing = true;
+    out(`${signal} received: closing ${tunnels.size} tunnel(s) and shutting down`);
+    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const d of dials) d.abort();
+    await Promise.all([...tunnels].map((t) => t.close()));
+    for (const s of sockets) s.destroy();
+    await serverClosed;
+    await obsServer?.close();
+    await obs.tracing.shutdown();
+    out('forwarder stopped');
+  });
+  return 0;
+}
+
+// ---- command ------------------------------------------------------------------------------------
+
+export const forwardCommand: Command = {
+  name: 'forward',
+  summary: 'Protect a TCP service with the tunnel (like stunnel)',
+  synopsis:
+    'quantum-vpn forward --listen [HOST]:PORT --to HOST:PORT [options]        (server side)\n' +
+    '       quantum-vpn forward --listen [HOST]:PORT --connect HOST:PORT [options]   (client side)',
+  description:
+    'Server side: accepts tunnels on --listen and connects each one to the TCP service --to.\n' +
+    'Client side: accepts plain TCP connections on --listen (127.0.0.1 when no host is given) and\n' +
+    'carries each one through its own tunnel to the forward server at --connect.\n' +
+    'A FIN or a reset on either TCP end is passed to the other end. Prints "listening on HOST:PORT"\n' +
+    'once ready; SIGINT or SIGTERM closes every tunnel gracefully and exits 0.',
+  flags: FLAGS,
+  async run(args: ParsedArgs): Promise<number> {
+    const f = args.flags;
+    if (f.listen === undefined || f.listen === '') throw new UsageError('--listen is required');
+    const hasTo = f.to !== undefined && f.to !== '';
+    const hasConnect = f.connect !== undefined && f.connect !== '';
+    if (hasTo === hasConnect) throw new UsageError('give exactly one of --to (server side) and --connect (client side)');
+    const listenAddr = parseHostPort(String(f.listen), '--listen', { defaultHost: hasTo ? '0.0.0.0' : '127.0.0.1', allowZero: true });
+    const remote = parseHostPort(String(hasTo ? f.to : f.connect), hasTo ? '--to' : '--connect', { defaultHost: '127.0.0.1' });
+    const connectTimeoutMs = parseDuration(String(f['connect-timeout']), '--connect-timeout');
+    const handshakeTimeoutMs = parseDuration(String(f['handshake-timeout']), '--handshake-timeout');
+    const lingerMs = parseDuration(String(f.linger), '--linger');
+    if (!hasTo) {
+      for (const name of [...RATE_LIMIT_FLAGS.map((s) => s.name), 'handshake-timeout']) {
+        if (args.given.has(name)) throw new UsageError(`--${name} applies to the server side (--to) only`);
+      }
+    }
+    await applyFips(f);
+    const ciphers = ciphersFromFlag(f.cipher as string | undefined);
+    const obs = await observabilityFromFlags(f);
+    const common: Common = { listenAddr, ciphers, connectTimeoutMs, handshakeTimeoutMs, lingerMs, obs };
+    return hasTo ? runServer(f, common, remote) : runClient(f, common, remote);
+  },
+};
