@@ -157,7 +157,26 @@ async function tcpPairs(n: number): Promise<{ server: Server; conns: Socket[] }>
   return { server, conns };
 }
 
+/** `--handshakes-only`: sequential handshakes/s of this process's mode, printed as JSON (for the FIPS comparison). */
+async function handshakesOnly(): Promise<void> {
+  const q = await quantumEndpoint((t) => { t.resume(); t.on('end', () => t.end()); });
+  await sequentialHandshakes(q, 5);
+  const rate = await sequentialHandshakes(q, SEQUENTIAL);
+  await q.close();
+  console.log(JSON.stringify({ rate }));
+}
+
+/** Runs this script with --handshakes-only in a child process with extra environment. */
+function childRate(env: NodeJS.ProcessEnv): number {
+  const out = execFileSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), '--handshakes-only', ...(quick ? ['--quick'] : [])], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+  });
+  return (JSON.parse(out.trim().split('\n').pop()!) as { rate: number }).rate;
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--handshakes-only')) return handshakesOnly();
   const creds = certificate();
   const qtSink = sink();
   const tlsSink = sink();
@@ -203,6 +222,17 @@ async function main(): Promise<void> {
   const beyond = { rssKiB: tun.rssKiB - base.rssKiB, heapKiB: tun.heapKiB - base.heapKiB, externalKiB: tun.externalKiB - base.externalKiB };
   console.log(`memory per idle tunnel end at ${IDLE_TUNNELS} tunnels, beyond a plain TCP socket: RSS ${beyond.rssKiB.toFixed(1)} KiB, JS heap ${beyond.heapKiB.toFixed(1)} KiB, external ${beyond.externalKiB.toFixed(1)} KiB (target <= 64 KiB: ${beyond.rssKiB <= 64 ? 'met' : 'MISSED'})`);
   results.memoryPerIdleTunnel = { tunnels: IDLE_TUNNELS, tcpBaseline: base, tunnel: tun, beyondSocket: beyond };
+
+  // FIPS mode against standard mode, each in its own process (FIPS mode is process-wide). Needs
+  // the FIPS configuration of this machine (npm run fips:install).
+  try {
+    const standard = childRate({ QUANTUM_TUNNEL_FIPS: '' });
+    const fipsRate = childRate({ QUANTUM_TUNNEL_FIPS: '1' });
+    row('handshakes/s, FIPS mode vs standard', fipsRate, standard, 'hs/s', 0.5);
+    console.log('  (this row compares FIPS mode with our standard mode, not with TLS)');
+  } catch (err) {
+    console.log(`FIPS comparison skipped: ${(err as Error).message.split('\n')[0]} (run npm run fips:install)`);
+  }
 
   mkdirSync(dirname(jsonPath), { recursive: true });
   writeFileSync(jsonPath, JSON.stringify({ node: process.version, cpu: os.cpus()[0]?.model, cores: os.cpus().length, quick, results }, null, 2));

@@ -45,11 +45,32 @@ if (!existsSync(join(root, 'build', 'Release', 'quantum_tunnel.node')) && !proce
   fail('the addon is not built (build/Release/quantum_tunnel.node); run `npm run build:native` first');
 }
 
-const args = ['--expose-gc', '--import', tsxLoader, join(root, 'bench', 'crypto.bench.ts'), ...process.argv.slice(2)];
-const child = spawn(node24, args, { cwd: root, stdio: 'inherit' });
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
-child.on('error', (err) => fail(`cannot start ${node24}: ${err.message}`));
-child.on('exit', (code, signal) => {
-  if (signal) process.kill(process.pid, signal);
-  else process.exit(code ?? 1);
-});
+// The crypto benchmark, then the tunnel benchmark (against node:tls), each in its own process.
+// `--only crypto|tunnel` runs one of them.
+const argv = process.argv.slice(2);
+const onlyIndex = argv.indexOf('--only');
+const only = onlyIndex >= 0 ? argv.splice(onlyIndex, 2)[1] : undefined;
+const suites = ['crypto', 'tunnel'].filter((s) => !only || s === only);
+
+function runSuite(name) {
+  return new Promise((resolveRun) => {
+    const args = ['--expose-gc', '--import', tsxLoader, join(root, 'bench', `${name}.bench.ts`), ...(name === 'crypto' ? argv : argv.filter((a) => a === '--quick'))];
+    const child = spawn(node24, args, { cwd: root, stdio: 'inherit' });
+    const forward = (sig) => child.kill(sig);
+    process.on('SIGINT', forward);
+    process.on('SIGTERM', forward);
+    child.on('error', (err) => fail(`cannot start ${node24}: ${err.message}`));
+    child.on('exit', (code, signal) => {
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+      resolveRun(signal ? 1 : (code ?? 1));
+    });
+  });
+}
+
+let status = 0;
+for (const name of suites) {
+  console.log(`\n=== ${name} benchmark ===`);
+  status = Math.max(status, await runSuite(name));
+}
+process.exit(status);
