@@ -13,8 +13,9 @@
  * - addresses are keyed as: IPv4 as is; IPv4-mapped IPv6 as the IPv4 address; other IPv6 by their
  *   /64 prefix by default (one host usually owns a whole /64; see `ipv6PrefixLength`); a missing
  *   address as `unknown`.
- * - memory is bounded: idle addresses (no connection open, bucket full) are dropped, and at most
- *   `maxTrackedAddresses` idle entries are kept.
+ * - memory is bounded: idle addresses (no connection open, bucket full) are dropped, and beyond
+ *   `maxTrackedAddresses` the oldest addresses without an open connection are forgotten;
+ * - `maxConnectionsPerIp` is rounded down to an integer, but a positive value never becomes 0.
  */
 import { isIP } from 'node:net';
 import { ErrorCode, qtError } from '../errors.js';
@@ -117,11 +118,14 @@ export class RateLimiter implements ConnectionAdmission {
   private readonly maxTracked: number;
   private readonly entries = new Map<string, Entry>();
   private lastSweep: number;
+  /** Sweep when the map grows past this (amortised: entries with open connections cannot go). */
+  private sweepAt: number;
   private globalLog = { last: -Infinity, suppressed: 0 };
   private readonly counters = { admitted: 0, rejectedConnections: 0, rejectedHandshakes: 0, rejectedGlobal: 0 };
 
   constructor(options: RateLimitOptions = {}) {
-    this.maxConnections = Math.floor(limit(options.maxConnectionsPerIp, 'maxConnectionsPerIp'));
+    const maxConnections = limit(options.maxConnectionsPerIp, 'maxConnectionsPerIp');
+    this.maxConnections = maxConnections > 0 ? Math.max(1, Math.floor(maxConnections)) : 0;
     this.ipRate = limit(options.handshakesPerSecondPerIp, 'handshakesPerSecondPerIp');
     this.ipBurst = defaultBurst(this.ipRate, limit(options.handshakeBurstPerIp, 'handshakeBurstPerIp'));
     const globalRate = limit(options.globalHandshakesPerSecond, 'globalHandshakesPerSecond');
@@ -139,6 +143,7 @@ export class RateLimiter implements ConnectionAdmission {
     const maxTracked = options.maxTrackedAddresses ?? 65_536;
     if (!Number.isInteger(maxTracked) || maxTracked < 1) throw qtError(ErrorCode.INVALID_ARGUMENT, 'maxTrackedAddresses must be a positive integer');
     this.maxTracked = maxTracked;
+    this.sweepAt = maxTracked;
   }
 
   /** The key an address is limited under (see the module comment). */
@@ -159,7 +164,7 @@ export class RateLimiter implements ConnectionAdmission {
   admit(peer: PeerAddress): AdmissionVerdict {
     const now = this.now();
     const key = this.keyOf(peer?.address);
-    if (now - this.lastSweep >= SWEEP_INTERVAL_MS || this.entries.size > this.maxTracked) this.sweep(now);
+    if (now - this.lastSweep >= SWEEP_INTERVAL_MS || this.entries.size >= this.sweepAt) this.sweep(now);
     let entry = this.entries.get(key);
     if (entry === undefined) {
       entry = { active: 0, bucket: this.ipRate > 0 ? new TokenBucket(this.ipRate, this.ipBurst, now) : undefined, lastLog: -Infinity, suppressed: 0 };
@@ -212,19 +217,23 @@ export class RateLimiter implements ConnectionAdmission {
     return { ...this.counters, trackedAddresses: this.entries.size };
   }
 
-  /** Drops idle entries (no open connection, full bucket); then, over the cap, the oldest idle-ish ones. */
+  /**
+   * Drops idle entries (no open connection, full bucket, nothing to log); then, over the cap, the
+   * oldest entries without an open connection (their buckets restart full: a bounded leak of the
+   * limit, never of memory). Entries with open connections always stay, so their counts are right.
+   */
   private sweep(now: number): void {
     this.lastSweep = now;
     for (const [key, e] of this.entries) {
       if (e.active === 0 && (e.bucket === undefined || e.bucket.fullAt(now)) && now - e.lastLog >= this.logIntervalMs) this.entries.delete(key);
     }
-    if (this.entries.size <= this.maxTracked) return;
-    // Still over the cap (many addresses, each recently active): forget the oldest with no open
-    // connection. Their buckets restart full: a bounded leak of the limit, never of memory.
-    for (const [key, e] of this.entries) {
-      if (this.entries.size <= this.maxTracked) break;
-      if (e.active === 0) this.entries.delete(key);
+    if (this.entries.size >= this.maxTracked) {
+      for (const [key, e] of this.entries) {
+        if (this.entries.size < this.maxTracked) break;
+        if (e.active === 0) this.entries.delete(key);
+      }
     }
+    this.sweepAt = Math.max(this.maxTracked, Math.ceil(this.entries.size * 1.25));
   }
 
   private logRejection(entry: Entry, now: number, peer: PeerAddress | undefined, msg: string, fields: Record<string, unknown>): void {

@@ -66,6 +66,9 @@ describe('ops: RateLimiter (unit, injected clock)', () => {
     admitOk(limiter, '10.0.0.1');
     expect(refused(limiter, '10.0.0.1')).to.equal('connection');
     expect(limiter.stats()).to.include({ admitted: 4, rejectedConnections: 2, rejectedHandshakes: 0 });
+    const fractional = new RateLimiter({ maxConnectionsPerIp: 0.5 }); // 1, not 0 (= unlimited)
+    admitOk(fractional, '10.0.0.1');
+    expect(refused(fractional, '10.0.0.1')).to.equal('connection');
   });
 
   it('per-address token bucket: burst, then refill at the rate, capped at the burst', () => {
@@ -185,7 +188,7 @@ describe('ops: RateLimiter (unit, injected clock)', () => {
       admitOk(limiter, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`)();
       if (i % 50 === 0) c.advance(5);
     }
-    expect(limiter.stats().trackedAddresses).to.be.at.most(101);
+    expect(limiter.stats().trackedAddresses).to.be.at.most(100);
     // Addresses with open connections are never forgotten (their count stays right).
     const held = admitOk(limiter, '10.200.0.1');
     for (let i = 0; i < 1000; i++) admitOk(limiter, `10.201.${(i >> 8) & 255}.${i & 255}`)();
