@@ -19,7 +19,7 @@ import { listen, type Listener } from '../tunnel/listener.js';
 import type { HandshakeErrorEvent } from '../tunnel/listener.js';
 import type { CipherName } from '../tunnel/options.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
-import type { Logger, ObservabilityServer } from '../ops/index.js';
+import { type Logger, maskAddress, type ObservabilityServer } from '../ops/index.js';
 import { CliError, type FlagSpec, type FlagValues, formatHostPort, type HostPort, type ParsedArgs, parseDuration, parseHostPort, UsageError } from './args.js';
 import {
   applyFips,
@@ -135,8 +135,9 @@ export function bridge(plain: Socket, tunnel: Tunnel, lingerMs: number): Promise
   });
 }
 
-function peerOf(s: Socket): string {
-  return s.remoteAddress ? formatHostPort(s.remoteAddress, s.remotePort ?? 0) : 'unknown';
+/** A peer for logs: the address masked as lib/ops does everywhere (`127.0.0.x`), and the port. */
+function peerOf(address: string | undefined, port: number | undefined): string {
+  return `${maskAddress(address)}:${port ?? 0}`;
 }
 
 interface Common {
@@ -208,7 +209,7 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort): Promise<nu
 
   listener.on('tunnel', (tunnel: Tunnel) => {
     const info = tunnel.info();
-    const fields = { peer: `${info.remoteAddress ?? 'unknown'}:${info.remotePort ?? 0}`, suite: info.suite, session: info.sessionId.slice(0, 16) };
+    const fields = { peer: peerOf(info.remoteAddress, info.remotePort), suite: info.suite, session: info.sessionId.slice(0, 16) };
     tunnel.on('error', () => undefined); // reported by bridge()
     // allowHalfOpen: the service's FIN must not close our side before the tunnel has finished.
     const service = tcpConnect({ host: to.host, port: to.port, noDelay: true, allowHalfOpen: true });
@@ -265,7 +266,7 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
       app.destroy();
       return;
     }
-    const fields = { app: peerOf(app), target };
+    const fields = { peer: peerOf(app.remoteAddress, app.remotePort), target };
     sockets.add(app);
     app.once('close', () => sockets.delete(app));
     app.on('error', () => undefined); // handled below and by bridge()

@@ -196,9 +196,19 @@ export async function setupTracing(mode: TracingMode): Promise<TracingSetup> {
   sdk.start();
   return {
     shutdown: async () => {
+      // Flushes pending spans; an unreachable collector must not hold the exit for long.
+      let timer: NodeJS.Timeout | undefined;
+      const limit = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          process.stderr.write('quantum-vpn: tracing: spans not flushed within 5 s; giving up\n');
+          resolve();
+        }, 5000);
+      });
       try {
-        await sdk.shutdown();
+        await Promise.race([sdk.shutdown(), limit]);
+        clearTimeout(timer);
       } catch (err) {
+        clearTimeout(timer);
         process.stderr.write(`quantum-vpn: tracing shutdown failed: ${(err as Error).message}\n`);
       }
     },

@@ -50,6 +50,8 @@ export interface HandshakeResult {
   /** The responder's random 16 bytes, or the ticket when resumed. */
   sessionId: Buffer;
   resumed: boolean;
+  /** A ticket was offered (client) or received (server), whether or not it was accepted. */
+  resumptionAttempted: boolean;
   /** The session's master secret (kept for rekey and tickets). */
   master: Secret;
   sendKey: Secret;
@@ -206,7 +208,10 @@ export class InitiatorHandshake {
       if (!timingSafeEqual(verifyData, this.expectedServerVerifyData!)) throw handshakeFailed('server verify_data mismatch');
       this.state = 'complete';
       keys.destroy();
-      return { role: 'initiator', suite: keys.suite, sessionId: this.sessionId, resumed: this.resumed, master: keys.master, ...keys.trafficKeys('initiator') };
+      return {
+        role: 'initiator', suite: keys.suite, sessionId: this.sessionId, resumed: this.resumed,
+        resumptionAttempted: this.options.resumption !== undefined, master: keys.master, ...keys.trafficKeys('initiator'),
+      };
     } catch (err) {
       this.fail();
       throw err;
@@ -256,6 +261,7 @@ export class ResponderHandshake {
   private transcript: Buffer = EMPTY;
   private expectedClientVerifyData: Buffer | undefined;
   private resumed = false;
+  private ticketOffered = false;
   private sessionId: Buffer = EMPTY;
 
   constructor(private readonly options: ResponderOptions) {}
@@ -272,6 +278,7 @@ export class ResponderHandshake {
       if (suite === undefined) throw qtError(ErrorCode.UNSUPPORTED_CIPHER_SUITE, 'no cipher suite in common');
 
       let psk: Secret | undefined;
+      this.ticketOffered = hello.sessionId.length > 0;
       if (hello.sessionId.length > 0 && this.options.tickets) {
         const redeemed = this.options.tickets.redeem(hello.sessionId);
         // FIPS mode resumes only sessions whose suite is approved; anything else, like any ticket
@@ -321,7 +328,10 @@ export class ResponderHandshake {
       const serverFinished = sealFinished(keys.sendCtx, encodeFinished(MessageType.SERVER_FINISHED, serverVerifyData));
       this.state = 'complete';
       keys.destroy();
-      const result: HandshakeResult = { role: 'responder', suite: keys.suite, sessionId: this.sessionId, resumed: this.resumed, master: keys.master, ...keys.trafficKeys('responder') };
+      const result: HandshakeResult = {
+        role: 'responder', suite: keys.suite, sessionId: this.sessionId, resumed: this.resumed,
+        resumptionAttempted: this.ticketOffered, master: keys.master, ...keys.trafficKeys('responder'),
+      };
       return { serverFinished, result };
     } catch (err) {
       this.fail();

@@ -129,7 +129,7 @@ async function drive(
     if (options.signal?.aborted) throw qtError(ErrorCode.ABORTED, 'handshake aborted');
     const result = await steps(io);
     const durationMs = performance.now() - started;
-    watch?.succeeded({ suite: cipherSuiteName(result.suite), resumed: result.resumed, durationMs, fips: cryptoPolicy.fips });
+    watch?.succeeded({ suite: cipherSuiteName(result.suite), resumed: result.resumed, resumptionAttempted: result.resumptionAttempted, durationMs, fips: cryptoPolicy.fips });
     return { result, reader: io.detach(), durationMs };
   } catch (err) {
     io.detach();

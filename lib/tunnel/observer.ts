@@ -21,6 +21,8 @@ export interface HandshakeContext extends PeerAddress {
 export interface HandshakeOutcome {
   suite: string;
   resumed: boolean;
+  /** A ticket was offered (client) or received (server); with `resumed` false it was refused. */
+  resumptionAttempted: boolean;
   durationMs: number;
   fips: boolean;
 }

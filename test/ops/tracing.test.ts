@@ -206,7 +206,7 @@ describe('ops: TracingObserver', function () {
       const tracer = provider.getTracer('test');
       const parent = tracer.startSpan('user.request');
       const ctx = { role: 'client' as const, resumptionAttempted: false, address: '2001:db8:1:2:3:4:5:6', port: 443 };
-      context.with(trace.setSpan(context.active(), parent), () => observer.onHandshakeStart(ctx).succeeded!({ suite: 'AES-256-GCM', resumed: false, durationMs: 1.5, fips: true }));
+      context.with(trace.setSpan(context.active(), parent), () => observer.onHandshakeStart(ctx).succeeded!({ suite: 'AES-256-GCM', resumed: false, resumptionAttempted: false, durationMs: 1.5, fips: true }));
       parent.end();
       const hs = one(SpanNames.HANDSHAKE_INITIATOR);
       expect(hs.parentSpanContext?.spanId).to.equal(parent.spanContext().spanId);
@@ -228,7 +228,7 @@ describe('ops: TracingObserver', function () {
 
   it('a watch called twice ends its span once', () => {
     const w = observer.onHandshakeStart({ role: 'server', resumptionAttempted: false, address: '10.0.0.1', port: 1 });
-    w.succeeded!({ suite: 'AES-256-GCM', resumed: true, durationMs: 1, fips: false });
+    w.succeeded!({ suite: 'AES-256-GCM', resumed: true, resumptionAttempted: true, durationMs: 1, fips: false });
     w.failed!(ErrorCode.TIMEOUT);
     expect(spans(SpanNames.HANDSHAKE_RESPONDER)).to.have.length(1);
     expect(one(SpanNames.RESUMPTION).attributes).to.include({ 'quantum.resumed': true, 'quantum.role': 'server' });
