@@ -20,7 +20,7 @@ import {
   PING_FRAME,
   PONG_FRAME,
 } from '../protocol/messages.js';
-import { SecureSession } from '../protocol/session.js';
+import { SecureSession, type SessionStats } from '../protocol/session.js';
 import type { TicketManager } from '../protocol/ticket.js';
 import type { Handshaken } from './handshakeDriver.js';
 import { ObserverSet, type PeerAddress } from './observer.js';
@@ -43,19 +43,13 @@ const STREAM_RECORD_SIZE = 16 * 1024;
 const MESSAGE_QUEUE_HIGH_WATER = 64;
 
 /** A snapshot of a tunnel's state, from {@link Tunnel.info}. */
-export interface TunnelInfo {
+export interface TunnelInfo extends SessionStats {
   role: 'client' | 'server';
   suite: string;
   sessionId: string;
   resumed: boolean;
   establishedAt: Date;
   handshakeMs: number;
-  bytesSent: number;
-  bytesReceived: number;
-  recordsSent: number;
-  recordsReceived: number;
-  rekeys: number;
-  replaysRejected: number;
   remoteAddress: string | undefined;
   remotePort: number | undefined;
   /** The handshake ran in FIPS mode (the FIPS provider's library context). */
@@ -559,12 +553,7 @@ export class Tunnel extends Duplex {
       resumed: this.session.resumed,
       establishedAt: this.establishedAt,
       handshakeMs: this.handshakeMs,
-      bytesSent: s.bytesSent,
-      bytesReceived: s.bytesReceived,
-      recordsSent: s.recordsSent,
-      recordsReceived: s.recordsReceived,
-      rekeys: s.rekeys,
-      replaysRejected: s.replaysRejected,
+      ...s,
       remoteAddress: this.socket.remoteAddress,
       remotePort: this.socket.remotePort,
       fips: this.fipsMode,
