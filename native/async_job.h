@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <string>
+#include <utility>
 
 #include "errors.h"
 
@@ -64,5 +65,14 @@ class PromiseJob : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   OpStatus status_;
 };
+
+// Creates a job, queues it on the threadpool and returns its Promise.
+template <typename Job, typename... Args>
+Napi::Value QueueJob(Napi::Env env, Args&&... args) {
+  auto* job = new Job(env, std::forward<Args>(args)...);
+  Napi::Promise promise = job->Promise();
+  job->Queue();
+  return promise;
+}
 
 }  // namespace qt

@@ -119,6 +119,12 @@ Napi::Value EncapsulationResult(Napi::Env env, const std::vector<uint8_t>& ct, s
   return out;
 }
 
+// The (privateKey, kind) argument pair of the functions that use a private key.
+PrivateKey* KeyArgs(Napi::Env env, const Napi::CallbackInfo& info, KeyKind* kind) {
+  if (!ParseKind(env, info[1], kind)) return nullptr;
+  return PrivateKey::FromValue(env, info[0], *kind, "privateKey");
+}
+
 // mlkemGenerateKeyPair(kind, seed?) -> PrivateKey
 Napi::Value GenerateKeyPair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -156,10 +162,7 @@ Napi::Value GenerateKeyPairAsync(const Napi::CallbackInfo& info) {
   if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
   if (!ParseKind(env, info[0], &kind)) return env.Undefined();
-  auto* job = new GenerateJob(env, kind, Data(env).active_context);
-  Napi::Promise p = job->Promise();
-  job->Queue();
-  return p;
+  return QueueJob<GenerateJob>(env, kind, Data(env).active_context);
 }
 
 // mlkemPublicKey(privateKey, kind) -> Buffer (the encapsulation key)
@@ -167,8 +170,7 @@ Napi::Value PublicKey(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
-  if (!ParseKind(env, info[1], &kind)) return env.Undefined();
-  PrivateKey* key = PrivateKey::FromValue(env, info[0], kind, "privateKey");
+  PrivateKey* key = KeyArgs(env, info, &kind);
   if (key == nullptr) return env.Undefined();
   return ExportPublicKey(env, key->pkey(), kind);
 }
@@ -226,10 +228,7 @@ Napi::Value EncapsulateAsync(const Napi::CallbackInfo& info) {
   KeyKind kind;
   ByteView ek;
   if (!ParseKind(env, info[0], &kind) || !GetBytes(env, info[1], "publicKey", &ek)) return env.Undefined();
-  auto* job = new EncapsulateJob(env, kind, Data(env).active_context, ek);
-  Napi::Promise p = job->Promise();
-  job->Queue();
-  return p;
+  return QueueJob<EncapsulateJob>(env, kind, Data(env).active_context, ek);
 }
 
 // mlkemDecapsulate(privateKey, kind, ciphertext) -> Secret
@@ -237,8 +236,7 @@ Napi::Value DecapsulateSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
-  if (!ParseKind(env, info[1], &kind)) return env.Undefined();
-  PrivateKey* key = PrivateKey::FromValue(env, info[0], kind, "privateKey");
+  PrivateKey* key = KeyArgs(env, info, &kind);
   ByteView ct;
   if (key == nullptr || !GetBytes(env, info[2], "ciphertext", &ct)) return env.Undefined();
   auto ss = std::make_unique<SecretBytes>(kSharedSecretSize);
@@ -271,14 +269,10 @@ Napi::Value DecapsulateAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
-  if (!ParseKind(env, info[1], &kind)) return env.Undefined();
-  PrivateKey* key = PrivateKey::FromValue(env, info[0], kind, "privateKey");
+  PrivateKey* key = KeyArgs(env, info, &kind);
   ByteView ct;
   if (key == nullptr || !GetBytes(env, info[2], "ciphertext", &ct)) return env.Undefined();
-  auto* job = new DecapsulateJob(env, key, kind, ct);
-  Napi::Promise p = job->Promise();
-  job->Queue();
-  return p;
+  return QueueJob<DecapsulateJob>(env, key, kind, ct);
 }
 
 // Test-vector import of an expanded decapsulation key (ACVP decapsulation groups).
