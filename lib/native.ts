@@ -29,6 +29,13 @@ export interface PrivateKey {
   destroy(): void;
 }
 
+/** A parsed, checked ML-KEM encapsulation key (parse once, encapsulate many times). */
+export interface PublicKey {
+  readonly algorithm: string;
+  readonly destroyed: boolean;
+  destroy(): void;
+}
+
 /** An AEAD key schedule, created once per key and reused for every record. */
 export interface NativeAeadContext {
   readonly suite: number;
@@ -91,8 +98,9 @@ export interface NativeAddon {
   mlkemGenerateKeyPairAsync(kind: number): Promise<PrivateKey>;
   mlkemPublicKey(key: PrivateKey, kind: number): Buffer;
   mlkemCheckPublicKey(kind: number, publicKey: Uint8Array): true;
-  mlkemEncapsulate(kind: number, publicKey: Uint8Array, coins?: Uint8Array): Encapsulation;
-  mlkemEncapsulateAsync(kind: number, publicKey: Uint8Array): Promise<Encapsulation>;
+  mlkemImportPublicKey(kind: number, publicKey: Uint8Array): PublicKey;
+  mlkemEncapsulate(kind: number, publicKey: Uint8Array | PublicKey, coins?: Uint8Array): Encapsulation;
+  mlkemEncapsulateAsync(kind: number, publicKey: Uint8Array | PublicKey): Promise<Encapsulation>;
   mlkemDecapsulate(key: PrivateKey, kind: number, ciphertext: Uint8Array): Secret;
   mlkemDecapsulateAsync(key: PrivateKey, kind: number, ciphertext: Uint8Array): Promise<Secret>;
   mlkemPrivateKeyFromBytes(kind: number, bytes: Uint8Array): PrivateKey;

@@ -76,6 +76,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function private_key = PrivateKey::Init(env);
   data->private_key_constructor = Napi::Persistent(private_key);
   exports.Set("PrivateKey", private_key);
+  Napi::Function public_key = PublicKey::Init(env);
+  data->public_key_constructor = Napi::Persistent(public_key);
+  exports.Set("PublicKey", public_key);
 
   exports.Set("setErrorConstructor", Napi::Function::New<SetErrorConstructor>(env));
   exports.Set("info", Napi::Function::New<Info>(env));

@@ -12,6 +12,7 @@ struct AddonData {
   Napi::FunctionReference error_constructor;  // lib/errors.ts QuantumTunnelError
   Napi::FunctionReference secret_constructor;
   Napi::FunctionReference private_key_constructor;
+  Napi::FunctionReference public_key_constructor;
   Napi::FunctionReference aead_constructor;
   // Process-wide contexts (see LibraryContext::Standard); not owned here.
   LibraryContext* standard_context = nullptr;

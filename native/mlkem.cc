@@ -77,12 +77,9 @@ EVP_PKEY* ImportPublicKey(LibraryContext* lc, KeyKind kind, const uint8_t* ek, s
   return pkey;
 }
 
-bool Encapsulate(LibraryContext* lc, KeyKind kind, const uint8_t* ek, size_t ek_len, const uint8_t* coins,
-                 std::vector<uint8_t>* ct, SecretBytes* ss, OpStatus* st) {
-  EVP_PKEY* raw = ImportPublicKey(lc, kind, ek, ek_len, st);
-  if (raw == nullptr) return false;
-  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pub(raw, EVP_PKEY_free);
-  PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(lc->ctx(), pub.get(), lc->propq()), EVP_PKEY_CTX_free);
+bool EncapsulateTo(LibraryContext* lc, KeyKind kind, EVP_PKEY* pub, const uint8_t* coins, std::vector<uint8_t>* ct,
+                   SecretBytes* ss, OpStatus* st) {
+  PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(lc->ctx(), pub, lc->propq()), EVP_PKEY_CTX_free);
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_octet_string(OSSL_KEM_PARAM_IKME, const_cast<uint8_t*>(coins), kEncapsulationCoinsSize),
       OSSL_PARAM_construct_end()};
@@ -111,6 +108,29 @@ bool Decapsulate(LibraryContext* lc, EVP_PKEY* priv, KeyKind kind, const uint8_t
   }
   return true;
 }
+
+// The public key argument: a PublicKey handle (parsed once), or encapsulation-key bytes parsed and
+// checked now. Returns a key the caller frees, or nullptr with the failure in *st.
+EVP_PKEY* PublicKeyArg(Napi::Env env, Napi::Value v, KeyKind kind, LibraryContext* lc, OpStatus* st, bool* thrown) {
+  *thrown = false;
+  if (PublicKey::Is(env, v)) {
+    PublicKey* handle = PublicKey::FromValue(env, v, kind, "publicKey");
+    if (handle == nullptr) {
+      *thrown = true;
+      return nullptr;
+    }
+    EVP_PKEY_up_ref(handle->pkey());
+    return handle->pkey();
+  }
+  ByteView ek;
+  if (!GetBytes(env, v, "publicKey", &ek)) {
+    *thrown = true;
+    return nullptr;
+  }
+  return ImportPublicKey(lc, kind, ek.data, ek.size, st);
+}
+
+using Pkey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 
 Napi::Value EncapsulationResult(Napi::Env env, const std::vector<uint8_t>& ct, std::unique_ptr<SecretBytes> ss) {
   Napi::Object out = Napi::Object::New(env);
@@ -166,7 +186,7 @@ Napi::Value GenerateKeyPairAsync(const Napi::CallbackInfo& info) {
 }
 
 // mlkemPublicKey(privateKey, kind) -> Buffer (the encapsulation key)
-Napi::Value PublicKey(const Napi::CallbackInfo& info) {
+Napi::Value ExportEncapsulationKey(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
@@ -189,36 +209,56 @@ Napi::Value CheckPublicKey(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
-// mlkemEncapsulate(kind, ek, m?) -> { ciphertext, sharedSecret }
+// mlkemImportPublicKey(kind, ek) -> PublicKey: parsed and checked (FIPS 203 §7.2) once.
+Napi::Value ImportPublicKeyHandle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
+  KeyKind kind;
+  ByteView ek;
+  if (!ParseKind(env, info[0], &kind) || !GetBytes(env, info[1], "publicKey", &ek)) return env.Undefined();
+  LibraryContext* lc = Data(env).active_context;
+  OpStatus st;
+  EVP_PKEY* pkey = ImportPublicKey(lc, kind, ek.data, ek.size, &st);
+  if (st.ThrowIfFailed(env)) return env.Undefined();
+  return PublicKey::Wrap(env, pkey, kind, lc);
+}
+
+// mlkemEncapsulate(kind, publicKey: bytes | PublicKey, m?) -> { ciphertext, sharedSecret }
 Napi::Value EncapsulateSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
-  ByteView ek, coins;
-  if (!ParseKind(env, info[0], &kind) || !GetBytes(env, info[1], "publicKey", &ek)) return env.Undefined();
+  ByteView coins;
+  if (!ParseKind(env, info[0], &kind)) return env.Undefined();
   if (!info[2].IsUndefined() && !GetBytesOfSize(env, info[2], "m", kEncapsulationCoinsSize, &coins)) {
     return env.Undefined();
   }
+  LibraryContext* lc = Data(env).active_context;
+  OpStatus st;
+  bool thrown;
+  Pkey pub(PublicKeyArg(env, info[1], kind, lc, &st, &thrown), EVP_PKEY_free);
+  if (thrown || st.ThrowIfFailed(env)) return env.Undefined();
   std::vector<uint8_t> ct;
   auto ss = std::make_unique<SecretBytes>(kSharedSecretSize);
-  OpStatus st;
-  Encapsulate(Data(env).active_context, kind, ek.data, ek.size, coins.data, &ct, ss.get(), &st);
+  EncapsulateTo(lc, kind, pub.get(), coins.data, &ct, ss.get(), &st);
   if (st.ThrowIfFailed(env)) return env.Undefined();
   return EncapsulationResult(env, ct, std::move(ss));
 }
 
 class EncapsulateJob : public PromiseJob {
  public:
-  EncapsulateJob(Napi::Env env, KeyKind kind, LibraryContext* lc, const ByteView& ek)
-      : PromiseJob(env), kind_(kind), lc_(lc), ek_(ek.data, ek.data + ek.size),
-        ss_(std::make_unique<SecretBytes>(kSharedSecretSize)) {}
+  // Takes ownership of pub.
+  EncapsulateJob(Napi::Env env, KeyKind kind, LibraryContext* lc, EVP_PKEY* pub)
+      : PromiseJob(env), kind_(kind), lc_(lc), pub_(pub), ss_(std::make_unique<SecretBytes>(kSharedSecretSize)) {}
+  ~EncapsulateJob() override { EVP_PKEY_free(pub_); }
 
  private:
-  void Run(OpStatus* st) override { Encapsulate(lc_, kind_, ek_.data(), ek_.size(), nullptr, &ct_, ss_.get(), st); }
+  void Run(OpStatus* st) override { EncapsulateTo(lc_, kind_, pub_, nullptr, &ct_, ss_.get(), st); }
   Napi::Value Result(Napi::Env env) override { return EncapsulationResult(env, ct_, std::move(ss_)); }
   KeyKind kind_;
   LibraryContext* lc_;
-  std::vector<uint8_t> ek_, ct_;
+  EVP_PKEY* pub_;
+  std::vector<uint8_t> ct_;
   std::unique_ptr<SecretBytes> ss_;
 };
 
@@ -226,9 +266,14 @@ Napi::Value EncapsulateAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
-  ByteView ek;
-  if (!ParseKind(env, info[0], &kind) || !GetBytes(env, info[1], "publicKey", &ek)) return env.Undefined();
-  return QueueJob<EncapsulateJob>(env, kind, Data(env).active_context, ek);
+  if (!ParseKind(env, info[0], &kind)) return env.Undefined();
+  LibraryContext* lc = Data(env).active_context;
+  OpStatus st;
+  bool thrown;
+  // Parsing is quick; the encapsulation itself runs on the threadpool.
+  EVP_PKEY* pub = PublicKeyArg(env, info[1], kind, lc, &st, &thrown);
+  if (thrown || st.ThrowIfFailed(env)) return env.Undefined();
+  return QueueJob<EncapsulateJob>(env, kind, lc, pub);
 }
 
 // mlkemDecapsulate(privateKey, kind, ciphertext) -> Secret
@@ -311,7 +356,8 @@ Napi::Object SizesObject(Napi::Env env, KeyKind kind) {
 void InitMlKem(Napi::Env env, Napi::Object exports) {
   exports.Set("mlkemGenerateKeyPair", Napi::Function::New<GenerateKeyPair>(env));
   exports.Set("mlkemGenerateKeyPairAsync", Napi::Function::New<GenerateKeyPairAsync>(env));
-  exports.Set("mlkemPublicKey", Napi::Function::New<PublicKey>(env));
+  exports.Set("mlkemPublicKey", Napi::Function::New<ExportEncapsulationKey>(env));
+  exports.Set("mlkemImportPublicKey", Napi::Function::New<ImportPublicKeyHandle>(env));
   exports.Set("mlkemCheckPublicKey", Napi::Function::New<CheckPublicKey>(env));
   exports.Set("mlkemEncapsulate", Napi::Function::New<EncapsulateSync>(env));
   exports.Set("mlkemEncapsulateAsync", Napi::Function::New<EncapsulateAsync>(env));

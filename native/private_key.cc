@@ -12,6 +12,18 @@ namespace qt {
 
 namespace {
 const napi_type_tag kPrivateKeyTag = {0x2f6d0b9c41e87a53ULL, 0x9e1b47c3d5a60f28ULL};
+const napi_type_tag kPublicKeyTag = {0x6b0e94d2c8a1f357ULL, 0x14d8e2a09c7b653fULL};
+
+template <bool kPublic>
+const napi_type_tag* Tag() { return kPublic ? &kPublicKeyTag : &kPrivateKeyTag; }
+
+template <bool kPublic>
+const char* ClassName() { return kPublic ? "PublicKey" : "PrivateKey"; }
+
+template <bool kPublic>
+Napi::FunctionReference& Constructor(Napi::Env env) {
+  return kPublic ? Data(env).public_key_constructor : Data(env).private_key_constructor;
+}
 
 struct WrapArgs {
   EVP_PKEY* pkey;
@@ -29,44 +41,54 @@ const char* KeyKindName(KeyKind kind) {
   return "unknown";
 }
 
-Napi::Function PrivateKey::Init(Napi::Env env) {
-  return DefineClass(env, "PrivateKey",
+template <bool kPublic>
+Napi::Function KeyHandle<kPublic>::Init(Napi::Env env) {
+  return KeyHandle::DefineClass(env, ClassName<kPublic>(),
                      {
-                         InstanceAccessor<&PrivateKey::Algorithm>("algorithm"),
-                         InstanceAccessor<&PrivateKey::Destroyed>("destroyed"),
-                         InstanceMethod<&PrivateKey::Destroy>("destroy"),
+                         KeyHandle::template InstanceAccessor<&KeyHandle::Algorithm>("algorithm"),
+                         KeyHandle::template InstanceAccessor<&KeyHandle::Destroyed>("destroyed"),
+                         KeyHandle::template InstanceMethod<&KeyHandle::Destroy>("destroy"),
                      });
 }
 
-PrivateKey::PrivateKey(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PrivateKey>(info) {
+template <bool kPublic>
+KeyHandle<kPublic>::KeyHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<KeyHandle<kPublic>>(info) {
   if (info.Length() != 1 || !info[0].IsExternal()) {
-    ThrowError(info.Env(), code::kInvalidArgument, "PrivateKey handles are created by crypto functions only");
+    ThrowError(info.Env(), code::kInvalidArgument, std::string(ClassName<kPublic>()) + " handles are created by crypto functions only");
     return;
   }
   WrapArgs* args = info[0].As<Napi::External<WrapArgs>>().Data();
   pkey_ = args->pkey;
   kind_ = args->kind;
   lc_ = args->lc;
-  napi_type_tag_object(info.Env(), info.This(), &kPrivateKeyTag);
+  napi_type_tag_object(info.Env(), info.This(), Tag<kPublic>());
 }
 
-PrivateKey::~PrivateKey() { EVP_PKEY_free(pkey_); }
+template <bool kPublic>
+KeyHandle<kPublic>::~KeyHandle() { EVP_PKEY_free(pkey_); }
 
-Napi::Value PrivateKey::Wrap(Napi::Env env, EVP_PKEY* pkey, KeyKind kind, LibraryContext* lc) {
+template <bool kPublic>
+Napi::Value KeyHandle<kPublic>::Wrap(Napi::Env env, EVP_PKEY* pkey, KeyKind kind, LibraryContext* lc) {
   WrapArgs args{pkey, kind, lc};
-  Napi::Object obj = Data(env).private_key_constructor.New({Napi::External<WrapArgs>::New(env, &args)});
+  Napi::Object obj = Constructor<kPublic>(env).New({Napi::External<WrapArgs>::New(env, &args)});
   if (obj.IsEmpty()) EVP_PKEY_free(pkey);  // construction threw: nobody owns the key
   return obj;
 }
 
-PrivateKey* PrivateKey::FromValue(Napi::Env env, Napi::Value v, KeyKind kind, const char* what) {
+template <bool kPublic>
+bool KeyHandle<kPublic>::Is(Napi::Env env, Napi::Value v) {
   bool tagged = false;
-  if (v.IsObject()) napi_check_object_type_tag(env, v, &kPrivateKeyTag, &tagged);
-  if (!tagged) {
-    ThrowInvalidArgument(env, std::string(what) + " must be a PrivateKey handle");
+  if (v.IsObject()) napi_check_object_type_tag(env, v, Tag<kPublic>(), &tagged);
+  return tagged;
+}
+
+template <bool kPublic>
+KeyHandle<kPublic>* KeyHandle<kPublic>::FromValue(Napi::Env env, Napi::Value v, KeyKind kind, const char* what) {
+  if (!Is(env, v)) {
+    ThrowInvalidArgument(env, std::string(what) + " must be a " + ClassName<kPublic>() + " handle");
     return nullptr;
   }
-  PrivateKey* k = Napi::ObjectWrap<PrivateKey>::Unwrap(v.As<Napi::Object>());
+  KeyHandle* k = Napi::ObjectWrap<KeyHandle>::Unwrap(v.As<Napi::Object>());
   if (k->pkey_ == nullptr) {
     ThrowError(env, code::kDestroyed, std::string(what) + " has been destroyed");
     return nullptr;
@@ -79,18 +101,24 @@ PrivateKey* PrivateKey::FromValue(Napi::Env env, Napi::Value v, KeyKind kind, co
   return k;
 }
 
-Napi::Value PrivateKey::Algorithm(const Napi::CallbackInfo& info) {
+template <bool kPublic>
+Napi::Value KeyHandle<kPublic>::Algorithm(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), KeyKindName(kind_));
 }
 
-Napi::Value PrivateKey::Destroyed(const Napi::CallbackInfo& info) {
+template <bool kPublic>
+Napi::Value KeyHandle<kPublic>::Destroyed(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), pkey_ == nullptr);
 }
 
-void PrivateKey::Destroy(const Napi::CallbackInfo&) {
+template <bool kPublic>
+void KeyHandle<kPublic>::Destroy(const Napi::CallbackInfo&) {
   EVP_PKEY_free(pkey_);  // drops our reference; an in-flight async job keeps its own
   pkey_ = nullptr;
 }
+
+template class KeyHandle<false>;
+template class KeyHandle<true>;
 
 Napi::Value ExportPublicKey(Napi::Env env, EVP_PKEY* pkey, KeyKind kind) {
   size_t len = 0;

@@ -1,6 +1,7 @@
-// Private keys (X25519, ML-KEM) as opaque handles over an EVP_PKEY. The key material stays in
-// OpenSSL's memory; destroy() frees it (OpenSSL cleanses private key material when it frees a
-// key), and an async operation still running holds its own reference, so destroy() is always safe.
+// Keys as opaque handles over an EVP_PKEY: private keys (X25519, ML-KEM), whose material stays in
+// OpenSSL's memory (destroy() frees it, and OpenSSL cleanses private key material when it frees a
+// key), and parsed ML-KEM public keys, so a key used for many encapsulations is parsed and checked
+// once. An async operation still running holds its own reference, so destroy() is always safe.
 #pragma once
 #include <napi.h>
 #include <openssl/evp.h>
@@ -13,16 +14,19 @@ enum class KeyKind { kX25519 = 1, kMlKem768 = 2, kMlKem1024 = 3 };
 
 const char* KeyKindName(KeyKind kind);  // the OpenSSL algorithm name
 
-class PrivateKey : public Napi::ObjectWrap<PrivateKey> {
+template <bool kPublic>
+class KeyHandle : public Napi::ObjectWrap<KeyHandle<kPublic>> {
  public:
   static Napi::Function Init(Napi::Env env);
   // Takes ownership of pkey.
   static Napi::Value Wrap(Napi::Env env, EVP_PKEY* pkey, KeyKind kind, LibraryContext* lc);
-  // A live private key of the given kind, or throws and returns nullptr.
-  static PrivateKey* FromValue(Napi::Env env, Napi::Value v, KeyKind kind, const char* what);
+  // A live key of the given kind, or throws and returns nullptr.
+  static KeyHandle* FromValue(Napi::Env env, Napi::Value v, KeyKind kind, const char* what);
+  // Whether v is a handle of this class (live or destroyed).
+  static bool Is(Napi::Env env, Napi::Value v);
 
-  explicit PrivateKey(const Napi::CallbackInfo& info);
-  ~PrivateKey() override;
+  explicit KeyHandle(const Napi::CallbackInfo& info);
+  ~KeyHandle() override;
 
   EVP_PKEY* pkey() const { return pkey_; }
   KeyKind kind() const { return kind_; }
@@ -37,6 +41,9 @@ class PrivateKey : public Napi::ObjectWrap<PrivateKey> {
   KeyKind kind_ = KeyKind::kX25519;
   LibraryContext* lc_ = nullptr;
 };
+
+using PrivateKey = KeyHandle<false>;
+using PublicKey = KeyHandle<true>;
 
 // Raw public key bytes of a key pair (X25519: 32; ML-KEM: the encapsulation key).
 Napi::Value ExportPublicKey(Napi::Env env, EVP_PKEY* pkey, KeyKind kind);

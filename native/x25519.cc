@@ -32,7 +32,7 @@ Napi::Value GenerateKeyPair(const Napi::CallbackInfo& info) {
   return PrivateKey::Wrap(env, pkey, KeyKind::kX25519, lc);
 }
 
-Napi::Value PublicKey(const Napi::CallbackInfo& info) {
+Napi::Value ExportX25519PublicKey(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
   PrivateKey* key = PrivateKey::FromValue(env, info[0], KeyKind::kX25519, "privateKey");
@@ -94,7 +94,7 @@ Napi::Value PrivateKeyFromBytes(const Napi::CallbackInfo& info) {
 
 void InitX25519(Napi::Env env, Napi::Object exports) {
   exports.Set("x25519GenerateKeyPair", Napi::Function::New<GenerateKeyPair>(env));
-  exports.Set("x25519PublicKey", Napi::Function::New<PublicKey>(env));
+  exports.Set("x25519PublicKey", Napi::Function::New<ExportX25519PublicKey>(env));
   exports.Set("x25519Derive", Napi::Function::New<Derive>(env));
   exports.Set("x25519PrivateKeyFromBytes", Napi::Function::New<PrivateKeyFromBytes>(env));
   Napi::Object sizes = Napi::Object::New(env);

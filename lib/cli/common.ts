@@ -38,6 +38,11 @@ export function out(line = ''): void {
   process.stdout.write(`${line}\n`);
 }
 
+/** `1 tunnel`, `2 tunnels`. */
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
 /** Writes a line to stderr. */
 export function err(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -216,4 +221,16 @@ export function onShutdownSignal(handler: (signal: NodeJS.Signals) => void): () 
     process.off('SIGINT', listener);
     process.off('SIGTERM', listener);
   };
+}
+
+/**
+ * Starts watching for SIGINT/SIGTERM at once (so a signal during start-up is not lost):
+ * `signal` resolves with the first one; call `remove()` once the shutdown is over.
+ */
+export function shutdownSignal(): { signal: Promise<NodeJS.Signals>; remove(): void } {
+  let remove = () => undefined as void;
+  const signal = new Promise<NodeJS.Signals>((resolve) => {
+    remove = onShutdownSignal(resolve);
+  });
+  return { signal, remove };
 }

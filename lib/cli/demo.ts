@@ -25,7 +25,9 @@ import {
   obsFlag,
   observabilityFromFlags,
   onShutdownSignal,
+  shutdownSignal,
   out,
+  plural,
   RATE_LIMIT_FLAGS,
   rateLimiterFromFlags,
   startObservability,
@@ -84,10 +86,6 @@ function peerName(t: Tunnel): string {
   return i.remoteAddress ? formatHostPort(i.remoteAddress, i.remotePort ?? 0) : 'unknown peer';
 }
 
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
 function statsLine(t: Tunnel, elapsedMs: number): string {
   const i = t.info();
   return (
@@ -136,15 +134,17 @@ async function runServer(flags: FlagValues): Promise<number> {
   const obs = await observabilityFromFlags(flags);
   const admission = rateLimiterFromFlags(flags, obs.logger);
   let closing = false;
+  const shutdown = shutdownSignal();
 
   const listener = listen({ host: addr.host, port: addr.port, ciphers, observer: obs.observers, admission });
+  listener.on('error', (e) => obs.logger.error('listener error', { error: e }));
   try {
     await listener.ready;
   } catch (e) {
+    shutdown.remove();
     await obs.tracing.shutdown();
     throw new CliError(`cannot listen on ${formatHostPort(addr.host, addr.port)}: ${describeError(e)}`, { cause: e });
   }
-  listener.on('error', (e) => obs.logger.error('listener error', { error: e }));
   const bound = listener.address();
   out(`listening on ${formatHostPort(bound.address, bound.port)}`);
 
@@ -152,6 +152,7 @@ async function runServer(flags: FlagValues): Promise<number> {
   try {
     obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, () => !closing, obs.logger);
   } catch (e) {
+    shutdown.remove();
     await listener.close();
     await obs.tracing.shutdown();
     throw e;
@@ -173,10 +174,7 @@ async function runServer(flags: FlagValues): Promise<number> {
   });
 
   // The handlers stay until the shutdown is over: a second signal exits at once.
-  let removeSignals = () => undefined as void;
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    removeSignals = onShutdownSignal(resolve);
-  });
+  const signal = await shutdown.signal;
   closing = true;
   const open = listener.activeTunnels;
   out(`${signal} received: closing ${plural(open, 'tunnel')} and shutting down`);
@@ -188,7 +186,7 @@ async function runServer(flags: FlagValues): Promise<number> {
   await obsServer?.close();
   await obs.tracing.shutdown();
   out('server stopped');
-  removeSignals();
+  shutdown.remove();
   return 0;
 }
 

@@ -32,8 +32,9 @@ import {
   obsFlag,
   type Observability,
   observabilityFromFlags,
-  onShutdownSignal,
+  shutdownSignal,
   out,
+  plural,
   RATE_LIMIT_FLAGS,
   rateLimiterFromFlags,
   startObservability,
@@ -149,14 +150,10 @@ interface Common {
   obs: Observability;
 }
 
-/** Waits for SIGINT/SIGTERM, runs `shutdown`, and removes the handlers. */
-async function untilSignal(shutdown: (signal: NodeJS.Signals) => Promise<void>): Promise<void> {
-  let remove = () => undefined as void;
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    remove = onShutdownSignal(resolve);
-  });
-  await shutdown(signal);
-  remove();
+/** Waits for SIGINT/SIGTERM (watched since start-up), runs `stop`, and removes the handlers. */
+async function untilSignal(watch: ReturnType<typeof shutdownSignal>, stop: (signal: NodeJS.Signals) => Promise<void>): Promise<void> {
+  await stop(await watch.signal);
+  watch.remove();
 }
 
 function logClose(logger: Logger, what: string, fields: Record<string, unknown>, stats: BridgeStats): void {
@@ -174,6 +171,7 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort): Promise<nu
   const target = formatHostPort(to.host, to.port);
   let closing = false;
   const active = new Set<Socket>();
+  const watch = shutdownSignal();
 
   const listener: Listener = listen({
     host: c.listenAddr.host,
@@ -183,19 +181,21 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort): Promise<nu
     admission,
     handshakeTimeoutMs: c.handshakeTimeoutMs,
   });
+  listener.on('error', (e) => logger.error('listener error', { error: e }));
   try {
     await listener.ready;
   } catch (e) {
+    watch.remove();
     await obs.tracing.shutdown();
     throw new CliError(`cannot listen on ${formatHostPort(c.listenAddr.host, c.listenAddr.port)}: ${describeError(e)}`, { cause: e });
   }
-  listener.on('error', (e) => logger.error('listener error', { error: e }));
   listener.on('handshakeError', (e: HandshakeErrorEvent) => logger.debug('handshake failed', { error: e.error.code }));
 
   let obsServer: ObservabilityServer | undefined;
   try {
     obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, () => !closing, obs.logger);
   } catch (e) {
+    watch.remove();
     await listener.close();
     await obs.tracing.shutdown();
     throw e;
@@ -237,9 +237,9 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort): Promise<nu
     });
   });
 
-  await untilSignal(async (signal) => {
+  await untilSignal(watch, async (signal) => {
     closing = true;
-    out(`${signal} received: closing ${listener.activeTunnels} tunnel(s) and shutting down`);
+    out(`${signal} received: closing ${plural(listener.activeTunnels, 'tunnel')} and shutting down`);
     await listener.close({ tunnels: true }).catch((e) => logger.warn('error while closing tunnels', { error: e }));
     for (const s of active) s.destroy();
     await obsServer?.close();
@@ -259,6 +259,7 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
   const tunnels = new Set<Tunnel>();
   const sockets = new Set<Socket>();
   const dials = new Set<AbortController>();
+  const watch = shutdownSignal();
 
   // allowHalfOpen: an application's FIN must not close our side before the tunnel has finished.
   const server: Server = createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (app) => {
@@ -313,6 +314,7 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
       resolve();
     });
   }).catch(async (e) => {
+    watch.remove();
     await obs.tracing.shutdown();
     throw new CliError(`cannot listen on ${formatHostPort(c.listenAddr.host, c.listenAddr.port)}: ${describeError(e)}`, { cause: e });
   });
@@ -321,6 +323,7 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
   try {
     obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, () => !closing, obs.logger);
   } catch (e) {
+    watch.remove();
     server.close();
     await obs.tracing.shutdown();
     throw e;
@@ -332,9 +335,9 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
     out(`observability on http://${formatHostPort(a.address, a.port)} (/metrics, /health, /healthz, /readyz)`);
   }
 
-  await untilSignal(async (signal) => {
+  await untilSignal(watch, async (signal) => {
     closing = true;
-    out(`${signal} received: closing ${tunnels.size} tunnel(s) and shutting down`);
+    out(`${signal} received: closing ${plural(tunnels.size, 'tunnel')} and shutting down`);
     const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const d of dials) d.abort();
     await Promise.all([...tunnels].map((t) => t.close()));

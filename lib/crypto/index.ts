@@ -2,12 +2,12 @@
  * The crypto core: typed wrappers over the addon's OpenSSL 3.5. Exported from the package root
  * as `crypto`. Secrets and private keys are native handles; see {@link Secret}.
  */
-export type { PrivateKey, Secret } from '../native.js';
+export type { PrivateKey, PublicKey, Secret } from '../native.js';
 export { info, type CryptoInfo } from './info.js';
 export { randomBytes, randomFill, randomSecret } from './random.js';
 export { timingSafeEqual, isSecret, isPrivateKey } from './secret.js';
 export { shake256, shake256Secrets, sha3_256, SHA3_256_SIZE, MAX_SHAKE256_OUTPUT, type HashInput } from './hash.js';
-export { MlKem, mlkem1024, mlkem768, type MlKemKeyPair, type Encapsulation } from './mlkem.js';
+export { MlKem, mlkem1024, mlkem768, type MlKemKeyPair, type Encapsulation, type EncapsulationKey } from './mlkem.js';
 export * as x25519 from './x25519.js';
 export { AeadSuite, AEAD_SIZES, createAead, seal, open, type AeadContext, type AeadSuiteId } from './aead.js';
 export {

@@ -1,5 +1,5 @@
 /** ML-KEM (FIPS 203): ML-KEM-1024 for the protocol; ML-KEM-768 for a later suite. */
-import { native, type Encapsulation, type MlKemNativeSizes, type PrivateKey, type Secret } from '../native.js';
+import { native, type Encapsulation, type MlKemNativeSizes, type PrivateKey, type PublicKey, type Secret } from '../native.js';
 import { checkBytes } from './bytes.js';
 
 /** A generated ML-KEM key pair: the private key stays native, the encapsulation key is public. */
@@ -8,7 +8,12 @@ export interface MlKemKeyPair {
   publicKey: Buffer;
 }
 
-export type { Encapsulation };
+export type { Encapsulation, PublicKey };
+
+const PublicKeyClass = (native as unknown as { PublicKey: new (...args: never[]) => PublicKey }).PublicKey;
+
+/** An encapsulation key as bytes, or parsed once with {@link MlKem.importPublicKey}. */
+export type EncapsulationKey = Uint8Array | PublicKey;
 
 /** One ML-KEM parameter set. Use the {@link mlkem1024} and {@link mlkem768} instances. */
 export class MlKem {
@@ -48,18 +53,27 @@ export class MlKem {
   }
 
   /**
-   * Encapsulates to `publicKey`. `coins` (the 32-byte FIPS 203 `m`) makes it deterministic and
+   * Parses and checks an encapsulation key once (length and the FIPS 203 modulus check; throws
+   * ERR_QT_INVALID_KEY), for many encapsulations to the same key.
+   */
+  importPublicKey(publicKey: Uint8Array): PublicKey {
+    checkBytes(publicKey, 'publicKey');
+    return native.mlkemImportPublicKey(this.sizes.id, publicKey);
+  }
+
+  /**
+   * Encapsulates to `publicKey` (bytes, parsed and checked each time, or an imported key). `coins` (the 32-byte FIPS 203 `m`) makes it deterministic and
    * exists for known-answer tests only; never pass it in production.
    */
-  encapsulate(publicKey: Uint8Array, coins?: Uint8Array): Encapsulation {
-    checkBytes(publicKey, 'publicKey', this.sizes.publicKey);
+  encapsulate(publicKey: EncapsulationKey, coins?: Uint8Array): Encapsulation {
+    if (!(publicKey instanceof PublicKeyClass)) checkBytes(publicKey, 'publicKey', this.sizes.publicKey);
     if (coins !== undefined) checkBytes(coins, 'coins', this.sizes.encapsulationCoins);
     return native.mlkemEncapsulate(this.sizes.id, publicKey, coins);
   }
 
   /** encapsulate() on the threadpool. */
-  encapsulateAsync(publicKey: Uint8Array): Promise<Encapsulation> {
-    checkBytes(publicKey, 'publicKey', this.sizes.publicKey);
+  encapsulateAsync(publicKey: EncapsulationKey): Promise<Encapsulation> {
+    if (!(publicKey instanceof PublicKeyClass)) checkBytes(publicKey, 'publicKey', this.sizes.publicKey);
     return native.mlkemEncapsulateAsync(this.sizes.id, publicKey);
   }
 

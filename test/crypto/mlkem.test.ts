@@ -55,6 +55,25 @@ for (const kem of [crypto.mlkem1024, crypto.mlkem768]) {
       expect(kem.publicKeyOf(kp.privateKey).equals(kp.publicKey)).to.equal(true);
     });
 
+    it('imports an encapsulation key once (checked) and encapsulates to the handle, sync and async', async () => {
+      const kp = kem.generateKeyPair();
+      const pk = kem.importPublicKey(kp.publicKey);
+      expect(pk.algorithm).to.equal(kem.name);
+      const a = kem.encapsulate(pk);
+      const b = await kem.encapsulateAsync(pk);
+      expect(crypto.timingSafeEqual(kem.decapsulate(kp.privateKey, a.ciphertext), a.sharedSecret)).to.equal(true);
+      expect(crypto.timingSafeEqual(kem.decapsulate(kp.privateKey, b.ciphertext), b.sharedSecret)).to.equal(true);
+      const vector = ENCDEC[kem.name].encapsulation[0];
+      const fixed = kem.encapsulate(kem.importPublicKey(hex(vector.ek)), hex(vector.m));
+      expect(fixed.ciphertext.toString('hex')).to.equal(vector.c.toLowerCase());
+      pk.destroy();
+      expect(() => kem.encapsulate(pk)).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_HANDLE_DESTROYED');
+      const bad = Buffer.from(kp.publicKey);
+      bad[0] = 0xff;
+      bad[1] = bad[1]! | 0x0f;
+      expect(() => kem.importPublicKey(bad)).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_INVALID_KEY');
+    });
+
     it('applies the FIPS 203 modulus check to imported encapsulation keys', () => {
       const kp = kem.generateKeyPair();
       expect(kem.isValidPublicKey(kp.publicKey)).to.equal(true);
