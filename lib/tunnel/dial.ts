@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { ErrorCode, invalidArgument, qtError } from '../errors.js';
 import { runInitiatorHandshake } from './handshakeDriver.js';
 import { ObserverSet } from './observer.js';
-import { DEFAULT_CONNECT_TIMEOUT_MS, type DialOptions, resolveHandshakeTimeout, resolveSuites, resolveTimeout } from './options.js';
+import { applyFipsOption, DEFAULT_CONNECT_TIMEOUT_MS, type DialOptions, resolveHandshakeTimeout, resolveSuites, resolveTimeout } from './options.js';
 import { Tunnel } from './tunnel.js';
 
 /** `host:port`, `[v6]:port`, or `{ host, port }`. */
@@ -53,6 +53,7 @@ function connectSocket(host: string, port: number, timeoutMs: number, signal?: A
  */
 export async function dial(address: DialAddress, options: DialOptions = {}): Promise<Tunnel> {
   const { host, port } = parseAddress(address);
+  applyFipsOption(options.fips);
   const suites = resolveSuites(options.ciphers);
   const handshakeTimeoutMs = resolveHandshakeTimeout(options);
   const connectTimeoutMs = resolveTimeout(options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs');

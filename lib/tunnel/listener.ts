@@ -8,7 +8,7 @@ import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
 import type { CipherSuiteId } from '../protocol/constants.js';
 import { runResponderHandshake } from './handshakeDriver.js';
 import { ObserverSet } from './observer.js';
-import { type ListenOptions, resolveHandshakeTimeout, resolveSuites } from './options.js';
+import { applyFipsOption, type ListenOptions, resolveHandshakeTimeout, resolveSuites } from './options.js';
 import { Tunnel } from './tunnel.js';
 
 /** Details of a connection whose handshake failed (no tunnel was created). */
@@ -39,6 +39,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
 
   constructor(private readonly options: ListenOptions = {}) {
     super();
+    applyFipsOption(options.fips);
     this.suites = resolveSuites(options.ciphers);
     this.handshakeTimeoutMs = resolveHandshakeTimeout(options);
     this.observers = new ObserverSet(options.observer);

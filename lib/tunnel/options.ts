@@ -4,6 +4,7 @@ import { invalidArgument } from '../errors.js';
 import { CipherSuite, type CipherSuiteId, DEFAULT_HANDSHAKE_TIMEOUT_MS } from '../protocol/constants.js';
 import type { TicketManager } from '../protocol/ticket.js';
 import type { ConnectionAdmission, TunnelObserver } from './observer.js';
+import { enable as enableFips, type FipsOptions } from '../fips/index.js';
 import { info as cryptoInfo } from '../crypto/info.js';
 
 /** Cipher suite names accepted in options. */
@@ -36,6 +37,16 @@ export interface TunnelOptions {
   offloadCrypto?: boolean;
   /** Metrics, tracing and logging hooks (see lib/ops). */
   observer?: TunnelObserver | readonly TunnelObserver[];
+  /**
+   * Switch the process to FIPS mode before this listener or dial starts (same as `fips.enable()`;
+   * FIPS mode is process-wide). Throws if it cannot start (docs/FIPS.md).
+   */
+  fips?: boolean | FipsOptions;
+}
+
+/** Applies the `fips` option. */
+export function applyFipsOption(option: TunnelOptions['fips']): void {
+  if (option) enableFips(option === true ? {} : option);
 }
 
 /** What a client needs to resume: a ticket from the server and the session's master secret. */

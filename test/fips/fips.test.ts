@@ -85,6 +85,15 @@ describe('FIPS mode', function () {
     expect(r.json.value.compiled).to.equal(r.json.value.profile !== 'fips');
   });
 
+  it('the `fips` option of listen() and dial() switches the process to FIPS mode', () => {
+    const r = runChild(`
+      const l = qt.listen({ port: 0, fips: true }); await l.ready; l.on('tunnel', (t) => t.pipe(t));
+      const t = await qt.dial({ host: '127.0.0.1', port: l.address().port }, { fips: true });
+      const info = t.info(); await t.close(); await l.close({ tunnels: true });
+      return { mode: qt.fips.status().mode, fips: info.fips };`, env);
+    expect(r.json?.value, r.stdout + r.stderr).to.deep.equal({ mode: 'fips', fips: true });
+  });
+
   it('QUANTUM_TUNNEL_FIPS=1 enables it when the package loads', () => {
     const r = runChild(`return qt.fips.status().mode;`, { ...env, QUANTUM_TUNNEL_FIPS: '1' });
     expect(r.json).to.deep.equal({ ok: true, value: 'fips' });
