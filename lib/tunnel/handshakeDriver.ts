@@ -179,12 +179,22 @@ export interface ResponderDriveOptions extends DriveOptions {
   tickets?: TicketManager;
 }
 
+/**
+ * Responder implementations by the major version a ClientHello announces. Protocol v1 is the only
+ * one; a v2 adds its state machine here (and its record layer where the result is turned into a
+ * session), and v1 peers keep getting v1. Unknown versions go to v1, which refuses them properly.
+ */
+const RESPONDER_BY_MAJOR: Record<number, typeof ResponderHandshake> = { 1: ResponderHandshake };
+
 /** Server side. */
 export function runResponderHandshake(socket: Socket, options: ResponderDriveOptions): Promise<Handshaken> {
   return drive(socket, { ...options, role: 'server', resumptionAttempted: false }, async (io) => {
-    const hs = new ResponderHandshake({ cipherSuites: options.suites, tickets: options.tickets, offloadCrypto: options.offloadCrypto });
+    const clientHello = await io.frame();
+    const major = clientHello.type === MessageType.CLIENT_HELLO ? clientHello.payload[0] : undefined;
+    const Responder = (major !== undefined && RESPONDER_BY_MAJOR[major]) || ResponderHandshake;
+    const hs = new Responder({ cipherSuites: options.suites, tickets: options.tickets, offloadCrypto: options.offloadCrypto });
     try {
-      write(socket, await hs.onClientHello(await io.frame()));
+      write(socket, await hs.onClientHello(clientHello));
       const { serverFinished, result } = hs.onClientFinished(await io.handshakeRecord());
       write(socket, serverFinished);
       return result;
