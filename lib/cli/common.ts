@@ -192,13 +192,19 @@ export async function startObservability(
   }
 }
 
-/** A one-line reason for an error: its message, plus the cause's code if it has one (EADDRINUSE...). */
+/**
+ * A one-line reason for an error: its message and codes, e.g. `handshake timed out
+ * (ERR_QT_HANDSHAKE_TIMEOUT)`; a connection failure is reduced to the system error
+ * (`ECONNREFUSED`), since the caller already says what it was connecting to.
+ */
 export function describeError(e: unknown): string {
-  const error = e as { message?: string; code?: string; cause?: { code?: string; message?: string } };
-  const causeCode = error?.cause?.code;
+  const error = e as { message?: string; code?: unknown; cause?: { code?: unknown; message?: string } } | undefined;
   const msg = error?.message ?? String(e);
-  if (causeCode && !msg.includes(causeCode)) return `${msg} (${causeCode})`;
-  return msg;
+  const code = typeof error?.code === 'string' ? error.code : undefined;
+  const causeCode = typeof error?.cause?.code === 'string' ? error.cause.code : undefined;
+  if (causeCode && /^cannot connect to /.test(msg)) return code ? `${causeCode} (${code})` : causeCode;
+  const codes = [code, causeCode].filter((c): c is string => c !== undefined && !msg.includes(c));
+  return codes.length > 0 ? `${msg} (${codes.join(', ')})` : msg;
 }
 
 /**

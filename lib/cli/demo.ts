@@ -137,7 +137,9 @@ async function runServer(flags: FlagValues): Promise<number> {
   const shutdown = shutdownSignal();
 
   const listener = listen({ host: addr.host, port: addr.port, ciphers, observer: obs.observers, admission });
-  listener.on('error', (e) => obs.logger.error('listener error', { error: e }));
+  // Until it listens, a failure (EADDRINUSE...) is reported once, below; after, it is logged.
+  const quiet = () => undefined;
+  listener.on('error', quiet);
   try {
     await listener.ready;
   } catch (e) {
@@ -145,6 +147,8 @@ async function runServer(flags: FlagValues): Promise<number> {
     await obs.tracing.shutdown();
     throw new CliError(`cannot listen on ${formatHostPort(addr.host, addr.port)}: ${describeError(e)}`, { cause: e });
   }
+  listener.off('error', quiet);
+  listener.on('error', (e) => obs.logger.error('listener error', { error: e }));
   const bound = listener.address();
   out(`listening on ${formatHostPort(bound.address, bound.port)}`);
 

@@ -20,8 +20,9 @@ export const exampleCommand: Command = {
   summary: 'Print annotated TypeScript usage examples',
   synopsis: 'quantum-vpn example [NAME] [--list]',
   description:
-    `Prints every example, or only the one called NAME (${EXAMPLES.map((e) => e.name).join(', ')}).\n` +
-    'They are tested: the test suite runs each of them against this package.',
+    'Prints every example, or only the one called NAME:\n' +
+    `${EXAMPLES.map((e) => e.name).join(', ')}.\n` +
+    'They are tested: the test suite typechecks and runs each of them against this package.',
   flags: FLAGS,
   maxPositionals: 1,
   async run(args: ParsedArgs): Promise<number> {

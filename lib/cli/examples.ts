@@ -27,11 +27,13 @@ listener.on('tunnel', async (tunnel: Tunnel) => {
   for await (const message of tunnel.messages()) {
     await tunnel.send(Buffer.concat([Buffer.from('Echo: '), message]));
   }
+  tunnel.end(); // the client has finished (close_notify): finish our side too
 });
 
 // Client. dial() resolves once the handshake is complete (or rejects with a QuantumTunnelError).
 const { port } = listener.address();
 const tunnel = await dial(\`127.0.0.1:\${port}\`);
+tunnel.on('error', (err) => console.error('tunnel failed:', err.message));
 const info = tunnel.info();
 console.log(\`connected: \${info.suite}, handshake \${info.handshakeMs.toFixed(1)} ms\`);
 
@@ -173,20 +175,22 @@ const tickets = new TicketManager({ lifetimeSeconds: 3600, singleUse: true });
 const listener = listen({ host: '127.0.0.1', port: 0, tickets });
 await listener.ready;
 
-// Protocol v1 has no message for tickets: the application delivers them, here as the first
-// message of every session.
+// Protocol v1 has no message for tickets: the application delivers them, here as the only
+// message of every session (end() sends it, then close_notify).
 listener.on('tunnel', (tunnel: Tunnel) => {
   tunnel.on('error', () => {});
-  void tunnel.send(tunnel.issueTicket());
+  tunnel.end(tunnel.issueTicket());
 });
 
 const address = \`127.0.0.1:\${listener.address().port}\`;
 const first = await dial(address);
+first.on('error', () => {});
 const ticket = (await first.messages().next()).value as Buffer;
 const state = first.resumptionState(ticket); // the ticket plus a copy of the master secret
 await first.close();
 
 const second = await dial(address, { resumption: state });
+second.on('error', () => {});
 console.log(\`first: resumed=\${first.info().resumed}, second: resumed=\${second.info().resumed}\`);
 state.psk.destroy(); // the PSK is a native secret handle: cleanse it when done
 await second.close();
@@ -228,7 +232,10 @@ silent.close();
 // Misuse is reported the same way: a message must be 1 to 65,479 bytes.
 const listener = listen({ host: '127.0.0.1', port: 0 });
 await listener.ready;
-listener.on('tunnel', (t) => t.on('error', () => {}));
+listener.on('tunnel', (t) => {
+  t.on('error', () => {});
+  t.resume(); // read (and drop) what arrives, so the client's close is seen and answered
+});
 const tunnel = await dial(\`127.0.0.1:\${listener.address().port}\`);
 await attempt('oversized message', () => tunnel.send(Buffer.alloc(70_000)));
 
@@ -265,29 +272,34 @@ listener.on('tunnel', async (tunnel: Tunnel) => {
   // 3. close_notify is not authenticated, so an attacker can cut a stream short. Make the end
   //    of your data explicit (a length, or a final message) and treat anything else as truncated.
   let total = 0;
+  let complete = false;
   for await (const m of messages) {
     if (m.toString() === 'END') {
+      complete = true;
       await tunnel.send(Buffer.from(\`received \${total} bytes, complete\`));
-      break;
+    } else {
+      total += m.length;
     }
-    total += m.length;
   }
-  await tunnel.close();
+  if (!complete) console.log('the stream ended without END: truncated, discard it');
+  tunnel.end(); // the client has closed: finish our side
 });
 
 const tunnel = await dial(\`127.0.0.1:\${listener.address().port}\`, {
   ciphers: ['aes-256-gcm'], // pin the suite if policy requires (FIPS: AES-256-GCM)
   handshakeTimeoutMs: 10_000,
 });
+tunnel.on('error', (err) => console.error('tunnel failed:', err.message));
 const replies = tunnel.messages();
 await tunnel.send(TOKEN);
+// 4. Rekeying is automatic (by bytes, records and time); a long-lived tunnel can also rekey on
+//    demand, for example after authenticating, so later keys owe nothing to the earlier ones.
+await tunnel.rekey();
 await tunnel.send(Buffer.from('payload'));
 await tunnel.send(Buffer.from('END'));
 console.log(String((await replies.next()).value));
 
-// 4. Rekeying is automatic (by bytes, records and time); long-lived tunnels can also rekey on
-//    demand, e.g. after a sensitive exchange. 5. Secret handles: destroy them when done.
-await tunnel.rekey();
+// 5. Close gracefully, and destroy secret handles (crypto.*) as soon as they are not needed.
 await tunnel.close();
 await listener.close({ tunnels: true });
 console.log('done');

@@ -51,8 +51,8 @@ const FLAGS: FlagSpec[] = [
   { name: 'to', kind: 'string', metavar: 'HOST:PORT', help: 'Server side: the TCP service to protect' },
   { name: 'connect', kind: 'string', metavar: 'HOST:PORT', help: 'Client side: the forward server to tunnel to' },
   cipherFlag(),
-  { name: 'connect-timeout', kind: 'string', metavar: 'DURATION', default: '10s', help: 'Limit for each outgoing TCP connection (and, client side, each handshake)' },
-  { name: 'handshake-timeout', kind: 'string', metavar: 'DURATION', default: '30s', help: 'Server side: limit for each incoming handshake' },
+  { name: 'connect-timeout', kind: 'string', metavar: 'DURATION', default: '10s', help: 'Limit for each outgoing TCP connection' },
+  { name: 'handshake-timeout', kind: 'string', metavar: 'DURATION', default: '30s', help: 'Limit for each handshake' },
   { name: 'linger', kind: 'string', metavar: 'DURATION', default: '5s', help: 'After a tunnel has closed, how long a TCP connection may stay half-open before it is dropped' },
   obsFlag(''),
   ...LOG_FLAGS,
@@ -180,8 +180,11 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort): Promise<nu
     observer: obs.observers,
     admission,
     handshakeTimeoutMs: c.handshakeTimeoutMs,
+    allowHalfOpen: true, // both ends are forwarders that answer close_notify: FIN travels one way at a time
   });
-  listener.on('error', (e) => logger.error('listener error', { error: e }));
+  // Until it listens, a failure (EADDRINUSE...) is reported once, below; after, it is logged.
+  const quiet = () => undefined;
+  listener.on('error', quiet);
   try {
     await listener.ready;
   } catch (e) {
@@ -191,6 +194,8 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort): Promise<nu
   }
   listener.on('handshakeError', (e: HandshakeErrorEvent) => logger.debug('handshake failed', { error: e.error.code }));
 
+  listener.off('error', quiet);
+  listener.on('error', (e) => logger.error('listener error', { error: e }));
   let obsServer: ObservabilityServer | undefined;
   try {
     obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, () => !closing, obs.logger);
@@ -280,7 +285,8 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
       observer: obs.observers,
       signal: abort.signal,
       connectTimeoutMs: c.connectTimeoutMs,
-      handshakeTimeoutMs: c.connectTimeoutMs,
+      handshakeTimeoutMs: c.handshakeTimeoutMs,
+      allowHalfOpen: true,
     }).then(
       (tunnel) => {
         dials.delete(abort);
@@ -306,7 +312,6 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
       },
     );
   });
-  server.on('error', (e) => logger.error('server error', { error: e }));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host: c.listenAddr.host, port: c.listenAddr.port }, () => {
@@ -318,6 +323,7 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
     await obs.tracing.shutdown();
     throw new CliError(`cannot listen on ${formatHostPort(c.listenAddr.host, c.listenAddr.port)}: ${describeError(e)}`, { cause: e });
   });
+  server.on('error', (e) => logger.error('server error', { error: e }));
 
   let obsServer: ObservabilityServer | undefined;
   try {
@@ -362,8 +368,9 @@ export const forwardCommand: Command = {
     'Server side: accepts tunnels on --listen and connects each one to the TCP service --to.\n' +
     'Client side: accepts plain TCP connections on --listen (127.0.0.1 when no host is given) and\n' +
     'carries each one through its own tunnel to the forward server at --connect.\n' +
-    'A FIN or a reset on either TCP end is passed to the other end. Prints "listening on HOST:PORT"\n' +
-    'once ready; SIGINT or SIGTERM closes every tunnel gracefully and exits 0.',
+    'A FIN or a reset on either TCP end is passed to the other end; a FIN closes one direction\n' +
+    'only, so a reply sent after it still arrives (see docs/CLI.md). Prints "listening on\n' +
+    'HOST:PORT" once ready; SIGINT or SIGTERM closes every tunnel gracefully and exits 0.',
   flags: FLAGS,
   async run(args: ParsedArgs): Promise<number> {
     const f = args.flags;
@@ -377,7 +384,7 @@ export const forwardCommand: Command = {
     const handshakeTimeoutMs = parseDuration(String(f['handshake-timeout']), '--handshake-timeout');
     const lingerMs = parseDuration(String(f.linger), '--linger');
     if (!hasTo) {
-      for (const name of [...RATE_LIMIT_FLAGS.map((s) => s.name), 'handshake-timeout']) {
+      for (const name of RATE_LIMIT_FLAGS.map((s) => s.name)) {
         if (args.given.has(name)) throw new UsageError(`--${name} applies to the server side (--to) only`);
       }
     }

@@ -10,6 +10,7 @@ import { benchCommand } from './bench.js';
 import { type Command, err, out } from './common.js';
 import { demoCommand } from './demo.js';
 import { exampleCommand } from './example.js';
+import { fipsFromEnvironment } from './fips.js';
 import { forwardCommand } from './forward.js';
 import { versionCommand } from './version.js';
 
@@ -87,6 +88,7 @@ export async function run(argv: readonly string[]): Promise<number> {
       out(commandUsage(cmd));
       return 0;
     }
+    fipsFromEnvironment();
     return await cmd.run(args);
   } catch (e) {
     if (e instanceof UsageError) {

@@ -12,7 +12,7 @@ const FLAGS: FlagSpec[] = [
 export const versionCommand: Command = {
   name: 'version',
   summary: 'Print the version, the OpenSSL of the addon and the FIPS state',
-  synopsis: 'quantum-vpn version [--json]',
+  synopsis: 'quantum-vpn version [--json] [--fips]',
   description:
     'Prints the package version, the OpenSSL that the addon links (its own 3.5, not the one\n' +
     'inside Node), whether FIPS mode is on, and the addon build profile.',
@@ -43,7 +43,11 @@ export const versionCommand: Command = {
     }
     out(`quantum-vpn version ${report.version}`);
     out(`OpenSSL: ${report.openssl} (the addon's own; Node ${report.node} bundles OpenSSL ${report.nodeOpenssl})`);
-    out(`FIPS mode: ${info.fips ? `on (${report.fips.provider ?? 'FIPS provider'})` : 'off'} (addon build profile: ${fips.profile}; enable with --fips or QUANTUM_TUNNEL_FIPS=1)`);
+    out(
+      info.fips
+        ? `FIPS mode: on (${report.fips.provider ?? 'FIPS provider'}; addon build profile ${fips.profile})`
+        : `FIPS mode: off (enable with --fips or QUANTUM_TUNNEL_FIPS=1; addon build profile ${fips.profile})`,
+    );
     out(`Cipher suites: AES-256-GCM${info.chacha20.available ? ', ChaCha20-Poly1305' : ''}`);
     out(`Providers: ${report.providers.join(', ') || 'none'}`);
     out(`Addon: ${report.addon}`);

@@ -24,7 +24,7 @@ function parseAddress(address: DialAddress): { host: string; port: number } {
 function connectSocket(host: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<Socket> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(qtError(ErrorCode.ABORTED, 'dial aborted'));
-    const socket = connect({ host, port, noDelay: true });
+    const socket = connect({ host, port, noDelay: true, allowHalfOpen: true }); // the tunnel closes its side itself
     const fail = (err: Error) => {
       cleanup();
       socket.destroy();

@@ -43,7 +43,8 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
     this.suites = resolveSuites(options.ciphers);
     this.handshakeTimeoutMs = resolveHandshakeTimeout(options);
     this.observers = new ObserverSet(options.observer);
-    this.server = createServer({ noDelay: true }, (socket) => this.onConnection(socket));
+    // allowHalfOpen: the tunnel decides when its TCP side closes (half-open tunnels keep writing after a FIN).
+    this.server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.onConnection(socket));
     this.server.on('error', (err) => this.emit('error', err));
     this.server.on('close', () => this.emit('close'));
     this.ready = new Promise((resolve, reject) => {

@@ -27,6 +27,14 @@ export interface TunnelOptions {
   ciphers?: readonly CipherName[];
   /** After a graceful close, how long to wait for the peer before dropping the socket (ms). Default 2,000. */
   closeTimeoutMs?: number;
+  /**
+   * Half-close: after the peer's close_notify this side may keep writing, and after our own
+   * end() we keep reading until the peer's close_notify (no close timeout). Default false: a
+   * close_notify closes both directions, and after ours we wait at most `closeTimeoutMs`, because
+   * a reference (Go) peer never answers one (§8.8). Enable it only between peers that answer
+   * close_notify, such as two quantum-tunnel forwarders.
+   */
+  allowHalfOpen?: boolean;
   /** Rekey automatically on the §9.1 triggers (initiator only). Default true. */
   autoRekey?: boolean;
   /**

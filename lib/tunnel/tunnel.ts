@@ -99,6 +99,7 @@ export class Tunnel extends Duplex {
   private readonly handshakeMs: number;
   private readonly tickets: TicketManager | undefined;
   private readonly closeTimeoutMs: number;
+  private readonly halfOpen: boolean;
   private readonly autoRekey: boolean;
   private stalled: { pieces: Buffer[]; callback: (err?: Error | null) => void } | undefined;
   private rekeyWaiters: Array<Waiter<void>> = [];
@@ -121,7 +122,13 @@ export class Tunnel extends Duplex {
 
   /** @internal Use dial() or listen(). */
   constructor(init: TunnelInit) {
-    super({ allowHalfOpen: false, decodeStrings: true, writableHighWaterMark: WRITE_HIGH_WATER, readableHighWaterMark: READ_HIGH_WATER });
+    super({
+      allowHalfOpen: init.options.allowHalfOpen === true,
+      decodeStrings: true,
+      writableHighWaterMark: WRITE_HIGH_WATER,
+      readableHighWaterMark: READ_HIGH_WATER,
+    });
+    this.halfOpen = init.options.allowHalfOpen === true;
     this.socket = init.socket;
     this.reader = init.handshaken.reader;
     this.handshakeMs = init.handshaken.durationMs;
@@ -285,6 +292,15 @@ export class Tunnel extends Duplex {
       this.push(null);
     }
     if (this.writableFinished) this.socket.destroy();
+    // Answer with our own close_notify once our pending data is out, whether or not anyone reads
+    // the readable side (message mode, or an unread stream). With allowHalfOpen the application
+    // may keep writing and ends its side itself.
+    else if (!this.halfOpen) {
+      // After the frames already received (a record behind close_notify is still a violation).
+      queueMicrotask(() => {
+        if (!this.destroyed && !this.writableEnded) this.end();
+      });
+    }
   }
 
   private onSocketEnd(): void {
@@ -355,10 +371,11 @@ export class Tunnel extends Duplex {
     this.socket.end(CLOSE_NOTIFY_ALERT);
     if (this.peerClosed) {
       this.socket.destroy();
-    } else {
+    } else if (!this.halfOpen) {
       this.closeTimer = setTimeout(() => this.socket.destroy(), this.closeTimeoutMs);
       this.closeTimer.unref();
     }
+    // Half-open: keep reading until the peer's close_notify (it may still be sending a reply).
     callback();
   }
 
