@@ -118,6 +118,36 @@ class KeySchedule {
   }
 }
 
+/** State handling shared by both sides: one step at a time, and everything freed on failure. */
+abstract class HandshakeSide<State extends string> {
+  protected state: State | 'complete' | 'failed';
+
+  protected constructor(initial: State) {
+    this.state = initial;
+  }
+
+  get isComplete(): boolean {
+    return this.state === 'complete';
+  }
+
+  /** Frees everything a failed or abandoned handshake holds. */
+  destroy(): void {
+    if (this.state !== 'complete') this.fail();
+  }
+
+  protected expect(state: State): void {
+    if (this.state !== state) throw qtError(ErrorCode.INVALID_STATE, `handshake is ${this.state}, not ${state}`);
+  }
+
+  /** Marks the handshake failed and cleanses its secrets. */
+  protected fail(): void {
+    this.state = 'failed';
+    this.release();
+  }
+
+  protected abstract release(): void;
+}
+
 export interface InitiatorOptions {
   /** Suites to offer, in preference order. */
   cipherSuites: readonly CipherSuiteId[];
@@ -131,8 +161,7 @@ export interface InitiatorOptions {
 }
 
 /** The initiator (client) side. */
-export class InitiatorHandshake {
-  private state: 'initial' | 'clientHelloSent' | 'clientFinishedSent' | 'complete' | 'failed' = 'initial';
+export class InitiatorHandshake extends HandshakeSide<'initial' | 'clientHelloSent' | 'clientFinishedSent'> {
   private clientHelloRaw: Buffer | undefined;
   private keys: KeySchedule | undefined;
   private expectedServerVerifyData: Buffer | undefined;
@@ -140,6 +169,7 @@ export class InitiatorHandshake {
   private sessionId: Buffer = EMPTY;
 
   private constructor(private readonly options: InitiatorOptions, private keyPair: chkem.ChKemKeyPair) {
+    super('initial');
     if (options.cipherSuites.length === 0) throw qtError(ErrorCode.INVALID_ARGUMENT, 'offer at least one cipher suite');
   }
 
@@ -218,21 +248,7 @@ export class InitiatorHandshake {
     }
   }
 
-  get isComplete(): boolean {
-    return this.state === 'complete';
-  }
-
-  /** Frees everything a failed or abandoned handshake holds. */
-  destroy(): void {
-    if (this.state !== 'complete') this.fail();
-  }
-
-  private expect(state: InitiatorHandshake['state']): void {
-    if (this.state !== state) throw qtError(ErrorCode.INVALID_STATE, `handshake is ${this.state}, not ${state}`);
-  }
-
-  private fail(): void {
-    this.state = 'failed';
+  protected release(): void {
     this.keyPair.destroy();
     if (this.keys) {
       this.keys.destroy();
@@ -255,8 +271,7 @@ export interface ResponderOptions {
 }
 
 /** The responder (server) side. */
-export class ResponderHandshake {
-  private state: 'initial' | 'serverHelloSent' | 'complete' | 'failed' = 'initial';
+export class ResponderHandshake extends HandshakeSide<'initial' | 'serverHelloSent'> {
   private keys: KeySchedule | undefined;
   private transcript: Buffer = EMPTY;
   private expectedClientVerifyData: Buffer | undefined;
@@ -264,7 +279,9 @@ export class ResponderHandshake {
   private ticketOffered = false;
   private sessionId: Buffer = EMPTY;
 
-  constructor(private readonly options: ResponderOptions) {}
+  constructor(private readonly options: ResponderOptions) {
+    super('initial');
+  }
 
   /** Processes ClientHello; returns the ServerHello frame to send. */
   async onClientHello(frame: Frame): Promise<Buffer> {
@@ -339,20 +356,7 @@ export class ResponderHandshake {
     }
   }
 
-  get isComplete(): boolean {
-    return this.state === 'complete';
-  }
-
-  destroy(): void {
-    if (this.state !== 'complete') this.fail();
-  }
-
-  private expect(state: ResponderHandshake['state']): void {
-    if (this.state !== state) throw qtError(ErrorCode.INVALID_STATE, `handshake is ${this.state}, not ${state}`);
-  }
-
-  private fail(): void {
-    this.state = 'failed';
+  protected release(): void {
     if (this.keys) {
       this.keys.destroy();
       this.keys.master.destroy();
