@@ -74,7 +74,10 @@ export async function run(argv: readonly string[]): Promise<number> {
     return 1;
   }
   if (name === '-h' || name === '--help' || name === '-help') return helpCommand.run({ flags: {}, given: new Set(), positionals: [], help: false });
-  if (name === '--version' || name === '-version') return versionCommand.run({ flags: { json: false }, given: new Set(), positionals: [], help: false });
+  if (name === '--version' || name === '-version') {
+    fipsFromEnvironment(); // report the mode this process really runs in, as `version` does
+    return versionCommand.run({ flags: { json: false }, given: new Set(), positionals: [], help: false });
+  }
   const cmd = findCommand(name);
   if (!cmd) {
     err(`Unknown command: ${name}`);

@@ -1,6 +1,9 @@
 /** `quantum-vpn bench`: JSON and human reports, the cipher really applied, --duration honoured. */
 import { expect } from 'chai';
-import { crypto } from '../../lib/index.js';
+
+/** The CLI runs in the same mode as this test process (the suite also runs in CI's FIPS job). */
+const fipsMode = () => (fips.status().mode === 'fips' ? 'on' : 'off');
+import { crypto, fips } from '../../lib/index.js';
 import { killAll, runCli } from './helpers.js';
 
 interface BenchJson {
@@ -70,7 +73,7 @@ describe('cli: bench', function () {
   it('prints a human report by default', async () => {
     const r = await runCli(['bench', '--handshakes', '3', '--throughput', '--size', '1MB']);
     expect(r.code, r.stderr).to.equal(0);
-    expect(r.stdout).to.match(/^quantum-vpn bench: AES-256-GCM, OpenSSL 3\.5\.\d+ .*FIPS mode off$/m);
+    expect(r.stdout).to.match(new RegExp(`^quantum-vpn bench: AES-256-GCM, OpenSSL 3\\.5\\.\\d+ .*FIPS mode ${fipsMode()}$`, 'm'));
     expect(r.stdout).to.match(/^Handshake benchmark: 3 handshakes, sequential$/m);
     expect(r.stdout).to.match(/^ {2}Successful: +3$/m);
     expect(r.stdout).to.match(/^ {2}p50 \/ p99: +[\d.]+ ms \/ [\d.]+ ms$/m);

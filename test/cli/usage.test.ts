@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { fips } from '../../lib/index.js';
 import { killAll, ROOT, runCli } from './helpers.js';
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> };
@@ -104,12 +105,12 @@ describe('cli: help and usage errors', function () {
     expect(r.code).to.equal(0);
     expect(r.stdout).to.match(new RegExp(`^quantum-vpn version ${pkg.version.replace(/\./g, '\\.')}$`, 'm'));
     expect(r.stdout).to.match(/^OpenSSL: OpenSSL 3\.5\.\d+/m);
-    expect(r.stdout).to.match(/^FIPS mode: off/m);
+    expect(r.stdout).to.match(new RegExp(`^FIPS mode: ${fips.status().mode === 'fips' ? 'on' : 'off'}`, 'm'));
     const json = await runCli(['version', '--json']);
     const v = JSON.parse(json.stdout) as { version: string; openssl: string; fips: { enabled: boolean } };
     expect(v.version).to.equal(pkg.version);
     expect(v.openssl).to.match(/^OpenSSL 3\.5\./);
-    expect(v.fips.enabled).to.equal(false);
+    expect(v.fips.enabled).to.equal(fips.status().mode === 'fips');
     const alias = await runCli(['--version']);
     expect(alias.stdout).to.equal(r.stdout);
   });
