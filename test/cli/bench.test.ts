@@ -4,26 +4,16 @@ import { expect } from 'chai';
 /** The CLI runs in the same mode as this test process (the suite also runs in CI's FIPS job). */
 const fipsMode = () => (fips.status().mode === 'fips' ? 'on' : 'off');
 import { crypto, fips } from '../../lib/index.js';
+import type { HandshakeResults, ThroughputResults } from '../../lib/cli/bench.js';
 import { killAll, runCli } from './helpers.js';
 
+/** The --json report: the command's own result types, so the test cannot drift from them. */
 interface BenchJson {
   cipher: string;
   fips: boolean;
   openssl: string;
-  handshakes?: {
-    count: number;
-    successful: number;
-    failed: number;
-    concurrency: number;
-    perSecond: number;
-    avgMs: number;
-    minMs: number;
-    maxMs: number;
-    p50Ms: number;
-    p99Ms: number;
-    suite: string;
-  };
-  throughput?: { bytes: number; receivedBytes: number; requestedBytes: number; sendMBps: number; receiveMBps: number; stoppedByDuration: boolean; suite: string };
+  handshakes?: HandshakeResults;
+  throughput?: ThroughputResults;
 }
 
 async function benchJson(args: string[]): Promise<BenchJson> {
