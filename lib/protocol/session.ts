@@ -191,9 +191,19 @@ export class SecureSession {
         out[o] = type;
         out.writeUInt32BE(SEQ_SIZE + AEAD_OVERHEAD + len, o + 1);
         out.writeBigUInt64BE(this.nextSendSeq++, o + SEQ_OFFSET);
+        // nonce = 0^4 ‖ BE64(counter); the counter stays below 2^28, so its high word is 0.
         out.writeUInt32BE(0, o + NONCE_OFFSET);
-        out.writeBigUInt64BE(BigInt(this.send.nonceCounter++), o + NONCE_OFFSET + 4);
-        this.table.set([srcOffset, len, o + CIPHERTEXT_OFFSET, o + NONCE_OFFSET, o + SEQ_OFFSET, SEQ_SIZE], (i - runStart) * ROW);
+        out.writeUInt32BE(0, o + NONCE_OFFSET + 4);
+        out.writeUInt32BE(this.send.nonceCounter++, o + NONCE_OFFSET + 8);
+        // The batch row, written in place (no array or BigInt allocated per record).
+        const r = (i - runStart) * ROW;
+        const t = this.table;
+        t[r] = srcOffset;
+        t[r + 1] = len;
+        t[r + 2] = o + CIPHERTEXT_OFFSET;
+        t[r + 3] = o + NONCE_OFFSET;
+        t[r + 4] = o + SEQ_OFFSET;
+        t[r + 5] = SEQ_SIZE;
         srcOffset += len;
         s += len;
         o += RECORD_OVERHEAD + len;
