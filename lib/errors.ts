@@ -4,7 +4,7 @@
  * Messages never contain secret material or text chosen by a peer.
  */
 
-/** Stable error codes. Documented in docs/ARCHITECTURE.md ("Errors"). */
+/** Stable error codes. Each is documented in docs/ERRORS.md (a test keeps the two in step). */
 export const ErrorCode = {
   INVALID_ARGUMENT: 'ERR_QT_INVALID_ARGUMENT',
   INVALID_KEY: 'ERR_QT_INVALID_KEY',
@@ -25,6 +25,11 @@ export const ErrorCode = {
   HANDSHAKE_TIMEOUT: 'ERR_QT_HANDSHAKE_TIMEOUT',
   PEER_ALERT: 'ERR_QT_PEER_ALERT',
   REPLAY: 'ERR_QT_REPLAY',
+  RECORD_OUT_OF_ORDER: 'ERR_QT_RECORD_OUT_OF_ORDER',
+  SEQUENCE_EXHAUSTED: 'ERR_QT_SEQUENCE_EXHAUSTED',
+  TRUNCATED: 'ERR_QT_TRUNCATED',
+  PROTOCOL_MISMATCH: 'ERR_QT_PROTOCOL_MISMATCH',
+  REKEY_RATE_LIMITED: 'ERR_QT_REKEY_RATE_LIMITED',
   NONCE_EXHAUSTED: 'ERR_QT_NONCE_EXHAUSTED',
   INVALID_STATE: 'ERR_QT_INVALID_STATE',
   REKEY_FAILED: 'ERR_QT_REKEY_FAILED',
@@ -32,6 +37,8 @@ export const ErrorCode = {
   CONNECTION_FAILED: 'ERR_QT_CONNECTION_FAILED',
   ABORTED: 'ERR_QT_ABORTED',
   TIMEOUT: 'ERR_QT_TIMEOUT',
+  ADDRESS_IN_USE: 'ERR_QT_ADDRESS_IN_USE',
+  BACKEND_UNAVAILABLE: 'ERR_QT_BACKEND_UNAVAILABLE',
   // FIPS mode
   FIPS_UNAVAILABLE: 'ERR_QT_FIPS_UNAVAILABLE',
   FIPS_SELFTEST_FAILED: 'ERR_QT_FIPS_SELFTEST_FAILED',
@@ -48,11 +55,18 @@ export class QuantumTunnelError extends Error {
   readonly code: ErrorCodeValue;
   /** OpenSSL's reason for a native failure, for local diagnostics only (never sent to a peer). */
   declare readonly detail?: string;
+  /**
+   * The operating system's code (`ECONNREFUSED`, `EADDRINUSE`, ...) when the failure came from a
+   * socket or file; the same as `cause.code`.
+   */
+  readonly syscallCode?: string;
 
   constructor(message: string, code: ErrorCodeValue, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'QuantumTunnelError';
     this.code = code;
+    const causeCode = (options?.cause as { code?: unknown } | undefined)?.code;
+    if (typeof causeCode === 'string' && /^E[A-Z0-9]+$/.test(causeCode)) this.syscallCode = causeCode;
   }
 }
 

@@ -12,7 +12,7 @@ export { listen, Listener, type HandshakeErrorEvent } from './tunnel/listener.js
 export { dial, type DialAddress } from './tunnel/dial.js';
 export { Tunnel, type TunnelInfo, type AlertEvent } from './tunnel/tunnel.js';
 export type { CipherName, DialOptions, ListenOptions, ResumptionState, TunnelOptions } from './tunnel/options.js';
-export type { TunnelObserver, HandshakeWatch, HandshakeOutcome, HandshakeContext, RekeyWatch, PeerAddress, ConnectionAdmission } from './tunnel/observer.js';
+export type { RateLimitKind, TunnelObserver, HandshakeWatch, HandshakeOutcome, HandshakeContext, RekeyWatch, PeerAddress, ConnectionAdmission } from './tunnel/observer.js';
 export { TicketManager, type TicketManagerOptions, type TicketRedemption } from './protocol/ticket.js';
 
 // QUANTUM_TUNNEL_FIPS=1 or a FIPS-profile build: FIPS mode before anything else runs.

@@ -41,8 +41,19 @@ export interface RekeyWatch {
 export interface TunnelObserver {
   /** A TCP connection was accepted by a listener (before any admission check). */
   onConnection?(peer: PeerAddress): void;
-  /** A connection or handshake was refused by admission control, before any crypto. */
-  onRateLimited?(kind: 'connection' | 'handshake', peer: PeerAddress): void;
+  /**
+   * A connection, handshake or rekey was refused before any crypto: by admission control
+   * (`connection`, `handshake`, `rekey`) or by the listener's own caps on handshakes in progress
+   * (`pending-handshakes`: the total or the per-address cap was reached).
+   */
+  onRateLimited?(kind: RateLimitKind, peer: PeerAddress): void;
+  /** Handshakes in progress on a listener changed (a gauge: the current number). */
+  onPendingHandshakes?(count: number): void;
+  /**
+   * A listener's tunnel failed and the application had attached no 'error' listener to it: the
+   * error went to the listener's `tunnelError` event instead of crashing the process.
+   */
+  onTunnelError?(errorCode: string, peer: PeerAddress): void;
   onHandshakeStart?(context: HandshakeContext): HandshakeWatch | void;
   /** A tunnel is established (after onHandshakeStart's watch succeeded). */
   onTunnelOpen?(info: { role: 'client' | 'server'; suite: string; resumed: boolean } & PeerAddress): void;
@@ -126,4 +137,12 @@ function safe(fn: () => void): void {
  */
 export interface ConnectionAdmission {
   admit(peer: PeerAddress): { ok: true; release(): void } | { ok: false; reason: 'connection' | 'handshake' };
+  /**
+   * Consulted for each rekey a peer asks for (a rekey costs a key exchange, like a handshake):
+   * false refuses it and the tunnel is closed. Absent: rekeys are limited only per tunnel.
+   */
+  admitRekey?(peer: PeerAddress): boolean;
 }
+
+/** Why something was refused before any crypto (see {@link TunnelObserver.onRateLimited}). */
+export type RateLimitKind = 'connection' | 'handshake' | 'rekey' | 'pending-handshakes';
