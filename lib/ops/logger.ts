@@ -15,7 +15,7 @@
 import { isIP } from 'node:net';
 import { ErrorCode, qtError } from '../errors.js';
 import { cryptoPolicy } from '../crypto/policy.js';
-import type { HandshakeContext, HandshakeOutcome, HandshakeWatch, PeerAddress, RekeyWatch, TunnelObserver } from '../tunnel/observer.js';
+import type { HandshakeContext, HandshakeOutcome, HandshakeWatch, PeerAddress, RateLimitKind, RekeyWatch, TunnelObserver } from '../tunnel/observer.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
@@ -344,22 +344,48 @@ export function fromPino(pino: PinoLike): Logger {
 export interface LoggingObserverOptions {
   /** Mask peer addresses in every message (not only rate-limit ones). Default true. */
   maskAddresses?: boolean;
+  /**
+   * Log tunnel failures that no 'error' listener handled (`onTunnelError`). Default true. Set it
+   * to false when the application logs the listener's `tunnelError` event itself, so that each
+   * failure is logged once.
+   */
+  tunnelErrors?: boolean;
+  /** Monotonic clock in milliseconds, for the throttled warnings. Default `performance.now`. */
+  now?: () => number;
 }
+
+/** Messages of the onRateLimited kinds. */
+const RATE_LIMIT_MESSAGE: Record<RateLimitKind, string> = {
+  connection: 'connection rate limit exceeded',
+  handshake: 'handshake rate limit exceeded',
+  rekey: 'rekey rate limit exceeded',
+  'pending-handshakes': 'too many handshakes in progress',
+};
+
+/** A full handshake queue is logged at most this often (a flood would otherwise flood the log). */
+const PENDING_LOG_INTERVAL_MS = 10_000;
 
 /**
  * Logs tunnel events. Levels: debug for connection and handshake starts, rekey starts and
  * rate-limit rejections (the RateLimiter logs those itself at warn, throttled); info for completed
  * handshakes and rekeys and closed sessions; warn for failed handshakes and rekeys, replays,
- * authentication and protocol errors (a peer's doing); error for local encryption failures.
+ * authentication and protocol errors (a peer's doing), tunnel errors no 'error' listener handled,
+ * and a listener dropping connections because too many handshakes are in progress (at most once
+ * per 10 s, with the number suppressed meanwhile); error for local encryption failures.
  * Traffic is never logged. Field names are snake_case.
  */
 export class LoggingObserver implements TunnelObserver {
   private readonly logger: Logger;
   private readonly mask: boolean;
+  private readonly tunnelErrors: boolean;
+  private readonly now: () => number;
+  private pendingLog = { last: -Infinity, suppressed: 0 };
 
   constructor(logger: Logger, options: LoggingObserverOptions = {}) {
     this.logger = logger;
     this.mask = options.maskAddresses ?? true;
+    this.tunnelErrors = options.tunnelErrors ?? true;
+    this.now = options.now ?? (() => performance.now());
   }
 
   private peer(p: PeerAddress): Record<string, unknown> {
@@ -370,8 +396,25 @@ export class LoggingObserver implements TunnelObserver {
     this.logger.debug('connection accepted', this.peer(peer));
   }
 
-  onRateLimited(kind: 'connection' | 'handshake', peer: PeerAddress): void {
-    this.logger.debug(kind === 'connection' ? 'connection rate limit exceeded' : 'handshake rate limit exceeded', { remote_ip: maskAddress(peer.address) });
+  onRateLimited(kind: RateLimitKind, peer: PeerAddress): void {
+    const msg = Object.hasOwn(RATE_LIMIT_MESSAGE, kind) ? RATE_LIMIT_MESSAGE[kind] : 'rate limit exceeded';
+    if (kind !== 'pending-handshakes') {
+      this.logger.debug(msg, { remote_ip: maskAddress(peer.address) });
+      return;
+    }
+    // Nothing else logs this cap: warn, throttled.
+    const now = this.now();
+    if (now - this.pendingLog.last < PENDING_LOG_INTERVAL_MS) {
+      this.pendingLog.suppressed++;
+      return;
+    }
+    const suppressed = this.pendingLog.suppressed;
+    this.pendingLog = { last: now, suppressed: 0 };
+    this.logger.warn(msg, { remote_ip: maskAddress(peer.address), ...(suppressed > 0 ? { suppressed } : {}) });
+  }
+
+  onTunnelError(errorCode: string, peer: PeerAddress): void {
+    if (this.tunnelErrors) this.logger.warn('tunnel error not handled by the application', { error: errorCode, ...this.peer(peer) });
   }
 
   onHandshakeStart(context: HandshakeContext): HandshakeWatch {

@@ -14,12 +14,19 @@
  *   not verify (ERR_QT_HANDSHAKE_FAILED); decrypt_errors_total counts records that failed to open
  *   (in this protocol that is an authentication failure, so the two move together after the
  *   handshake);
- * - handshake_duration_seconds is a histogram in seconds (the reference used whole milliseconds).
+ * - handshake_duration_seconds is a histogram in seconds (the reference used whole milliseconds);
+ * - rate_limit_*_total count refusals before any crypto, one counter per kind of limit
+ *   (onRateLimited: connection, handshake, rekey, pending-handshakes);
+ * - handshakes_pending is the number of handshakes in progress on the listener (one listener per
+ *   instance gives an exact value; with several, it is the last one's report);
+ * - tunnel_errors_unhandled_total{code} counts tunnel failures that no 'error' listener handled
+ *   (the listener's `tunnelError` event); `code` is an ERR_QT_* code or `other`, so the number of
+ *   series stays bounded whatever a peer does.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ErrorCode, qtError } from '../errors.js';
 import { info as cryptoInfo } from '../crypto/info.js';
-import type { HandshakeContext, HandshakeOutcome, HandshakeWatch, PeerAddress, RekeyWatch, TunnelObserver } from '../tunnel/observer.js';
+import type { HandshakeContext, HandshakeOutcome, HandshakeWatch, PeerAddress, RateLimitKind, RekeyWatch, TunnelObserver } from '../tunnel/observer.js';
 
 export interface MetricsOptions {
   /** Where to register. Default: a new Registry (see {@link TunnelMetrics.registry}). */
@@ -58,8 +65,14 @@ export interface MetricsSnapshot {
   rekeysFailed: number;
   rateLimitedConnections: number;
   rateLimitedHandshakes: number;
+  rateLimitedRekeys: number;
+  rateLimitedPendingHandshakes: number;
   connectionsAccepted: number;
   sessionsResumed: number;
+  /** Handshakes in progress, as last reported by the listener. */
+  handshakesPending: number;
+  /** Tunnel failures that no 'error' listener handled, all codes together. */
+  tunnelErrorsUnhandled: number;
 }
 
 export const DEFAULT_PREFIX = 'quantum_vpn_';
@@ -87,7 +100,20 @@ type CounterName =
   | 'decryptErrors'
   | 'protocolErrors'
   | 'rateLimitedConnections'
-  | 'rateLimitedHandshakes';
+  | 'rateLimitedHandshakes'
+  | 'rateLimitedRekeys'
+  | 'rateLimitedPendingHandshakes'
+  | 'tunnelErrorsUnhandled';
+
+/** The counter of each onRateLimited kind. */
+const RATE_LIMIT_COUNTER: Record<RateLimitKind, CounterName> = {
+  connection: 'rateLimitedConnections',
+  handshake: 'rateLimitedHandshakes',
+  rekey: 'rateLimitedRekeys',
+  'pending-handshakes': 'rateLimitedPendingHandshakes',
+};
+
+const ERROR_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));
 
 /** Metric name (after the prefix) and HELP of each counter. */
 const COUNTERS: Record<CounterName, [string, string]> = {
@@ -109,7 +135,13 @@ const COUNTERS: Record<CounterName, [string, string]> = {
   protocolErrors: ['protocol_errors_total', 'Total protocol errors that ended a tunnel'],
   rateLimitedConnections: ['rate_limit_connections_total', 'Total connections rejected by the per-address connection limit'],
   rateLimitedHandshakes: ['rate_limit_handshakes_total', 'Total connections rejected by a handshake rate limit'],
+  rateLimitedRekeys: ['rate_limit_rekeys_total', 'Total rekeys refused by the handshake rate limits (the tunnel is closed)'],
+  rateLimitedPendingHandshakes: ['rate_limit_pending_handshakes_total', 'Total connections dropped because too many handshakes were in progress'],
+  tunnelErrorsUnhandled: ['tunnel_errors_unhandled_total', 'Total tunnel failures that no error listener handled, by ERR_QT_* code (or other)'],
 };
+
+/** Counters with a label of their own besides the constant labels. */
+const LABELLED: Partial<Record<CounterName, string>> = { tunnelErrorsUnhandled: 'code' };
 
 /**
  * Prometheus metrics for tunnels. Pass it as `observer` to listen() and/or dial() (one instance may
@@ -124,6 +156,8 @@ export class TunnelMetrics implements TunnelObserver {
   private readonly counts: Record<CounterName, number>;
   private readonly counters: Record<CounterName, Counter<string>>;
   private readonly active: Gauge<string>;
+  private readonly pending: Gauge<string>;
+  private pendingCount = 0;
   private readonly handshakeDuration: Histogram<string>;
   private activeCount = 0;
   private readonly started = performance.now();
@@ -134,7 +168,7 @@ export class TunnelMetrics implements TunnelObserver {
     if (typeof prefix !== 'string' || (prefix !== '' && !NAME.test(prefix))) throw qtError(ErrorCode.INVALID_ARGUMENT, 'metrics prefix must match [a-zA-Z_:][a-zA-Z0-9_:]*');
     const labels = { ...(options.labels ?? {}) };
     for (const [k, v] of Object.entries(labels)) {
-      if (!LABEL.test(k) || k.startsWith('__') || k === 'le') throw qtError(ErrorCode.INVALID_ARGUMENT, `invalid metric label name ${JSON.stringify(k)}`);
+      if (!LABEL.test(k) || k.startsWith('__') || k === 'le' || k === 'code') throw qtError(ErrorCode.INVALID_ARGUMENT, `invalid metric label name ${JSON.stringify(k)}`);
       if (typeof v !== 'string') throw qtError(ErrorCode.INVALID_ARGUMENT, `metric label ${k} must be a string`);
     }
     const buckets = options.handshakeBuckets ?? DEFAULT_HANDSHAKE_BUCKETS;
@@ -167,13 +201,18 @@ export class TunnelMetrics implements TunnelObserver {
     this.counters = {} as Record<CounterName, Counter<string>>;
     for (const [key, [suffix, help]] of Object.entries(COUNTERS) as Array<[CounterName, [string, string]]>) {
       const name = prefix + suffix;
-      const counter = register(() => new Counter({ name, help, labelNames, registers }), name);
-      if (labelNames.length > 0) counter.inc(labels, 0); // the series exists from the start
+      const own = LABELLED[key];
+      const counter = register(() => new Counter({ name, help, labelNames: own ? [...labelNames, own] : labelNames, registers }), name);
+      // The series exists from the start (a labelled counter's series appear with their first value).
+      if (labelNames.length > 0 && !own) counter.inc(labels, 0);
       this.counters[key] = counter;
     }
     const activeName = `${prefix}sessions_active`;
     this.active = register(() => new Gauge({ name: activeName, help: 'Number of currently active sessions', labelNames, registers }), activeName);
     this.setGauge(this.active, 0);
+    const pendingName = `${prefix}handshakes_pending`;
+    this.pending = register(() => new Gauge({ name: pendingName, help: 'Number of handshakes in progress on the listener', labelNames, registers }), pendingName);
+    this.setGauge(this.pending, 0);
     const uptimeName = `${prefix}uptime_seconds`;
     register(
       () =>
@@ -221,11 +260,12 @@ export class TunnelMetrics implements TunnelObserver {
     else g.set(value);
   }
 
-  private count(name: CounterName, n = 1): void {
+  private count(name: CounterName, n = 1, extra?: Record<string, string>): void {
     if (!(n > 0)) return;
     this.counts[name] += n;
     const c = this.counters[name];
-    if (this.labelNames.length > 0) c.inc(this.labels, n);
+    if (extra) c.inc({ ...this.labels, ...extra }, n);
+    else if (this.labelNames.length > 0) c.inc(this.labels, n);
     else c.inc(n);
   }
 
@@ -235,7 +275,7 @@ export class TunnelMetrics implements TunnelObserver {
 
   /** The main counters, read synchronously. */
   snapshot(): MetricsSnapshot {
-    return { sessionsActive: this.activeCount, ...this.counts, uptimeSeconds: this.uptimeSeconds() };
+    return { sessionsActive: this.activeCount, handshakesPending: this.pendingCount, ...this.counts, uptimeSeconds: this.uptimeSeconds() };
   }
 
   // ---- TunnelObserver -----------------------------------------------------------------------
@@ -244,8 +284,18 @@ export class TunnelMetrics implements TunnelObserver {
     this.count('connectionsAccepted');
   }
 
-  onRateLimited(kind: 'connection' | 'handshake', _peer: PeerAddress): void {
-    this.count(kind === 'connection' ? 'rateLimitedConnections' : 'rateLimitedHandshakes');
+  onRateLimited(kind: RateLimitKind, _peer: PeerAddress): void {
+    if (Object.hasOwn(RATE_LIMIT_COUNTER, kind)) this.count(RATE_LIMIT_COUNTER[kind]);
+  }
+
+  onPendingHandshakes(count: number): void {
+    if (!Number.isFinite(count) || count < 0) return;
+    this.pendingCount = count;
+    this.setGauge(this.pending, count);
+  }
+
+  onTunnelError(errorCode: string, _peer: PeerAddress): void {
+    this.count('tunnelErrorsUnhandled', 1, { code: ERROR_CODES.has(errorCode) ? errorCode : 'other' });
   }
 
   onHandshakeStart(_context: HandshakeContext): HandshakeWatch {

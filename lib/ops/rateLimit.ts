@@ -15,7 +15,10 @@
  *   address as `unknown`.
  * - memory is bounded: idle addresses (no connection open, bucket full) are dropped, and beyond
  *   `maxTrackedAddresses` the oldest addresses without an open connection are forgotten;
- * - `maxConnectionsPerIp` is rounded down to an integer, but a positive value never becomes 0.
+ * - `maxConnectionsPerIp` is rounded down to an integer, but a positive value never becomes 0;
+ * - a rekey the peer asks for (`admitRekey`) is a key exchange like a handshake: it takes a token
+ *   from the same per-address and global buckets, in the same order, and is refused (the tunnel
+ *   closes) when none is left. The concurrent-connection limit does not apply to it.
  */
 import { isIP } from 'node:net';
 import { ErrorCode, qtError } from '../errors.js';
@@ -54,6 +57,8 @@ export interface RateLimiterStats {
   rejectedHandshakes: number;
   /** Of the handshake rejections, those from the global bucket. */
   rejectedGlobal: number;
+  /** Rekeys refused by a handshake bucket (per address or global). */
+  rejectedRekeys: number;
   trackedAddresses: number;
 }
 
@@ -121,7 +126,7 @@ export class RateLimiter implements ConnectionAdmission {
   /** Sweep when the map grows past this (amortised: entries with open connections cannot go). */
   private sweepAt: number;
   private globalLog = { last: -Infinity, suppressed: 0 };
-  private readonly counters = { admitted: 0, rejectedConnections: 0, rejectedHandshakes: 0, rejectedGlobal: 0 };
+  private readonly counters = { admitted: 0, rejectedConnections: 0, rejectedHandshakes: 0, rejectedGlobal: 0, rejectedRekeys: 0 };
 
   constructor(options: RateLimitOptions = {}) {
     const maxConnections = limit(options.maxConnectionsPerIp, 'maxConnectionsPerIp');
@@ -160,9 +165,8 @@ export class RateLimiter implements ConnectionAdmission {
     return ipv6Prefix(groups, this.ipv6Prefix);
   }
 
-  /** Decides on one accepted connection; an admitted one must be released when it closes. */
-  admit(peer: PeerAddress): AdmissionVerdict {
-    const now = this.now();
+  /** The entry of an address, created on first sight (sweeping first when due). */
+  private entryOf(peer: PeerAddress | undefined, now: number): Entry {
     const key = this.keyOf(peer?.address);
     if (now - this.lastSweep >= SWEEP_INTERVAL_MS || this.entries.size >= this.sweepAt) this.sweep(now);
     let entry = this.entries.get(key);
@@ -170,6 +174,13 @@ export class RateLimiter implements ConnectionAdmission {
       entry = { active: 0, bucket: this.ipRate > 0 ? new TokenBucket(this.ipRate, this.ipBurst, now) : undefined, lastLog: -Infinity, suppressed: 0 };
       this.entries.set(key, entry);
     }
+    return entry;
+  }
+
+  /** Decides on one accepted connection; an admitted one must be released when it closes. */
+  admit(peer: PeerAddress): AdmissionVerdict {
+    const now = this.now();
+    const entry = this.entryOf(peer, now);
     if (this.maxConnections > 0 && entry.active >= this.maxConnections) {
       this.counters.rejectedConnections++;
       this.logRejection(entry, now, peer, 'connection rate limit exceeded', { limit: 'connections_per_ip', max_connections: this.maxConnections });
@@ -188,7 +199,7 @@ export class RateLimiter implements ConnectionAdmission {
       if (this.global.tokens < 1) {
         this.counters.rejectedHandshakes++;
         this.counters.rejectedGlobal++;
-        this.logGlobal(now, peer);
+        this.logGlobal(now, peer, 'global handshake rate limit exceeded');
         return { ok: false, reason: 'handshake' };
       }
       this.global.tokens -= 1;
@@ -206,6 +217,34 @@ export class RateLimiter implements ConnectionAdmission {
         if (e.active > 0) e.active--;
       },
     };
+  }
+
+  /**
+   * Decides on a rekey the peer asked for: true takes one token from the address's bucket and one
+   * from the global bucket; false (no token left in either) refuses it, and the tunnel closes.
+   */
+  admitRekey(peer: PeerAddress): boolean {
+    const now = this.now();
+    const entry = this.entryOf(peer, now);
+    if (entry.bucket) {
+      entry.bucket.refill(now);
+      if (entry.bucket.tokens < 1) {
+        this.counters.rejectedRekeys++;
+        this.logRejection(entry, now, peer, 'rekey rate limit exceeded', { limit: 'handshakes_per_ip', rate: this.ipRate, burst: this.ipBurst });
+        return false;
+      }
+    }
+    if (this.global) {
+      this.global.refill(now);
+      if (this.global.tokens < 1) {
+        this.counters.rejectedRekeys++;
+        this.logGlobal(now, peer, 'global handshake rate limit exceeded by a rekey');
+        return false;
+      }
+      this.global.tokens -= 1;
+    }
+    if (entry.bucket) entry.bucket.tokens -= 1;
+    return true;
   }
 
   /** Open connections currently counted for an address (or its key). */
@@ -248,7 +287,7 @@ export class RateLimiter implements ConnectionAdmission {
     this.logger.warn(msg, { remote_ip: maskAddress(peer?.address), ...fields, ...(suppressed > 0 ? { suppressed } : {}) });
   }
 
-  private logGlobal(now: number, peer: PeerAddress | undefined): void {
+  private logGlobal(now: number, peer: PeerAddress | undefined, msg: string): void {
     if (!this.logger) return;
     if (now - this.globalLog.last < this.logIntervalMs) {
       this.globalLog.suppressed++;
@@ -256,7 +295,7 @@ export class RateLimiter implements ConnectionAdmission {
     }
     const suppressed = this.globalLog.suppressed;
     this.globalLog = { last: now, suppressed: 0 };
-    this.logger.warn('global handshake rate limit exceeded', {
+    this.logger.warn(msg, {
       remote_ip: maskAddress(peer?.address),
       limit: 'handshakes_global',
       rate: this.global!.rate,
