@@ -1,11 +1,16 @@
 /** What the quantum-vpn commands share: the command shape, common flags and their setup. */
 import type { CipherName } from '../tunnel/options.js';
 import type { TunnelObserver } from '../tunnel/observer.js';
+import type { Tunnel } from '../tunnel/tunnel.js';
+import { getSystemErrorMap } from 'node:util';
 import { info as cryptoInfo } from '../crypto/info.js';
+import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
 import {
+  type CheckResult,
   createLogger,
   LoggingObserver,
   type Logger,
+  maskAddress,
   type ObservabilityServer,
   parseLogLevel,
   RateLimiter,
@@ -14,7 +19,7 @@ import {
   TunnelMetrics,
 } from '../ops/index.js';
 import { VERSION } from '../ops/version.js';
-import { CliError, type FlagSpec, type FlagValues, formatHostPort, parseHostPort, type ParsedArgs, UsageError } from './args.js';
+import { CliError, type FlagSpec, type FlagValues, formatHostPort, type HostPort, parseHostPort, type ParsedArgs, UsageError } from './args.js';
 import { parseTracingMode, setupTracing, type TracingSetup } from './tracing.js';
 import { enableFips } from './fips.js';
 
@@ -148,7 +153,9 @@ export async function observabilityFromFlags(flags: FlagValues, logger = loggerF
   const mode = parseTracingMode(String(flags.tracing ?? 'none'));
   const tracing = await setupTracing(mode);
   const metrics = new TunnelMetrics({ fipsMode: () => cryptoInfo().fips, labels: { service: 'quantum-vpn' } });
-  const observers: TunnelObserver[] = [metrics, new LoggingObserver(logger)];
+  // Tunnel errors nobody handled are logged by the servers' `tunnelError` handlers (logTunnelError),
+  // with more detail than the observer has: once is enough.
+  const observers: TunnelObserver[] = [metrics, new LoggingObserver(logger, { tunnelErrors: false })];
   if (mode !== 'none') observers.push(new TracingObserver({ fipsMode: cryptoInfo().fips }));
   return { metrics, observers, logger, tracing };
 }
@@ -176,20 +183,51 @@ export function parseObsAddr(value: string): { host: string; port: number } | un
   return parseHostPort(value, '--obs-addr', { defaultHost: '0.0.0.0', allowZero: true });
 }
 
-/** Starts the observability server, or returns undefined when `--obs-addr` is empty. */
+/**
+ * Starts the observability server, or returns undefined when `--obs-addr` is empty. `checks` adds
+ * health checks (the forward server's backend probe).
+ */
 export async function startObservability(
   value: string,
   metrics: TunnelMetrics,
   ready: () => boolean,
   logger: Logger,
+  checks?: () => Record<string, CheckResult>,
 ): Promise<ObservabilityServer | undefined> {
   const addr = parseObsAddr(value);
   if (!addr) return undefined;
   try {
-    return await startObservabilityServer({ host: addr.host, port: addr.port, version: VERSION, metrics, ready, logger });
+    return await startObservabilityServer({ host: addr.host, port: addr.port, version: VERSION, metrics, ready, logger, checks });
   } catch (e) {
-    throw new CliError(`cannot start the observability server on ${formatHostPort(addr.host, addr.port)}: ${describeError(e)} (use --obs-addr "" to disable it)`, { cause: e });
+    throw cannotListen(e, addr, '--obs-addr', 'choose another --obs-addr, or disable the observability server with --obs-addr ""');
   }
+}
+
+/** The operating system's code of an error or of its cause (`EADDRINUSE`...). */
+function systemCode(e: unknown): string | undefined {
+  const error = e as { code?: unknown; syscallCode?: unknown; cause?: { code?: unknown } } | undefined;
+  for (const c of [error?.syscallCode, error?.code, error?.cause?.code]) {
+    if (typeof c === 'string' && /^E[A-Z0-9]+$/.test(c)) return c;
+  }
+  return undefined;
+}
+
+/**
+ * The one message for a socket that cannot listen, naming the address and the flag that chose it:
+ * `cannot listen on 127.0.0.1:9090 (--obs-addr): address already in use (ERR_QT_ADDRESS_IN_USE)`.
+ * EADDRINUSE becomes a QuantumTunnelError with ERR_QT_ADDRESS_IN_USE (the error's `cause`).
+ */
+export function cannotListen(e: unknown, addr: HostPort, flag: string, hint?: string): CliError {
+  const where = formatHostPort(addr.host, addr.port);
+  const code = systemCode(e);
+  const tail = hint ? `; ${hint}` : '';
+  if (code === 'EADDRINUSE' || (e as { code?: unknown })?.code === ErrorCode.ADDRESS_IN_USE) {
+    const cause = e instanceof QuantumTunnelError ? e : qtError(ErrorCode.ADDRESS_IN_USE, `address already in use: ${where}`, { cause: e });
+    return new CliError(`cannot listen on ${where} (${flag}): address already in use (${ErrorCode.ADDRESS_IN_USE})${tail}`, { cause });
+  }
+  const errno = (e as { errno?: unknown })?.errno ?? (e as { cause?: { errno?: unknown } })?.cause?.errno;
+  const reason = code && typeof errno === 'number' ? `${getSystemErrorMap().get(errno)?.[1] ?? 'error'} (${code})` : describeError(e);
+  return new CliError(`cannot listen on ${where} (${flag}): ${reason}${tail}`, { cause: e });
 }
 
 /**
@@ -205,6 +243,24 @@ export function describeError(e: unknown): string {
   if (causeCode && /^cannot connect to /.test(msg)) return code ? `${causeCode} (${code})` : causeCode;
   const codes = [code, causeCode].filter((c): c is string => c !== undefined && !msg.includes(c));
   return codes.length > 0 ? `${msg} (${codes.join(', ')})` : msg;
+}
+
+/**
+ * Logs a listener's `tunnelError` event (an established tunnel failed while nothing else watched
+ * its errors) at warn: the error code and the peer, masked as everywhere in the logs. Never the
+ * message of a peer-influenced error or anything secret.
+ */
+export function logTunnelError(logger: Logger, error: unknown, tunnel: Tunnel): void {
+  const code = typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : 'unknown';
+  const fields: Record<string, unknown> = { error: code };
+  try {
+    const i = tunnel.info();
+    fields.peer = `${maskAddress(i.remoteAddress)}:${i.remotePort ?? 0}`;
+    fields.session = i.sessionId.slice(0, 16);
+  } catch {
+    fields.peer = 'unknown';
+  }
+  logger.warn('tunnel error', fields);
 }
 
 /**

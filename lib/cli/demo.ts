@@ -15,6 +15,7 @@ import type { Logger } from '../ops/index.js';
 import { CliError, type FlagSpec, type FlagValues, formatHostPort, type ParsedArgs, parseDuration, parseHostPort, printable, UsageError } from './args.js';
 import {
   applyFips,
+  cannotListen,
   cipherFlag,
   ciphersFromFlag,
   type Command,
@@ -22,6 +23,7 @@ import {
   err,
   FIPS_FLAG,
   LOG_FLAGS,
+  logTunnelError,
   obsFlag,
   observabilityFromFlags,
   onShutdownSignal,
@@ -90,7 +92,7 @@ function statsLine(t: Tunnel, elapsedMs: number): string {
   const i = t.info();
   return (
     `Statistics: sent ${plural(i.recordsSent, 'record')} (${i.bytesSent} bytes), received ${plural(i.recordsReceived, 'record')} ` +
-    `(${i.bytesReceived} bytes), ${plural(i.rekeys, 'rekey')}, ${i.replaysRejected} replays rejected, open ${elapsedMs.toFixed(0)} ms`
+    `(${i.bytesReceived} bytes), ${plural(i.rekeys, 'rekey')}, open ${elapsedMs.toFixed(0)} ms`
   );
 }
 
@@ -145,13 +147,13 @@ async function runServer(flags: FlagValues): Promise<number> {
   } catch (e) {
     shutdown.remove();
     await obs.tracing.shutdown();
-    throw new CliError(`cannot listen on ${formatHostPort(addr.host, addr.port)}: ${describeError(e)}`, { cause: e });
+    throw cannotListen(e, addr, '--addr');
   }
   listener.off('error', quiet);
   listener.on('error', (e) => obs.logger.error('listener error', { error: e }));
-  const bound = listener.address();
-  out(`listening on ${formatHostPort(bound.address, bound.port)}`);
+  listener.on('tunnelError', (error: unknown, t: Tunnel) => logTunnelError(obs.logger, error, t));
 
+  // Every socket listens before anything is announced: "listening on" means ready.
   let obsServer;
   try {
     obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, () => !closing, obs.logger);
@@ -161,6 +163,8 @@ async function runServer(flags: FlagValues): Promise<number> {
     await obs.tracing.shutdown();
     throw e;
   }
+  const bound = listener.address();
+  out(`listening on ${formatHostPort(bound.address, bound.port)}`);
   if (obsServer) {
     const a = obsServer.address();
     out(`observability on http://${formatHostPort(a.address, a.port)} (/metrics, /health, /healthz, /readyz)`);

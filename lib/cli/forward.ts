@@ -23,12 +23,14 @@ import { type Logger, maskAddress, type ObservabilityServer } from '../ops/index
 import { CliError, type FlagSpec, type FlagValues, formatHostPort, type HostPort, type ParsedArgs, parseDuration, parseHostPort, UsageError } from './args.js';
 import {
   applyFips,
+  cannotListen,
   cipherFlag,
   ciphersFromFlag,
   type Command,
   describeError,
   FIPS_FLAG,
   LOG_FLAGS,
+  logTunnelError,
   obsFlag,
   type Observability,
   observabilityFromFlags,
@@ -190,12 +192,13 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort): Promise<nu
   } catch (e) {
     watch.remove();
     await obs.tracing.shutdown();
-    throw new CliError(`cannot listen on ${formatHostPort(c.listenAddr.host, c.listenAddr.port)}: ${describeError(e)}`, { cause: e });
+    throw cannotListen(e, c.listenAddr, '--listen');
   }
   listener.on('handshakeError', (e: HandshakeErrorEvent) => logger.debug('handshake failed', { error: e.error.code }));
 
   listener.off('error', quiet);
   listener.on('error', (e) => logger.error('listener error', { error: e }));
+  listener.on('tunnelError', (error: unknown, t: Tunnel) => logTunnelError(logger, error, t));
   let obsServer: ObservabilityServer | undefined;
   try {
     obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, () => !closing, obs.logger);
@@ -321,7 +324,7 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
   }).catch(async (e) => {
     watch.remove();
     await obs.tracing.shutdown();
-    throw new CliError(`cannot listen on ${formatHostPort(c.listenAddr.host, c.listenAddr.port)}: ${describeError(e)}`, { cause: e });
+    throw cannotListen(e, c.listenAddr, '--listen');
   });
   server.on('error', (e) => logger.error('server error', { error: e }));
 

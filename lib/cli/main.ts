@@ -109,8 +109,25 @@ export async function run(argv: readonly string[]): Promise<number> {
   }
 }
 
+/**
+ * A reader that went away (`quantum-vpn version | head -1`) makes the next write fail with EPIPE.
+ * Like `yes | head`, that is the end of the program, not an error: exit 0 at once, quietly.
+ * Any other failure to write the output is reported in one line, with exit code 1.
+ */
+function exitQuietlyWhenTheReaderLeaves(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') process.exit(0);
+      const name = stream === process.stdout ? 'stdout' : 'stderr';
+      if (stream !== process.stderr) process.stderr.write(`quantum-vpn: cannot write to ${name}: ${e.code ?? e.message}\n`);
+      process.exit(1);
+    });
+  }
+}
+
 /** Runs `run(process.argv)` and sets the exit code; used by the launcher and when run directly. */
 export function main(): void {
+  exitQuietlyWhenTheReaderLeaves();
   run(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

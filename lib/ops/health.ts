@@ -190,7 +190,11 @@ function sendJson(res: ServerResponse, code: number, value: unknown, extra?: Rec
   send(res, code, `${JSON.stringify(value)}\n`, 'application/json; charset=utf-8', extra);
 }
 
-/** Starts the observability server; resolves once it listens (rejects on EADDRINUSE and the like). */
+/**
+ * Starts the observability server; resolves once it listens. Rejects with ERR_QT_ADDRESS_IN_USE
+ * when the port is taken, ERR_QT_CONNECTION_FAILED on any other listen error (`syscallCode` and
+ * `cause` say which).
+ */
 export async function startObservabilityServer(options: ObservabilityServerOptions): Promise<ObservabilityServer> {
   if (!options || typeof options !== 'object') throw qtError(ErrorCode.INVALID_ARGUMENT, 'options are required');
   const { port } = options;
@@ -250,7 +254,12 @@ export async function startObservabilityServer(options: ObservabilityServerOptio
   server.on('clientError', (_err, socket) => socket.destroy());
 
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error) => reject(qtError(ErrorCode.CONNECTION_FAILED, `observability server cannot listen on ${host}:${port}`, { cause: err }));
+    const onError = (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? qtError(ErrorCode.ADDRESS_IN_USE, `observability server cannot listen on ${host}:${port}: address already in use`, { cause: err })
+          : qtError(ErrorCode.CONNECTION_FAILED, `observability server cannot listen on ${host}:${port}`, { cause: err }),
+      );
     server.once('error', onError);
     server.listen({ host, port }, () => {
       server.off('error', onError);

@@ -192,7 +192,7 @@ describe('ops: observability server', function () {
     expect(failed).to.equal(true);
   });
 
-  it('a port in use rejects with ERR_QT_CONNECTION_FAILED; invalid options throw ERR_QT_INVALID_ARGUMENT', async () => {
+  it('a port in use rejects with ERR_QT_ADDRESS_IN_USE (syscallCode EADDRINUSE); invalid options throw ERR_QT_INVALID_ARGUMENT', async () => {
     const blocker = createServer();
     blocker.listen(0, '127.0.0.1');
     await once(blocker, 'listening');
@@ -204,7 +204,9 @@ describe('ops: observability server', function () {
       } catch (err) {
         error = err;
       }
-      expect(error).to.be.instanceOf(QuantumTunnelError).with.property('code', ErrorCode.CONNECTION_FAILED);
+      expect(error).to.be.instanceOf(QuantumTunnelError).with.property('code', ErrorCode.ADDRESS_IN_USE);
+      expect(error).to.have.property('syscallCode', 'EADDRINUSE');
+      expect((error as Error).message).to.equal(`observability server cannot listen on 127.0.0.1:${port}: address already in use`);
     } finally {
       blocker.close();
     }
