@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { ml_kem1024 } from '@noble/post-quantum/ml-kem.js';
 import { crypto as qt } from '../lib/index.js';
 import { type Case, type CaseResult, type HarnessOptions, formatRate, measureGroup, renderTable } from './harness.js';
+import * as testing from '../lib/testing.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -380,7 +381,7 @@ function aeadGroup(suite: AeadSuiteSpec): GroupSpec {
   const key = qt.randomSecret(32);
   const ctx = qt.createAead(suite.id, key);
   // node:crypto needs the key bytes; the testing hook exports them, for this benchmark only.
-  const nodeKey = qt.testing.exportSecret(key);
+  const nodeKey = testing.exportSecret(key);
   const nodeSeal = (nonce: Uint8Array, aad: Uint8Array, pt: Uint8Array): [Buffer, Buffer] => {
     const c = nodeCrypto.createCipheriv(suite.nodeName as 'aes-256-gcm', nodeKey, nonce, { authTagLength: TAG });
     c.setAAD(aad, { plaintextLength: pt.length });
@@ -466,7 +467,7 @@ function batchGroup(): GroupSpec {
   const W = qt.AEAD_SIZES.batchRowWords;
   const key = qt.randomSecret(32);
   const ctx = qt.createAead(qt.AeadSuite.AES_256_GCM, key);
-  const nodeKey = qt.testing.exportSecret(key);
+  const nodeKey = testing.exportSecret(key);
 
   // Sealed-record layout, as the record layer writes it: header(5) ‖ seq(8) = AD ‖ nonce(12) ‖ ciphertext ‖ tag.
   const STRIDE = FRAME_HEADER + AAD + NONCE + SIZE + TAG;

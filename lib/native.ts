@@ -119,6 +119,7 @@ export interface NativeAddon {
   randomFill<T extends Uint8Array>(buffer: T): T;
   randomSecret(length: number): Secret;
   timingSafeEqual(a: Part, b: Part): boolean;
+  enableSecretExportForTesting(): boolean;
   exportSecretForTesting(secret: Secret): Buffer;
   secretStorageForTesting(secret: Secret): Buffer;
   secretFromBytesForTesting(bytes: Uint8Array): Secret;

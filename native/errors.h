@@ -17,6 +17,7 @@ constexpr const char* kCryptoFailure = "ERR_QT_CRYPTO_FAILURE";
 constexpr const char* kUnsupported = "ERR_QT_UNSUPPORTED_ALGORITHM";
 constexpr const char* kLibraryContext = "ERR_QT_LIBRARY_CONTEXT";
 constexpr const char* kSelfTestFailed = "ERR_QT_FIPS_SELFTEST_FAILED";
+constexpr const char* kInvalidState = "ERR_QT_INVALID_STATE";
 }  // namespace code
 
 // Returns the error object (not thrown); `detail` carries OpenSSL's reason for debugging and is

@@ -1,6 +1,9 @@
 #include "testing.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include <openssl/core_names.h>
@@ -15,9 +18,28 @@ namespace qt {
 
 namespace {
 
+// Raw secret export works only after the test-only entry point (lib/testing.ts) enabled it, and
+// only in a process started with QUANTUM_TUNNEL_TESTING=1: production code cannot reach it.
+std::atomic<bool> g_export_enabled{false};
+
+bool ExportAllowed(Napi::Env env) {
+  if (g_export_enabled.load()) return true;
+  ThrowError(env, code::kInvalidState, "secret export is for tests only (quantum-tunnel/testing)");
+  return false;
+}
+
+// enableSecretExportForTesting() -> boolean: true when QUANTUM_TUNNEL_TESTING=1 allowed it.
+Napi::Value EnableSecretExport(const Napi::CallbackInfo& info) {
+  const char* flag = std::getenv("QUANTUM_TUNNEL_TESTING");
+  bool allowed = flag != nullptr && std::strcmp(flag, "1") == 0;
+  if (allowed) g_export_enabled.store(true);
+  return Napi::Boolean::New(info.Env(), allowed);
+}
+
 // exportSecretForTesting(secret) -> Buffer copy of a live secret
 Napi::Value ExportSecret(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!ExportAllowed(env)) return env.Undefined();
   Secret* s = Secret::FromValue(env, info[0], "secret");
   if (s == nullptr) return env.Undefined();
   return CopyToBuffer(env, s->bytes().data(), s->bytes().size());
@@ -27,6 +49,7 @@ Napi::Value ExportSecret(const Napi::CallbackInfo& info) {
 // can see that destroy() cleansed it.
 Napi::Value SecretStorage(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!ExportAllowed(env)) return env.Undefined();
   Secret* s = Secret::FromValueEvenIfDestroyed(env, info[0], "secret");
   if (s == nullptr) return env.Undefined();
   return CopyToBuffer(env, s->storage()->data(), s->storage()->size());
@@ -45,6 +68,7 @@ Napi::Value SecretFromBytes(const Napi::CallbackInfo& info) {
 // exportPrivateKeyForTesting(privateKey) -> Buffer (X25519 scalar or ML-KEM expanded dk)
 Napi::Value ExportPrivateKey(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (!ExportAllowed(env)) return env.Undefined();
   if (!info[1].IsNumber()) {
     ThrowInvalidArgument(env, "kind must be a number");
     return env.Undefined();
@@ -68,6 +92,7 @@ Napi::Value ExportPrivateKey(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitTesting(Napi::Env env, Napi::Object exports) {
+  exports.Set("enableSecretExportForTesting", Napi::Function::New<EnableSecretExport>(env));
   exports.Set("exportSecretForTesting", Napi::Function::New<ExportSecret>(env));
   exports.Set("secretStorageForTesting", Napi::Function::New<SecretStorage>(env));
   exports.Set("secretFromBytesForTesting", Napi::Function::New<SecretFromBytes>(env));

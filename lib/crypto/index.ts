@@ -19,4 +19,3 @@ export {
   MAX_DERIVED_LENGTH,
 } from './kdf.js';
 export * as chkem from './chkem.js';
-export * as testing from './testing.js';

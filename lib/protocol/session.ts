@@ -1,21 +1,26 @@
 /**
  * The record layer and rekey of an established session (PROTOCOL.md §8, §9), pure: it turns
  * plaintext into Data/Rekey frames and received frames back into plaintext, and owns the keys,
- * sequence numbers, nonce counters, replay window and the rekey ratchet. No sockets, no timers.
+ * sequence numbers, nonce counters and the rekey ratchet. No sockets, no timers.
  *
  * Record: 10|11 ‖ BE32(8 + A) ‖ BE64(seq) ‖ nonce(12) ‖ ciphertext ‖ tag(16); AD = BE64(seq);
  * nonce = 0^4 ‖ BE64(per-key counter).
  *
- * Fixes that keep the wire:
- * - the replay window is checked before and committed only after the tag verifies (§14 #6), is
- *   8,192 wide and is not reset on rekey (sequence numbers never repeat);
- * - rekey: both sides switch their send key right after the exchange and jump their sequence
- *   number to the activation value, so every record after the exchange is new-key and every one
- *   before it old-key; receivers keep the previous key until the first record under the new one
- *   authenticates, and the initiator holds back any record that would reach the activation
- *   sequence number before it has the new key. No record is sealed under a key the peer cannot
- *   open yet (§14 #7);
- * - counters that trigger a rekey reset when the new keys take over;
+ * Fixes that keep the wire (docs/PROTOCOL.md "v1 as we speak it"):
+ * - strict order: TCP delivers in order, so a record must carry exactly the next sequence number;
+ *   a lower one is a replay, a higher one means records were dropped or reordered, and both are
+ *   fatal. Senders count contiguously through a rekey (no jump to the activation value: a jump
+ *   would let an on-path attacker drop the records before it unnoticed);
+ * - rekey: each side switches its send key at a sequence number the other side can predict:
+ *   the initiator at the activation value, the responder at max(activation, response + 1). The
+ *   initiator holds back records that would reach the activation value before it has the new
+ *   key, so no record is sealed under a key the peer cannot open yet (§14 #7). Receivers pick the
+ *   key by sequence number and fall back to the one before it only for a reference peer, whose
+ *   initiator switches at its first send after the response;
+ * - a rekey payload relabelled as Data (the type byte is not authenticated, §14 #12) is
+ *   recognised by its shape and refused instead of being delivered as data;
+ * - rekeys a peer asks for are rate limited; counters that trigger a rekey reset with each key,
+ *   and the initiator also rekeys when the peer's send key nears its limits;
  * - an empty Data record is accepted; we never send one (a v1 peer cannot open it, §8.1).
  */
 import type { Secret } from '../native.js';
@@ -35,6 +40,7 @@ import {
   REKEY_BYTES_THRESHOLD,
   REKEY_INTERVAL_MS,
   REKEY_NONCE_THRESHOLD,
+  REKEY_PAYLOAD_SIZE,
   REKEY_RECORDS_THRESHOLD,
   SEQ_SIZE,
   TAG_SIZE,
@@ -43,42 +49,56 @@ import type { Frame } from './frame.js';
 import type { HandshakeResult } from './handshake.js';
 import { deriveRekeyMaster, deriveTrafficKeys } from './keySchedule.js';
 import { decodeRekeyPayload, encodeRekeyPayload } from './messages.js';
-import { ReplayWindow } from './replayWindow.js';
 
-/** Ours: how far past the current sequence numbers the initiator puts the activation point. */
-export const DEFAULT_REKEY_ACTIVATION_OFFSET = 4096n;
+/**
+ * Ours: how far past the peer's sequence number (as far as we have received) the initiator puts
+ * the activation point. A reference responder seals its response under the new key once its own
+ * counter has reached it (§14 #7), so it leaves room for records in flight.
+ */
+export const DEFAULT_REKEY_ACTIVATION_OFFSET = 64n;
+/**
+ * Ours: a responder of ours echoes the activation value with this bit flipped, telling our
+ * initiator it may switch at once (a reference initiator ignores the echo, §9.3).
+ */
+export const REKEY_ECHO_MARK = 1n << 63n;
+/** Ours: the least time between two rekeys a peer may ask for (each costs a key exchange). */
+export const DEFAULT_REKEY_MIN_INTERVAL_MS = 250;
+/** The last sequence number a record can carry (BE64 on the wire). */
+export const MAX_SEQUENCE = (1n << 64n) - 1n;
+/** How far ahead of a Data record's own sequence number a relabelled rekey's activation value lies. */
+const MAX_ACTIVATION_DISTANCE = 1n << 32n;
 
 const SEQ_OFFSET = FRAME_HEADER_SIZE;
 const NONCE_OFFSET = SEQ_OFFSET + SEQ_SIZE;
 const CIPHERTEXT_OFFSET = NONCE_OFFSET + NONCE_SIZE;
 const ROW = AEAD_SIZES.batchRowWords;
 
+function max(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
+}
+
 /** Whether `b` starts right where `a` ends in the same memory. */
 function follows(a: Uint8Array, b: Uint8Array): boolean {
   return a.buffer === b.buffer && a.byteOffset + a.length === b.byteOffset;
 }
 
-/** A send key: its AEAD context and the counters that decide when it must be replaced. */
-class SendKey {
+/**
+ * A traffic key in one direction: its AEAD context, the first sequence number it protects and the
+ * counters that decide when it must be replaced.
+ */
+class TrafficKey {
   nonceCounter = 0;
   bytes = 0;
   records = 0;
-  readonly since: number;
-  constructor(readonly ctx: AeadContext, now: number) {
+  since: number;
+  constructor(readonly ctx: AeadContext, readonly fromSeq: bigint, now: number) {
     this.since = now;
   }
-}
-
-/** A receive key, tried for records from `fromSeq` on (older keys stay until the new one proves itself). */
-interface ReceiveKey {
-  ctx: AeadContext;
-  fromSeq: bigint;
 }
 
 /** What opening a received record produced. */
 export type RecordEvent =
   | { kind: 'data'; data: Buffer; seq: bigint }
-  | { kind: 'replay'; seq: bigint }
   | { kind: 'rekey-response-sent'; frame: Buffer }
   | { kind: 'rekey-complete' };
 
@@ -86,9 +106,14 @@ export interface SessionOptions {
   now?: () => number;
   /** Activation offset for rekey requests (the reference uses 16). */
   rekeyActivationOffset?: bigint;
-  replayWindowSize?: number;
+  /** Least time between rekeys the peer asks for (ms); a faster one is fatal. Default 250. */
+  rekeyMinIntervalMs?: number;
+  /** Consulted for each rekey the peer asks for (admission budget); false refuses it (fatal). */
+  admitRekey?: () => boolean;
   /** Fixed rekey key pair for known-answer tests. */
   rekeyKeyPair?: () => chkem.ChKemKeyPair;
+  /** First sequence number in both directions (tests of the sequence limit only; the wire starts at 0). */
+  firstSequence?: bigint;
 }
 
 /** Per-direction statistics, plaintext bytes and records. */
@@ -98,7 +123,6 @@ export interface SessionStats {
   recordsSent: number;
   recordsReceived: number;
   rekeys: number;
-  replaysRejected: number;
 }
 
 export class SecureSession {
@@ -106,42 +130,58 @@ export class SecureSession {
   readonly suite: CipherSuiteId;
   readonly sessionId: Buffer;
   readonly resumed: boolean;
-  readonly stats: SessionStats = { bytesSent: 0, bytesReceived: 0, recordsSent: 0, recordsReceived: 0, rekeys: 0, replaysRejected: 0 };
+  readonly stats: SessionStats = { bytesSent: 0, bytesReceived: 0, recordsSent: 0, recordsReceived: 0, rekeys: 0 };
 
-  private master: Secret;
-  private send: SendKey;
-  private receiveKeys: ReceiveKey[];
-  private nextSendSeq = 0n;
-  private highestReceivedSeq = -1n;
-  private readonly window: ReplayWindow;
-  private readonly now: () => number;
-  private pendingRekey: { keyPair: chkem.ChKemKeyPair; activationSeq: bigint } | undefined;
-  private table = new Uint32Array(ROW * 16);
-  private destroyed = false;
+  #master: Secret;
+  #send: TrafficKey;
+  /** Send keys that take over at their fromSeq, oldest first. */
+  #scheduledSend: TrafficKey[] = [];
+  /** Receive keys, newest first; a record uses the newest whose fromSeq it has reached. */
+  #receiveKeys: TrafficKey[];
+  #nextSendSeq: bigint;
+  #nextReceiveSeq: bigint;
+  /** Set once the last sequence number has been received: nothing may follow it. */
+  #receiveExhausted = false;
+  readonly #now: () => number;
+  #pendingRekey: { keyPair: chkem.ChKemKeyPair; activationSeq: bigint } | undefined;
+  #lastPeerRekeyAt: number | undefined;
+  #table = new Uint32Array(ROW * 16);
+  #destroyed = false;
+  readonly #options: SessionOptions;
 
-  constructor(handshake: HandshakeResult, private readonly options: SessionOptions = {}) {
+  constructor(handshake: HandshakeResult, options: SessionOptions = {}) {
+    this.#options = options;
     this.role = handshake.role;
     this.suite = handshake.suite;
     this.sessionId = handshake.sessionId;
     this.resumed = handshake.resumed;
-    this.now = options.now ?? Date.now;
-    this.master = handshake.master;
+    this.#now = options.now ?? Date.now;
+    this.#master = handshake.master;
+    const first = options.firstSequence ?? 0n;
+    this.#nextSendSeq = first;
+    this.#nextReceiveSeq = first;
     try {
-      this.send = new SendKey(createAead(this.suite, handshake.sendKey), this.now());
-      this.receiveKeys = [{ ctx: createAead(this.suite, handshake.receiveKey), fromSeq: 0n }];
+      this.#send = new TrafficKey(createAead(this.suite, handshake.sendKey), first, this.#now());
+      this.#receiveKeys = [new TrafficKey(createAead(this.suite, handshake.receiveKey), first, this.#now())];
     } finally {
       destroyAll(handshake.sendKey, handshake.receiveKey);
     }
-    this.window = new ReplayWindow(options.replayWindowSize);
   }
 
-  /** The current master secret (for tickets). Owned by the session. */
-  get masterSecret(): Secret {
-    return this.master;
+  /** A copy of the current master secret (for tickets and resumption); the caller destroys it. */
+  masterSecretCopy(): Secret {
+    this.#assertLive();
+    return this.#master.clone();
+  }
+
+  /** @internal For tickets issued by this process: the secret is used by native code, never exported. */
+  withMasterSecret<T>(use: (master: Secret) => T): T {
+    this.#assertLive();
+    return use(this.#master);
   }
 
   get rekeyInProgress(): boolean {
-    return this.pendingRekey !== undefined;
+    return this.#pendingRekey !== undefined;
   }
 
   /**
@@ -149,8 +189,8 @@ export class SecureSession {
    * rekey response: records at or past the activation sequence number must wait for the new key.
    */
   sendBudget(): number {
-    if (!this.pendingRekey) return Number.MAX_SAFE_INTEGER;
-    const left = this.pendingRekey.activationSeq - this.nextSendSeq;
+    if (!this.#pendingRekey) return Number.MAX_SAFE_INTEGER;
+    const left = this.#pendingRekey.activationSeq - this.#nextSendSeq;
     return left > 0n ? Number(left) : 0;
   }
 
@@ -161,43 +201,53 @@ export class SecureSession {
 
   /**
    * Seals plaintext chunks (each 1..65,479 bytes) as consecutive records into one buffer, with one
-   * native call for the whole batch.
+   * native call per run of chunks under one key.
    */
   sealRecords(type: typeof MessageType.DATA | typeof MessageType.REKEY, chunks: readonly Buffer[]): Buffer {
-    this.assertLive();
+    this.#assertLive();
     const n = chunks.length;
     if (n > this.sendBudget()) throw qtError(ErrorCode.INVALID_STATE, 'records would pass the rekey activation point');
-    if (this.send.nonceCounter + n > NONCE_LIMIT) throw qtError(ErrorCode.NONCE_EXHAUSTED, 'the send key has used all its nonces');
+    if (this.#nextSendSeq + BigInt(n) - 1n > MAX_SEQUENCE) {
+      throw qtError(ErrorCode.SEQUENCE_EXHAUSTED, 'the record sequence numbers are used up');
+    }
     let total = 0;
     for (const c of chunks) {
       if (c.length === 0 || c.length > MAX_RECORD_PLAINTEXT) throw qtError(ErrorCode.INVALID_ARGUMENT, 'record plaintext must be 1..65479 bytes');
       total += RECORD_OVERHEAD + c.length;
     }
-    if (this.table.length < n * ROW) this.table = new Uint32Array(n * ROW * 2);
+    if (this.#table.length < n * ROW) this.#table = new Uint32Array(n * ROW * 2);
     const out = Buffer.allocUnsafe(total);
-    // One native call per run of pieces that sit back to back in one buffer (a large write split
-    // into records is one run), so no plaintext is copied before encryption.
+    // One native call per run of pieces that sit back to back in one buffer and share a key (a
+    // large write split into records is one run), so no plaintext is copied before encryption.
     let o = 0;
     let s = 0;
     let runStart = 0;
     while (runStart < n) {
+      this.#switchSendKeyIfDue();
+      const key = this.#send;
+      if (key.nonceCounter >= NONCE_LIMIT) throw qtError(ErrorCode.NONCE_EXHAUSTED, 'the send key has used all its nonces');
+      // Records this key may still seal: up to its nonce limit and the next scheduled switch.
+      let room = NONCE_LIMIT - key.nonceCounter;
+      const next = this.#scheduledSend[0];
+      if (next) room = Math.min(room, Number(next.fromSeq - this.#nextSendSeq));
       let runEnd = runStart + 1;
-      while (runEnd < n && follows(chunks[runEnd - 1]!, chunks[runEnd]!)) runEnd++;
+      while (runEnd < n && runEnd - runStart < room && follows(chunks[runEnd - 1]!, chunks[runEnd]!)) runEnd++;
       const first = chunks[runStart]!;
       const src = new Uint8Array(first.buffer, first.byteOffset, chunks[runEnd - 1]!.byteOffset + chunks[runEnd - 1]!.length - first.byteOffset);
       let srcOffset = 0;
+      let runBytes = 0;
       for (let i = runStart; i < runEnd; i++) {
         const len = chunks[i]!.length;
         out[o] = type;
         out.writeUInt32BE(SEQ_SIZE + AEAD_OVERHEAD + len, o + 1);
-        out.writeBigUInt64BE(this.nextSendSeq++, o + SEQ_OFFSET);
+        out.writeBigUInt64BE(this.#nextSendSeq++, o + SEQ_OFFSET);
         // nonce = 0^4 ‖ BE64(counter); the counter stays below 2^28, so its high word is 0.
         out.writeUInt32BE(0, o + NONCE_OFFSET);
         out.writeUInt32BE(0, o + NONCE_OFFSET + 4);
-        out.writeUInt32BE(this.send.nonceCounter++, o + NONCE_OFFSET + 8);
+        out.writeUInt32BE(key.nonceCounter++, o + NONCE_OFFSET + 8);
         // The batch row, written in place (no array or BigInt allocated per record).
         const r = (i - runStart) * ROW;
-        const t = this.table;
+        const t = this.#table;
         t[r] = srcOffset;
         t[r + 1] = len;
         t[r + 2] = o + CIPHERTEXT_OFFSET;
@@ -205,149 +255,236 @@ export class SecureSession {
         t[r + 4] = o + SEQ_OFFSET;
         t[r + 5] = SEQ_SIZE;
         srcOffset += len;
-        s += len;
+        runBytes += len;
         o += RECORD_OVERHEAD + len;
       }
-      this.send.ctx.sealBatch(src, out, this.table, runEnd - runStart);
+      key.ctx.sealBatch(src, out, this.#table, runEnd - runStart);
+      key.records += runEnd - runStart;
+      key.bytes += runBytes;
+      s += runBytes;
       runStart = runEnd;
     }
-    this.send.records += n;
-    this.send.bytes += s;
     this.stats.recordsSent += n;
     if (type === MessageType.DATA) this.stats.bytesSent += s;
     return out;
   }
 
-  /** Whether the initiator should rekey now (§9.1 triggers; ours reset on every activation). */
+  /** Installs a scheduled send key once our sequence number has reached its first record. */
+  #switchSendKeyIfDue(): void {
+    const next = this.#scheduledSend[0];
+    if (next === undefined || this.#nextSendSeq < next.fromSeq) return;
+    this.#scheduledSend.shift();
+    this.#send.ctx.destroy();
+    next.since = this.#now();
+    this.#send = next;
+  }
+
+  /**
+   * Whether the initiator should rekey now (§9.1 triggers, ours reset with every key): our send
+   * key or the peer's (as seen by the records we received under it) nears its limits or age.
+   */
   needsRekey(): boolean {
-    if (this.role !== 'initiator' || this.pendingRekey || this.destroyed) return false;
-    const k = this.send;
+    if (this.role !== 'initiator' || this.#pendingRekey || this.#scheduledSend.length > 0 || this.#destroyed) return false;
+    const k = this.#send;
+    const r = this.#receiveKeys[0]!;
     return k.nonceCounter >= REKEY_NONCE_THRESHOLD || k.bytes >= REKEY_BYTES_THRESHOLD ||
-      k.records >= REKEY_RECORDS_THRESHOLD || this.now() - k.since >= REKEY_INTERVAL_MS;
+      k.records >= REKEY_RECORDS_THRESHOLD || this.#now() - k.since >= REKEY_INTERVAL_MS ||
+      r.records >= REKEY_NONCE_THRESHOLD || r.bytes >= REKEY_BYTES_THRESHOLD;
   }
 
   /** Initiator: the Rekey request frame (§9.2). */
   startRekey(): Buffer {
-    this.assertLive();
+    this.#assertLive();
     if (this.role !== 'initiator') throw qtError(ErrorCode.INVALID_STATE, 'in protocol v1 only the initiator starts a rekey');
-    if (this.pendingRekey) throw qtError(ErrorCode.INVALID_STATE, 'a rekey is already in progress');
-    const keyPair = this.options.rekeyKeyPair ? this.options.rekeyKeyPair() : chkem.generateKeyPair();
-    const offset = this.options.rekeyActivationOffset ?? DEFAULT_REKEY_ACTIVATION_OFFSET;
-    // Past what either side has used, so the peer's own counter has not reached it yet.
-    const base = this.nextSendSeq > this.highestReceivedSeq ? this.nextSendSeq : this.highestReceivedSeq + 1n;
-    const activationSeq = base + offset;
-    const frame = this.sealRecords(MessageType.REKEY, [encodeRekeyPayload(keyPair.publicKey, activationSeq)]);
-    this.pendingRekey = { keyPair, activationSeq };
+    if (this.#pendingRekey) throw qtError(ErrorCode.INVALID_STATE, 'a rekey is already in progress');
+    this.#switchSendKeyIfDue();
+    if (this.#scheduledSend.length > 0) throw qtError(ErrorCode.INVALID_STATE, 'the previous rekey has not taken effect yet');
+    const offset = this.#options.rekeyActivationOffset ?? DEFAULT_REKEY_ACTIVATION_OFFSET;
+    // The responder switches its sending at this point of its own counter: just past what we
+    // have received from it, so it switches soon and a reference responder still answers under
+    // the old key.
+    const activationSeq = this.#nextReceiveSeq + offset;
+    if (activationSeq > MAX_SEQUENCE || this.#nextSendSeq >= MAX_SEQUENCE) {
+      throw qtError(ErrorCode.SEQUENCE_EXHAUSTED, 'the record sequence numbers are used up');
+    }
+    const keyPair = this.#options.rekeyKeyPair ? this.#options.rekeyKeyPair() : chkem.generateKeyPair();
+    let frame: Buffer;
+    try {
+      frame = this.sealRecords(MessageType.REKEY, [encodeRekeyPayload(keyPair.publicKey, activationSeq)]);
+    } catch (err) {
+      keyPair.destroy();
+      throw err;
+    }
+    this.#pendingRekey = { keyPair, activationSeq };
     return frame;
   }
 
   /**
-   * Opens one Data or Rekey frame. Returns the event it produced; throws ERR_QT_AUTHENTICATION_FAILED
-   * when no key opens it (fatal for the tunnel), ERR_QT_MALFORMED_MESSAGE for a short record.
+   * Opens one Data or Rekey frame. Returns the event it produced; throws (fatal for the tunnel)
+   * ERR_QT_REPLAY or ERR_QT_RECORD_OUT_OF_ORDER for a sequence number other than the next,
+   * ERR_QT_AUTHENTICATION_FAILED when no key opens it, ERR_QT_MALFORMED_MESSAGE for a short record.
    */
   openRecord(frame: Frame): RecordEvent {
-    this.assertLive();
+    this.#assertLive();
     const p = frame.payload;
     if (p.length < SEQ_SIZE + AEAD_OVERHEAD) throw qtError(ErrorCode.MALFORMED_MESSAGE, 'record shorter than its overhead');
     const seq = p.readBigUInt64BE(0);
-    if (this.window.check(seq) !== 'ok') {
-      this.stats.replaysRejected++;
-      return { kind: 'replay', seq };
+    if (this.#receiveExhausted) throw qtError(ErrorCode.SEQUENCE_EXHAUSTED, 'a record after the last sequence number');
+    if (seq !== this.#nextReceiveSeq) {
+      if (seq < this.#nextReceiveSeq) throw qtError(ErrorCode.REPLAY, 'a record with a sequence number already received');
+      throw qtError(ErrorCode.RECORD_OUT_OF_ORDER, 'records were dropped or reordered on the way');
     }
     // Decrypt in place: the ciphertext becomes the plaintext in the frame's own bytes.
     const nonce = p.subarray(SEQ_SIZE, SEQ_SIZE + NONCE_SIZE);
     const sealed = p.subarray(SEQ_SIZE + NONCE_SIZE);
-    const plaintext = this.openWithReceiveKeys(seq, p.subarray(0, SEQ_SIZE), nonce, sealed);
-    this.window.commit(seq);
-    if (seq > this.highestReceivedSeq) this.highestReceivedSeq = seq;
+    const key = this.#openWithReceiveKeys(seq, p.subarray(0, SEQ_SIZE), nonce, sealed);
+    const plaintext = sealed.subarray(0, sealed.length - TAG_SIZE);
+    if (seq === MAX_SEQUENCE) this.#receiveExhausted = true;
+    else this.#nextReceiveSeq = seq + 1n;
+    key.records++;
+    key.bytes += plaintext.length;
     this.stats.recordsReceived++;
     if (frame.type === MessageType.DATA) {
+      if (plaintext.length === REKEY_PAYLOAD_SIZE && this.#isRelabelledRekey(plaintext, seq)) {
+        throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'a rekey message arrived relabelled as data');
+      }
       this.stats.bytesReceived += plaintext.length;
       return { kind: 'data', data: plaintext, seq };
     }
-    return this.onRekeyRecord(plaintext);
+    return this.#onRekeyRecord(plaintext, seq);
   }
 
-  private openWithReceiveKeys(seq: bigint, aad: Buffer, nonce: Buffer, sealed: Buffer): Buffer {
-    // Try the newest key this seq may use first, then the others (a v1 peer's switch point can differ).
-    const keys = this.receiveKeys;
-    const first = keys.findIndex((k) => seq >= k.fromSeq);
-    const order = first <= 0 ? keys.map((_, i) => i) : [first, ...keys.map((_, i) => i).filter((i) => i !== first)];
-    const body = sealed.length - TAG_SIZE;
-    const original = order.length > 1 ? Buffer.from(sealed) : undefined;
-    for (const i of order) {
+  /**
+   * Opens with the newest key whose first sequence number `seq` has reached; only a reference
+   * initiator may still use the key before it (it switches at its first send after the
+   * response, not at the activation value), so that one is the only fallback.
+   */
+  #openWithReceiveKeys(seq: bigint, aad: Buffer, nonce: Buffer, sealed: Buffer): TrafficKey {
+    const keys = this.#receiveKeys;
+    let i = keys.findIndex((k) => seq >= k.fromSeq);
+    if (i < 0) i = keys.length - 1;
+    const candidates = i + 1 < keys.length ? [i, i + 1] : [i];
+    const original = candidates.length > 1 ? Buffer.from(sealed) : undefined;
+    for (const c of candidates) {
       if (original) original.copy(sealed);
       try {
-        keys[i]!.ctx.open(sealed, 0, nonce, aad, sealed);
-        // The peer has switched to key i: older keys will never be needed again.
-        for (const old of keys.splice(i + 1)) old.ctx.destroy();
-        return sealed.subarray(0, body);
+        keys[c]!.ctx.open(sealed, 0, nonce, aad, sealed);
       } catch {
-        /* try the next key */
+        continue;
       }
+      // The peer has switched to key c: older keys will never be needed again.
+      for (const old of keys.splice(c + 1)) old.ctx.destroy();
+      return keys[c]!;
     }
     throw qtError(ErrorCode.AUTHENTICATION_FAILED, 'record did not authenticate');
   }
 
-  private onRekeyRecord(plaintext: Buffer): RecordEvent {
+  /**
+   * A Data record of exactly a rekey payload's size that has a rekey payload's shape: the echo of
+   * our pending activation value (a response), or a valid CH-KEM public key followed by a
+   * plausible activation value (a request). Legitimate data has that shape only by design.
+   */
+  #isRelabelledRekey(plaintext: Buffer, seq: bigint): boolean {
     const { key, activationSeq } = decodeRekeyPayload(plaintext);
-    if (this.role === 'responder') return this.answerRekey(key, activationSeq);
-    if (!this.pendingRekey) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'rekey response without a request');
-    const { keyPair } = this.pendingRekey;
-    const fresh = chkem.decapsulate(keyPair, key);
-    keyPair.destroy();
-    this.activate(fresh, this.pendingRekey.activationSeq);
-    this.pendingRekey = undefined;
+    if (this.role === 'initiator') {
+      const pending = this.#pendingRekey?.activationSeq;
+      return pending !== undefined && (activationSeq === pending || activationSeq === (pending ^ REKEY_ECHO_MARK));
+    }
+    const near = seq > this.#nextSendSeq ? seq : this.#nextSendSeq;
+    return activationSeq <= near + MAX_ACTIVATION_DISTANCE && chkem.isValidPublicKey(key);
+  }
+
+  #onRekeyRecord(plaintext: Buffer, seq: bigint): RecordEvent {
+    const { key, activationSeq } = decodeRekeyPayload(plaintext);
+    if (this.role === 'responder') return this.#answerRekey(key, activationSeq, seq);
+    const pending = this.#pendingRekey;
+    if (!pending) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'rekey response without a request');
+    const ours = activationSeq === (pending.activationSeq ^ REKEY_ECHO_MARK);
+    if (!ours && activationSeq !== pending.activationSeq) throw qtError(ErrorCode.REKEY_FAILED, 'the rekey response names another activation point');
+    let fresh: Secret;
+    try {
+      fresh = chkem.decapsulate(pending.keyPair, key);
+    } finally {
+      pending.keyPair.destroy();
+      this.#pendingRekey = undefined;
+    }
+    // We switch at our next record when the responder is ours (it opens either key), at the
+    // activation point for a reference responder. It switches at max(activation, response + 1).
+    const sendFrom = ours ? this.#nextSendSeq : max(pending.activationSeq, this.#nextSendSeq);
+    this.#ratchet(fresh, sendFrom, max(pending.activationSeq, seq + 1n));
     return { kind: 'rekey-complete' };
   }
 
-  /** Responder: encapsulate to the new key, answer under the current key, then switch (§9.3). */
-  private answerRekey(publicKey: Buffer, activationSeq: bigint): RecordEvent {
+  /**
+   * Responder: encapsulate to the new key, answer under the current key, then ratchet (§9.3).
+   * We switch our sending at max(activation, response + 1); the initiator's records after its
+   * request may use either key (ours switches at once, a reference one at the activation point).
+   */
+  #answerRekey(publicKey: Buffer, activationSeq: bigint, requestSeq: bigint): RecordEvent {
+    const now = this.#now();
+    const minInterval = this.#options.rekeyMinIntervalMs ?? DEFAULT_REKEY_MIN_INTERVAL_MS;
+    if (this.#lastPeerRekeyAt !== undefined && now - this.#lastPeerRekeyAt < minInterval) {
+      throw qtError(ErrorCode.REKEY_RATE_LIMITED, 'the peer asks for rekeys too often');
+    }
+    if (this.#options.admitRekey && !this.#options.admitRekey()) throw qtError(ErrorCode.REKEY_RATE_LIMITED, 'rekey refused by admission control');
+    this.#lastPeerRekeyAt = now;
     let enc: chkem.ChKemEncapsulation;
     try {
       enc = chkem.encapsulate(publicKey);
     } catch (err) {
       throw qtError(ErrorCode.REKEY_FAILED, 'peer sent an invalid rekey public key', { cause: err });
     }
-    const response = this.sealRecords(MessageType.REKEY, [encodeRekeyPayload(enc.ciphertext, activationSeq)]);
-    this.activate(enc.sharedSecret, activationSeq);
+    let response: Buffer;
+    try {
+      response = this.sealRecords(MessageType.REKEY, [encodeRekeyPayload(enc.ciphertext, activationSeq ^ REKEY_ECHO_MARK)]);
+    } catch (err) {
+      enc.sharedSecret.destroy();
+      throw err;
+    }
+    this.#ratchet(enc.sharedSecret, max(activationSeq, this.#nextSendSeq), requestSeq + 1n);
     return { kind: 'rekey-response-sent', frame: response };
   }
 
-  /** Ratchets the master and installs the new keys; our next record is past the activation point. */
-  private activate(fresh: Secret, activationSeq: bigint): void {
-    const newMaster = deriveRekeyMaster(this.master, fresh);
+  /**
+   * Ratchets the master and schedules the new keys: ours from `sendFrom`, the peer's from
+   * `receiveFrom`. A switch of the previous rekey that has not happened yet is superseded (both
+   * sides see that from the sequence numbers of this exchange), so at most one waits.
+   */
+  #ratchet(fresh: Secret, sendFrom: bigint, receiveFrom: bigint): void {
+    const newMaster = deriveRekeyMaster(this.#master, fresh);
     fresh.destroy();
     const t = deriveTrafficKeys(newMaster);
     const [sendKey, receiveKey] = this.role === 'initiator'
       ? [t.initiatorToResponder, t.responderToInitiator]
       : [t.responderToInitiator, t.initiatorToResponder];
     try {
-      this.send.ctx.destroy();
-      this.send = new SendKey(createAead(this.suite, sendKey), this.now());
-      this.receiveKeys.unshift({ ctx: createAead(this.suite, receiveKey), fromSeq: activationSeq });
-      // At most the new key and the one before it; anything older cannot be in flight any more.
-      for (const old of this.receiveKeys.splice(2)) old.ctx.destroy();
+      const now = this.#now();
+      for (const unused of this.#scheduledSend.splice(0)) unused.ctx.destroy();
+      this.#scheduledSend.push(new TrafficKey(createAead(this.suite, sendKey), sendFrom, now));
+      // Receive keys the peer has not reached yet will never be used.
+      while (this.#receiveKeys.length > 1 && this.#receiveKeys[0]!.fromSeq >= this.#nextReceiveSeq) this.#receiveKeys.shift()!.ctx.destroy();
+      this.#receiveKeys.unshift(new TrafficKey(createAead(this.suite, receiveKey), receiveFrom, now));
     } finally {
       destroyAll(sendKey, receiveKey);
     }
-    this.master.destroy();
-    this.master = newMaster;
-    if (this.nextSendSeq < activationSeq) this.nextSendSeq = activationSeq;
+    this.#master.destroy();
+    this.#master = newMaster;
     this.stats.rekeys++;
+    this.#switchSendKeyIfDue();
   }
 
   /** Cleanses every key. Safe to call twice. */
   destroy(): void {
-    if (this.destroyed) return;
-    this.destroyed = true;
-    this.send.ctx.destroy();
-    for (const k of this.receiveKeys) k.ctx.destroy();
-    this.pendingRekey?.keyPair.destroy();
-    this.master.destroy();
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    this.#send.ctx.destroy();
+    for (const k of this.#scheduledSend) k.ctx.destroy();
+    for (const k of this.#receiveKeys) k.ctx.destroy();
+    this.#pendingRekey?.keyPair.destroy();
+    this.#master.destroy();
   }
 
-  private assertLive(): void {
-    if (this.destroyed) throw qtError(ErrorCode.TUNNEL_CLOSED, 'the session is closed');
+  #assertLive(): void {
+    if (this.#destroyed) throw qtError(ErrorCode.TUNNEL_CLOSED, 'the session is closed');
   }
 }

@@ -21,10 +21,10 @@ function parseAddress(address: DialAddress): { host: string; port: number } {
   return parseAddress({ host: m[1] ?? (m[2] || 'localhost'), port: Number(m[3]) });
 }
 
-function connectSocket(host: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<Socket> {
+function connectSocket(host: string, port: number, timeoutMs: number, signal?: AbortSignal, localAddress?: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(qtError(ErrorCode.ABORTED, 'dial aborted'));
-    const socket = connect({ host, port, noDelay: true, allowHalfOpen: true }); // the tunnel closes its side itself
+    const socket = connect({ host, port, localAddress, noDelay: true, allowHalfOpen: true }); // the tunnel closes its side itself
     const fail = (err: Error) => {
       cleanup();
       socket.destroy();
@@ -49,7 +49,8 @@ function connectSocket(host: string, port: number, timeoutMs: number, signal?: A
 
 /**
  * Connects and completes the handshake. Rejects with a QuantumTunnelError (`ERR_QT_CONNECTION_FAILED`,
- * `ERR_QT_HANDSHAKE_TIMEOUT`, `ERR_QT_HANDSHAKE_FAILED`, `ERR_QT_ABORTED`, ...).
+ * `ERR_QT_HANDSHAKE_TIMEOUT`, `ERR_QT_HANDSHAKE_FAILED`, `ERR_QT_PROTOCOL_MISMATCH` when the
+ * server does not speak the protocol, `ERR_QT_ABORTED`, ...; `err.syscallCode` has the OS code).
  */
 export async function dial(address: DialAddress, options: DialOptions = {}): Promise<Tunnel> {
   const { host, port } = parseAddress(address);
@@ -58,7 +59,8 @@ export async function dial(address: DialAddress, options: DialOptions = {}): Pro
   const handshakeTimeoutMs = resolveHandshakeTimeout(options);
   const connectTimeoutMs = resolveTimeout(options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs');
   const observers = new ObserverSet(options.observer);
-  const socket = await connectSocket(host, port, connectTimeoutMs, options.signal);
+  if (options.localAddress !== undefined && typeof options.localAddress !== 'string') invalidArgument('localAddress must be a string');
+  const socket = await connectSocket(host, port, connectTimeoutMs, options.signal, options.localAddress);
   const handshaken = await runInitiatorHandshake(socket, {
     observers,
     suites,

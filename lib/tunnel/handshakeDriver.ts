@@ -5,14 +5,14 @@
  */
 import type { Socket } from 'node:net';
 import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
-import { cipherSuiteName, type CipherSuiteId, MessageType } from '../protocol/constants.js';
+import { cipherSuiteName, type CipherSuiteId, MessageType, messageTypeName } from '../protocol/constants.js';
 import { FrameReader, type Frame } from '../protocol/frame.js';
 import { InitiatorHandshake, ResponderHandshake, type HandshakeResult } from '../protocol/handshake.js';
 import { decodeAlert, HANDSHAKE_FAILURE_ALERT } from '../protocol/messages.js';
 import type { TicketManager } from '../protocol/ticket.js';
 import { cryptoPolicy } from '../crypto/policy.js';
 import type { ObserverSet } from './observer.js';
-import type { ResumptionState } from './options.js';
+import { DEFAULT_MAX_HANDSHAKE_BYTES, type ResumptionState } from './options.js';
 
 /** A completed handshake: its result, the reader holding any bytes that came after it, and its duration. */
 export interface Handshaken {
@@ -40,12 +40,16 @@ class SocketReader {
   private failure: QuantumTunnelError | undefined;
   private readonly onData = (chunk: Buffer) => {
     this.reader.push(chunk);
+    // Bounded: a peer that trickles a huge frame or never finishes fails here, not at the deadline.
+    if (this.reader.buffered > this.maxBufferedBytes) {
+      this.fail(qtError(ErrorCode.MESSAGE_TOO_LARGE, `more than ${this.maxBufferedBytes} bytes before the handshake completed`));
+    }
     this.wake();
   };
   private readonly onEnd = () => this.fail(qtError(ErrorCode.CONNECTION_FAILED, 'peer closed the connection during the handshake'));
   private readonly onError = (err: Error) => this.fail(qtError(ErrorCode.CONNECTION_FAILED, 'socket error during the handshake', { cause: err }));
 
-  constructor(private readonly socket: Socket) {
+  constructor(private readonly socket: Socket, private readonly maxBufferedBytes: number) {
     socket.on('data', this.onData);
     socket.on('end', this.onEnd);
     socket.on('close', this.onEnd);
@@ -59,6 +63,20 @@ class SocketReader {
 
   async frame(): Promise<Frame> {
     return this.until(() => this.reader.nextFrame());
+  }
+
+  /**
+   * The peer's first message. A first byte that is no message type of ours (an HTTP or TLS
+   * peer, for example) means the peer does not speak the protocol: say so, rather than reading
+   * its bytes as a frame length.
+   */
+  async firstFrame(): Promise<Frame> {
+    return this.until(() => {
+      if (this.reader.buffered > 0 && messageTypeName(this.reader.firstByte()!) === 'Unknown') {
+        throw qtError(ErrorCode.PROTOCOL_MISMATCH, 'the peer does not speak the quantum-tunnel protocol');
+      }
+      return this.reader.nextFrame();
+    });
   }
 
   async handshakeRecord(): Promise<Buffer> {
@@ -102,6 +120,8 @@ class SocketReader {
 
 interface DriveOptions {
   timeoutMs: number;
+  /** Bytes the peer may have buffered before the handshake completes (default 16,384). */
+  maxBufferedBytes?: number;
   signal?: AbortSignal;
   observers?: ObserverSet;
 }
@@ -119,7 +139,7 @@ async function drive(
     address: socket.remoteAddress,
     port: socket.remotePort,
   });
-  const io = new SocketReader(socket);
+  const io = new SocketReader(socket, options.maxBufferedBytes ?? DEFAULT_MAX_HANDSHAKE_BYTES);
   const timer = options.timeoutMs > 0
     ? setTimeout(() => io.fail(qtError(ErrorCode.HANDSHAKE_TIMEOUT, `handshake not complete after ${options.timeoutMs} ms`)), options.timeoutMs)
     : undefined;
@@ -165,7 +185,7 @@ export function runInitiatorHandshake(socket: Socket, options: InitiatorDriveOpt
     const hs = await InitiatorHandshake.create({ cipherSuites: options.suites, resumption: options.resumption, offloadCrypto: options.offloadCrypto });
     try {
       write(socket, hs.clientHello());
-      write(socket, await hs.onServerHello(await io.frame()));
+      write(socket, await hs.onServerHello(await io.firstFrame()));
       return hs.onServerFinished(await io.handshakeRecord());
     } finally {
       hs.destroy();
@@ -189,7 +209,7 @@ const RESPONDER_BY_MAJOR: Record<number, typeof ResponderHandshake> = { 1: Respo
 /** Server side. */
 export function runResponderHandshake(socket: Socket, options: ResponderDriveOptions): Promise<Handshaken> {
   return drive(socket, { ...options, role: 'server', resumptionAttempted: false }, async (io) => {
-    const clientHello = await io.frame();
+    const clientHello = await io.firstFrame();
     const major = clientHello.type === MessageType.CLIENT_HELLO ? clientHello.payload[0] : undefined;
     const Responder = (major !== undefined && RESPONDER_BY_MAJOR[major]) || ResponderHandshake;
     const hs = new Responder({ cipherSuites: options.suites, tickets: options.tickets, offloadCrypto: options.offloadCrypto });

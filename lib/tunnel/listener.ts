@@ -8,7 +8,16 @@ import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
 import type { CipherSuiteId } from '../protocol/constants.js';
 import { runResponderHandshake } from './handshakeDriver.js';
 import { ObserverSet } from './observer.js';
-import { applyFipsOption, type ListenOptions, resolveHandshakeTimeout, resolveSuites } from './options.js';
+import {
+  applyFipsOption,
+  DEFAULT_MAX_HANDSHAKE_BYTES,
+  DEFAULT_MAX_PENDING_HANDSHAKES,
+  DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS,
+  type ListenOptions,
+  resolveHandshakeTimeout,
+  resolveLimit,
+  resolveSuites,
+} from './options.js';
 import { Tunnel } from './tunnel.js';
 
 /** Details of a connection whose handshake failed (no tunnel was created). */
@@ -20,8 +29,13 @@ export interface HandshakeErrorEvent {
 
 /**
  * A listening server. Events: `listening`, `tunnel` (a {@link Tunnel}), `handshakeError`
- * ({@link HandshakeErrorEvent}), `error` (server errors such as EADDRINUSE), `close`.
- * Also an async iterator of tunnels, which ends when the listener closes.
+ * ({@link HandshakeErrorEvent}), `tunnelError` (error, tunnel: an established tunnel failed and
+ * the application attached no 'error' listener to it), `error` (server errors such as
+ * EADDRINUSE), `close`. Also an async iterator of tunnels, which ends when the listener closes.
+ *
+ * Like node:http and node:tls servers, a listener never lets a connection's failure crash the
+ * process: tunnels nobody watches for errors report them to `tunnelError` (dropped when nobody
+ * listens there either), and are destroyed.
  */
 export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
   private readonly server: Server;
@@ -29,6 +43,11 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
   private readonly handshakeTimeoutMs: number;
   private readonly observers: ObserverSet;
   private readonly handshakes = new Set<AbortController>();
+  /** Handshakes in progress per remote address (the pending-handshake caps). */
+  private readonly pendingByAddress = new Map<string, number>();
+  private readonly maxPending: number;
+  private readonly maxPendingPerAddress: number;
+  private readonly maxHandshakeBytes: number;
   private readonly tunnels = new Set<Tunnel>();
   private closing = false;
   private iterating = false;
@@ -42,6 +61,9 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
     applyFipsOption(options.fips);
     this.suites = resolveSuites(options.ciphers);
     this.handshakeTimeoutMs = resolveHandshakeTimeout(options);
+    this.maxPending = resolveLimit(options.maxPendingHandshakes, DEFAULT_MAX_PENDING_HANDSHAKES, 'maxPendingHandshakes');
+    this.maxPendingPerAddress = resolveLimit(options.maxPendingHandshakesPerAddress, DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS, 'maxPendingHandshakesPerAddress');
+    this.maxHandshakeBytes = resolveLimit(options.maxHandshakeBytes, DEFAULT_MAX_HANDSHAKE_BYTES, 'maxHandshakeBytes');
     this.observers = new ObserverSet(options.observer);
     // allowHalfOpen: the tunnel decides when its TCP side closes (half-open tunnels keep writing after a FIN).
     this.server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.onConnection(socket));
@@ -68,6 +90,11 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
     return this.tunnels.size;
   }
 
+  /** Handshakes in progress right now. */
+  get pendingHandshakes(): number {
+    return this.handshakes.size;
+  }
+
   private onConnection(socket: Socket): void {
     if (this.closing) {
       socket.destroy();
@@ -76,6 +103,15 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
     socket.on('error', () => undefined); // the handshake driver reports failures
     const peer = { address: socket.remoteAddress, port: socket.remotePort };
     this.observers.notify('onConnection', peer);
+    // Caps on handshakes in progress come first: they cost nothing and keep slow or silent
+    // sockets from holding memory and descriptors that honest clients need.
+    const address = addressKey(peer.address);
+    const fromAddress = this.pendingByAddress.get(address) ?? 0;
+    if (this.handshakes.size >= this.maxPending || fromAddress >= this.maxPendingPerAddress) {
+      this.observers.notify('onRateLimited', 'pending-handshakes', peer);
+      socket.destroy();
+      return;
+    }
     if (this.options.admission) {
       const verdict = this.options.admission.admit(peer);
       if (!verdict.ok) {
@@ -88,28 +124,54 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
     }
     const abort = new AbortController();
     this.handshakes.add(abort);
+    this.pendingByAddress.set(address, fromAddress + 1);
+    this.observers.notify('onPendingHandshakes', this.handshakes.size);
+    const settled = () => {
+      this.handshakes.delete(abort);
+      const left = (this.pendingByAddress.get(address) ?? 1) - 1;
+      if (left > 0) this.pendingByAddress.set(address, left);
+      else this.pendingByAddress.delete(address);
+      this.observers.notify('onPendingHandshakes', this.handshakes.size);
+    };
     runResponderHandshake(socket, {
       suites: this.suites,
       tickets: this.options.tickets,
       offloadCrypto: this.options.offloadCrypto,
       observers: this.observers,
       timeoutMs: this.handshakeTimeoutMs,
+      maxBufferedBytes: this.maxHandshakeBytes,
       signal: abort.signal,
     }).then(
       (handshaken) => {
-        this.handshakes.delete(abort);
+        settled();
         if (this.closing) {
           handshaken.result.master.destroy();
           socket.destroy();
           return;
         }
-        const tunnel = new Tunnel({ socket, handshaken, options: this.options, tickets: this.options.tickets, observers: this.observers });
+        const admission = this.options.admission;
+        const tunnel = new Tunnel({
+          socket,
+          handshaken,
+          options: this.options,
+          tickets: this.options.tickets,
+          observers: this.observers,
+          admitRekey: admission?.admitRekey ? () => admission.admitRekey!(peer) : undefined,
+        });
         this.tunnels.add(tunnel);
         tunnel.once('close', () => this.tunnels.delete(tunnel));
+        // Installed before the application sees the tunnel; it only acts when it is the sole
+        // 'error' listener, so an application that handles errors itself is left alone.
+        tunnel.on('error', (error: Error) => {
+          if (tunnel.listenerCount('error') > 1) return;
+          const code = error instanceof QuantumTunnelError ? error.code : ErrorCode.CONNECTION_FAILED;
+          this.observers.notify('onTunnelError', code, peer);
+          this.emit('tunnelError', error, tunnel);
+        });
         this.deliver(tunnel);
       },
       (error: QuantumTunnelError) => {
-        this.handshakes.delete(abort);
+        settled();
         this.emit('handshakeError', { error, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort } satisfies HandshakeErrorEvent);
       },
     );
@@ -150,6 +212,12 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
     if (options.tunnels) await Promise.all([...this.tunnels].map((t) => t.close()));
     if (this.server.listening) await once(this.server, 'close').catch(() => undefined);
   }
+}
+
+/** The per-address key of the pending-handshake cap: IPv4-mapped IPv6 addresses count as IPv4. */
+function addressKey(address: string | undefined): string {
+  if (address === undefined) return 'unknown';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 
 /** Starts a tunnel server: `listen({ host, port, ...options })`. Await `listener.ready` or the `listening` event. */

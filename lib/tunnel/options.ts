@@ -35,6 +35,11 @@ export interface TunnelOptions {
    * close_notify, such as two quantum-tunnel forwarders.
    */
   allowHalfOpen?: boolean;
+  /**
+   * The least time between two rekeys the peer may ask for (ms); a faster request closes the
+   * tunnel with ERR_QT_REKEY_RATE_LIMITED (each rekey costs a key exchange). Default 250.
+   */
+  rekeyMinIntervalMs?: number;
   /** Rekey automatically on the §9.1 triggers (initiator only). Default true. */
   autoRekey?: boolean;
   /**
@@ -70,6 +75,8 @@ export interface DialOptions extends TunnelOptions {
   signal?: AbortSignal;
   /** TCP connect timeout (ms). Default 10,000. */
   connectTimeoutMs?: number;
+  /** Local address to connect from (a loopback alias, or one interface of several). */
+  localAddress?: string;
 }
 
 export interface ListenOptions extends TunnelOptions {
@@ -79,11 +86,26 @@ export interface ListenOptions extends TunnelOptions {
   tickets?: TicketManager;
   /** TCP backlog. */
   backlog?: number;
-  /** Admission control (rate limits) consulted for each connection before any crypto. */
+  /** Admission control (rate limits) consulted for each connection and each rekey before any crypto. */
   admission?: ConnectionAdmission;
+  /**
+   * Handshakes in progress at once, in total; a connection beyond it is closed at once, before
+   * any crypto (`onRateLimited('pending-handshakes')`). Default 1,024.
+   */
+  maxPendingHandshakes?: number;
+  /** Handshakes in progress at once from one address (as the admission control keys it). Default 64. */
+  maxPendingHandshakesPerAddress?: number;
+  /**
+   * Bytes a connection may have buffered before its handshake completes; beyond it the handshake
+   * fails with ERR_QT_MESSAGE_TOO_LARGE. Default 16,384 (a ClientHello is under 1,700).
+   */
+  maxHandshakeBytes?: number;
 }
 
 export const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
+export const DEFAULT_MAX_PENDING_HANDSHAKES = 1024;
+export const DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS = 64;
+export const DEFAULT_MAX_HANDSHAKE_BYTES = 16_384;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 /** The suites of `ciphers`, checked against what this build and mode offer. */
@@ -104,6 +126,13 @@ export function resolveSuites(ciphers: readonly CipherName[] | undefined): Ciphe
 export function resolveTimeout(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) invalidArgument(`${name} must be a non-negative number`);
+  return value;
+}
+
+/** A positive integer option, or its default. */
+export function resolveLimit(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < 1) invalidArgument(`${name} must be a positive integer`);
   return value;
 }
 

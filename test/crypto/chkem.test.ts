@@ -1,11 +1,12 @@
 import { expect } from 'chai';
 import { crypto, QuantumTunnelError } from '../../lib/index.js';
 import { hex, loadFixture, sha256Hex } from '../helpers/fixtures.js';
+import * as testing from '../../lib/testing.js';
 
 const V = loadFixture('protocol-vectors.json');
 const A5 = V['A.5'].fullHandshake;
 const A7 = V['A.7'].responderHandshake;
-const { chkem, testing } = crypto;
+const { chkem } = crypto;
 
 function initiatorKeyPair(): crypto.chkem.ChKemKeyPair {
   return testing.chkemKeyPairFromBytes(hex(A5.inputs.initiator.x25519PrivateKeyHex), hex(A5.inputs.initiator.mlkemSeedHex));

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { crypto, QuantumTunnelError } from '../../lib/index.js';
+import * as testing from '../../lib/testing.js';
 
-const { testing } = crypto;
+
 
 describe('secret handles and their lifecycle', () => {
   it('keeps secret bytes out of JS: a Secret exposes only its length', () => {

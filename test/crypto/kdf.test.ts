@@ -1,9 +1,10 @@
 import { expect } from 'chai';
 import { crypto, QuantumTunnelError } from '../../lib/index.js';
 import { hex, loadFixture } from '../helpers/fixtures.js';
+import * as testing from '../../lib/testing.js';
 
 const V = loadFixture('protocol-vectors.json');
-const { deriveKey, deriveKeyMultiple, deriveSecrets, deriveSecretsMultiple, transcriptHash, testing } = crypto;
+const { deriveKey, deriveKeyMultiple, deriveSecrets, deriveSecretsMultiple, transcriptHash } = crypto;
 
 describe('KDF constructions (PROTOCOL.md §3, Appendix A.1-A.2)', () => {
   it('DeriveKey reproduces A.1 (POST KAT) and every A.2 vector', () => {

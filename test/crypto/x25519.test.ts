@@ -1,9 +1,10 @@
 import { expect } from 'chai';
 import { crypto, QuantumTunnelError } from '../../lib/index.js';
 import { hex, loadFixture } from '../helpers/fixtures.js';
+import * as testing from '../../lib/testing.js';
 
 const V = loadFixture('rfc7748.json');
-const { x25519, testing } = crypto;
+const { x25519 } = crypto;
 
 /** X25519(k, u) as bytes, through the handle API (test-only import/export at the edges). */
 function scalarMult(k: Uint8Array, u: Uint8Array): Buffer {

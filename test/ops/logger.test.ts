@@ -18,6 +18,7 @@ import {
   type PinoLike,
 } from '../../lib/index.js';
 import { echo, Resources, roundTrip, until, within } from '../helpers/tunnel.js';
+import * as testing from '../../lib/testing.js';
 
 /** A stream that keeps every line written to it. */
 class Lines extends Writable {
@@ -112,7 +113,7 @@ describe('ops: logger', () => {
 
   it('never writes secret bytes: Secret handles, Buffers, typed arrays, secret-named fields', () => {
     const secret = crypto.randomSecret(32);
-    const bytes = crypto.testing.exportSecret(secret);
+    const bytes = testing.exportSecret(secret);
     const out = new Lines();
     const log = createLogger({ format: 'json', stream: out });
     const txt = new Lines();

@@ -9,10 +9,11 @@ import {
 } from '../../lib/protocol/keySchedule.js';
 import { Label } from '../../lib/protocol/labels.js';
 import { hex, loadFixture } from '../helpers/fixtures.js';
+import * as testing from '../../lib/testing.js';
 
 const V = loadFixture('protocol-vectors.json');
 const A3 = V['A.3'];
-const { testing } = crypto;
+
 
 /** A Secret holding exactly these bytes (test-only import). */
 function secretOf(bytesHex: string): crypto.Secret {

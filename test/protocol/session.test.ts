@@ -5,10 +5,11 @@ import { FrameReader, type Frame } from '../../lib/protocol/frame.js';
 import type { HandshakeResult } from '../../lib/protocol/handshake.js';
 import { SecureSession, type RecordEvent } from '../../lib/protocol/session.js';
 import { hex, loadFixture, sha256Hex } from '../helpers/fixtures.js';
+import * as testing from '../../lib/testing.js';
 
 const V = loadFixture('protocol-vectors.json');
 const A5 = V['A.5'].fullHandshake;
-const { testing } = crypto;
+
 
 function frames(bytes: Buffer): Frame[] {
   const r = new FrameReader();
@@ -28,6 +29,19 @@ function pair(suite = 1, options = {}): { client: SecureSession; server: SecureS
   const c: HandshakeResult = { ...base, role: 'initiator', master: copy(master), sendKey: copy(i2r), receiveKey: copy(r2i) } as HandshakeResult;
   const s: HandshakeResult = { ...base, role: 'responder', master, sendKey: r2i, receiveKey: i2r } as HandshakeResult;
   return { client: new SecureSession(c, options), server: new SecureSession(s, options) };
+}
+
+/** A pair plus a copy of the client's send key, for records sealed by hand. */
+function pairWithKeys(): { client: SecureSession; server: SecureSession; i2r: crypto.Secret } {
+  const master = crypto.randomSecret(32);
+  const i2r = crypto.randomSecret(32);
+  const r2i = crypto.randomSecret(32);
+  const copy = (s: crypto.Secret) => testing.secretFromBytes(testing.exportSecret(s));
+  const base = { suite: 1, sessionId: Buffer.alloc(16, 7), resumed: false } as const;
+  const keep = copy(i2r);
+  const c = { ...base, role: 'initiator', master: copy(master), sendKey: copy(i2r), receiveKey: copy(r2i) } as HandshakeResult;
+  const s = { ...base, role: 'responder', master, sendKey: r2i, receiveKey: i2r } as HandshakeResult;
+  return { client: new SecureSession(c), server: new SecureSession(s), i2r: keep };
 }
 
 function deliver(to: SecureSession, bytes: Buffer): RecordEvent[] {
@@ -94,29 +108,56 @@ describe('record layer: sealing, opening, replay', () => {
   });
 
   it('accepts an empty Data record from a peer (the reference cannot open one)', () => {
-    const { client, server } = pair();
-    // We never send one, so seal it by hand with the client's real send key (seq 0, nonce 0).
+    const { client, server, i2r } = pairWithKeys();
+    // We never send one, so seal it by hand with the client's send key (seq 0, nonce 0).
     const rec = Buffer.alloc(41);
     rec[0] = 0x10;
     rec.writeUInt32BE(36, 1);
-    (client as unknown as { send: { ctx: crypto.AeadContext } }).send.ctx.seal(rec, 25, rec.subarray(13, 25), rec.subarray(5, 13), Buffer.alloc(0));
+    const key = crypto.createAead(1, i2r);
+    key.seal(rec, 25, rec.subarray(13, 25), rec.subarray(5, 13), Buffer.alloc(0));
+    key.destroy();
     const ev = server.openRecord(frames(rec)[0]!);
     expect(ev).to.include({ kind: 'data' });
     expect((ev as { data: Buffer }).data.length).to.equal(0);
+    client.destroy();
   });
 
-  it('rejects a replayed record without touching the window, and a forged seq cannot block later records', () => {
+  it('a replayed record is fatal (ERR_QT_REPLAY), checked before any decryption', () => {
     const { client, server } = pair();
     const r0 = client.sealRecords(MessageType.DATA, [Buffer.from('one')]);
     expect(dataOf(deliver(server, Buffer.from(r0)))).to.equal('one');
-    expect(deliver(server, Buffer.from(r0))[0]).to.include({ kind: 'replay' });
-    // Forged record with seq 2^63: fails authentication, so it never moves the window (§14 #6).
+    expect(() => deliver(server, Buffer.from(r0))).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_REPLAY');
+  });
+
+  it('a dropped or reordered record is fatal (ERR_QT_RECORD_OUT_OF_ORDER); the records before it were delivered', () => {
+    const { client, server } = pair();
+    const r0 = client.sealRecords(MessageType.DATA, [Buffer.from('a')]);
+    client.sealRecords(MessageType.DATA, [Buffer.from('b')]); // dropped on the way
+    const r2 = client.sealRecords(MessageType.DATA, [Buffer.from('c')]);
+    expect(dataOf(deliver(server, r0))).to.equal('a');
+    expect(() => deliver(server, r2)).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_RECORD_OUT_OF_ORDER');
+    const { client: c2, server: s2 } = pair();
+    const x0 = c2.sealRecords(MessageType.DATA, [Buffer.from('x')]);
+    const x1 = c2.sealRecords(MessageType.DATA, [Buffer.from('y')]);
+    expect(() => deliver(s2, x1)).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_RECORD_OUT_OF_ORDER');
+    expect(x0.length).to.be.greaterThan(0);
+  });
+
+  it('a forged sequence number is refused before decryption: 2^64-1 is out of order, not a range error', () => {
+    const { client, server } = pair();
     const forged = Buffer.from(client.sealRecords(MessageType.DATA, [Buffer.from('x')]));
-    forged.writeBigUInt64BE(2n ** 63n, 5);
-    expect(() => server.openRecord(frames(forged)[0]!)).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_AUTHENTICATION_FAILED');
-    const next = client.sealRecords(MessageType.DATA, [Buffer.from('two')]);
-    expect(dataOf(deliver(server, next))).to.equal('two');
-    expect(server.stats.replaysRejected).to.equal(1);
+    forged.writeBigUInt64BE(2n ** 64n - 1n, 5);
+    expect(() => server.openRecord(frames(forged)[0]!)).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_RECORD_OUT_OF_ORDER');
+  });
+
+  it('the sequence space ends at 2^64-1: sending past it and receiving after it are typed failures', () => {
+    const { client, server } = pair(1, { firstSequence: 2n ** 64n - 2n });
+    const last = client.sealRecords(MessageType.DATA, [Buffer.from('a'), Buffer.from('b')]);
+    expect(dataOf(deliver(server, last))).to.equal('ab');
+    expect(() => client.sealRecords(MessageType.DATA, [Buffer.from('c')])).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_SEQUENCE_EXHAUSTED');
+    expect(() => client.startRekey()).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_SEQUENCE_EXHAUSTED');
+    const again = Buffer.from(last.subarray(0, last.length / 2));
+    expect(() => server.openRecord(frames(again)[0]!)).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_SEQUENCE_EXHAUSTED');
   });
 
   it('treats a tampered tag or ciphertext as an authentication failure', () => {
@@ -151,7 +192,7 @@ describe('rekey: request, response, switch; nothing lost in either direction', (
     expect(dataOf(back)).to.equal('s1s2');
     expect(back.some((e) => e.kind === 'rekey-complete')).to.equal(true);
     expect(client.rekeyInProgress).to.equal(false);
-    expect(crypto.timingSafeEqual(client.masterSecret, server.masterSecret)).to.equal(true);
+    expect(crypto.timingSafeEqual(client.masterSecretCopy(), server.masterSecretCopy())).to.equal(true);
     const c2 = client.sealRecords(MessageType.DATA, [Buffer.from('c2')]);
     expect(dataOf(deliver(server, c2))).to.equal('c2');
     expect(client.stats.rekeys).to.equal(1);
@@ -168,7 +209,7 @@ describe('rekey: request, response, switch; nothing lost in either direction', (
   });
 
   it('survives many consecutive rekeys with traffic both ways', () => {
-    const { client, server } = pair();
+    const { client, server } = pair(1, { rekeyMinIntervalMs: 0 });
     for (let round = 0; round < 5; round++) {
       const req = client.startRekey();
       const evs = deliver(server, Buffer.concat([req, client.sealRecords(MessageType.DATA, [Buffer.from(`c${round}`)])]));
@@ -176,7 +217,65 @@ describe('rekey: request, response, switch; nothing lost in either direction', (
       const back = deliver(client, Buffer.concat([resp, server.sealRecords(MessageType.DATA, [Buffer.from(`s${round}`)])]));
       expect(dataOf(evs) + dataOf(back)).to.equal(`c${round}s${round}`);
     }
-    expect(crypto.timingSafeEqual(client.masterSecret, server.masterSecret)).to.equal(true);
+    expect(crypto.timingSafeEqual(client.masterSecretCopy(), server.masterSecretCopy())).to.equal(true);
+  });
+
+  it('sequence numbers stay contiguous through rekeys in both directions (no jump an attacker could hide a drop in)', () => {
+    const { client, server } = pair(1, { rekeyMinIntervalMs: 0 });
+    const seqs = (bytes: Buffer) => frames(bytes).map((f) => f.payload.readBigUInt64BE(0));
+    const sent: bigint[] = [];
+    const back: bigint[] = [];
+    for (let round = 0; round < 3; round++) {
+      const toServer = Buffer.concat([client.startRekey()]);
+      sent.push(...seqs(toServer));
+      const evs = deliver(server, toServer);
+      const resp = (evs.find((e) => e.kind === 'rekey-response-sent') as { frame: Buffer }).frame;
+      const fromServer = Buffer.concat([resp, server.sealRecords(MessageType.DATA, [Buffer.from('s')])]);
+      back.push(...seqs(fromServer));
+      deliver(client, fromServer);
+      const more = client.sealRecords(MessageType.DATA, [Buffer.from('c'), Buffer.from('d')]);
+      sent.push(...seqs(more));
+      expect(dataOf(deliver(server, more))).to.equal('cd');
+    }
+    expect(sent).to.deep.equal(sent.map((_, i) => BigInt(i)));
+    expect(back).to.deep.equal(back.map((_, i) => BigInt(i)));
+    expect(client.stats.rekeys).to.equal(3);
+  });
+
+  it('a peer asking for rekeys faster than rekeyMinIntervalMs is refused (ERR_QT_REKEY_RATE_LIMITED), and admission control is consulted', () => {
+    let now = 1_000_000;
+    const { client, server } = pair(1, { now: () => now, rekeyMinIntervalMs: 250 });
+    const answer = () => {
+      const evs = deliver(server, client.startRekey());
+      deliver(client, (evs.find((e) => e.kind === 'rekey-response-sent') as { frame: Buffer }).frame);
+    };
+    answer();
+    now += 100;
+    expect(() => deliver(server, client.startRekey())).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_REKEY_RATE_LIMITED');
+    let admitted = 0;
+    const { client: c2, server: s2 } = pair(1, { rekeyMinIntervalMs: 0, admitRekey: () => ++admitted <= 1 });
+    const evs = deliver(s2, c2.startRekey());
+    deliver(c2, (evs.find((e) => e.kind === 'rekey-response-sent') as { frame: Buffer }).frame);
+    expect(() => deliver(s2, c2.startRekey())).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_REKEY_RATE_LIMITED');
+    expect(admitted).to.equal(2);
+  });
+
+  it('a rekey response relabelled as Data is refused at the initiator, never delivered (§14 #12)', () => {
+    const { client, server } = pair();
+    const evs = deliver(server, client.startRekey());
+    const resp = Buffer.from((evs.find((e) => e.kind === 'rekey-response-sent') as { frame: Buffer }).frame);
+    resp[0] = MessageType.DATA;
+    expect(() => deliver(client, resp)).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_UNEXPECTED_MESSAGE');
+  });
+
+  it('a rekey request relabelled as Data is refused at the responder; 1,608 bytes of ordinary data are not', () => {
+    const { client, server } = pair();
+    const req = Buffer.from(client.startRekey());
+    req[0] = MessageType.DATA;
+    expect(() => deliver(server, req)).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_UNEXPECTED_MESSAGE');
+    const { client: c2, server: s2 } = pair();
+    const data = Buffer.alloc(1608, 0xff); // not a valid ML-KEM key: delivered as data
+    expect(deliver(s2, c2.sealRecords(MessageType.DATA, [data]))[0]).to.include({ kind: 'data' });
   });
 
   it('only the initiator may start a rekey; one at a time', () => {
