@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'lib/index.ts', cli: 'lib/cli/main.ts' },
+  entry: { index: 'lib/index.ts', cli: 'lib/cli/main.ts', testing: 'lib/testing.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

@@ -277,6 +277,8 @@ export class ResponderHandshake extends HandshakeSide<'initial' | 'serverHelloSe
   private expectedClientVerifyData: Buffer | undefined;
   private resumed = false;
   private ticketOffered = false;
+  /** Marks a single-use ticket used, once the client has proven its secret (ClientFinished). */
+  private consumeTicket: (() => boolean) | undefined;
   private sessionId: Buffer = EMPTY;
 
   constructor(private readonly options: ResponderOptions) {
@@ -301,7 +303,10 @@ export class ResponderHandshake extends HandshakeSide<'initial' | 'serverHelloSe
         // FIPS mode resumes only sessions whose suite is approved; anything else, like any ticket
         // that does not redeem, silently becomes a full handshake (§10.3, §10.5).
         if (redeemed.ok && cryptoPolicy.fips && redeemed.suite !== CipherSuite.AES_256_GCM) redeemed.master.destroy();
-        else if (redeemed.ok) psk = redeemed.master;
+        else if (redeemed.ok) {
+          psk = redeemed.master;
+          this.consumeTicket = redeemed.consume;
+        }
       }
       this.resumed = psk !== undefined;
       this.sessionId = this.resumed ? Buffer.from(hello.sessionId) : (this.options.sessionId ?? randomBytes(SESSION_ID_SIZE));
@@ -340,6 +345,8 @@ export class ResponderHandshake extends HandshakeSide<'initial' | 'serverHelloSe
       const plaintext = openFinished(keys.receiveCtx, sealed);
       const verifyData = decodeFinished(plaintext, MessageType.CLIENT_FINISHED);
       if (!timingSafeEqual(verifyData, this.expectedClientVerifyData!)) throw handshakeFailed('client verify_data mismatch');
+      // Only now has the client proven the ticket's secret: a single-use ticket is used up here.
+      if (this.consumeTicket && !this.consumeTicket()) throw handshakeFailed('the ticket was already used');
       // The transcript takes the whole decrypted plaintext, as the reference does.
       const serverVerifyData = computeVerifyData('server', keys.master, Buffer.concat([this.transcript, plaintext]));
       const serverFinished = sealFinished(keys.sendCtx, encodeFinished(MessageType.SERVER_FINISHED, serverVerifyData));

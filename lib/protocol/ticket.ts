@@ -57,7 +57,10 @@ export interface TicketManagerOptions {
   key?: Secret;
   /** Lifetime of a ticket in seconds; default (and when 0, as in the reference) DEFAULT_TICKET_LIFETIME_SECONDS. */
   lifetimeSeconds?: number;
-  /** When true, a redeemed ticket is refused afterwards until it would have expired. Default false. */
+  /**
+   * When true, a ticket whose redemption was consumed (the resuming client proved the secret) is
+   * refused afterwards until it would have expired. Default false.
+   */
   singleUse?: boolean;
   /** How many redeemed tickets a single-use manager remembers; default DEFAULT_SINGLE_USE_CAPACITY. */
   singleUseCapacity?: number;
@@ -69,9 +72,15 @@ export interface TicketManagerOptions {
   now?: () => number;
 }
 
-/** The result of {@link TicketManager.redeem}. On success the caller owns (and destroys) `master`. */
+/**
+ * The result of {@link TicketManager.redeem}. On success the caller owns (and destroys) `master`,
+ * and calls `consume()` once the client has proven it holds the ticket's secret (its Finished
+ * verified): a single-use ticket is used up then, not when merely presented, so a replayed
+ * ClientHello cannot burn an honest client's ticket. `consume()` is false when the ticket was
+ * consumed in the meantime (or the single-use memory is full): refuse the resumption then.
+ */
 export type TicketRedemption =
-  | { ok: true; master: Secret; suite: number; createdAt: number }
+  | { ok: true; master: Secret; suite: number; createdAt: number; consume(): boolean }
   | { ok: false; reason: 'malformed' | 'invalid' | 'expired' | 'future' | 'version' | 'suite' | 'replayed' };
 
 type RefusalReason = Extract<TicketRedemption, { ok: false }>['reason'];
@@ -146,8 +155,14 @@ class RedeemedTickets {
 
   constructor(private readonly capacity: number) {}
 
+  /** Whether a ticket was consumed and is still within its lifetime. */
+  has(digest: string, nowSeconds: number): boolean {
+    const until = this.entries.get(digest);
+    return until !== undefined && until >= nowSeconds;
+  }
+
   /**
-   * Records a ticket; false when it was already redeemed, or when the table is full of live
+   * Records a ticket; false when it was already consumed, or when the table is full of live
    * entries. Failing closed there is cheap: a refused ticket means a full handshake, not an error.
    */
   add(digest: string, validUntil: number, nowSeconds: number): boolean {
@@ -238,7 +253,10 @@ export class TicketManager {
       if (result !== undefined) return { ok: false, reason: result };
       const suite = opened.plaintext.readUInt16BE(1);
       const createdAt = Number(opened.plaintext.readBigUInt64BE(CREATED_AT_OFFSET));
-      const redemption: TicketRedemption = { ok: true, master, suite, createdAt };
+      const redeemed = this.redeemed;
+      const digest = redeemed && sha3_256(ticket).toString('hex');
+      const consume = (): boolean => redeemed === undefined || redeemed.add(digest!, createdAt + this.lifetime, this.nowSeconds());
+      const redemption: TicketRedemption = { ok: true, master, suite, createdAt, consume };
       master = undefined; // handed to the caller
       return redemption;
     } catch {
@@ -305,7 +323,7 @@ export class TicketManager {
     return undefined;
   }
 
-  /** The checks after authentication, in order; undefined when the ticket is good (and now used). */
+  /** The checks after authentication, in order; undefined when the ticket is good. */
   private validate(ticket: Uint8Array, plaintext: Buffer): RefusalReason | undefined {
     if (plaintext.length !== TICKET_PLAINTEXT_SIZE) return 'malformed';
     if (plaintext[0] !== TICKET_VERSION) return 'version';
@@ -315,10 +333,7 @@ export class TicketManager {
     if (createdAt > BigInt(now + TICKET_CLOCK_SKEW_SECONDS)) return 'future';
     if (BigInt(now) - createdAt > BigInt(this.lifetime)) return 'expired';
     if (!this.acceptSuite(plaintext.readUInt16BE(1))) return 'suite';
-    if (this.redeemed !== undefined) {
-      const validUntil = Number(createdAt) + this.lifetime;
-      if (!this.redeemed.add(sha3_256(ticket).toString('hex'), validUntil, now)) return 'replayed';
-    }
+    if (this.redeemed?.has(sha3_256(ticket).toString('hex'), now)) return 'replayed';
     return undefined;
   }
 }

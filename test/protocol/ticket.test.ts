@@ -53,6 +53,15 @@ function craft(fields: { version?: number; suite?: number; master?: crypto.Secre
   }
 }
 
+/** Redeems and, when it redeems, consumes (what a handshake does once the client's Finished verified). */
+function used(r: TicketRedemption): string {
+  if (r.ok) {
+    r.master.destroy();
+    return r.consume() ? 'ok' : 'replayed';
+  }
+  return r.reason;
+}
+
 function refusal(r: TicketRedemption): string {
   if (r.ok) {
     r.master.destroy();
@@ -232,23 +241,38 @@ describe('session tickets (PROTOCOL.md §10, §14 #3/#4 fixed)', () => {
     for (const m of [fips, broken, open]) m.destroy();
   });
 
-  it('single use: a redeemed ticket is refused until it would have expired', () => {
+  it('single use: a ticket is used up only when consumed (after the client proved it), then refused until it would have expired', () => {
     const clock = { t: T0 };
     const m = managerAt(clock, { singleUse: true, lifetimeSeconds: 100 });
     const a = m.issue(randomMaster(), 1);
     const b = m.issue(randomMaster(), 1);
+    // Presented without proof (a replayed ClientHello): not used up.
     expect(refusal(m.redeem(a))).to.equal('ok');
-    expect(refusal(m.redeem(a))).to.equal('replayed');
-    expect(refusal(m.redeem(b))).to.equal('ok');
+    expect(refusal(m.redeem(a))).to.equal('ok');
+    // Two handshakes racing with one ticket: the second to prove it is refused.
+    const first = m.redeem(b);
+    const second = m.redeem(b);
+    expect(first.ok && second.ok).to.equal(true);
+    if (first.ok && second.ok) {
+      expect(first.consume()).to.equal(true);
+      expect(second.consume()).to.equal(false);
+      first.master.destroy();
+      second.master.destroy();
+    }
+    expect(refusal(m.redeem(b))).to.equal('replayed');
+    const c2 = m.issue(randomMaster(), 1);
+    expect(used(m.redeem(c2))).to.equal('ok');
+    expect(used(m.redeem(a))).to.equal('ok');
+    expect(used(m.redeem(a))).to.equal('replayed');
     clock.t = T0 + 100;
-    expect(refusal(m.redeem(a))).to.equal('replayed');
+    expect(used(m.redeem(a))).to.equal('replayed');
     clock.t = T0 + 101;
-    expect(refusal(m.redeem(a))).to.equal('expired');
+    expect(used(m.redeem(a))).to.equal('expired');
     // A ticket refused for another reason is not used up.
     const fips = managerAt(clock, { singleUse: true, acceptSuite: (s) => s === 1 });
     const c = fips.issue(randomMaster(), 2);
-    expect(refusal(fips.redeem(c))).to.equal('suite');
-    expect(refusal(fips.redeem(c))).to.equal('suite');
+    expect(used(fips.redeem(c))).to.equal('suite');
+    expect(used(fips.redeem(c))).to.equal('suite');
     m.destroy();
     fips.destroy();
   });
@@ -258,13 +282,13 @@ describe('session tickets (PROTOCOL.md §10, §14 #3/#4 fixed)', () => {
     const m = managerAt(clock, { singleUse: true, singleUseCapacity: 3, lifetimeSeconds: 10 });
     const early = [0, 1].map(() => m.issue(randomMaster(), 1, T0));
     const late = m.issue(randomMaster(), 1, T0 + 5);
-    for (const t of [...early, late]) expect(refusal(m.redeem(t))).to.equal('ok');
+    for (const t of [...early, late]) expect(used(m.redeem(t))).to.equal('ok');
     const extra = m.issue(randomMaster(), 1, T0 + 5);
-    expect(refusal(m.redeem(extra)), 'full: refused, not remembered').to.equal('replayed');
+    expect(used(m.redeem(extra)), 'full: refused, not remembered').to.equal('replayed');
     clock.t = T0 + 11; // the two early tickets are past their lifetime: their entries go
-    expect(refusal(m.redeem(extra))).to.equal('ok');
-    expect(refusal(m.redeem(extra))).to.equal('replayed');
-    expect(refusal(m.redeem(late))).to.equal('replayed');
+    expect(used(m.redeem(extra))).to.equal('ok');
+    expect(used(m.redeem(extra))).to.equal('replayed');
+    expect(used(m.redeem(late))).to.equal('replayed');
     m.destroy();
   });
 
