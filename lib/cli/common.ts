@@ -148,11 +148,14 @@ export interface Observability {
   tracing: TracingSetup;
 }
 
+/** Constant labels on every quantum-vpn metric. */
+export const METRIC_LABELS: Readonly<Record<string, string>> = Object.freeze({ service: 'quantum-vpn' });
+
 /** Logger, metrics, logging and tracing observers from the common flags. */
 export async function observabilityFromFlags(flags: FlagValues, logger = loggerFromFlags(flags)): Promise<Observability> {
   const mode = parseTracingMode(String(flags.tracing ?? 'none'));
   const tracing = await setupTracing(mode);
-  const metrics = new TunnelMetrics({ fipsMode: () => cryptoInfo().fips, labels: { service: 'quantum-vpn' } });
+  const metrics = new TunnelMetrics({ fipsMode: () => cryptoInfo().fips, labels: { ...METRIC_LABELS } });
   // Tunnel errors nobody handled are logged by the servers' `tunnelError` handlers (logTunnelError),
   // with more detail than the observer has: once is enough.
   const observers: TunnelObserver[] = [metrics, new LoggingObserver(logger, { tunnelErrors: false })];

@@ -12,6 +12,8 @@
  *     so the direction still open finishes with what was already in flight (docs/CLI.md);
  *   - a reset or error on either TCP end destroys the tunnel without close_notify, and the far
  *     side resets its TCP connection; a tunnel failure resets both TCP ends.
+ * Shutdown drains: on SIGINT/SIGTERM each side stops accepting and reports not ready at once,
+ * lets open connections finish for at most --drain-timeout, then closes the rest.
  */
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { dial } from '../tunnel/dial.js';
@@ -20,7 +22,8 @@ import type { HandshakeErrorEvent } from '../tunnel/listener.js';
 import type { CipherName } from '../tunnel/options.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
 import { type Logger, maskAddress, type ObservabilityServer } from '../ops/index.js';
-import { CliError, type FlagSpec, type FlagValues, formatHostPort, type HostPort, type ParsedArgs, parseDuration, parseHostPort, UsageError } from './args.js';
+import { ConnectTimeoutError, BackendProbe, failureReason, ForwardMetrics } from './backend.js';
+import { type FlagSpec, type FlagValues, formatHostPort, type HostPort, type ParsedArgs, parseDuration, parseHostPort, UsageError } from './args.js';
 import {
   applyFips,
   cannotListen,
@@ -31,6 +34,7 @@ import {
   FIPS_FLAG,
   LOG_FLAGS,
   logTunnelError,
+  METRIC_LABELS,
   obsFlag,
   type Observability,
   observabilityFromFlags,
@@ -56,6 +60,20 @@ const FLAGS: FlagSpec[] = [
   { name: 'connect-timeout', kind: 'string', metavar: 'DURATION', default: '10s', help: 'Limit for each outgoing TCP connection' },
   { name: 'handshake-timeout', kind: 'string', metavar: 'DURATION', default: '30s', help: 'Limit for each handshake' },
   { name: 'linger', kind: 'string', metavar: 'DURATION', default: '5s', help: 'After a tunnel has closed, how long a TCP connection may stay half-open before it is dropped' },
+  {
+    name: 'drain-timeout',
+    kind: 'string',
+    metavar: 'DURATION',
+    default: '30s',
+    help: 'On SIGINT/SIGTERM: stop accepting at once, let open connections finish for at most this long, then close them (0 = close at once)',
+  },
+  {
+    name: 'backend-check-interval',
+    kind: 'string',
+    metavar: 'DURATION',
+    default: '10s',
+    help: 'Server side: how often the --to service is probed (a TCP connect) while no forwarded connection reaches it; /readyz is 503 while it is down (0 = no probe)',
+  },
   obsFlag(''),
   ...LOG_FLAGS,
   TRACING_FLAG,
@@ -149,14 +167,15 @@ interface Common {
   connectTimeoutMs: number;
   handshakeTimeoutMs: number;
   lingerMs: number;
+  drainTimeoutMs: number;
   obs: Observability;
+  forwardMetrics: ForwardMetrics;
 }
 
-/** Waits for SIGINT/SIGTERM (watched since start-up), runs `stop`, and removes the handlers. */
-async function untilSignal(watch: ReturnType<typeof shutdownSignal>, stop: (signal: NodeJS.Signals) => Promise<void>): Promise<void> {
-  await stop(await watch.signal);
-  watch.remove();
-}
+/** After the drain deadline, how long closing the remaining tunnels gracefully may take. */
+const CLOSE_GRACE_MS = 5_000;
+/** Limit of a backend probe's TCP connect (lower when --connect-timeout is). */
+const BACKEND_PROBE_TIMEOUT_MS = 2_000;
 
 function logClose(logger: Logger, what: string, fields: Record<string, unknown>, stats: BridgeStats): void {
   const f = { ...fields, bytes_in: stats.bytesIn, bytes_out: stats.bytesOut, duration_ms: Math.round(stats.durationMs) };
@@ -164,15 +183,79 @@ function logClose(logger: Logger, what: string, fields: Record<string, unknown>,
   else logger.info(`${what} ended abnormally`, { ...f, reason: stats.outcome });
 }
 
+/** Forwarded connections in progress, and a way to wait until there are none. */
+class OpenConnections {
+  private count = 0;
+  private idle: Array<() => void> = [];
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Counts one connection until `done` settles. */
+  track(done: Promise<unknown>): void {
+    this.count++;
+    const end = () => {
+      this.count--;
+      if (this.count === 0) for (const wake of this.idle.splice(0)) wake();
+    };
+    done.then(end, end);
+  }
+
+  /** Resolves true once no connection is open, or false after `ms`. */
+  drained(ms: number): Promise<boolean> {
+    if (this.count === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.idle = this.idle.filter((w) => w !== wake);
+        resolve(false);
+      }, ms);
+      const wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.idle.push(wake);
+    });
+  }
+}
+
+/** Resolves when `p` settles or after `ms`, whichever is first. */
+function atMost(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The shutdown of both sides. `stopAccepting` has already run (readiness is false): open
+ * connections get `drainTimeoutMs` to finish on their own; then `closeRemaining` closes the rest
+ * (tunnels with close_notify, bounded), and the process stops.
+ */
+async function drain(signal: NodeJS.Signals, open: OpenConnections, c: Common, closeRemaining: () => Promise<void>): Promise<void> {
+  const n = open.size;
+  if (c.drainTimeoutMs > 0 && n > 0) {
+    out(`${signal} received: no longer accepting; waiting up to ${formatMs(c.drainTimeoutMs)} for ${plural(n, 'open connection')} to finish`);
+    if (!(await open.drained(c.drainTimeoutMs))) out(`drain timeout: closing ${plural(open.size, 'open connection')}`);
+  } else {
+    out(`${signal} received: closing ${plural(n, 'open connection')} and shutting down`);
+  }
+  await atMost(closeRemaining(), CLOSE_GRACE_MS);
+}
+
+/** `30s`, `1.5s`, `250ms`. */
+function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : ms > 1000 ? `${(ms / 1000).toFixed(1)}s` : `${ms}ms`;
+}
+
 // ---- server side: tunnels in, plain TCP out -----------------------------------------------------
 
-async function runServer(flags: FlagValues, c: Common, to: HostPort): Promise<number> {
-  const { obs } = c;
+async function runServer(flags: FlagValues, c: Common, to: HostPort, backendCheckMs: number): Promise<number> {
+  const { obs, forwardMetrics } = c;
   const logger = obs.logger.child({ component: 'forward' });
   const admission = rateLimiterFromFlags(flags, obs.logger);
   const target = formatHostPort(to.host, to.port);
   let closing = false;
   const active = new Set<Socket>();
+  const open = new OpenConnections();
   const watch = shutdownSignal();
 
   const listener: Listener = listen({
@@ -199,10 +282,27 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort): Promise<nu
   listener.off('error', quiet);
   listener.on('error', (e) => logger.error('listener error', { error: e }));
   listener.on('tunnelError', (error: unknown, t: Tunnel) => logTunnelError(logger, error, t));
+
+  // /readyz follows the backend: a forwarder whose service is down cannot serve anyone.
+  const probe =
+    backendCheckMs > 0
+      ? new BackendProbe(to, {
+          intervalMs: backendCheckMs,
+          timeoutMs: Math.min(c.connectTimeoutMs > 0 ? c.connectTimeoutMs : BACKEND_PROBE_TIMEOUT_MS, BACKEND_PROBE_TIMEOUT_MS),
+          onChange: (up, reason) => {
+            forwardMetrics.setBackendUp(up);
+            if (up) logger.info('backend reachable', { target });
+            else logger.warn('backend unreachable', { target, error: reason });
+          },
+        })
+      : undefined;
+  await probe?.start();
+  const ready = () => !closing && (probe?.reachable ?? true);
   let obsServer: ObservabilityServer | undefined;
   try {
-    obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, () => !closing, obs.logger);
+    obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, ready, obs.logger, probe ? () => ({ backend: probe.check() }) : undefined);
   } catch (e) {
+    probe?.stop();
     watch.remove();
     await listener.close();
     await obs.tracing.shutdown();
@@ -222,10 +322,15 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort): Promise<nu
     // allowHalfOpen: the service's FIN must not close our side before the tunnel has finished.
     const service = tcpConnect({ host: to.host, port: to.port, noDelay: true, allowHalfOpen: true });
     active.add(service);
+    const serviceClosed = new Promise<void>((resolve) => service.once('close', () => resolve()));
+    const tunnelClosed = new Promise<void>((resolve) => tunnel.once('close', () => resolve()));
+    open.track(Promise.all([serviceClosed, tunnelClosed]));
     service.once('close', () => active.delete(service));
-    const timer = setTimeout(() => service.destroy(new Error(`connect timed out after ${c.connectTimeoutMs} ms`)), c.connectTimeoutMs);
+    const timer = setTimeout(() => service.destroy(new ConnectTimeoutError(c.connectTimeoutMs)), c.connectTimeoutMs);
     const onConnectError = (e: Error) => {
       clearTimeout(timer);
+      forwardMetrics.backendFailure(failureReason(e));
+      probe?.reportFailure(e);
       logger.warn('cannot connect to the service', { ...fields, target, error: describeError(e) });
       tunnel.destroy(); // the client sees an abrupt end and resets its application's connection
     };
@@ -236,6 +341,7 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort): Promise<nu
       clearTimeout(timer);
       service.off('error', onConnectError);
       tunnel.off('close', onTunnelGone);
+      probe?.reportSuccess();
       if (tunnel.destroyed) {
         service.destroy();
         return;
@@ -245,28 +351,32 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort): Promise<nu
     });
   });
 
-  await untilSignal(watch, async (signal) => {
-    closing = true;
-    out(`${signal} received: closing ${plural(listener.activeTunnels, 'tunnel')} and shutting down`);
+  const signal = await watch.signal;
+  closing = true; // /readyz answers 503 from now on
+  void listener.close(); // stop accepting at once; established tunnels go on
+  await drain(signal, open, c, async () => {
     await listener.close({ tunnels: true }).catch((e) => logger.warn('error while closing tunnels', { error: e }));
     for (const s of active) s.destroy();
-    await obsServer?.close();
-    await obs.tracing.shutdown();
-    out('forwarder stopped');
   });
+  probe?.stop();
+  await obsServer?.close();
+  await obs.tracing.shutdown();
+  out('forwarder stopped');
+  watch.remove();
   return 0;
 }
 
 // ---- client side: plain TCP in, tunnels out -----------------------------------------------------
 
 async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promise<number> {
-  const { obs } = c;
+  const { obs, forwardMetrics } = c;
   const logger = obs.logger.child({ component: 'forward' });
   const target = formatHostPort(remote.host, remote.port);
   let closing = false;
   const tunnels = new Set<Tunnel>();
   const sockets = new Set<Socket>();
   const dials = new Set<AbortController>();
+  const open = new OpenConnections();
   const watch = shutdownSignal();
 
   // allowHalfOpen: an application's FIN must not close our side before the tunnel has finished.
@@ -277,6 +387,10 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
     }
     const fields = { peer: peerOf(app.remoteAddress, app.remotePort), target };
     sockets.add(app);
+    // The connection is over once the app's socket and its tunnel (if one opened) are closed.
+    let tunnelClosed: Promise<void> = Promise.resolve();
+    const appClosed = new Promise<void>((resolve) => app.once('close', () => resolve()));
+    open.track(appClosed.then(() => tunnelClosed));
     app.once('close', () => sockets.delete(app));
     app.on('error', () => undefined); // handled below and by bridge()
     const abort = new AbortController();
@@ -295,11 +409,12 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
         dials.delete(abort);
         app.off('close', onEarlyClose);
         tunnel.on('error', () => undefined); // reported by bridge()
-        if (app.destroyed || closing) {
+        if (app.destroyed) {
           tunnel.destroy();
           return;
         }
         tunnels.add(tunnel);
+        tunnelClosed = new Promise<void>((resolve) => tunnel.once('close', () => resolve()));
         tunnel.once('close', () => tunnels.delete(tunnel));
         const info = tunnel.info();
         const f = { ...fields, suite: info.suite, session: info.sessionId.slice(0, 16) };
@@ -310,7 +425,11 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
       (e) => {
         dials.delete(abort);
         app.off('close', onEarlyClose);
-        if (!app.destroyed) logger.warn('cannot open a tunnel', { ...fields, error: describeError(e) });
+        // An app that left before the tunnel was up is not a failure of the forward server.
+        if (!app.destroyed) {
+          forwardMetrics.dialFailure(failureReason(e));
+          logger.warn('cannot open a tunnel', { ...fields, error: describeError(e) });
+        }
         reset(app); // like a refused connection
       },
     );
@@ -344,18 +463,19 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
     out(`observability on http://${formatHostPort(a.address, a.port)} (/metrics, /health, /healthz, /readyz)`);
   }
 
-  await untilSignal(watch, async (signal) => {
-    closing = true;
-    out(`${signal} received: closing ${plural(tunnels.size, 'tunnel')} and shutting down`);
-    const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+  const signal = await watch.signal;
+  closing = true; // /readyz answers 503 from now on
+  const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+  await drain(signal, open, c, async () => {
     for (const d of dials) d.abort();
     await Promise.all([...tunnels].map((t) => t.close()));
     for (const s of sockets) s.destroy();
-    await serverClosed;
-    await obsServer?.close();
-    await obs.tracing.shutdown();
-    out('forwarder stopped');
   });
+  await atMost(serverClosed, CLOSE_GRACE_MS);
+  await obsServer?.close();
+  await obs.tracing.shutdown();
+  out('forwarder stopped');
+  watch.remove();
   return 0;
 }
 
@@ -373,7 +493,9 @@ export const forwardCommand: Command = {
     'carries each one through its own tunnel to the forward server at --connect.\n' +
     'A FIN or a reset on either TCP end is passed to the other end; a FIN closes one direction\n' +
     'only, so a reply sent after it still arrives (see docs/CLI.md). Prints "listening on\n' +
-    'HOST:PORT" once ready; SIGINT or SIGTERM closes every tunnel gracefully and exits 0.',
+    'HOST:PORT" once ready. SIGINT or SIGTERM stops accepting at once, lets open connections\n' +
+    'finish for at most --drain-timeout, closes the rest gracefully and exits 0. The server side\n' +
+    'probes the --to service; /readyz answers 503 while it cannot be reached.',
   flags: FLAGS,
   async run(args: ParsedArgs): Promise<number> {
     const f = args.flags;
@@ -386,15 +508,18 @@ export const forwardCommand: Command = {
     const connectTimeoutMs = parseDuration(String(f['connect-timeout']), '--connect-timeout');
     const handshakeTimeoutMs = parseDuration(String(f['handshake-timeout']), '--handshake-timeout');
     const lingerMs = parseDuration(String(f.linger), '--linger');
+    const drainTimeoutMs = parseDuration(String(f['drain-timeout']), '--drain-timeout');
+    const backendCheckMs = parseDuration(String(f['backend-check-interval']), '--backend-check-interval');
     if (!hasTo) {
-      for (const name of RATE_LIMIT_FLAGS.map((s) => s.name)) {
+      for (const name of [...RATE_LIMIT_FLAGS.map((s) => s.name), 'backend-check-interval']) {
         if (args.given.has(name)) throw new UsageError(`--${name} applies to the server side (--to) only`);
       }
     }
     await applyFips(f);
     const ciphers = ciphersFromFlag(f.cipher as string | undefined);
     const obs = await observabilityFromFlags(f);
-    const common: Common = { listenAddr, ciphers, connectTimeoutMs, handshakeTimeoutMs, lingerMs, obs };
-    return hasTo ? runServer(f, common, remote) : runClient(f, common, remote);
+    const forwardMetrics = new ForwardMetrics(hasTo ? 'server' : 'client', obs.metrics.registry, obs.metrics.prefix, { ...METRIC_LABELS });
+    const common: Common = { listenAddr, ciphers, connectTimeoutMs, handshakeTimeoutMs, lingerMs, drainTimeoutMs, obs, forwardMetrics };
+    return hasTo ? runServer(f, common, remote, backendCheckMs) : runClient(f, common, remote);
   },
 };

@@ -134,7 +134,8 @@ export function healthReport(options: ObservabilityServerOptions, startedAt: num
   } catch {
     ready = false;
   }
-  checks.readiness = ready ? { status: 'pass' } : { status: 'warn', detail: 'not accepting tunnels' };
+  // Why it is not ready is for the other checks to say (shutting down, a backend down...).
+  checks.readiness = ready ? { status: 'pass' } : { status: 'warn', detail: 'not ready' };
   let metrics: HealthReport['metrics'];
   if (options.metrics) {
     const s = options.metrics.snapshot();

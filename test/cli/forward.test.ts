@@ -257,13 +257,13 @@ describe('cli: forward with a real Redis server', function () {
     await eventually(async () => !(await redisClientNames(redis!.port)).includes('qt-reset'), 10_000, 'Redis to lose the connection');
   });
 
-  it('SIGTERM on the forward server closes tunnels gracefully: exit 0, the app gets FIN', async () => {
-    const { port, fserver, fclient } = await forwardPair(redis!.port);
+  it('SIGTERM on the forward server with --drain-timeout 0 closes tunnels gracefully at once: exit 0, the app gets FIN', async () => {
+    const { port, fserver, fclient } = await forwardPair(redis!.port, ['--drain-timeout', '0']);
     const c = await client(port);
     expect(await c.command('PING')).to.equal('PONG');
     fserver.kill('SIGTERM');
     expect(await fserver.exit()).to.equal(0);
-    expect(fserver.stdout).to.match(/^SIGTERM received: closing 1 tunnel and shutting down$/m);
+    expect(fserver.stdout).to.match(/^SIGTERM received: closing 1 open connection and shutting down$/m);
     expect(fserver.stdout).to.match(/^forwarder stopped$/m);
     await c.waitClosed();
     expect(c.ended).to.equal(true);
@@ -393,5 +393,184 @@ describe('cli: forward with raw TCP services (resets and ends)', function () {
     const { error } = await a.closed;
     expect(error?.code).to.equal('ECONNRESET');
     await pair.fserver.waitFor(/WARN +cannot connect to the service .*ECONNREFUSED/, 10_000, 'stderr');
+  });
+});
+
+describe('cli: forward readiness, failure metrics and drain', function () {
+  this.timeout(120_000);
+  const servers: Server[] = [];
+  const sockets: Socket[] = [];
+
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    await killAll();
+    await Promise.all(servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+  });
+
+  /** An echo service on `port` (0 = any); counts the connections it accepted. */
+  async function echoService(port = 0): Promise<{ server: Server; port: number; accepted: () => number }> {
+    let accepted = 0;
+    const server = createServer({ allowHalfOpen: true }, (s) => {
+      accepted++;
+      sockets.push(s);
+      s.on('error', () => undefined);
+      s.pipe(s);
+    });
+    servers.push(server);
+    server.listen(port, '127.0.0.1');
+    await once(server, 'listening');
+    return { server, port: (server.address() as AddressInfo).port, accepted: () => accepted };
+  }
+
+  async function stop(server: Server): Promise<void> {
+    servers.splice(servers.indexOf(server), 1);
+    for (const s of sockets.splice(0)) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+
+  async function readyz(obsPort: number): Promise<{ status: number; body: Record<string, unknown> }> {
+    const r = await httpGet(obsPort, '/readyz');
+    return { status: r.status, body: JSON.parse(r.body) as Record<string, unknown> };
+  }
+
+  /** An app connection through the forward client; resolves with helpers to talk and watch. */
+  async function app(port: number): Promise<{ socket: Socket; echo: (text: string) => Promise<string>; ended: Promise<void>; closed: Promise<void> }> {
+    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+    sockets.push(socket);
+    socket.on('error', () => undefined);
+    let buf = '';
+    const waiters: Array<() => void> = [];
+    socket.setEncoding('utf8').on('data', (d: string) => {
+      buf += d;
+      for (const w of waiters.splice(0)) w();
+    });
+    const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await once(socket, 'connect');
+    const echo = async (text: string): Promise<string> => {
+      buf = '';
+      socket.write(text);
+      const deadline = Date.now() + 15_000;
+      while (buf.length < text.length) {
+        if (Date.now() > deadline) throw new Error(`no echo of ${JSON.stringify(text)} (got ${JSON.stringify(buf)})`);
+        await Promise.race([new Promise<void>((r) => waiters.push(r)), delay(200)]);
+      }
+      return buf;
+    };
+    return { socket, echo, ended, closed };
+  }
+
+  it('/readyz is 503 while the --to service is down and 200 once it answers; /health says why', async () => {
+    const port = await freePort(); // nothing listens there yet
+    const fserver = startCli(['forward', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${port}`, '--obs-addr', '127.0.0.1:0', '--backend-check-interval', '200ms']);
+    const obsPort = await fserver.observabilityPort();
+    const down = await readyz(obsPort);
+    expect(down.status).to.equal(503);
+    expect(down.body.ready).to.equal(false);
+    const health = JSON.parse((await httpGet(obsPort, '/health')).body) as { status: string; checks: Record<string, { status: string; detail: string }> };
+    expect(health.status).to.equal('degraded');
+    expect(health.checks.backend!.status).to.equal('warn');
+    expect(health.checks.backend!.detail).to.equal(`127.0.0.1:${port} unreachable: ECONNREFUSED`);
+    expect(metricValue((await httpGet(obsPort, '/metrics')).body, 'quantum_vpn_forward_backend_up')).to.equal(0);
+    await fserver.waitFor(/WARN +backend unreachable .*ECONNREFUSED/, 10_000, 'stderr');
+
+    const service = await echoService(port);
+    await eventually(async () => (await readyz(obsPort)).status === 200, 20_000, '/readyz to become 200');
+    expect(metricValue((await httpGet(obsPort, '/metrics')).body, 'quantum_vpn_forward_backend_up')).to.equal(1);
+
+    await stop(service.server);
+    await eventually(async () => (await readyz(obsPort)).status === 503, 20_000, '/readyz to become 503 again');
+  });
+
+  it('the probe is cached: scrapes do not connect to the service', async () => {
+    const service = await echoService();
+    const fserver = startCli(['forward', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${service.port}`, '--obs-addr', '127.0.0.1:0', '--backend-check-interval', '10m']);
+    const obsPort = await fserver.observabilityPort();
+    await eventually(() => service.accepted() === 1, 10_000, 'the start-up probe');
+    for (let i = 0; i < 20; i++) expect((await readyz(obsPort)).status).to.equal(200);
+    expect(service.accepted()).to.equal(1);
+  });
+
+  it('counts failures: backend (server side) and dial (client side) by reason', async () => {
+    const deadPort = await freePort();
+    const { fserver, fclient, port } = await (async () => {
+      const fserver = startCli(['forward', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${deadPort}`, '--obs-addr', '127.0.0.1:0', '--backend-check-interval', '0']);
+      const tunnelPort = await fserver.listeningPort();
+      const fclient = startCli(['forward', '--listen', '0', '--connect', `127.0.0.1:${tunnelPort}`, '--obs-addr', '127.0.0.1:0']);
+      return { fserver, fclient, port: await fclient.listeningPort() };
+    })();
+    const a = await app(port);
+    await a.closed; // reset: the service cannot be reached
+    const serverObs = await fserver.observabilityPort();
+    await eventually(async () => /reason="refused"\} 1$/m.test((await httpGet(serverObs, '/metrics')).body), 10_000, 'the backend failure counted');
+    const serverMetrics = (await httpGet(serverObs, '/metrics')).body;
+    expect(serverMetrics).to.match(/^quantum_vpn_forward_backend_failures_total\{service="quantum-vpn",reason="refused"\} 1$/m);
+    expect(serverMetrics).to.match(/^quantum_vpn_forward_backend_failures_total\{service="quantum-vpn",reason="timeout"\} 0$/m);
+    expect(serverMetrics).not.to.include('forward_dial_failures_total'); // each side has its own
+    // --backend-check-interval 0: no probe, so readiness does not follow the backend.
+    expect((await readyz(serverObs)).status).to.equal(200);
+
+    // Client side: a forward server that is not there, and a "server" that is not a forward server.
+    const clientObs = await fclient.observabilityPort();
+    fserver.kill('SIGTERM');
+    expect(await fserver.exit()).to.equal(0);
+    const b = await app(port);
+    await b.closed;
+    const http = createServer((s) => {
+      sockets.push(s);
+      s.on('error', () => undefined);
+      s.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
+    });
+    servers.push(http);
+    http.listen(0, '127.0.0.1');
+    await once(http, 'listening');
+    const toHttp = startCli(['forward', '--listen', '0', '--connect', `127.0.0.1:${(http.address() as AddressInfo).port}`, '--obs-addr', '127.0.0.1:0']);
+    const c = await app(await toHttp.listeningPort());
+    await c.closed;
+    await eventually(async () => /reason="refused"\} 1$/m.test((await httpGet(clientObs, '/metrics')).body), 10_000, 'the refused dial counted');
+    const httpObs = await toHttp.observabilityPort();
+    await eventually(async () => /reason="handshake"\} 1$/m.test((await httpGet(httpObs, '/metrics')).body), 10_000, 'the failed handshake counted');
+    const clientMetrics = (await httpGet(httpObs, '/metrics')).body;
+    expect(clientMetrics).to.match(/^quantum_vpn_forward_dial_failures_total\{service="quantum-vpn",reason="handshake"\} 1$/m);
+    expect(clientMetrics).not.to.include('forward_backend');
+  });
+
+  it('SIGTERM drains: new connections are refused and /readyz is 503 at once, open ones go on until they end', async () => {
+    const service = await echoService();
+    const fserver = startCli(['forward', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${service.port}`, '--obs-addr', '127.0.0.1:0', '--drain-timeout', '2m']);
+    const tunnelPort = await fserver.listeningPort();
+    const obsPort = await fserver.observabilityPort();
+    const fclient = startCli(['forward', '--listen', '0', '--connect', `127.0.0.1:${tunnelPort}`]);
+    const port = await fclient.listeningPort();
+    const a = await app(port);
+    expect(await a.echo('before')).to.equal('before');
+
+    fserver.kill('SIGTERM');
+    await fserver.waitFor(/^SIGTERM received: no longer accepting; waiting up to 120s for 1 open connection to finish$/m);
+    expect((await readyz(obsPort)).status).to.equal(503);
+    // A new connection gets no tunnel: the forward server no longer accepts.
+    const late = await app(port);
+    await late.closed;
+    // The open one still works, both ways.
+    expect(await a.echo('during the drain')).to.equal('during the drain');
+    expect(fserver.child.exitCode).to.equal(null);
+    // It ends: the forwarder stops at once, without waiting for the deadline.
+    a.socket.end();
+    await a.ended;
+    expect(await fserver.exit(30_000)).to.equal(0);
+    expect(fserver.stdout).to.match(/^forwarder stopped$/m);
+    expect(fserver.stdout).not.to.match(/drain timeout/);
+  });
+
+  it('SIGTERM with --drain-timeout: at the deadline the open connections are closed gracefully (the app gets FIN)', async () => {
+    const service = await echoService();
+    const { fserver, port } = await forwardPair(service.port, ['--drain-timeout', '1s']);
+    const a = await app(port);
+    expect(await a.echo('held open')).to.equal('held open');
+    fserver.kill('SIGTERM');
+    expect(await fserver.exit(30_000)).to.equal(0);
+    expect(fserver.stdout).to.match(/^SIGTERM received: no longer accepting; waiting up to 1s for 1 open connection to finish$/m);
+    expect(fserver.stdout).to.match(/^drain timeout: closing 1 open connection$/m);
+    await a.ended; // close_notify became a FIN, not a reset
   });
 });

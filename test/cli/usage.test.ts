@@ -15,7 +15,7 @@ const COMMANDS = ['demo', 'bench', 'forward', 'example', 'version', 'help'];
 const FLAGS: Record<string, string[]> = {
   demo: ['--mode', '--addr', '--message', '--verbose', '--obs-addr', '--log-level', '--log-format', '--tracing', '--cipher', '--fips', '--timeout', '--max-conns-per-ip', '--handshake-rate'],
   bench: ['--handshakes', '--throughput', '--size', '--duration', '--cipher', '--concurrency', '--json', '--fips'],
-  forward: ['--listen', '--to', '--connect', '--cipher', '--obs-addr', '--log-level', '--log-format', '--tracing', '--fips', '--connect-timeout', '--linger'],
+  forward: ['--listen', '--to', '--connect', '--cipher', '--obs-addr', '--log-level', '--log-format', '--tracing', '--fips', '--connect-timeout', '--linger', '--drain-timeout', '--backend-check-interval'],
   example: ['--list'],
   version: ['--json', '--fips'],
 };
@@ -85,6 +85,8 @@ describe('cli: help and usage errors', function () {
       [['forward', '--listen', ':0', '--to', 'a:1', '--connect', 'b:2'], /exactly one of --to/],
       [['forward', '--listen', '0', '--connect', '127.0.0.1:0'], /invalid --connect "127.0.0.1:0"/],
       [['forward', '--listen', '0', '--connect', '127.0.0.1:1', '--handshake-rate', '5'], /--handshake-rate applies to the server side/],
+      [['forward', '--listen', '0', '--connect', '127.0.0.1:1', '--backend-check-interval', '5s'], /--backend-check-interval applies to the server side/],
+      [['forward', '--listen', '0', '--to', '127.0.0.1:1', '--drain-timeout', 'soon'], /invalid --drain-timeout "soon"/],
       [['example', 'nope'], /unknown example "nope"/],
       [['version', '--verbose'], /unknown flag: --verbose/],
     ];
