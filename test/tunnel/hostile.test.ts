@@ -1,0 +1,966 @@
+/**
+ * Issue 8: no peer can crash, starve or silently corrupt a tunnel.
+ *
+ * A. Unhandled errors never crash a process written as the README shows (child processes with
+ *    no 'error' listeners), close() always resolves, and truncation is told from a clean end.
+ * B. Integrity on TCP: records carry exactly the next sequence number; a dropped, reordered or
+ *    replayed record is fatal, and the application gets exactly the records before it.
+ * C. Memory and CPU exhaustion: Ping floods, rekey floods, handshakes in progress.
+ * D. Protocol mismatch: HTTP and TLS peers are recognised as such.
+ *
+ * Every peer is on 127.0.0.0/8; every loop is bounded in count and time.
+ */
+import { once } from 'node:events';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { expect } from 'chai';
+import {
+  dial,
+  ErrorCode,
+  type HandshakeErrorEvent,
+  listen,
+  type Listener,
+  type ListenOptions,
+  type PeerAddress,
+  QuantumTunnelError,
+  RateLimiter,
+  type Tunnel,
+  type TunnelObserver,
+} from '../../lib/index.js';
+import { CipherSuite, MessageType } from '../../lib/protocol/constants.js';
+import { encodeFrame, type Frame, FrameReader } from '../../lib/protocol/frame.js';
+import { AlertCode, AlertLevel, CLOSE_NOTIFY_ALERT, decodeAlert, encodeAlert, PING_FRAME } from '../../lib/protocol/messages.js';
+import type { SecureSession } from '../../lib/protocol/session.js';
+import {
+  assertEchoes,
+  delay,
+  echo,
+  handshakeErrors,
+  nextTunnel,
+  rawClientHandshake,
+  RawPeer,
+  type RawSession,
+  rawServerHandshake,
+  readRecords,
+  rejectsWithCode,
+  Resources,
+  until,
+  within,
+} from '../helpers/tunnel.js';
+import { HostileChild } from './hostile/spawn.js';
+
+const AES = [CipherSuite.AES_256_GCM] as const;
+const FATAL_ALERT = encodeAlert({ level: AlertLevel.FATAL, code: AlertCode.DECRYPTION_FAILED, description: 'hostile' });
+const UNHANDLED = /Unhandled|Uncaught|FATAL ERROR|heap out of memory/i;
+const REKEY_PAYLOAD_LENGTH = 1608;
+
+// ---- small helpers ------------------------------------------------------------------------------
+
+/** Every complete frame in `bytes`. */
+function framesOf(bytes: Buffer): Frame[] {
+  const reader = new FrameReader();
+  reader.push(bytes);
+  const out: Frame[] = [];
+  for (let f = reader.nextFrame(); f !== null; f = reader.nextFrame()) out.push(f);
+  return out;
+}
+
+/** The last frame a raw peer received (after those it already read) is a fatal alert. */
+function expectFatalAlertLast(bytes: Buffer): void {
+  const frames = framesOf(bytes);
+  const last = frames[frames.length - 1];
+  expect(last?.type, `the last frame received (of ${frames.length}) is an Alert`).to.equal(MessageType.ALERT);
+  expect(last!.payload[0], 'the alert level').to.equal(AlertLevel.FATAL);
+}
+
+/** A Data record sealed by `session` with its tag corrupted (the right sequence number). */
+function forgedRecord(session: SecureSession, text = 'forged'): Buffer {
+  const rec = session.sealRecords(MessageType.DATA, [Buffer.from(text)]);
+  rec[rec.length - 1] = rec[rec.length - 1]! ^ 0x01;
+  return rec;
+}
+
+function codeOf(err: unknown): string | undefined {
+  return (err as { code?: string } | undefined)?.code;
+}
+
+/** closeState from info() (added by issue 8; read loosely so the failure message names it). */
+function closeStateOf(t: Tunnel): unknown {
+  return (t.info() as unknown as { closeState?: unknown }).closeState;
+}
+
+/**
+ * Runs `body` with uncaught exceptions collected instead of going to mocha's handler, so a test
+ * can assert that none happened (an unhandled 'error' event on a tunnel is one) and fail at once
+ * with that reason. The previous handlers are put back afterwards.
+ */
+async function withUncaughtCaptured(body: (uncaught: unknown[]) => Promise<void>): Promise<void> {
+  const uncaught: unknown[] = [];
+  const saved = process.listeners('uncaughtException');
+  const capture = (err: unknown) => {
+    uncaught.push(err);
+  };
+  process.removeAllListeners('uncaughtException');
+  process.on('uncaughtException', capture);
+  try {
+    await body(uncaught);
+    await delay(100); // a late unhandled 'error' is thrown on a later tick
+    expectNothingThrown(uncaught);
+  } finally {
+    process.off('uncaughtException', capture);
+    for (const l of saved) process.on('uncaughtException', l);
+  }
+}
+
+function expectNothingThrown(uncaught: unknown[]): void {
+  expect(uncaught.map((e) => `${codeOf(e) ?? ''} ${String(e)}`), 'uncaught exceptions (an unhandled error event crashes a real process)').to.deep.equal([]);
+}
+
+/** A raw TCP connection to 127.0.0.1:`port` from `localAddress` (another loopback address). */
+async function connectFrom(res: Resources, port: number, localAddress: string): Promise<Socket> {
+  const s = res.socket(connect({ host: '127.0.0.1', port, localAddress }));
+  await within(once(s, 'connect'), 5000, `TCP connect from ${localAddress}`);
+  return s;
+}
+
+/** Listeners and tunnels without any 'error' listener (Resources adds one to every tunnel). */
+class Bare {
+  readonly listeners: Listener[] = [];
+  readonly tunnels: Tunnel[] = [];
+
+  async listen(options: ListenOptions = {}): Promise<Listener> {
+    const listener = listen({ host: '127.0.0.1', port: 0, ...options });
+    this.listeners.push(listener);
+    listener.on('error', () => undefined);
+    listener.on('tunnel', (t: Tunnel) => this.tunnels.push(t));
+    await within(listener.ready, 5000, 'listening');
+    return listener;
+  }
+
+  async cleanup(): Promise<void> {
+    for (const t of this.tunnels.splice(0)) t.destroy();
+    await Promise.all(this.listeners.splice(0).map((l) => within(l.close(), 5000, 'listener close').catch(() => undefined)));
+  }
+}
+
+/** What the server application saw of one tunnel, in message or stream mode. */
+interface ServerView {
+  server: Tunnel;
+  /** Messages (message mode) or chunks (stream mode) as text. */
+  got: string[];
+  /** 'error' events of the tunnel. */
+  errors: Error[];
+  /** messages() finished without error, or the stream emitted 'end'. */
+  ended: () => boolean;
+  /** Message mode: the iteration's rejection, once it rejected. */
+  iterationError: () => unknown;
+  closed: Promise<unknown>;
+}
+
+function watchServer(server: Tunnel, mode: 'messages' | 'stream'): ServerView {
+  const got: string[] = [];
+  const errors: Error[] = [];
+  let ended = false;
+  let iterationError: unknown;
+  server.on('error', (e: Error) => errors.push(e));
+  const closed = server.closed ? Promise.resolve() : new Promise<void>((resolve) => server.once('close', () => resolve()));
+  if (mode === 'messages') {
+    void (async () => {
+      try {
+        for await (const m of server.messages()) got.push(m.toString());
+        ended = true;
+      } catch (err) {
+        iterationError = err;
+      }
+    })();
+  } else {
+    server.on('data', (d: Buffer) => got.push(d.toString()));
+    server.on('end', () => (ended = true));
+  }
+  return { server, got, errors, ended: () => ended, iterationError: () => iterationError, closed };
+}
+
+/** A listener, one raw client with a completed handshake, and the server tunnel watched in `mode`. */
+async function rawClientAgainstListener(res: Resources, mode: 'messages' | 'stream', options: ListenOptions = {}): Promise<{ raw: RawSession; view: ServerView; listener: Listener }> {
+  const listener = await res.listen(options);
+  const serverSide = nextTunnel(listener);
+  const raw = await rawClientHandshake(res, listener.address().port, AES);
+  const view = watchServer(await serverSide, mode);
+  return { raw, view, listener };
+}
+
+/** One sealed record per text, each its own buffer (so the test can drop, reorder or repeat them). */
+function sealEach(session: SecureSession, texts: readonly string[]): Buffer[] {
+  return texts.map((t) => session.sealRecords(MessageType.DATA, [Buffer.from(t)]));
+}
+
+// =================================================================================================
+
+describe('hostile peers (issue 8)', function () {
+  this.timeout(30_000);
+  const res = new Resources();
+  const bare = new Bare();
+  const children: HostileChild[] = [];
+  const httpServers: HttpServer[] = [];
+  const tcpServers: Server[] = [];
+
+  /** A plain TCP server that keeps its side open after the peer's FIN (net's allowHalfOpen). */
+  async function halfOpenServer(onSocket: (s: Socket) => void): Promise<number> {
+    const server = createServer({ allowHalfOpen: true }, (s) => {
+      res.socket(s);
+      onSocket(s);
+    });
+    tcpServers.push(server);
+    server.listen(0, '127.0.0.1');
+    await within(once(server, 'listening'), 5000, 'raw server listening');
+    return (server.address() as AddressInfo).port;
+  }
+
+  afterEach(async () => {
+    await res.cleanup();
+    await bare.cleanup();
+    await Promise.all(children.splice(0).map((c) => c.stop()));
+    await Promise.all(tcpServers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+    for (const s of httpServers.splice(0)) {
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
+    }
+  });
+
+  // ---- A. unhandled errors ---------------------------------------------------------------------
+
+  describe('A. a failing tunnel never crashes the process', () => {
+    it('a server tunnel with no error listener that fails: the listener emits tunnelError (error, tunnel); observers get onTunnelError', () => withUncaughtCaptured(async (uncaught) => {
+      const observed: Array<{ code: string; peer: PeerAddress }> = [];
+      const observer: TunnelObserver = { onTunnelError: (code, peer) => observed.push({ code, peer }) };
+      const listener = await bare.listen({ observer });
+      const events: Array<{ error: unknown; tunnel: unknown }> = [];
+      listener.on('tunnelError', (error: unknown, tunnel: unknown) => events.push({ error, tunnel }));
+      const serverSide = nextTunnel(listener);
+      const raw = await rawClientHandshake(res, listener.address().port, AES);
+      const server = await serverSide;
+      raw.peer.write(forgedRecord(raw.session));
+      await until(() => events.length >= 1 || uncaught.length > 0, 5000, 'the tunnelError event');
+      expectNothingThrown(uncaught);
+      expect(events).to.have.length(1);
+      expect(events[0]!.error).to.be.instanceOf(QuantumTunnelError);
+      expect(codeOf(events[0]!.error)).to.equal(ErrorCode.AUTHENTICATION_FAILED);
+      expect(events[0]!.tunnel).to.equal(server);
+      expect(observed.map((o) => o.code)).to.deep.equal([ErrorCode.AUTHENTICATION_FAILED]);
+      expect(observed[0]!.peer.address).to.equal('127.0.0.1');
+      await raw.peer.waitClosed();
+    }));
+
+    it('with nobody listening to tunnelError the error is dropped: the tunnel closes, observers still hear of it, nothing is thrown', () => withUncaughtCaptured(async (uncaught) => {
+      const observed: string[] = [];
+      const closes: Array<string | undefined> = [];
+      const listener = await bare.listen({ observer: { onTunnelError: (code) => observed.push(code), onTunnelClose: (i) => closes.push(i.error) } });
+      const serverSide = nextTunnel(listener);
+      const raw = await rawClientHandshake(res, listener.address().port, AES);
+      const server = await serverSide;
+      raw.peer.write(FATAL_ALERT);
+      await until(() => (server.destroyed && closes.length === 1) || uncaught.length > 0, 5000, 'the server tunnel to close');
+      await delay(50); // an unhandled 'error' would be thrown on a later tick
+      expectNothingThrown(uncaught);
+      expect(closes).to.deep.equal([ErrorCode.PEER_ALERT]);
+      expect(observed).to.deep.equal([ErrorCode.PEER_ALERT]);
+      await raw.peer.waitClosed();
+    }));
+
+    describe('a server process written as the README shows survives hostile clients (child process, no error listeners)', () => {
+      /** The attacks: each gets a fresh handshake, then misbehaves; `error` is the code the server tunnel closes with. */
+      const attacks: Array<{ name: string; error: string | null; run: (raw: RawSession) => Promise<void> }> = [
+        {
+          name: 'FIN without close_notify',
+          error: ErrorCode.TRUNCATED,
+          run: async (raw) => {
+            raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('then FIN')]));
+            raw.peer.socket.end();
+          },
+        },
+        {
+          name: 'a TCP reset',
+          error: null, // some error code; which one is not part of the contract
+          run: async (raw) => {
+            raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('then RST')]));
+            await readRecords(raw, 'then RST'.length); // echoed: the tunnel is up on the server
+            raw.peer.socket.resetAndDestroy();
+          },
+        },
+        {
+          name: 'a forged record',
+          error: ErrorCode.AUTHENTICATION_FAILED,
+          run: async (raw) => raw.peer.write(forgedRecord(raw.session)),
+        },
+        {
+          name: 'a fatal alert',
+          error: ErrorCode.PEER_ALERT,
+          run: async (raw) => raw.peer.write(FATAL_ALERT),
+        },
+      ];
+
+      for (const mode of ['pipe', 'messages'] as const) {
+        describe(mode === 'pipe' ? "listener.on('tunnel', (t) => t.pipe(t))" : 'for await (const m of t.messages()) inside try/catch', () => {
+          let child: HostileChild | undefined;
+          let port = 0;
+
+          beforeEach(async function () {
+            this.timeout(30_000);
+            // One child per mode, replaced only if an attack killed it.
+            if (child?.alive) return;
+            child = new HostileChild(['server', mode]);
+            const listening = await child.waitFor((e) => e.event === 'listening', 25_000, 'listening');
+            port = listening.port as number;
+          });
+
+          after(async () => {
+            await child?.stop();
+          });
+
+          for (const attack of attacks) {
+            it(`${attack.name}: the process stays up and still serves an honest client`, async () => {
+              const c = child!;
+              const from = c.events.length;
+              const raw = await rawClientHandshake(res, port, AES);
+              await attack.run(raw);
+              const closed = await c.waitFor((e) => e.event === 'close', 5000, 'the attacked tunnel to close', from);
+              await delay(200); // an unhandled 'error' would be thrown a tick after the close
+              expect(c.alive, c.describe()).to.equal(true);
+              if (attack.error) expect(closed.error).to.equal(attack.error);
+              else expect(closed.error).to.be.a('string').and.match(/^ERR_QT_/);
+              const honest = await res.dial(port);
+              await assertEchoes(honest, 'an honest client after the attack');
+              const beforeHonestClose = c.events.length;
+              await within(honest.close(), 5000, 'the honest client to close');
+              // Its server side closes cleanly too (and that event must not be taken for the next attack's).
+              const honestClosed = await c.waitFor((e) => e.event === 'close', 5000, 'the honest tunnel to close on the server', beforeHonestClose);
+              expect(honestClosed.error).to.equal(null);
+              expect(c.alive, c.describe()).to.equal(true);
+              expect(c.stderr).to.not.match(UNHANDLED);
+            });
+          }
+        });
+      }
+    });
+
+    describe('client close() always resolves, without an error, whatever the peer does', () => {
+      type Behaviour = 'answer' | 'silent' | 'fin' | 'rst';
+
+      /**
+       * A raw server: handshake, read records, and on our close_notify do `behaviour`. Half-open
+       * (allowHalfOpen), so our FIN alone does not make Node end its side: 'silent' really stays open.
+       */
+      async function closeServer(behaviour: Behaviour): Promise<{ port: number; sawCloseNotify: () => boolean; sawData: () => string }> {
+        let saw = false;
+        let data = '';
+        const port = await halfOpenServer((s) => {
+          const peer = new RawPeer(s);
+          void (async () => {
+            const session = await rawServerHandshake(peer, AES);
+            for (let i = 0; i < 1000; i++) {
+              const f = await peer.frame(15_000);
+              if (!f) return;
+              if (f.type === MessageType.DATA) {
+                const ev = session.openRecord(f);
+                if (ev.kind === 'data') data += ev.data.toString();
+              } else if (f.type === MessageType.ALERT && decodeAlert(f.payload)?.code === AlertCode.CLOSE_NOTIFY) {
+                saw = true;
+                if (behaviour === 'answer') peer.socket.end(CLOSE_NOTIFY_ALERT);
+                else if (behaviour === 'fin') peer.socket.end();
+                else if (behaviour === 'rst') peer.socket.resetAndDestroy();
+                return; // 'silent': keep the socket open and never answer
+              }
+            }
+          })().catch(() => undefined);
+        });
+        return { port, sawCloseNotify: () => saw, sawData: () => data };
+      }
+
+      const cases: Array<{ behaviour: Behaviour; state: string; what: string }> = [
+        { behaviour: 'answer', state: 'clean', what: 'a peer that answers with close_notify: closeState clean' },
+        { behaviour: 'silent', state: 'unanswered', what: 'a peer that reads our close_notify and never answers, socket left open: resolves after closeTimeoutMs, closeState unanswered' },
+        { behaviour: 'fin', state: 'unanswered', what: 'a peer that answers with a FIN and no close_notify: closeState unanswered' },
+        { behaviour: 'rst', state: 'unanswered', what: 'a peer that answers with a TCP reset: closeState unanswered' },
+      ];
+
+      for (const c of cases) {
+        it(c.what, async () => {
+          const srv = await closeServer(c.behaviour);
+          const client = await res.dial(srv.port, { closeTimeoutMs: 300 });
+          const errors: Error[] = [];
+          client.on('error', (e: Error) => errors.push(e));
+          const stateWhileOpen = closeStateOf(client);
+          client.write('data before close');
+          await within(client.close(), 5000, 'close() to resolve');
+          expect(srv.sawCloseNotify(), 'the peer received our close_notify').to.equal(true);
+          expect(srv.sawData()).to.equal('data before close');
+          await delay(50);
+          expect(errors.map((e) => codeOf(e) ?? e.message), "'error' events").to.deep.equal([]);
+          expect(client.errored).to.equal(null);
+          expect(closeStateOf(client), 'closeState after close()').to.equal(c.state);
+          expect(stateWhileOpen, 'closeState while open').to.equal('open');
+        });
+      }
+
+      it('in a child process with no error listener on the client tunnel: close() against a silent, a FIN and a RST peer; the process lives', async () => {
+        const servers = [await closeServer('silent'), await closeServer('fin'), await closeServer('rst')];
+        const child = new HostileChild(['close', '300', ...servers.map((s) => String(s.port))]);
+        children.push(child);
+        await within(child.exited, 25_000, 'the client child to finish');
+        expect(child.exitCode, child.describe()).to.equal(0);
+        expect(child.stderr).to.not.match(UNHANDLED);
+        const closed = child.events.filter((e) => e.event === 'closed');
+        expect(closed.map((e) => e.closeState)).to.deep.equal(['unanswered', 'unanswered', 'unanswered']);
+        expect(child.events.some((e) => e.event === 'done')).to.equal(true);
+        for (const s of servers) expect(s.sawCloseNotify()).to.equal(true);
+      });
+    });
+
+    describe('truncation: a FIN without close_notify is not a clean end', () => {
+      it('message mode: messages() yields what came, then rejects with ERR_QT_TRUNCATED; closeState truncated', async () => {
+        const { raw, view } = await rawClientAgainstListener(res, 'messages');
+        const stateWhileOpen = closeStateOf(view.server);
+        raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('one'), Buffer.from('two')]));
+        await until(() => view.got.length === 2, 5000, 'two messages');
+        raw.peer.socket.end();
+        await until(() => view.iterationError() !== undefined || view.ended(), 5000, 'messages() to finish');
+        expect(view.ended(), 'messages() finished as if the peer had closed cleanly').to.equal(false);
+        expect(codeOf(view.iterationError())).to.equal(ErrorCode.TRUNCATED);
+        expect(view.got).to.deep.equal(['one', 'two']);
+        await within(view.closed, 5000, 'the server tunnel to close');
+        expect(closeStateOf(view.server)).to.equal('truncated');
+        expect(stateWhileOpen, 'closeState while open').to.equal('open');
+      });
+
+      it("stream mode: 'error' with ERR_QT_TRUNCATED and no 'end'; closeState truncated", async () => {
+        const { raw, view } = await rawClientAgainstListener(res, 'stream');
+        raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('one'), Buffer.from('two')]));
+        await until(() => view.got.join('') === 'onetwo', 5000, 'the data');
+        raw.peer.socket.end();
+        await within(view.closed, 5000, 'the server tunnel to close');
+        expect(view.errors.map(codeOf)).to.deep.equal([ErrorCode.TRUNCATED]);
+        expect(view.ended(), "an 'end' event").to.equal(false);
+        expect(closeStateOf(view.server)).to.equal('truncated');
+      });
+
+      it("stream mode with no 'error' listener: the listener's tunnelError gets ERR_QT_TRUNCATED, and no 'end'", () => withUncaughtCaptured(async (uncaught) => {
+        const listener = await bare.listen();
+        const errors: unknown[] = [];
+        listener.on('tunnelError', (e: unknown) => errors.push(e));
+        const serverSide = nextTunnel(listener);
+        const raw = await rawClientHandshake(res, listener.address().port, AES);
+        const server = await serverSide;
+        let ended = false;
+        let data = '';
+        server.on('data', (d: Buffer) => (data += d.toString()));
+        server.on('end', () => (ended = true));
+        raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('partial')]));
+        await until(() => data === 'partial', 5000, 'the data');
+        raw.peer.socket.end();
+        await until(() => errors.length >= 1 || uncaught.length > 0, 5000, 'tunnelError');
+        expectNothingThrown(uncaught);
+        expect(errors.map(codeOf)).to.deep.equal([ErrorCode.TRUNCATED]);
+        await delay(50);
+        expect(ended, "an 'end' event").to.equal(false);
+      }));
+
+      it('close_notify then FIN: a clean end in both modes, closeState clean', async () => {
+        for (const mode of ['messages', 'stream'] as const) {
+          const { raw, view } = await rawClientAgainstListener(res, mode);
+          raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('last')]));
+          raw.peer.write(CLOSE_NOTIFY_ALERT);
+          raw.peer.socket.end();
+          await within(view.closed, 5000, `the server tunnel to close (${mode})`);
+          expect(view.errors, `${mode}: errors`).to.deep.equal([]);
+          expect(view.ended(), `${mode}: a clean end`).to.equal(true);
+          expect(view.got.join('')).to.equal('last');
+          expect(closeStateOf(view.server), mode).to.equal('clean');
+        }
+      });
+
+      it('client side: a server that sends data then a FIN without close_notify fails the client with ERR_QT_TRUNCATED', async () => {
+        const { port } = await res.rawServer((s) => {
+          const peer = new RawPeer(s);
+          void (async () => {
+            const session = await rawServerHandshake(peer, AES);
+            peer.write(session.sealRecords(MessageType.DATA, [Buffer.from('cut short')]));
+            peer.socket.end();
+          })().catch(() => undefined);
+        });
+        const client = await res.dial(port);
+        const got: string[] = [];
+        let iterationError: unknown;
+        let done = false;
+        await (async () => {
+          try {
+            for await (const m of client.messages()) got.push(m.toString());
+            done = true;
+          } catch (err) {
+            iterationError = err;
+          }
+        })();
+        expect(done, 'messages() ended as if cleanly').to.equal(false);
+        expect(codeOf(iterationError)).to.equal(ErrorCode.TRUNCATED);
+        expect(got).to.deep.equal(['cut short']);
+        expect(closeStateOf(client)).to.equal('truncated');
+      });
+    });
+  });
+
+  // ---- B. integrity: strict sequence numbers -------------------------------------------------
+
+  describe('B. integrity on TCP: every record carries exactly the next sequence number', () => {
+    for (const mode of ['messages', 'stream'] as const) {
+      describe(`${mode} mode`, () => {
+        /**
+         * Writes `good` (delivered, waited for), then `bad` in one write; expects the fatal
+         * `code`, a fatal alert to the raw peer, the connection closed, and exactly `expected`
+         * delivered to the application.
+         */
+        async function expectFatal(view: ServerView, raw: RawSession, good: Buffer[], bad: Buffer[], expected: string[], code: string): Promise<void> {
+          raw.peer.write(Buffer.concat(good));
+          await until(() => view.got.join('') === expected.join(''), 5000, `delivery of ${expected.join(',')}`);
+          raw.peer.write(Buffer.concat(bad));
+          await within(view.closed, 5000, 'the server tunnel to fail');
+          expect(view.errors.map(codeOf), "the tunnel's 'error' events").to.deep.equal([code]);
+          if (mode === 'messages') expect(codeOf(view.iterationError()), 'messages() rejection').to.equal(code);
+          else expect(view.ended(), "an 'end' event").to.equal(false);
+          await raw.peer.waitClosed(5000);
+          expectFatalAlertLast(raw.peer.rest());
+          expect(view.got.join(''), 'what the application received').to.equal(expected.join(''));
+          expect(closeStateOf(view.server)).to.equal('failed');
+        }
+
+        it('a dropped record (seq 2 missing): ERR_QT_RECORD_OUT_OF_ORDER, fatal alert, nothing after it delivered', async () => {
+          const { raw, view } = await rawClientAgainstListener(res, mode);
+          const r = sealEach(raw.session, ['r0', 'r1', 'r2', 'r3', 'r4']);
+          await expectFatal(view, raw, [r[0]!, r[1]!], [r[3]!, r[4]!], ['r0', 'r1'], ErrorCode.RECORD_OUT_OF_ORDER);
+        });
+
+        it('reordered records (seq 2 before seq 1): ERR_QT_RECORD_OUT_OF_ORDER, nothing after seq 0 delivered', async () => {
+          const { raw, view } = await rawClientAgainstListener(res, mode);
+          const r = sealEach(raw.session, ['r0', 'r1', 'r2', 'r3']);
+          await expectFatal(view, raw, [r[0]!], [r[2]!, r[1]!, r[3]!], ['r0'], ErrorCode.RECORD_OUT_OF_ORDER);
+        });
+
+        it('a duplicated record (seq 1 twice): ERR_QT_REPLAY, fatal alert, nothing after it delivered', async () => {
+          const { raw, view } = await rawClientAgainstListener(res, mode);
+          const r = sealEach(raw.session, ['r0', 'r1', 'r2']);
+          await expectFatal(view, raw, [r[0]!, r[1]!], [r[1]!, r[2]!], ['r0', 'r1'], ErrorCode.REPLAY);
+        });
+
+        it('an old record replayed much later (seq 0 after seq 40): ERR_QT_REPLAY', async () => {
+          const { raw, view } = await rawClientAgainstListener(res, mode);
+          const texts = Array.from({ length: 41 }, (_, i) => `<${i}>`);
+          const r = sealEach(raw.session, [...texts, 'after']);
+          await expectFatal(view, raw, r.slice(0, 41), [r[0]!, r[41]!], texts, ErrorCode.REPLAY);
+        });
+      });
+    }
+
+    it('a hand-written record with sequence number 2^64-1: a fatal typed error (never ERR_OUT_OF_RANGE), the listener goes on', async () => {
+      const { raw, view, listener } = await rawClientAgainstListener(res, 'messages');
+      raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('first')]));
+      await until(() => view.got.length === 1, 5000, 'the first message');
+      const payload = Buffer.alloc(8 + 12 + 5 + 16, 0x5a);
+      payload.writeBigUInt64BE((1n << 64n) - 1n, 0);
+      raw.peer.write(encodeFrame(MessageType.DATA, payload));
+      await within(view.closed, 5000, 'the server tunnel to fail');
+      expect(view.errors).to.have.length(1);
+      expect(view.errors[0]).to.be.instanceOf(QuantumTunnelError);
+      expect(codeOf(view.errors[0])).to.match(/^ERR_QT_/);
+      expect(view.got).to.deep.equal(['first']);
+      await raw.peer.waitClosed(5000);
+      expectFatalAlertLast(raw.peer.rest());
+      listener.on('tunnel', echo);
+      await assertEchoes(await res.dial(listener), 'a new tunnel afterwards');
+    });
+
+    it('our client keeps counting contiguously across a rekey (no sequence number jump)', async () => {
+      const seqs: bigint[] = [];
+      let data = '';
+      const { port } = await res.rawServer((s) => {
+        const peer = new RawPeer(s);
+        void (async () => {
+          const session = await rawServerHandshake(peer, AES);
+          for (let i = 0; i < 100; i++) {
+            const f = await peer.frame(15_000);
+            if (!f) return;
+            if (f.type !== MessageType.DATA && f.type !== MessageType.REKEY) continue;
+            seqs.push(f.payload.readBigUInt64BE(0));
+            const ev = session.openRecord(f);
+            if (ev.kind === 'rekey-response-sent') peer.write(ev.frame);
+            if (ev.kind === 'data') data += ev.data.toString();
+          }
+        })().catch(() => undefined);
+      });
+      const client = await res.dial(port);
+      await client.send(Buffer.from('a'));
+      await within(client.rekey(), 5000, 'the rekey');
+      await client.send(Buffer.from('b'));
+      await client.send(Buffer.from('c'));
+      await until(() => data === 'abc', 5000, 'the data at the raw server');
+      expect(seqs).to.deep.equal([0n, 1n, 2n, 3n]);
+    });
+
+    it('our server keeps counting contiguously across a rekey it answers', async () => {
+      const listener = await res.listen({}, echo);
+      const raw = await rawClientHandshake(res, listener.address().port, AES);
+      const seqs: bigint[] = [];
+      const next = async (): Promise<Frame> => {
+        for (let i = 0; i < 10; i++) {
+          const f = await raw.peer.frame(5000);
+          if (!f) throw new Error('the server closed the connection');
+          if (f.type === MessageType.DATA || f.type === MessageType.REKEY) {
+            seqs.push(f.payload.readBigUInt64BE(0));
+            return f;
+          }
+        }
+        throw new Error('no record');
+      };
+      raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('x')]));
+      expect(raw.session.openRecord(await next())).to.include({ kind: 'data' });
+      raw.peer.write(raw.session.startRekey());
+      expect(raw.session.openRecord(await next())).to.deep.equal({ kind: 'rekey-complete' });
+      raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('y')]));
+      const ev = raw.session.openRecord(await next());
+      expect(ev.kind === 'data' && ev.data.toString()).to.equal('y');
+      expect(seqs).to.deep.equal([0n, 1n, 2n]);
+    });
+
+    it('a rekey response relabelled as Data (0x11 -> 0x10) by the server: the client fails and never delivers the 1,608-byte payload as data', async () => {
+      let relabelled = false;
+      const { port } = await res.rawServer((s) => {
+        const peer = new RawPeer(s);
+        void (async () => {
+          const session = await rawServerHandshake(peer, AES);
+          peer.write(session.sealRecords(MessageType.DATA, [Buffer.from('before')]));
+          for (let i = 0; i < 100; i++) {
+            const f = await peer.frame(15_000);
+            if (!f) return;
+            if (f.type === MessageType.DATA) session.openRecord(f);
+            if (f.type !== MessageType.REKEY) continue;
+            const ev = session.openRecord(f);
+            if (ev.kind !== 'rekey-response-sent') return;
+            const response = Buffer.from(ev.frame);
+            response[0] = MessageType.DATA;
+            peer.write(response);
+            peer.write(session.sealRecords(MessageType.DATA, [Buffer.from('after 1'), Buffer.from('after 2'), Buffer.from('after 3')]));
+            relabelled = true;
+            return;
+          }
+        })().catch(() => undefined);
+      });
+      const client = await res.dial(port);
+      const errors: Error[] = [];
+      client.on('error', (e: Error) => errors.push(e));
+      const got: Buffer[] = [];
+      const iteration = (async () => {
+        for await (const m of client.messages()) got.push(Buffer.from(m));
+      })();
+      iteration.catch(() => undefined);
+      await until(() => got.length === 1, 5000, "the server's first message");
+      const rekeyError = await within(client.rekey().then(() => null, (err: unknown) => err), 10_000, 'rekey() to settle');
+      expect(relabelled, 'the raw server relabelled the response').to.equal(true);
+      await within(iteration.then(() => undefined, () => undefined), 5000, 'messages() to finish');
+      expect(got.map((m) => m.length), 'message lengths delivered').to.not.include(REKEY_PAYLOAD_LENGTH);
+      expect(got.map((m) => m.toString())).to.deep.equal(['before']);
+      expect(rekeyError, 'rekey() rejected').to.be.instanceOf(QuantumTunnelError);
+      expect(errors.map(codeOf), "the client's 'error' events").to.deep.equal([codeOf(rekeyError)]);
+      const codes = [ErrorCode.REKEY_FAILED, ErrorCode.RECORD_OUT_OF_ORDER, ErrorCode.AUTHENTICATION_FAILED];
+      expect(codes).to.include(codeOf(rekeyError));
+    });
+
+    // The reverse relabelling, a rekey REQUEST turned into Data on its way to a server, cannot be
+    // detected by the v1 wire (the server just sees a 1,608-byte message). What should hold is
+    // that the server tunnel does not end cleanly afterwards, because the client's rekey times
+    // out and the client gives up. That takes REKEY_TIMEOUT_MS (30 s, lib/tunnel/tunnel.ts), and
+    // neither dial() nor the tunnel has an option to shorten it, so this case is left pending.
+    it('a rekey request relabelled as Data on its way to our server: the server tunnel does not end cleanly (pending: the 30 s client rekey timeout has no option)');
+  });
+
+  // ---- C. memory and CPU exhaustion ----------------------------------------------------------
+
+  describe('C. memory and CPU exhaustion', () => {
+    it('a Ping flood from a client that never reads: the server (--max-old-space-size=64) obeys backpressure, stays small and serves others; Pings still get Pongs', async function () {
+      this.timeout(60_000);
+      const child = new HostileChild(['server', 'pipe'], ['--max-old-space-size=64', '--max-semi-space-size=2']);
+      children.push(child);
+      const port = (await child.waitFor((e) => e.event === 'listening', 25_000, 'listening')).port as number;
+      // Warm up (a full handshake and echo), then the baseline.
+      const warm = await res.dial(port);
+      await assertEchoes(warm, 'warm-up');
+      await within(warm.close(), 5000, 'warm-up close');
+      let from = child.events.length;
+      child.command('rss');
+      const before = await child.waitFor((e) => e.event === 'rss', 5000, 'rss before', from);
+
+      const raw = await rawClientHandshake(res, port, AES);
+      const socket = raw.peer.socket;
+      socket.pause(); // never read: every Pong stays with the server or in the kernel
+      // Pings as fast as the server takes them, for at most 20 s or 50 MB. Until the kernel's
+      // socket buffers are full of Pongs (about 4 MB of them here, each Pong its own 5-byte
+      // write), every server behaves the same, so the flood must outlast them: at about 110,000
+      // Pongs a second that takes some 8 s. A server that buffers Pongs runs out of heap soon after.
+      const chunk = Buffer.concat(Array.from({ length: 13_107 }, () => PING_FRAME)); // 65,535 bytes
+      const started = Date.now();
+      const deadline = started + 20_000;
+      let sent = 0;
+      for (let i = 0; i < 1000 && Date.now() < deadline && sent < 50 * 2 ** 20 && child.alive && !socket.destroyed; i++) {
+        sent += chunk.length;
+        if (!socket.write(chunk)) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(done, Math.max(1, Math.min(500, deadline - Date.now())));
+            function done(): void {
+              clearTimeout(timer);
+              socket.off('drain', done);
+              resolve();
+            }
+            socket.on('drain', done);
+          });
+        }
+      }
+      from = child.events.length;
+      await delay(200);
+      expect(child.alive, child.describe()).to.equal(true);
+      child.command('rss');
+      const after = await child.waitFor((e) => e.event === 'rss', 10_000, 'rss after the flood', from);
+      const growth = (after.maxRss as number) - (before.maxRss as number);
+      expect(sent, 'bytes of Pings the flood wrote').to.be.at.least(2 ** 20);
+      expect(growth, `peak RSS growth (flood of ${sent} bytes)`).to.be.below(32 * 2 ** 20);
+
+      // An honest client is served while the flooder is still connected, and its Ping gets a Pong.
+      const honest = await res.dial(port);
+      await within(honest.ping(), 10_000, 'a Pong for an honest client');
+      await assertEchoes(honest, 'an honest client during the flood');
+      // The flooder reads again: its Pings are answered.
+      socket.resume();
+      let pong: Frame | null = null;
+      for (let i = 0; i < 10 && pong === null; i++) {
+        const f = await raw.peer.frame(10_000);
+        if (f === null) break;
+        if (f.type === MessageType.PONG) pong = f;
+      }
+      expect(pong, 'a Pong to the flooder once it reads').to.not.equal(null);
+      socket.destroy();
+      await within(honest.close(), 5000, 'the honest client to close');
+      expect(child.alive, child.describe()).to.equal(true);
+      expect(child.stderr).to.not.match(UNHANDLED);
+    });
+
+    describe('rekey flood', () => {
+      /** Frames other than the rekey response that rekeyOnce read (an alert, for example). */
+      let skipped: Buffer[] = [];
+      beforeEach(() => {
+        skipped = [];
+      });
+
+      /** Sends one rekey request and waits for the response (the raw session then uses the new keys). */
+      async function rekeyOnce(raw: RawSession): Promise<void> {
+        raw.peer.write(raw.session.startRekey());
+        for (let i = 0; i < 10; i++) {
+          const f = await raw.peer.frame(5000);
+          if (f === null) throw new Error('the server closed the connection');
+          if (f.type === MessageType.REKEY) {
+            expect(raw.session.openRecord(f)).to.deep.equal({ kind: 'rekey-complete' });
+            return;
+          }
+          skipped.push(f.raw);
+        }
+        throw new Error('no rekey response');
+      }
+
+      /** The server closes the tunnel with ERR_QT_REKEY_RATE_LIMITED and a fatal alert. */
+      async function expectRateLimited(raw: RawSession, view: ServerView): Promise<void> {
+        await within(view.closed, 5000, 'the server to close the tunnel');
+        expect(view.errors.map(codeOf)).to.deep.equal([ErrorCode.REKEY_RATE_LIMITED]);
+        await raw.peer.waitClosed(5000);
+        expectFatalAlertLast(Buffer.concat([...skipped, raw.peer.rest()]));
+      }
+
+      it('a second rekey request within rekeyMinIntervalMs of the first: fatal alert, ERR_QT_REKEY_RATE_LIMITED', async () => {
+        const { raw, view } = await rawClientAgainstListener(res, 'messages', { rekeyMinIntervalMs: 1000 });
+        await rekeyOnce(raw);
+        raw.peer.write(raw.session.startRekey());
+        await expectRateLimited(raw, view);
+      });
+
+      it('the default rekeyMinIntervalMs (250 ms) applies too', async () => {
+        const { raw, view } = await rawClientAgainstListener(res, 'messages');
+        await rekeyOnce(raw);
+        raw.peer.write(raw.session.startRekey());
+        await expectRateLimited(raw, view);
+      });
+
+      it('rekeys spaced wider than rekeyMinIntervalMs are fine, and data flows in between', async () => {
+        const { raw, view } = await rawClientAgainstListener(res, 'messages', { rekeyMinIntervalMs: 100 });
+        for (let i = 0; i < 3; i++) {
+          await rekeyOnce(raw);
+          raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from(`m${i}`)]));
+          await delay(300);
+        }
+        await until(() => view.got.length === 3, 5000, 'three messages');
+        expect(view.got).to.deep.equal(['m0', 'm1', 'm2']);
+        expect(view.errors).to.deep.equal([]);
+        expect(view.server.destroyed).to.equal(false);
+        expect(view.server.info().rekeys).to.equal(3);
+      });
+
+      it('with admission: a RateLimiter, every rekey takes a handshake token; quick rekeys run out and are refused with ERR_QT_REKEY_RATE_LIMITED', async () => {
+        const limited: Array<{ kind: string; address: string | undefined }> = [];
+        const admission = new RateLimiter({ handshakesPerSecondPerIp: 1, handshakeBurstPerIp: 2 });
+        const { raw, view } = await rawClientAgainstListener(res, 'messages', {
+          admission,
+          rekeyMinIntervalMs: 50,
+          observer: { onRateLimited: (kind, peer) => limited.push({ kind, address: peer.address }) },
+        });
+        // Burst 2: the handshake took one token, so at most two rekeys can pass before a refusal.
+        let completed = 0;
+        let refused = false;
+        for (let i = 0; i < 4 && !refused; i++) {
+          try {
+            await rekeyOnce(raw);
+            completed++;
+            await delay(100); // past rekeyMinIntervalMs
+          } catch {
+            refused = true;
+          }
+        }
+        expect(refused, `a rekey was refused (after ${completed} completed)`).to.equal(true);
+        expect(completed).to.be.within(1, 2);
+        await expectRateLimited(raw, view);
+        expect(limited).to.deep.include({ kind: 'rekey', address: '127.0.0.1' });
+      });
+    });
+
+    describe('handshakes in progress', () => {
+      function observerLog(): { observer: TunnelObserver; connections: () => number; limited: Array<{ kind: string; address: string | undefined }> } {
+        let connections = 0;
+        const limited: Array<{ kind: string; address: string | undefined }> = [];
+        return {
+          observer: {
+            onConnection: () => connections++,
+            onRateLimited: (kind, peer) => limited.push({ kind, address: peer.address }),
+          },
+          connections: () => connections,
+          limited,
+        };
+      }
+
+      /** A raw connection that the server closes at once, without sending anything. */
+      async function expectRefused(socket: Socket): Promise<void> {
+        const peer = new RawPeer(socket);
+        await peer.waitClosed(3000);
+        expect(peer.bytes, 'bytes sent to a refused connection').to.have.length(0);
+      }
+
+      it('maxPendingHandshakesPerAddress 8: the 9th idle socket from 127.0.0.1 is closed at once; 127.0.0.2 still gets in; the cap frees when the idle sockets go', async () => {
+        const log = observerLog();
+        const listener = await res.listen({ maxPendingHandshakesPerAddress: 8, handshakeTimeoutMs: 20_000, observer: log.observer }, echo);
+        const port = listener.address().port;
+        const failures = handshakeErrors(listener);
+        const idle: Socket[] = [];
+        for (let i = 0; i < 8; i++) idle.push(await res.connect(port));
+        await until(() => log.connections() === 8, 5000, 'the server to accept 8 connections');
+        await expectRefused(await res.connect(port));
+        expect(log.limited).to.deep.include({ kind: 'pending-handshakes', address: '127.0.0.1' });
+        // Another address is not affected.
+        const serverSide = nextTunnel(listener);
+        const other = await res.dial(listener, { localAddress: '127.0.0.2' });
+        expect((await serverSide).info().remoteAddress).to.equal('127.0.0.2');
+        await assertEchoes(other, 'from 127.0.0.2');
+        // The idle sockets go: 127.0.0.1 can handshake again.
+        for (const s of idle) s.destroy();
+        await until(() => failures.length >= 8, 5000, 'the 8 idle handshakes to fail');
+        await assertEchoes(await res.dial(listener), 'from 127.0.0.1 again');
+      });
+
+      it('maxPendingHandshakes 4 (total): a 5th idle socket, from yet another address, is closed at once; the cap frees when they go', async () => {
+        const log = observerLog();
+        const listener = await res.listen({ maxPendingHandshakes: 4, handshakeTimeoutMs: 20_000, observer: log.observer }, echo);
+        const port = listener.address().port;
+        const failures = handshakeErrors(listener);
+        const idle: Socket[] = [];
+        for (let i = 3; i <= 6; i++) idle.push(await connectFrom(res, port, `127.0.0.${i}`));
+        await until(() => log.connections() === 4, 5000, 'the server to accept 4 connections');
+        await expectRefused(await connectFrom(res, port, '127.0.0.7'));
+        expect(log.limited).to.deep.include({ kind: 'pending-handshakes', address: '127.0.0.7' });
+        for (const s of idle) s.destroy();
+        await until(() => failures.length >= 4, 5000, 'the 4 idle handshakes to fail');
+        await assertEchoes(await res.dial(listener, { localAddress: '127.0.0.8' }), 'a new client once the cap freed');
+      });
+
+      it('maxHandshakeBytes (default 16,384): 20,000 bytes of a ClientHello announcing 60,000 fail with ERR_QT_MESSAGE_TOO_LARGE at once, not at the deadline', async () => {
+        const listener = await res.listen({ handshakeTimeoutMs: 20_000 });
+        const failures = handshakeErrors(listener);
+        const peer = new RawPeer(await res.connect(listener.address().port));
+        const header = Buffer.from([MessageType.CLIENT_HELLO, 0, 0, 0, 0]);
+        header.writeUInt32BE(60_000, 1);
+        peer.write(Buffer.concat([header, Buffer.alloc(20_000 - header.length, 0x41)]));
+        await until(() => failures.length >= 1, 5000, 'the handshakeError (the deadline is 20 s away)');
+        expect(failures.map((f) => f.error.code)).to.deep.equal([ErrorCode.MESSAGE_TOO_LARGE]);
+        await peer.waitClosed(5000);
+      });
+
+      it('maxHandshakeBytes 4,096: 5,000 bytes are refused; an honest handshake (1,646-byte ClientHello) still fits', async () => {
+        const listener = await res.listen({ handshakeTimeoutMs: 20_000, maxHandshakeBytes: 4096 }, echo);
+        const failures = handshakeErrors(listener);
+        const peer = new RawPeer(await res.connect(listener.address().port));
+        const header = Buffer.from([MessageType.CLIENT_HELLO, 0, 0, 0, 0]);
+        header.writeUInt32BE(60_000, 1);
+        peer.write(Buffer.concat([header, Buffer.alloc(5000 - header.length, 0x41)]));
+        await until(() => failures.length >= 1, 5000, 'the handshakeError');
+        expect(failures.map((f) => f.error.code)).to.deep.equal([ErrorCode.MESSAGE_TOO_LARGE]);
+        await assertEchoes(await res.dial(listener), 'an honest client');
+      });
+    });
+  });
+
+  // ---- D. protocol mismatch ------------------------------------------------------------------
+
+  describe('D. protocol mismatch', () => {
+    it('dial() to a plain HTTP server rejects with ERR_QT_PROTOCOL_MISMATCH (not ERR_QT_MESSAGE_TOO_LARGE)', async () => {
+      const http = createHttpServer((_req, reply) => reply.end('not a tunnel'));
+      httpServers.push(http);
+      http.listen(0, '127.0.0.1');
+      await within(once(http, 'listening'), 5000, 'the HTTP server');
+      const port = (http.address() as { port: number }).port;
+      await rejectsWithCode(dial(`127.0.0.1:${port}`, { handshakeTimeoutMs: 5000 }), ErrorCode.PROTOCOL_MISMATCH, 10_000);
+    });
+
+    it('an HTTP request to a listener: handshakeError ERR_QT_PROTOCOL_MISMATCH', async () => {
+      const listener = await res.listen({});
+      const failures = handshakeErrors(listener);
+      const peer = new RawPeer(await res.connect(listener.address().port));
+      peer.write(Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'));
+      await until(() => failures.length >= 1, 5000, 'the handshakeError');
+      expect(failures.map((f: HandshakeErrorEvent) => f.error.code)).to.deep.equal([ErrorCode.PROTOCOL_MISMATCH]);
+      await peer.waitClosed(5000);
+    });
+
+    it('a TLS ClientHello (from node:tls) to a listener: handshakeError ERR_QT_PROTOCOL_MISMATCH', async () => {
+      let resolveHello!: (b: Buffer) => void;
+      const captured = new Promise<Buffer>((r) => (resolveHello = r));
+      const { port: capturePort } = await res.rawServer((s) => {
+        s.once('data', (d: Buffer) => {
+          resolveHello(d);
+          s.destroy();
+        });
+      });
+      const tls = tlsConnect({ host: '127.0.0.1', port: capturePort, servername: 'hostile.test', rejectUnauthorized: false });
+      tls.on('error', () => undefined);
+      const hello = await within(captured, 5000, 'a TLS ClientHello');
+      tls.destroy();
+      expect(hello[0], 'a TLS handshake record').to.equal(0x16);
+
+      const listener = await res.listen({});
+      const failures = handshakeErrors(listener);
+      const peer = new RawPeer(await res.connect(listener.address().port));
+      peer.write(hello);
+      await until(() => failures.length >= 1, 5000, 'the handshakeError');
+      expect(failures.map((f) => f.error.code)).to.deep.equal([ErrorCode.PROTOCOL_MISMATCH]);
+      await peer.waitClosed(5000);
+    });
+  });
+});
