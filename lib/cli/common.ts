@@ -34,6 +34,8 @@ export interface Command {
   description: string;
   flags: FlagSpec[];
   maxPositionals?: number;
+  /** The command handles FIPS mode itself: QUANTUM_TUNNEL_FIPS is not applied before it runs. */
+  managesFips?: boolean;
   /** Resolves with the exit code. */
   run(args: ParsedArgs): Promise<number>;
 }

@@ -10,7 +10,7 @@ import { benchCommand } from './bench.js';
 import { type Command, err, out } from './common.js';
 import { demoCommand } from './demo.js';
 import { exampleCommand } from './example.js';
-import { fipsFromEnvironment } from './fips.js';
+import { fipsCommand, fipsFromEnvironment } from './fips.js';
 import { forwardCommand } from './forward.js';
 import { versionCommand } from './version.js';
 
@@ -38,7 +38,7 @@ const helpCommand: Command = {
   },
 };
 
-export const COMMANDS: readonly Command[] = [demoCommand, benchCommand, forwardCommand, exampleCommand, versionCommand, helpCommand];
+export const COMMANDS: readonly Command[] = [demoCommand, benchCommand, forwardCommand, exampleCommand, versionCommand, fipsCommand, helpCommand];
 
 function findCommand(name: string): Command | undefined {
   return COMMANDS.find((c) => c.name === name);
@@ -91,7 +91,7 @@ export async function run(argv: readonly string[]): Promise<number> {
       out(commandUsage(cmd));
       return 0;
     }
-    fipsFromEnvironment();
+    if (!cmd.managesFips) fipsFromEnvironment();
     return await cmd.run(args);
   } catch (e) {
     if (e instanceof UsageError) {

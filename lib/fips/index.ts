@@ -2,7 +2,7 @@
  * FIPS mode. `fips.enable()` (or QUANTUM_TUNNEL_FIPS=1, or the FIPS build profile) switches the
  * addon to a private library context over the OpenSSL 3.5 FIPS provider, after:
  *   1. loading the provider from the addon's own directory with the configuration that
- *      `fips/install.sh` generated on this machine (the provider checks its module MAC and runs
+ *      `quantum-vpn fips install` generated on this machine (the provider checks its module MAC and runs
  *      its power-on self-tests as it loads);
  *   2. checking the addon's own HMAC-SHA256 against the value recorded when it was built;
  *   3. running our known-answer self-tests (lib/fips/selfTests.ts) in that context.
@@ -26,7 +26,7 @@ export type { SelfTestResult };
 export interface FipsOptions {
   /** Refuse non-approved services (X25519, so every v1 handshake) instead of using them. */
   strict?: boolean;
-  /** Where fips/install.sh wrote openssl-fips.cnf. Default $QUANTUM_TUNNEL_FIPS_DIR or ~/.config/quantum-tunnel/fips. */
+  /** Where `quantum-vpn fips install` wrote openssl-fips.cnf. Default {@link defaultConfigDir}. */
   configDir?: string;
 }
 
@@ -74,7 +74,11 @@ export interface FipsStatus {
 let lastSelfTests: FipsStatus['selfTests'] = null;
 let lastIntegrity: IntegrityResult | null = null;
 
-function defaultConfigDir(): string {
+/**
+ * Where the FIPS configuration of this machine is read from (and `quantum-vpn fips install`
+ * writes it): $QUANTUM_TUNNEL_FIPS_DIR, or ${XDG_CONFIG_HOME:-~/.config}/quantum-tunnel/fips.
+ */
+export function defaultConfigDir(): string {
   return process.env.QUANTUM_TUNNEL_FIPS_DIR ?? join(process.env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'quantum-tunnel', 'fips');
 }
 
@@ -120,7 +124,10 @@ export function enable(options: FipsOptions = {}): FipsStatus {
   }
   const configPath = join(options.configDir ?? defaultConfigDir(), 'openssl-fips.cnf');
   if (!existsSync(configPath)) {
-    throw qtError(ErrorCode.FIPS_UNAVAILABLE, `FIPS mode is not installed on this machine: ${configPath} is missing; run \`npm run fips:install\` (fips/install.sh) first`);
+    throw qtError(
+      ErrorCode.FIPS_UNAVAILABLE,
+      `FIPS mode is not installed on this machine: ${configPath} is missing; run \`npx quantum-vpn fips install\` first (it runs openssl fipsinstall here)`,
+    );
   }
   try {
     native.fipsLoad(join(dirname(addonPath), 'ossl-modules'), configPath);

@@ -194,7 +194,7 @@ describe('cli: demo', function () {
   describe('--fips', () => {
     before(async function () {
       const probe = await runCli(['version', '--fips']);
-      if (probe.code !== 0) this.skip(); // FIPS mode is not installed on this machine (npm run fips:install)
+      if (probe.code !== 0) this.skip(); // FIPS mode is not installed on this machine (quantum-vpn fips install)
     });
 
     it('runs both ends in FIPS mode with AES-256-GCM, and refuses ChaCha20', async () => {

@@ -10,7 +10,7 @@ import { fips } from '../../lib/index.js';
 import { killAll, ROOT, runCli } from './helpers.js';
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> };
-const COMMANDS = ['demo', 'bench', 'forward', 'example', 'version', 'help'];
+const COMMANDS = ['demo', 'bench', 'forward', 'example', 'version', 'fips', 'help'];
 
 const FLAGS: Record<string, string[]> = {
   demo: ['--mode', '--addr', '--message', '--verbose', '--obs-addr', '--log-level', '--log-format', '--tracing', '--cipher', '--fips', '--timeout', '--max-conns-per-ip', '--handshake-rate'],
@@ -18,6 +18,7 @@ const FLAGS: Record<string, string[]> = {
   forward: ['--listen', '--to', '--connect', '--cipher', '--obs-addr', '--log-level', '--log-format', '--tracing', '--fips', '--connect-timeout', '--linger', '--drain-timeout', '--backend-check-interval'],
   example: ['--list'],
   version: ['--json', '--fips'],
+  fips: ['--dir', '--json'],
 };
 
 describe('cli: help and usage errors', function () {
