@@ -2,9 +2,10 @@
  * `--tracing` for the CLI.
  *
  * - `simple`: a small tracer of our own behind @opentelemetry/api, printing one line per finished
- *   span to stderr. It needs no SDK (the SDK packages are optional or dev-only dependencies).
- * - `otel`: @opentelemetry/sdk-node (an optional dependency), loaded only in that case. Exporters
- *   and the service name come from the standard OTEL_* environment variables (for example
+ *   span to stderr. It needs no SDK.
+ * - `otel`: @opentelemetry/sdk-node, which the package does not install (about 70 packages): the
+ *   user installs it beside quantum-tunnel, and it is loaded only in this case. Exporters and the
+ *   service name come from the standard OTEL_* environment variables (for example
  *   OTEL_TRACES_EXPORTER=otlp and OTEL_EXPORTER_OTLP_ENDPOINT, or OTEL_TRACES_EXPORTER=console).
  *
  * Either way the global tracer provider is set, and lib/ops' TracingObserver creates the spans.
@@ -31,6 +32,13 @@ import {
 import { CliError, UsageError } from './args.js';
 
 export type TracingMode = 'none' | 'simple' | 'otel';
+
+/**
+ * The @opentelemetry/sdk-node versions to install for `--tracing otel`: the 0.223 line runs on
+ * Node 20.6+ (0.300 and later need Node 22.15) and takes the @opentelemetry/api 1.x we use; it
+ * is the one the test suite runs.
+ */
+export const OTEL_SDK_SPEC = '@opentelemetry/sdk-node@0.223';
 
 export function parseTracingMode(value: string): TracingMode {
   const v = value.trim().toLowerCase();
@@ -186,7 +194,10 @@ export async function setupTracing(mode: TracingMode): Promise<TracingSetup> {
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
-      throw new CliError('--tracing otel needs the optional dependency @opentelemetry/sdk-node, which is not installed (npm install @opentelemetry/sdk-node)');
+      throw new CliError(
+        `--tracing otel needs the OpenTelemetry SDK, which quantum-tunnel does not install: run \`npm install ${OTEL_SDK_SPEC}\` ` +
+          'in the project that runs quantum-vpn (with -g beside a global quantum-vpn), or use --tracing simple',
+      );
     }
     throw new CliError(`--tracing otel: cannot load @opentelemetry/sdk-node: ${(err as Error).message}`, { cause: err });
   }

@@ -7,7 +7,10 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { expect } from 'chai';
+import { fileURLToPath } from 'node:url';
 import { killAll, MAIN, ROOT, runCli } from './helpers.js';
+
+const WITHOUT_OTEL_SDK = fileURLToPath(new URL('./fixtures/without-otel-sdk.mjs', import.meta.url));
 
 /**
  * Runs quantum-vpn with its stdout (or stderr) connected to a pipe whose reading end is closed
@@ -117,5 +120,20 @@ describe('cli: an address already in use', function () {
     expectAddressInUse(listen, port, '--listen');
     const obs = await runCli(['forward', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', '--obs-addr', `127.0.0.1:${port}`]);
     expectAddressInUse(obs, port, '--obs-addr');
+  });
+});
+
+describe('cli: --tracing otel without the OpenTelemetry SDK installed', function () {
+  this.timeout(60_000);
+  afterEach(killAll);
+
+  it('exits 1 with one line saying exactly what to install (a version that runs on Node 20)', async () => {
+    const r = await runCli(['demo', '--mode', 'client', '--addr', '127.0.0.1:1', '--tracing', 'otel'], { nodeArgs: ['--import', WITHOUT_OTEL_SDK] });
+    expect(r.code).to.equal(1);
+    expect(r.stdout).to.equal('');
+    expect(r.stderr).to.equal(
+      'quantum-vpn: --tracing otel needs the OpenTelemetry SDK, which quantum-tunnel does not install: ' +
+        'run `npm install @opentelemetry/sdk-node@0.223` in the project that runs quantum-vpn (with -g beside a global quantum-vpn), or use --tracing simple\n',
+    );
   });
 });

@@ -16,6 +16,8 @@ export interface CliOptions {
   env?: NodeJS.ProcessEnv;
   /** Text written to stdin, which is then closed. Without it stdin stays open (a pipe). */
   input?: string;
+  /** Extra Node options before the program (`--import` of a test hook, for example). */
+  nodeArgs?: string[];
 }
 
 const running = new Set<CliProcess>();
@@ -29,7 +31,7 @@ export class CliProcess {
   private readonly waiters = new Set<() => void>();
 
   constructor(readonly args: string[], options: CliOptions = {}) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+    this.child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', MAIN, ...args], {
       cwd: ROOT,
       env: { ...process.env, NO_COLOR: '1', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
