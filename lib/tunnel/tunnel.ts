@@ -495,6 +495,7 @@ export class Tunnel extends Duplex {
     const badRecord = BAD_RECORD_ERRORS.has(error.code);
     if (error.code === ErrorCode.AUTHENTICATION_FAILED) this.#observers.notify('onAuthFailure', this.#peer);
     else if (error.code === ErrorCode.REPLAY) this.#observers.notify('onReplayBlocked', this.#peer);
+    else if (error.code === ErrorCode.REKEY_RATE_LIMITED) this.#observers.notify('onRateLimited', 'rekey', this.#peer);
     else this.#observers.notify('onProtocolError', error.code, this.#peer);
     if (this.#socket.writable) {
       const code = badRecord ? AlertCode.BAD_CIPHERTEXT : AlertCode.UNEXPECTED_MESSAGE;
