@@ -62,7 +62,7 @@ describe('ops: TunnelMetrics over real tunnels', function () {
   it('counts rekeys on activation: initiated on the client only, completed on both ends', async () => {
     const server = new TunnelMetrics();
     const client = new TunnelMetrics();
-    const listener = await res.listen({ observer: server }, echo);
+    const listener = await res.listen({ observer: server, rekeyMinIntervalMs: 0 }, echo);
     const t = await res.dial(listener, { observer: client });
     await within(t.rekey(), 10_000, 'rekey');
     await within(t.rekey(), 10_000, 'second rekey');
@@ -115,25 +115,36 @@ describe('ops: TunnelMetrics over real tunnels', function () {
     expect(client.snapshot().sessionsTotal).to.equal(0);
   });
 
-  it('counts a forged record as an authentication and decrypt failure, and a replay as blocked', async () => {
+  it('counts a forged record as an authentication and decrypt failure', async () => {
     const server = new TunnelMetrics();
     const listener = await res.listen({ observer: server }, echo);
     const raw = await rawClientHandshake(res, listener.address().port);
     await until(() => server.snapshot().sessionsActive === 1, 5000, 'server tunnel open');
-    // A genuine record, then the same record again (a replay), then a tampered one.
-    const record = raw.session.sealRecords(MessageType.DATA, [Buffer.from('hello')]);
-    raw.peer.write(record);
-    raw.peer.write(record);
-    await until(() => server.snapshot().replayAttacksBlocked === 1, 5000, 'the replay counted');
+    raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('hello')]));
     const forged = Buffer.from(raw.session.sealRecords(MessageType.DATA, [Buffer.from('forged')]));
     forged[forged.length - 1]! ^= 0x01;
     raw.peer.write(forged);
     await until(() => server.snapshot().authFailures === 1, 5000, 'the forgery counted');
     await until(() => server.snapshot().sessionsActive === 0, 5000, 'the tunnel closed');
-    expect(await sample(server.registry, 'quantum_vpn_replay_attacks_blocked_total')).to.equal(1);
     expect(await sample(server.registry, 'quantum_vpn_auth_failures_total')).to.equal(1);
     expect(await sample(server.registry, 'quantum_vpn_decrypt_errors_total')).to.equal(1);
     expect(await sample(server.registry, 'quantum_vpn_protocol_errors_total')).to.equal(0);
+    expect(await sample(server.registry, 'quantum_vpn_bytes_received_total')).to.equal(5);
+    raw.session.destroy();
+  });
+
+  it('counts a replayed record as blocked (it ends the tunnel: on TCP a replay is an attack)', async () => {
+    const server = new TunnelMetrics();
+    const listener = await res.listen({ observer: server }, echo);
+    const raw = await rawClientHandshake(res, listener.address().port);
+    await until(() => server.snapshot().sessionsActive === 1, 5000, 'server tunnel open');
+    const record = raw.session.sealRecords(MessageType.DATA, [Buffer.from('hello')]);
+    raw.peer.write(record);
+    raw.peer.write(record);
+    await until(() => server.snapshot().replayAttacksBlocked === 1, 5000, 'the replay counted');
+    await until(() => server.snapshot().sessionsActive === 0, 5000, 'the tunnel closed');
+    expect(await sample(server.registry, 'quantum_vpn_replay_attacks_blocked_total')).to.equal(1);
+    expect(await sample(server.registry, 'quantum_vpn_auth_failures_total')).to.equal(0);
     expect(await sample(server.registry, 'quantum_vpn_bytes_received_total')).to.equal(5);
     raw.session.destroy();
   });
