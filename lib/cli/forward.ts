@@ -16,6 +16,7 @@
  * lets open connections finish for at most --drain-timeout, then closes the rest.
  */
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { ErrorCode, qtError } from '../errors.js';
 import { dial } from '../tunnel/dial.js';
 import { listen, type Listener } from '../tunnel/listener.js';
 import type { HandshakeErrorEvent } from '../tunnel/listener.js';
@@ -329,9 +330,10 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
     const timer = setTimeout(() => service.destroy(new ConnectTimeoutError(c.connectTimeoutMs)), c.connectTimeoutMs);
     const onConnectError = (e: Error) => {
       clearTimeout(timer);
+      const error = qtError(ErrorCode.BACKEND_UNAVAILABLE, `the service ${target} cannot be reached`, { cause: e });
       forwardMetrics.backendFailure(failureReason(e));
       probe?.reportFailure(e);
-      logger.warn('cannot connect to the service', { ...fields, target, error: describeError(e) });
+      logger.warn('cannot connect to the service', { ...fields, target, error: describeError(error) });
       tunnel.destroy(); // the client sees an abrupt end and resets its application's connection
     };
     service.once('error', onConnectError);

@@ -392,7 +392,7 @@ describe('cli: forward with raw TCP services (resets and ends)', function () {
     const a = await app(pair.port);
     const { error } = await a.closed;
     expect(error?.code).to.equal('ECONNRESET');
-    await pair.fserver.waitFor(/WARN +cannot connect to the service .*ECONNREFUSED/, 10_000, 'stderr');
+    await pair.fserver.waitFor(/WARN +cannot connect to the service .*error="the service 127\.0\.0\.1:\d+ cannot be reached \(ERR_QT_BACKEND_UNAVAILABLE, ECONNREFUSED\)"/, 10_000, 'stderr');
   });
 });
 
