@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { createServer, type Server } from 'node:http';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { addonPath } from '../lib/native.js';
@@ -393,5 +393,12 @@ describe(`npm ${npmVersion} and a dependency's install script (real npm, tempora
       otel = String((e as { stderr?: string }).stderr);
     }
     expect(otel).to.include('run `npm install @opentelemetry/sdk-node@0.223` in the project that runs quantum-vpn');
+    // FIPS set-up from the installed package (no `npm run fips:install` there).
+    if (existsSync(join(dirname(addonPath), 'ossl-modules', 'fips.so'))) {
+      const fipsDir = join(dir, 'app-fips');
+      const fips = execFileSync(join(installed, '.bin', 'quantum-vpn'), ['fips', 'install', '--dir', fipsDir], { cwd: app, encoding: 'utf8', env, timeout: 120_000 });
+      expect(fips).to.match(/^FIPS mode starts on this machine: OpenSSL FIPS Provider 3\.5\.\d+; 7\/7 self-tests passed; addon integrity verified/m);
+      expect(readFileSync(join(fipsDir, 'openssl-fips.cnf'), 'utf8')).to.include(`.include ${join(fipsDir, 'fipsmodule.cnf')}`);
+    }
   });
 });
