@@ -297,18 +297,18 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
           },
         })
       : undefined;
-  await probe?.start();
   const ready = () => !closing && (probe?.reachable ?? true);
   let obsServer: ObservabilityServer | undefined;
   try {
     obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, ready, obs.logger, probe ? () => ({ backend: probe.check() }) : undefined);
   } catch (e) {
-    probe?.stop();
     watch.remove();
     await listener.close();
     await obs.tracing.shutdown();
     throw e;
   }
+  // Every socket listens; the first check makes /readyz right from the moment we announce.
+  await probe?.start();
   const bound = listener.address();
   out(`listening on ${formatHostPort(bound.address, bound.port)} (tunnel), forwarding to ${target} (TCP)`);
   if (obsServer) {
@@ -355,7 +355,7 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
 
   const signal = await watch.signal;
   closing = true; // /readyz answers 503 from now on
-  void listener.close(); // stop accepting at once; established tunnels go on
+  listener.close().catch((e) => logger.warn('error while closing the listener', { error: e })); // stop accepting at once; established tunnels go on
   await drain(signal, open, c, async () => {
     await listener.close({ tunnels: true }).catch((e) => logger.warn('error while closing tunnels', { error: e }));
     for (const s of active) s.destroy();
