@@ -159,7 +159,8 @@ function load(): { addon: NativeAddon; path: string } {
   if (path === undefined) {
     throw new QuantumTunnelError(
       `the quantum-tunnel addon is not built (looked in ${candidates.join(', ')}); run \`npm run build\` ` +
-        '(or `npm rebuild quantum-tunnel` in a project that depends on it)',
+        '(in a project that depends on it: `npm rebuild quantum-tunnel`; npm 12 runs the install script only ' +
+        'once approved: `npm install-scripts approve quantum-tunnel` first, README "Installing as a dependency")',
       ErrorCode.ADDON_NOT_FOUND,
     );
   }
