@@ -10,7 +10,7 @@ export * as fips from './fips/index.js';
 export { QuantumTunnelError, ErrorCode, type ErrorCodeValue } from './errors.js';
 export { listen, Listener, type HandshakeErrorEvent } from './tunnel/listener.js';
 export { dial, type DialAddress } from './tunnel/dial.js';
-export { Tunnel, type TunnelInfo, type AlertEvent } from './tunnel/tunnel.js';
+export { Tunnel, type TunnelInfo, type AlertEvent, type CloseState } from './tunnel/tunnel.js';
 export type { CipherName, DialOptions, ListenOptions, ResumptionState, TunnelOptions } from './tunnel/options.js';
 export type { RateLimitKind, TunnelObserver, HandshakeWatch, HandshakeOutcome, HandshakeContext, RekeyWatch, PeerAddress, ConnectionAdmission } from './tunnel/observer.js';
 export { TicketManager, type TicketManagerOptions, type TicketRedemption } from './protocol/ticket.js';

@@ -10,7 +10,7 @@ import { listen, type Listener } from '../tunnel/listener.js';
 import type { CipherName } from '../tunnel/options.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
 import { CliError, type FlagSpec, formatBytes, type ParsedArgs, parseDuration, parseSize, UsageError } from './args.js';
-import { applyFips, cipherFlag, ciphersFromFlag, type Command, describeError, err, FIPS_FLAG, out, VERSION } from './common.js';
+import { applyFips, cipherFlag, ciphersFromFlag, type Command, displayName, describeError, err, FIPS_FLAG, out, VERSION } from './common.js';
 
 const FLAGS: FlagSpec[] = [
   { name: 'handshakes', kind: 'int', metavar: 'N', default: 0, defaultText: '0: skip', help: 'Number of handshakes (dial, then close) to time' },
@@ -23,7 +23,6 @@ const FLAGS: FlagSpec[] = [
   FIPS_FLAG,
 ];
 
-const DISPLAY: Record<CipherName, string> = { 'aes-256-gcm': 'AES-256-GCM', 'chacha20-poly1305': 'ChaCha20-Poly1305' };
 const CHUNK = 64 * 1024;
 
 export interface HandshakeResults {
@@ -83,7 +82,7 @@ function throughputRating(mbps: number): string {
 }
 
 async function benchHandshakes(port: number, ciphers: CipherName[], count: number, concurrency: number): Promise<HandshakeResults> {
-  const expected = DISPLAY[ciphers[0]!];
+  const expected = displayName(ciphers[0]!);
   const latencies: number[] = [];
   let failed = 0;
   let firstError: string | undefined;
@@ -136,7 +135,7 @@ async function benchHandshakes(port: number, ciphers: CipherName[], count: numbe
 }
 
 async function benchThroughput(listener: Listener, ciphers: CipherName[], size: number, durationMs: number): Promise<ThroughputResults> {
-  const expected = DISPLAY[ciphers[0]!];
+  const expected = displayName(ciphers[0]!);
   const port = listener.address().port;
   let start = 0;
   const received = new Promise<{ bytes: number; last: number }>((resolve, reject) => {
@@ -250,10 +249,10 @@ export const benchCommand: Command = {
       version: VERSION,
       openssl: info.openssl,
       fips: info.fips,
-      cipher: DISPLAY[ciphers[0]!],
+      cipher: displayName(ciphers[0]!),
     };
     if (!json) {
-      out(`quantum-vpn bench: ${DISPLAY[ciphers[0]!]}, ${info.openssl} (addon), FIPS mode ${info.fips ? 'on' : 'off'}`);
+      out(`quantum-vpn bench: ${displayName(ciphers[0]!)}, ${info.openssl} (addon), FIPS mode ${info.fips ? 'on' : 'off'}`);
       out('');
     }
 

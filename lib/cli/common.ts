@@ -4,6 +4,7 @@ import type { TunnelObserver } from '../tunnel/observer.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
 import { getSystemErrorMap } from 'node:util';
 import { info as cryptoInfo } from '../crypto/info.js';
+import { cipherSuiteByOption, suitePermitted } from '../protocol/suites.js';
 import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
 import {
   type CheckResult,
@@ -104,25 +105,30 @@ export const RATE_LIMIT_FLAGS: FlagSpec[] = [
 
 // ---- setup --------------------------------------------------------------------------------------
 
+/** The --cipher spellings the Go CLI accepts (`aes-gcm`, `chacha20`) besides the suites' own names. */
+const CIPHER_FLAG_ALIASES: Record<string, CipherName> = {
+  'aes-gcm': 'aes-256-gcm',
+  aes: 'aes-256-gcm',
+  aes256gcm: 'aes-256-gcm',
+  chacha20: 'chacha20-poly1305',
+  chacha: 'chacha20-poly1305',
+};
+
 /** `aes-gcm` / `chacha20` (and the full names) to the suite list; undefined means the library default. */
 export function ciphersFromFlag(value: string | undefined): CipherName[] | undefined {
   if (value === undefined || value === '') return undefined;
-  switch (value.trim().toLowerCase()) {
-    case 'aes-gcm':
-    case 'aes':
-    case 'aes-256-gcm':
-    case 'aes256gcm':
-      return ['aes-256-gcm'];
-    case 'chacha20':
-    case 'chacha':
-    case 'chacha20-poly1305':
-      if (!cryptoInfo().chacha20.available) {
-        throw new CliError(cryptoInfo().fips ? 'ChaCha20-Poly1305 is not allowed in FIPS mode' : 'ChaCha20-Poly1305 is not available in this build');
-      }
-      return ['chacha20-poly1305'];
-    default:
-      throw new UsageError(`invalid --cipher ${JSON.stringify(value)}: expected aes-gcm or chacha20`);
+  const name = value.trim().toLowerCase();
+  const spec = cipherSuiteByOption(CIPHER_FLAG_ALIASES[name] ?? name);
+  if (spec === undefined) throw new UsageError(`invalid --cipher ${JSON.stringify(value)}: expected aes-gcm or chacha20`);
+  if (!suitePermitted(spec.id)) {
+    throw new CliError(cryptoInfo().fips ? `${spec.displayName} is not allowed in FIPS mode` : `${spec.displayName} is not available in this build`);
   }
+  return [spec.option];
+}
+
+/** The display name of a suite option (AES-256-GCM, ChaCha20-Poly1305). */
+export function displayName(option: CipherName): string {
+  return cipherSuiteByOption(option)!.displayName;
 }
 
 /** The logger of --log-level / --log-format, writing to stderr with `app=quantum-vpn`. */

@@ -9,6 +9,7 @@ import { dial } from '../tunnel/dial.js';
 import { listen } from '../tunnel/listener.js';
 import type { HandshakeErrorEvent } from '../tunnel/listener.js';
 import type { CipherName } from '../tunnel/options.js';
+import { cipherSuiteName, defaultCipherSuites } from '../protocol/suites.js';
 import type { TunnelObserver } from '../tunnel/observer.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
 import type { Logger } from '../ops/index.js';
@@ -20,6 +21,7 @@ import {
   ciphersFromFlag,
   type Command,
   describeError,
+  displayName,
   err,
   FIPS_FLAG,
   LOG_FLAGS,
@@ -70,11 +72,8 @@ const SECURITY_LINE =
   'Security: CH-KEM hybrid key exchange (X25519 + ML-KEM-1024, combined with SHAKE-256), fresh keys per session, ' +
   'authenticated encryption of every record; protocol v1 does not authenticate the peer (see docs/PROTOCOL.md)';
 
-const DISPLAY_NAME: Record<CipherName, string> = { 'aes-256-gcm': 'AES-256-GCM', 'chacha20-poly1305': 'ChaCha20-Poly1305' };
-
 function suiteList(ciphers: CipherName[] | undefined): string {
-  const list = ciphers ?? (cryptoInfo().chacha20.available ? (['aes-256-gcm', 'chacha20-poly1305'] as CipherName[]) : (['aes-256-gcm'] as CipherName[]));
-  return list.map((c) => DISPLAY_NAME[c]).join(', ');
+  return (ciphers === undefined ? defaultCipherSuites().map(cipherSuiteName) : ciphers.map(displayName)).join(', ');
 }
 
 function fipsLine(): string {

@@ -31,10 +31,6 @@ export function messageTypeName(type: number): string {
 export const CipherSuite = Object.freeze({ AES_256_GCM: 0x0001, CHACHA20_POLY1305: 0x0002 });
 export type CipherSuiteId = (typeof CipherSuite)[keyof typeof CipherSuite];
 
-export function cipherSuiteName(suite: number): string {
-  return suite === CipherSuite.AES_256_GCM ? 'AES-256-GCM' : suite === CipherSuite.CHACHA20_POLY1305 ? 'ChaCha20-Poly1305' : 'Unknown';
-}
-
 /** Protocol version carried in the hellos: major 1, minor 0 (the bytes `01 00`). */
 export const PROTOCOL_VERSION = Object.freeze({ major: 1, minor: 0 });
 

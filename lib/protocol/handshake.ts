@@ -17,7 +17,6 @@ import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
 import { createAead, open as aeadOpen, seal as aeadSeal, type AeadContext } from '../crypto/aead.js';
 import * as chkem from '../crypto/chkem.js';
 import { randomBytes } from '../crypto/random.js';
-import { cryptoPolicy } from '../crypto/policy.js';
 import { destroyAll, timingSafeEqual } from '../crypto/secret.js';
 import {
   CipherSuite,
@@ -41,6 +40,7 @@ import {
   encodeServerHello,
   isCompatibleVersion,
 } from './messages.js';
+import { suitePermitted } from './suites.js';
 import type { TicketManager } from './ticket.js';
 
 /** What a completed handshake hands to the record layer. The caller owns (and destroys) the secrets. */
@@ -56,6 +56,28 @@ export interface HandshakeResult {
   master: Secret;
   sendKey: Secret;
   receiveKey: Secret;
+}
+
+/**
+ * One step of a handshake, as the driver sees every version's handshake: the messages to send
+ * now, then what to read next (a frame, or an encrypted handshake record), or the result.
+ */
+export interface HandshakeStep {
+  send: Buffer[];
+  next: 'frame' | 'record' | 'done';
+  result?: HandshakeResult;
+}
+
+/**
+ * The interface every protocol version's handshake implements, so the driver in lib/tunnel is
+ * one loop: `start()`, then `receive()` with what `next` asks for until `next` is 'done'.
+ */
+export interface Handshake {
+  start(): Promise<HandshakeStep>;
+  /** A frame when the last step asked for 'frame', a handshake record's sealed bytes for 'record'. */
+  receive(input: Frame | Buffer): Promise<HandshakeStep>;
+  /** Cleanses whatever the handshake still holds (safe after completion and twice). */
+  destroy(): void;
 }
 
 const ZERO_NONCE = Buffer.alloc(NONCE_SIZE);
@@ -161,7 +183,7 @@ export interface InitiatorOptions {
 }
 
 /** The initiator (client) side. */
-export class InitiatorHandshake extends HandshakeSide<'initial' | 'clientHelloSent' | 'clientFinishedSent'> {
+export class InitiatorHandshake extends HandshakeSide<'initial' | 'clientHelloSent' | 'clientFinishedSent'> implements Handshake {
   private clientHelloRaw: Buffer | undefined;
   private keys: KeySchedule | undefined;
   private expectedServerVerifyData: Buffer | undefined;
@@ -180,6 +202,15 @@ export class InitiatorHandshake extends HandshakeSide<'initial' | 'clientHelloSe
   }
 
   /** The ClientHello frame to send first. */
+  async start(): Promise<HandshakeStep> {
+    return { send: [this.clientHello()], next: 'frame' };
+  }
+
+  async receive(input: Frame | Buffer): Promise<HandshakeStep> {
+    if (this.state === 'clientHelloSent') return { send: [await this.onServerHello(input as Frame)], next: 'record' };
+    return { send: [], next: 'done', result: this.onServerFinished(input as Buffer) };
+  }
+
   clientHello(): Buffer {
     this.expect('initial');
     const ticket = this.options.resumption?.ticket;
@@ -271,7 +302,7 @@ export interface ResponderOptions {
 }
 
 /** The responder (server) side. */
-export class ResponderHandshake extends HandshakeSide<'initial' | 'serverHelloSent'> {
+export class ResponderHandshake extends HandshakeSide<'initial' | 'serverHelloSent'> implements Handshake {
   private keys: KeySchedule | undefined;
   private transcript: Buffer = EMPTY;
   private expectedClientVerifyData: Buffer | undefined;
@@ -286,6 +317,16 @@ export class ResponderHandshake extends HandshakeSide<'initial' | 'serverHelloSe
   }
 
   /** Processes ClientHello; returns the ServerHello frame to send. */
+  async start(): Promise<HandshakeStep> {
+    return { send: [], next: 'frame' };
+  }
+
+  async receive(input: Frame | Buffer): Promise<HandshakeStep> {
+    if (this.state === 'initial') return { send: [await this.onClientHello(input as Frame)], next: 'record' };
+    const { serverFinished, result } = this.onClientFinished(input as Buffer);
+    return { send: [serverFinished], next: 'done', result };
+  }
+
   async onClientHello(frame: Frame): Promise<Buffer> {
     this.expect('initial');
     try {
@@ -302,7 +343,7 @@ export class ResponderHandshake extends HandshakeSide<'initial' | 'serverHelloSe
         const redeemed = this.options.tickets.redeem(hello.sessionId);
         // FIPS mode resumes only sessions whose suite is approved; anything else, like any ticket
         // that does not redeem, silently becomes a full handshake (§10.3, §10.5).
-        if (redeemed.ok && cryptoPolicy.fips && redeemed.suite !== CipherSuite.AES_256_GCM) redeemed.master.destroy();
+        if (redeemed.ok && !suitePermitted(redeemed.suite)) redeemed.master.destroy();
         else if (redeemed.ok) {
           psk = redeemed.master;
           this.consumeTicket = redeemed.consume;
@@ -371,5 +412,3 @@ export class ResponderHandshake extends HandshakeSide<'initial' | 'serverHelloSe
   }
 }
 
-/** Suites in our default preference order (AES-256-GCM first, as the reference offers them). */
-export const DEFAULT_CIPHER_SUITES: readonly CipherSuiteId[] = [CipherSuite.AES_256_GCM, CipherSuite.CHACHA20_POLY1305];

@@ -24,7 +24,7 @@
  * - an empty Data record is accepted; we never send one (a v1 peer cannot open it, §8.1).
  */
 import type { Secret } from '../native.js';
-import { ErrorCode, qtError } from '../errors.js';
+import { ErrorCode, type QuantumTunnelError, qtError } from '../errors.js';
 import { AEAD_SIZES, createAead, type AeadContext } from '../crypto/aead.js';
 import * as chkem from '../crypto/chkem.js';
 import { destroyAll } from '../crypto/secret.js';
@@ -48,7 +48,18 @@ import {
 import type { Frame } from './frame.js';
 import type { HandshakeResult } from './handshake.js';
 import { deriveRekeyMaster, deriveTrafficKeys } from './keySchedule.js';
-import { decodeRekeyPayload, encodeRekeyPayload } from './messages.js';
+import {
+  AlertCode,
+  AlertDescription,
+  AlertLevel,
+  CLOSE_NOTIFY_ALERT,
+  decodeAlert,
+  decodeRekeyPayload,
+  encodeAlert,
+  encodeRekeyPayload,
+  PING_FRAME,
+  PONG_FRAME,
+} from './messages.js';
 
 /**
  * Ours: how far past the peer's sequence number (as far as we have received) the initiator puts
@@ -102,6 +113,56 @@ export type RecordEvent =
   | { kind: 'rekey-response-sent'; frame: Buffer }
   | { kind: 'rekey-complete' };
 
+/**
+ * What a received frame produced, for the tunnel to act on (it owns the socket, timers and
+ * streams; every protocol decision is made here).
+ */
+export type SessionEvent =
+  | RecordEvent
+  /** The peer pinged: send {@link Session.pongFrame} (when the socket can take it). */
+  | { kind: 'ping' }
+  | { kind: 'pong' }
+  /** The peer's close_notify (or Close): no more data from it. */
+  | { kind: 'peer-close' }
+  /** A warning alert other than close_notify; the description is the peer's text, untrusted. */
+  | { kind: 'alert'; level: number; code: number; description: string }
+  /** The peer's fatal alert: end the tunnel with `error`, without an alert of ours. */
+  | { kind: 'peer-fatal'; error: QuantumTunnelError }
+  /** Nothing to do (a repeated close_notify). */
+  | { kind: 'none' };
+
+/**
+ * An established session of some protocol version: the record layer, the rekey ratchet and the
+ * control messages, pure. The tunnel feeds it frames and sends the bytes it returns.
+ */
+export interface Session {
+  readonly role: 'initiator' | 'responder';
+  readonly suite: CipherSuiteId;
+  readonly sessionId: Buffer;
+  readonly resumed: boolean;
+  readonly stats: SessionStats;
+  readonly rekeyInProgress: boolean;
+  /** Handles one received frame; throws a QuantumTunnelError for anything fatal (answer with {@link fatalAlert}). */
+  receive(frame: Frame): SessionEvent;
+  /** Seals application data as consecutive records. */
+  sealData(chunks: readonly Buffer[]): Buffer;
+  /** How many records may be sealed now (a pending rekey can hold some back). */
+  sendBudget(): number;
+  needsRekey(): boolean;
+  startRekey(): Buffer;
+  pingFrame(): Buffer;
+  pongFrame(): Buffer;
+  closeNotifyFrame(): Buffer;
+  /** The fatal alert that reports `error` to the peer (fixed text, nothing secret or peer-chosen). */
+  fatalAlert(error: QuantumTunnelError): Buffer;
+  masterSecretCopy(): Secret;
+  withMasterSecret<T>(use: (master: Secret) => T): T;
+  destroy(): void;
+}
+
+/** Failures that concern a record (forged, replayed, missing): answered with the bad_record alert. */
+const BAD_RECORD_ERRORS = new Set<string>([ErrorCode.AUTHENTICATION_FAILED, ErrorCode.REPLAY, ErrorCode.RECORD_OUT_OF_ORDER]);
+
 export interface SessionOptions {
   now?: () => number;
   /** Activation offset for rekey requests (the reference uses 16). */
@@ -125,7 +186,8 @@ export interface SessionStats {
   rekeys: number;
 }
 
-export class SecureSession {
+/** The protocol v1 session (docs/PROTOCOL.md, Records and Rekey). */
+export class SecureSession implements Session {
   readonly role: 'initiator' | 'responder';
   readonly suite: CipherSuiteId;
   readonly sessionId: Buffer;
@@ -147,6 +209,8 @@ export class SecureSession {
   #lastPeerRekeyAt: number | undefined;
   #table = new Uint32Array(ROW * 16);
   #destroyed = false;
+  /** The peer's close_notify arrived: a record after it is a violation. */
+  #peerClosed = false;
   readonly #options: SessionOptions;
 
   constructor(handshake: HandshakeResult, options: SessionOptions = {}) {
@@ -166,6 +230,62 @@ export class SecureSession {
     } finally {
       destroyAll(handshake.sendKey, handshake.receiveKey);
     }
+  }
+
+  receive(frame: Frame): SessionEvent {
+    switch (frame.type) {
+      case MessageType.DATA:
+      case MessageType.REKEY:
+        if (this.#peerClosed) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'record after close_notify');
+        return this.openRecord(frame);
+      case MessageType.PING:
+        return { kind: 'ping' };
+      case MessageType.PONG:
+        return { kind: 'pong' };
+      case MessageType.CLOSE:
+        return this.#onPeerClose();
+      case MessageType.ALERT: {
+        const alert = decodeAlert(frame.payload);
+        if (alert === null) throw qtError(ErrorCode.MALFORMED_MESSAGE, 'malformed alert');
+        if (alert.code === AlertCode.CLOSE_NOTIFY) return this.#onPeerClose();
+        if (alert.level === AlertLevel.FATAL) return { kind: 'peer-fatal', error: qtError(ErrorCode.PEER_ALERT, `peer sent fatal alert code ${alert.code}`) };
+        return { kind: 'alert', level: alert.level, code: alert.code, description: alert.description };
+      }
+      default:
+        throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `unexpected message type 0x${frame.type.toString(16)}`);
+    }
+  }
+
+  #onPeerClose(): SessionEvent {
+    if (this.#peerClosed) return { kind: 'none' };
+    this.#peerClosed = true;
+    return { kind: 'peer-close' };
+  }
+
+  sealData(chunks: readonly Buffer[]): Buffer {
+    return this.sealRecords(MessageType.DATA, chunks);
+  }
+
+  // v1's control messages are plaintext frames (§8.6, §8.7).
+  pingFrame(): Buffer {
+    return PING_FRAME;
+  }
+
+  pongFrame(): Buffer {
+    return PONG_FRAME;
+  }
+
+  closeNotifyFrame(): Buffer {
+    return CLOSE_NOTIFY_ALERT;
+  }
+
+  fatalAlert(error: QuantumTunnelError): Buffer {
+    const badRecord = BAD_RECORD_ERRORS.has(error.code);
+    return encodeAlert({
+      level: AlertLevel.FATAL,
+      code: badRecord ? AlertCode.BAD_CIPHERTEXT : AlertCode.UNEXPECTED_MESSAGE,
+      description: badRecord ? AlertDescription.BAD_RECORD : AlertDescription.UNEXPECTED_MESSAGE,
+    });
   }
 
   /** A copy of the current master secret (for tickets and resumption); the caller destroys it. */

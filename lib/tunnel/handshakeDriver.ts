@@ -5,17 +5,20 @@
  */
 import type { Socket } from 'node:net';
 import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
-import { cipherSuiteName, type CipherSuiteId, MessageType, messageTypeName } from '../protocol/constants.js';
+import { type CipherSuiteId, MessageType, messageTypeName } from '../protocol/constants.js';
+import { cipherSuiteName } from '../protocol/suites.js';
 import { FrameReader, type Frame } from '../protocol/frame.js';
-import { InitiatorHandshake, ResponderHandshake, type HandshakeResult } from '../protocol/handshake.js';
+import type { Handshake, HandshakeResult } from '../protocol/handshake.js';
+import { DEFAULT_PROTOCOL_VERSION, type ProtocolVersionSpec, responderVersion } from '../protocol/versions.js';
 import { decodeAlert, HANDSHAKE_FAILURE_ALERT } from '../protocol/messages.js';
 import type { TicketManager } from '../protocol/ticket.js';
 import { cryptoPolicy } from '../crypto/policy.js';
 import type { ObserverSet } from './observer.js';
 import { DEFAULT_MAX_HANDSHAKE_BYTES, type ResumptionState } from './options.js';
 
-/** A completed handshake: its result, the reader holding any bytes that came after it, and its duration. */
+/** A completed handshake: its version and result, the reader holding any bytes that came after it, and its duration. */
 export interface Handshaken {
+  version: ProtocolVersionSpec;
   result: HandshakeResult;
   reader: FrameReader;
   durationMs: number;
@@ -37,6 +40,7 @@ const ALERTED = new Set<string>([
 class SocketReader {
   readonly reader = new FrameReader();
   private waiter: (() => void) | undefined;
+  private sawFrame = false;
   private failure: QuantumTunnelError | undefined;
   private readonly onData = (chunk: Buffer) => {
     this.reader.push(chunk);
@@ -61,22 +65,21 @@ class SocketReader {
     this.wake();
   }
 
-  async frame(): Promise<Frame> {
-    return this.until(() => this.reader.nextFrame());
-  }
-
   /**
-   * The peer's first message. A first byte that is no message type of ours (an HTTP or TLS
-   * peer, for example) means the peer does not speak the protocol: say so, rather than reading
-   * its bytes as a frame length.
+   * The next frame. Before the peer's first one, a first byte that is no message type of ours (an
+   * HTTP or TLS peer, for example) means the peer does not speak the protocol: say so, rather
+   * than reading its bytes as a frame length.
    */
-  async firstFrame(): Promise<Frame> {
-    return this.until(() => {
-      if (this.reader.buffered > 0 && messageTypeName(this.reader.firstByte()!) === 'Unknown') {
+  async frame(): Promise<Frame> {
+    const first = !this.sawFrame;
+    const frame = await this.until(() => {
+      if (first && this.reader.buffered > 0 && messageTypeName(this.reader.firstByte()!) === 'Unknown') {
         throw qtError(ErrorCode.PROTOCOL_MISMATCH, 'the peer does not speak the quantum-tunnel protocol');
       }
       return this.reader.nextFrame();
     });
+    this.sawFrame = true;
+    return frame;
   }
 
   async handshakeRecord(): Promise<Buffer> {
@@ -130,7 +133,7 @@ interface DriveOptions {
 async function drive(
   socket: Socket,
   options: DriveOptions & { role: 'client' | 'server'; resumptionAttempted: boolean },
-  steps: (io: SocketReader) => Promise<HandshakeResult>,
+  steps: (io: SocketReader) => Promise<{ version: ProtocolVersionSpec; result: HandshakeResult }>,
 ): Promise<Handshaken> {
   const started = performance.now();
   const watch = options.observers?.startHandshake({
@@ -147,10 +150,10 @@ async function drive(
   options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     if (options.signal?.aborted) throw qtError(ErrorCode.ABORTED, 'handshake aborted');
-    const result = await steps(io);
+    const { version, result } = await steps(io);
     const durationMs = performance.now() - started;
     watch?.succeeded({ suite: cipherSuiteName(result.suite), resumed: result.resumed, resumptionAttempted: result.resumptionAttempted, durationMs, fips: cryptoPolicy.fips });
-    return { result, reader: io.detach(), durationMs };
+    return { version, result, reader: io.detach(), durationMs };
   } catch (err) {
     io.detach();
     const error = err instanceof QuantumTunnelError ? err : qtError(ErrorCode.HANDSHAKE_FAILED, 'handshake failed', { cause: err });
@@ -173,23 +176,41 @@ function write(socket: Socket, bytes: Buffer): void {
   socket.write(bytes);
 }
 
+/**
+ * The one handshake loop of every version: send what the handshake returns, read what it asks
+ * for next, until it has a result. `first` is a frame already read (the responder reads the
+ * ClientHello before it knows the version).
+ */
+async function runSteps(socket: Socket, io: SocketReader, hs: Handshake, first?: Frame): Promise<HandshakeResult> {
+  try {
+    let step = await hs.start();
+    let pending = first;
+    for (;;) {
+      for (const bytes of step.send) write(socket, bytes);
+      if (step.next === 'done') return step.result!;
+      let input: Frame | Buffer;
+      if (step.next === 'record') input = await io.handshakeRecord();
+      else if (pending !== undefined) [input, pending] = [pending, undefined];
+      else input = await io.frame();
+      step = await hs.receive(input);
+    }
+  } finally {
+    hs.destroy();
+  }
+}
+
 export interface InitiatorDriveOptions extends DriveOptions {
   suites: readonly CipherSuiteId[];
   offloadCrypto?: boolean;
   resumption?: ResumptionState;
 }
 
-/** Client side: ClientHello, ServerHello, ClientFinished, ServerFinished. */
+/** Client side, in the version dial() speaks. */
 export function runInitiatorHandshake(socket: Socket, options: InitiatorDriveOptions): Promise<Handshaken> {
   return drive(socket, { ...options, role: 'client', resumptionAttempted: options.resumption !== undefined }, async (io) => {
-    const hs = await InitiatorHandshake.create({ cipherSuites: options.suites, resumption: options.resumption, offloadCrypto: options.offloadCrypto });
-    try {
-      write(socket, hs.clientHello());
-      write(socket, await hs.onServerHello(await io.firstFrame()));
-      return hs.onServerFinished(await io.handshakeRecord());
-    } finally {
-      hs.destroy();
-    }
+    const version = DEFAULT_PROTOCOL_VERSION;
+    const hs = await version.initiator({ cipherSuites: options.suites, resumption: options.resumption, offloadCrypto: options.offloadCrypto });
+    return { version, result: await runSteps(socket, io, hs) };
   });
 }
 
@@ -199,27 +220,12 @@ export interface ResponderDriveOptions extends DriveOptions {
   tickets?: TicketManager;
 }
 
-/**
- * Responder implementations by the major version a ClientHello announces. Protocol v1 is the only
- * one; a v2 adds its state machine here (and its record layer where the result is turned into a
- * session), and v1 peers keep getting v1. Unknown versions go to v1, which refuses them properly.
- */
-const RESPONDER_BY_MAJOR: Record<number, typeof ResponderHandshake> = { 1: ResponderHandshake };
-
-/** Server side. */
+/** Server side, in the version the ClientHello asks for (protocol/versions.ts). */
 export function runResponderHandshake(socket: Socket, options: ResponderDriveOptions): Promise<Handshaken> {
   return drive(socket, { ...options, role: 'server', resumptionAttempted: false }, async (io) => {
-    const clientHello = await io.firstFrame();
-    const major = clientHello.type === MessageType.CLIENT_HELLO ? clientHello.payload[0] : undefined;
-    const Responder = (major !== undefined && RESPONDER_BY_MAJOR[major]) || ResponderHandshake;
-    const hs = new Responder({ cipherSuites: options.suites, tickets: options.tickets, offloadCrypto: options.offloadCrypto });
-    try {
-      write(socket, await hs.onClientHello(clientHello));
-      const { serverFinished, result } = hs.onClientFinished(await io.handshakeRecord());
-      write(socket, serverFinished);
-      return result;
-    } finally {
-      hs.destroy();
-    }
+    const clientHello = await io.frame();
+    const version = responderVersion(clientHello);
+    const hs = version.responder({ cipherSuites: options.suites, tickets: options.tickets, offloadCrypto: options.offloadCrypto });
+    return { version, result: await runSteps(socket, io, hs, clientHello) };
   });
 }

@@ -1,19 +1,12 @@
 /** Options of listen() and dial(), their defaults and checks, named once. */
 import type { Secret } from '../native.js';
 import { invalidArgument } from '../errors.js';
-import { CipherSuite, type CipherSuiteId, DEFAULT_HANDSHAKE_TIMEOUT_MS } from '../protocol/constants.js';
+import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from '../protocol/constants.js';
+import type { CipherName } from '../protocol/suites.js';
+export { type CipherName, resolveCipherSuites as resolveSuites } from '../protocol/suites.js';
 import type { TicketManager } from '../protocol/ticket.js';
 import type { ConnectionAdmission, TunnelObserver } from './observer.js';
 import { enable as enableFips, type FipsOptions } from '../fips/index.js';
-import { info as cryptoInfo } from '../crypto/info.js';
-
-/** Cipher suite names accepted in options. */
-export type CipherName = 'aes-256-gcm' | 'chacha20-poly1305';
-
-const SUITE_BY_NAME: Record<CipherName, CipherSuiteId> = {
-  'aes-256-gcm': CipherSuite.AES_256_GCM,
-  'chacha20-poly1305': CipherSuite.CHACHA20_POLY1305,
-};
 
 /** Options shared by both ends. */
 export interface TunnelOptions {
@@ -107,21 +100,6 @@ export const DEFAULT_MAX_PENDING_HANDSHAKES = 1024;
 export const DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS = 64;
 export const DEFAULT_MAX_HANDSHAKE_BYTES = 16_384;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-
-/** The suites of `ciphers`, checked against what this build and mode offer. */
-export function resolveSuites(ciphers: readonly CipherName[] | undefined): CipherSuiteId[] {
-  const chachaAvailable = cryptoInfo().chacha20.available;
-  if (ciphers === undefined) {
-    return chachaAvailable ? [CipherSuite.AES_256_GCM, CipherSuite.CHACHA20_POLY1305] : [CipherSuite.AES_256_GCM];
-  }
-  if (!Array.isArray(ciphers) || ciphers.length === 0) invalidArgument('ciphers must be a non-empty array');
-  return ciphers.map((name) => {
-    const suite = SUITE_BY_NAME[name as CipherName];
-    if (suite === undefined) invalidArgument(`unknown cipher ${JSON.stringify(name)}`);
-    if (suite === CipherSuite.CHACHA20_POLY1305 && !chachaAvailable) invalidArgument('chacha20-poly1305 is not available in this build or mode');
-    return suite;
-  });
-}
 
 export function resolveTimeout(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;

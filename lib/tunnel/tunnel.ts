@@ -1,34 +1,27 @@
 /**
  * Tunnel: an established session over a socket, as a Node Duplex (bytes, backpressure end to end)
- * with a message API that keeps record boundaries. It owns the I/O, timers and flow control; all
- * protocol decisions are in lib/protocol (SecureSession).
+ * with a message API that keeps record boundaries. It owns the I/O, timers and flow control; every
+ * protocol decision is the session's (lib/protocol, by version), how the tunnel closes is
+ * CloseTracker's, received messages wait in a MessageInbox, rekeys run in a RekeyController.
  */
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
-import { CipherSuite, cipherSuiteName, MAX_RECORD_PLAINTEXT, MessageType, TICKET_SIZE } from '../protocol/constants.js';
+import { MAX_RECORD_PLAINTEXT, TICKET_SIZE } from '../protocol/constants.js';
+import { cipherSuiteName, suitePermitted } from '../protocol/suites.js';
 import { cryptoPolicy } from '../crypto/policy.js';
-import type { Frame, FrameReader } from '../protocol/frame.js';
-import {
-  AlertCode,
-  AlertDescription,
-  AlertLevel,
-  CLOSE_NOTIFY_ALERT,
-  decodeAlert,
-  encodeAlert,
-  PING_FRAME,
-  PONG_FRAME,
-} from '../protocol/messages.js';
-import { DEFAULT_REKEY_MIN_INTERVAL_MS, SecureSession, type SessionStats } from '../protocol/session.js';
+import type { FrameReader } from '../protocol/frame.js';
+import { DEFAULT_REKEY_MIN_INTERVAL_MS, type Session, type SessionEvent, type SessionStats } from '../protocol/session.js';
 import type { TicketManager } from '../protocol/ticket.js';
+import { type CloseState, CloseTracker } from './closeState.js';
 import type { Handshaken } from './handshakeDriver.js';
+import { MessageInbox } from './inbox.js';
 import { ObserverSet, type PeerAddress } from './observer.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS, type ResumptionState, resolveTimeout, type TunnelOptions } from './options.js';
+import { RekeyController } from './rekeyController.js';
 
-/** How often the time-based rekey trigger is checked. */
-const REKEY_CHECK_INTERVAL_MS = 60_000;
-/** A rekey that gets no response within this time fails the tunnel (its writes are held back). */
-const REKEY_TIMEOUT_MS = 30_000;
+export type { CloseState } from './closeState.js';
+
 const PING_TIMEOUT_MS = 10_000;
 /**
  * Stream buffering: enough for several full records in flight on each side, so a bulk transfer
@@ -38,21 +31,8 @@ const WRITE_HIGH_WATER = 256 * 1024;
 const READ_HIGH_WATER = 256 * 1024;
 /** Stream writes are cut into records of at most this size (messages use up to MAX_RECORD_PLAINTEXT). */
 const STREAM_RECORD_SIZE = 16 * 1024;
-/** Message mode: stop reading the socket while this many messages wait to be consumed. */
-const MESSAGE_QUEUE_HIGH_WATER = 64;
-
-/**
- * How a tunnel ended, from {@link TunnelInfo.closeState}:
- * - `open`: not closed yet;
- * - `clean`: the peer's close_notify arrived (everything it sent was received; in protocol v1 an
- *   active attacker can forge one, docs/SECURITY.md);
- * - `unanswered`: we sent close_notify and the peer closed its side without one (a reference peer
- *   never answers);
- * - `truncated`: the connection ended without the peer's close_notify while we were not closing:
- *   data may have been cut short (ERR_QT_TRUNCATED);
- * - `failed`: a protocol, crypto or socket error ended it.
- */
-export type CloseState = 'open' | 'clean' | 'unanswered' | 'truncated' | 'failed';
+/** Stop reading the socket while this many received messages wait to be consumed. */
+const INBOX_HIGH_WATER = 64;
 
 /** A snapshot of a tunnel's state, from {@link Tunnel.info}. */
 export interface TunnelInfo extends SessionStats {
@@ -114,7 +94,7 @@ export interface TunnelInit {
 export class Tunnel extends Duplex {
   // Private (#) so nothing holding the tunnel can reach the session and its keys.
   readonly #socket: Socket;
-  readonly #session: SecureSession;
+  readonly #session: Session;
   readonly #reader: FrameReader;
   readonly #role: 'client' | 'server';
   readonly #establishedAt = new Date();
@@ -123,29 +103,20 @@ export class Tunnel extends Duplex {
   readonly #tickets: TicketManager | undefined;
   readonly #closeTimeoutMs: number;
   readonly #halfOpen: boolean;
-  readonly #autoRekey: boolean;
   readonly #observers: ObserverSet;
   readonly #peer: PeerAddress;
+  readonly #close: CloseTracker;
+  readonly #inbox = new MessageInbox();
+  readonly #rekeys: RekeyController;
+  /** Writes held back while a rekey response is awaited (records past the activation point). */
   #stalled: { pieces: Buffer[]; callback: (err?: Error | null) => void } | undefined;
-  #rekeyWaiters: Array<Waiter<void>> = [];
-  #rekeyTimer: NodeJS.Timeout | undefined;
-  readonly #rekeyCheck: NodeJS.Timeout | undefined;
-  #rekeyWatch: { succeeded(): void; failed(code: string): void } | undefined;
   #pingWaiters: Array<Waiter<number> & { started: number; timer: NodeJS.Timeout }> = [];
   /** A Pong owed while the socket is congested: Pings are answered by at most one pending Pong. */
   #pongOwed = false;
-  #messageMode = false;
-  readonly #received: Buffer[] = [];
   #wantsData = false;
   #readableEndPending = false;
   /** Buffers given to send(): each is sealed as one record, whatever its size. */
   readonly #wholeMessages = new WeakSet<object>();
-  #messageWaiters: Array<Waiter<IteratorResult<Buffer>>> = [];
-  #peerClosed = false;
-  /** close() was called: failures from then on end the tunnel without an 'error' event. */
-  #closeRequested = false;
-  #closeState: CloseState = 'open';
-  #closeError: string | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
   #readPaused = false;
 
@@ -158,36 +129,42 @@ export class Tunnel extends Duplex {
       readableHighWaterMark: READ_HIGH_WATER,
     });
     this.#halfOpen = init.options.allowHalfOpen === true;
+    this.#close = new CloseTracker(this.#halfOpen);
     this.#socket = init.socket;
     this.#reader = init.handshaken.reader;
     this.#handshakeMs = init.handshaken.durationMs;
     this.#role = init.handshaken.result.role === 'initiator' ? 'client' : 'server';
-    this.#session = new SecureSession(init.handshaken.result, {
+    this.#session = init.handshaken.version.session(init.handshaken.result, {
       rekeyMinIntervalMs: resolveTimeout(init.options.rekeyMinIntervalMs, DEFAULT_REKEY_MIN_INTERVAL_MS, 'rekeyMinIntervalMs'),
       admitRekey: init.admitRekey,
     });
     sessions.set(this, this.#session);
     this.#tickets = init.tickets;
     this.#closeTimeoutMs = resolveTimeout(init.options.closeTimeoutMs, DEFAULT_CLOSE_TIMEOUT_MS, 'closeTimeoutMs');
-    this.#autoRekey = init.options.autoRekey !== false && this.#role === 'client';
     this.#observers = init.observers ?? new ObserverSet(init.options.observer);
     this.#peer = { address: this.#socket.remoteAddress, port: this.#socket.remotePort };
+    this.#rekeys = new RekeyController(
+      {
+        session: this.#session,
+        observers: this.#observers,
+        open: () => !this.destroyed && this.#socket.writable,
+        write: (bytes) => this.#socket.write(bytes),
+        fail: (err) => this.#fail(err),
+      },
+      init.options.autoRekey !== false && this.#role === 'client',
+    );
     this.#observers.notify('onTunnelOpen', {
       role: this.#role,
       suite: cipherSuiteName(this.#session.suite),
       resumed: this.#session.resumed,
       ...this.#peer,
     });
-    if (this.#autoRekey) {
-      this.#rekeyCheck = setInterval(() => this.#maybeRekey(), REKEY_CHECK_INTERVAL_MS);
-      this.#rekeyCheck.unref();
-    }
     const socket = this.#socket;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onSocketData(chunk));
-    socket.on('end', () => this.#onSocketEnd());
-    socket.on('error', (err) => this.#onSocketError(err));
-    socket.on('close', () => this.#onSocketClose());
+    socket.on('end', () => this.#end(this.#close.connectionEnded('fin', this.writableEnded)));
+    socket.on('error', (err) => this.#end(this.#close.connectionEnded('error', this.writableEnded, err)));
+    socket.on('close', () => this.#end(this.#close.connectionEnded('close', this.writableEnded)));
     socket.on('drain', () => this.#onSocketDrain());
     // Bytes that arrived right behind the handshake are processed before new ones.
     if (this.#reader.buffered > 0) queueMicrotask(() => this.#processFrames());
@@ -208,7 +185,7 @@ export class Tunnel extends Duplex {
     const records = before.recordsReceived;
     try {
       for (let frame = this.#reader.nextFrame(); frame !== null && !this.destroyed; frame = this.#reader.nextFrame()) {
-        this.#onFrame(frame);
+        this.#onSessionEvent(this.#session.receive(frame));
       }
     } catch (err) {
       this.#fail(err);
@@ -217,64 +194,51 @@ export class Tunnel extends Duplex {
     if (after.recordsReceived > records) this.#observers.notify('onTraffic', 'received', after.bytesReceived - bytes, after.recordsReceived - records);
   }
 
-  #onFrame(frame: Frame): void {
-    switch (frame.type) {
-      case MessageType.DATA:
-      case MessageType.REKEY:
-        return this.#onRecord(frame);
-      case MessageType.PING:
-        return this.#onPing();
-      case MessageType.PONG:
-        return this.#onPong();
-      case MessageType.CLOSE:
-        return this.#onPeerClose();
-      case MessageType.ALERT:
-        return this.#onAlert(frame.payload);
-      default:
-        throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `unexpected message type 0x${frame.type.toString(16)}`);
-    }
-  }
-
-  #onRecord(frame: Frame): void {
-    if (this.#peerClosed) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'record after close_notify');
-    const event = this.#session.openRecord(frame);
+  #onSessionEvent(event: SessionEvent): void {
     switch (event.kind) {
       case 'data':
         return this.#deliver(event.data);
       case 'rekey-response-sent':
         this.#socket.write(event.frame);
-        this.#observers.startRekey(false).succeeded();
+        this.#rekeys.answered();
         this.emit('rekey', { rekeys: this.#session.stats.rekeys });
         return;
       case 'rekey-complete':
         return this.#onRekeyComplete();
+      case 'ping':
+        return this.#onPing();
+      case 'pong':
+        return this.#onPong();
+      case 'peer-close':
+        return this.#onPeerClose();
+      case 'peer-fatal':
+        return this.#end(event.error);
+      case 'alert':
+        this.emit('alert', { level: event.level, code: event.code, description: event.description } satisfies AlertEvent);
+        return;
+      case 'none':
+        return;
     }
   }
 
-  /**
-   * Received records wait here, boundaries intact, until the application shows how it reads:
-   * `_read()` (stream consumers) drains them into the readable side; `messages()` takes them as
-   * messages. So records that arrive right behind the handshake are never lost to either API.
-   */
+  /** A received message: to a waiting messages() reader, the readable side, or the inbox. */
   #deliver(data: Buffer): void {
-    const waiter = this.#messageMode ? this.#messageWaiters.shift() : undefined;
-    if (waiter) return waiter.resolve({ value: data, done: false });
-    this.#received.push(data);
-    if (!this.#messageMode) this.#flushReadable();
-    if (this.#received.length >= MESSAGE_QUEUE_HIGH_WATER) this.#pauseReading();
+    this.#inbox.deliver(data);
+    if (!this.#inbox.messageMode) this.#flushReadable();
+    if (this.#inbox.length >= INBOX_HIGH_WATER) this.#pauseReading();
   }
 
   /** Moves received records into the readable side while the consumer wants more. */
   #flushReadable(): void {
-    while (this.#wantsData && this.#received.length > 0) {
-      const data = this.#received.shift()!;
+    while (this.#wantsData && this.#inbox.length > 0) {
+      const data = this.#inbox.take()!;
       if (data.length > 0) this.#wantsData = this.push(data);
     }
-    if (this.#received.length === 0 && this.#readableEndPending) {
+    if (this.#inbox.length === 0 && this.#readableEndPending) {
       this.#readableEndPending = false;
       this.push(null);
     }
-    if (this.#received.length < MESSAGE_QUEUE_HIGH_WATER / 2 && this.#wantsData) this.#resumeReading();
+    if (this.#inbox.length < INBOX_HIGH_WATER / 2 && this.#wantsData) this.#resumeReading();
   }
 
   #pauseReading(): void {
@@ -293,7 +257,7 @@ export class Tunnel extends Duplex {
 
   override _read(): void {
     this.#wantsData = true;
-    if (!this.#messageMode) this.#flushReadable();
+    if (!this.#inbox.messageMode) this.#flushReadable();
     this.#resumeReading();
   }
 
@@ -304,37 +268,25 @@ export class Tunnel extends Duplex {
    */
   #onPing(): void {
     if (this.#socket.writableNeedDrain) this.#pongOwed = true;
-    else this.#socket.write(PONG_FRAME);
+    else this.#socket.write(this.#session.pongFrame());
   }
 
   #onSocketDrain(): void {
     if (this.#pongOwed && this.#socket.writable) {
       this.#pongOwed = false;
-      this.#socket.write(PONG_FRAME);
+      this.#socket.write(this.#session.pongFrame());
     }
     this.emit('_drain');
   }
 
-  #onAlert(payload: Buffer): void {
-    const alert = decodeAlert(payload);
-    if (alert === null) throw qtError(ErrorCode.MALFORMED_MESSAGE, 'malformed alert');
-    if (alert.code === AlertCode.CLOSE_NOTIFY) return this.#onPeerClose();
-    if (alert.level === AlertLevel.FATAL) {
-      this.#end(qtError(ErrorCode.PEER_ALERT, `peer sent fatal alert code ${alert.code}`));
-      return;
-    }
-    this.emit('alert', { level: alert.level, code: alert.code, description: alert.description } satisfies AlertEvent);
-  }
-
   /** close_notify or Close: no more data from the peer; we finish our side and close. */
   #onPeerClose(): void {
-    if (this.#peerClosed) return;
-    this.#peerClosed = true;
-    if (!this.#messageMode) {
+    this.#close.peerClosed = true;
+    if (!this.#inbox.messageMode) {
       this.#readableEndPending = true;
       this.#flushReadable();
-    } else if (this.#received.length === 0) {
-      this.#endMessages();
+    } else if (this.#inbox.length === 0) {
+      this.#inbox.end();
       this.push(null);
     }
     if (this.writableFinished) this.#socket.destroy();
@@ -349,50 +301,15 @@ export class Tunnel extends Duplex {
     }
   }
 
-  #onSocketEnd(): void {
-    if (this.#peerClosed) {
-      if (this.writableFinished) this.#socket.destroy();
-      return;
-    }
-    // The peer's FIN without close_notify: after our own close_notify that is a peer that does
-    // not answer one (the reference); otherwise the data may have been cut short.
-    if (this.#closingByUs) this.#end();
-    else this.#end(qtError(ErrorCode.TRUNCATED, 'the peer closed the connection without close_notify'));
-  }
-
-  #onSocketError(err: Error): void {
-    if (this.#closingByUs || this.#peerClosed) this.#end();
-    else this.#end(qtError(ErrorCode.CONNECTION_FAILED, 'socket error', { cause: err }));
-  }
-
-  #onSocketClose(): void {
-    if (this.destroyed) return;
-    if (this.#closingByUs || this.#peerClosed) this.#end();
-    else this.#end(qtError(ErrorCode.TRUNCATED, 'the connection closed without close_notify'));
-  }
-
   /**
-   * We are closing both directions: close() was called, or end() without allowHalfOpen. A
-   * half-open tunnel that ended its side still expects the peer's data up to its close_notify.
+   * Ends the tunnel: without an error as a close, with one as a failure (emitted as 'error'
+   * unless the application already asked to close). A FIN after the peer's close_notify only
+   * closes our socket once our side is done too.
    */
-  get #closingByUs(): boolean {
-    return this.#closeRequested || (!this.#halfOpen && this.writableEnded);
-  }
-
-  /**
-   * Ends the tunnel: with an error, recorded in closeState and emitted as 'error' unless the
-   * application already asked to close; without one, as a close (clean when the peer's
-   * close_notify arrived).
-   */
-  #end(err?: QuantumTunnelError): void {
+  #end(err: QuantumTunnelError | undefined): void {
     if (this.destroyed) return;
-    if (err) {
-      this.#closeState = err.code === ErrorCode.TRUNCATED ? 'truncated' : 'failed';
-      this.#closeError = err.code;
-    } else {
-      this.#closeState = this.#peerClosed ? 'clean' : 'unanswered';
-    }
-    this.destroy(err && !this.#closeRequested ? err : undefined);
+    if (!err && this.#close.peerClosed && !this.writableFinished && this.#socket.readyState !== 'closed' && !this.#socket.destroyed) return;
+    this.destroy(this.#close.ended(err));
   }
 
   // ---- sending ------------------------------------------------------------------------------
@@ -421,7 +338,7 @@ export class Tunnel extends Duplex {
         return;
       }
       const ok = this.#socket.write(this.#sealData(pieces));
-      if (this.#autoRekey) setImmediate(() => this.#maybeRekey());
+      if (this.#rekeys.automatic) setImmediate(() => this.#rekeys.maybeRekey());
       if (ok) callback();
       else this.once('_drain', () => callback());
     } catch (err) {
@@ -434,7 +351,7 @@ export class Tunnel extends Duplex {
   }
 
   #sealData(pieces: Buffer[]): Buffer {
-    const frames = this.#session.sealRecords(MessageType.DATA, pieces);
+    const frames = this.#session.sealData(pieces);
     if (!this.#observers.empty) {
       let bytes = 0;
       for (const p of pieces) bytes += p.length;
@@ -447,10 +364,10 @@ export class Tunnel extends Duplex {
     // Every write has been sealed and handed to the socket: say goodbye, half-close, and do not
     // wait forever for the peer (a reference peer never closes after close_notify, §8.8).
     if (!this.#socket.writable) return callback();
-    this.#socket.end(CLOSE_NOTIFY_ALERT);
-    if (this.#peerClosed) {
+    this.#socket.end(this.#session.closeNotifyFrame());
+    if (this.#close.peerClosed) {
       this.#socket.destroy();
-    } else if (!this.#halfOpen || this.#closeRequested) {
+    } else if (!this.#halfOpen || this.#close.closeRequested) {
       this.#closeTimer = setTimeout(() => this.#socket.destroy(), this.#closeTimeoutMs);
       this.#closeTimer.unref();
     }
@@ -459,27 +376,20 @@ export class Tunnel extends Duplex {
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    clearInterval(this.#rekeyCheck);
-    clearTimeout(this.#rekeyTimer);
     clearTimeout(this.#closeTimer);
-    if (this.#closeState === 'open') {
-      // destroy() called by the application (or a stream helper such as pipeline).
-      this.#closeState = err ? 'failed' : this.#peerClosed ? 'clean' : 'unanswered';
-      if (err) this.#closeError = (err as QuantumTunnelError).code ?? 'ERR_UNKNOWN';
-    }
+    // destroy() called by the application (or a stream helper such as pipeline) is recorded too.
+    this.#close.ended(err);
     const reason = err ?? qtError(ErrorCode.TUNNEL_CLOSED, 'tunnel closed');
-    for (const w of this.#rekeyWaiters.splice(0)) w.reject(reason);
+    this.#rekeys.destroy(reason);
     for (const w of this.#pingWaiters.splice(0)) { clearTimeout(w.timer); w.reject(reason); }
     if (this.#stalled) this.#stalled.callback(reason);
     this.#stalled = undefined;
     // A failure the application did not ask for reaches messages() as a rejection.
-    if (err) for (const w of this.#messageWaiters.splice(0)) w.reject(err);
-    this.#endMessages();
-    if (this.#rekeyWatch) this.#rekeyWatch.failed((reason as QuantumTunnelError).code ?? ErrorCode.TUNNEL_CLOSED);
-    this.#rekeyWatch = undefined;
+    if (err) this.#inbox.fail(err);
+    this.#inbox.end();
     const stats = this.#session.stats;
     this.#observers.notify('onTunnelClose', {
-      error: this.#closeError,
+      error: this.#close.error,
       bytesSent: stats.bytesSent,
       bytesReceived: stats.bytesReceived,
     });
@@ -488,20 +398,15 @@ export class Tunnel extends Duplex {
     callback(err);
   }
 
-  /** A protocol failure: tell the peer with a fatal alert (fixed text) and end the tunnel. */
+  /** A protocol failure: tell the peer with the session's fatal alert (fixed text) and end the tunnel. */
   #fail(err: unknown): void {
     if (this.destroyed) return;
     const error = err instanceof QuantumTunnelError ? err : qtError(ErrorCode.MALFORMED_MESSAGE, 'protocol error', { cause: err });
-    const badRecord = BAD_RECORD_ERRORS.has(error.code);
     if (error.code === ErrorCode.AUTHENTICATION_FAILED) this.#observers.notify('onAuthFailure', this.#peer);
     else if (error.code === ErrorCode.REPLAY) this.#observers.notify('onReplayBlocked', this.#peer);
     else if (error.code === ErrorCode.REKEY_RATE_LIMITED) this.#observers.notify('onRateLimited', 'rekey', this.#peer);
     else this.#observers.notify('onProtocolError', error.code, this.#peer);
-    if (this.#socket.writable) {
-      const code = badRecord ? AlertCode.BAD_CIPHERTEXT : AlertCode.UNEXPECTED_MESSAGE;
-      const description = badRecord ? AlertDescription.BAD_RECORD : AlertDescription.UNEXPECTED_MESSAGE;
-      this.#socket.end(encodeAlert({ level: AlertLevel.FATAL, code, description }));
-    }
+    if (this.#socket.writable) this.#socket.end(this.#session.fatalAlert(error));
     this.#end(error);
   }
 
@@ -527,25 +432,24 @@ export class Tunnel extends Duplex {
    * being emitted as 'error'; a clean close_notify ends the iteration.
    */
   messages(): AsyncIterableIterator<Buffer> {
-    if (!this.#messageMode) {
-      this.#messageMode = true;
+    if (!this.#inbox.messageMode) {
+      this.#inbox.messageMode = true;
       // Errors reach the iterator; this listener only keeps them from being unhandled events.
       this.on('error', () => undefined);
     }
-    const queue = this.#received;
     const next = (): Promise<IteratorResult<Buffer>> => {
-      if (queue.length > 0) {
-        const value = queue.shift()!;
-        if (queue.length < MESSAGE_QUEUE_HIGH_WATER / 2) this.#resumeReading();
+      const value = this.#inbox.take();
+      if (value !== undefined) {
+        if (this.#inbox.length < INBOX_HIGH_WATER / 2) this.#resumeReading();
         return Promise.resolve({ value, done: false });
       }
-      if (this.#peerClosed && !this.readableEnded) this.push(null);
-      if (this.#peerClosed || this.destroyed) {
-        const err = this.errored ?? (this.#closeState === 'truncated' || this.#closeState === 'failed' ? closeFailure(this.#closeError) : null);
+      if (this.#close.peerClosed && !this.readableEnded) this.push(null);
+      if (this.#close.peerClosed || this.destroyed) {
+        const err = this.errored ?? this.#close.failure();
         return err ? Promise.reject(err) : Promise.resolve({ value: undefined, done: true });
       }
       this.#resumeReading();
-      return new Promise((resolve, reject) => this.#messageWaiters.push({ resolve, reject }));
+      return this.#inbox.wait();
     };
     return {
       next,
@@ -554,10 +458,6 @@ export class Tunnel extends Duplex {
         return this;
       },
     };
-  }
-
-  #endMessages(): void {
-    for (const w of this.#messageWaiters.splice(0)) w.resolve({ value: undefined, done: true });
   }
 
   // ---- control ------------------------------------------------------------------------------
@@ -572,7 +472,7 @@ export class Tunnel extends Duplex {
         reject(qtError(ErrorCode.TIMEOUT, 'no pong within 10 s'));
       }, PING_TIMEOUT_MS);
       this.#pingWaiters.push({ resolve, reject, started: performance.now(), timer });
-      this.#socket.write(PING_FRAME);
+      this.#socket.write(this.#session.pingFrame());
     });
   }
 
@@ -591,32 +491,12 @@ export class Tunnel extends Duplex {
   rekey(): Promise<void> {
     if (this.#role !== 'client') return Promise.reject(qtError(ErrorCode.INVALID_STATE, 'in protocol v1 only the client can start a rekey'));
     if (this.destroyed || !this.#socket.writable) return Promise.reject(qtError(ErrorCode.TUNNEL_CLOSED, 'tunnel closed'));
-    const done = new Promise<void>((resolve, reject) => this.#rekeyWaiters.push({ resolve, reject }));
-    if (!this.#session.rekeyInProgress) {
-      try {
-        this.#socket.write(this.#session.startRekey());
-        this.#rekeyWatch = this.#observers.startRekey(true);
-      } catch (err) {
-        this.#fail(err);
-        return done;
-      }
-      // An unanswered rekey ends the tunnel with an alert, so the peer sees a failure, not a clean end.
-      this.#rekeyTimer = setTimeout(() => this.#fail(qtError(ErrorCode.REKEY_FAILED, 'no rekey response')), REKEY_TIMEOUT_MS);
-      this.#rekeyTimer.unref();
-    }
-    return done;
-  }
-
-  #maybeRekey(): void {
-    if (!this.destroyed && this.#session.needsRekey()) this.rekey().catch(() => undefined);
+    return this.#rekeys.request();
   }
 
   #onRekeyComplete(): void {
-    clearTimeout(this.#rekeyTimer);
-    this.#rekeyWatch?.succeeded();
-    this.#rekeyWatch = undefined;
+    this.#rekeys.completed();
     this.emit('rekey', { rekeys: this.#session.stats.rekeys });
-    for (const w of this.#rekeyWaiters.splice(0)) w.resolve();
     const stalled = this.#stalled;
     this.#stalled = undefined;
     if (stalled) this.#sendPieces(stalled.pieces, stalled.callback);
@@ -631,7 +511,7 @@ export class Tunnel extends Duplex {
   close(): Promise<void> {
     return new Promise((resolve) => {
       if (this.destroyed) return resolve();
-      this.#closeRequested = true;
+      this.#close.closeRequested = true;
       this.once('close', () => resolve());
       this.end();
     });
@@ -646,8 +526,8 @@ export class Tunnel extends Duplex {
   issueTicket(): Buffer {
     if (this.#role !== 'server' || !this.#tickets) throw qtError(ErrorCode.INVALID_STATE, 'tickets are issued by a server listening with `tickets`');
     if (this.destroyed) throw qtError(ErrorCode.TUNNEL_CLOSED, 'tunnel closed');
-    if (cryptoPolicy.fips && this.#session.suite !== CipherSuite.AES_256_GCM) {
-      throw qtError(ErrorCode.FIPS_NOT_APPROVED, 'FIPS mode issues tickets only for AES-256-GCM sessions');
+    if (!suitePermitted(this.#session.suite)) {
+      throw qtError(ErrorCode.FIPS_NOT_APPROVED, 'FIPS mode issues tickets only for sessions with an approved suite');
     }
     const tickets = this.#tickets;
     return this.#session.withMasterSecret((master) => tickets.issue(master, this.#session.suite));
@@ -683,28 +563,18 @@ export class Tunnel extends Duplex {
       remotePort: this.#peer.port,
       fips: this.#fipsMode,
       approvedServicesOnly: false,
-      closeState: this.#closeState,
-      closeError: this.#closeError,
+      closeState: this.#close.state,
+      closeError: this.#close.error,
     };
   }
 }
 
 /** Each tunnel's session, for the test-only entry point (lib/testing.ts); not exported by the package. */
-const sessions = new WeakMap<Tunnel, SecureSession>();
+const sessions = new WeakMap<Tunnel, Session>();
 
 /** @internal The session behind a tunnel (tests read its keys through lib/testing.ts). */
-export function sessionOf(tunnel: Tunnel): SecureSession | undefined {
+export function sessionOf(tunnel: Tunnel): Session | undefined {
   return sessions.get(tunnel);
-}
-
-/** Failures that concern a record (forged, replayed, missing): answered with the bad_record alert. */
-const BAD_RECORD_ERRORS = new Set<string>([ErrorCode.AUTHENTICATION_FAILED, ErrorCode.REPLAY, ErrorCode.RECORD_OUT_OF_ORDER]);
-
-/** The error messages() reports after a failure it did not see happen (the tunnel was already ended). */
-function closeFailure(code: string | undefined): QuantumTunnelError {
-  return code === ErrorCode.TRUNCATED
-    ? qtError(ErrorCode.TRUNCATED, 'the connection ended without close_notify')
-    : qtError(ErrorCode.TUNNEL_CLOSED, `the tunnel failed (${code ?? 'unknown'})`);
 }
 
 /** Splits a write into record-sized pieces (empty writes send nothing). */
