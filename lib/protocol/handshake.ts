@@ -19,7 +19,6 @@ import * as chkem from '../crypto/chkem.js';
 import { randomBytes } from '../crypto/random.js';
 import { destroyAll, timingSafeEqual } from '../crypto/secret.js';
 import {
-  CipherSuite,
   type CipherSuiteId,
   MessageType,
   MIN_SEALED_SIZE,
