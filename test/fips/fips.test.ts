@@ -6,7 +6,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { addonPath } from '../../lib/native.js';
 import { runChild } from '../helpers/child.js';
-import * as testing from '../../lib/testing.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 /** 'fips' when the addon under test was built with the FIPS profile. */
