@@ -13,6 +13,7 @@
         "native/digest.cc",
         "native/errors.cc",
         "native/fips.cc",
+        "native/hkdf.cc",
         "native/library_context.cc",
         "native/mlkem.cc",
         "native/private_key.cc",

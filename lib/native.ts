@@ -109,10 +109,22 @@ export interface NativeAddon {
   x25519PublicKey(key: PrivateKey): Buffer;
   x25519Derive(key: PrivateKey, peerPublicKey: Uint8Array): Secret;
   x25519PrivateKeyFromBytes(bytes: Uint8Array): PrivateKey;
-  digestSizes: { sha3_256: number; maxShake256Output: number };
+  digestSizes: { sha3_256: number; sha384: number; maxShake256Output: number };
   shake256(parts: Part[], outputLength: number): Buffer;
   shake256Secrets(parts: Part[], sizes: number[]): Secret[];
   sha3_256(parts: Part[]): Buffer;
+  sha384(parts: Uint8Array[]): Buffer;
+  hkdfDigests: { SHA256: number; SHA384: number };
+  hkdfSizes: {
+    hashLength: { SHA256: number; SHA384: number };
+    maxExpandBlocks: number;
+    maxInfo: number;
+    maxKeyInput: number;
+  };
+  hkdfExtract(digest: number, salt: Uint8Array | Secret | null, ikm: Part[]): Secret;
+  hkdfExpand(digest: number, prk: Secret, info: Uint8Array, length: number): Secret;
+  hmac(digest: number, key: Secret, parts: Uint8Array[]): Buffer;
+  hmacVerify(digest: number, key: Secret, parts: Uint8Array[], expected: Uint8Array): boolean;
   aeadSizes: { key: number; nonce: number; tag: number; batchRowWords: number };
   aeadSuites: { AES_256_GCM: number; CHACHA20_POLY1305: number };
   aeadCreate(suite: number, key: Secret): NativeAeadContext;

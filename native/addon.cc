@@ -7,6 +7,7 @@
 #include "digest.h"
 #include "errors.h"
 #include "fips.h"
+#include "hkdf.h"
 #include "library_context.h"
 #include "mlkem.h"
 #include "private_key.h"
@@ -85,6 +86,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitMlKem(env, exports);
   InitX25519(env, exports);
   InitDigest(env, exports);
+  InitHkdf(env, exports);
   InitAead(env, exports);
   InitRandom(env, exports);
   InitTesting(env, exports);

@@ -15,6 +15,7 @@ namespace qt {
 namespace {
 
 constexpr size_t kSha3_256Size = 32;
+constexpr size_t kSha384Size = 48;
 // Largest single SHAKE-256 output we hand out (the protocol's KDF limit is 2^20; TS enforces it).
 constexpr size_t kMaxXofOutput = size_t{1} << 26;
 
@@ -129,14 +130,40 @@ Napi::Value Sha3_256(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// sha384(parts) -> Buffer(48): the transcript hash of a TLS 1.3-like key schedule. Public inputs
+// only: a digest of a secret would be a public value derived from it outside the KDFs.
+Napi::Value Sha384(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<Napi::Value> parts;
+  if (!RequireOperational(env) || !ReadParts(env, info[0], &parts) || !RequireOperational(env)) return env.Undefined();
+  for (const Napi::Value& part : parts) {
+    if (!part.IsTypedArray()) {
+      ThrowInvalidArgument(env, "each part must be a Uint8Array (SHA-384 takes public inputs only)");
+      return env.Undefined();
+    }
+  }
+  MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!ctx || !Absorb(env, ctx.get(), Data(env).active_context->sha384(), parts)) return env.Undefined();
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kSha384Size);
+  if (out.IsEmpty()) return env.Undefined();
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), out.Data(), &len) != 1 || len != kSha384Size) {
+    ThrowError(env, code::kCryptoFailure, "SHA-384 failed");
+    return env.Undefined();
+  }
+  return out;
+}
+
 }  // namespace
 
 void InitDigest(Napi::Env env, Napi::Object exports) {
   exports.Set("shake256", Napi::Function::New<Shake256>(env));
   exports.Set("shake256Secrets", Napi::Function::New<Shake256Secrets>(env));
   exports.Set("sha3_256", Napi::Function::New<Sha3_256>(env));
+  exports.Set("sha384", Napi::Function::New<Sha384>(env));
   Napi::Object sizes = Napi::Object::New(env);
   sizes.Set("sha3_256", static_cast<double>(kSha3_256Size));
+  sizes.Set("sha384", static_cast<double>(kSha384Size));
   sizes.Set("maxShake256Output", static_cast<double>(kMaxXofOutput));
   exports.Set("digestSizes", sizes);
 }

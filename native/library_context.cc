@@ -3,6 +3,7 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/kdf.h>
 
 #include <atomic>
 #include <mutex>
@@ -133,7 +134,11 @@ bool LibraryContext::FetchAlgorithms(std::string* error) {
   shake256_ = EVP_MD_fetch(ctx_, "SHAKE256", pq);
   sha3_256_ = EVP_MD_fetch(ctx_, "SHA3-256", pq);
   aes256gcm_ = EVP_CIPHER_fetch(ctx_, "AES-256-GCM", pq);
-  if (shake256_ == nullptr || sha3_256_ == nullptr || aes256gcm_ == nullptr) {
+  sha384_ = EVP_MD_fetch(ctx_, "SHA2-384", pq);
+  hkdf_ = EVP_KDF_fetch(ctx_, "HKDF", pq);
+  hmac_ = EVP_MAC_fetch(ctx_, "HMAC", pq);
+  if (shake256_ == nullptr || sha3_256_ == nullptr || aes256gcm_ == nullptr || sha384_ == nullptr ||
+      hkdf_ == nullptr || hmac_ == nullptr) {
     *error = std::string("a required algorithm is missing from the ") + name() +
              " library context: " + DrainOpenSslErrors();
     return false;
@@ -150,6 +155,9 @@ LibraryContext::~LibraryContext() {
   EVP_MD_free(sha3_256_);
   EVP_CIPHER_free(aes256gcm_);
   EVP_CIPHER_free(chacha20poly1305_);
+  EVP_MD_free(sha384_);
+  EVP_KDF_free(hkdf_);
+  EVP_MAC_free(hmac_);
   for (OSSL_PROVIDER* p : providers_) OSSL_PROVIDER_unload(p);
   OSSL_LIB_CTX_free(ctx_);
 }

@@ -40,6 +40,10 @@ class LibraryContext {
 
   const EVP_MD* shake256() const { return shake256_; }
   const EVP_MD* sha3_256() const { return sha3_256_; }
+  const EVP_MD* sha384() const { return sha384_; }
+  // HKDF (RFC 5869, SP 800-56C rev. 2 two-step) and HMAC; the digest is a parameter of each call.
+  EVP_KDF* hkdf() const { return hkdf_; }
+  EVP_MAC* hmac() const { return hmac_; }
   const EVP_CIPHER* aes256gcm() const { return aes256gcm_; }
   // nullptr where the context has no ChaCha20-Poly1305 (the FIPS provider).
   const EVP_CIPHER* chacha20poly1305() const { return chacha20poly1305_; }
@@ -63,6 +67,9 @@ class LibraryContext {
   std::vector<OSSL_PROVIDER*> providers_;
   EVP_MD* shake256_ = nullptr;
   EVP_MD* sha3_256_ = nullptr;
+  EVP_MD* sha384_ = nullptr;
+  EVP_KDF* hkdf_ = nullptr;
+  EVP_MAC* hmac_ = nullptr;
   EVP_CIPHER* aes256gcm_ = nullptr;
   EVP_CIPHER* chacha20poly1305_ = nullptr;
 };

@@ -1,4 +1,7 @@
-/** SHAKE-256 and SHA3-256 (FIPS 202). Inputs may mix public bytes and Secret handles. */
+/**
+ * SHAKE-256 and SHA3-256 (FIPS 202): inputs may mix public bytes and Secret handles. SHA-384
+ * (FIPS 180-4): public bytes only (a transcript hash).
+ */
 import { native, type Secret } from '../native.js';
 import { invalidArgument } from '../errors.js';
 import { checkInteger } from './bytes.js';
@@ -9,6 +12,8 @@ export type HashInput = Uint8Array | Secret;
 
 /** Size of a SHA3-256 digest, from the addon. */
 export const SHA3_256_SIZE = native.digestSizes.sha3_256;
+/** Size of a SHA-384 digest, from the addon. */
+export const SHA384_SIZE = native.digestSizes.sha384;
 /** Largest output one shake256() call returns. */
 export const MAX_SHAKE256_OUTPUT = native.digestSizes.maxShake256Output;
 
@@ -36,4 +41,11 @@ export function shake256Secrets(input: HashInput | readonly HashInput[], sizes: 
 /** SHA3-256 of the concatenation of `input`. */
 export function sha3_256(input: HashInput | readonly HashInput[]): Buffer {
   return native.sha3_256(toParts(input));
+}
+
+/** SHA-384 of the concatenation of `input`, public bytes only (e.g. a handshake transcript). */
+export function sha384(input: Uint8Array | readonly Uint8Array[]): Buffer {
+  const parts = Array.isArray(input) ? [...input] : [input as Uint8Array];
+  for (const p of parts) if (!(p instanceof Uint8Array)) invalidArgument('SHA-384 inputs must be Uint8Arrays');
+  return native.sha384(parts);
 }

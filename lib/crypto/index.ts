@@ -6,7 +6,16 @@ export type { PrivateKey, PublicKey, Secret } from '../native.js';
 export { info, type CryptoInfo } from './info.js';
 export { randomBytes, randomFill, randomSecret } from './random.js';
 export { timingSafeEqual, isSecret, isPrivateKey } from './secret.js';
-export { shake256, shake256Secrets, sha3_256, SHA3_256_SIZE, MAX_SHAKE256_OUTPUT, type HashInput } from './hash.js';
+export {
+  shake256,
+  shake256Secrets,
+  sha3_256,
+  sha384,
+  SHA3_256_SIZE,
+  SHA384_SIZE,
+  MAX_SHAKE256_OUTPUT,
+  type HashInput,
+} from './hash.js';
 export { MlKem, mlkem1024, mlkem768, type MlKemKeyPair, type Encapsulation, type EncapsulationKey } from './mlkem.js';
 export * as x25519 from './x25519.js';
 export { AeadSuite, AEAD_SIZES, createAead, seal, open, type AeadContext, type AeadSuiteId } from './aead.js';
@@ -19,3 +28,4 @@ export {
   MAX_DERIVED_LENGTH,
 } from './kdf.js';
 export * as chkem from './chkem.js';
+export * as hkdf from './hkdf.js';
