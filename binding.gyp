@@ -11,6 +11,7 @@
         "native/addon.cc",
         "native/aead.cc",
         "native/digest.cc",
+        "native/ecdh.cc",
         "native/errors.cc",
         "native/fips.cc",
         "native/hkdf.cc",

@@ -20,9 +20,9 @@ export interface Secret {
   clone(): Secret;
 }
 
-/** A private key (X25519 or ML-KEM) held in native memory. */
+/** A private key (X25519, P-384 or ML-KEM) held in native memory. */
 export interface PrivateKey {
-  /** `X25519`, `ML-KEM-768` or `ML-KEM-1024`. */
+  /** `X25519`, `P-384`, `ML-KEM-768` or `ML-KEM-1024`. */
   readonly algorithm: string;
   readonly destroyed: boolean;
   /** Frees (and so cleanses) the key now. Safe to call twice. */
@@ -109,6 +109,11 @@ export interface NativeAddon {
   x25519PublicKey(key: PrivateKey): Buffer;
   x25519Derive(key: PrivateKey, peerPublicKey: Uint8Array): Secret;
   x25519PrivateKeyFromBytes(bytes: Uint8Array): PrivateKey;
+  p384Sizes: { publicKey: number; privateKey: number; sharedSecret: number };
+  p384GenerateKeyPair(): PrivateKey;
+  p384PublicKey(key: PrivateKey): Buffer;
+  p384Derive(key: PrivateKey, peerPublicKey: Uint8Array): Secret;
+  p384PrivateKeyFromBytes(bytes: Uint8Array): PrivateKey;
   digestSizes: { sha3_256: number; sha384: number; maxShake256Output: number };
   shake256(parts: Part[], outputLength: number): Buffer;
   shake256Secrets(parts: Part[], sizes: number[]): Secret[];

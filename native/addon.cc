@@ -5,6 +5,7 @@
 #include "addon_data.h"
 #include "aead.h"
 #include "digest.h"
+#include "ecdh.h"
 #include "errors.h"
 #include "fips.h"
 #include "hkdf.h"
@@ -85,6 +86,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New<Info>(env));
   InitMlKem(env, exports);
   InitX25519(env, exports);
+  InitEcdh(env, exports);
   InitDigest(env, exports);
   InitHkdf(env, exports);
   InitAead(env, exports);

@@ -37,6 +37,7 @@ const char* KeyKindName(KeyKind kind) {
     case KeyKind::kX25519: return "X25519";
     case KeyKind::kMlKem768: return "ML-KEM-768";
     case KeyKind::kMlKem1024: return "ML-KEM-1024";
+    case KeyKind::kP384: return "P-384";
   }
   return "unknown";
 }

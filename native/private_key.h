@@ -1,7 +1,7 @@
-// Keys as opaque handles over an EVP_PKEY: private keys (X25519, ML-KEM), whose material stays in
-// OpenSSL's memory (destroy() frees it, and OpenSSL cleanses private key material when it frees a
-// key), and parsed ML-KEM public keys, so a key used for many encapsulations is parsed and checked
-// once. An async operation still running holds its own reference, so destroy() is always safe.
+// Keys as opaque handles over an EVP_PKEY: private keys (X25519, P-384, ML-KEM), whose material
+// stays in OpenSSL's memory (destroy() frees it, and OpenSSL cleanses private key material when it
+// frees a key), and parsed ML-KEM public keys, so a key used for many encapsulations is parsed and
+// checked once. An async operation still running holds its own reference, so destroy() is always safe.
 #pragma once
 #include <napi.h>
 #include <openssl/evp.h>
@@ -10,9 +10,10 @@
 
 namespace qt {
 
-enum class KeyKind { kX25519 = 1, kMlKem768 = 2, kMlKem1024 = 3 };
+enum class KeyKind { kX25519 = 1, kMlKem768 = 2, kMlKem1024 = 3, kP384 = 4 };
 
-const char* KeyKindName(KeyKind kind);  // the OpenSSL algorithm name
+// The OpenSSL algorithm name (P-384: the group of an "EC" key), also the handle's `algorithm`.
+const char* KeyKindName(KeyKind kind);
 
 template <bool kPublic>
 class KeyHandle : public Napi::ObjectWrap<KeyHandle<kPublic>> {

@@ -18,6 +18,7 @@ export {
 } from './hash.js';
 export { MlKem, mlkem1024, mlkem768, type MlKemKeyPair, type Encapsulation, type EncapsulationKey } from './mlkem.js';
 export * as x25519 from './x25519.js';
+export * as p384 from './p384.js';
 export { AeadSuite, AEAD_SIZES, createAead, seal, open, type AeadContext, type AeadSuiteId } from './aead.js';
 export {
   deriveKey,

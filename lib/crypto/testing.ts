@@ -7,6 +7,7 @@ import { invalidArgument } from '../errors.js';
 import { checkBytes } from './bytes.js';
 import { type ChKemEncapsulation, type ChKemKeyPair, encapsulateWith, keyPairFromParts } from './chkem.js';
 import { type MlKem, mlkem1024 } from './mlkem.js';
+import { P384_SIZES } from './p384.js';
 import { X25519_SIZES } from './x25519.js';
 
 const KIND_OF_ALGORITHM: Record<string, number> = {
@@ -42,6 +43,15 @@ export function exportPrivateKey(key: PrivateKey): Buffer {
 export function x25519PrivateKeyFromBytes(bytes: Uint8Array): PrivateKey {
   checkBytes(bytes, 'bytes', X25519_SIZES.privateKey);
   return native.x25519PrivateKeyFromBytes(bytes);
+}
+
+/**
+ * Imports a raw P-384 private scalar d (48 bytes, big-endian; CAVS ECC CDH `dIUT`). The addon
+ * computes the public key d·G and checks the pair; d outside [1, n-1] throws ERR_QT_INVALID_KEY.
+ */
+export function p384PrivateKeyFromBytes(bytes: Uint8Array): PrivateKey {
+  checkBytes(bytes, 'bytes', P384_SIZES.privateKey);
+  return native.p384PrivateKeyFromBytes(bytes);
 }
 
 /** Imports an ML-KEM expanded decapsulation key. */
