@@ -1,0 +1,218 @@
+/**
+ * Protocol v2's hybrid KEM groups (docs/design/protocol-v2.md, "Groups"): a classical key
+ * agreement and ML-KEM, joined by a labelled combiner that binds both shared secrets to every
+ * public value the KEMs saw, the protocol version and the group. One registry, one entry a group.
+ *
+ * K = HKDF-Expand(HKDF-Extract(salt = "qtun v2 hybrid", IKM = Z_classical ‖ Z_mlkem),
+ *                 info = SHA-384(FixedInfo), 48)
+ * FixedInfo = "qtun v2 hybrid" ‖ BE16(version) ‖ BE16(group) ‖ vec16(initiator classical pk)
+ *           ‖ vec16(responder classical pk) ‖ vec16(ML-KEM encapsulation key) ‖ vec16(ML-KEM ciphertext)
+ *
+ * HKDF-SHA-384 over Z' = Z_classical ‖ Z_mlkem is the SP 800-56C rev. 2 two-step KDF (§5, with
+ * the hybrid Z' of §2), so with P-384 + ML-KEM-1024 every step is an approved service.
+ */
+import type { PrivateKey, Secret } from '../../native.js';
+import { ErrorCode, invalidArgument, qtError } from '../../errors.js';
+import { checkBytes } from '../../crypto/bytes.js';
+import { sha384 } from '../../crypto/hash.js';
+import * as hkdf from '../../crypto/hkdf.js';
+import { type MlKem, mlkem1024, mlkem768 } from '../../crypto/mlkem.js';
+import * as p384 from '../../crypto/p384.js';
+import { cryptoPolicy } from '../../crypto/policy.js';
+import { destroyAll } from '../../crypto/secret.js';
+import * as x25519 from '../../crypto/x25519.js';
+
+/** Group IDs on the wire. */
+export const KemGroup = Object.freeze({
+  X25519_MLKEM1024: 0x0101,
+  P384_MLKEM1024: 0x0102,
+  X25519_MLKEM768: 0x0103,
+});
+export type KemGroupId = (typeof KemGroup)[keyof typeof KemGroup];
+
+/** The combiner's label (salt and the first bytes of FixedInfo). */
+export const HYBRID_LABEL = Buffer.from('qtun v2 hybrid', 'ascii');
+/** Size of the combined secret K. */
+export const HYBRID_SECRET_SIZE = 48;
+
+/** A classical key agreement: X25519 or ECDH P-384. */
+interface Classical {
+  readonly name: string;
+  readonly publicKeySize: number;
+  readonly fipsApproved: boolean;
+  generate(): { privateKey: PrivateKey; publicKey: Buffer };
+  derive(privateKey: PrivateKey, peerPublicKey: Uint8Array): Secret;
+}
+
+const X25519: Classical = {
+  name: 'X25519',
+  publicKeySize: x25519.X25519_SIZES.publicKey,
+  fipsApproved: false,
+  generate: x25519.generateKeyPair,
+  derive: x25519.deriveSharedSecret,
+};
+
+const P384: Classical = {
+  name: 'P-384',
+  publicKeySize: p384.P384_SIZES.publicKey,
+  fipsApproved: true,
+  generate: p384.generateKeyPair,
+  derive: p384.deriveSharedSecret,
+};
+
+/** The client's half of a key exchange: its share and what it needs to finish. */
+export interface ClientKeyShare {
+  readonly group: KemGroupSpec;
+  /** classical public key ‖ ML-KEM encapsulation key. */
+  readonly share: Buffer;
+  /** K from the server's share; the key share is spent either way. */
+  finish(serverShare: Uint8Array, version: number): Secret;
+  destroy(): void;
+}
+
+/** One hybrid group. */
+export interface KemGroupSpec {
+  readonly id: KemGroupId;
+  /** The option name (`x25519-mlkem1024`, ...). */
+  readonly option: string;
+  readonly displayName: string;
+  /** Both halves and the combiner are approved services of the FIPS provider. */
+  readonly fipsApproved: boolean;
+  readonly clientShareSize: number;
+  readonly serverShareSize: number;
+  /** Whether the current mode may use it (strict FIPS mode: approved groups only). */
+  permitted(): boolean;
+  /** Client: a fresh key share. */
+  generateClientShare(): ClientKeyShare;
+  /** Server: its share for the client's and K. */
+  encapsulate(clientShare: Uint8Array, version: number): { share: Buffer; secret: Secret };
+}
+
+function be16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n);
+  return b;
+}
+
+function vec16(bytes: Uint8Array): Buffer[] {
+  return [be16(bytes.length), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)];
+}
+
+/** The combiner; consumes (destroys) both component secrets. */
+export function combine(
+  groupId: number,
+  version: number,
+  publicValues: { initiatorClassical: Uint8Array; responderClassical: Uint8Array; encapsulationKey: Uint8Array; ciphertext: Uint8Array },
+  classicalSecret: Secret,
+  mlkemSecret: Secret,
+): Secret {
+  try {
+    const fixedInfo = sha384([
+      HYBRID_LABEL,
+      be16(version),
+      be16(groupId),
+      ...vec16(publicValues.initiatorClassical),
+      ...vec16(publicValues.responderClassical),
+      ...vec16(publicValues.encapsulationKey),
+      ...vec16(publicValues.ciphertext),
+    ]);
+    const prk = hkdf.extract(hkdf.HkdfDigest.SHA384, HYBRID_LABEL, [classicalSecret, mlkemSecret]);
+    try {
+      return hkdf.expand(hkdf.HkdfDigest.SHA384, prk, fixedInfo, HYBRID_SECRET_SIZE);
+    } finally {
+      prk.destroy();
+    }
+  } finally {
+    destroyAll(classicalSecret, mlkemSecret);
+  }
+}
+
+function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem): KemGroupSpec {
+  const c = classical.publicKeySize;
+  const ek = kem.sizes.publicKey;
+  const ct = kem.sizes.ciphertext;
+  const spec: KemGroupSpec = {
+    id,
+    option,
+    displayName: `${classical.name} + ${kem.name}`,
+    fipsApproved: classical.fipsApproved,
+    clientShareSize: c + ek,
+    serverShareSize: c + ct,
+    permitted: () => !(cryptoPolicy.fips && cryptoPolicy.strict && !classical.fipsApproved),
+    generateClientShare(): ClientKeyShare {
+      const cl = classical.generate();
+      const pq = kem.generateKeyPair();
+      const share = Buffer.concat([cl.publicKey, pq.publicKey]);
+      let spent = false;
+      const destroy = () => {
+        spent = true;
+        cl.privateKey.destroy();
+        pq.privateKey.destroy();
+      };
+      return {
+        group: spec,
+        share,
+        finish(serverShare, version) {
+          if (spent) throw qtError(ErrorCode.INVALID_STATE, 'this key share was already used');
+          try {
+            checkBytes(serverShare, 'serverShare', spec.serverShareSize);
+            const serverClassical = serverShare.subarray(0, c);
+            const ciphertext = serverShare.subarray(c);
+            const zc = classical.derive(cl.privateKey, serverClassical);
+            let zm: Secret;
+            try {
+              zm = kem.decapsulate(pq.privateKey, ciphertext);
+            } catch (err) {
+              zc.destroy();
+              throw err;
+            }
+            return combine(id, version, { initiatorClassical: cl.publicKey, responderClassical: serverClassical, encapsulationKey: pq.publicKey, ciphertext }, zc, zm);
+          } finally {
+            destroy();
+          }
+        },
+        destroy,
+      };
+    },
+    encapsulate(clientShare, version) {
+      checkBytes(clientShare, 'clientShare', spec.clientShareSize);
+      const clientClassical = clientShare.subarray(0, c);
+      const encapsulationKey = clientShare.subarray(c);
+      const cl = classical.generate();
+      let zc: Secret | undefined;
+      try {
+        zc = classical.derive(cl.privateKey, clientClassical);
+        const enc = kem.encapsulate(encapsulationKey);
+        const secret = combine(id, version, { initiatorClassical: clientClassical, responderClassical: cl.publicKey, encapsulationKey, ciphertext: enc.ciphertext }, zc, enc.sharedSecret);
+        zc = undefined; // consumed by combine
+        return { share: Buffer.concat([cl.publicKey, enc.ciphertext]), secret };
+      } finally {
+        zc?.destroy();
+        cl.privateKey.destroy();
+      }
+    },
+  };
+  return spec;
+}
+
+/** Every group, in our preference order (the FIPS default is chosen by {@link defaultKemGroup}). */
+export const KEM_GROUPS: readonly KemGroupSpec[] = Object.freeze([
+  hybrid(KemGroup.X25519_MLKEM1024, 'x25519-mlkem1024', X25519, mlkem1024),
+  hybrid(KemGroup.P384_MLKEM1024, 'p384-mlkem1024', P384, mlkem1024),
+  hybrid(KemGroup.X25519_MLKEM768, 'x25519-mlkem768', X25519, mlkem768),
+]);
+
+export function kemGroupById(id: number): KemGroupSpec | undefined {
+  return KEM_GROUPS.find((g) => g.id === id);
+}
+
+export function kemGroupByOption(option: string): KemGroupSpec {
+  const g = KEM_GROUPS.find((s) => s.option === option);
+  if (g === undefined) return invalidArgument(`unknown key exchange group ${JSON.stringify(option)}`);
+  return g;
+}
+
+/** X25519 + ML-KEM-1024, or P-384 + ML-KEM-1024 in FIPS mode (both halves approved). */
+export function defaultKemGroup(): KemGroupSpec {
+  return kemGroupById(cryptoPolicy.fips ? KemGroup.P384_MLKEM1024 : KemGroup.X25519_MLKEM1024)!;
+}

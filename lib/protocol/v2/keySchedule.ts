@@ -1,0 +1,184 @@
+/**
+ * Protocol v2's key schedule (docs/design/protocol-v2.md, "Key schedule"): RFC 8446 §7.1 with
+ * HKDF-SHA-384 and our own label prefix. Every secret is a native handle; only the Finished MACs
+ * and exporter output, public by design, come back as bytes.
+ *
+ * The digest and label prefix are parameters (default SHA-384 and "qtun2 ") so that the same code
+ * reproduces TLS 1.3's published traces (SHA-256, "tls13 ") in the tests.
+ */
+import type { Secret } from '../../native.js';
+import { invalidArgument } from '../../errors.js';
+import { sha384 } from '../../crypto/hash.js';
+import * as hkdf from '../../crypto/hkdf.js';
+
+/** The hash and label prefix a schedule uses. */
+export interface ScheduleParams {
+  digest: hkdf.HkdfDigestId;
+  labelPrefix: string;
+  /** The digest over public messages (the transcript hash). */
+  hash: (messages: readonly Uint8Array[]) => Buffer;
+}
+
+/** v2's parameters: SHA-384 everywhere, labels "qtun2 ...". */
+export const V2_SCHEDULE: ScheduleParams = Object.freeze({
+  digest: hkdf.HkdfDigest.SHA384,
+  labelPrefix: 'qtun2 ',
+  hash: (messages: readonly Uint8Array[]) => sha384([...messages]),
+});
+
+/** The encoded HkdfLabel of RFC 8446 §7.1: BE16(length) ‖ vec8(prefix ‖ label) ‖ vec8(context). */
+export function hkdfLabel(params: ScheduleParams, label: string, context: Uint8Array, length: number): Buffer {
+  const full = Buffer.from(params.labelPrefix + label, 'ascii');
+  if (full.length > 255 || context.length > 255) invalidArgument('a label and its context are at most 255 bytes each');
+  const out = Buffer.alloc(2 + 1 + full.length + 1 + context.length);
+  out.writeUInt16BE(length, 0);
+  out[2] = full.length;
+  full.copy(out, 3);
+  out[3 + full.length] = context.length;
+  Buffer.from(context.buffer, context.byteOffset, context.length).copy(out, 4 + full.length);
+  return out;
+}
+
+/** HKDF-Expand-Label(Secret, Label, Context, Length) → a secret. */
+export function expandLabel(params: ScheduleParams, secret: Secret, label: string, context: Uint8Array, length: number): Secret {
+  return hkdf.expand(params.digest, secret, hkdfLabel(params, label, context, length), length);
+}
+
+/** Derive-Secret(Secret, Label, Messages), given the transcript hash of Messages. */
+export function deriveSecret(params: ScheduleParams, secret: Secret, label: string, transcriptHash: Uint8Array): Secret {
+  return expandLabel(params, secret, label, transcriptHash, hkdf.hashLength(params.digest));
+}
+
+/**
+ * HKDF-Expand-Label with a public output (exporters only): computed from HMAC as RFC 5869
+ * defines HKDF-Expand, since the result is meant to leave the library.
+ */
+export function expandLabelPublic(params: ScheduleParams, secret: Secret, label: string, context: Uint8Array, length: number): Buffer {
+  const info = hkdfLabel(params, label, context, length);
+  const hashLen = hkdf.hashLength(params.digest);
+  if (!Number.isInteger(length) || length < 1 || length > 255 * hashLen) invalidArgument(`length must be 1 to ${255 * hashLen}`);
+  const blocks: Buffer[] = [];
+  let previous: Buffer = Buffer.alloc(0);
+  for (let i = 1; blocks.length * hashLen < length; i++) {
+    previous = hkdf.hmac(params.digest, secret, [previous, info, Buffer.of(i)]);
+    blocks.push(previous);
+  }
+  return Buffer.concat(blocks).subarray(0, length);
+}
+
+/** The secrets of one handshake, in the order the schedule produces them. Owner destroys. */
+export class KeySchedule {
+  readonly #params: ScheduleParams;
+  readonly #hashLen: number;
+  readonly #emptyHash: Buffer;
+
+  constructor(params: ScheduleParams = V2_SCHEDULE) {
+    this.#params = params;
+    this.#hashLen = hkdf.hashLength(params.digest);
+    this.#emptyHash = params.hash([]);
+  }
+
+  get params(): ScheduleParams {
+    return this.#params;
+  }
+
+  transcriptHash(messages: readonly Uint8Array[]): Buffer {
+    return this.#params.hash(messages);
+  }
+
+  /** Early Secret = HKDF-Extract(0, PSK or 0^HashLen). */
+  earlySecret(psk?: Secret): Secret {
+    return hkdf.extract(this.#params.digest, null, [psk ?? Buffer.alloc(this.#hashLen)]);
+  }
+
+  /** The binder key: "ext binder" for an external PSK, "res binder" for a resumption PSK. */
+  binderKey(early: Secret, kind: 'external' | 'resumption'): Secret {
+    return deriveSecret(this.#params, early, kind === 'external' ? 'ext binder' : 'res binder', this.#emptyHash);
+  }
+
+  /** Handshake Secret = HKDF-Extract(Derive-Secret(early, "derived", ""), K). */
+  handshakeSecret(early: Secret, sharedSecret: Secret): Secret {
+    return this.#next(early, sharedSecret);
+  }
+
+  /** Master Secret = HKDF-Extract(Derive-Secret(handshake, "derived", ""), 0). */
+  masterSecret(handshake: Secret): Secret {
+    return this.#next(handshake, Buffer.alloc(this.#hashLen));
+  }
+
+  #next(previous: Secret, input: Secret | Buffer): Secret {
+    const derived = deriveSecret(this.#params, previous, 'derived', this.#emptyHash);
+    try {
+      return hkdf.extract(this.#params.digest, derived, [input]);
+    } finally {
+      derived.destroy();
+    }
+  }
+
+  /** Client and server handshake traffic secrets, over the hash of ClientHello ‖ ServerHello. */
+  handshakeTrafficSecrets(handshake: Secret, helloHash: Uint8Array): { client: Secret; server: Secret } {
+    return {
+      client: deriveSecret(this.#params, handshake, 'c hs traffic', helloHash),
+      server: deriveSecret(this.#params, handshake, 's hs traffic', helloHash),
+    };
+  }
+
+  /** Client and server application traffic secrets, over the transcript up to the server's Finished. */
+  applicationTrafficSecrets(master: Secret, serverFinishedHash: Uint8Array): { client: Secret; server: Secret } {
+    return {
+      client: deriveSecret(this.#params, master, 'c ap traffic', serverFinishedHash),
+      server: deriveSecret(this.#params, master, 's ap traffic', serverFinishedHash),
+    };
+  }
+
+  exporterMasterSecret(master: Secret, serverFinishedHash: Uint8Array): Secret {
+    return deriveSecret(this.#params, master, 'exp master', serverFinishedHash);
+  }
+
+  resumptionMasterSecret(master: Secret, clientFinishedHash: Uint8Array): Secret {
+    return deriveSecret(this.#params, master, 'res master', clientFinishedHash);
+  }
+
+  /** The record protection key and IV of a traffic secret. */
+  trafficKeys(secret: Secret, keyLength = 32, ivLength = 12): { key: Secret; iv: Secret } {
+    return {
+      key: expandLabel(this.#params, secret, 'key', Buffer.alloc(0), keyLength),
+      iv: expandLabel(this.#params, secret, 'iv', Buffer.alloc(0), ivLength),
+    };
+  }
+
+  /** The next generation of an application traffic secret (KeyUpdate). */
+  nextTrafficSecret(secret: Secret): Secret {
+    return expandLabel(this.#params, secret, 'traffic upd', Buffer.alloc(0), this.#hashLen);
+  }
+
+  /** verify_data = HMAC(finished_key, transcript hash), finished_key from a traffic (or binder) secret. */
+  finishedMac(base: Secret, transcriptHash: Uint8Array): Buffer {
+    const key = expandLabel(this.#params, base, 'finished', Buffer.alloc(0), this.#hashLen);
+    try {
+      return hkdf.hmac(this.#params.digest, key, [transcriptHash]);
+    } finally {
+      key.destroy();
+    }
+  }
+
+  /** Whether `mac` is the verify_data of `base` over `transcriptHash` (constant time). */
+  verifyFinished(base: Secret, transcriptHash: Uint8Array, mac: Uint8Array): boolean {
+    const key = expandLabel(this.#params, base, 'finished', Buffer.alloc(0), this.#hashLen);
+    try {
+      return hkdf.hmacVerify(this.#params.digest, key, [transcriptHash], mac);
+    } finally {
+      key.destroy();
+    }
+  }
+
+  /** RFC 8446 §7.5: TLS-Exporter(label, context, length) over the exporter master secret. */
+  exporter(exporterMaster: Secret, label: string, context: Uint8Array, length: number): Buffer {
+    const secret = deriveSecret(this.#params, exporterMaster, label, this.#emptyHash);
+    try {
+      return expandLabelPublic(this.#params, secret, 'exporter', this.#params.hash([context]), length);
+    } finally {
+      secret.destroy();
+    }
+  }
+}
