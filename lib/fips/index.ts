@@ -47,6 +47,8 @@ export const SERVICES: readonly ServiceApproval[] = Object.freeze([
   { service: 'HMAC-SHA256', use: 'addon integrity check', approved: true },
   { service: 'CTR-DRBG (FIPS provider)', use: 'all randomness', approved: true },
   { service: 'ChaCha20-Poly1305', use: 'cipher suite 0x0002', approved: false, note: 'absent from the FIPS provider; never offered in FIPS mode' },
+  { service: 'ECDH P-384', use: 'classical half of protocol v2\'s P-384 + ML-KEM-1024 group (crypto.p384; not yet on the wire)', approved: true },
+  { service: 'HKDF-SHA-384, HMAC-SHA-384, SHA-384', use: 'protocol v2 key schedule and combiner (crypto.hkdf, crypto.sha384; not yet on the wire)', approved: true },
 ]);
 
 export interface IntegrityResult {
