@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "addon_data.h"
+#include "args.h"
 #include "bytes.h"
 #include "errors.h"
 #include "secret.h"
@@ -120,6 +121,12 @@ class Aead : public Napi::ObjectWrap<Aead> {
     return ok;
   }
 
+  // Argument rules (see bytes.h): no entry point here runs JS between taking a pointer into a JS
+  // buffer and its last use. Sealing reads its inputs once, so they may be SharedArrayBuffer
+  // views; opening refuses them for the ciphertext and the output (the tag is computed over the
+  // ciphertext in a separate pass from decryption, and other threads must not see unverified
+  // plaintext), and both batch calls refuse them for the table (rows are checked, then used).
+
   // seal(dst, dstOffset, nonce, aad, plaintext) -> bytes written (plaintext.length + 16)
   Napi::Value Seal(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -152,10 +159,10 @@ class Aead : public Napi::ObjectWrap<Aead> {
     Napi::Env env = info.Env();
     ByteView dst, nonce, aad, ct;
     size_t off;
-    if (!Live(env) || !GetBytes(env, info[0], "dst", &dst) ||
+    if (!Live(env) || !GetBytes(env, info[0], "dst", &dst, Shared::kRefuse) ||
         !GetSize(env, info[1], "dstOffset", dst.size, &off) ||
         !GetBytesOfSize(env, info[2], "nonce", kNonceSize, &nonce) || !GetBytes(env, info[3], "aad", &aad) ||
-        !GetBytes(env, info[4], "ciphertext", &ct)) {
+        !GetBytes(env, info[4], "ciphertext", &ct, Shared::kRefuse)) {
       return env.Undefined();
     }
     if (ct.size < kTagSize) {
@@ -179,18 +186,22 @@ class Aead : public Napi::ObjectWrap<Aead> {
     return Napi::Number::New(env, static_cast<double>(body));
   }
 
-  // Reads and checks the batch arguments shared by sealBatch and openBatch.
-  bool BatchArgs(const Napi::CallbackInfo& info, ByteView* src, ByteView* dst, const uint32_t** table,
+  // Reads and checks the batch arguments shared by sealBatch and openBatch (`shared`: whether
+  // src and dst may be SharedArrayBuffer views). A zero-length table leaves *table null; count
+  // is then 0 and no row is read.
+  bool BatchArgs(const Napi::CallbackInfo& info, Shared shared, ByteView* src, ByteView* dst, const uint32_t** table,
                  size_t* count) {
     Napi::Env env = info.Env();
-    if (!Live(env) || !GetBytes(env, info[0], "src", src) || !GetBytes(env, info[1], "dst", dst)) return false;
-    if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
-      ThrowInvalidArgument(env, "table must be a Uint32Array");
+    if (!Live(env) || !GetBytes(env, info[0], "src", src, shared) || !GetBytes(env, info[1], "dst", dst, shared)) {
       return false;
     }
-    Napi::Uint32Array t = info[2].As<Napi::Uint32Array>();
-    if (!GetSize(env, info[3], "count", t.ElementLength() / kRowWords, count)) return false;
-    *table = t.Data();
+    void* words = nullptr;
+    size_t length = 0;
+    if (!GetTypedArray(env, info[2], napi_uint32_array, "Uint32Array", "table", Shared::kRefuse, &words, &length) ||
+        !GetSize(env, info[3], "count", length / kRowWords, count)) {
+      return false;
+    }
+    *table = static_cast<const uint32_t*>(words);
     return true;
   }
 
@@ -202,7 +213,7 @@ class Aead : public Napi::ObjectWrap<Aead> {
     ByteView src, dst;
     const uint32_t* table;
     size_t count;
-    if (!BatchArgs(info, &src, &dst, &table, &count)) return env.Undefined();
+    if (!BatchArgs(info, Shared::kAllow, &src, &dst, &table, &count)) return env.Undefined();
     double written = 0;
     for (size_t i = 0; i < count; i++) {
       const uint32_t* r = table + i * kRowWords;
@@ -237,13 +248,17 @@ class Aead : public Napi::ObjectWrap<Aead> {
     ByteView src, dst;
     const uint32_t* table;
     size_t count;
-    if (!BatchArgs(info, &src, &dst, &table, &count)) return env.Undefined();
-    if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
-        info[4].As<Napi::Int32Array>().ElementLength() < count) {
+    if (!BatchArgs(info, Shared::kRefuse, &src, &dst, &table, &count)) return env.Undefined();
+    void* slots = nullptr;
+    size_t slot_count = 0;
+    if (!GetTypedArray(env, info[4], napi_int32_array, "Int32Array", "results", Shared::kAllow, &slots, &slot_count)) {
+      return env.Undefined();
+    }
+    if (slot_count < count) {
       ThrowInvalidArgument(env, "results must be an Int32Array with one slot per row");
       return env.Undefined();
     }
-    int32_t* results = info[4].As<Napi::Int32Array>().Data();
+    int32_t* results = static_cast<int32_t*>(slots);
     double failures = 0;
     for (size_t i = 0; i < count; i++) {
       const uint32_t* r = table + i * kRowWords;
@@ -280,43 +295,37 @@ class Aead : public Napi::ObjectWrap<Aead> {
   // sealed without its bytes entering JavaScript.
   Napi::Value SealParts(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    // Reading the array can run JS, which could detach or shrink the nonce, the AD or a part, or
+    // destroy a part or this context: read it all first, then check everything and take pointers.
+    std::vector<Napi::Value> parts;
+    if (!Live(env) || !ReadParts(env, info[2], &parts)) return env.Undefined();
     ByteView nonce, aad;
     if (!Live(env) || !GetBytesOfSize(env, info[0], "nonce", kNonceSize, &nonce) || !GetBytes(env, info[1], "aad", &aad)) {
       return env.Undefined();
     }
-    if (!info[2].IsArray()) {
-      ThrowInvalidArgument(env, "parts must be an array");
-      return env.Undefined();
-    }
-    Napi::Array parts = info[2].As<Napi::Array>();
-    std::vector<ByteView> views;
+    std::vector<ByteView> views(parts.size());
     size_t total = 0;
-    for (uint32_t i = 0; i < parts.Length(); i++) {
-      Napi::Value p = parts.Get(i);
-      ByteView v;
-      if (p.IsTypedArray()) {
-        if (!GetBytes(env, p, "each part", &v)) return env.Undefined();
-      } else {
-        Secret* s = Secret::FromValue(env, p, "each part");
-        if (s == nullptr) return env.Undefined();
-        v.data = const_cast<uint8_t*>(s->bytes().data());
-        v.size = s->bytes().size();
+    for (size_t i = 0; i < parts.size(); i++) {
+      if (!PartBytes(env, parts[i], &views[i])) return env.Undefined();
+      if (views[i].size > kMaxRecord - total) {
+        ThrowInvalidArgument(env, "plaintext is too large");
+        return env.Undefined();
       }
-      total += v.size;
-      views.push_back(v);
+      total += views[i].size;
     }
-    if (total > kMaxRecord || aad.size > INT_MAX) {
-      ThrowInvalidArgument(env, "plaintext is too large");
+    if (aad.size > INT_MAX) {
+      ThrowInvalidArgument(env, "aad is too large");
       return env.Undefined();
     }
     Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, total + kTagSize);
+    if (out.IsEmpty()) return env.Undefined();  // allocation failed: a RangeError is pending
     int len = 0;
     size_t off = 0;
     bool ok = EVP_EncryptInit_ex2(enc_, nullptr, nullptr, nonce.data, nullptr) == 1 &&
               (aad.size == 0 || EVP_EncryptUpdate(enc_, nullptr, &len, aad.data, static_cast<int>(aad.size)) == 1);
     for (const ByteView& v : views) {
-      if (!ok) break;
-      if (v.size > 0) ok = EVP_EncryptUpdate(enc_, out.Data() + off, &len, v.data, static_cast<int>(v.size)) == 1;
+      if (!ok || v.size == 0) continue;  // an empty part writes nothing (len would be stale)
+      ok = EVP_EncryptUpdate(enc_, out.Data() + off, &len, v.data, static_cast<int>(v.size)) == 1;
       off += static_cast<size_t>(len);
     }
     ok = ok && off == total && EVP_EncryptFinal_ex(enc_, out.Data() + total, &len) == 1 &&
@@ -336,7 +345,8 @@ class Aead : public Napi::ObjectWrap<Aead> {
     ByteView nonce, aad, sealed;
     size_t secret_off, secret_len;
     if (!Live(env) || !GetBytesOfSize(env, info[0], "nonce", kNonceSize, &nonce) || !GetBytes(env, info[1], "aad", &aad) ||
-        !GetBytes(env, info[2], "sealed", &sealed) || !GetSize(env, info[3], "secretOffset", kMaxRecord, &secret_off) ||
+        !GetBytes(env, info[2], "sealed", &sealed, Shared::kRefuse) ||
+        !GetSize(env, info[3], "secretOffset", kMaxRecord, &secret_off) ||
         !GetSize(env, info[4], "secretLength", kMaxRecord, &secret_len)) {
       return env.Undefined();
     }
@@ -357,9 +367,13 @@ class Aead : public Napi::ObjectWrap<Aead> {
     auto secret = std::make_unique<SecretBytes>(secret_len);
     std::copy(plain.data() + secret_off, plain.data() + secret_off + secret_len, secret->data());
     OPENSSL_cleanse(plain.data() + secret_off, secret_len);
+    Napi::Value plaintext = CopyToBuffer(env, plain.data(), body);
+    Napi::Value handle = Secret::Wrap(env, std::move(secret));
+    if (plaintext.IsEmpty() || handle.IsEmpty()) return env.Undefined();
+    // Defined, not assigned: a setter on Object.prototype must not receive the secret handle.
     Napi::Object out = Napi::Object::New(env);
-    out.Set("plaintext", CopyToBuffer(env, plain.data(), body));
-    out.Set("secret", Secret::Wrap(env, std::move(secret)));
+    out.DefineProperties({Napi::PropertyDescriptor::Value("plaintext", plaintext, napi_default_jsproperty),
+                          Napi::PropertyDescriptor::Value("secret", handle, napi_default_jsproperty)});
     return out;
   }
 

@@ -27,12 +27,14 @@ struct OpStatus {
   // Throws on the JS thread; returns true when it did.
   bool ThrowIfFailed(Napi::Env env) const {
     if (!failed()) return false;
-    napi_throw(env, ToError(env));
+    Napi::Object err = ToError(env);
+    if (!err.IsEmpty()) napi_throw(env, err);  // else the error constructor's exception is pending
     return true;
   }
+  // Empty (with an exception pending) when the JS error constructor threw.
   Napi::Object ToError(Napi::Env env) const {
     Napi::Object err = MakeError(env, code, message);
-    if (!detail.empty()) err.Set("detail", detail);
+    if (!err.IsEmpty() && !detail.empty()) err.Set("detail", detail);
     return err;
   }
 };
@@ -51,7 +53,8 @@ class PromiseJob : public Napi::AsyncWorker {
   void OnOK() override {
     Napi::Env env = Env();
     if (status_.failed()) {
-      deferred_.Reject(status_.ToError(env));
+      Napi::Object err = status_.ToError(env);
+      deferred_.Reject(err.IsEmpty() ? env.GetAndClearPendingException().Value() : err);
       return;
     }
     Napi::Value v = Result(env);

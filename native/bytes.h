@@ -1,4 +1,10 @@
 // Views of JS byte arrays (Buffer or any Uint8Array) with the checks every unit needs.
+//
+// A pointer into a JS buffer is good only until JS runs again: a getter, a Proxy trap or a
+// valueOf can detach the buffer or shrink a resizable one. Nothing here runs JS, so an entry
+// point does every call that can (Get on an array: see args.h) before its first GetBytes and
+// runs none until it is done with the pointers. Views of resizable buffers are read at their
+// current length (a fixed-length view pushed out of bounds is empty, as it is in JS).
 #pragma once
 #include <napi.h>
 
@@ -11,26 +17,73 @@
 namespace qt {
 
 struct ByteView {
-  uint8_t* data = nullptr;
+  uint8_t* data = nullptr;  // never null once filled in
   size_t size = 0;
 };
 
-// True and fills *out when v is a Uint8Array (a Buffer is one); otherwise throws
-// ERR_QT_INVALID_ARGUMENT naming `what` and returns false.
-inline bool GetBytes(Napi::Env env, Napi::Value v, const char* what, ByteView* out) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    ThrowInvalidArgument(env, std::string(what) + " must be a Uint8Array");
+// SharedArrayBuffer-backed views: kAllow where the bytes are read once (another thread can only
+// change which bytes we read); kRefuse where a primitive reads them twice or its output must not
+// be seen by other threads before it is complete (AEAD opening, batch tables). Key material and
+// inputs OpenSSL parses in several passes are copied first instead (CopyOf in args.h).
+enum class Shared { kAllow, kRefuse };
+
+// What a zero-length view points at: V8 often reports null for it, and null with length 0 is
+// undefined behaviour for memcpy and not accepted by every OpenSSL call.
+inline uint8_t* EmptyBytes() {
+  static uint8_t empty;
+  return &empty;
+}
+
+// Fills *data/*length from a typed array of element type `type` (the length in elements); a
+// zero-length array gets data == nullptr. Refuses detached buffers and, with Shared::kRefuse,
+// SharedArrayBuffer-backed views. Throws ERR_QT_INVALID_ARGUMENT naming `what` and returns
+// false otherwise. Runs no JS.
+inline bool GetTypedArray(Napi::Env env, Napi::Value v, napi_typedarray_type type, const char* type_name,
+                          const char* what, Shared shared, void** data, size_t* length) {
+  bool is_typed = false;
+  napi_typedarray_type actual = napi_int8_array;
+  napi_value buffer = nullptr;
+  const bool need_buffer = shared == Shared::kRefuse;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, v, &actual, length, data, need_buffer ? &buffer : nullptr, nullptr) != napi_ok ||
+      actual != type) {
+    ThrowInvalidArgument(env, std::string(what) + " must be a " + type_name);
     return false;
   }
-  Napi::Uint8Array a = v.As<Napi::Uint8Array>();
-  out->data = a.Data();
-  out->size = a.ByteLength();
+  if (*length == 0) {
+    // A detached buffer reads as empty: refuse it rather than treat it as an empty input.
+    bool detached = false;
+    if ((buffer == nullptr && napi_get_typedarray_info(env, v, nullptr, nullptr, nullptr, &buffer, nullptr) != napi_ok) ||
+        napi_is_detached_arraybuffer(env, buffer, &detached) != napi_ok || detached) {
+      ThrowInvalidArgument(env, std::string(what) + " is backed by a detached ArrayBuffer");
+      return false;
+    }
+    *data = nullptr;
+  }
+  if (need_buffer) {
+    bool unshared = false;  // napi_is_arraybuffer is false for a SharedArrayBuffer
+    if (napi_is_arraybuffer(env, buffer, &unshared) != napi_ok || !unshared) {
+      ThrowInvalidArgument(env, std::string(what) + " must not be backed by a SharedArrayBuffer");
+      return false;
+    }
+  }
   return true;
 }
 
-inline bool GetBytesOfSize(Napi::Env env, Napi::Value v, const char* what, size_t size,
-                           ByteView* out) {
-  if (!GetBytes(env, v, what, out)) return false;
+// True and fills *out when v is a Uint8Array (a Buffer is one); otherwise throws
+// ERR_QT_INVALID_ARGUMENT naming `what` and returns false.
+inline bool GetBytes(Napi::Env env, Napi::Value v, const char* what, ByteView* out, Shared shared = Shared::kAllow) {
+  void* data = nullptr;
+  size_t length = 0;
+  if (!GetTypedArray(env, v, napi_uint8_array, "Uint8Array", what, shared, &data, &length)) return false;
+  out->data = length == 0 ? EmptyBytes() : static_cast<uint8_t*>(data);
+  out->size = length;
+  return true;
+}
+
+inline bool GetBytesOfSize(Napi::Env env, Napi::Value v, const char* what, size_t size, ByteView* out,
+                           Shared shared = Shared::kAllow) {
+  if (!GetBytes(env, v, what, out, shared)) return false;
   if (out->size != size) {
     ThrowInvalidArgument(env, std::string(what) + " must be " + std::to_string(size) + " bytes");
     return false;
@@ -38,7 +91,8 @@ inline bool GetBytesOfSize(Napi::Env env, Napi::Value v, const char* what, size_
   return true;
 }
 
-// A non-negative integer argument no larger than `max`.
+// A non-negative integer argument no larger than `max`. Only a number primitive is accepted: a
+// coercion (valueOf, toString) would run JS.
 inline bool GetSize(Napi::Env env, Napi::Value v, const char* what, size_t max, size_t* out) {
   if (!v.IsNumber()) {
     ThrowInvalidArgument(env, std::string(what) + " must be a number");

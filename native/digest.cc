@@ -3,9 +3,11 @@
 #include <openssl/evp.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "addon_data.h"
+#include "args.h"
 #include "bytes.h"
 #include "errors.h"
 #include "secret.h"
@@ -21,33 +23,17 @@ constexpr size_t kMaxXofOutput = size_t{1} << 26;
 
 using MdCtx = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
 
-// Initialises `ctx` with `md` and absorbs every element of `parts` in order. Throws on bad input.
-bool Absorb(Napi::Env env, EVP_MD_CTX* ctx, const EVP_MD* md, Napi::Value parts_value) {
-  if (!parts_value.IsArray()) {
-    ThrowInvalidArgument(env, "parts must be an array");
-    return false;
-  }
+// Initialises `ctx` with `md` and absorbs every element of `parts` (collected by ReadParts, so
+// no JS runs here) in order. Throws on bad input.
+bool Absorb(Napi::Env env, EVP_MD_CTX* ctx, const EVP_MD* md, const std::vector<Napi::Value>& parts) {
   if (EVP_DigestInit_ex2(ctx, md, nullptr) != 1) {
     ThrowError(env, code::kCryptoFailure, "digest initialisation failed");
     return false;
   }
-  Napi::Array parts = parts_value.As<Napi::Array>();
-  for (uint32_t i = 0; i < parts.Length(); i++) {
-    Napi::Value part = parts.Get(i);
-    const uint8_t* data;
-    size_t size;
-    if (part.IsTypedArray()) {
-      ByteView view;
-      if (!GetBytes(env, part, "each part", &view)) return false;
-      data = view.data;
-      size = view.size;
-    } else {
-      Secret* s = Secret::FromValue(env, part, "each part");
-      if (s == nullptr) return false;
-      data = s->bytes().data();
-      size = s->bytes().size();
-    }
-    if (size > 0 && EVP_DigestUpdate(ctx, data, size) != 1) {
+  for (const Napi::Value& part : parts) {
+    ByteView view;
+    if (!PartBytes(env, part, &view)) return false;
+    if (view.size > 0 && EVP_DigestUpdate(ctx, view.data, view.size) != 1) {
       ThrowError(env, code::kCryptoFailure, "digest update failed");
       return false;
     }
@@ -60,10 +46,17 @@ Napi::Value Shake256(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
   size_t out_len;
-  if (!GetSize(env, info[1], "outputLength", kMaxXofOutput, &out_len)) return env.Undefined();
+  std::vector<Napi::Value> parts;
+  // Reading the parts array can run JS (which could even enter the error state or switch
+  // modes): everything below it, the operational check included, comes after.
+  if (!GetSize(env, info[1], "outputLength", kMaxXofOutput, &out_len) || !ReadParts(env, info[0], &parts) ||
+      !RequireOperational(env)) {
+    return env.Undefined();
+  }
   MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || !Absorb(env, ctx.get(), Data(env).active_context->shake256(), info[0])) return env.Undefined();
+  if (!ctx || !Absorb(env, ctx.get(), Data(env).active_context->shake256(), parts)) return env.Undefined();
   Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, out_len);
+  if (out.IsEmpty()) return env.Undefined();  // allocation failed: a RangeError is pending
   if (out_len > 0 && EVP_DigestFinalXOF(ctx.get(), out.Data(), out_len) != 1) {
     ThrowError(env, code::kCryptoFailure, "SHAKE-256 failed");
     return env.Undefined();
@@ -80,12 +73,15 @@ Napi::Value Shake256Secrets(const Napi::CallbackInfo& info) {
     ThrowInvalidArgument(env, "sizes must be an array");
     return env.Undefined();
   }
+  // Both arrays are read (which can run JS) before anything else; sizes are plain numbers.
   Napi::Array sizes_arr = info[1].As<Napi::Array>();
+  const uint32_t n = sizes_arr.Length();
   std::vector<size_t> sizes;
   size_t total = 0;
-  for (uint32_t i = 0; i < sizes_arr.Length(); i++) {
+  for (uint32_t i = 0; i < n; i++) {
     size_t s;
-    if (!GetSize(env, sizes_arr.Get(i), "each size", kMaxXofOutput, &s)) return env.Undefined();
+    Napi::Value v = sizes_arr.Get(i);
+    if (env.IsExceptionPending() || !GetSize(env, v, "each size", kMaxXofOutput, &s)) return env.Undefined();
     if (s == 0 || total + s > kMaxXofOutput) {
       ThrowInvalidArgument(env, "secret sizes must be positive and add up to at most 64 MiB");
       return env.Undefined();
@@ -97,8 +93,10 @@ Napi::Value Shake256Secrets(const Napi::CallbackInfo& info) {
     ThrowInvalidArgument(env, "sizes must not be empty");
     return env.Undefined();
   }
+  std::vector<Napi::Value> parts;
+  if (!ReadParts(env, info[0], &parts) || !RequireOperational(env)) return env.Undefined();
   MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || !Absorb(env, ctx.get(), Data(env).active_context->shake256(), info[0])) return env.Undefined();
+  if (!ctx || !Absorb(env, ctx.get(), Data(env).active_context->shake256(), parts)) return env.Undefined();
   SecretBytes squeezed(total);
   if (!squeezed.ok() || EVP_DigestFinalXOF(ctx.get(), squeezed.data(), total) != 1) {
     ThrowError(env, code::kCryptoFailure, "SHAKE-256 failed");
@@ -110,7 +108,10 @@ Napi::Value Shake256Secrets(const Napi::CallbackInfo& info) {
     auto piece = std::make_unique<SecretBytes>(sizes[i]);
     std::copy(squeezed.data() + offset, squeezed.data() + offset + sizes[i], piece->data());
     offset += sizes[i];
-    out.Set(static_cast<uint32_t>(i), Secret::Wrap(env, std::move(piece)));
+    Napi::Value handle = Secret::Wrap(env, std::move(piece));
+    if (handle.IsEmpty()) return env.Undefined();
+    // Defined, not assigned: a setter on Array.prototype must not receive the handle.
+    out.DefineProperty(Napi::PropertyDescriptor::Value(std::to_string(i), handle, napi_default_jsproperty));
   }
   return out;
 }
@@ -118,10 +119,12 @@ Napi::Value Shake256Secrets(const Napi::CallbackInfo& info) {
 // sha3_256(parts) -> Buffer(32)
 Napi::Value Sha3_256(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!RequireOperational(env)) return env.Undefined();
+  std::vector<Napi::Value> parts;
+  if (!RequireOperational(env) || !ReadParts(env, info[0], &parts) || !RequireOperational(env)) return env.Undefined();
   MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || !Absorb(env, ctx.get(), Data(env).active_context->sha3_256(), info[0])) return env.Undefined();
+  if (!ctx || !Absorb(env, ctx.get(), Data(env).active_context->sha3_256(), parts)) return env.Undefined();
   Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kSha3_256Size);
+  if (out.IsEmpty()) return env.Undefined();
   unsigned int len = 0;
   if (EVP_DigestFinal_ex(ctx.get(), out.Data(), &len) != 1 || len != kSha3_256Size) {
     ThrowError(env, code::kCryptoFailure, "SHA3-256 failed");

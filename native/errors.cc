@@ -25,6 +25,9 @@ Napi::Object MakeError(Napi::Env env, const char* code, const std::string& messa
   Napi::Object err;
   if (data != nullptr && !data->error_constructor.IsEmpty()) {
     err = data->error_constructor.New({Napi::String::New(env, message), Napi::String::New(env, code)});
+    // The constructor is JS (setErrorConstructor takes any function): if it threw, its exception
+    // is pending and stands in for ours; the empty object must not be touched.
+    if (err.IsEmpty()) return err;
   } else {
     err = Napi::Error::New(env, message).Value();
     err.Set("code", code);
@@ -38,7 +41,7 @@ Napi::Object MakeError(Napi::Env env, const char* code, const std::string& messa
 
 void ThrowError(Napi::Env env, const char* code, const std::string& message) {
   Napi::Object err = MakeError(env, code, message);
-  napi_throw(env, err);
+  if (!err.IsEmpty()) napi_throw(env, err);
 }
 
 void ThrowInvalidArgument(Napi::Env env, const std::string& message) {

@@ -136,6 +136,7 @@ Napi::Value ModuleMac(const Napi::CallbackInfo& info) {
     }
   }
   Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, 32);
+  if (out.IsEmpty()) return env.Undefined();  // allocation failed: a RangeError is pending
   size_t len = 0;
   if (ferror(file.get()) || EVP_MAC_final(ctx.get(), out.Data(), &len, 32) != 1 || len != 32) {
     ThrowError(env, code::kCryptoFailure, "HMAC-SHA256 failed");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "addon_data.h"
+#include "args.h"
 #include "async_job.h"
 #include "bytes.h"
 #include "errors.h"
@@ -66,13 +67,16 @@ EVP_PKEY* Generate(LibraryContext* lc, KeyKind kind, const uint8_t* seed, OpStat
   return pkey;
 }
 
-// Parses an encapsulation key; OpenSSL applies the FIPS 203 §7.2 modulus check here.
+// Parses an encapsulation key; OpenSSL applies the FIPS 203 §7.2 modulus check here. OpenSSL
+// decodes the key and then hashes the same bytes, so it parses a private copy: a
+// SharedArrayBuffer view changed between the two reads would give a key whose hash is not its own.
 EVP_PKEY* ImportPublicKey(LibraryContext* lc, KeyKind kind, const uint8_t* ek, size_t len, OpStatus* st) {
   if (len != SizesOf(kind).public_key) {
     st->Fail(code::kInvalidKey, std::string(KeyKindName(kind)) + " public key has the wrong length");
     return nullptr;
   }
-  EVP_PKEY* pkey = EVP_PKEY_new_raw_public_key_ex(lc->ctx(), KeyKindName(kind), lc->propq(), ek, len);
+  std::vector<uint8_t> copy(ek, ek + len);
+  EVP_PKEY* pkey = EVP_PKEY_new_raw_public_key_ex(lc->ctx(), KeyKindName(kind), lc->propq(), copy.data(), len);
   if (pkey == nullptr) st->Fail(code::kInvalidKey, std::string(KeyKindName(kind)) + " public key is invalid");
   return pkey;
 }
@@ -133,9 +137,13 @@ EVP_PKEY* PublicKeyArg(Napi::Env env, Napi::Value v, KeyKind kind, LibraryContex
 using Pkey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 
 Napi::Value EncapsulationResult(Napi::Env env, const std::vector<uint8_t>& ct, std::unique_ptr<SecretBytes> ss) {
+  Napi::Value ciphertext = CopyToBuffer(env, ct.data(), ct.size());
+  Napi::Value secret = Secret::Wrap(env, std::move(ss));
+  if (ciphertext.IsEmpty() || secret.IsEmpty()) return env.Undefined();
+  // Defined, not assigned: a setter on Object.prototype must not receive the secret handle.
   Napi::Object out = Napi::Object::New(env);
-  out.Set("ciphertext", CopyToBuffer(env, ct.data(), ct.size()));
-  out.Set("sharedSecret", Secret::Wrap(env, std::move(ss)));
+  out.DefineProperties({Napi::PropertyDescriptor::Value("ciphertext", ciphertext, napi_default_jsproperty),
+                        Napi::PropertyDescriptor::Value("sharedSecret", secret, napi_default_jsproperty)});
   return out;
 }
 
@@ -152,10 +160,14 @@ Napi::Value GenerateKeyPair(const Napi::CallbackInfo& info) {
   KeyKind kind;
   if (!ParseKind(env, info[0], &kind)) return env.Undefined();
   ByteView seed;
-  if (!info[1].IsUndefined() && !GetBytesOfSize(env, info[1], "seed", kSeedSize, &seed)) return env.Undefined();
+  std::unique_ptr<SecretBytes> seed_copy;  // key material: OpenSSL sees a private copy
+  if (!info[1].IsUndefined() &&
+      (!GetBytesOfSize(env, info[1], "seed", kSeedSize, &seed) || !(seed_copy = CopyOf(env, seed)))) {
+    return env.Undefined();
+  }
   LibraryContext* lc = Data(env).active_context;
   OpStatus st;
-  EVP_PKEY* pkey = Generate(lc, kind, seed.data, &st);
+  EVP_PKEY* pkey = Generate(lc, kind, seed_copy ? seed_copy->data() : nullptr, &st);
   if (st.ThrowIfFailed(env)) return env.Undefined();
   return PrivateKey::Wrap(env, pkey, kind, lc);
 }
@@ -229,8 +241,10 @@ Napi::Value EncapsulateSync(const Napi::CallbackInfo& info) {
   if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
   ByteView coins;
+  std::unique_ptr<SecretBytes> coins_copy;  // the randomness m is secret: a private copy
   if (!ParseKind(env, info[0], &kind)) return env.Undefined();
-  if (!info[2].IsUndefined() && !GetBytesOfSize(env, info[2], "m", kEncapsulationCoinsSize, &coins)) {
+  if (!info[2].IsUndefined() &&
+      (!GetBytesOfSize(env, info[2], "m", kEncapsulationCoinsSize, &coins) || !(coins_copy = CopyOf(env, coins)))) {
     return env.Undefined();
   }
   LibraryContext* lc = Data(env).active_context;
@@ -240,7 +254,7 @@ Napi::Value EncapsulateSync(const Napi::CallbackInfo& info) {
   if (thrown || st.ThrowIfFailed(env)) return env.Undefined();
   std::vector<uint8_t> ct;
   auto ss = std::make_unique<SecretBytes>(kSharedSecretSize);
-  EncapsulateTo(lc, kind, pub.get(), coins.data, &ct, ss.get(), &st);
+  EncapsulateTo(lc, kind, pub.get(), coins_copy ? coins_copy->data() : nullptr, &ct, ss.get(), &st);
   if (st.ThrowIfFailed(env)) return env.Undefined();
   return EncapsulationResult(env, ct, std::move(ss));
 }
@@ -284,9 +298,12 @@ Napi::Value DecapsulateSync(const Napi::CallbackInfo& info) {
   PrivateKey* key = KeyArgs(env, info, &kind);
   ByteView ct;
   if (key == nullptr || !GetBytes(env, info[2], "ciphertext", &ct)) return env.Undefined();
+  // Decapsulation decrypts the ciphertext and then re-encrypts and compares it: both reads must
+  // see the same bytes, so it works on a copy (the async job copies too).
+  std::vector<uint8_t> ct_copy(ct.data, ct.data + ct.size);
   auto ss = std::make_unique<SecretBytes>(kSharedSecretSize);
   OpStatus st;
-  Decapsulate(key->context(), key->pkey(), kind, ct.data, ct.size, ss.get(), &st);
+  Decapsulate(key->context(), key->pkey(), kind, ct_copy.data(), ct_copy.size(), ss.get(), &st);
   if (st.ThrowIfFailed(env)) return env.Undefined();
   return Secret::Wrap(env, std::move(ss));
 }
@@ -326,11 +343,14 @@ Napi::Value PrivateKeyFromBytes(const Napi::CallbackInfo& info) {
   if (!RequireOperational(env)) return env.Undefined();
   KeyKind kind;
   ByteView dk;
-  if (!ParseKind(env, info[0], &kind) || !GetBytesOfSize(env, info[1], "privateKey", SizesOf(kind).private_key, &dk)) {
+  std::unique_ptr<SecretBytes> dk_copy;  // parsed and hashed by OpenSSL: a private snapshot
+  if (!ParseKind(env, info[0], &kind) || !GetBytesOfSize(env, info[1], "privateKey", SizesOf(kind).private_key, &dk) ||
+      !(dk_copy = CopyOf(env, dk))) {
     return env.Undefined();
   }
   LibraryContext* lc = Data(env).active_context;
-  EVP_PKEY* pkey = EVP_PKEY_new_raw_private_key_ex(lc->ctx(), KeyKindName(kind), lc->propq(), dk.data, dk.size);
+  EVP_PKEY* pkey =
+      EVP_PKEY_new_raw_private_key_ex(lc->ctx(), KeyKindName(kind), lc->propq(), dk_copy->data(), dk_copy->size());
   if (pkey == nullptr) {
     ThrowError(env, code::kInvalidKey, std::string(KeyKindName(kind)) + " private key is invalid");
     return env.Undefined();

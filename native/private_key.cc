@@ -128,6 +128,7 @@ Napi::Value ExportPublicKey(Napi::Env env, EVP_PKEY* pkey, KeyKind kind) {
     return env.Undefined();
   }
   Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, len);
+  if (out.IsEmpty()) return env.Undefined();  // allocation failed: a RangeError is pending
   if (EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_PUB_KEY, out.Data(), len, &len) != 1) {
     ThrowError(env, code::kCryptoFailure, std::string("cannot export the ") + KeyKindName(kind) + " public key");
     return env.Undefined();

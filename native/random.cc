@@ -25,8 +25,7 @@ constexpr size_t kMaxRandomSecret = 1 << 16;
 constexpr size_t kCrngtBlock = 16;
 std::atomic<bool> g_repeat_next_block{false};  // test-only: simulate a stuck DRBG once
 
-bool ContinuousTest(LibraryContext* lc, uint8_t* data, size_t size) {
-  if (!lc->fips() || size < kCrngtBlock) return true;
+bool ContinuousTest(uint8_t* data) {
   static std::mutex m;
   static uint8_t previous[kCrngtBlock];
   static bool have_previous = false;
@@ -39,9 +38,7 @@ bool ContinuousTest(LibraryContext* lc, uint8_t* data, size_t size) {
   return !repeated;
 }
 
-bool Fill(LibraryContext* lc, uint8_t* data, size_t size) {
-  uint8_t* const start = data;
-  const size_t total = size;
+bool Draw(LibraryContext* lc, uint8_t* data, size_t size) {
   // RAND_bytes_ex takes size_t; draw in chunks so one call never asks for more than the DRBG's
   // per-request limit matters to us.
   while (size > 0) {
@@ -50,7 +47,18 @@ bool Fill(LibraryContext* lc, uint8_t* data, size_t size) {
     data += n;
     size -= n;
   }
-  return ContinuousTest(lc, start, total);
+  return true;
+}
+
+bool Fill(LibraryContext* lc, uint8_t* data, size_t size) {
+  if (!lc->fips() || size < kCrngtBlock) return Draw(lc, data, size);
+  // The continuous test runs on a block in our own memory before it is copied out: the target
+  // may be a SharedArrayBuffer that another thread could write to fake or hide a repeat.
+  uint8_t block[kCrngtBlock];
+  bool ok = Draw(lc, block, kCrngtBlock) && ContinuousTest(block) && Draw(lc, data + kCrngtBlock, size - kCrngtBlock);
+  if (ok) std::copy(block, block + kCrngtBlock, data);
+  OPENSSL_cleanse(block, sizeof block);
+  return ok;
 }
 
 // randomFill(buf) -> buf

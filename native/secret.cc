@@ -44,14 +44,21 @@ Secret::Secret(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Secret>(info) 
 }
 
 Napi::Value Secret::Wrap(Napi::Env env, std::unique_ptr<SecretBytes> bytes) {
-  Napi::External<SecretBytes> ext = Napi::External<SecretBytes>::New(env, bytes.release());
-  return Data(env).secret_constructor.New({ext});
+  Napi::External<SecretBytes> ext = Napi::External<SecretBytes>::New(env, bytes.get());
+  Napi::Object obj = Data(env).secret_constructor.New({ext});
+  // The constructor took ownership only if it ran; otherwise `bytes` still frees (and cleanses).
+  if (!obj.IsEmpty()) bytes.release();
+  return obj;
+}
+
+bool Secret::Is(Napi::Env env, Napi::Value v) {
+  bool tagged = false;
+  if (v.IsObject()) napi_check_object_type_tag(env, v, &kSecretTag, &tagged);
+  return tagged;
 }
 
 Secret* Secret::FromValueEvenIfDestroyed(Napi::Env env, Napi::Value v, const char* what) {
-  bool tagged = false;
-  if (v.IsObject()) napi_check_object_type_tag(env, v, &kSecretTag, &tagged);
-  if (!tagged) {
+  if (!Is(env, v)) {
     ThrowInvalidArgument(env, std::string(what) + " must be a Secret handle");
     return nullptr;
   }

@@ -31,8 +31,11 @@ class SecretBytes {
 class Secret : public Napi::ObjectWrap<Secret> {
  public:
   static Napi::Function Init(Napi::Env env);
-  // Wraps freshly derived bytes in a new JS handle (takes ownership).
+  // Wraps freshly derived bytes in a new JS handle (takes ownership; frees them if no handle
+  // could be made, e.g. with an exception already pending).
   static Napi::Value Wrap(Napi::Env env, std::unique_ptr<SecretBytes> bytes);
+  // Whether v is a Secret handle (live or destroyed). Runs no JS.
+  static bool Is(Napi::Env env, Napi::Value v);
   // Unwraps a JS value that must be a live Secret; throws and returns nullptr otherwise.
   static Secret* FromValue(Napi::Env env, Napi::Value v, const char* what);
   // Same type check, but also returns destroyed handles (test-only storage inspection).

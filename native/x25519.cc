@@ -3,9 +3,11 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <cstring>
 #include <memory>
 
 #include "addon_data.h"
+#include "args.h"
 #include "bytes.h"
 #include "errors.h"
 #include "private_key.h"
@@ -50,8 +52,11 @@ Napi::Value Derive(const Napi::CallbackInfo& info) {
   if (key == nullptr || !GetBytesOfSize(env, info[1], "peerPublicKey", kKeySize, &peer_bytes)) {
     return env.Undefined();
   }
+  // A snapshot of the peer key, like every key this addon parses from caller bytes.
+  uint8_t peer_copy[kKeySize];
+  std::memcpy(peer_copy, peer_bytes.data, kKeySize);
   LibraryContext* lc = key->context();
-  Pkey peer(EVP_PKEY_new_raw_public_key_ex(lc->ctx(), "X25519", lc->x25519_propq(), peer_bytes.data, kKeySize),
+  Pkey peer(EVP_PKEY_new_raw_public_key_ex(lc->ctx(), "X25519", lc->x25519_propq(), peer_copy, kKeySize),
             EVP_PKEY_free);
   if (!peer) {
     ThrowError(env, code::kInvalidKey, "X25519 peer public key is invalid");
@@ -80,9 +85,12 @@ Napi::Value PrivateKeyFromBytes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
   ByteView raw;
-  if (!GetBytesOfSize(env, info[0], "privateKey", kKeySize, &raw)) return env.Undefined();
+  std::unique_ptr<SecretBytes> raw_copy;  // key material: OpenSSL sees a private copy
+  if (!GetBytesOfSize(env, info[0], "privateKey", kKeySize, &raw) || !(raw_copy = CopyOf(env, raw))) {
+    return env.Undefined();
+  }
   LibraryContext* lc = Data(env).active_context;
-  EVP_PKEY* pkey = EVP_PKEY_new_raw_private_key_ex(lc->ctx(), "X25519", lc->x25519_propq(), raw.data, kKeySize);
+  EVP_PKEY* pkey = EVP_PKEY_new_raw_private_key_ex(lc->ctx(), "X25519", lc->x25519_propq(), raw_copy->data(), kKeySize);
   if (pkey == nullptr) {
     ThrowError(env, code::kInvalidKey, "X25519 private key is invalid");
     return env.Undefined();
