@@ -10,11 +10,10 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-import { crypto, QuantumTunnelError } from '../../lib/index.js';
+import { crypto } from '../../lib/index.js';
 import { addonPath, native, type Secret } from '../../lib/native.js';
 import * as testing from '../../lib/testing.js';
+import { detach, expectCode, own } from '../helpers/buffers.js';
 import { runChild } from '../helpers/child.js';
 import { hex, loadFixture } from '../helpers/fixtures.js';
 
@@ -29,36 +28,10 @@ const RFC4231 = loadFixture('rfc4231-hmac-sha384.json');
 const SHA384_KAT = loadFixture('sha384.json');
 const WYCHEPROOF = loadFixture('wycheproof-hkdf-sha384.json');
 
-setFlagsFromString('--expose-gc');
-const collectGarbage = runInNewContext('gc') as () => void;
 
 const bytesOf = (s: Secret): string => testing.exportSecret(s).toString('hex');
 const secret = (h: string | Uint8Array): Secret => testing.secretFromBytes(typeof h === 'string' ? hex(h) : h);
 
-function expectCode(fn: () => unknown, code: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught, `expected a QuantumTunnelError ${code}`).to.be.instanceOf(QuantumTunnelError);
-  expect((caught as QuantumTunnelError).code).to.equal(code);
-}
-
-/** A copy of `bytes` over an ArrayBuffer of its own (transferable, unlike Node's Buffer pool). */
-function own(bytes: Uint8Array | string): Uint8Array {
-  const src = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
-  const u = new Uint8Array(new ArrayBuffer(src.length));
-  u.set(src);
-  return u;
-}
-
-function detach(buffer: ArrayBufferLike): void {
-  structuredClone(buffer, { transfer: [buffer as ArrayBuffer] });
-  collectGarbage();
-  expect(buffer.byteLength).to.equal(0);
-}
 
 /** A copy of `items` whose element `index` is a getter: it runs `action`, then returns the item. */
 function withGetter<T>(items: T[], index: number, action: () => void): T[] {

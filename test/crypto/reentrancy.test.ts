@@ -14,11 +14,10 @@
  */
 import { expect } from 'chai';
 import { createHash, createHmac } from 'node:crypto';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { crypto, QuantumTunnelError } from '../../lib/index.js';
 import { native, type NativeAeadContext, type PrivateKey, type Secret } from '../../lib/native.js';
 import * as testing from '../../lib/testing.js';
+import { detach, expectCode, own } from '../helpers/buffers.js';
 
 const INVALID = 'ERR_QT_INVALID_ARGUMENT';
 const INVALID_KEY = 'ERR_QT_INVALID_KEY';
@@ -27,8 +26,6 @@ const AUTH = 'ERR_QT_AUTHENTICATION_FAILED';
 
 // A detached buffer's memory is freed only when its transferred twin is collected; collecting at
 // once makes the old use-after-free real (a crash, or an ASan report) instead of a stale read.
-setFlagsFromString('--expose-gc');
-const collectGarbage = runInNewContext('gc') as () => void;
 
 // Over glibc's largest mmap threshold (32 MiB): freeing it unmaps it.
 const BIG = 40 << 20;
@@ -48,30 +45,6 @@ function needResizable(ctx: Mocha.Context): void {
   ctx.skip();
 }
 
-function expectCode(fn: () => unknown, code: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught, `expected a QuantumTunnelError ${code}`).to.be.instanceOf(QuantumTunnelError);
-  expect((caught as QuantumTunnelError).code).to.equal(code);
-}
-
-/** A copy of `bytes` over an ArrayBuffer of its own (transferable, unlike Node's Buffer pool). */
-function own(bytes: Uint8Array | string): Uint8Array {
-  const src = typeof bytes === 'string' ? Buffer.from(bytes) : bytes;
-  const u = new Uint8Array(new ArrayBuffer(src.length));
-  u.set(src);
-  return u;
-}
-
-function detach(buffer: ArrayBufferLike): void {
-  structuredClone(buffer, { transfer: [buffer as ArrayBuffer] });
-  collectGarbage();
-  expect(buffer.byteLength).to.equal(0);
-}
 
 function detachedView(): Uint8Array {
   const v = own(Buffer.alloc(16, 1));
