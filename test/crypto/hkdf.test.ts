@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { crypto } from '../../lib/index.js';
 import { addonPath, native, type Secret } from '../../lib/native.js';
 import * as testing from '../../lib/testing.js';
-import { detach, expectCode, own } from '../helpers/buffers.js';
+import { detach, expectCode, own, withGetter } from '../helpers/buffers.js';
 import { runChild } from '../helpers/child.js';
 import { hex, loadFixture } from '../helpers/fixtures.js';
 
@@ -33,19 +33,6 @@ const bytesOf = (s: Secret): string => testing.exportSecret(s).toString('hex');
 const secret = (h: string | Uint8Array): Secret => testing.secretFromBytes(typeof h === 'string' ? hex(h) : h);
 
 
-/** A copy of `items` whose element `index` is a getter: it runs `action`, then returns the item. */
-function withGetter<T>(items: T[], index: number, action: () => void): T[] {
-  const a = [...items];
-  Object.defineProperty(a, index, {
-    get: () => {
-      action();
-      return items[index];
-    },
-    enumerable: true,
-    configurable: true,
-  });
-  return a;
-}
 
 /** Reference HKDF-SHA-384/256 from node:crypto (independent of the addon's OpenSSL). */
 function nodeHkdf(hash: 'sha256' | 'sha384', ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): string {

@@ -17,7 +17,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { crypto, QuantumTunnelError } from '../../lib/index.js';
 import { native, type NativeAeadContext, type PrivateKey, type Secret } from '../../lib/native.js';
 import * as testing from '../../lib/testing.js';
-import { detach, expectCode, own } from '../helpers/buffers.js';
+import { detach, expectCode, own, withGetter } from '../helpers/buffers.js';
 
 const INVALID = 'ERR_QT_INVALID_ARGUMENT';
 const INVALID_KEY = 'ERR_QT_INVALID_KEY';
@@ -119,19 +119,6 @@ class Tripwire {
   }
 }
 
-/** A copy of `items` whose element `index` is a getter: it runs `action`, then returns the item. */
-function withGetter<T>(items: T[], index: number, action: () => void): T[] {
-  const a = [...items];
-  Object.defineProperty(a, index, {
-    get: () => {
-      action();
-      return items[index];
-    },
-    enumerable: true,
-    configurable: true,
-  });
-  return a;
-}
 
 /** Runs `fn` with a getter at Array.prototype[index] (reached through a hole), removed after. */
 function withArrayPrototypeGetter<R>(index: number, get: () => unknown, fn: () => R): R {

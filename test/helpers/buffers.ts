@@ -34,3 +34,17 @@ export function detach(buffer: ArrayBufferLike): void {
   collectGarbage();
   expect(buffer.byteLength).to.equal(0);
 }
+
+/** A copy of `items` whose element `index` is a getter: it runs `action`, then returns the item. */
+export function withGetter<T>(items: T[], index: number, action: () => void): T[] {
+  const a = [...items];
+  Object.defineProperty(a, index, {
+    get: () => {
+      action();
+      return items[index];
+    },
+    enumerable: true,
+    configurable: true,
+  });
+  return a;
+}
