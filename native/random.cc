@@ -7,6 +7,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <string>
 
 #include "addon_data.h"
 #include "bytes.h"
@@ -88,6 +89,23 @@ Napi::Value RandomSecret(const Napi::CallbackInfo& info) {
   return Secret::Wrap(env, std::move(s));
 }
 
+// importSecret(bytes) -> Secret holding a copy (key material the application loaded, such as a
+// PSK). The source is a writable Buffer the caller then wipes; the copy is read once, so a
+// SharedArrayBuffer view is refused (its bytes could change between length check and copy).
+Napi::Value ImportSecret(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
+  ByteView b;
+  if (!GetBytes(env, info[0], "bytes", &b, Shared::kRefuse)) return env.Undefined();
+  if (b.size == 0 || b.size > kMaxRandomSecret) {
+    ThrowInvalidArgument(env, "a secret must be 1 to " + std::to_string(kMaxRandomSecret) + " bytes");
+    return env.Undefined();
+  }
+  auto s = std::make_unique<SecretBytes>(b.size);
+  std::copy(b.data, b.data + b.size, s->data());
+  return Secret::Wrap(env, std::move(s));
+}
+
 // Bytes of a Secret handle or a Uint8Array, for comparisons.
 bool GetComparable(Napi::Env env, Napi::Value v, const char* what, const uint8_t** data, size_t* size) {
   if (v.IsTypedArray()) {
@@ -128,6 +146,7 @@ Napi::Value IsOperational(const Napi::CallbackInfo& info) { return Napi::Boolean
 void InitRandom(Napi::Env env, Napi::Object exports) {
   exports.Set("randomFill", Napi::Function::New<RandomFill>(env));
   exports.Set("randomSecret", Napi::Function::New<RandomSecret>(env));
+  exports.Set("importSecret", Napi::Function::New<ImportSecret>(env));
   exports.Set("timingSafeEqual", Napi::Function::New<TimingSafeEqual>(env));
   exports.Set("testingRepeatNextRandomBlock", Napi::Function::New<RepeatNextBlock>(env));
   exports.Set("isOperational", Napi::Function::New<IsOperational>(env));

@@ -4,7 +4,7 @@
  */
 export type { PrivateKey, PublicKey, Secret } from '../native.js';
 export { info, type CryptoInfo } from './info.js';
-export { randomBytes, randomFill, randomSecret } from './random.js';
+export { randomBytes, randomFill, randomSecret, importSecret } from './random.js';
 export { timingSafeEqual, isSecret, isPrivateKey } from './secret.js';
 export {
   shake256,
@@ -19,7 +19,19 @@ export {
 export { MlKem, mlkem1024, mlkem768, type MlKemKeyPair, type Encapsulation, type EncapsulationKey } from './mlkem.js';
 export * as x25519 from './x25519.js';
 export * as p384 from './p384.js';
-export { AeadSuite, AEAD_SIZES, createAead, seal, open, type AeadContext, type AeadSuiteId } from './aead.js';
+export {
+  AeadSuite,
+  AEAD_SIZES,
+  createAead,
+  createRecordAead,
+  seal,
+  open,
+  sealRecord,
+  openRecord,
+  type AeadContext,
+  type AeadSuiteId,
+  type RecordAeadContext,
+} from './aead.js';
 export {
   deriveKey,
   deriveKeyMultiple,

@@ -38,3 +38,15 @@ export function randomSecret(length: number): Secret {
   checkInteger(length, 'length', 1, 65536);
   return native.randomSecret(length);
 }
+
+/**
+ * A secret holding a copy of `bytes` (1 to 65,536), for key material the application loads, such
+ * as a pre-shared key read from a file. With `wipe` (default true) the source is zero-filled
+ * afterwards, so the key lives on only in native memory.
+ */
+export function importSecret(bytes: Uint8Array, options: { wipe?: boolean } = {}): Secret {
+  checkBytes(bytes, 'bytes');
+  const secret = native.importSecret(bytes);
+  if (options.wipe !== false) bytes.fill(0);
+  return secret;
+}

@@ -42,15 +42,19 @@ import {
 import { suitePermitted } from './suites.js';
 import type { TicketManager } from './ticket.js';
 
-/** What a completed handshake hands to the record layer. The caller owns (and destroys) the secrets. */
-export interface HandshakeResult {
+/** What every version's completed handshake says about itself (its secrets are the version's own). */
+export interface HandshakeSummary {
   role: 'initiator' | 'responder';
   suite: CipherSuiteId;
-  /** The responder's random 16 bytes, or the ticket when resumed. */
+  /** v1: the responder's random 16 bytes, or the ticket when resumed; v2: 16 bytes of the transcript hash. */
   sessionId: Buffer;
   resumed: boolean;
   /** A ticket was offered (client) or received (server), whether or not it was accepted. */
   resumptionAttempted: boolean;
+}
+
+/** What a completed v1 handshake hands to the record layer. The caller owns (and destroys) the secrets. */
+export interface HandshakeResult extends HandshakeSummary {
   /** The session's master secret (kept for rekey and tickets). */
   master: Secret;
   sendKey: Secret;
@@ -64,7 +68,7 @@ export interface HandshakeResult {
 export interface HandshakeStep {
   send: Buffer[];
   next: 'frame' | 'record' | 'done';
-  result?: HandshakeResult;
+  result?: HandshakeSummary;
 }
 
 /**

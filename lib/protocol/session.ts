@@ -128,6 +128,8 @@ export type SessionEvent =
   | { kind: 'alert'; level: number; code: number; description: string }
   /** The peer's fatal alert: end the tunnel with `error`, without an alert of ours. */
   | { kind: 'peer-fatal'; error: QuantumTunnelError }
+  /** A resumption ticket from the server (v2): the tunnel stores it for a later dial. */
+  | { kind: 'ticket'; message: Buffer }
   /** Nothing to do (a repeated close_notify). */
   | { kind: 'none' };
 
@@ -136,7 +138,11 @@ export type SessionEvent =
  * control messages, pure. The tunnel feeds it frames and sends the bytes it returns.
  */
 export interface Session {
+  /** The protocol version's name ('v1', 'v2'). */
+  readonly version: string;
   readonly role: 'initiator' | 'responder';
+  /** Whether this side may start a rekey (v1: the initiator only). */
+  readonly canStartRekey: boolean;
   readonly suite: CipherSuiteId;
   readonly sessionId: Buffer;
   readonly resumed: boolean;
@@ -149,7 +155,8 @@ export interface Session {
   /** How many records may be sealed now (a pending rekey can hold some back). */
   sendBudget(): number;
   needsRekey(): boolean;
-  startRekey(): Buffer;
+  /** Our rekey request; `mode` picks v2's tier (v1 has one). */
+  startRekey(mode?: 'symmetric' | 'kem'): Buffer;
   pingFrame(): Buffer;
   pongFrame(): Buffer;
   closeNotifyFrame(): Buffer;
@@ -158,6 +165,20 @@ export interface Session {
   masterSecretCopy(): Secret;
   withMasterSecret<T>(use: (master: Secret) => T): T;
   destroy(): void;
+
+  // Protocol v2 and later.
+  /** The key exchange group, as people read it. */
+  readonly groupName?: string;
+  /** The identity the peer authenticated with, if any. */
+  readonly peerIdentity?: { type: 'psk'; identity: string };
+  /** Every service the session uses is FIPS-approved. */
+  readonly approvedServicesOnly?: boolean;
+  /** RFC 8446 §7.5 keying material exporter. */
+  exportKeyingMaterial?(label: string, context: Uint8Array | undefined, length: number): Buffer;
+  /** A NewSessionTicket record (server). */
+  ticketFrame?(message: Buffer): Buffer;
+  /** Runs `use` with the resumption secret, natively only. */
+  withResumptionSecret?<T>(use: (resumption: Secret) => T): T;
 }
 
 /** Failures that concern a record (forged, replayed, missing): answered with the bad_record alert. */
@@ -188,11 +209,16 @@ export interface SessionStats {
 
 /** The protocol v1 session (docs/PROTOCOL.md, Records and Rekey). */
 export class SecureSession implements Session {
+  readonly version = 'v1';
   readonly role: 'initiator' | 'responder';
   readonly suite: CipherSuiteId;
   readonly sessionId: Buffer;
   readonly resumed: boolean;
   readonly stats: SessionStats = { bytesSent: 0, bytesReceived: 0, recordsSent: 0, recordsReceived: 0, rekeys: 0 };
+
+  get canStartRekey(): boolean {
+    return this.role === 'initiator';
+  }
 
   #master: Secret;
   #send: TrafficKey;

@@ -3,7 +3,18 @@ import { connect, type Socket } from 'node:net';
 import { ErrorCode, invalidArgument, qtError } from '../errors.js';
 import { runInitiatorHandshake } from './handshakeDriver.js';
 import { ObserverSet } from './observer.js';
-import { applyFipsOption, DEFAULT_CONNECT_TIMEOUT_MS, type DialOptions, resolveHandshakeTimeout, resolveSuites, resolveTimeout } from './options.js';
+import {
+  applyFipsOption,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  type DialOptions,
+  resolveDialPsk,
+  resolveGroups,
+  resolveHandshakeTimeout,
+  resolveSuites,
+  resolveTimeout,
+} from './options.js';
+import { ClientTicketStore } from '../protocol/v2/tickets.js';
+import type { ResumptionOffer } from '../protocol/v2/handshake.js';
 import { Tunnel } from './tunnel.js';
 
 /** `host:port`, `[v6]:port`, or `{ host, port }`. */
@@ -56,18 +67,36 @@ export async function dial(address: DialAddress, options: DialOptions = {}): Pro
   const { host, port } = parseAddress(address);
   applyFipsOption(options.fips);
   const suites = resolveSuites(options.ciphers);
+  const groups = resolveGroups(options.groups);
+  const legacyV1 = options.legacyV1 === true;
+  const psk = resolveDialPsk(options);
+  if (options.ticketStore !== undefined && !(options.ticketStore instanceof ClientTicketStore)) invalidArgument('ticketStore must be a ClientTicketStore');
+  if (legacyV1 && options.ticketStore) invalidArgument('ticketStore is protocol v2 resumption; legacyV1 resumes with `resumption`');
+  if (!legacyV1 && options.resumption) invalidArgument('`resumption` is protocol v1 resumption; protocol v2 resumes with `ticketStore`');
+  // Tickets are kept per server: its address and, when authenticated, the PSK identity it proved.
+  const ticketScope = `${host}:${port}${psk ? `|psk:${psk.identity.toString('hex')}` : ''}`;
   const handshakeTimeoutMs = resolveHandshakeTimeout(options);
   const connectTimeoutMs = resolveTimeout(options.connectTimeoutMs, DEFAULT_CONNECT_TIMEOUT_MS, 'connectTimeoutMs');
   const observers = new ObserverSet(options.observer);
   if (options.localAddress !== undefined && typeof options.localAddress !== 'string') invalidArgument('localAddress must be a string');
   const socket = await connectSocket(host, port, connectTimeoutMs, options.signal, options.localAddress);
-  const handshaken = await runInitiatorHandshake(socket, {
-    observers,
-    suites,
-    resumption: options.resumption,
-    offloadCrypto: options.offloadCrypto,
-    timeoutMs: handshakeTimeoutMs,
-    signal: options.signal,
-  });
-  return new Tunnel({ socket, handshaken, options, observers });
+  const stored = options.ticketStore?.take(ticketScope);
+  const ticket: ResumptionOffer | undefined = stored && {
+    ticket: stored.ticket,
+    psk: stored.psk,
+    obfuscatedAge: options.ticketStore!.obfuscatedAge(stored),
+    peerIdentity: psk?.identity,
+  };
+  try {
+    const handshaken = await runInitiatorHandshake(socket, {
+      observers,
+      legacyV1,
+      config: { cipherSuites: suites, groups, psk, ticket, resumption: options.resumption, offloadCrypto: options.offloadCrypto },
+      timeoutMs: handshakeTimeoutMs,
+      signal: options.signal,
+    });
+    return new Tunnel({ socket, handshaken, options, observers, ticketStore: options.ticketStore && { store: options.ticketStore, scope: ticketScope } });
+  } finally {
+    stored?.psk.destroy(); // single use, whatever happened
+  }
 }

@@ -5,21 +5,28 @@
  */
 import type { Socket } from 'node:net';
 import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
-import { type CipherSuiteId, MessageType, messageTypeName } from '../protocol/constants.js';
+import { MessageType, messageTypeName } from '../protocol/constants.js';
 import { cipherSuiteName } from '../protocol/suites.js';
 import { FrameReader, type Frame } from '../protocol/frame.js';
-import type { Handshake, HandshakeResult } from '../protocol/handshake.js';
-import { DEFAULT_PROTOCOL_VERSION, type ProtocolVersionSpec, responderVersion } from '../protocol/versions.js';
+import type { Handshake, HandshakeSummary } from '../protocol/handshake.js';
+import {
+  type InitiatorConfig,
+  initiatorVersion,
+  type ProtocolVersionSpec,
+  type ResponderConfig,
+  responderVersion,
+  V1,
+} from '../protocol/versions.js';
+import { plaintextAlert } from '../protocol/v2/alerts.js';
 import { decodeAlert, HANDSHAKE_FAILURE_ALERT } from '../protocol/messages.js';
-import type { TicketManager } from '../protocol/ticket.js';
 import { cryptoPolicy } from '../crypto/policy.js';
 import type { ObserverSet } from './observer.js';
-import { DEFAULT_MAX_HANDSHAKE_BYTES, type ResumptionState } from './options.js';
+import { DEFAULT_MAX_HANDSHAKE_BYTES } from './options.js';
 
 /** A completed handshake: its version and result, the reader holding any bytes that came after it, and its duration. */
 export interface Handshaken {
   version: ProtocolVersionSpec;
-  result: HandshakeResult;
+  result: HandshakeSummary;
   reader: FrameReader;
   durationMs: number;
 }
@@ -34,6 +41,7 @@ const ALERTED = new Set<string>([
   ErrorCode.INVALID_KEY,
   ErrorCode.X25519_LOW_ORDER_POINT,
   ErrorCode.MESSAGE_TOO_LARGE,
+  ErrorCode.PSK_MISMATCH,
 ]);
 
 /** Reads frames and Finished records from a socket until the handshake is over. */
@@ -133,7 +141,7 @@ interface DriveOptions {
 async function drive(
   socket: Socket,
   options: DriveOptions & { role: 'client' | 'server'; resumptionAttempted: boolean },
-  steps: (io: SocketReader) => Promise<{ version: ProtocolVersionSpec; result: HandshakeResult }>,
+  steps: (io: SocketReader, spoken: { version?: ProtocolVersionSpec }) => Promise<{ version: ProtocolVersionSpec; result: HandshakeSummary }>,
 ): Promise<Handshaken> {
   const started = performance.now();
   const watch = options.observers?.startHandshake({
@@ -147,10 +155,11 @@ async function drive(
     ? setTimeout(() => io.fail(qtError(ErrorCode.HANDSHAKE_TIMEOUT, `handshake not complete after ${options.timeoutMs} ms`)), options.timeoutMs)
     : undefined;
   const onAbort = () => io.fail(qtError(ErrorCode.ABORTED, 'handshake aborted'));
+  const spoken: { version?: ProtocolVersionSpec } = {};
   options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     if (options.signal?.aborted) throw qtError(ErrorCode.ABORTED, 'handshake aborted');
-    const { version, result } = await steps(io);
+    const { version, result } = await steps(io, spoken);
     const durationMs = performance.now() - started;
     watch?.succeeded({ suite: cipherSuiteName(result.suite), resumed: result.resumed, resumptionAttempted: result.resumptionAttempted, durationMs, fips: cryptoPolicy.fips });
     return { version, result, reader: io.detach(), durationMs };
@@ -159,7 +168,8 @@ async function drive(
     const error = err instanceof QuantumTunnelError ? err : qtError(ErrorCode.HANDSHAKE_FAILED, 'handshake failed', { cause: err });
     watch?.failed(error.code);
     if (ALERTED.has(error.code) && socket.writable) {
-      socket.end(HANDSHAKE_FAILURE_ALERT, () => socket.destroy());
+      // v1 keeps its one handshake_failure alert byte for byte; v2 says which failure it was.
+      socket.end(spoken.version === V1 ? HANDSHAKE_FAILURE_ALERT : plaintextAlert(error), () => socket.destroy());
       setTimeout(() => socket.destroy(), 1000).unref();
     } else {
       socket.destroy();
@@ -181,7 +191,7 @@ function write(socket: Socket, bytes: Buffer): void {
  * for next, until it has a result. `first` is a frame already read (the responder reads the
  * ClientHello before it knows the version).
  */
-async function runSteps(socket: Socket, io: SocketReader, hs: Handshake, first?: Frame): Promise<HandshakeResult> {
+async function runSteps(socket: Socket, io: SocketReader, hs: Handshake, first?: Frame): Promise<HandshakeSummary> {
   try {
     let step = await hs.start();
     let pending = first;
@@ -200,32 +210,33 @@ async function runSteps(socket: Socket, io: SocketReader, hs: Handshake, first?:
 }
 
 export interface InitiatorDriveOptions extends DriveOptions {
-  suites: readonly CipherSuiteId[];
-  offloadCrypto?: boolean;
-  resumption?: ResumptionState;
+  /** Speak protocol v1 (a Quantum-Go peer) instead of v2. */
+  legacyV1: boolean;
+  config: InitiatorConfig;
 }
 
 /** Client side, in the version dial() speaks. */
 export function runInitiatorHandshake(socket: Socket, options: InitiatorDriveOptions): Promise<Handshaken> {
-  return drive(socket, { ...options, role: 'client', resumptionAttempted: options.resumption !== undefined }, async (io) => {
-    const version = DEFAULT_PROTOCOL_VERSION;
-    const hs = await version.initiator({ cipherSuites: options.suites, resumption: options.resumption, offloadCrypto: options.offloadCrypto });
+  const resumptionAttempted = options.config.resumption !== undefined || options.config.ticket !== undefined;
+  return drive(socket, { ...options, role: 'client', resumptionAttempted }, async (io, spoken) => {
+    const version = (spoken.version = initiatorVersion(options.legacyV1));
+    const hs = await version.initiator(options.config);
     return { version, result: await runSteps(socket, io, hs) };
   });
 }
 
 export interface ResponderDriveOptions extends DriveOptions {
-  suites: readonly CipherSuiteId[];
-  offloadCrypto?: boolean;
-  tickets?: TicketManager;
+  /** Also answer v1 ClientHellos (legacy mode); otherwise they are refused. */
+  acceptV1: boolean;
+  config: ResponderConfig;
 }
 
 /** Server side, in the version the ClientHello asks for (protocol/versions.ts). */
 export function runResponderHandshake(socket: Socket, options: ResponderDriveOptions): Promise<Handshaken> {
-  return drive(socket, { ...options, role: 'server', resumptionAttempted: false }, async (io) => {
+  return drive(socket, { ...options, role: 'server', resumptionAttempted: false }, async (io, spoken) => {
     const clientHello = await io.frame();
-    const version = responderVersion(clientHello);
-    const hs = version.responder({ cipherSuites: options.suites, tickets: options.tickets, offloadCrypto: options.offloadCrypto });
+    const version = (spoken.version = responderVersion(clientHello, options.acceptV1));
+    const hs = version.responder(options.config);
     return { version, result: await runSteps(socket, io, hs, clientHello) };
   });
 }

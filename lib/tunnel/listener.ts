@@ -15,9 +15,14 @@ import {
   DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS,
   type ListenOptions,
   resolveHandshakeTimeout,
+  resolveGroups,
   resolveLimit,
+  resolveListenPsk,
   resolveSuites,
+  resolveTickets,
 } from './options.js';
+import type { ResponderConfig } from '../protocol/versions.js';
+import type { TicketIssuer } from '../protocol/v2/tickets.js';
 import { Tunnel } from './tunnel.js';
 
 /** Details of a connection whose handshake failed (no tunnel was created). */
@@ -40,6 +45,9 @@ export interface HandshakeErrorEvent {
 export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
   private readonly server: Server;
   private readonly suites: CipherSuiteId[];
+  /** What every connection's handshake is configured with (protocol/versions.ts). */
+  private readonly handshakeConfig: ResponderConfig;
+  private readonly ticketIssuer: TicketIssuer | undefined;
   private readonly handshakeTimeoutMs: number;
   private readonly observers: ObserverSet;
   private readonly handshakes = new Set<AbortController>();
@@ -60,6 +68,16 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
     super();
     applyFipsOption(options.fips);
     this.suites = resolveSuites(options.ciphers);
+    const tickets = resolveTickets(options.tickets);
+    this.ticketIssuer = tickets.v2;
+    this.handshakeConfig = {
+      cipherSuites: this.suites,
+      groups: resolveGroups(options.groups),
+      psk: resolveListenPsk(options),
+      tickets: tickets.v1,
+      ticketOpener: tickets.v2,
+      offloadCrypto: options.offloadCrypto,
+    };
     this.handshakeTimeoutMs = resolveHandshakeTimeout(options);
     this.maxPending = resolveLimit(options.maxPendingHandshakes, DEFAULT_MAX_PENDING_HANDSHAKES, 'maxPendingHandshakes');
     this.maxPendingPerAddress = resolveLimit(options.maxPendingHandshakesPerAddress, DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS, 'maxPendingHandshakesPerAddress');
@@ -134,9 +152,8 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
       this.observers.notify('onPendingHandshakes', this.handshakes.size);
     };
     runResponderHandshake(socket, {
-      suites: this.suites,
-      tickets: this.options.tickets,
-      offloadCrypto: this.options.offloadCrypto,
+      acceptV1: this.options.legacyV1 === true,
+      config: this.handshakeConfig,
       observers: this.observers,
       timeoutMs: this.handshakeTimeoutMs,
       maxBufferedBytes: this.maxHandshakeBytes,
@@ -145,7 +162,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
       (handshaken) => {
         settled();
         if (this.closing) {
-          handshaken.result.master.destroy();
+          handshaken.version.discard(handshaken.result);
           socket.destroy();
           return;
         }
@@ -154,7 +171,8 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
           socket,
           handshaken,
           options: this.options,
-          tickets: this.options.tickets,
+          tickets: this.handshakeConfig.tickets,
+          ticketIssuer: this.ticketIssuer,
           observers: this.observers,
           admitRekey: admission?.admitRekey ? () => admission.admitRekey!(peer) : undefined,
         });

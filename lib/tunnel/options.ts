@@ -4,12 +4,42 @@ import { invalidArgument } from '../errors.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from '../protocol/constants.js';
 import type { CipherName } from '../protocol/suites.js';
 export { type CipherName, resolveCipherSuites as resolveSuites } from '../protocol/suites.js';
-import type { TicketManager } from '../protocol/ticket.js';
+import { TicketManager } from '../protocol/ticket.js';
+import { ClientTicketStore, TicketIssuer } from '../protocol/v2/tickets.js';
+import { defaultKemGroup, KEM_GROUPS, kemGroupByOption, type KemGroupSpec } from '../protocol/v2/groups.js';
+import type { ExternalPsk } from '../protocol/v2/handshake.js';
+import { isSecret } from '../crypto/secret.js';
 import type { ConnectionAdmission, TunnelObserver } from './observer.js';
 import { enable as enableFips, type FipsOptions } from '../fips/index.js';
 
+/** Key exchange group names accepted in options and on the command line (protocol v2). */
+export type KemGroupName = 'x25519-mlkem1024' | 'p384-mlkem1024' | 'x25519-mlkem768';
+
+/**
+ * An external pre-shared key (protocol v2): both ends hold the same secret under the same
+ * identity, and each proves it to the other in the handshake. Make the secret with
+ * `crypto.importSecret()` (at least 32 bytes of key material, e.g. from `quantum-vpn psk`).
+ */
+export interface PskOption {
+  /** Names the key (sent in the clear in the ClientHello): 1 to 1,024 bytes, or a string in UTF-8. */
+  identity: string | Uint8Array;
+  /** The key, a native handle; the option keeps using it (do not destroy it while listening or dialing). */
+  secret: Secret;
+}
+
 /** Options shared by both ends. */
 export interface TunnelOptions {
+  /**
+   * Speak protocol v1 (Quantum-Go), to talk to Go peers: a client speaks only v1, a listener also
+   * answers v1 clients. Default false: protocol v2, whose handshake is authenticated end to end
+   * (docs/SECURITY.md says what v1 lacks). Refused together with `psk`: v1 cannot authenticate.
+   */
+  legacyV1?: boolean;
+  /**
+   * Protocol v2 key exchange groups in preference order; a client sends its key share for the
+   * first. Default: x25519-mlkem1024, or p384-mlkem1024 in FIPS mode (both halves approved).
+   */
+  groups?: readonly KemGroupName[];
   /** Abort the handshake after this long (ms). Default 30,000. 0 disables (not recommended). */
   handshakeTimeoutMs?: number;
   /**
@@ -62,8 +92,15 @@ export interface ResumptionState {
 }
 
 export interface DialOptions extends TunnelOptions {
-  /** Try to resume; falls back to a full handshake if the server does not accept the ticket. */
+  /** Protocol v1 only: try to resume; falls back to a full handshake if the server does not accept the ticket. */
   resumption?: ResumptionState;
+  /** Protocol v2: authenticate both ends with this pre-shared key (the server must know it). */
+  psk?: PskOption;
+  /**
+   * Protocol v2 resumption: tickets the server sends are kept here, and the next dial to the same
+   * address (and PSK identity) with the same store offers one (single use).
+   */
+  ticketStore?: ClientTicketStore;
   /** Abort the connection attempt and the handshake. */
   signal?: AbortSignal;
   /** TCP connect timeout (ms). Default 10,000. */
@@ -75,8 +112,16 @@ export interface DialOptions extends TunnelOptions {
 export interface ListenOptions extends TunnelOptions {
   host?: string;
   port?: number;
-  /** Enables resumption and `tunnel.issueTicket()`. */
-  tickets?: TicketManager;
+  /**
+   * Resumption. A {@link TicketIssuer} (protocol v2): every new v2 tunnel gets a ticket in-band.
+   * A {@link TicketManager} (protocol v1, legacy): enables `tunnel.issueTicket()`.
+   */
+  tickets?: TicketManager | TicketIssuer;
+  /**
+   * Protocol v2: require every client to authenticate with one of these pre-shared keys (or a
+   * lookup by identity returning the secret, or undefined for an unknown identity).
+   */
+  psk?: PskOption | readonly PskOption[] | ((identity: Buffer) => Secret | undefined);
   /** TCP backlog. */
   backlog?: number;
   /** Admission control (rate limits) consulted for each connection and each rekey before any crypto. */
@@ -116,4 +161,58 @@ export function resolveLimit(value: number | undefined, fallback: number, name: 
 
 export function resolveHandshakeTimeout(options: TunnelOptions): number {
   return resolveTimeout(options.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS, 'handshakeTimeoutMs');
+}
+
+/** The v2 groups of a `groups` option (default: the mode's default group, then the others permitted). */
+export function resolveGroups(names: readonly KemGroupName[] | undefined): KemGroupSpec[] {
+  if (names === undefined) {
+    const first = defaultKemGroup();
+    return [first, ...KEM_GROUPS.filter((g) => g !== first)].filter((g) => g.permitted());
+  }
+  if (!Array.isArray(names) || names.length === 0) invalidArgument('groups must be a non-empty array');
+  return names.map((name) => {
+    const g = kemGroupByOption(name);
+    if (!g.permitted()) invalidArgument(`${name} is not permitted in this mode (strict FIPS mode allows p384-mlkem1024 only)`);
+    return g;
+  });
+}
+
+const MAX_PSK_IDENTITY = 1024;
+const MIN_PSK_LENGTH = 32;
+
+function checkPsk(option: PskOption): ExternalPsk {
+  if (typeof option !== 'object' || option === null) invalidArgument('psk must be { identity, secret }');
+  const identity = typeof option.identity === 'string' ? Buffer.from(option.identity, 'utf8')
+    : option.identity instanceof Uint8Array ? Buffer.from(option.identity) : invalidArgument('psk.identity must be a string or a Uint8Array');
+  if (identity.length === 0 || identity.length > MAX_PSK_IDENTITY) invalidArgument(`psk.identity must be 1 to ${MAX_PSK_IDENTITY} bytes`);
+  if (!isSecret(option.secret) || option.secret.destroyed) invalidArgument('psk.secret must be a live Secret (crypto.importSecret())');
+  if (option.secret.length < MIN_PSK_LENGTH) invalidArgument(`psk.secret must hold at least ${MIN_PSK_LENGTH} bytes`);
+  return { identity, secret: option.secret };
+}
+
+/** The client's external PSK; refused together with legacy v1, which cannot authenticate. */
+export function resolveDialPsk(options: DialOptions): ExternalPsk | undefined {
+  if (options.psk === undefined) return undefined;
+  if (options.legacyV1) invalidArgument('legacyV1 cannot be combined with psk: protocol v1 has no authentication');
+  return checkPsk(options.psk);
+}
+
+/** The listener's PSK lookup by identity. */
+export function resolveListenPsk(options: ListenOptions): ((identity: Buffer) => Secret | undefined) | undefined {
+  const psk = options.psk;
+  if (psk === undefined) return undefined;
+  if (options.legacyV1) invalidArgument('legacyV1 cannot be combined with psk: protocol v1 has no authentication');
+  if (typeof psk === 'function') return psk;
+  const list = (Array.isArray(psk) ? psk : [psk]).map((p) => checkPsk(p as PskOption));
+  if (list.length === 0) invalidArgument('psk must name at least one key');
+  const byIdentity = new Map(list.map((p) => [p.identity.toString('hex'), p.secret]));
+  return (identity) => byIdentity.get(identity.toString('hex'));
+}
+
+/** The `tickets` option split by version. */
+export function resolveTickets(tickets: ListenOptions['tickets']): { v1?: TicketManager; v2?: TicketIssuer } {
+  if (tickets === undefined) return {};
+  if (tickets instanceof TicketIssuer) return { v2: tickets };
+  if (tickets instanceof TicketManager) return { v1: tickets };
+  return invalidArgument('tickets must be a TicketIssuer (protocol v2) or a TicketManager (v1)');
 }

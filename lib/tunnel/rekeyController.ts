@@ -37,11 +37,11 @@ export class RekeyController {
   }
 
   /** Starts a rekey (or joins the one in progress); resolves when the new keys are agreed. */
-  request(): Promise<void> {
+  request(mode?: 'symmetric' | 'kem'): Promise<void> {
     const done = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }));
     if (this.host.session.rekeyInProgress) return done;
     try {
-      this.host.write(this.host.session.startRekey());
+      this.host.write(this.host.session.startRekey(mode));
       this.#watch = this.host.observers.startRekey(true);
     } catch (err) {
       this.host.fail(err);
@@ -66,9 +66,13 @@ export class RekeyController {
     for (const w of this.#waiters.splice(0)) w.resolve();
   }
 
-  /** We answered the peer's rekey. */
+  /**
+   * We answered the peer's rekey. If we had asked for one at the same moment, the session dropped
+   * ours (v2: the client's request wins): the keys are new all the same, so our callers are done.
+   */
   answered(): void {
     this.host.observers.startRekey(false).succeeded();
+    if (this.#waiters.length > 0 && !this.host.session.rekeyInProgress) this.completed();
   }
 
   /** The tunnel ended: pending rekey() calls reject with `reason`. */

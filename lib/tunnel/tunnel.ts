@@ -13,6 +13,7 @@ import { cryptoPolicy } from '../crypto/policy.js';
 import type { FrameReader } from '../protocol/frame.js';
 import { DEFAULT_REKEY_MIN_INTERVAL_MS, type Session, type SessionEvent, type SessionStats } from '../protocol/session.js';
 import type { TicketManager } from '../protocol/ticket.js';
+import { type ClientTicketStore, clientTicketFromMessage, decodeNewSessionTicket, type TicketIssuer } from '../protocol/v2/tickets.js';
 import { type CloseState, CloseTracker } from './closeState.js';
 import type { Handshaken } from './handshakeDriver.js';
 import { MessageInbox } from './inbox.js';
@@ -37,7 +38,16 @@ const INBOX_HIGH_WATER = 64;
 /** A snapshot of a tunnel's state, from {@link Tunnel.info}. */
 export interface TunnelInfo extends SessionStats {
   role: 'client' | 'server';
+  /** The protocol version: 'v2', or 'v1' in legacy mode. */
+  protocol: string;
   suite: string;
+  /** The key exchange group (protocol v2), e.g. 'X25519 + ML-KEM-1024'; undefined in v1. */
+  group: string | undefined;
+  /**
+   * Who the peer proved to be: `{ type: 'psk', identity }` when it authenticated with a
+   * pre-shared key (or resumed a session that did); undefined for an anonymous handshake.
+   */
+  peerIdentity: { type: 'psk'; identity: string } | undefined;
   sessionId: string;
   resumed: boolean;
   establishedAt: Date;
@@ -47,8 +57,9 @@ export interface TunnelInfo extends SessionStats {
   /** The handshake ran in FIPS mode (the FIPS provider's library context). */
   fips: boolean;
   /**
-   * Every service this tunnel used is FIPS-approved. Always false in protocol v1: CH-KEM's
-   * classical half, X25519, is not approved (docs/FIPS.md).
+   * Every service this tunnel used is FIPS-approved: FIPS mode, protocol v2 with the
+   * P-384 + ML-KEM-1024 group and an approved suite. Always false in protocol v1, whose CH-KEM
+   * uses X25519 (docs/FIPS.md).
    */
   approvedServicesOnly: boolean;
   /** How the tunnel ended ({@link CloseState}). */
@@ -76,6 +87,10 @@ export interface TunnelInit {
   handshaken: Handshaken;
   options: TunnelOptions;
   tickets?: TicketManager;
+  /** Server, protocol v2: issues a ticket in-band to each new tunnel. */
+  ticketIssuer?: TicketIssuer;
+  /** Client, protocol v2: where tickets from the server go, and under which server scope. */
+  ticketStore?: { store: ClientTicketStore; scope: string };
   observers?: ObserverSet;
   /** Admission control for rekeys the peer asks for (a listener's `admission`). */
   admitRekey?: () => boolean;
@@ -101,6 +116,7 @@ export class Tunnel extends Duplex {
   readonly #fipsMode = cryptoPolicy.fips;
   readonly #handshakeMs: number;
   readonly #tickets: TicketManager | undefined;
+  readonly #ticketStore: { store: ClientTicketStore; scope: string } | undefined;
   readonly #closeTimeoutMs: number;
   readonly #halfOpen: boolean;
   readonly #observers: ObserverSet;
@@ -140,6 +156,7 @@ export class Tunnel extends Duplex {
     });
     sessions.set(this, this.#session);
     this.#tickets = init.tickets;
+    this.#ticketStore = init.ticketStore;
     this.#closeTimeoutMs = resolveTimeout(init.options.closeTimeoutMs, DEFAULT_CLOSE_TIMEOUT_MS, 'closeTimeoutMs');
     this.#observers = init.observers ?? new ObserverSet(init.options.observer);
     this.#peer = { address: this.#socket.remoteAddress, port: this.#socket.remotePort };
@@ -151,7 +168,7 @@ export class Tunnel extends Duplex {
         write: (bytes) => this.#socket.write(bytes),
         fail: (err) => this.#fail(err),
       },
-      init.options.autoRekey !== false && this.#role === 'client',
+      init.options.autoRekey !== false && this.#session.canStartRekey,
     );
     this.#observers.notify('onTunnelOpen', {
       role: this.#role,
@@ -168,6 +185,7 @@ export class Tunnel extends Duplex {
     socket.on('drain', () => this.#onSocketDrain());
     // Bytes that arrived right behind the handshake are processed before new ones.
     if (this.#reader.buffered > 0) queueMicrotask(() => this.#processFrames());
+    if (init.ticketIssuer) this.#issueTicketInBand(init.ticketIssuer);
     socket.resume();
   }
 
@@ -216,6 +234,8 @@ export class Tunnel extends Duplex {
       case 'alert':
         this.emit('alert', { level: event.level, code: event.code, description: event.description } satisfies AlertEvent);
         return;
+      case 'ticket':
+        return this.#storeTicket(event.message);
       case 'none':
         return;
     }
@@ -484,14 +504,17 @@ export class Tunnel extends Duplex {
   }
 
   /**
-   * Replaces the traffic keys with a fresh CH-KEM exchange and the ratchet (§9). Client side
-   * only (in protocol v1 only the initiator can start one). Resolves when the new keys are agreed
-   * (each side switches at a sequence number both know, docs/PROTOCOL.md).
+   * Replaces the traffic keys. Protocol v2 (either side): a KeyUpdate, by default `kem` (a fresh
+   * hybrid key exchange mixed into the ratchet), or `symmetric` (the cheap ratchet alone);
+   * resolves when the peer acknowledged and both directions use the new keys. Protocol v1:
+   * a CH-KEM rekey, client side only; resolves when the new keys are agreed.
    */
-  rekey(): Promise<void> {
-    if (this.#role !== 'client') return Promise.reject(qtError(ErrorCode.INVALID_STATE, 'in protocol v1 only the client can start a rekey'));
+  rekey(options: { mode?: 'symmetric' | 'kem' } = {}): Promise<void> {
+    if (!this.#session.canStartRekey) return Promise.reject(qtError(ErrorCode.INVALID_STATE, 'in protocol v1 only the client can start a rekey'));
     if (this.destroyed || !this.#socket.writable) return Promise.reject(qtError(ErrorCode.TUNNEL_CLOSED, 'tunnel closed'));
-    return this.#rekeys.request();
+    const mode = options.mode ?? 'kem';
+    if (mode !== 'kem' && mode !== 'symmetric') return Promise.reject(qtError(ErrorCode.INVALID_ARGUMENT, "mode must be 'kem' or 'symmetric'"));
+    return this.#rekeys.request(mode);
   }
 
   #onRekeyComplete(): void {
@@ -518,6 +541,44 @@ export class Tunnel extends Duplex {
   }
 
   // ---- resumption ---------------------------------------------------------------------------
+
+  /** Server, v2: a NewSessionTicket for this session, sent right after the handshake. */
+  #issueTicketInBand(issuer: TicketIssuer): void {
+    const session = this.#session;
+    if (!session.ticketFrame || !session.withResumptionSecret || !suitePermitted(session.suite)) return;
+    const group = (session as { group?: { id: number } }).group?.id ?? 0;
+    const peerIdentity = session.peerIdentity ? Buffer.from(session.peerIdentity.identity, 'utf8') : undefined;
+    const issued = session.withResumptionSecret((resumption) => issuer.issue(resumption, { suite: session.suite, group, peerIdentity }));
+    this.#socket.write(session.ticketFrame(issued.message));
+  }
+
+  /** Client, v2: keeps a ticket the server sent (ignored when dialed without a ticketStore). */
+  #storeTicket(message: Buffer): void {
+    const target = this.#ticketStore;
+    const session = this.#session;
+    if (!target || !session.withResumptionSecret) return;
+    const nst = decodeNewSessionTicket(message);
+    const group = (session as { group?: { id: number } }).group?.id ?? 0;
+    const ticket = session.withResumptionSecret((resumption) => clientTicketFromMessage(nst, resumption, { suite: session.suite, group }, Date.now()));
+    try {
+      target.store.add(target.scope, ticket);
+    } catch (err) {
+      ticket.psk.destroy();
+      throw err;
+    }
+  }
+
+  /**
+   * Keying material bound to this tunnel's handshake (RFC 8446 §7.5, protocol v2): both ends get
+   * the same `length` bytes for the same `label` and `context`, and nobody else can. Use it for
+   * channel binding: sign it, or mix it into an application-level authentication, to prove the
+   * application talks over this very tunnel.
+   */
+  exportKeyingMaterial(label: string, context: Uint8Array | undefined, length: number): Buffer {
+    if (this.destroyed) throw qtError(ErrorCode.TUNNEL_CLOSED, 'tunnel closed');
+    if (!this.#session.exportKeyingMaterial) throw qtError(ErrorCode.INVALID_STATE, 'protocol v1 has no exporter (legacy mode)');
+    return this.#session.exportKeyingMaterial(label, context, length);
+  }
 
   /**
    * Server: a session ticket for this tunnel's current master secret and suite, to hand to the
@@ -553,7 +614,10 @@ export class Tunnel extends Duplex {
     const s = this.#session.stats;
     return {
       role: this.#role,
+      protocol: this.#session.version,
       suite: cipherSuiteName(this.#session.suite),
+      group: this.#session.groupName,
+      peerIdentity: this.#session.peerIdentity,
       sessionId: this.#session.sessionId.toString('hex'),
       resumed: this.#session.resumed,
       establishedAt: this.#establishedAt,
@@ -562,7 +626,7 @@ export class Tunnel extends Duplex {
       remoteAddress: this.#peer.address,
       remotePort: this.#peer.port,
       fips: this.#fipsMode,
-      approvedServicesOnly: false,
+      approvedServicesOnly: this.#session.approvedServicesOnly === true,
       closeState: this.#close.state,
       closeError: this.#close.error,
     };

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { crypto, ErrorCode, QuantumTunnelError } from '../../lib/index.js';
 import { CipherSuite, MessageType } from '../../lib/protocol/constants.js';
 import { encodeFrame, FrameReader, type Frame } from '../../lib/protocol/frame.js';
-import type { Handshake, HandshakeResult, HandshakeStep } from '../../lib/protocol/handshake.js';
+import type { Handshake, HandshakeResult, HandshakeStep, HandshakeSummary } from '../../lib/protocol/handshake.js';
 import { CLOSE_NOTIFY_ALERT, encodeAlert, PING_FRAME, PONG_FRAME } from '../../lib/protocol/messages.js';
 import {
   CIPHER_SUITES,
@@ -17,7 +17,7 @@ import {
   resolveCipherSuites,
   suitePermitted,
 } from '../../lib/protocol/suites.js';
-import { DEFAULT_PROTOCOL_VERSION, PROTOCOL_VERSIONS, responderVersion } from '../../lib/protocol/versions.js';
+import { DEFAULT_PROTOCOL_VERSION, initiatorVersion, PROTOCOL_VERSIONS, responderVersion, V1, V2 } from '../../lib/protocol/versions.js';
 import * as testing from '../../lib/testing.js';
 
 const chacha = crypto.info().chacha20.available;
@@ -36,7 +36,7 @@ function recordOf(bytes: Buffer): Buffer {
 }
 
 /** Runs both sides of a handshake through the interface alone, as the driver does. */
-async function converse(initiator: Handshake, responder: Handshake): Promise<[HandshakeResult, HandshakeResult]> {
+async function converse(initiator: Handshake, responder: Handshake): Promise<[HandshakeSummary, HandshakeSummary]> {
   let i: HandshakeStep = await initiator.start();
   let r: HandshakeStep = await responder.start();
   for (let turn = 0; turn < 8; turn++) {
@@ -80,23 +80,28 @@ describe('registries: cipher suites', () => {
 });
 
 describe('registries: protocol versions', () => {
-  it('v1 is registered and is what dial() speaks', () => {
-    expect([...PROTOCOL_VERSIONS.keys()]).to.deep.equal([1]);
-    expect(DEFAULT_PROTOCOL_VERSION.major).to.equal(1);
-    expect(DEFAULT_PROTOCOL_VERSION.name).to.equal('v1');
+  it('v2 and v1 are registered; v2 is what dial() speaks, v1 only in legacy mode', () => {
+    expect([...PROTOCOL_VERSIONS.keys()]).to.deep.equal([2, 1]);
+    expect(DEFAULT_PROTOCOL_VERSION.major).to.equal(2);
+    expect(DEFAULT_PROTOCOL_VERSION.name).to.equal('v2');
+    expect(initiatorVersion(false)).to.equal(V2);
+    expect(initiatorVersion(true)).to.equal(V1);
   });
 
-  it('a ClientHello picks its responder by major version; anything else goes to v1, which refuses it', () => {
-    expect(responderVersion(frame(encodeFrame(MessageType.CLIENT_HELLO, Buffer.from([1, 0])))).major).to.equal(1);
-    expect(responderVersion(frame(encodeFrame(MessageType.CLIENT_HELLO, Buffer.from([9, 0])))).major).to.equal(1);
-    expect(responderVersion(frame(encodeFrame(MessageType.DATA, Buffer.from([2, 0])))).major).to.equal(1);
+  it('a ClientHello picks its responder by major version, v1 only when legacy is accepted; anything else goes to v2, which refuses it', () => {
+    const v1Hello = frame(encodeFrame(MessageType.CLIENT_HELLO, Buffer.from([1, 0])));
+    expect(responderVersion(v1Hello, true).major).to.equal(1);
+    expect(responderVersion(v1Hello, false).major).to.equal(2);
+    expect(responderVersion(frame(encodeFrame(MessageType.CLIENT_HELLO, Buffer.from([2, 0]))), true).major).to.equal(2);
+    expect(responderVersion(frame(encodeFrame(MessageType.CLIENT_HELLO, Buffer.from([9, 0]))), true).major).to.equal(2);
+    expect(responderVersion(frame(encodeFrame(MessageType.DATA, Buffer.from([1, 0]))), true).major).to.equal(2);
   });
 
-  it('both handshake sides complete through the Handshake interface alone, with matching keys', async () => {
-    const v = DEFAULT_PROTOCOL_VERSION;
-    const initiator = await v.initiator({ cipherSuites: [CipherSuite.AES_256_GCM] });
-    const responder = v.responder({ cipherSuites: [CipherSuite.AES_256_GCM] });
-    const [c, s] = await converse(initiator, responder);
+  it('both v1 handshake sides complete through the Handshake interface alone, with matching keys', async () => {
+    const v = V1;
+    const initiator = await v.initiator({ cipherSuites: [CipherSuite.AES_256_GCM], groups: [] });
+    const responder = v.responder({ cipherSuites: [CipherSuite.AES_256_GCM], groups: [] });
+    const [c, s] = (await converse(initiator, responder)) as [HandshakeResult, HandshakeResult];
     expect(c.role).to.equal('initiator');
     expect(s.role).to.equal('responder');
     expect(c.sessionId.equals(s.sessionId)).to.equal(true);
@@ -115,8 +120,8 @@ describe('registries: protocol versions', () => {
 
 describe('session: every post-handshake frame becomes an event or a fatal error', () => {
   async function sessions() {
-    const v = DEFAULT_PROTOCOL_VERSION;
-    const [c, s] = await converse(await v.initiator({ cipherSuites: [CipherSuite.AES_256_GCM] }), v.responder({ cipherSuites: [CipherSuite.AES_256_GCM] }));
+    const v = V1;
+    const [c, s] = await converse(await v.initiator({ cipherSuites: [CipherSuite.AES_256_GCM], groups: [] }), v.responder({ cipherSuites: [CipherSuite.AES_256_GCM], groups: [] }));
     return { client: v.session(c, {}), server: v.session(s, {}) };
   }
 

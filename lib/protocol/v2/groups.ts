@@ -41,6 +41,7 @@ interface Classical {
   readonly publicKeySize: number;
   readonly fipsApproved: boolean;
   generate(): { privateKey: PrivateKey; publicKey: Buffer };
+  publicKeyOf(privateKey: PrivateKey): Buffer;
   derive(privateKey: PrivateKey, peerPublicKey: Uint8Array): Secret;
 }
 
@@ -49,6 +50,7 @@ const X25519: Classical = {
   publicKeySize: x25519.X25519_SIZES.publicKey,
   fipsApproved: false,
   generate: x25519.generateKeyPair,
+  publicKeyOf: x25519.publicKeyOf,
   derive: x25519.deriveSharedSecret,
 };
 
@@ -57,6 +59,7 @@ const P384: Classical = {
   publicKeySize: p384.P384_SIZES.publicKey,
   fipsApproved: true,
   generate: p384.generateKeyPair,
+  publicKeyOf: p384.publicKeyOf,
   derive: p384.deriveSharedSecret,
 };
 
@@ -68,6 +71,22 @@ export interface ClientKeyShare {
   /** K from the server's share; the key share is spent either way. */
   finish(serverShare: Uint8Array, version: number): Secret;
   destroy(): void;
+}
+
+/** Fixed inputs of a client share, for known-answer vectors: never in production. */
+export interface FixedClientShare {
+  /** The classical private key (consumed). */
+  classical: PrivateKey;
+  /** The ML-KEM key generation seed d ‖ z (64 bytes). */
+  mlkemSeed: Uint8Array;
+}
+
+/** Fixed inputs of a server share, for known-answer vectors: never in production. */
+export interface FixedServerShare {
+  /** The classical private key (consumed). */
+  classical: PrivateKey;
+  /** The ML-KEM encapsulation coins m (32 bytes). */
+  coins: Uint8Array;
 }
 
 /** One hybrid group. */
@@ -82,10 +101,10 @@ export interface KemGroupSpec {
   readonly serverShareSize: number;
   /** Whether the current mode may use it (strict FIPS mode: approved groups only). */
   permitted(): boolean;
-  /** Client: a fresh key share. */
-  generateClientShare(): ClientKeyShare;
-  /** Server: its share for the client's and K. */
-  encapsulate(clientShare: Uint8Array, version: number): { share: Buffer; secret: Secret };
+  /** Client: a fresh key share (`fixed`: known-answer vectors only; the share takes the key). */
+  generateClientShare(fixed?: FixedClientShare): ClientKeyShare;
+  /** Server: its share for the client's and K (`fixed`: known-answer vectors only). */
+  encapsulate(clientShare: Uint8Array, version: number, fixed?: FixedServerShare): { share: Buffer; secret: Secret };
 }
 
 function be16(n: number): Buffer {
@@ -139,9 +158,9 @@ function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem
     clientShareSize: c + ek,
     serverShareSize: c + ct,
     permitted: () => !(cryptoPolicy.fips && cryptoPolicy.strict && !classical.fipsApproved),
-    generateClientShare(): ClientKeyShare {
-      const cl = classical.generate();
-      const pq = kem.generateKeyPair();
+    generateClientShare(fixed?: FixedClientShare): ClientKeyShare {
+      const cl = fixed ? { privateKey: fixed.classical, publicKey: classical.publicKeyOf(fixed.classical) } : classical.generate();
+      const pq = kem.generateKeyPair(fixed?.mlkemSeed);
       const share = Buffer.concat([cl.publicKey, pq.publicKey]);
       let spent = false;
       const destroy = () => {
@@ -174,15 +193,15 @@ function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem
         destroy,
       };
     },
-    encapsulate(clientShare, version) {
+    encapsulate(clientShare, version, fixed) {
       checkBytes(clientShare, 'clientShare', spec.clientShareSize);
       const clientClassical = clientShare.subarray(0, c);
       const encapsulationKey = clientShare.subarray(c);
-      const cl = classical.generate();
+      const cl = fixed ? { privateKey: fixed.classical, publicKey: classical.publicKeyOf(fixed.classical) } : classical.generate();
       let zc: Secret | undefined;
       try {
         zc = classical.derive(cl.privateKey, clientClassical);
-        const enc = kem.encapsulate(encapsulationKey);
+        const enc = kem.encapsulate(encapsulationKey, fixed?.coins);
         const secret = combine(id, version, { initiatorClassical: clientClassical, responderClassical: cl.publicKey, encapsulationKey, ciphertext: enc.ciphertext }, zc, enc.sharedSecret);
         zc = undefined; // consumed by combine
         return { share: Buffer.concat([cl.publicKey, enc.ciphertext]), secret };

@@ -1,0 +1,66 @@
+/**
+ * Protocol v2's alerts. Before the handshake keys exist a refusal is a plaintext Alert frame
+ * (v1's format, so a v1 peer reads it too); afterwards an alert is a record of inner type
+ * ALERT whose body is `level ‖ code`, encrypted like everything else. Codes 0x01-0x08 are v1's;
+ * v2 adds the ones below. No alert carries text: a peer's description could only mislead.
+ */
+import { ErrorCode, type ErrorCodeValue, type QuantumTunnelError, qtError } from '../../errors.js';
+import { AlertCode, AlertDescription, AlertLevel, encodeAlert } from '../messages.js';
+
+export const V2AlertCode = Object.freeze({
+  ...AlertCode,
+  /** The PSK (binder or Finished) did not verify, or a required PSK is missing. */
+  PSK_MISMATCH: 0x09,
+  /** A key reached its usage limit, or the epochs ran out. */
+  KEY_EXHAUSTED: 0x0a,
+  /** The peer asked for key updates faster than allowed. */
+  RATE_LIMITED: 0x0b,
+});
+
+/** The alert code that reports a local failure to the peer. */
+export function alertCodeFor(code: string): number {
+  switch (code) {
+    case ErrorCode.AUTHENTICATION_FAILED:
+      return V2AlertCode.BAD_CIPHERTEXT;
+    case ErrorCode.PSK_MISMATCH:
+      return V2AlertCode.PSK_MISMATCH;
+    case ErrorCode.UNSUPPORTED_VERSION:
+      return V2AlertCode.UNSUPPORTED_VERSION;
+    case ErrorCode.UNSUPPORTED_CIPHER_SUITE:
+      return V2AlertCode.UNSUPPORTED_CIPHER;
+    case ErrorCode.SEQUENCE_EXHAUSTED:
+      return V2AlertCode.KEY_EXHAUSTED;
+    case ErrorCode.REKEY_RATE_LIMITED:
+      return V2AlertCode.RATE_LIMITED;
+    case ErrorCode.HANDSHAKE_FAILED:
+    case ErrorCode.INVALID_KEY:
+    case ErrorCode.X25519_LOW_ORDER_POINT:
+      return V2AlertCode.HANDSHAKE_FAILURE;
+    default:
+      return V2AlertCode.UNEXPECTED_MESSAGE;
+  }
+}
+
+const PEER_ERRORS: Readonly<Record<number, [ErrorCodeValue, string]>> = {
+  [V2AlertCode.PSK_MISMATCH]: [ErrorCode.PSK_MISMATCH, 'the peer refused our PSK (wrong key or identity, or none where one is required)'],
+  [V2AlertCode.UNSUPPORTED_VERSION]: [ErrorCode.UNSUPPORTED_VERSION, 'the peer does not speak this protocol version'],
+  [V2AlertCode.UNSUPPORTED_CIPHER]: [ErrorCode.UNSUPPORTED_CIPHER_SUITE, 'the peer has no cipher suite in common with us'],
+  [V2AlertCode.BAD_CIPHERTEXT]: [ErrorCode.AUTHENTICATION_FAILED, 'the peer could not authenticate a record of ours'],
+};
+
+/** The error a peer's fatal alert becomes on our side. */
+export function alertError(code: number | undefined, when: string): QuantumTunnelError {
+  const known = code === undefined ? undefined : PEER_ERRORS[code];
+  if (known) return qtError(known[0], `${known[1]} (alert ${when})`);
+  return qtError(ErrorCode.PEER_ALERT, `peer sent alert code ${code ?? 'unknown'} ${when}`);
+}
+
+/** A plaintext Alert frame for a handshake refusal, before any keys. */
+export function plaintextAlert(error: QuantumTunnelError): Buffer {
+  return encodeAlert({ level: AlertLevel.FATAL, code: alertCodeFor(error.code), description: AlertDescription.HANDSHAKE_FAILED });
+}
+
+/** The body of an encrypted alert record. */
+export function alertBody(level: number, code: number): Buffer {
+  return Buffer.of(level, code);
+}

@@ -1,0 +1,597 @@
+/**
+ * Protocol v2's handshake (docs/PROTOCOL.md, "v2 handshake") as two state machines over frames,
+ * read top to bottom like the specification:
+ *
+ *   Client                                          Server
+ *   ClientHello (key share, PSK identities, binders) ──▶
+ *                        ◀── ServerHello, {EncryptedExtensions}, {Finished}
+ *   {Finished}, [application data]                  ──▶
+ *
+ * {…} are records under the handshake keys (epoch 1). Every byte of every handshake message is
+ * in the transcript; the keys come from the hybrid KEM secret and the PSK (if any) through the
+ * schedule of lib/protocol/v2/keySchedule.ts. The client proves a PSK by its binder and Finished,
+ * the server by its Finished; without a PSK the handshake is anonymous (like v1, but bound).
+ */
+import type { Secret } from '../../native.js';
+import { ErrorCode, qtError } from '../../errors.js';
+import { randomBytes } from '../../crypto/random.js';
+import { destroyAll } from '../../crypto/secret.js';
+import { cryptoPolicy } from '../../crypto/policy.js';
+import { type CipherSuiteId, MessageType } from '../constants.js';
+import type { Frame } from '../frame.js';
+import type { Handshake, HandshakeStep, HandshakeSummary } from '../handshake.js';
+import { decodeAlert } from '../messages.js';
+import { cipherSuiteById, suitePermitted } from '../suites.js';
+import { type ClientKeyShare, type FixedClientShare, type FixedServerShare, type KemGroupSpec, kemGroupById } from './groups.js';
+import { KeySchedule } from './keySchedule.js';
+import {
+  type ClientHelloV2,
+  decodeClientHelloV2,
+  decodeServerHelloV2,
+  encodeClientHelloV2,
+  encodeServerHelloV2,
+  HELLO_RANDOM_SIZE,
+  NO_PSK,
+  type PskIdentity,
+  truncatedClientHello,
+  V2_VERSION_NUMBER,
+} from './messages.js';
+import { HANDSHAKE_EPOCH, InnerType, RecordLayer } from './record.js';
+import { alertError } from './alerts.js';
+
+/** Handshake message types inside epoch-1 records: `type ‖ BE24(length) ‖ body`. */
+export const HandshakeType = Object.freeze({
+  ENCRYPTED_EXTENSIONS: 0x08,
+  // 0x0b and 0x0f: identity and proof messages (issue 10).
+  FINISHED: 0x14,
+});
+
+/** The binder and Finished MACs: HMAC-SHA-384. */
+export const FINISHED_SIZE = 48;
+
+/** An external pre-shared key: an identity both sides know and the secret (a native handle). */
+export interface ExternalPsk {
+  identity: Buffer;
+  secret: Secret;
+}
+
+/** The authenticated identity of the peer. */
+export interface PeerIdentity {
+  /** How the peer proved it: an external PSK (also when resumed from a ticket issued under one). */
+  type: 'psk';
+  /** The PSK identity, as UTF-8 text (invalid sequences replaced). */
+  identity: string;
+}
+
+/** A ticket the client offers: from an earlier session with the same server. */
+export interface ResumptionOffer {
+  ticket: Buffer;
+  /** The ticket's PSK (not consumed: the caller destroys it). */
+  psk: Secret;
+  obfuscatedAge: number;
+  /** The server's identity when the ticket was issued (an external PSK identity), if any. */
+  peerIdentity?: Buffer;
+}
+
+/** What the server learns from a ticket it opened. */
+export interface OpenedTicket {
+  psk: Secret;
+  peerIdentity?: Buffer;
+  /** Uses a single-use ticket up (after the binder verified); false: it was used already. */
+  consume(): Promise<boolean>;
+}
+
+/** Opens the tickets this server issued. */
+export interface TicketOpener {
+  open(ticket: Uint8Array, obfuscatedAge: number): OpenedTicket | undefined;
+}
+
+/** What a completed v2 handshake hands to the session. The session owns (and destroys) the secrets. */
+export interface V2HandshakeResult extends HandshakeSummary {
+  group: KemGroupSpec;
+  peerIdentity: PeerIdentity | undefined;
+  /** Every service used is FIPS-approved (FIPS mode, an approved group and suite). */
+  approvedServicesOnly: boolean;
+  clientTrafficSecret: Secret;
+  serverTrafficSecret: Secret;
+  exporterSecret: Secret;
+  resumptionSecret: Secret;
+}
+
+/** Fixed inputs for known-answer vectors only (docs/PROTOCOL.md appendix): never in production. */
+export interface FixedHandshakeInputs {
+  random: Buffer;
+  clientShare?: FixedClientShare;
+  serverShare?: FixedServerShare;
+}
+
+export interface V2InitiatorOptions {
+  /** Suites to offer, in preference order. */
+  cipherSuites: readonly CipherSuiteId[];
+  /** Groups to offer, in preference order; the key share is for the first. */
+  groups: readonly KemGroupSpec[];
+  /** Mutual authentication with an external PSK (the server must select it). */
+  psk?: ExternalPsk;
+  /** A ticket to try first. */
+  resumption?: ResumptionOffer;
+  fixed?: FixedHandshakeInputs;
+}
+
+export interface V2ResponderOptions {
+  cipherSuites: readonly CipherSuiteId[];
+  groups: readonly KemGroupSpec[];
+  /**
+   * The external PSK of an identity, or undefined. When set, every client must authenticate with
+   * a PSK (or a ticket issued under one). The handle stays the caller's.
+   */
+  psk?: (identity: Buffer) => Secret | undefined;
+  tickets?: TicketOpener;
+  fixed?: FixedHandshakeInputs;
+}
+
+function handshakeMessage(type: number, body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(4 + body.length);
+  out[0] = type;
+  out.writeUIntBE(body.length, 1, 3);
+  body.copy(out, 4);
+  return out;
+}
+
+/** One handshake message from an epoch-1 record: exactly one per record. */
+function readHandshakeMessage(records: RecordLayer, frame: Frame, expected: number, name: string): { raw: Buffer; body: Buffer } {
+  if (frame.type === MessageType.ALERT) throw alertError(decodeAlert(frame.payload)?.code, 'during the handshake');
+  let record;
+  try {
+    record = records.open(frame);
+  } catch (err) {
+    // Keys from a different transcript: a hello was changed on the way (or the peer is not the one
+    // that answered our hello).
+    if ((err as { code?: string }).code === ErrorCode.AUTHENTICATION_FAILED) {
+      throw qtError(ErrorCode.HANDSHAKE_FAILED, 'a handshake record does not authenticate: the hellos differ between the ends');
+    }
+    throw err;
+  }
+  if (record.type !== InnerType.HANDSHAKE) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `expected ${name}, got a record of type ${record.type}`);
+  const raw = record.content;
+  if (raw.length < 4 || raw[0] !== expected) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `expected ${name}`);
+  if (raw.readUIntBE(1, 3) !== raw.length - 4) throw qtError(ErrorCode.MALFORMED_MESSAGE, `malformed ${name}`);
+  return { raw: Buffer.from(raw), body: Buffer.from(raw.subarray(4)) };
+}
+
+/** EncryptedExtensions: vec16(extensions), empty in v2.0 (issue 10 adds identity modes). */
+function encryptedExtensions(): Buffer {
+  return handshakeMessage(HandshakeType.ENCRYPTED_EXTENSIONS, Buffer.from([0, 0]));
+}
+
+function checkEncryptedExtensions(body: Buffer): void {
+  if (body.length < 2 || body.readUInt16BE(0) !== body.length - 2) throw qtError(ErrorCode.MALFORMED_MESSAGE, 'malformed EncryptedExtensions');
+  // Unknown extensions are ignored; none is defined yet.
+}
+
+function peerIdentityOf(identity: Buffer | undefined): PeerIdentity | undefined {
+  return identity === undefined || identity.length === 0 ? undefined : { type: 'psk', identity: identity.toString('utf8') };
+}
+
+function approved(group: KemGroupSpec, suite: number): boolean {
+  return cryptoPolicy.fips && group.fipsApproved && cipherSuiteById(suite)?.fipsApproved === true;
+}
+
+/** The schedule state both sides walk through: early → handshake → master. */
+class Secrets {
+  readonly schedule = new KeySchedule();
+  early: Secret | undefined;
+  handshake: Secret | undefined;
+  clientHs: Secret | undefined;
+  serverHs: Secret | undefined;
+  master: Secret | undefined;
+  clientAp: Secret | undefined;
+  serverAp: Secret | undefined;
+  exporter: Secret | undefined;
+  resumption: Secret | undefined;
+
+  /** Handshake secret and both handshake traffic secrets, over CH ‖ SH. */
+  enterHandshake(shared: Secret, helloHash: Buffer): void {
+    this.early ??= this.schedule.earlySecret();
+    try {
+      this.handshake = this.schedule.handshakeSecret(this.early, shared);
+    } finally {
+      shared.destroy();
+    }
+    const t = this.schedule.handshakeTrafficSecrets(this.handshake, helloHash);
+    this.clientHs = t.client;
+    this.serverHs = t.server;
+  }
+
+  /** Master secret, application traffic and exporter secrets, over CH … server Finished. */
+  enterApplication(serverFinishedHash: Buffer): void {
+    this.master = this.schedule.masterSecret(this.handshake!);
+    const t = this.schedule.applicationTrafficSecrets(this.master, serverFinishedHash);
+    this.clientAp = t.client;
+    this.serverAp = t.server;
+    this.exporter = this.schedule.exporterMasterSecret(this.master, serverFinishedHash);
+  }
+
+  /** Hands the session its secrets; everything else is cleansed. */
+  take(clientFinishedHash: Buffer): Pick<V2HandshakeResult, 'clientTrafficSecret' | 'serverTrafficSecret' | 'exporterSecret' | 'resumptionSecret'> {
+    this.resumption = this.schedule.resumptionMasterSecret(this.master!, clientFinishedHash);
+    const out = {
+      clientTrafficSecret: this.clientAp!,
+      serverTrafficSecret: this.serverAp!,
+      exporterSecret: this.exporter!,
+      resumptionSecret: this.resumption,
+    };
+    this.clientAp = this.serverAp = this.exporter = this.resumption = undefined;
+    this.destroy();
+    return out;
+  }
+
+  destroy(): void {
+    destroyAll(this.early, this.handshake, this.clientHs, this.serverHs, this.master, this.clientAp, this.serverAp, this.exporter, this.resumption);
+    this.early = this.handshake = this.clientHs = this.serverHs = this.master = undefined;
+    this.clientAp = this.serverAp = this.exporter = this.resumption = undefined;
+  }
+}
+
+/** The session ID info() shows: public, the first 16 bytes of the full transcript hash. */
+function sessionIdOf(transcriptHash: Buffer): Buffer {
+  return Buffer.from(transcriptHash.subarray(0, 16));
+}
+
+/** A PSK the client offers: a ticket or its external PSK. */
+interface OfferedPsk {
+  kind: 'resumption' | 'external';
+  identity: Buffer;
+  psk: Secret;
+  peerIdentity?: Buffer;
+}
+
+/** The client side. */
+export class ClientHandshakeV2 implements Handshake {
+  #state: 'initial' | 'wait-server-hello' | 'wait-encrypted-extensions' | 'wait-finished' | 'done' | 'failed' = 'initial';
+  readonly #options: V2InitiatorOptions;
+  readonly #secrets = new Secrets();
+  readonly #transcript: Buffer[] = [];
+  #share: ClientKeyShare | undefined;
+  #records: RecordLayer | undefined;
+  #offered: OfferedPsk[] = [];
+  #selected: OfferedPsk | undefined;
+  #suite: CipherSuiteId | undefined;
+  #group: KemGroupSpec | undefined;
+
+  constructor(options: V2InitiatorOptions) {
+    if (options.cipherSuites.length === 0) throw qtError(ErrorCode.INVALID_ARGUMENT, 'offer at least one cipher suite');
+    if (options.groups.length === 0) throw qtError(ErrorCode.INVALID_ARGUMENT, 'offer at least one key exchange group');
+    this.#options = options;
+  }
+
+  async start(): Promise<HandshakeStep> {
+    if (this.#state !== 'initial') throw qtError(ErrorCode.INVALID_STATE, 'handshake already started');
+    const o = this.#options;
+    const group = o.groups[0]!;
+    this.#share = group.generateClientShare(o.fixed?.clientShare);
+    if (o.resumption) this.#offered.push({ kind: 'resumption', identity: o.resumption.ticket, psk: o.resumption.psk, peerIdentity: o.resumption.peerIdentity });
+    if (o.psk) this.#offered.push({ kind: 'external', identity: o.psk.identity, psk: o.psk.secret, peerIdentity: o.psk.identity });
+    const hello: ClientHelloV2 = {
+      random: o.fixed?.random ?? randomBytes(HELLO_RANDOM_SIZE),
+      supportedVersions: [V2_VERSION_NUMBER],
+      cipherSuites: [...o.cipherSuites],
+      groups: o.groups.map((g) => g.id),
+      keyShareGroup: group.id,
+      keyShare: this.#share.share,
+      pskIdentities: this.#offered.map((p): PskIdentity => ({
+        identity: p.identity,
+        obfuscatedTicketAge: p.kind === 'resumption' ? o.resumption!.obfuscatedAge : 0,
+      })),
+      extensions: [],
+      binders: this.#offered.map(() => Buffer.alloc(FINISHED_SIZE)),
+    };
+    if (this.#offered.length > 0) {
+      const truncatedHash = this.#secrets.schedule.transcriptHash([truncatedClientHello(hello)]);
+      hello.binders = this.#offered.map((p) => binder(this.#secrets.schedule, p.psk, p.kind, truncatedHash));
+    }
+    const frame = encodeClientHelloV2(hello);
+    this.#transcript.push(frame);
+    this.#state = 'wait-server-hello';
+    return { send: [frame], next: 'frame' };
+  }
+
+  async receive(input: Frame | Buffer): Promise<HandshakeStep> {
+    const frame = input as Frame;
+    try {
+      switch (this.#state) {
+        case 'wait-server-hello':
+          this.#onServerHello(frame);
+          return { send: [], next: 'frame' };
+        case 'wait-encrypted-extensions':
+          this.#onEncryptedExtensions(frame);
+          return { send: [], next: 'frame' };
+        case 'wait-finished':
+          return this.#onFinished(frame);
+        default:
+          throw qtError(ErrorCode.INVALID_STATE, `handshake is ${this.#state}`);
+      }
+    } catch (err) {
+      this.#fail();
+      throw err;
+    }
+  }
+
+  #onServerHello(frame: Frame): void {
+    if (frame.type === MessageType.ALERT) throw alertError(decodeAlert(frame.payload)?.code, 'in answer to our ClientHello');
+    if (frame.type !== MessageType.SERVER_HELLO) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `expected ServerHello, got message type 0x${frame.type.toString(16)}`);
+    // A v1 ServerHello answers a v1 ClientHello only: here it is a downgrade (or a v1-only peer).
+    if (frame.payload[0] !== 2) throw qtError(ErrorCode.UNSUPPORTED_VERSION, `the server answered with protocol version ${frame.payload[0] ?? 'none'}; this client speaks v2 (legacyV1 talks to v1 peers)`);
+    const sh = decodeServerHelloV2(frame.payload);
+    const o = this.#options;
+    if (!o.cipherSuites.includes(sh.cipherSuite as CipherSuiteId)) throw qtError(ErrorCode.UNSUPPORTED_CIPHER_SUITE, 'the server chose a cipher suite we did not offer');
+    if (sh.group !== this.#share!.group.id) throw qtError(ErrorCode.HANDSHAKE_FAILED, 'the server chose a group other than our key share');
+    if (sh.extensions.length > 0) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'ServerHello extensions are not defined in v2.0');
+    if (sh.selectedPsk !== NO_PSK) {
+      this.#selected = this.#offered[sh.selectedPsk];
+      if (this.#selected === undefined) throw qtError(ErrorCode.HANDSHAKE_FAILED, 'the server selected a PSK we did not offer');
+    } else if (o.psk !== undefined) {
+      throw qtError(ErrorCode.PSK_MISMATCH, 'the server did not authenticate with our PSK');
+    }
+    this.#suite = sh.cipherSuite as CipherSuiteId;
+    this.#group = this.#share!.group;
+    this.#transcript.push(frame.raw);
+    const shared = this.#share!.finish(sh.keyShare, V2_VERSION_NUMBER);
+    this.#share = undefined;
+    const s = this.#secrets;
+    if (this.#selected) s.early = s.schedule.earlySecret(this.#selected.psk);
+    s.enterHandshake(shared, s.schedule.transcriptHash(this.#transcript));
+    this.#records = new RecordLayer(this.#suite);
+    this.#records.installReceive(HANDSHAKE_EPOCH, s.serverHs!);
+    this.#records.installSend(HANDSHAKE_EPOCH, s.clientHs!);
+    this.#state = 'wait-encrypted-extensions';
+  }
+
+  #onEncryptedExtensions(frame: Frame): void {
+    const ee = readHandshakeMessage(this.#records!, frame, HandshakeType.ENCRYPTED_EXTENSIONS, 'EncryptedExtensions');
+    checkEncryptedExtensions(ee.body);
+    this.#transcript.push(ee.raw);
+    this.#state = 'wait-finished';
+  }
+
+  #onFinished(frame: Frame): HandshakeStep {
+    const fin = readHandshakeMessage(this.#records!, frame, HandshakeType.FINISHED, 'Finished');
+    const s = this.#secrets;
+    if (!s.schedule.verifyFinished(s.serverHs!, s.schedule.transcriptHash(this.#transcript), fin.body)) {
+      // With a PSK the likeliest cause is the other PSK; without one, a changed message.
+      throw this.#selected
+        ? qtError(ErrorCode.PSK_MISMATCH, 'the server did not prove our PSK (wrong key, or a relay)')
+        : qtError(ErrorCode.HANDSHAKE_FAILED, "the server's Finished does not match the transcript");
+    }
+    this.#transcript.push(fin.raw);
+    s.enterApplication(s.schedule.transcriptHash(this.#transcript));
+    const ours = handshakeMessage(HandshakeType.FINISHED, s.schedule.finishedMac(s.clientHs!, s.schedule.transcriptHash(this.#transcript)));
+    const record = this.#records!.seal(InnerType.HANDSHAKE, ours);
+    this.#transcript.push(ours);
+    const fullHash = s.schedule.transcriptHash(this.#transcript);
+    const secrets = s.take(fullHash);
+    this.#records!.destroy();
+    this.#state = 'done';
+    const result: V2HandshakeResult = {
+      role: 'initiator',
+      suite: this.#suite!,
+      group: this.#group!,
+      sessionId: sessionIdOf(fullHash),
+      resumed: this.#selected?.kind === 'resumption',
+      resumptionAttempted: this.#options.resumption !== undefined,
+      peerIdentity: peerIdentityOf(this.#selected?.peerIdentity),
+      approvedServicesOnly: approved(this.#group!, this.#suite!),
+      ...secrets,
+    };
+    return { send: [record], next: 'done', result };
+  }
+
+  #fail(): void {
+    this.#state = 'failed';
+    this.destroy();
+  }
+
+  destroy(): void {
+    this.#share?.destroy();
+    this.#share = undefined;
+    this.#secrets.destroy();
+    this.#records?.destroy();
+  }
+}
+
+/** binder = HMAC(finished key of the binder key, Hash(truncated ClientHello)). */
+function binder(schedule: KeySchedule, psk: Secret, kind: 'resumption' | 'external', truncatedHash: Buffer): Buffer {
+  const early = schedule.earlySecret(psk);
+  const key = schedule.binderKey(early, kind);
+  try {
+    return schedule.finishedMac(key, truncatedHash);
+  } finally {
+    destroyAll(early, key);
+  }
+}
+
+function binderValid(schedule: KeySchedule, psk: Secret, kind: 'resumption' | 'external', truncatedHash: Buffer, mac: Buffer): boolean {
+  const early = schedule.earlySecret(psk);
+  const key = schedule.binderKey(early, kind);
+  try {
+    return schedule.verifyFinished(key, truncatedHash, mac);
+  } finally {
+    destroyAll(early, key);
+  }
+}
+
+/** The server side. */
+export class ServerHandshakeV2 implements Handshake {
+  #state: 'initial' | 'wait-client-hello' | 'wait-finished' | 'done' | 'failed' = 'initial';
+  readonly #options: V2ResponderOptions;
+  readonly #secrets = new Secrets();
+  readonly #transcript: Buffer[] = [];
+  #records: RecordLayer | undefined;
+  #suite: CipherSuiteId | undefined;
+  #group: KemGroupSpec | undefined;
+  #psk: { kind: 'resumption' | 'external'; secret: Secret; owned: boolean; peerIdentity?: Buffer } | undefined;
+  #resumptionAttempted = false;
+
+  constructor(options: V2ResponderOptions) {
+    this.#options = options;
+  }
+
+  async start(): Promise<HandshakeStep> {
+    this.#state = 'wait-client-hello';
+    return { send: [], next: 'frame' };
+  }
+
+  async receive(input: Frame | Buffer): Promise<HandshakeStep> {
+    const frame = input as Frame;
+    try {
+      if (this.#state === 'wait-client-hello') return await this.#onClientHello(frame);
+      if (this.#state === 'wait-finished') return this.#onFinished(frame);
+      throw qtError(ErrorCode.INVALID_STATE, `handshake is ${this.#state}`);
+    } catch (err) {
+      this.#fail();
+      throw err;
+    }
+  }
+
+  async #onClientHello(frame: Frame): Promise<HandshakeStep> {
+    if (frame.type !== MessageType.CLIENT_HELLO) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `expected ClientHello, got message type 0x${frame.type.toString(16)}`);
+    if (frame.payload[0] !== 2) throw qtError(ErrorCode.UNSUPPORTED_VERSION, 'this server speaks protocol v2 only');
+    const ch = decodeClientHelloV2(frame.payload);
+    const o = this.#options;
+    if (!ch.supportedVersions.includes(V2_VERSION_NUMBER)) throw qtError(ErrorCode.UNSUPPORTED_VERSION, 'the client does not offer protocol v2.0');
+    const suite = ch.cipherSuites.find((id) => o.cipherSuites.includes(id as CipherSuiteId) && suitePermitted(id));
+    if (suite === undefined) throw qtError(ErrorCode.UNSUPPORTED_CIPHER_SUITE, 'no cipher suite in common');
+    const group = o.groups.find((g) => g.id === ch.keyShareGroup && g.permitted());
+    if (group === undefined || !ch.groups.includes(ch.keyShareGroup)) {
+      throw qtError(ErrorCode.HANDSHAKE_FAILED, 'the client sent no key share for a group this server accepts');
+    }
+    this.#suite = suite as CipherSuiteId;
+    this.#group = group;
+    const selected = await this.#selectPsk(ch, frame.raw);
+    // Everything the client offered is in the transcript from here on.
+    this.#transcript.push(frame.raw);
+    const { share, secret } = group.encapsulate(ch.keyShare, V2_VERSION_NUMBER, o.fixed?.serverShare);
+    const sh = encodeServerHelloV2({
+      random: o.fixed?.random ?? randomBytes(HELLO_RANDOM_SIZE),
+      cipherSuite: suite,
+      group: group.id,
+      keyShare: share,
+      selectedPsk: selected,
+      extensions: [],
+    });
+    this.#transcript.push(sh);
+    const s = this.#secrets;
+    if (this.#psk) s.early = s.schedule.earlySecret(this.#psk.secret);
+    s.enterHandshake(secret, s.schedule.transcriptHash(this.#transcript));
+    this.#records = new RecordLayer(this.#suite);
+    this.#records.installSend(HANDSHAKE_EPOCH, s.serverHs!);
+    this.#records.installReceive(HANDSHAKE_EPOCH, s.clientHs!);
+    const ee = encryptedExtensions();
+    this.#transcript.push(ee);
+    const fin = handshakeMessage(HandshakeType.FINISHED, s.schedule.finishedMac(s.serverHs!, s.schedule.transcriptHash(this.#transcript)));
+    this.#transcript.push(fin);
+    s.enterApplication(s.schedule.transcriptHash(this.#transcript));
+    this.#state = 'wait-finished';
+    return { send: [sh, this.#records.seal(InnerType.HANDSHAKE, ee), this.#records.seal(InnerType.HANDSHAKE, fin)], next: 'frame' };
+  }
+
+  /**
+   * The first PSK identity this server knows (a ticket it issued, or an external identity), its
+   * binder verified; a single-use ticket is used up only then. A wrong binder is fatal. Without a
+   * usable identity: a full handshake, unless this server requires a PSK.
+   */
+  async #selectPsk(ch: ClientHelloV2, raw: Buffer): Promise<number> {
+    const o = this.#options;
+    this.#resumptionAttempted = ch.pskIdentities.length > 0 && o.tickets !== undefined;
+    if (ch.pskIdentities.length === 0) {
+      if (o.psk) throw qtError(ErrorCode.PSK_MISMATCH, 'the client offered no PSK and this server requires one');
+      return NO_PSK;
+    }
+    let bindersLength = 2;
+    for (const b of ch.binders) bindersLength += 1 + b.length;
+    const truncatedHash = this.#secrets.schedule.transcriptHash([raw.subarray(0, raw.length - bindersLength)]);
+    for (let i = 0; i < ch.pskIdentities.length; i++) {
+      const identity = ch.pskIdentities[i]!;
+      const candidate = this.#candidate(identity);
+      if (candidate === undefined) continue;
+      const secret = candidate.kind === 'resumption' ? candidate.ticket.psk : candidate.secret;
+      if (!binderValid(this.#secrets.schedule, secret, candidate.kind, truncatedHash, ch.binders[i]!)) {
+        if (candidate.kind === 'resumption') candidate.ticket.psk.destroy();
+        throw qtError(ErrorCode.PSK_MISMATCH, 'a PSK binder did not verify (wrong key, or a changed ClientHello)');
+      }
+      if (candidate.kind === 'resumption') {
+        if (!(await candidate.ticket.consume())) {
+          candidate.ticket.psk.destroy();
+          continue; // used already: fall back to the next identity or a full handshake
+        }
+        this.#psk = { kind: 'resumption', secret: candidate.ticket.psk, owned: true, peerIdentity: candidate.ticket.peerIdentity };
+      } else {
+        this.#psk = { kind: 'external', secret, owned: false, peerIdentity: identity.identity };
+      }
+      return i;
+    }
+    if (o.psk) throw qtError(ErrorCode.PSK_MISMATCH, 'the client offered no PSK identity this server knows');
+    return NO_PSK;
+  }
+
+  #candidate(identity: PskIdentity):
+    | { kind: 'resumption'; ticket: OpenedTicket }
+    | { kind: 'external'; secret: Secret }
+    | undefined {
+    const o = this.#options;
+    const ticket = o.tickets?.open(identity.identity, identity.obfuscatedTicketAge);
+    if (ticket !== undefined) {
+      // A server that requires a PSK resumes only sessions that were authenticated by one.
+      if (o.psk && (ticket.peerIdentity === undefined || ticket.peerIdentity.length === 0)) {
+        ticket.psk.destroy();
+        return undefined;
+      }
+      return { kind: 'resumption', ticket };
+    }
+    const secret = o.psk?.(identity.identity);
+    return secret === undefined ? undefined : { kind: 'external', secret };
+  }
+
+  #onFinished(frame: Frame): HandshakeStep {
+    const fin = readHandshakeMessage(this.#records!, frame, HandshakeType.FINISHED, 'Finished');
+    const s = this.#secrets;
+    if (!s.schedule.verifyFinished(s.clientHs!, s.schedule.transcriptHash(this.#transcript), fin.body)) {
+      throw this.#psk
+        ? qtError(ErrorCode.PSK_MISMATCH, 'the client did not prove the PSK (a relay?)')
+        : qtError(ErrorCode.HANDSHAKE_FAILED, "the client's Finished does not match the transcript");
+    }
+    this.#transcript.push(fin.raw);
+    const fullHash = s.schedule.transcriptHash(this.#transcript);
+    const secrets = s.take(fullHash);
+    this.#records!.destroy();
+    this.#state = 'done';
+    const result: V2HandshakeResult = {
+      role: 'responder',
+      suite: this.#suite!,
+      group: this.#group!,
+      sessionId: sessionIdOf(fullHash),
+      resumed: this.#psk?.kind === 'resumption',
+      resumptionAttempted: this.#resumptionAttempted,
+      peerIdentity: peerIdentityOf(this.#psk?.peerIdentity),
+      approvedServicesOnly: approved(this.#group!, this.#suite!),
+      ...secrets,
+    };
+    this.#releasePsk();
+    return { send: [], next: 'done', result };
+  }
+
+  #releasePsk(): void {
+    if (this.#psk?.owned) this.#psk.secret.destroy();
+    this.#psk = undefined;
+  }
+
+  #fail(): void {
+    this.#state = 'failed';
+    this.destroy();
+  }
+
+  destroy(): void {
+    this.#releasePsk();
+    this.#secrets.destroy();
+    this.#records?.destroy();
+  }
+}
