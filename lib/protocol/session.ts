@@ -47,6 +47,7 @@ import {
 } from './constants.js';
 import type { Frame } from './frame.js';
 import type { HandshakeResult } from './handshake.js';
+import type { FixedClientShare, FixedServerShare } from './v2/groups.js';
 import { deriveRekeyMaster, deriveTrafficKeys } from './keySchedule.js';
 import {
   AlertCode,
@@ -192,8 +193,10 @@ export interface SessionOptions {
   rekeyMinIntervalMs?: number;
   /** Consulted for each rekey the peer asks for (admission budget); false refuses it (fatal). */
   admitRekey?: () => boolean;
-  /** Fixed rekey key pair for known-answer tests. */
+  /** Fixed rekey key pair for known-answer tests (v1). */
   rekeyKeyPair?: () => chkem.ChKemKeyPair;
+  /** Fixed KEM KeyUpdate inputs for known-answer vectors (v2): never in production. */
+  fixedKemUpdate?: () => { clientShare?: FixedClientShare; serverShare?: FixedServerShare };
   /** First sequence number in both directions (tests of the sequence limit only; the wire starts at 0). */
   firstSequence?: bigint;
 }

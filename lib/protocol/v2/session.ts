@@ -213,7 +213,7 @@ export class SessionV2 implements Session {
     let ack: Buffer;
     if (request.mode === 'kem') {
       if (request.kem!.length !== this.group.clientShareSize) throw qtError(ErrorCode.MALFORMED_MESSAGE, 'a KeyUpdate key share of the wrong size');
-      const enc = this.group.encapsulate(request.kem!, V2_VERSION_NUMBER);
+      const enc = this.group.encapsulate(request.kem!, V2_VERSION_NUMBER, this.#options.fixedKemUpdate?.().serverShare);
       shared = enc.secret;
       ack = encodeUpdate('kem', next, enc.share);
     } else {
@@ -319,7 +319,7 @@ export class SessionV2 implements Session {
     const chosen = mode ?? this.#dueMode() ?? 'symmetric';
     const epoch = this.#epoch + 1;
     if (epoch > MAX_EPOCH) throw qtError(ErrorCode.SEQUENCE_EXHAUSTED, 'the key epochs are used up');
-    const share = chosen === 'kem' ? this.group.generateClientShare() : undefined;
+    const share = chosen === 'kem' ? this.group.generateClientShare(this.#options.fixedKemUpdate?.().clientShare) : undefined;
     try {
       const frame = this.#seal(InnerType.KEY_UPDATE, encodeUpdate(chosen, epoch, share?.share));
       this.#pending = { mode: chosen, epoch, share };
