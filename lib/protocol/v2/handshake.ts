@@ -325,6 +325,7 @@ export class ClientHandshakeV2 implements Handshake {
     const o = this.#options;
     if (!o.cipherSuites.includes(sh.cipherSuite as CipherSuiteId)) throw qtError(ErrorCode.UNSUPPORTED_CIPHER_SUITE, 'the server chose a cipher suite we did not offer');
     if (sh.group !== this.#share!.group.id) throw qtError(ErrorCode.HANDSHAKE_FAILED, 'the server chose a group other than our key share');
+    if (sh.keyShare.length !== this.#share!.group.serverShareSize) throw qtError(ErrorCode.MALFORMED_MESSAGE, 'a key share of the wrong size for its group');
     if (sh.extensions.length > 0) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'ServerHello extensions are not defined in v2.0');
     if (sh.selectedPsk !== NO_PSK) {
       this.#selected = this.#offered[sh.selectedPsk];
@@ -464,6 +465,7 @@ export class ServerHandshakeV2 implements Handshake {
     if (group === undefined || !ch.groups.includes(ch.keyShareGroup)) {
       throw qtError(ErrorCode.HANDSHAKE_FAILED, 'the client sent no key share for a group this server accepts');
     }
+    if (ch.keyShare.length !== group.clientShareSize) throw qtError(ErrorCode.MALFORMED_MESSAGE, 'a key share of the wrong size for its group');
     this.#suite = suite as CipherSuiteId;
     this.#group = group;
     const selected = await this.#selectPsk(ch, frame.raw);
