@@ -7,6 +7,7 @@
 import { native, type PrivateKey } from '../native.js';
 import { ErrorCode, qtError } from '../errors.js';
 import { mlkem1024 } from '../crypto/mlkem.js';
+import type { GroupKeyPair } from '../crypto/policy.js';
 import { destroyAll, timingSafeEqual } from '../crypto/secret.js';
 import * as x25519 from '../crypto/x25519.js';
 import { injectedFailures } from './selfTests.js';
@@ -18,17 +19,24 @@ const BASE_POINT = Buffer.concat([Buffer.from([9]), Buffer.alloc(31)]);
 export const conditionalStats = { pairwiseTests: 0, failures: 0 };
 
 export function pairwiseConsistencyTest(pair: { x25519PrivateKey: unknown; mlkemPrivateKey: unknown; publicKey: Buffer }): void {
+  pairwiseConsistencyTestGroup({
+    kem: mlkem1024,
+    mlkemPrivateKey: pair.mlkemPrivateKey as PrivateKey,
+    encapsulationKey: pair.publicKey.subarray(x25519.X25519_SIZES.publicKey),
+    x25519: { privateKey: pair.x25519PrivateKey as PrivateKey, publicKey: pair.publicKey.subarray(0, x25519.X25519_SIZES.publicKey) },
+  });
+}
+
+/** The test for a v2 client share: ML-KEM (either parameter set) and X25519 when present. */
+export function pairwiseConsistencyTestGroup(pair: GroupKeyPair): void {
   conditionalStats.pairwiseTests++;
-  const xPriv = pair.x25519PrivateKey as PrivateKey;
-  const mPriv = pair.mlkemPrivateKey as PrivateKey;
-  const xPub = pair.publicKey.subarray(0, x25519.X25519_SIZES.publicKey);
-  const mPub = pair.publicKey.subarray(x25519.X25519_SIZES.publicKey);
   // ML-KEM: encapsulate to the public key, decapsulate with the private key, compare.
-  const enc = mlkem1024.encapsulate(mPub);
-  const back = mlkem1024.decapsulate(mPriv, enc.ciphertext);
+  const enc = pair.kem.encapsulate(pair.encapsulationKey);
+  const back = pair.kem.decapsulate(pair.mlkemPrivateKey, enc.ciphertext);
   // X25519: recompute the public key from the private key through the DH primitive.
-  const recomputed = x25519.deriveSharedSecret(xPriv, BASE_POINT);
-  const ok = timingSafeEqual(back, enc.sharedSecret) && timingSafeEqual(recomputed, xPub) && !injectedFailures.has('pairwise');
+  const recomputed = pair.x25519 ? x25519.deriveSharedSecret(pair.x25519.privateKey, BASE_POINT) : undefined;
+  const ok = timingSafeEqual(back, enc.sharedSecret) && (recomputed === undefined || timingSafeEqual(recomputed, pair.x25519!.publicKey)) &&
+    !injectedFailures.has('pairwise');
   destroyAll(enc.sharedSecret, back, recomputed);
   if (!ok) {
     conditionalStats.failures++;

@@ -17,7 +17,7 @@ import { addonPath, native } from '../native.js';
 import { ErrorCode, qtError, QuantumTunnelError } from '../errors.js';
 import { cryptoPolicy } from '../crypto/policy.js';
 import { timingSafeEqual } from '../crypto/secret.js';
-import { conditionalStats, pairwiseConsistencyTest } from './conditional.js';
+import { conditionalStats, pairwiseConsistencyTest, pairwiseConsistencyTestGroup } from './conditional.js';
 import { injectedFailures, runPowerOnSelfTests, SELF_TEST_NAMES, type SelfTestResult } from './selfTests.js';
 
 export type { SelfTestResult };
@@ -157,6 +157,7 @@ export function enable(options: FipsOptions = {}): FipsStatus {
   cryptoPolicy.fips = true;
   cryptoPolicy.strict = options.strict === true;
   cryptoPolicy.checkKeyPair = pairwiseConsistencyTest;
+  cryptoPolicy.checkGroupKeyPair = pairwiseConsistencyTestGroup;
   return status();
 }
 

@@ -51,7 +51,7 @@ describe('FIPS mode', function () {
     expect(info.chacha20.available).to.equal(false);
   });
 
-  it('runs a tunnel with AES-256-GCM only, pairwise tests on its key pairs, and an honest per-tunnel indicator', () => {
+  it('runs a v2 tunnel with P-384 + ML-KEM-1024 and AES-256-GCM only: approved services only, pairwise tests on its key pairs', () => {
     const r = runChild(`
       qt.fips.enable();
       const l = qt.listen({ port: 0 }); await l.ready; l.on('tunnel', (t) => t.pipe(t));
@@ -63,20 +63,48 @@ describe('FIPS mode', function () {
       let chacha = null; try { qt.crypto.createAead(2, qt.crypto.randomSecret(32)); } catch (e) { chacha = e.code; }
       let chachaOffer = null; try { await qt.dial('127.0.0.1:1', { ciphers: ['chacha20-poly1305'] }); } catch (e) { chachaOffer = e.code; }
       await t.close(); await l.close({ tunnels: true });
-      return { echo, suite: info.suite, fips: info.fips, approved: info.approvedServicesOnly, chacha, chachaOffer, pct: qt.fips.status().conditionalTests };`, env);
+      return { echo, protocol: info.protocol, group: info.group, suite: info.suite, fips: info.fips, approved: info.approvedServicesOnly, rekeys: info.rekeys, chacha, chachaOffer, pct: qt.fips.status().conditionalTests };`, env);
     expect(r.json?.ok, r.stdout + r.stderr).to.equal(true);
-    expect(r.json.value).to.deep.include({ echo: 'in fips mode', suite: 'AES-256-GCM', fips: true, approved: false, chacha: 'ERR_QT_UNSUPPORTED_ALGORITHM', chachaOffer: 'ERR_QT_INVALID_ARGUMENT' });
-    expect(r.json.value.pct.pairwiseTests).to.be.greaterThanOrEqual(2); // handshake key pair + rekey key pair
+    expect(r.json.value).to.deep.include({
+      echo: 'in fips mode', protocol: 'v2', group: 'P-384 + ML-KEM-1024', suite: 'AES-256-GCM', fips: true, approved: true, rekeys: 1,
+      chacha: 'ERR_QT_UNSUPPORTED_ALGORITHM', chachaOffer: 'ERR_QT_INVALID_ARGUMENT',
+    });
+    expect(r.json.value.pct.pairwiseTests).to.be.greaterThanOrEqual(2); // the client's shares: handshake and kem KeyUpdate (P-384's run natively)
     expect(r.json.value.pct.failures).to.equal(0);
   });
 
-  it('strict mode refuses the non-approved X25519 half with a clear error instead of using it', () => {
+  it('an X25519 group or legacy v1 runs in (non-strict) FIPS mode and says it used a non-approved service', () => {
+    const r = runChild(`
+      qt.fips.enable();
+      const out = {};
+      for (const [name, opts] of [['x25519', { groups: ['x25519-mlkem1024'] }], ['v1', { legacyV1: true }]]) {
+        const l = qt.listen({ port: 0, legacyV1: opts.legacyV1 }); await l.ready; l.on('tunnel', (t) => t.pipe(t));
+        const t = await qt.dial({ host: '127.0.0.1', port: l.address().port }, opts);
+        out[name] = { protocol: t.info().protocol, approved: t.info().approvedServicesOnly };
+        await t.close(); await l.close({ tunnels: true });
+      }
+      return out;`, env);
+    expect(r.json?.value, r.stdout + r.stderr).to.deep.equal({ x25519: { protocol: 'v2', approved: false }, v1: { protocol: 'v1', approved: false } });
+  });
+
+  it('strict mode works end to end with v2 (P-384 + ML-KEM-1024), and refuses X25519 groups and legacy v1 with clear errors', () => {
     const r = runChild(`
       qt.fips.enable({ strict: true });
-      const l = qt.listen({ port: 0 }); await l.ready;
-      try { await qt.dial({ host: '127.0.0.1', port: l.address().port }); return 'connected'; } finally { await l.close(); }`, env);
-    expect(r.json).to.include({ ok: false, code: 'ERR_QT_FIPS_NOT_APPROVED' });
-    expect(r.json.message).to.include('X25519');
+      const l = qt.listen({ port: 0, legacyV1: true }); await l.ready; l.on('tunnel', (t) => t.pipe(t));
+      const port = l.address().port;
+      const t = await qt.dial({ host: '127.0.0.1', port });
+      t.write('strict');
+      const echo = await new Promise((r) => t.once('data', (d) => r(d.toString())));
+      await t.rekey({ mode: 'kem' });
+      const info = t.info();
+      await t.close();
+      let groupOption = null; try { await qt.dial({ host: '127.0.0.1', port }, { groups: ['x25519-mlkem1024'] }); } catch (e) { groupOption = e.code; }
+      let v1 = null, v1Message = ''; try { await qt.dial({ host: '127.0.0.1', port }, { legacyV1: true }); } catch (e) { v1 = e.code; v1Message = e.message; }
+      await l.close({ tunnels: true });
+      return { echo, group: info.group, approved: info.approvedServicesOnly, groupOption, v1, v1Message };`, env);
+    expect(r.json?.ok, r.stdout + r.stderr).to.equal(true);
+    expect(r.json.value).to.deep.include({ echo: 'strict', group: 'P-384 + ML-KEM-1024', approved: true, groupOption: 'ERR_QT_INVALID_ARGUMENT', v1: 'ERR_QT_FIPS_NOT_APPROVED' });
+    expect(r.json.value.v1Message).to.include('X25519');
   });
 
   it('the FIPS build profile compiles ChaCha20-Poly1305 out; a standard build keeps it', () => {

@@ -142,7 +142,7 @@ describe('protocol v2: handshake', () => {
 
   it('a changed ClientHello (suites, groups, versions: a downgrade) fails the Finished check', async () => {
     const rewrites: Array<(h: ReturnType<typeof decodeClientHelloV2>) => void> = [
-      (h) => (h.cipherSuites = [AES]),
+      (h) => (h.cipherSuites = chacha ? [AES] : [AES, 0x7777]), // drop the preferred suite (or, without ChaCha, add one)
       (h) => (h.groups = [h.keyShareGroup]),
       (h) => (h.supportedVersions = [0x0200, 0x0100]),
       (h) => h.random.fill(7),

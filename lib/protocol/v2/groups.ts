@@ -161,6 +161,20 @@ function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem
     generateClientShare(fixed?: FixedClientShare): ClientKeyShare {
       const cl = fixed ? { privateKey: fixed.classical, publicKey: classical.publicKeyOf(fixed.classical) } : classical.generate();
       const pq = kem.generateKeyPair(fixed?.mlkemSeed);
+      if (cryptoPolicy.checkGroupKeyPair) {
+        // FIPS 140-3 conditional self-test on every generated key pair (P-384's runs natively).
+        try {
+          cryptoPolicy.checkGroupKeyPair({
+            kem,
+            mlkemPrivateKey: pq.privateKey,
+            encapsulationKey: pq.publicKey,
+            x25519: classical === X25519 ? cl : undefined,
+          });
+        } catch (err) {
+          destroyAll(cl.privateKey, pq.privateKey);
+          throw err;
+        }
+      }
       const share = Buffer.concat([cl.publicKey, pq.publicKey]);
       let spent = false;
       const destroy = () => {
