@@ -1,0 +1,1353 @@
+/**
+ * Protocol v2 test vectors (Appendix B of docs/PROTOCOL.md): the generator behind
+ * scripts/v2-vectors.ts and the reproduction in test/protocol/v2-vectors.test.ts.
+ *
+ * Every value is computed in two independent ways that must agree:
+ *
+ *  (a) {@link runStateMachines}: the real ClientHandshakeV2 / ServerHandshakeV2 / SessionV2 /
+ *      TicketIssuer, driven frame by frame without sockets, with the test-only `fixed` inputs; it
+ *      yields every byte on the wire and the secrets a handshake hands to its session (read with
+ *      the testing export);
+ *  (b) {@link deriveDocument}: the specification followed step by step, written plainly below
+ *      (HKDF-Expand-Label, the combiner, the key schedule, the record nonce, every encoding by
+ *      hand) over a small set of primitives. It runs over two backends: the library's own
+ *      primitives ({@link libraryPrimitives}: hkdf, HMAC, SHA-384, AEAD contexts, X25519, P-384,
+ *      ML-KEM of the addon, and as cross-checks the library's expandLabel, combine and the AEAD
+ *      record context) and a reference made of node:crypto and @noble/post-quantum
+ *      ({@link referencePrimitives}), which shares no code with the library.
+ *
+ * Importing this module generates nothing; scripts/v2-vectors.ts writes the files.
+ */
+import { createCipheriv, createECDH, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto';
+import { ml_kem1024, ml_kem768 } from '@noble/post-quantum/ml-kem.js';
+import type { PrivateKey, Secret } from '../../lib/native.js';
+import { AEAD_SIZES, createAead, createRecordAead, seal as aeadSealLib, sealRecord as aeadSealRecordLib } from '../../lib/crypto/aead.js';
+import { shake256, sha384 } from '../../lib/crypto/hash.js';
+import * as hkdf from '../../lib/crypto/hkdf.js';
+import { type MlKem, mlkem1024, mlkem768 } from '../../lib/crypto/mlkem.js';
+import * as p384 from '../../lib/crypto/p384.js';
+import * as x25519 from '../../lib/crypto/x25519.js';
+import { info as cryptoInfo } from '../../lib/crypto/info.js';
+import { CipherSuite, type CipherSuiteId } from '../../lib/protocol/constants.js';
+import { type Frame, FrameReader } from '../../lib/protocol/frame.js';
+import type { HandshakeStep } from '../../lib/protocol/handshake.js';
+import type { SessionEvent } from '../../lib/protocol/session.js';
+import { combine, KEM_GROUPS, kemGroupById } from '../../lib/protocol/v2/groups.js';
+import { ClientHandshakeV2, type ResumptionOffer, ServerHandshakeV2, type V2HandshakeResult } from '../../lib/protocol/v2/handshake.js';
+import { expandLabel as libExpandLabel, V2_SCHEDULE } from '../../lib/protocol/v2/keySchedule.js';
+import { SessionV2 } from '../../lib/protocol/v2/session.js';
+import { ClientTicketStore, clientTicketFromMessage, decodeNewSessionTicket, TicketIssuer } from '../../lib/protocol/v2/tickets.js';
+import * as testing from '../../lib/testing.js';
+
+// ---------------------------------------------------------------------------------------------
+// Fixed parameters of the vectors
+
+export const VECTORS_TITLE = 'Protocol v2 test vectors (Appendix B of docs/PROTOCOL.md)';
+/** Every derived input is SHAKE-256 of this prefix, a scope (a case name or "global"), a space and the input's name. */
+export const INPUT_PREFIX = 'qtun2 vector ';
+export const PSK_IDENTITY = 'vector-psk';
+export const SERVER_IDENTITY = 'vector-server';
+export const TICKET_LIFETIME_SECONDS = 7200;
+/** issuedAtMs of every ticket: 2026-01-01T00:00:00Z. */
+export const TICKET_ISSUED_AT_MS = 1_767_225_600_000;
+/** The ticket's age when the resumption handshake offers it. */
+export const RESUMPTION_TICKET_AGE_MS = 2000;
+export const EXPORTER_LABEL = 'EXPERIMENTAL vector';
+export const EXPORTER_CONTEXT = 'ctx';
+export const EXPORTER_LENGTHS = [32, 100] as const;
+
+const VERSION = 0x0200;
+const HASH_LEN = 48;
+const EMPTY = Buffer.alloc(0);
+const ZEROS = Buffer.alloc(HASH_LEN);
+const HYBRID_LABEL = 'qtun v2 hybrid';
+const LABEL_PREFIX = 'qtun2 ';
+const RECORD_TYPE = 0x30;
+const NO_PSK = 0xffff;
+
+/** Inner content types (docs/PROTOCOL.md §5), named as there. */
+const Inner = { HANDSHAKE: 0x01, DATA: 0x02, PING: 0x03, PONG: 0x04, CLOSE_NOTIFY: 0x05, KEY_UPDATE: 0x07, KEY_UPDATE_ACK: 0x08, NEW_SESSION_TICKET: 0x09 } as const;
+const INNER_NAMES: Record<number, string> = {
+  1: 'handshake',
+  2: 'data',
+  3: 'ping',
+  4: 'pong',
+  5: 'close_notify',
+  7: 'key_update',
+  8: 'key_update_ack',
+  9: 'new_session_ticket',
+};
+
+type ClassicalKind = 'x25519' | 'p384';
+type KemKind = 'ML-KEM-768' | 'ML-KEM-1024';
+
+interface GroupDef {
+  id: number;
+  option: string;
+  classical: ClassicalKind;
+  kem: KemKind;
+}
+
+const GROUPS: readonly GroupDef[] = [
+  { id: 0x0101, option: 'x25519-mlkem1024', classical: 'x25519', kem: 'ML-KEM-1024' },
+  { id: 0x0102, option: 'p384-mlkem1024', classical: 'p384', kem: 'ML-KEM-1024' },
+  { id: 0x0103, option: 'x25519-mlkem768', classical: 'x25519', kem: 'ML-KEM-768' },
+];
+
+const SUITES: Readonly<Record<string, CipherSuiteId>> = { 'aes-256-gcm': CipherSuite.AES_256_GCM, 'chacha20-poly1305': CipherSuite.CHACHA20_POLY1305 };
+const CLASSICAL_PRIVATE_SIZE: Record<ClassicalKind, number> = { x25519: 32, p384: 48 };
+/** The order of the P-384 group (SEC 2 / FIPS 186-5): private scalars are 1 ≤ d < n. */
+const P384_ORDER = BigInt('0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973');
+
+export type AuthMode = 'none' | 'psk' | 'resumption';
+
+export interface CaseSpec {
+  name: string;
+  group: GroupDef;
+  suiteName: string;
+  suite: CipherSuiteId;
+  auth: AuthMode;
+  /** For 'resumption': the case whose session issued the ticket. */
+  resumes?: string;
+}
+
+function caseName(group: GroupDef, auth: AuthMode, suiteName: string): string {
+  return `${group.option}/${auth}/${suiteName}`;
+}
+
+/** The cases, in order: each group with no authentication, an external PSK, and resumption; then ChaCha20-Poly1305. */
+export function caseSpecs(): CaseSpec[] {
+  const out: CaseSpec[] = [];
+  for (const group of GROUPS) {
+    for (const auth of ['none', 'psk', 'resumption'] as const) {
+      const spec: CaseSpec = { name: caseName(group, auth, 'aes-256-gcm'), group, suiteName: 'aes-256-gcm', suite: CipherSuite.AES_256_GCM, auth };
+      if (auth === 'resumption') spec.resumes = caseName(group, 'none', 'aes-256-gcm');
+      out.push(spec);
+    }
+  }
+  const g = GROUPS[0]!;
+  out.push({ name: caseName(g, 'none', 'chacha20-poly1305'), group: g, suiteName: 'chacha20-poly1305', suite: CipherSuite.CHACHA20_POLY1305, auth: 'none' });
+  return out;
+}
+
+/** What the client offers: the case's suite first, then the other; the case's group first (its key share), then the others. */
+function offeredSuites(spec: CaseSpec): CipherSuiteId[] {
+  return [spec.suite, ...Object.values(SUITES).filter((s) => s !== spec.suite)];
+}
+
+function offeredGroups(spec: CaseSpec): number[] {
+  return [spec.group.id, ...GROUPS.filter((g) => g.id !== spec.group.id).map((g) => g.id)];
+}
+
+/** The application data of the session script. */
+export const TEXTS = {
+  clientEpoch2: 'hello from client',
+  serverEpoch2: 'hello from server',
+  clientEpoch3: 'epoch 3 from client',
+  serverEpoch3: 'epoch 3 from server',
+  clientEpoch4: 'epoch 4 from client',
+  serverEpoch4: 'epoch 4 from server',
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// Byte helpers
+
+const ascii = (s: string): Buffer => Buffer.from(s, 'ascii');
+const cat = (...parts: Uint8Array[]): Buffer => Buffer.concat(parts);
+/** BE(size) of n: big-endian, `size` bytes. */
+function be(size: number, n: number): Buffer {
+  if (!Number.isSafeInteger(n) || n < 0 || BigInt(n) >= 1n << BigInt(8 * size)) throw new Error(`${n} does not fit ${size} bytes`);
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(n));
+  return b.subarray(8 - size);
+}
+const u8 = (n: number): Buffer => Buffer.of(n);
+const u16 = (n: number): Buffer => be(2, n);
+const u24 = (n: number): Buffer => be(3, n);
+const u32 = (n: number): Buffer => be(4, n);
+const u64 = (n: number): Buffer => be(8, n);
+function vec8(b: Uint8Array): Buffer {
+  if (b.length > 0xff) throw new Error('vec8 overflow');
+  return cat(u8(b.length), b);
+}
+function vec16(b: Uint8Array): Buffer {
+  if (b.length > 0xffff) throw new Error('vec16 overflow');
+  return cat(u16(b.length), b);
+}
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+const fromHex = (s: string): Buffer => Buffer.from(s, 'hex');
+
+function same(what: string, a: Uint8Array, b: Uint8Array): void {
+  if (!Buffer.from(a).equals(Buffer.from(b))) throw new Error(`${what}: the two computations differ\n  ${hex(a)}\n  ${hex(b)}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Primitives: the library's, and an independent reference
+
+export interface Mlkem {
+  keygen(seed: Buffer): { ek: Buffer; dk: Buffer };
+  encapsulate(ek: Buffer, coins: Buffer): { ct: Buffer; ss: Buffer };
+  decapsulate(dk: Buffer, ct: Buffer): Buffer;
+}
+
+export interface Classical {
+  publicKey(privateKey: Buffer): Buffer;
+  sharedSecret(privateKey: Buffer, peerPublicKey: Buffer): Buffer;
+}
+
+/** What the step-by-step derivation needs, over plain bytes. */
+export interface Primitives {
+  readonly name: string;
+  shake256(input: Buffer, length: number): Buffer;
+  sha384(data: Buffer): Buffer;
+  hmac(key: Buffer, data: Buffer): Buffer;
+  /** HKDF-Extract with SHA-384 (salt given explicitly, never omitted). */
+  extract(salt: Buffer, ikm: Buffer): Buffer;
+  /** HKDF-Expand with SHA-384 (PRK of HashLen bytes). */
+  expand(prk: Buffer, info: Buffer, length: number): Buffer;
+  /** AEAD with an explicit 12-byte nonce: ciphertext ‖ tag. */
+  aeadSeal(suite: number, key: Buffer, nonce: Buffer, ad: Buffer, plaintext: Buffer): Buffer;
+  classical(kind: ClassicalKind): Classical;
+  mlkem(kind: KemKind): Mlkem;
+  /** Cross-checks with the library's own higher-level functions (library backend only). */
+  expandLabel?(secret: Buffer, label: string, context: Buffer, length: number): Buffer;
+  combine?(groupId: number, values: { initiatorClassical: Buffer; responderClassical: Buffer; encapsulationKey: Buffer; ciphertext: Buffer }, zc: Buffer, zm: Buffer): Buffer;
+  sealRecord?(suite: number, key: Buffer, iv: Buffer, seq: number, ad: Buffer, plaintext: Buffer): Buffer;
+}
+
+/** Runs `use` on secret handles made from bytes, destroys them, returns the bytes of a secret result. */
+function withSecrets<T>(bytes: Buffer[], use: (secrets: Secret[]) => T): T {
+  const secrets = bytes.map((b) => testing.secretFromBytes(b));
+  try {
+    return use(secrets);
+  } finally {
+    for (const s of secrets) s.destroy();
+  }
+}
+
+function exportAndDestroy(secret: Secret): Buffer {
+  try {
+    return testing.exportSecret(secret);
+  } finally {
+    secret.destroy();
+  }
+}
+
+function libKem(kind: KemKind): MlKem {
+  return kind === 'ML-KEM-1024' ? mlkem1024 : mlkem768;
+}
+
+/** The library's primitives (native handles; secrets cross into JS through the testing export). */
+export function libraryPrimitives(): Primitives {
+  const SHA384 = hkdf.HkdfDigest.SHA384;
+  const classicalOf = (kind: ClassicalKind): Classical => {
+    const importKey = (b: Buffer): PrivateKey => (kind === 'x25519' ? testing.x25519PrivateKeyFromBytes(b) : testing.p384PrivateKeyFromBytes(b));
+    const mod = kind === 'x25519' ? x25519 : p384;
+    return {
+      publicKey(privateKey) {
+        const k = importKey(privateKey);
+        try {
+          return mod.publicKeyOf(k);
+        } finally {
+          k.destroy();
+        }
+      },
+      sharedSecret(privateKey, peer) {
+        const k = importKey(privateKey);
+        try {
+          return exportAndDestroy(mod.deriveSharedSecret(k, peer));
+        } finally {
+          k.destroy();
+        }
+      },
+    };
+  };
+  return {
+    name: 'library',
+    shake256: (input, length) => shake256(input, length),
+    sha384: (data) => sha384(data),
+    hmac: (key, data) => withSecrets([key], ([k]) => hkdf.hmac(SHA384, k!, [data])),
+    extract: (salt, ikm) => withSecrets([ikm], ([i]) => exportAndDestroy(hkdf.extract(SHA384, salt, [i!]))),
+    expand: (prk, info, length) => withSecrets([prk], ([p]) => exportAndDestroy(hkdf.expand(SHA384, p!, info, length))),
+    aeadSeal(suite, key, nonce, ad, plaintext) {
+      return withSecrets([key], ([k]) => {
+        const ctx = createAead(suite as CipherSuiteId, k!);
+        try {
+          return aeadSealLib(ctx, nonce, ad, plaintext);
+        } finally {
+          ctx.destroy();
+        }
+      });
+    },
+    classical: classicalOf,
+    mlkem(kind) {
+      const kem = libKem(kind);
+      return {
+        keygen(seed) {
+          const pair = kem.generateKeyPair(seed);
+          try {
+            return { ek: pair.publicKey, dk: testing.exportPrivateKey(pair.privateKey) };
+          } finally {
+            pair.privateKey.destroy();
+          }
+        },
+        encapsulate(ek, coins) {
+          const enc = kem.encapsulate(ek, coins);
+          return { ct: enc.ciphertext, ss: exportAndDestroy(enc.sharedSecret) };
+        },
+        decapsulate(dk, ct) {
+          const k = testing.mlkemPrivateKeyFromBytes(kem, dk);
+          try {
+            return exportAndDestroy(kem.decapsulate(k, ct));
+          } finally {
+            k.destroy();
+          }
+        },
+      };
+    },
+    expandLabel: (secret, label, context, length) => withSecrets([secret], ([s]) => exportAndDestroy(libExpandLabel(V2_SCHEDULE, s!, label, context, length))),
+    combine: (groupId, values, zc, zm) =>
+      // combine() consumes both component secrets.
+      exportAndDestroy(combine(groupId, VERSION, values, testing.secretFromBytes(zc), testing.secretFromBytes(zm))),
+    sealRecord(suite, key, iv, seq, ad, plaintext) {
+      return withSecrets([key, iv], ([k, i]) => {
+        const ctx = createRecordAead(suite as CipherSuiteId, k!, i!);
+        try {
+          return aeadSealRecordLib(ctx, seq, ad, plaintext);
+        } finally {
+          ctx.destroy();
+        }
+      });
+    },
+  };
+}
+
+const X25519_PKCS8_PREFIX = fromHex('302e020100300506032b656e04220420');
+const X25519_SPKI_PREFIX = fromHex('302a300506032b656e032100');
+
+/** The reference: node:crypto (OpenSSL of Node, not the addon's) and @noble/post-quantum. */
+export function referencePrimitives(): Primitives {
+  const x25519Private = (d: Buffer) => createPrivateKey({ key: cat(X25519_PKCS8_PREFIX, d), format: 'der', type: 'pkcs8' });
+  const classical: Record<ClassicalKind, Classical> = {
+    x25519: {
+      publicKey: (d) => createPublicKey(x25519Private(d)).export({ format: 'der', type: 'spki' }).subarray(X25519_SPKI_PREFIX.length),
+      sharedSecret: (d, peer) =>
+        diffieHellman({ privateKey: x25519Private(d), publicKey: createPublicKey({ key: cat(X25519_SPKI_PREFIX, peer), format: 'der', type: 'spki' }) }),
+    },
+    p384: {
+      publicKey(d) {
+        const ecdh = createECDH('secp384r1');
+        ecdh.setPrivateKey(d);
+        return ecdh.getPublicKey(null, 'uncompressed');
+      },
+      sharedSecret(d, peer) {
+        const ecdh = createECDH('secp384r1');
+        ecdh.setPrivateKey(d);
+        return ecdh.computeSecret(peer);
+      },
+    },
+  };
+  const hmac = (key: Buffer, data: Buffer) => createHmac('sha384', key).update(data).digest();
+  return {
+    name: 'reference',
+    shake256: (input, length) => createHash('shake256', { outputLength: length }).update(input).digest(),
+    sha384: (data) => createHash('sha384').update(data).digest(),
+    hmac,
+    extract: (salt, ikm) => hmac(salt, ikm),
+    expand(prk, info, length) {
+      const blocks: Buffer[] = [];
+      let t = EMPTY;
+      for (let i = 1; blocks.length * HASH_LEN < length; i++) {
+        t = hmac(prk, cat(t, info, u8(i)));
+        blocks.push(t);
+      }
+      return cat(...blocks).subarray(0, length);
+    },
+    aeadSeal(suite, key, nonce, ad, plaintext) {
+      const cipher =
+        suite === CipherSuite.AES_256_GCM
+          ? createCipheriv('aes-256-gcm', key, nonce, { authTagLength: 16 })
+          : createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
+      cipher.setAAD(ad, { plaintextLength: plaintext.length });
+      return cat(cipher.update(plaintext), cipher.final(), cipher.getAuthTag());
+    },
+    classical: (kind) => classical[kind],
+    mlkem(kind) {
+      const kem = kind === 'ML-KEM-1024' ? ml_kem1024 : ml_kem768;
+      return {
+        keygen(seed) {
+          const k = kem.keygen(seed);
+          return { ek: Buffer.from(k.publicKey), dk: Buffer.from(k.secretKey) };
+        },
+        encapsulate(ek, coins) {
+          const e = kem.encapsulate(ek, coins);
+          return { ct: Buffer.from(e.cipherText), ss: Buffer.from(e.sharedSecret) };
+        },
+        decapsulate: (dk, ct) => Buffer.from(kem.decapsulate(ct, dk)),
+      };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+
+/** A derived input: SHAKE-256(shake) truncated to the length of `value`. */
+export interface DerivedInput {
+  shake: string;
+  value: Buffer;
+}
+
+function derive(P: Primitives, scope: string, name: string, length: number): DerivedInput {
+  const shake = `${INPUT_PREFIX}${scope} ${name}`;
+  return { shake, value: P.shake256(ascii(shake), length) };
+}
+
+/** A classical private key: X25519 takes the 32 bytes as they are (clamped inside X25519); P-384 needs 1 ≤ d < n. */
+function classicalPrivate(P: Primitives, scope: string, name: string, kind: ClassicalKind): DerivedInput {
+  const input = derive(P, scope, name, CLASSICAL_PRIVATE_SIZE[kind]);
+  if (kind === 'p384') {
+    const d = BigInt(`0x${hex(input.value)}`);
+    if (d === 0n || d >= P384_ORDER) throw new Error(`${input.shake}: not a P-384 private key (d = 0 or d ≥ n); pick another label`);
+  }
+  return input;
+}
+
+function globalInputs(P: Primitives) {
+  return {
+    pskKey: derive(P, 'global', 'psk key', 32),
+    ticketKey: derive(P, 'global', 'ticket key', 32),
+  };
+}
+
+function caseInputs(P: Primitives, spec: CaseSpec) {
+  const s = spec.name;
+  const c = spec.group.classical;
+  const kemSeed = 64;
+  return {
+    clientRandom: derive(P, s, 'client random', 32),
+    serverRandom: derive(P, s, 'server random', 32),
+    clientClassicalPrivateKey: classicalPrivate(P, s, 'client classical private key', c),
+    clientMlkemSeed: derive(P, s, 'client mlkem seed', kemSeed),
+    serverClassicalPrivateKey: classicalPrivate(P, s, 'server classical private key', c),
+    serverMlkemCoins: derive(P, s, 'server mlkem coins', 32),
+    ticketNonce: derive(P, s, 'ticket nonce', 8),
+    ticketAgeAdd: derive(P, s, 'ticket age add', 4),
+    ticketAeadNonce: derive(P, s, 'ticket aead nonce', 12),
+    ticketId: derive(P, s, 'ticket id', 16),
+    kemUpdateInitiatorClassicalPrivateKey: classicalPrivate(P, s, 'kem update initiator classical private key', c),
+    kemUpdateInitiatorMlkemSeed: derive(P, s, 'kem update initiator mlkem seed', kemSeed),
+    kemUpdateResponderClassicalPrivateKey: classicalPrivate(P, s, 'kem update responder classical private key', c),
+    kemUpdateResponderMlkemCoins: derive(P, s, 'kem update responder mlkem coins', 32),
+  };
+}
+type CaseInputs = ReturnType<typeof caseInputs>;
+
+// ---------------------------------------------------------------------------------------------
+// (b) The specification, step by step
+
+/** HkdfLabel = BE16(length) ‖ vec8("qtun2 " ‖ label) ‖ vec8(context). */
+function hkdfLabel(label: string, context: Buffer, length: number): Buffer {
+  return cat(u16(length), vec8(ascii(LABEL_PREFIX + label)), vec8(context));
+}
+
+interface TrafficKeys {
+  key: Buffer;
+  iv: Buffer;
+}
+
+/** One direction of the record layer: the epoch's keys and the next sequence number. */
+interface Direction {
+  epoch: number;
+  keys: TrafficKeys;
+  seq: number;
+}
+
+/** Resumption state a 'resumption' case takes from the case that issued its ticket. */
+export interface IssuedTicketState {
+  ticket: Buffer;
+  psk: Buffer;
+  ageAdd: number;
+  peerIdentity: Buffer;
+}
+
+class Spec {
+  constructor(readonly P: Primitives, readonly suite: number) {}
+
+  hash(...messages: Buffer[]): Buffer {
+    return this.P.sha384(cat(...messages));
+  }
+
+  expandLabel(secret: Buffer, label: string, context: Buffer, length: number): Buffer {
+    const out = this.P.expand(secret, hkdfLabel(label, context, length), length);
+    if (this.P.expandLabel) same(`expandLabel "${label}"`, out, this.P.expandLabel(secret, label, context, length));
+    return out;
+  }
+
+  deriveSecret(secret: Buffer, label: string, transcriptHash: Buffer): Buffer {
+    return this.expandLabel(secret, label, transcriptHash, HASH_LEN);
+  }
+
+  trafficKeys(secret: Buffer): TrafficKeys {
+    return { key: this.expandLabel(secret, 'key', EMPTY, 32), iv: this.expandLabel(secret, 'iv', EMPTY, 12) };
+  }
+
+  /** finished_key = HKDF-Expand-Label(base, "finished", "", 48); MAC = HMAC(finished_key, hash). */
+  finished(base: Buffer, transcriptHash: Buffer): { key: Buffer; mac: Buffer } {
+    const key = this.expandLabel(base, 'finished', EMPTY, HASH_LEN);
+    return { key, mac: this.P.hmac(key, transcriptHash) };
+  }
+
+  /**
+   * The hybrid combiner: K = HKDF-Expand(HKDF-Extract("qtun v2 hybrid", Zc ‖ Zm), SHA-384(FixedInfo), 48),
+   * both KEMs run from both ends (the two ends must agree).
+   */
+  hybrid(
+    group: GroupDef,
+    initiator: { classicalPrivateKey: Buffer; mlkemSeed: Buffer },
+    responder: { classicalPrivateKey: Buffer; mlkemCoins: Buffer },
+  ) {
+    const cl = this.P.classical(group.classical);
+    const kem = this.P.mlkem(group.kem);
+    const initiatorClassical = cl.publicKey(initiator.classicalPrivateKey);
+    const { ek, dk } = kem.keygen(initiator.mlkemSeed);
+    const responderClassical = cl.publicKey(responder.classicalPrivateKey);
+    const classicalSharedSecret = cl.sharedSecret(responder.classicalPrivateKey, initiatorClassical);
+    same('classical shared secret at both ends', classicalSharedSecret, cl.sharedSecret(initiator.classicalPrivateKey, responderClassical));
+    const { ct, ss: mlkemSharedSecret } = kem.encapsulate(ek, responder.mlkemCoins);
+    same('ML-KEM shared secret at both ends', mlkemSharedSecret, kem.decapsulate(dk, ct));
+    const fixedInfo = cat(ascii(HYBRID_LABEL), u16(VERSION), u16(group.id), vec16(initiatorClassical), vec16(responderClassical), vec16(ek), vec16(ct));
+    const fixedInfoHash = this.P.sha384(fixedInfo);
+    const prk = this.P.extract(ascii(HYBRID_LABEL), cat(classicalSharedSecret, mlkemSharedSecret));
+    const secret = this.P.expand(prk, fixedInfoHash, HASH_LEN);
+    if (this.P.combine) {
+      same('combiner', secret, this.P.combine(group.id, { initiatorClassical, responderClassical, encapsulationKey: ek, ciphertext: ct }, classicalSharedSecret, mlkemSharedSecret));
+    }
+    return {
+      initiatorClassicalPublicKey: initiatorClassical,
+      mlkemEncapsulationKey: ek,
+      responderClassicalPublicKey: responderClassical,
+      mlkemCiphertext: ct,
+      initiatorShare: cat(initiatorClassical, ek),
+      responderShare: cat(responderClassical, ct),
+      classicalSharedSecret,
+      mlkemSharedSecret,
+      fixedInfo,
+      fixedInfoHash,
+      combinerPrk: prk,
+      secret,
+    };
+  }
+
+  /** record = 0x30 ‖ BE32(2 + |sealed|) ‖ BE16(epoch) ‖ AEAD(key, iv XOR BE96(seq), AD = those 7 bytes, content ‖ type). */
+  record(d: Direction, type: number, content: Buffer) {
+    const seq = d.seq++;
+    const inner = cat(content, u8(type));
+    const header = cat(u8(RECORD_TYPE), u32(2 + inner.length + AEAD_SIZES.tag), u16(d.epoch));
+    const nonce = Buffer.from(d.keys.iv);
+    const seqBytes = cat(Buffer.alloc(4), u64(seq));
+    for (let i = 0; i < 12; i++) nonce[i]! ^= seqBytes[i]!;
+    const sealed = this.P.aeadSeal(this.suite, d.keys.key, nonce, header, inner);
+    if (this.P.sealRecord) same('record AEAD context', sealed, this.P.sealRecord(this.suite, d.keys.key, d.keys.iv, seq, header, inner));
+    return { epoch: d.epoch, seq, innerType: INNER_NAMES[type]!, content, nonce, record: cat(header, sealed) };
+  }
+}
+
+const handshakeMessage = (type: number, body: Buffer): Buffer => cat(u8(type), u24(body.length), body);
+const frame = (type: number, payload: Buffer): Buffer => cat(u8(type), u32(payload.length), payload);
+
+/** A KeyUpdate or KeyUpdateAck body: mode (0 symmetric, 1 kem) ‖ BE16(epoch) ‖ [vec16(share)]. */
+const updateBody = (mode: 0 | 1, epoch: number, share?: Buffer): Buffer => cat(u8(mode), u16(epoch), share ? vec16(share) : EMPTY);
+
+/** One case, derived from its inputs by the specification alone. */
+function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof globalInputs>, resumed: IssuedTicketState | undefined) {
+  const S = new Spec(P, spec.suite);
+  const g = spec.group;
+  const I = caseInputs(P, spec);
+  const H = (...m: Buffer[]) => S.hash(...m);
+  const emptyHash = H();
+
+  // ---- ClientHello
+  const hs = S.hybrid(
+    g,
+    { classicalPrivateKey: I.clientClassicalPrivateKey.value, mlkemSeed: I.clientMlkemSeed.value },
+    { classicalPrivateKey: I.serverClassicalPrivateKey.value, mlkemCoins: I.serverMlkemCoins.value },
+  );
+  const offered =
+    spec.auth === 'psk'
+      ? { identity: ascii(PSK_IDENTITY), obfuscatedAge: 0, psk: global.pskKey.value, binderLabel: 'ext binder' }
+      : spec.auth === 'resumption'
+        ? { identity: resumed!.ticket, obfuscatedAge: (RESUMPTION_TICKET_AGE_MS + resumed!.ageAdd) >>> 0, psk: resumed!.psk, binderLabel: 'res binder' }
+        : undefined;
+  const chBody = cat(
+    u8(2),
+    u8(0),
+    I.clientRandom.value,
+    vec8(u16(VERSION)),
+    vec16(cat(...offeredSuites(spec).map(u16))),
+    vec16(cat(...offeredGroups(spec).map(u16))),
+    u16(g.id),
+    vec16(hs.initiatorShare),
+    vec16(offered ? cat(vec16(offered.identity), u32(offered.obfuscatedAge)) : EMPTY),
+    vec16(EMPTY), // extensions
+  );
+  const early = P.extract(ZEROS, offered ? offered.psk : ZEROS);
+  let clientHello: Buffer;
+  let binder: Record<string, Buffer> = {};
+  if (offered) {
+    // The binders list: one vec8(48-byte HMAC); the frame length counts it, the truncated hello stops before it.
+    const bindersLength = 2 + 1 + HASH_LEN;
+    const truncated = cat(u8(0x01), u32(chBody.length + bindersLength), chBody);
+    const truncatedHash = H(truncated);
+    const binderKey = S.deriveSecret(early, offered.binderLabel, emptyHash);
+    const fin = S.finished(binderKey, truncatedHash);
+    clientHello = cat(truncated, vec16(vec8(fin.mac)));
+    binder = { truncatedClientHelloHash: truncatedHash, binderKey, binderFinishedKey: fin.key, binder: fin.mac };
+  } else {
+    clientHello = frame(0x01, cat(chBody, vec16(EMPTY)));
+  }
+
+  // ---- ServerHello
+  const serverHello = frame(0x02, cat(u8(2), u8(0), I.serverRandom.value, u16(spec.suite), u16(g.id), vec16(hs.responderShare), u16(offered ? 0 : NO_PSK), vec16(EMPTY)));
+
+  // ---- Handshake secrets
+  const earlyDerived = S.deriveSecret(early, 'derived', emptyHash);
+  const handshakeSecret = P.extract(earlyDerived, hs.secret);
+  const helloHash = H(clientHello, serverHello);
+  const cHs = S.deriveSecret(handshakeSecret, 'c hs traffic', helloHash);
+  const sHs = S.deriveSecret(handshakeSecret, 's hs traffic', helloHash);
+  const cHsKeys = S.trafficKeys(cHs);
+  const sHsKeys = S.trafficKeys(sHs);
+
+  // ---- The server's flight: ServerHello, {EncryptedExtensions}, {Finished}
+  const serverHsDir: Direction = { epoch: 1, keys: sHsKeys, seq: 0 };
+  const ee = handshakeMessage(0x08, vec16(EMPTY));
+  const eeRecord = S.record(serverHsDir, Inner.HANDSHAKE, ee);
+  const eeHash = H(clientHello, serverHello, ee);
+  const sFin = S.finished(sHs, eeHash);
+  const sf = handshakeMessage(0x14, sFin.mac);
+  const sfRecord = S.record(serverHsDir, Inner.HANDSHAKE, sf);
+  const sfHash = H(clientHello, serverHello, ee, sf);
+
+  // ---- Master secret and application secrets
+  const hsDerived = S.deriveSecret(handshakeSecret, 'derived', emptyHash);
+  const master = P.extract(hsDerived, ZEROS);
+  const cAp = S.deriveSecret(master, 'c ap traffic', sfHash);
+  const sAp = S.deriveSecret(master, 's ap traffic', sfHash);
+  const exporterMaster = S.deriveSecret(master, 'exp master', sfHash);
+
+  // ---- The client's flight: {Finished}
+  const cFin = S.finished(cHs, sfHash);
+  const cf = handshakeMessage(0x14, cFin.mac);
+  const cfRecord = S.record({ epoch: 1, keys: cHsKeys, seq: 0 }, Inner.HANDSHAKE, cf);
+  const cfHash = H(clientHello, serverHello, ee, sf, cf);
+  const resumptionMaster = S.deriveSecret(master, 'res master', cfHash);
+
+  // ---- The session script
+  const c: Direction = { epoch: 2, keys: S.trafficKeys(cAp), seq: 0 };
+  const s: Direction = { epoch: 2, keys: S.trafficKeys(sAp), seq: 0 };
+  const epoch2 = { clientTrafficSecret: cAp, serverTrafficSecret: sAp, clientKey: c.keys.key, clientIv: c.keys.iv, serverKey: s.keys.key, serverIv: s.keys.iv };
+  const records: Array<Record<string, unknown>> = [];
+  const send = (what: string, from: 'client' | 'server', type: number, content: Buffer, text?: string) => {
+    const r = S.record(from === 'client' ? c : s, type, content);
+    const { epoch, seq, innerType, ...rest } = r;
+    records.push({ what, from, epoch, seq, innerType, ...(text !== undefined ? { text } : {}), ...rest });
+    return r;
+  };
+
+  // Ticket (server): PSK, key ID, AD, plaintext, sealed ticket, NewSessionTicket.
+  const ticketKey = global.ticketKey.value;
+  const ageAdd = I.ticketAgeAdd.value.readUInt32BE(0);
+  const ticketPsk = S.expandLabel(resumptionMaster, 'resumption', I.ticketNonce.value, HASH_LEN);
+  // HKDF-Expand-Label(ticketKey, "ticket key id", "", 8): one HMAC block, the 32-byte ticket key as the PRK.
+  const keyId = P.hmac(ticketKey, cat(hkdfLabel('ticket key id', EMPTY, 8), u8(1))).subarray(0, 8);
+  const ticketAd = cat(ascii('qtun2 ticket'), keyId, vec16(ascii(SERVER_IDENTITY)));
+  const peerIdentity = spec.auth === 'psk' ? ascii(PSK_IDENTITY) : spec.auth === 'resumption' ? resumed!.peerIdentity : EMPTY;
+  const ticketPlaintext = cat(
+    u16(VERSION),
+    u16(spec.suite),
+    u16(g.id),
+    u64(TICKET_ISSUED_AT_MS),
+    u32(TICKET_LIFETIME_SECONDS),
+    u32(ageAdd),
+    I.ticketId.value,
+    vec8(peerIdentity),
+    ticketPsk,
+  );
+  const ticketBytes = cat(keyId, I.ticketAeadNonce.value, P.aeadSeal(CipherSuite.AES_256_GCM, ticketKey, I.ticketAeadNonce.value, ticketAd, ticketPlaintext));
+  const newSessionTicket = cat(u32(TICKET_LIFETIME_SECONDS), u32(ageAdd), vec8(I.ticketNonce.value), vec16(ticketBytes), vec16(EMPTY));
+
+  send('new_session_ticket', 'server', Inner.NEW_SESSION_TICKET, newSessionTicket);
+  send(`data "${TEXTS.clientEpoch2}"`, 'client', Inner.DATA, ascii(TEXTS.clientEpoch2), TEXTS.clientEpoch2);
+  send(`data "${TEXTS.serverEpoch2}"`, 'server', Inner.DATA, ascii(TEXTS.serverEpoch2), TEXTS.serverEpoch2);
+  send('ping', 'client', Inner.PING, EMPTY);
+  send('pong', 'server', Inner.PONG, EMPTY);
+
+  // Symmetric KeyUpdate to epoch 3, started by the client.
+  send('key_update (symmetric, to epoch 3)', 'client', Inner.KEY_UPDATE, updateBody(0, 3));
+  send('key_update_ack (symmetric, to epoch 3)', 'server', Inner.KEY_UPDATE_ACK, updateBody(0, 3));
+  const cAp3 = S.expandLabel(cAp, 'traffic upd', EMPTY, HASH_LEN);
+  const sAp3 = S.expandLabel(sAp, 'traffic upd', EMPTY, HASH_LEN);
+  Object.assign(s, { epoch: 3, keys: S.trafficKeys(sAp3), seq: 0 });
+  Object.assign(c, { epoch: 3, keys: S.trafficKeys(cAp3), seq: 0 });
+  const epoch3 = { clientTrafficSecret: cAp3, serverTrafficSecret: sAp3, clientKey: c.keys.key, clientIv: c.keys.iv, serverKey: s.keys.key, serverIv: s.keys.iv };
+  send(`data "${TEXTS.clientEpoch3}"`, 'client', Inner.DATA, ascii(TEXTS.clientEpoch3), TEXTS.clientEpoch3);
+  send(`data "${TEXTS.serverEpoch3}"`, 'server', Inner.DATA, ascii(TEXTS.serverEpoch3), TEXTS.serverEpoch3);
+
+  // KEM KeyUpdate to epoch 4, started by the server: it is the combiner's initiator.
+  const kem = S.hybrid(
+    g,
+    { classicalPrivateKey: I.kemUpdateInitiatorClassicalPrivateKey.value, mlkemSeed: I.kemUpdateInitiatorMlkemSeed.value },
+    { classicalPrivateKey: I.kemUpdateResponderClassicalPrivateKey.value, mlkemCoins: I.kemUpdateResponderMlkemCoins.value },
+  );
+  send('key_update (kem, to epoch 4)', 'server', Inner.KEY_UPDATE, updateBody(1, 4, kem.initiatorShare));
+  send('key_update_ack (kem, to epoch 4)', 'client', Inner.KEY_UPDATE_ACK, updateBody(1, 4, kem.responderShare));
+  const cUpd = S.expandLabel(cAp3, 'traffic upd', EMPTY, HASH_LEN);
+  const sUpd = S.expandLabel(sAp3, 'traffic upd', EMPTY, HASH_LEN);
+  const cAp4 = P.extract(cUpd, kem.secret);
+  const sAp4 = P.extract(sUpd, kem.secret);
+  Object.assign(c, { epoch: 4, keys: S.trafficKeys(cAp4), seq: 0 });
+  Object.assign(s, { epoch: 4, keys: S.trafficKeys(sAp4), seq: 0 });
+  const epoch4 = {
+    clientTrafficUpdate: cUpd,
+    serverTrafficUpdate: sUpd,
+    clientTrafficSecret: cAp4,
+    serverTrafficSecret: sAp4,
+    clientKey: c.keys.key,
+    clientIv: c.keys.iv,
+    serverKey: s.keys.key,
+    serverIv: s.keys.iv,
+  };
+  send(`data "${TEXTS.clientEpoch4}"`, 'client', Inner.DATA, ascii(TEXTS.clientEpoch4), TEXTS.clientEpoch4);
+  send(`data "${TEXTS.serverEpoch4}"`, 'server', Inner.DATA, ascii(TEXTS.serverEpoch4), TEXTS.serverEpoch4);
+  send('close_notify', 'client', Inner.CLOSE_NOTIFY, EMPTY);
+
+  // Exporter: HKDF-Expand-Label(Derive-Secret(exporter master, label, ""), "exporter", Hash(context), length).
+  const exporter: Array<Record<string, unknown>> = [];
+  for (const context of [ascii(EXPORTER_CONTEXT), EMPTY, undefined]) {
+    for (const length of EXPORTER_LENGTHS) {
+      const secret = S.deriveSecret(exporterMaster, EXPORTER_LABEL, emptyHash);
+      exporter.push({ label: EXPORTER_LABEL, context: context ?? null, length, output: S.expandLabel(secret, 'exporter', H(context ?? EMPTY), length) });
+    }
+  }
+
+  const inputs: Record<string, unknown> = { ...I };
+  if (spec.auth === 'resumption') {
+    inputs.resumption = {
+      resumes: spec.resumes!,
+      ticket: resumed!.ticket,
+      ticketPsk: resumed!.psk,
+      ticketAgeAdd: resumed!.ageAdd,
+      ticketAgeMs: RESUMPTION_TICKET_AGE_MS,
+      obfuscatedTicketAge: offered!.obfuscatedAge,
+    };
+  }
+  if (spec.auth === 'psk') inputs.psk = { identity: ascii(PSK_IDENTITY), key: global.pskKey.value };
+
+  const doc = {
+    name: spec.name,
+    group: u16(g.id),
+    groupName: g.option,
+    suite: u16(spec.suite),
+    suiteName: spec.suiteName,
+    auth: spec.auth,
+    offeredCipherSuites: cat(...offeredSuites(spec).map(u16)),
+    offeredGroups: cat(...offeredGroups(spec).map(u16)),
+    inputs,
+    handshake: {
+      clientHello: {
+        clientClassicalPublicKey: hs.initiatorClassicalPublicKey,
+        mlkemEncapsulationKey: hs.mlkemEncapsulationKey,
+        ...(offered ? { earlySecret: early, ...binder } : {}),
+        frame: clientHello,
+      },
+      serverHello: {
+        serverClassicalPublicKey: hs.responderClassicalPublicKey,
+        mlkemCiphertext: hs.mlkemCiphertext,
+        selectedPsk: offered ? 0 : NO_PSK,
+        frame: serverHello,
+      },
+      hybrid: {
+        classicalSharedSecret: hs.classicalSharedSecret,
+        mlkemSharedSecret: hs.mlkemSharedSecret,
+        fixedInfoHash: hs.fixedInfoHash,
+        combinerPrk: hs.combinerPrk,
+        secret: hs.secret,
+      },
+      schedule: {
+        earlySecret: early,
+        earlyDerived,
+        handshakeSecret,
+        transcriptHashServerHello: helloHash,
+        clientHandshakeTrafficSecret: cHs,
+        serverHandshakeTrafficSecret: sHs,
+        clientHandshakeKey: cHsKeys.key,
+        clientHandshakeIv: cHsKeys.iv,
+        serverHandshakeKey: sHsKeys.key,
+        serverHandshakeIv: sHsKeys.iv,
+      },
+      serverFlight: {
+        encryptedExtensions: ee,
+        encryptedExtensionsRecord: eeRecord,
+        transcriptHashEncryptedExtensions: eeHash,
+        serverFinishedKey: sFin.key,
+        serverVerifyData: sFin.mac,
+        serverFinished: sf,
+        serverFinishedRecord: sfRecord,
+        transcriptHashServerFinished: sfHash,
+      },
+      application: {
+        handshakeDerived: hsDerived,
+        masterSecret: master,
+        clientApplicationTrafficSecret: cAp,
+        serverApplicationTrafficSecret: sAp,
+        exporterMasterSecret: exporterMaster,
+      },
+      clientFlight: {
+        clientFinishedKey: cFin.key,
+        clientVerifyData: cFin.mac,
+        clientFinished: cf,
+        clientFinishedRecord: cfRecord,
+        transcriptHashClientFinished: cfHash,
+        resumptionMasterSecret: resumptionMaster,
+        sessionId: cfHash.subarray(0, 16),
+      },
+    },
+    session: {
+      epoch2,
+      ticket: {
+        lifetimeSeconds: TICKET_LIFETIME_SECONDS,
+        ageAdd,
+        nonce: I.ticketNonce.value,
+        issuedAtMs: TICKET_ISSUED_AT_MS,
+        ticketId: I.ticketId.value,
+        peerIdentity,
+        psk: ticketPsk,
+        keyId,
+        associatedData: ticketAd,
+        plaintext: ticketPlaintext,
+        aeadNonce: I.ticketAeadNonce.value,
+        ticket: ticketBytes,
+        newSessionTicket,
+      },
+      epoch3,
+      kemUpdate: {
+        initiatorClassicalPublicKey: kem.initiatorClassicalPublicKey,
+        mlkemEncapsulationKey: kem.mlkemEncapsulationKey,
+        responderClassicalPublicKey: kem.responderClassicalPublicKey,
+        mlkemCiphertext: kem.mlkemCiphertext,
+        classicalSharedSecret: kem.classicalSharedSecret,
+        mlkemSharedSecret: kem.mlkemSharedSecret,
+        fixedInfoHash: kem.fixedInfoHash,
+        combinerPrk: kem.combinerPrk,
+        secret: kem.secret,
+      },
+      epoch4,
+      records,
+      exporter,
+    },
+  };
+  const issued: IssuedTicketState = { ticket: ticketBytes, psk: ticketPsk, ageAdd, peerIdentity };
+  return { doc, issued };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The document
+
+/** JSON form: Buffers become lowercase hex; DerivedInput becomes { shake, hex }. */
+export function toJson(value: unknown): unknown {
+  if (Buffer.isBuffer(value) || value instanceof Uint8Array) return hex(value);
+  if (Array.isArray(value)) return value.map(toJson);
+  if (value !== null && typeof value === 'object') {
+    const o = value as Record<string, unknown>;
+    if ('shake' in o && 'value' in o && Object.keys(o).length === 2) return { shake: o.shake, hex: hex(o.value as Buffer) };
+    return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, toJson(v)]));
+  }
+  return value;
+}
+
+export const INPUT_DERIVATION = [
+  'Every fixed input is derived, never chosen: input = the first L bytes of SHAKE-256(A), where A is the ASCII string',
+  `"${INPUT_PREFIX}" ‖ scope ‖ " " ‖ name, scope being the case name (e.g. "x25519-mlkem1024/none/aes-256-gcm") or "global",`,
+  'and L the input\'s length. Each input lists its string A as "shake". X25519 private keys are the 32 bytes as RFC 7748 defines',
+  'them (X25519 clamps them). A P-384 private key is the 48 bytes read as a big-endian integer d, which must satisfy',
+  '1 ≤ d < n (the group order); the generator checks it and would stop otherwise (no label used here needed a retry).',
+  'ML-KEM key pairs come from the 64-byte seed d ‖ z of FIPS 203 ML-KEM.KeyGen_internal; encapsulations from the 32-byte',
+  'message m of ML-KEM.Encaps_internal. The ticket age_add is the 4 bytes read as BE32. Constants: PSK identity',
+  `"${PSK_IDENTITY}", ticket server identity "${SERVER_IDENTITY}", ticket lifetime ${TICKET_LIFETIME_SECONDS} s, issuedAtMs`,
+  `${TICKET_ISSUED_AT_MS} (2026-01-01T00:00:00Z) for every ticket, and a ticket age of ${RESUMPTION_TICKET_AGE_MS} ms when it is offered.`,
+].join(' ');
+
+/** Descriptions of every field; `[]` stands for any array index. */
+export const FIELD_DESCRIPTIONS: Readonly<Record<string, string>> = {
+  title: 'This document.',
+  generator: 'The program that writes this file and docs/PROTOCOL-V2-VECTORS.md.',
+  inputDerivation: 'How every fixed input is derived.',
+  'global.protocolVersion': 'BE16 protocol version in supported_versions, the combiner and tickets (0x0200).',
+  'global.labelPrefix': 'Prefix of every HKDF-Expand-Label label (ASCII).',
+  'global.pskIdentity': 'External PSK identity (bytes of the ASCII string vector-psk).',
+  'global.pskKey': 'External PSK key (32 bytes).',
+  'global.ticketKey': 'The server\'s AES-256-GCM ticket key (32 bytes), one for every case.',
+  'global.serverIdentity': 'The ticket issuer\'s serverIdentity (in every ticket\'s AD).',
+  'global.ticketLifetimeSeconds': 'Lifetime of every ticket, seconds.',
+  'global.ticketIssuedAtMs': 'issuedAtMs in every ticket (ms since the Unix epoch).',
+  'global.resumptionTicketAgeMs': 'The ticket age (ms) when a resumption case offers its ticket.',
+  'cases[].name': 'The case: group/authentication/suite; also the scope of its input labels.',
+  'cases[].group': 'BE16 group ID of the key share and of the ServerHello.',
+  'cases[].groupName': 'The group\'s option name.',
+  'cases[].suite': 'BE16 cipher suite chosen by the server.',
+  'cases[].suiteName': 'The suite\'s option name.',
+  'cases[].auth': 'Authentication: none, psk (external PSK) or resumption (a ticket from the case named in inputs.resumption.resumes).',
+  'cases[].offeredCipherSuites': 'The ClientHello\'s cipher suite list (BE16 each): the case\'s suite first.',
+  'cases[].offeredGroups': 'The ClientHello\'s group list (BE16 each): the case\'s group first, the key share is for it.',
+  'cases[].inputs.clientRandom': 'ClientHello random (32 bytes).',
+  'cases[].inputs.serverRandom': 'ServerHello random (32 bytes).',
+  'cases[].inputs.clientClassicalPrivateKey': 'Client\'s classical private key (X25519 scalar, or P-384 d big-endian).',
+  'cases[].inputs.clientMlkemSeed': 'Client\'s ML-KEM key generation seed d ‖ z (64 bytes).',
+  'cases[].inputs.serverClassicalPrivateKey': 'Server\'s classical private key.',
+  'cases[].inputs.serverMlkemCoins': 'Server\'s ML-KEM encapsulation message m (32 bytes).',
+  'cases[].inputs.ticketNonce': 'Nonce of the NewSessionTicket this session issues (8 bytes).',
+  'cases[].inputs.ticketAgeAdd': 'age_add of that ticket (4 bytes, BE32).',
+  'cases[].inputs.ticketAeadNonce': 'AES-GCM nonce sealing that ticket (12 bytes).',
+  'cases[].inputs.ticketId': 'Ticket ID inside that ticket (16 bytes; the anti-replay key).',
+  'cases[].inputs.kemUpdateInitiatorClassicalPrivateKey': 'KEM KeyUpdate: the requester\'s (server\'s) classical private key.',
+  'cases[].inputs.kemUpdateInitiatorMlkemSeed': 'KEM KeyUpdate: the requester\'s ML-KEM seed d ‖ z.',
+  'cases[].inputs.kemUpdateResponderClassicalPrivateKey': 'KEM KeyUpdate: the responder\'s (client\'s) classical private key.',
+  'cases[].inputs.kemUpdateResponderMlkemCoins': 'KEM KeyUpdate: the responder\'s ML-KEM encapsulation message m.',
+  'cases[].inputs.psk.identity': 'PSK case: the identity offered (vector-psk).',
+  'cases[].inputs.psk.key': 'PSK case: the external PSK (global.pskKey).',
+  'cases[].inputs.resumption.resumes': 'Resumption case: the case whose session issued the ticket.',
+  'cases[].inputs.resumption.ticket': 'Resumption case: the ticket (that case\'s session.ticket.ticket), sent as the PSK identity.',
+  'cases[].inputs.resumption.ticketPsk': 'Resumption case: the ticket\'s PSK (that case\'s session.ticket.psk).',
+  'cases[].inputs.resumption.ticketAgeAdd': 'Resumption case: the ticket\'s age_add.',
+  'cases[].inputs.resumption.ticketAgeMs': 'Resumption case: the ticket age when offered (ms).',
+  'cases[].inputs.resumption.obfuscatedTicketAge': 'Resumption case: (ticketAgeMs + ageAdd) mod 2^32, in the PSK identity.',
+  'cases[].handshake.clientHello.clientClassicalPublicKey': 'Client\'s classical public key (X25519 32 bytes; P-384 uncompressed 04 ‖ X ‖ Y, 97 bytes).',
+  'cases[].handshake.clientHello.mlkemEncapsulationKey': 'Client\'s ML-KEM encapsulation key.',
+  'cases[].handshake.clientHello.earlySecret': 'PSK modes: HKDF-Extract(0^48, PSK), the binder\'s early secret.',
+  'cases[].handshake.clientHello.truncatedClientHelloHash': 'PSK modes: SHA-384 of the truncated ClientHello: the frame without its last 51 bytes (the binders list: BE16 length ‖ vec8(48-byte binder)); its frame header keeps the length of the whole message.',
+  'cases[].handshake.clientHello.binderKey': 'PSK modes: Derive-Secret(early, "ext binder" or "res binder", "").',
+  'cases[].handshake.clientHello.binderFinishedKey': 'PSK modes: HKDF-Expand-Label(binderKey, "finished", "", 48).',
+  'cases[].handshake.clientHello.binder': 'PSK modes: HMAC-SHA-384(binderFinishedKey, truncatedClientHelloHash).',
+  'cases[].handshake.clientHello.frame': 'The ClientHello on the wire: 01 ‖ BE32(length) ‖ payload (the transcript\'s first message).',
+  'cases[].handshake.serverHello.serverClassicalPublicKey': 'Server\'s classical public key.',
+  'cases[].handshake.serverHello.mlkemCiphertext': 'ML-KEM ciphertext to the client\'s encapsulation key.',
+  'cases[].handshake.serverHello.selectedPsk': 'Selected PSK index, 65535 (0xffff) for none.',
+  'cases[].handshake.serverHello.frame': 'The ServerHello on the wire: 02 ‖ BE32(length) ‖ payload.',
+  'cases[].handshake.hybrid.classicalSharedSecret': 'Z_classical (X25519 32 bytes; P-384 x-coordinate 48 bytes).',
+  'cases[].handshake.hybrid.mlkemSharedSecret': 'Z_mlkem (32 bytes).',
+  'cases[].handshake.hybrid.fixedInfoHash': 'SHA-384(FixedInfo), the HKDF-Expand info; FixedInfo = "qtun v2 hybrid" ‖ BE16(0x0200) ‖ BE16(group) ‖ vec16(client classical pk) ‖ vec16(server classical pk) ‖ vec16(ek) ‖ vec16(ct).',
+  'cases[].handshake.hybrid.combinerPrk': 'HKDF-Extract(salt = "qtun v2 hybrid", IKM = Z_classical ‖ Z_mlkem).',
+  'cases[].handshake.hybrid.secret': 'K = HKDF-Expand(combinerPrk, fixedInfoHash, 48).',
+  'cases[].handshake.schedule.earlySecret': 'HKDF-Extract(0^48, PSK or 0^48).',
+  'cases[].handshake.schedule.earlyDerived': 'Derive-Secret(early, "derived", "").',
+  'cases[].handshake.schedule.handshakeSecret': 'HKDF-Extract(earlyDerived, K).',
+  'cases[].handshake.schedule.transcriptHashServerHello': 'SHA-384(ClientHello ‖ ServerHello).',
+  'cases[].handshake.schedule.clientHandshakeTrafficSecret': 'c_hs = Derive-Secret(handshake, "c hs traffic", CH ‖ SH).',
+  'cases[].handshake.schedule.serverHandshakeTrafficSecret': 's_hs = Derive-Secret(handshake, "s hs traffic", CH ‖ SH).',
+  'cases[].handshake.schedule.clientHandshakeKey': 'HKDF-Expand-Label(c_hs, "key", "", 32).',
+  'cases[].handshake.schedule.clientHandshakeIv': 'HKDF-Expand-Label(c_hs, "iv", "", 12).',
+  'cases[].handshake.schedule.serverHandshakeKey': 'HKDF-Expand-Label(s_hs, "key", "", 32).',
+  'cases[].handshake.schedule.serverHandshakeIv': 'HKDF-Expand-Label(s_hs, "iv", "", 12).',
+  'cases[].handshake.serverFlight.encryptedExtensions': 'EncryptedExtensions message: 08 ‖ BE24(2) ‖ vec16(no extensions).',
+  'cases[].handshake.serverFlight.transcriptHashEncryptedExtensions': 'SHA-384(CH ‖ SH ‖ EE), what the server\'s Finished covers.',
+  'cases[].handshake.serverFlight.serverFinishedKey': 'HKDF-Expand-Label(s_hs, "finished", "", 48).',
+  'cases[].handshake.serverFlight.serverVerifyData': 'HMAC-SHA-384(serverFinishedKey, transcriptHashEncryptedExtensions).',
+  'cases[].handshake.serverFlight.serverFinished': 'Finished message: 14 ‖ BE24(48) ‖ verify_data.',
+  'cases[].handshake.serverFlight.transcriptHashServerFinished': 'SHA-384(CH ‖ SH ‖ EE ‖ server Finished).',
+  'cases[].handshake.application.handshakeDerived': 'Derive-Secret(handshake, "derived", "").',
+  'cases[].handshake.application.masterSecret': 'HKDF-Extract(handshakeDerived, 0^48).',
+  'cases[].handshake.application.clientApplicationTrafficSecret': 'c_ap = Derive-Secret(master, "c ap traffic", CH … server Finished).',
+  'cases[].handshake.application.serverApplicationTrafficSecret': 's_ap = Derive-Secret(master, "s ap traffic", CH … server Finished).',
+  'cases[].handshake.application.exporterMasterSecret': 'Derive-Secret(master, "exp master", CH … server Finished).',
+  'cases[].handshake.clientFlight.clientFinishedKey': 'HKDF-Expand-Label(c_hs, "finished", "", 48).',
+  'cases[].handshake.clientFlight.clientVerifyData': 'HMAC-SHA-384(clientFinishedKey, transcriptHashServerFinished).',
+  'cases[].handshake.clientFlight.clientFinished': 'Finished message: 14 ‖ BE24(48) ‖ verify_data.',
+  'cases[].handshake.clientFlight.transcriptHashClientFinished': 'SHA-384(CH ‖ SH ‖ EE ‖ server Finished ‖ client Finished).',
+  'cases[].handshake.clientFlight.resumptionMasterSecret': 'Derive-Secret(master, "res master", CH … client Finished).',
+  'cases[].handshake.clientFlight.sessionId': 'The first 16 bytes of transcriptHashClientFinished (info().sessionId; not on the wire).',
+  'cases[].session.epoch2.clientTrafficSecret': 'Epoch 2 (first application keys): c_ap.',
+  'cases[].session.epoch2.serverTrafficSecret': 'Epoch 2: s_ap.',
+  'cases[].session.epoch2.clientKey': 'Epoch 2: client write key, HKDF-Expand-Label(c_ap, "key", "", 32).',
+  'cases[].session.epoch2.clientIv': 'Epoch 2: client write IV, HKDF-Expand-Label(c_ap, "iv", "", 12).',
+  'cases[].session.epoch2.serverKey': 'Epoch 2: server write key.',
+  'cases[].session.epoch2.serverIv': 'Epoch 2: server write IV.',
+  'cases[].session.ticket.lifetimeSeconds': 'NewSessionTicket lifetime.',
+  'cases[].session.ticket.ageAdd': 'NewSessionTicket age_add (inputs.ticketAgeAdd as a number).',
+  'cases[].session.ticket.nonce': 'NewSessionTicket nonce (inputs.ticketNonce).',
+  'cases[].session.ticket.issuedAtMs': 'issuedAtMs inside the ticket.',
+  'cases[].session.ticket.ticketId': 'Ticket ID inside the ticket (inputs.ticketId).',
+  'cases[].session.ticket.peerIdentity': 'Peer identity inside the ticket: the PSK identity, or empty.',
+  'cases[].session.ticket.psk': 'Ticket PSK = HKDF-Expand-Label(resumption master, "resumption", nonce, 48).',
+  'cases[].session.ticket.keyId': 'Ticket key ID = HKDF-Expand-Label(ticket key, "ticket key id", "", 8) (one HMAC block; the 32-byte key is the PRK).',
+  'cases[].session.ticket.associatedData': 'Ticket AD = "qtun2 ticket" ‖ keyId ‖ vec16(serverIdentity).',
+  'cases[].session.ticket.plaintext': 'BE16(0x0200) ‖ BE16(suite) ‖ BE16(group) ‖ BE64(issuedAtMs) ‖ BE32(lifetime) ‖ BE32(ageAdd) ‖ ticketId ‖ vec8(peerIdentity) ‖ PSK.',
+  'cases[].session.ticket.aeadNonce': 'AES-256-GCM nonce of the ticket (inputs.ticketAeadNonce).',
+  'cases[].session.ticket.ticket': 'The opaque ticket: keyId ‖ aeadNonce ‖ AES-256-GCM(ticket key, aeadNonce, AD, plaintext) (ciphertext ‖ tag).',
+  'cases[].session.ticket.newSessionTicket': 'NewSessionTicket: BE32(lifetime) ‖ BE32(age_add) ‖ vec8(nonce) ‖ vec16(ticket) ‖ vec16(extensions).',
+  'cases[].session.epoch3.clientTrafficSecret': 'Epoch 3 (symmetric KeyUpdate): HKDF-Expand-Label(c_ap, "traffic upd", "", 48).',
+  'cases[].session.epoch3.serverTrafficSecret': 'Epoch 3: HKDF-Expand-Label(s_ap, "traffic upd", "", 48).',
+  'cases[].session.epoch3.clientKey': 'Epoch 3: client write key.',
+  'cases[].session.epoch3.clientIv': 'Epoch 3: client write IV.',
+  'cases[].session.epoch3.serverKey': 'Epoch 3: server write key.',
+  'cases[].session.epoch3.serverIv': 'Epoch 3: server write IV.',
+  'cases[].session.kemUpdate.initiatorClassicalPublicKey': 'KEM KeyUpdate (requested by the server, the combiner\'s initiator): its classical public key.',
+  'cases[].session.kemUpdate.mlkemEncapsulationKey': 'KEM KeyUpdate: the requester\'s ML-KEM encapsulation key.',
+  'cases[].session.kemUpdate.responderClassicalPublicKey': 'KEM KeyUpdate: the responder\'s (client\'s) classical public key.',
+  'cases[].session.kemUpdate.mlkemCiphertext': 'KEM KeyUpdate: the ML-KEM ciphertext.',
+  'cases[].session.kemUpdate.classicalSharedSecret': 'KEM KeyUpdate: Z_classical.',
+  'cases[].session.kemUpdate.mlkemSharedSecret': 'KEM KeyUpdate: Z_mlkem.',
+  'cases[].session.kemUpdate.fixedInfoHash': 'KEM KeyUpdate: SHA-384(FixedInfo), FixedInfo as in the handshake (same version and group) with the requester (server) as initiator: vec16(server classical pk) ‖ vec16(client classical pk) ‖ vec16(ek) ‖ vec16(ct).',
+  'cases[].session.kemUpdate.combinerPrk': 'KEM KeyUpdate: HKDF-Extract("qtun v2 hybrid", Z_classical ‖ Z_mlkem).',
+  'cases[].session.kemUpdate.secret': 'KEM KeyUpdate: K_new.',
+  'cases[].session.epoch4.clientTrafficUpdate': 'Epoch 4 (KEM KeyUpdate): HKDF-Expand-Label(client epoch-3 secret, "traffic upd", "", 48).',
+  'cases[].session.epoch4.serverTrafficUpdate': 'Epoch 4: HKDF-Expand-Label(server epoch-3 secret, "traffic upd", "", 48).',
+  'cases[].session.epoch4.clientTrafficSecret': 'Epoch 4: HKDF-Extract(salt = clientTrafficUpdate, IKM = K_new).',
+  'cases[].session.epoch4.serverTrafficSecret': 'Epoch 4: HKDF-Extract(salt = serverTrafficUpdate, IKM = K_new).',
+  'cases[].session.epoch4.clientKey': 'Epoch 4: client write key.',
+  'cases[].session.epoch4.clientIv': 'Epoch 4: client write IV.',
+  'cases[].session.epoch4.serverKey': 'Epoch 4: server write key.',
+  'cases[].session.epoch4.serverIv': 'Epoch 4: server write IV.',
+  'cases[].session.records[].what': 'What the record carries; records are listed in the order they are sent, each delivered before the next is made.',
+  'cases[].session.records[].from': 'The sender.',
+  'cases[].session.records[].text': 'Data records: the content as ASCII.',
+  'cases[].session.exporter[].label': 'Exporter label (prefixed "qtun2 " inside HKDF-Expand-Label).',
+  'cases[].session.exporter[].context': 'Exporter context; null = no context (the same output as an empty one).',
+  'cases[].session.exporter[].length': 'Exporter output length.',
+  'cases[].session.exporter[].output': 'HKDF-Expand-Label(Derive-Secret(exporter master, label, ""), "exporter", SHA-384(context), length).',
+  // Record objects (the handshake's and the session's).
+  '*.epoch': 'Record: the epoch in its header (1 handshake keys, 2 first application keys, +1 a KeyUpdate).',
+  '*.seq': 'Record: its sequence number in its epoch and direction (not on the wire).',
+  '*.innerType': 'Record: the inner content type, by its name in docs/PROTOCOL.md §5 (handshake 01, data 02, ping 03, pong 04, close_notify 05, key_update 07, key_update_ack 08, new_session_ticket 09).',
+  '*.content': 'Record: its content (a handshake message; data; a key_update or key_update_ack body, mode ‖ BE16(new epoch) ‖ [vec16(share)]; a NewSessionTicket; empty for ping, pong, close_notify).',
+  '*.nonce': 'Record: the AEAD nonce, iv XOR (0^4 ‖ BE64(seq)).',
+  '*.record': 'Record on the wire: 30 ‖ BE32(2 + sealed length) ‖ BE16(epoch) ‖ sealed, sealed = AEAD(key, nonce, AD = those 7 header bytes, content ‖ inner type byte), no padding; ciphertext ‖ 16-byte tag.',
+};
+
+/** The description of a leaf path ("cases[].handshake..."), or undefined. */
+export function describe(path: string): string | undefined {
+  const p = path.replace(/\[\d+\]/g, '[]').replace(/\.(shake|hex)$/, '');
+  if (FIELD_DESCRIPTIONS[p] !== undefined) return FIELD_DESCRIPTIONS[p];
+  const last = p.slice(p.lastIndexOf('.'));
+  return FIELD_DESCRIPTIONS[`*${last}`];
+}
+
+/** (b) The whole document, from the specification over `P`. */
+export function deriveDocument(P: Primitives, options: { chacha?: boolean } = {}): Record<string, unknown> {
+  const global = globalInputs(P);
+  const issued = new Map<string, IssuedTicketState>();
+  const cases: unknown[] = [];
+  for (const spec of caseSpecs()) {
+    if (spec.suite === CipherSuite.CHACHA20_POLY1305 && options.chacha === false) continue;
+    const resumed = spec.resumes === undefined ? undefined : issued.get(spec.resumes);
+    if (spec.resumes !== undefined && resumed === undefined) throw new Error(`${spec.name}: ${spec.resumes} comes first`);
+    const { doc, issued: ticket } = deriveCase(P, spec, global, resumed);
+    issued.set(spec.name, ticket);
+    cases.push(doc);
+  }
+  const body = {
+    title: VECTORS_TITLE,
+    generator: 'scripts/v2-vectors.ts (test/helpers/v2Vectors.ts); reproduced by test/protocol/v2-vectors.test.ts',
+    inputDerivation: INPUT_DERIVATION,
+    global: {
+      protocolVersion: u16(VERSION),
+      labelPrefix: LABEL_PREFIX,
+      pskIdentity: ascii(PSK_IDENTITY),
+      pskKey: global.pskKey,
+      ticketKey: global.ticketKey,
+      serverIdentity: ascii(SERVER_IDENTITY),
+      ticketLifetimeSeconds: TICKET_LIFETIME_SECONDS,
+      ticketIssuedAtMs: TICKET_ISSUED_AT_MS,
+      resumptionTicketAgeMs: RESUMPTION_TICKET_AGE_MS,
+    },
+    cases,
+  };
+  return {
+    $comment: {
+      about:
+        'Protocol v2 known-answer vectors. Byte strings are lowercase hex; numbers are JSON numbers; an input derived by SHAKE-256 is { shake: the ASCII string hashed, hex: the value }. ' +
+        'vec8/vec16/vec24 are 1/2/3-byte big-endian length prefixes. "fields" describes every field ([] = any array index; *.x = the field x of any record object).',
+      fields: FIELD_DESCRIPTIONS,
+    },
+    ...(toJson(body) as Record<string, unknown>),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// (a) The state machines
+
+function frames(bytes: Buffer): Frame[] {
+  const r = new FrameReader();
+  r.push(bytes);
+  const out: Frame[] = [];
+  for (let f = r.nextFrame(); f !== null; f = r.nextFrame()) out.push(f);
+  if (r.buffered !== 0) throw new Error('trailing bytes after the frames');
+  return out;
+}
+
+function oneFrame(bytes: Buffer): Frame {
+  const all = frames(bytes);
+  if (all.length !== 1) throw new Error(`expected one frame, got ${all.length}`);
+  return all[0]!;
+}
+
+const inputOf = (inputs: Record<string, unknown>, name: string): Buffer => fromHex((inputs[name] as { hex: string }).hex);
+
+/**
+ * (a) Runs the real handshake and session of every case with the fixed inputs of `doc` (a
+ * document from {@link deriveDocument}, or the fixture), and returns what they produce, in the
+ * document's shape: every wire byte, the secrets a handshake result carries, the ticket, the
+ * exporter. Throws when the machines do not accept each other's messages as expected.
+ */
+export async function runStateMachines(doc: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const global = doc.global as Record<string, unknown>;
+  const ticketKey = testing.secretFromBytes(fromHex((global.ticketKey as { hex: string }).hex));
+  const pskKey = testing.secretFromBytes(fromHex((global.pskKey as { hex: string }).hex));
+  const resumeAt = TICKET_ISSUED_AT_MS + RESUMPTION_TICKET_AGE_MS;
+  const issuer = new TicketIssuer({ key: ticketKey, serverIdentity: ascii(SERVER_IDENTITY), lifetimeSeconds: TICKET_LIFETIME_SECONDS, now: () => resumeAt });
+  const store = new ClientTicketStore({ now: () => resumeAt });
+  const out: unknown[] = [];
+  try {
+    for (const c of doc.cases as Array<Record<string, unknown>>) out.push(await runCase(c, { issuer, store, pskKey }));
+  } finally {
+    issuer.destroy();
+    store.destroy();
+    pskKey.destroy();
+  }
+  return { cases: out };
+}
+
+async function runCase(doc: Record<string, unknown>, ctx: { issuer: TicketIssuer; store: ClientTicketStore; pskKey: Secret }): Promise<Record<string, unknown>> {
+  const name = doc.name as string;
+  const spec = caseSpecs().find((s) => s.name === name);
+  if (spec === undefined) throw new Error(`unknown case ${name}`);
+  const I = doc.inputs as Record<string, unknown>;
+  const group = kemGroupById(spec.group.id)!;
+  const importClassical = (b: Buffer): PrivateKey => (spec.group.classical === 'x25519' ? testing.x25519PrivateKeyFromBytes(b) : testing.p384PrivateKeyFromBytes(b));
+  const fail = (what: string): never => {
+    throw new Error(`${name}: ${what}`);
+  };
+
+  let resumption: ResumptionOffer | undefined;
+  let ticketPskHandle: Secret | undefined;
+  if (spec.auth === 'resumption') {
+    const t = ctx.store.take(spec.resumes!) ?? fail('no ticket from the issuing case');
+    ticketPskHandle = t.psk;
+    resumption = { ticket: t.ticket, psk: t.psk, obfuscatedAge: ctx.store.obfuscatedAge(t) };
+  }
+  const client = new ClientHandshakeV2({
+    cipherSuites: offeredSuites(spec),
+    groups: offeredGroups(spec).map((id) => kemGroupById(id)!),
+    ...(spec.auth === 'psk' ? { psk: { identity: ascii(PSK_IDENTITY), secret: ctx.pskKey } } : {}),
+    ...(resumption ? { resumption } : {}),
+    fixed: {
+      random: inputOf(I, 'clientRandom'),
+      clientShare: { classical: importClassical(inputOf(I, 'clientClassicalPrivateKey')), mlkemSeed: inputOf(I, 'clientMlkemSeed') },
+    },
+  });
+  const server = new ServerHandshakeV2({
+    cipherSuites: [CipherSuite.AES_256_GCM, CipherSuite.CHACHA20_POLY1305],
+    groups: KEM_GROUPS,
+    ...(spec.auth === 'psk' ? { psk: (id: Buffer) => (id.equals(ascii(PSK_IDENTITY)) ? ctx.pskKey : undefined) } : {}),
+    ...(spec.auth === 'resumption' ? { tickets: ctx.issuer } : {}),
+    fixed: {
+      random: inputOf(I, 'serverRandom'),
+      serverShare: { classical: importClassical(inputOf(I, 'serverClassicalPrivateKey')), coins: inputOf(I, 'serverMlkemCoins') },
+    },
+  });
+
+  // ---- The handshake, message by message.
+  const c1 = await client.start();
+  await server.start();
+  if (c1.send.length !== 1) fail('the client sent more than a ClientHello');
+  const clientHello = c1.send[0]!;
+  const s1 = await server.receive(oneFrame(clientHello));
+  if (s1.send.length !== 3) fail('the server flight is not ServerHello, EncryptedExtensions, Finished');
+  const [serverHello, eeRecord, sfRecord] = s1.send as [Buffer, Buffer, Buffer];
+  let c: HandshakeStep = c1;
+  for (const b of s1.send) c = await client.receive(oneFrame(b));
+  if (c.next !== 'done' || c.send.length !== 1 || c.result === undefined) fail('the client did not finish with one Finished record');
+  const cfRecord = c.send[0]!;
+  const s2 = await server.receive(oneFrame(cfRecord));
+  if (s2.next !== 'done' || s2.result === undefined) fail('the server did not finish');
+  ticketPskHandle?.destroy();
+  const cr = c.result as V2HandshakeResult;
+  const sr = s2.result as V2HandshakeResult;
+  const secretsOf = (r: V2HandshakeResult) => ({
+    clientApplicationTrafficSecret: testing.exportSecret(r.clientTrafficSecret),
+    serverApplicationTrafficSecret: testing.exportSecret(r.serverTrafficSecret),
+    exporterMasterSecret: testing.exportSecret(r.exporterSecret),
+    resumptionMasterSecret: testing.exportSecret(r.resumptionSecret),
+  });
+  const clientSecrets = secretsOf(cr);
+  const serverSecrets = secretsOf(sr);
+  for (const k of Object.keys(clientSecrets) as Array<keyof typeof clientSecrets>) if (!clientSecrets[k].equals(serverSecrets[k])) fail(`${k} differs between the ends`);
+  if (!cr.sessionId.equals(sr.sessionId)) fail('the session IDs differ');
+  const resumed = spec.auth === 'resumption';
+  if (cr.resumed !== resumed || sr.resumed !== resumed) fail(`resumed should be ${resumed}`);
+  const expectIdentity = spec.auth === 'psk' ? PSK_IDENTITY : undefined;
+  if (cr.peerIdentity?.identity !== expectIdentity || sr.peerIdentity?.identity !== expectIdentity) fail('peerIdentity');
+  if (cr.suite !== spec.suite || sr.group.id !== spec.group.id) fail('suite or group');
+
+  // ---- The session script.
+  const kemUpdateClassical = (which: 'Initiator' | 'Responder') => importClassical(inputOf(I, `kemUpdate${which}ClassicalPrivateKey`));
+  const cs = new SessionV2(cr, {
+    fixedKemUpdate: () => ({ serverShare: { classical: kemUpdateClassical('Responder'), coins: inputOf(I, 'kemUpdateResponderMlkemCoins') } }),
+  });
+  const ss = new SessionV2(sr, {
+    fixedKemUpdate: () => ({ clientShare: { classical: kemUpdateClassical('Initiator'), mlkemSeed: inputOf(I, 'kemUpdateInitiatorMlkemSeed') } }),
+  });
+  const records: Array<Record<string, unknown>> = [];
+  const deliver = (bytes: Buffer, to: SessionV2, expect: SessionEvent['kind'], content?: Buffer): SessionEvent => {
+    const event = to.receive(oneFrame(bytes));
+    if (event.kind !== expect) fail(`record ${records.length + 1}: the peer saw ${event.kind}, expected ${expect}`);
+    const r: Record<string, unknown> = { record: bytes };
+    if (content !== undefined) r.content = content;
+    records.push(r);
+    return event;
+  };
+  const data = (from: SessionV2, to: SessionV2, text: string) => {
+    const event = deliver(from.sealData([ascii(text)]), to, 'data');
+    const got = (event as { data: Buffer }).data;
+    if (got.toString('ascii') !== text) fail(`data ${JSON.stringify(text)} arrived as ${JSON.stringify(got.toString())}`);
+    records[records.length - 1]!.content = Buffer.from(got);
+  };
+
+  try {
+    const fields = { suite: ss.suite, group: ss.group.id, ...(ss.peerIdentity ? { peerIdentity: Buffer.from(ss.peerIdentity.identity, 'utf8') } : {}) };
+    const issued = ss.withResumptionSecret((r) =>
+      ctx.issuer.issue(r, fields, {
+        nonce: inputOf(I, 'ticketNonce'),
+        ageAdd: inputOf(I, 'ticketAgeAdd').readUInt32BE(0),
+        aeadNonce: inputOf(I, 'ticketAeadNonce'),
+        ticketId: inputOf(I, 'ticketId'),
+        issuedAtMs: TICKET_ISSUED_AT_MS,
+      }),
+    );
+    const ticketEvent = deliver(ss.ticketFrame(issued.message), cs, 'ticket');
+    const message = (ticketEvent as { message: Buffer }).message;
+    records[0]!.content = Buffer.from(message);
+    const nst = decodeNewSessionTicket(message);
+    const clientTicket = cs.withResumptionSecret((r) => clientTicketFromMessage(nst, r, { suite: cs.suite, group: cs.group.id }, TICKET_ISSUED_AT_MS));
+    const ticketPsk = testing.exportSecret(clientTicket.psk);
+    ctx.store.add(name, clientTicket); // the store owns the PSK now
+
+    data(cs, ss, TEXTS.clientEpoch2);
+    data(ss, cs, TEXTS.serverEpoch2);
+    deliver(cs.pingFrame(), ss, 'ping', EMPTY);
+    deliver(ss.pongFrame(), cs, 'pong', EMPTY);
+    const ack3 = (deliver(cs.startRekey('symmetric'), ss, 'rekey-response-sent') as { frame: Buffer }).frame;
+    deliver(ack3, cs, 'rekey-complete');
+    data(cs, ss, TEXTS.clientEpoch3);
+    data(ss, cs, TEXTS.serverEpoch3);
+    const ack4 = (deliver(ss.startRekey('kem'), cs, 'rekey-response-sent') as { frame: Buffer }).frame;
+    deliver(ack4, ss, 'rekey-complete');
+    data(cs, ss, TEXTS.clientEpoch4);
+    data(ss, cs, TEXTS.serverEpoch4);
+    deliver(cs.closeNotifyFrame(), ss, 'peer-close', EMPTY);
+    if (cs.stats.rekeys !== 2 || ss.stats.rekeys !== 2) fail('two key updates on each side');
+
+    const exporter: Array<Record<string, unknown>> = [];
+    for (const context of [ascii(EXPORTER_CONTEXT), EMPTY, undefined]) {
+      for (const length of EXPORTER_LENGTHS) {
+        const a = cs.exportKeyingMaterial(EXPORTER_LABEL, context, length);
+        if (!a.equals(ss.exportKeyingMaterial(EXPORTER_LABEL, context, length))) fail('the exporters differ between the ends');
+        exporter.push({ label: EXPORTER_LABEL, context: context ?? null, length, output: a });
+      }
+    }
+
+    return toJson({
+      name,
+      handshake: {
+        clientHello: { frame: clientHello },
+        serverHello: { frame: serverHello },
+        serverFlight: { encryptedExtensionsRecord: { record: eeRecord }, serverFinishedRecord: { record: sfRecord } },
+        application: {
+          clientApplicationTrafficSecret: clientSecrets.clientApplicationTrafficSecret,
+          serverApplicationTrafficSecret: clientSecrets.serverApplicationTrafficSecret,
+          exporterMasterSecret: clientSecrets.exporterMasterSecret,
+        },
+        clientFlight: { clientFinishedRecord: { record: cfRecord }, resumptionMasterSecret: clientSecrets.resumptionMasterSecret, sessionId: cr.sessionId },
+      },
+      session: {
+        ticket: {
+          lifetimeSeconds: nst.lifetimeSeconds,
+          ageAdd: nst.ageAdd,
+          nonce: nst.nonce,
+          ticket: nst.ticket,
+          keyId: ctx.issuer.keyId,
+          psk: ticketPsk,
+          newSessionTicket: issued.message,
+        },
+        records,
+        exporter,
+      },
+    }) as Record<string, unknown>;
+  } finally {
+    cs.destroy();
+    ss.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparison
+
+/** Leaf paths and values of a JSON value. */
+export function leaves(value: unknown, path = ''): Array<[string, unknown]> {
+  if (Array.isArray(value)) return value.flatMap((v, i) => leaves(v, `${path}[${i}]`));
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) => leaves(v, path === '' ? k : `${path}.${k}`));
+  }
+  return [[path, value]];
+}
+
+/** A short account of two different values: long strings from their first differing character. */
+function mismatch(want: unknown, got: unknown): string {
+  if (typeof want !== 'string' || typeof got !== 'string' || (want.length <= 64 && got.length <= 64)) {
+    return `${JSON.stringify(want)} in the vectors, ${JSON.stringify(got)} computed`;
+  }
+  let i = 0;
+  while (i < want.length && want[i] === got[i]) i++;
+  const at = Math.max(0, i - 8);
+  return `lengths ${want.length}/${got.length}, first difference at character ${i}: …${want.slice(at, i + 24)}… in the vectors, …${got.slice(at, i + 24)}… computed`;
+}
+
+/**
+ * Differences between `expected` and `actual`: every leaf of `actual` must be in `expected` with the
+ * same value; with `complete`, every leaf of `expected` must also be in `actual`.
+ */
+export function differences(expected: unknown, actual: unknown, complete: boolean): string[] {
+  const want = new Map(leaves(expected));
+  const got = leaves(actual);
+  const out: string[] = [];
+  for (const [path, value] of got) {
+    if (!want.has(path)) out.push(`${path}: not in the vectors`);
+    else if (want.get(path) !== value) out.push(`${path}: ${mismatch(want.get(path), value)}`);
+  }
+  if (complete) {
+    const seen = new Set(got.map(([p]) => p));
+    for (const path of want.keys()) if (!seen.has(path)) out.push(`${path}: missing from the computation`);
+  }
+  return out;
+}
+
+/** Whether this build can run the ChaCha20-Poly1305 case. */
+export function chachaAvailable(): boolean {
+  return cryptoInfo().chacha20.available;
+}
+
+/**
+ * Generates the document: (b) over both backends, which must agree on every value, and (a), whose
+ * every value must be in it. Throws on any difference.
+ */
+export async function generateDocument(): Promise<{ doc: Record<string, unknown>; checked: Record<string, number> }> {
+  if (!chachaAvailable()) throw new Error('the vectors need a build with ChaCha20-Poly1305');
+  const doc = deriveDocument(libraryPrimitives());
+  const reference = deriveDocument(referencePrimitives());
+  const refDiff = differences(doc, reference, true);
+  if (refDiff.length > 0) throw new Error(`library and reference derivations differ:\n${refDiff.slice(0, 20).join('\n')}`);
+  const machines = await runStateMachines(doc);
+  const smDiff = differences(doc, machines, false);
+  if (smDiff.length > 0) throw new Error(`the state machines differ from the derivation:\n${smDiff.slice(0, 20).join('\n')}`);
+  return { doc, checked: { derivation: leaves(doc).length, reference: leaves(reference).length, stateMachines: leaves(machines).length } };
+}
