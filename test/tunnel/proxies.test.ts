@@ -1,7 +1,7 @@
 /**
  * The test proxies of test/helpers/proxies.ts: the delay line (round trips cost 2·delay, order,
  * half-close, reset) and the frame-rewriting proxy (byte-exact by default, rewrites, drops, frames
- * split across chunks, and a real v1 tunnel through both).
+ * split across chunks, and real v1 and v2 tunnels through both).
  */
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -154,15 +154,17 @@ describe('test proxies', () => {
       expect(serverError?.code).to.equal('ECONNRESET');
     });
 
-    it('carries a v1 tunnel: the handshake takes two round trips (dial resolves after >= 4 one-way delays)', async () => {
-      const listener = await res.listen({}, echo);
-      const proxy = await track(startDelayProxy({ targetPort: listener.address().port, delayMs: DELAY_MS }));
-      const t0 = performance.now();
-      const t = await res.dial(proxy.port);
-      expect(performance.now() - t0).to.be.at.least(4 * DELAY_MS);
-      const data = Buffer.from('through the delay line');
-      expect((await roundTrip(t, data)).equals(data)).to.equal(true);
-    });
+    for (const [version, legacyV1, roundTrips] of [['v1', true, 2], ['v2', false, 1]] as const) {
+      it(`carries a ${version} tunnel: dial() takes at least ${roundTrips} round trip(s) (${2 * roundTrips} one-way delays)`, async () => {
+        const listener = await res.listen({ legacyV1 }, echo);
+        const proxy = await track(startDelayProxy({ targetPort: listener.address().port, delayMs: DELAY_MS }));
+        const t0 = performance.now();
+        const t = await res.dial(proxy.port, { legacyV1 });
+        expect(performance.now() - t0).to.be.at.least(2 * roundTrips * DELAY_MS);
+        const data = Buffer.from('through the delay line');
+        expect((await roundTrip(t, data)).equals(data)).to.equal(true);
+      });
+    }
   });
 
   describe('startFrameRewriteProxy', () => {
@@ -287,31 +289,63 @@ describe('test proxies', () => {
 
     it('carries a v1 tunnel frame by frame, and a dropped Data record ends it (strict record order)', async () => {
       let serverError: QuantumTunnelError | undefined;
-      const listener = await res.listen({}, (t: Tunnel) => {
+      const listener = await res.listen({ legacyV1: true }, (t: Tunnel) => {
         t.on('error', (e: QuantumTunnelError) => (serverError = e));
         echo(t);
       });
-      const seen: Record<string, number[]> = { c2s: [], s2c: [] };
+      const c2s: number[] = [];
+      const s2c: number[] = [];
       const proxy = await track(
         startFrameRewriteProxy({
           targetPort: listener.address().port,
           clientToServer: (f, index) => {
-            seen.c2s!.push(f.type);
+            c2s.push(f.type);
             return index === 3 ? null : f.raw; // 0 ClientHello, 1 ClientFinished, 2 first Data, 3 second
           },
-          serverToClient: (f) => (seen.s2c!.push(f.type), f.raw),
+          serverToClient: (f) => (s2c.push(f.type), f.raw),
+        }),
+      );
+      const t = await res.dial(proxy.port, { legacyV1: true });
+      const first = Buffer.from('first record');
+      expect((await roundTrip(t, first)).equals(first)).to.equal(true);
+      expect(c2s).to.deep.equal([MessageType.CLIENT_HELLO, HANDSHAKE_RECORD, MessageType.DATA]);
+      expect(s2c).to.deep.equal([MessageType.SERVER_HELLO, HANDSHAKE_RECORD, MessageType.DATA]);
+      t.write('dropped on the way');
+      await until(() => c2s.length === 4, 5000, 'the second record at the proxy');
+      t.write('arrives out of order');
+      await until(() => serverError !== undefined, 5000, 'the server to refuse the gap');
+      expect(serverError!.code).to.equal('ERR_QT_RECORD_OUT_OF_ORDER');
+    });
+
+    it('carries a v2 tunnel record by record, and a dropped record ends it', async () => {
+      let serverError: QuantumTunnelError | undefined;
+      const listener = await res.listen({}, (t: Tunnel) => {
+        t.on('error', (e: QuantumTunnelError) => (serverError = e));
+        echo(t);
+      });
+      const c2s: number[] = [];
+      const s2c: number[] = [];
+      let drop = -1;
+      const proxy = await track(
+        startFrameRewriteProxy({
+          targetPort: listener.address().port,
+          clientToServer: (f, index) => (c2s.push(f.type), index === drop ? null : f.raw),
+          serverToClient: (f) => (s2c.push(f.type), f.raw),
         }),
       );
       const t = await res.dial(proxy.port);
       const first = Buffer.from('first record');
       expect((await roundTrip(t, first)).equals(first)).to.equal(true);
-      expect(seen.c2s).to.deep.equal([MessageType.CLIENT_HELLO, HANDSHAKE_RECORD, MessageType.DATA]);
-      expect(seen.s2c).to.deep.equal([MessageType.SERVER_HELLO, HANDSHAKE_RECORD, MessageType.DATA]);
+      // The hellos, then only encrypted records (type 0x30) in both directions.
+      expect(c2s[0]).to.equal(MessageType.CLIENT_HELLO);
+      expect(s2c[0]).to.equal(MessageType.SERVER_HELLO);
+      expect(new Set([...c2s.slice(1), ...s2c.slice(1)])).to.deep.equal(new Set([0x30]));
+      drop = c2s.length;
       t.write('dropped on the way');
-      await until(() => seen.c2s!.length === 4, 5000, 'the second record at the proxy');
-      t.write('arrives out of order');
+      await until(() => c2s.length > drop, 5000, 'the dropped record at the proxy');
+      t.write('arrives after a gap');
       await until(() => serverError !== undefined, 5000, 'the server to refuse the gap');
-      expect(serverError!.code).to.equal('ERR_QT_RECORD_OUT_OF_ORDER');
+      expect(['ERR_QT_AUTHENTICATION_FAILED', 'ERR_QT_RECORD_OUT_OF_ORDER']).to.include(serverError!.code);
     });
   });
 });
