@@ -1,9 +1,11 @@
 /**
- * Tunnel benchmark: quantum-tunnel against Node's own TLS 1.3 on the same machine and Node (24),
- * side by side in one process, over loopback:
+ * Tunnel benchmark: quantum-tunnel's protocol v2 and legacy v1 against Node's own TLS 1.3 on the
+ * same machine and Node (24), side by side in one process, over loopback:
  *   - handshakes/s, sequential (dial, handshake, close) and concurrent (64 clients);
- *   - bulk throughput of one connection (8 KiB and 64 KiB writes), AES-256-GCM on both;
- *   - memory per idle established tunnel at 1,000 tunnels, beyond plain TCP sockets.
+ *   - bulk throughput of one connection (8 KiB and 64 KiB writes), AES-256-GCM on all;
+ *   - time to the first echoed byte through a proxy adding 25 ms each way (the round trip v2 saves);
+ *   - memory per idle established tunnel at 1,000 tunnels, beyond plain TCP sockets;
+ *   - FIPS mode (v2, P-384 + ML-KEM-1024) against standard mode (v2, X25519 + ML-KEM-1024).
  * TLS uses its Node 24 defaults (group X25519MLKEM768) with an ECDSA P-256 certificate.
  * Flags: --quick (short run), --json PATH (default bench/results/tunnel.json).
  */
@@ -16,6 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { dial, listen, type Tunnel } from '../lib/index.js';
+import { startDelayProxy } from '../test/helpers/proxies.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const quick = process.argv.includes('--quick');
@@ -38,22 +41,48 @@ function certificate(): { key: string; cert: string } {
 interface Endpoint {
   name: string;
   port: number;
-  /** Connects and completes the handshake. */
-  connect(): Promise<Socket | Tunnel>;
+  /** Connects (to `port`, default the endpoint's own) and completes the handshake. */
+  connect(port?: number): Promise<Socket | Tunnel>;
   close(): Promise<void>;
 }
 
-async function quantumEndpoint(onStream: (t: Tunnel) => void): Promise<Endpoint> {
-  const l = listen({ port: 0, ciphers: ['aes-256-gcm'] });
+const ONE_WAY_DELAY_MS = 25;
+
+async function quantumEndpoint(onStream: (t: Tunnel) => void, version: 'v2' | 'v1' = 'v2'): Promise<Endpoint> {
+  const legacyV1 = version === 'v1';
+  const l = listen({ port: 0, ciphers: ['aes-256-gcm'], legacyV1 });
   l.on('tunnel', onStream);
   await l.ready;
   const port = l.address().port;
   return {
-    name: 'quantum-tunnel (CH-KEM X25519+ML-KEM-1024, AES-256-GCM)',
+    name: legacyV1 ? 'quantum-tunnel v1 (CH-KEM X25519+ML-KEM-1024, AES-256-GCM)' : 'quantum-tunnel v2 (X25519+ML-KEM-1024, AES-256-GCM)',
     port,
-    connect: () => dial({ host: '127.0.0.1', port }, { ciphers: ['aes-256-gcm'] }),
+    connect: (to = port) => dial({ host: '127.0.0.1', port: to }, { ciphers: ['aes-256-gcm'], legacyV1 }),
     close: () => l.close({ tunnels: true }),
   };
+}
+
+/**
+ * Time from dial() to the first byte of the echo through a proxy adding ONE_WAY_DELAY_MS each
+ * way: the handshake's round trips plus one for the data. v2 sends data with its Finished.
+ */
+async function firstByteMs(ep: Endpoint, runs: number): Promise<number> {
+  const proxy = await startDelayProxy({ targetPort: ep.port, delayMs: ONE_WAY_DELAY_MS });
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      const started = performance.now();
+      const c = await ep.connect(proxy.port);
+      c.write('x');
+      await new Promise<void>((resolve) => c.once('data', () => resolve()));
+      times.push(performance.now() - started);
+      await closeConn(c);
+    }
+  } finally {
+    await proxy.close();
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)]!;
 }
 
 async function tlsEndpoint(creds: { key: string; cert: string }, onStream: (s: tls.TLSSocket) => void): Promise<Endpoint & { group: () => string }> {
@@ -65,8 +94,8 @@ async function tlsEndpoint(creds: { key: string; cert: string }, onStream: (s: t
     name: 'node:tls TLS 1.3 (Node default groups, ECDSA P-256, AES-256-GCM)',
     port,
     group: () => group,
-    connect: () => new Promise((resolveConn, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port, ca: creds.cert, servername: 'localhost', minVersion: 'TLSv1.3', ciphersuites: 'TLS_AES_256_GCM_SHA384' } as tls.ConnectionOptions, () => {
+    connect: (to = port) => new Promise((resolveConn, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port: to, ca: creds.cert, servername: 'localhost', minVersion: 'TLSv1.3', ciphersuites: 'TLS_AES_256_GCM_SHA384' } as tls.ConnectionOptions, () => {
         const info = s.getEphemeralKeyInfo() as { name?: string } | null;
         group = info?.name ?? group;
         resolveConn(s);
@@ -178,34 +207,52 @@ function childRate(env: NodeJS.ProcessEnv): number {
 async function main(): Promise<void> {
   if (process.argv.includes('--handshakes-only')) return handshakesOnly();
   const creds = certificate();
-  const qtSink = sink();
-  const tlsSink = sink();
-  const q = await quantumEndpoint((t) => { qtSink.attach(t); t.on('end', () => t.end()); });
-  const t = await tlsEndpoint(creds, (s) => { tlsSink.attach(s); s.on('end', () => s.end()); });
-  const results: Record<string, unknown> = {};
-  const row = (name: string, ours: number, theirs: number, unit: string, target?: number) => {
-    const ratio = ours / theirs;
-    const verdict = target === undefined ? '' : ratio >= target ? `met (>= ${target}x)` : `MISSED (target ${target}x)`;
-    console.log(`${name.padEnd(38)} ${ours.toFixed(1).padStart(10)} ${theirs.toFixed(1).padStart(10)} ${unit.padEnd(6)} ${ratio.toFixed(2).padStart(6)}x  ${verdict}`);
-    results[name] = { ours, tls: theirs, unit, ratio, target };
+  const sinks = { v2: sink(), v1: sink(), tls: sink() };
+  const echoFirst = (stream: { once(e: 'data', f: (d: Buffer) => void): unknown; write(d: Buffer): unknown }) => stream.once('data', (d) => stream.write(d.subarray(0, 1)));
+  const serve = (which: 'v2' | 'v1' | 'tls') => (stream: Tunnel | tls.TLSSocket) => {
+    sinks[which].attach(stream);
+    stream.on('end', () => stream.end());
   };
-  console.log(`Node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}; quantum-tunnel vs node:tls`);
-  console.log(`${'case'.padEnd(38)} ${'ours'.padStart(10)} ${'tls'.padStart(10)} unit    ratio`);
+  const q = await quantumEndpoint(serve('v2'), 'v2');
+  const q1 = await quantumEndpoint(serve('v1'), 'v1');
+  const t = await tlsEndpoint(creds, serve('tls'));
+  const results: Record<string, unknown> = {};
+  /** One row: v2, v1 and TLS side by side; `higherIsBetter` false for times. */
+  const row = (name: string, v2: number, v1: number, tlsValue: number, unit: string, targets: { tls?: number; v1?: number } = {}, higherIsBetter = true) => {
+    const vsTls = higherIsBetter ? v2 / tlsValue : tlsValue / v2;
+    const vsV1 = higherIsBetter ? v2 / v1 : v1 / v2;
+    const verdict = (ratio: number, target?: number) => (target === undefined ? '' : ratio >= target ? 'met' : `MISSED (${target}x)`);
+    console.log(`${name.padEnd(36)} ${v2.toFixed(1).padStart(9)} ${v1.toFixed(1).padStart(9)} ${tlsValue.toFixed(1).padStart(9)} ${unit.padEnd(5)} ${vsTls.toFixed(2).padStart(6)}x ${verdict(vsTls, targets.tls).padEnd(12)} ${vsV1.toFixed(2).padStart(6)}x ${verdict(vsV1, targets.v1)}`);
+    results[name] = { v2, v1, tls: tlsValue, unit, v2VsTls: vsTls, v2VsV1: vsV1, targets };
+  };
+  console.log(`Node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}; quantum-tunnel v2 and v1 vs node:tls (ratios: v2 over the other, better = higher)`);
+  console.log(`${'case'.padEnd(36)} ${'v2'.padStart(9)} ${'v1'.padStart(9)} ${'tls'.padStart(9)} unit  ${'v2/tls'.padStart(7)} ${''.padEnd(12)} ${'v2/v1'.padStart(7)}`);
 
-  // Warm both up.
-  await sequentialHandshakes(q, 5);
-  await sequentialHandshakes(t, 5);
-  row('handshakes/s sequential', await sequentialHandshakes(q, SEQUENTIAL), await sequentialHandshakes(t, SEQUENTIAL), 'hs/s', 3);
+  // Warm all up.
+  for (const ep of [q, q1, t]) await sequentialHandshakes(ep, 5);
+  row('handshakes/s sequential', await sequentialHandshakes(q, SEQUENTIAL), await sequentialHandshakes(q1, SEQUENTIAL), await sequentialHandshakes(t, SEQUENTIAL), 'hs/s', { tls: 3, v1: 1 });
   console.log(`  (TLS key exchange group: ${t.group()})`);
-  row(`handshakes/s concurrent (${CONCURRENCY} clients)`, await concurrentHandshakes(q, CONCURRENT_TOTAL, CONCURRENCY), await concurrentHandshakes(t, CONCURRENT_TOTAL, CONCURRENCY), 'hs/s');
+  row(`handshakes/s concurrent (${CONCURRENCY} clients)`, await concurrentHandshakes(q, CONCURRENT_TOTAL, CONCURRENCY), await concurrentHandshakes(q1, CONCURRENT_TOTAL, CONCURRENCY),
+    await concurrentHandshakes(t, CONCURRENT_TOTAL, CONCURRENCY), 'hs/s', { v1: 1 });
   for (const size of [64 * 1024, 8 * 1024]) {
-    const a = await bulk(q, qtSink.next, size);
-    const b = await bulk(t, tlsSink.next, size);
-    if (!a.ok || !b.ok) throw new Error('bulk transfer corrupted or incomplete');
-    row(`throughput ${BULK_BYTES / 2 ** 20} MiB, ${size / 1024} KiB writes`, a.mbps, b.mbps, 'MB/s', 1.5);
+    const a = await bulk(q, sinks.v2.next, size);
+    const b = await bulk(q1, sinks.v1.next, size);
+    const c = await bulk(t, sinks.tls.next, size);
+    if (!a.ok || !b.ok || !c.ok) throw new Error('bulk transfer corrupted or incomplete');
+    row(`throughput ${BULK_BYTES / 2 ** 20} MiB, ${size / 1024} KiB writes`, a.mbps, b.mbps, c.mbps, 'MB/s', { tls: 1.5, v1: 1 });
   }
   await q.close();
+  await q1.close();
   await t.close();
+
+  // Round trips: time to the first echoed byte through a delaying proxy.
+  const echoServers = [await quantumEndpoint((s) => echoFirst(s), 'v2'), await quantumEndpoint((s) => echoFirst(s), 'v1'), await tlsEndpoint(creds, (s) => echoFirst(s))];
+  const runs = quick ? 5 : 15;
+  const [fb2, fb1, fbTls] = [await firstByteMs(echoServers[0]!, runs), await firstByteMs(echoServers[1]!, runs), await firstByteMs(echoServers[2]!, runs)];
+  row(`first byte, ${2 * ONE_WAY_DELAY_MS} ms RTT (median)`, fb2, fb1, fbTls, 'ms', {}, false);
+  const rtt = 2 * ONE_WAY_DELAY_MS;
+  console.log(`  (round trips to the first echoed byte: v2 ${(fb2 / rtt).toFixed(2)}, v1 ${(fb1 / rtt).toFixed(2)}, TLS ${(fbTls / rtt).toFixed(2)}; v2 saves one: ${fb1 - fb2 >= 0.75 * rtt ? 'met' : 'MISSED'})`);
+  for (const ep of echoServers) await ep.close();
 
   // Memory: idle tunnels vs idle plain TCP pairs.
   const base = await idleMemory(async (n) => { const p = await tcpPairs(n); return [...p.conns, { destroy: () => p.server.close() }]; }, IDLE_TUNNELS);
@@ -228,8 +275,9 @@ async function main(): Promise<void> {
   try {
     const standard = childRate({ QUANTUM_TUNNEL_FIPS: '' });
     const fipsRate = childRate({ QUANTUM_TUNNEL_FIPS: '1' });
-    row('handshakes/s, FIPS mode vs standard', fipsRate, standard, 'hs/s', 0.5);
-    console.log('  (this row compares FIPS mode with our standard mode, not with TLS)');
+    const ratio = fipsRate / standard;
+    console.log(`handshakes/s, FIPS mode (v2, P-384 + ML-KEM-1024) ${fipsRate.toFixed(1)} vs standard mode (v2, X25519 + ML-KEM-1024) ${standard.toFixed(1)}: ${ratio.toFixed(2)}x ${ratio >= 0.5 ? 'met' : 'MISSED'} (target 0.5x)`);
+    results['handshakes/s, FIPS mode vs standard'] = { fips: fipsRate, standard, ratio, target: 0.5 };
   } catch (err) {
     console.log(`FIPS comparison skipped: ${(err as Error).message.split('\n')[0]} (run npm run fips:install)`);
   }

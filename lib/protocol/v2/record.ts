@@ -248,9 +248,10 @@ export class RecordLayer {
     }
     const sealed = payload.subarray(2);
     if (!key.fits(1, sealed.length - AEAD_SIZES.tag - 1)) throw qtError(ErrorCode.SEQUENCE_EXHAUSTED, 'the peer passed its key usage limit');
-    const plaintext = Buffer.allocUnsafe(sealed.length - AEAD_SIZES.tag);
-    // Any failure (forged, replayed, dropped, reordered) shows here: the nonce is the next seq.
-    key.ctx.openRecord(plaintext, 0, key.seq, frame.raw.subarray(0, RECORD_HEADER_SIZE), sealed);
+    // Decrypted in place: the ciphertext becomes the plaintext in the frame's own bytes. Any
+    // failure (forged, replayed, dropped, reordered) shows here: the nonce is the next seq.
+    key.ctx.openRecord(sealed, 0, key.seq, frame.raw.subarray(0, RECORD_HEADER_SIZE), sealed);
+    const plaintext = sealed.subarray(0, sealed.length - AEAD_SIZES.tag);
     if (key === next) {
       this.#receive?.destroy();
       this.#receive = next;
