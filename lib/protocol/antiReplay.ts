@@ -1,5 +1,5 @@
 /**
- * The anti-replay store of protocol v2 (docs/design/protocol-v2.md, "PSK, tickets, anti-replay"):
+ * The anti-replay store of protocol v2 (docs/PROTOCOL.md §7, §10):
  * where single-use resumption tickets are recorded once redeemed, behind an interface so that
  * several servers sharing a ticket key can share one store (Redis, memcached, a database) and a
  * ticket redeemed at one of them is refused at all the others.

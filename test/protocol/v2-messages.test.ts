@@ -1,4 +1,4 @@
-/** Protocol v2 hellos (docs/design/protocol-v2.md, "Messages"): round trips and hostile encodings. */
+/** Protocol v2 hellos (docs/PROTOCOL.md §3): round trips and hostile encodings. */
 import { expect } from 'chai';
 import { ErrorCode, QuantumTunnelError } from '../../lib/index.js';
 import { MessageType } from '../../lib/protocol/constants.js';

@@ -1,6 +1,6 @@
 /**
- * Protocol v2 resumption tickets and the anti-replay store (docs/design/protocol-v2.md, "PSK,
- * tickets, anti-replay"). The ticket format and the PSK are checked against node:crypto (AES-GCM,
+ * Protocol v2 resumption tickets and the anti-replay store (docs/PROTOCOL.md §7, §10).
+ * The ticket format and the PSK are checked against node:crypto (AES-GCM,
  * HMAC-SHA-384) computed independently from known key bytes; every clock is injected.
  */
 import { createDecipheriv, createHmac } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * Protocol v2 groundwork (docs/design/protocol-v2.md): the key schedule, checked against TLS 1.3's
+ * Protocol v2 groundwork (docs/PROTOCOL.md Part I): the key schedule, checked against TLS 1.3's
  * published trace (RFC 8448 §3, with SHA-256 and the "tls13 " prefix: the same construction v2
  * runs with SHA-384 and "qtun2 "), and the hybrid KEM groups with their labelled combiner.
  */

@@ -1,5 +1,5 @@
 /**
- * Protocol v2's hybrid KEM groups (docs/design/protocol-v2.md, "Groups"): a classical key
+ * Protocol v2's hybrid KEM groups (docs/PROTOCOL.md §4): a classical key
  * agreement and ML-KEM, joined by a labelled combiner that binds both shared secrets to every
  * public value the KEMs saw, the protocol version and the group. One registry, one entry a group.
  *

@@ -1,5 +1,5 @@
 /**
- * Protocol v2's key schedule (docs/design/protocol-v2.md, "Key schedule"): RFC 8446 §7.1 with
+ * Protocol v2's key schedule (docs/PROTOCOL.md §6): RFC 8446 §7.1 with
  * HKDF-SHA-384 and our own label prefix. Every secret is a native handle; only the Finished MACs
  * and exporter output, public by design, come back as bytes.
  *

@@ -1,5 +1,5 @@
 /**
- * Protocol v2's hellos (docs/design/protocol-v2.md, "Messages"): encoders and bound-checked
+ * Protocol v2's hellos (docs/PROTOCOL.md §3): encoders and bound-checked
  * decoders. Both travel in v1's plaintext frame (`type ‖ BE32 length ‖ payload`) with version
  * bytes `02 00`, so a v1-only peer refuses them by version instead of misreading them.
  * Every length is checked against what remains; a decoder never reads past its input and refuses

@@ -1,5 +1,5 @@
 /**
- * Protocol v2 resumption tickets (docs/design/protocol-v2.md, "PSK, tickets, anti-replay"):
+ * Protocol v2 resumption tickets (docs/PROTOCOL.md §7, §10, tickets, anti-replay"):
  * the NewSessionTicket message, the ticket PSK, the server's {@link TicketIssuer} and the
  * client's {@link ClientTicketStore}. Pure: no sockets, no timers; every clock is injectable.
  *
