@@ -1,8 +1,9 @@
 /**
  * quantum-tunnel: a post-quantum secure tunnel for Node.js.
  *
- * - `listen()` / `dial()` and {@link Tunnel}: the Quantum-Go v1 protocol over TCP, with CH-KEM
- *   (X25519 + ML-KEM-1024) key exchange.
+ * - `listen()` / `dial()` and {@link Tunnel}: protocol v2 over TCP (docs/PROTOCOL.md), a hybrid
+ *   X25519 or P-384 + ML-KEM key exchange with PSK authentication, tickets and key updates; the
+ *   Quantum-Go v1 protocol in legacy mode (`legacyV1`).
  * - `crypto`: the crypto core over the addon's own OpenSSL 3.5.
  */
 export * as crypto from './crypto/index.js';
@@ -11,9 +12,11 @@ export { QuantumTunnelError, ErrorCode, type ErrorCodeValue } from './errors.js'
 export { listen, Listener, type HandshakeErrorEvent } from './tunnel/listener.js';
 export { dial, type DialAddress } from './tunnel/dial.js';
 export { Tunnel, type TunnelInfo, type AlertEvent, type CloseState } from './tunnel/tunnel.js';
-export type { CipherName, DialOptions, ListenOptions, ResumptionState, TunnelOptions } from './tunnel/options.js';
+export type { CipherName, DialOptions, KemGroupName, ListenOptions, PskOption, ResumptionState, TunnelOptions } from './tunnel/options.js';
 export type { RateLimitKind, TunnelObserver, HandshakeWatch, HandshakeOutcome, HandshakeContext, RekeyWatch, PeerAddress, ConnectionAdmission } from './tunnel/observer.js';
 export { TicketManager, type TicketManagerOptions, type TicketRedemption } from './protocol/ticket.js';
+export { TicketIssuer, ClientTicketStore, type TicketIssuerOptions, type ClientTicketStoreOptions } from './protocol/v2/tickets.js';
+export { MemoryAntiReplayStore, type AntiReplayStore, type MemoryAntiReplayStoreOptions } from './protocol/antiReplay.js';
 
 // QUANTUM_TUNNEL_FIPS=1 or a FIPS-profile build: FIPS mode before anything else runs.
 import { enableFromEnvironment } from './fips/index.js';
