@@ -91,9 +91,9 @@ export const V2: ProtocolVersionSpec = {
   major: 2,
   name: 'v2',
   initiator: async (config) =>
-    new ClientHandshakeV2({ cipherSuites: config.cipherSuites, groups: config.groups, psk: config.psk, resumption: config.ticket, fixed: config.fixed }),
+    new ClientHandshakeV2({ cipherSuites: config.cipherSuites, groups: config.groups, psk: config.psk, resumption: config.ticket, offloadCrypto: config.offloadCrypto, fixed: config.fixed }),
   responder: (config) =>
-    new ServerHandshakeV2({ cipherSuites: config.cipherSuites, groups: config.groups, psk: config.psk, tickets: config.ticketOpener, fixed: config.fixed }),
+    new ServerHandshakeV2({ cipherSuites: config.cipherSuites, groups: config.groups, psk: config.psk, tickets: config.ticketOpener, offloadCrypto: config.offloadCrypto, fixed: config.fixed }),
   session: (result, options) => new SessionV2(result as V2HandshakeResult, options),
   discard: (result) => {
     const r = result as V2HandshakeResult;

@@ -1078,7 +1078,8 @@ export function deriveDocument(P: Primitives, options: { chacha?: boolean } = {}
 
 function frames(bytes: Buffer): Frame[] {
   const r = new FrameReader();
-  r.push(bytes);
+  // A copy: the receiver decrypts records in place, and the wire bytes are compared afterwards.
+  r.push(Buffer.from(bytes));
   const out: Frame[] = [];
   for (let f = r.nextFrame(); f !== null; f = r.nextFrame()) out.push(f);
   if (r.buffered !== 0) throw new Error('trailing bytes after the frames');

@@ -16,7 +16,7 @@ import { ErrorCode, invalidArgument, qtError } from '../../errors.js';
 import { checkBytes } from '../../crypto/bytes.js';
 import { sha384 } from '../../crypto/hash.js';
 import * as hkdf from '../../crypto/hkdf.js';
-import { type MlKem, mlkem1024, mlkem768 } from '../../crypto/mlkem.js';
+import { type Encapsulation, type MlKem, mlkem1024, mlkem768 } from '../../crypto/mlkem.js';
 import * as p384 from '../../crypto/p384.js';
 import { cryptoPolicy } from '../../crypto/policy.js';
 import { destroyAll } from '../../crypto/secret.js';
@@ -70,6 +70,8 @@ export interface ClientKeyShare {
   readonly share: Buffer;
   /** K from the server's share; the key share is spent either way. */
   finish(serverShare: Uint8Array, version: number): Secret;
+  /** finish() with ML-KEM decapsulation on the libuv threadpool. */
+  finishAsync(serverShare: Uint8Array, version: number): Promise<Secret>;
   destroy(): void;
 }
 
@@ -105,6 +107,10 @@ export interface KemGroupSpec {
   generateClientShare(fixed?: FixedClientShare): ClientKeyShare;
   /** Server: its share for the client's and K (`fixed`: known-answer vectors only). */
   encapsulate(clientShare: Uint8Array, version: number, fixed?: FixedServerShare): { share: Buffer; secret: Secret };
+  /** generateClientShare() with ML-KEM key generation on the libuv threadpool. */
+  generateClientShareAsync(): Promise<ClientKeyShare>;
+  /** encapsulate() with ML-KEM encapsulation on the libuv threadpool. */
+  encapsulateAsync(clientShare: Uint8Array, version: number): Promise<{ share: Buffer; secret: Secret }>;
 }
 
 function be16(n: number): Buffer {
@@ -148,81 +154,123 @@ export function combine(
 
 function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem): KemGroupSpec {
   const c = classical.publicKeySize;
-  const ek = kem.sizes.publicKey;
-  const ct = kem.sizes.ciphertext;
+  const clientShareSize = c + kem.sizes.publicKey;
+  const serverShareSize = c + kem.sizes.ciphertext;
+  /** The client's share from its key pairs, after the FIPS pairwise test (P-384's runs natively). */
+  const clientShareOf = (cl: { privateKey: PrivateKey; publicKey: Buffer }, pq: { privateKey: PrivateKey; publicKey: Buffer }): ClientKeyShare => {
+    if (cryptoPolicy.checkGroupKeyPair) {
+      try {
+        cryptoPolicy.checkGroupKeyPair({ kem, mlkemPrivateKey: pq.privateKey, encapsulationKey: pq.publicKey, x25519: classical === X25519 ? cl : undefined });
+      } catch (err) {
+        destroyAll(cl.privateKey, pq.privateKey);
+        throw err;
+      }
+    }
+    let spent = false;
+    const destroy = () => {
+      spent = true;
+      destroyAll(cl.privateKey, pq.privateKey);
+    };
+    /** K from the server's share, once ML-KEM's secret is known (consumes it). */
+    const complete = (serverShare: Uint8Array, version: number, zm: Secret): Secret => {
+      const serverClassical = serverShare.subarray(0, c);
+      let zc: Secret;
+      try {
+        zc = classical.derive(cl.privateKey, serverClassical);
+      } catch (err) {
+        zm.destroy();
+        throw err;
+      }
+      return combine(id, version, { initiatorClassical: cl.publicKey, responderClassical: serverClassical, encapsulationKey: pq.publicKey, ciphertext: serverShare.subarray(c) }, zc, zm);
+    };
+    const begin = (serverShare: Uint8Array): Uint8Array => {
+      if (spent) throw qtError(ErrorCode.INVALID_STATE, 'this key share was already used');
+      checkBytes(serverShare, 'serverShare', serverShareSize);
+      return serverShare.subarray(c);
+    };
+    return {
+      group: spec,
+      share: Buffer.concat([cl.publicKey, pq.publicKey]),
+      finish(serverShare, version) {
+        try {
+          return complete(serverShare, version, kem.decapsulate(pq.privateKey, begin(serverShare)));
+        } finally {
+          destroy();
+        }
+      },
+      async finishAsync(serverShare, version) {
+        try {
+          return complete(serverShare, version, await kem.decapsulateAsync(pq.privateKey, begin(serverShare)));
+        } finally {
+          destroy();
+        }
+      },
+      destroy,
+    };
+  };
+  /** The server's share and K for a client share; `encapsulate` is ML-KEM's, sync or on the threadpool. */
+  const serverShareOf = <R extends { share: Buffer; secret: Secret } | Promise<{ share: Buffer; secret: Secret }>>(
+    clientShare: Uint8Array,
+    version: number,
+    fixed: FixedServerShare | undefined,
+    encapsulate: (ek: Uint8Array) => R extends Promise<unknown> ? Promise<Encapsulation> : Encapsulation,
+  ): R => {
+    checkBytes(clientShare, 'clientShare', clientShareSize);
+    const clientClassical = clientShare.subarray(0, c);
+    const encapsulationKey = clientShare.subarray(c);
+    const cl = fixed ? { privateKey: fixed.classical, publicKey: classical.publicKeyOf(fixed.classical) } : classical.generate();
+    let zc: Secret | undefined;
+    const assemble = (enc: Encapsulation) => {
+      const secret = combine(id, version, { initiatorClassical: clientClassical, responderClassical: cl.publicKey, encapsulationKey, ciphertext: enc.ciphertext }, zc!, enc.sharedSecret);
+      zc = undefined; // consumed by combine
+      return { share: Buffer.concat([cl.publicKey, enc.ciphertext]), secret };
+    };
+    const release = () => {
+      zc?.destroy();
+      cl.privateKey.destroy();
+    };
+    try {
+      zc = classical.derive(cl.privateKey, clientClassical);
+      const enc = encapsulate(encapsulationKey);
+      if (enc instanceof Promise) {
+        return enc.then(assemble).finally(release) as R;
+      }
+      const out = assemble(enc as Encapsulation);
+      release();
+      return out as R;
+    } catch (err) {
+      release();
+      throw err;
+    }
+  };
   const spec: KemGroupSpec = {
     id,
     option,
     displayName: `${classical.name} + ${kem.name}`,
     fipsApproved: classical.fipsApproved,
-    clientShareSize: c + ek,
-    serverShareSize: c + ct,
+    clientShareSize,
+    serverShareSize,
     permitted: () => !(cryptoPolicy.fips && cryptoPolicy.strict && !classical.fipsApproved),
     generateClientShare(fixed?: FixedClientShare): ClientKeyShare {
       const cl = fixed ? { privateKey: fixed.classical, publicKey: classical.publicKeyOf(fixed.classical) } : classical.generate();
-      const pq = kem.generateKeyPair(fixed?.mlkemSeed);
-      if (cryptoPolicy.checkGroupKeyPair) {
-        // FIPS 140-3 conditional self-test on every generated key pair (P-384's runs natively).
-        try {
-          cryptoPolicy.checkGroupKeyPair({
-            kem,
-            mlkemPrivateKey: pq.privateKey,
-            encapsulationKey: pq.publicKey,
-            x25519: classical === X25519 ? cl : undefined,
-          });
-        } catch (err) {
-          destroyAll(cl.privateKey, pq.privateKey);
-          throw err;
-        }
-      }
-      const share = Buffer.concat([cl.publicKey, pq.publicKey]);
-      let spent = false;
-      const destroy = () => {
-        spent = true;
-        cl.privateKey.destroy();
+      return clientShareOf(cl, kem.generateKeyPair(fixed?.mlkemSeed));
+    },
+    async generateClientShareAsync(): Promise<ClientKeyShare> {
+      const pq = await kem.generateKeyPairAsync();
+      let cl;
+      try {
+        cl = classical.generate();
+      } catch (err) {
         pq.privateKey.destroy();
-      };
-      return {
-        group: spec,
-        share,
-        finish(serverShare, version) {
-          if (spent) throw qtError(ErrorCode.INVALID_STATE, 'this key share was already used');
-          try {
-            checkBytes(serverShare, 'serverShare', spec.serverShareSize);
-            const serverClassical = serverShare.subarray(0, c);
-            const ciphertext = serverShare.subarray(c);
-            const zc = classical.derive(cl.privateKey, serverClassical);
-            let zm: Secret;
-            try {
-              zm = kem.decapsulate(pq.privateKey, ciphertext);
-            } catch (err) {
-              zc.destroy();
-              throw err;
-            }
-            return combine(id, version, { initiatorClassical: cl.publicKey, responderClassical: serverClassical, encapsulationKey: pq.publicKey, ciphertext }, zc, zm);
-          } finally {
-            destroy();
-          }
-        },
-        destroy,
-      };
+        throw err;
+      }
+      return clientShareOf(cl, pq);
     },
     encapsulate(clientShare, version, fixed) {
-      checkBytes(clientShare, 'clientShare', spec.clientShareSize);
-      const clientClassical = clientShare.subarray(0, c);
-      const encapsulationKey = clientShare.subarray(c);
-      const cl = fixed ? { privateKey: fixed.classical, publicKey: classical.publicKeyOf(fixed.classical) } : classical.generate();
-      let zc: Secret | undefined;
-      try {
-        zc = classical.derive(cl.privateKey, clientClassical);
-        const enc = kem.encapsulate(encapsulationKey, fixed?.coins);
-        const secret = combine(id, version, { initiatorClassical: clientClassical, responderClassical: cl.publicKey, encapsulationKey, ciphertext: enc.ciphertext }, zc, enc.sharedSecret);
-        zc = undefined; // consumed by combine
-        return { share: Buffer.concat([cl.publicKey, enc.ciphertext]), secret };
-      } finally {
-        zc?.destroy();
-        cl.privateKey.destroy();
-      }
+      return serverShareOf(clientShare, version, fixed, (ek) => kem.encapsulate(ek, fixed?.coins));
+    },
+    encapsulateAsync(clientShare, version) {
+      return serverShareOf(clientShare, version, undefined, (ek) => kem.encapsulateAsync(ek));
     },
   };
   return spec;

@@ -114,6 +114,8 @@ export interface V2InitiatorOptions {
   psk?: ExternalPsk;
   /** A ticket to try first. */
   resumption?: ResumptionOffer;
+  /** ML-KEM on the libuv threadpool (TunnelOptions.offloadCrypto). */
+  offloadCrypto?: boolean;
   fixed?: FixedHandshakeInputs;
 }
 
@@ -126,6 +128,8 @@ export interface V2ResponderOptions {
    */
   psk?: (identity: Buffer) => Secret | undefined;
   tickets?: TicketOpener;
+  /** ML-KEM on the libuv threadpool (TunnelOptions.offloadCrypto). */
+  offloadCrypto?: boolean;
   fixed?: FixedHandshakeInputs;
 }
 
@@ -268,7 +272,7 @@ export class ClientHandshakeV2 implements Handshake {
     if (this.#state !== 'initial') throw qtError(ErrorCode.INVALID_STATE, 'handshake already started');
     const o = this.#options;
     const group = o.groups[0]!;
-    this.#share = group.generateClientShare(o.fixed?.clientShare);
+    this.#share = o.offloadCrypto && !o.fixed ? await group.generateClientShareAsync() : group.generateClientShare(o.fixed?.clientShare);
     if (o.resumption) this.#offered.push({ kind: 'resumption', identity: o.resumption.ticket, psk: o.resumption.psk, peerIdentity: o.resumption.peerIdentity });
     if (o.psk) this.#offered.push({ kind: 'external', identity: o.psk.identity, psk: o.psk.secret, peerIdentity: o.psk.identity });
     const hello: ClientHelloV2 = {
@@ -300,7 +304,7 @@ export class ClientHandshakeV2 implements Handshake {
     try {
       switch (this.#state) {
         case 'wait-server-hello':
-          this.#onServerHello(frame);
+          await this.#onServerHello(frame);
           return { send: [], next: 'frame' };
         case 'wait-encrypted-extensions':
           this.#onEncryptedExtensions(frame);
@@ -316,7 +320,7 @@ export class ClientHandshakeV2 implements Handshake {
     }
   }
 
-  #onServerHello(frame: Frame): void {
+  async #onServerHello(frame: Frame): Promise<void> {
     if (frame.type === MessageType.ALERT) throw alertError(decodeAlert(frame.payload)?.code, 'in answer to our ClientHello');
     if (frame.type !== MessageType.SERVER_HELLO) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `expected ServerHello, got message type 0x${frame.type.toString(16)}`);
     // A v1 ServerHello answers a v1 ClientHello only: here it is a downgrade (or a v1-only peer).
@@ -336,8 +340,9 @@ export class ClientHandshakeV2 implements Handshake {
     this.#suite = sh.cipherSuite as CipherSuiteId;
     this.#group = this.#share!.group;
     this.#transcript.push(frame.raw);
-    const shared = this.#share!.finish(sh.keyShare, V2_VERSION_NUMBER);
+    const share = this.#share!;
     this.#share = undefined;
+    const shared = o.offloadCrypto ? await share.finishAsync(sh.keyShare, V2_VERSION_NUMBER) : share.finish(sh.keyShare, V2_VERSION_NUMBER);
     const s = this.#secrets;
     if (this.#selected) s.early = s.schedule.earlySecret(this.#selected.psk);
     s.enterHandshake(shared, s.schedule.transcriptHash(this.#transcript));
@@ -454,6 +459,7 @@ export class ServerHandshakeV2 implements Handshake {
   }
 
   async #onClientHello(frame: Frame): Promise<HandshakeStep> {
+    if (frame.type === MessageType.ALERT) throw alertError(decodeAlert(frame.payload)?.code, 'in place of a ClientHello');
     if (frame.type !== MessageType.CLIENT_HELLO) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `expected ClientHello, got message type 0x${frame.type.toString(16)}`);
     if (frame.payload[0] !== 2) throw qtError(ErrorCode.UNSUPPORTED_VERSION, 'this server speaks protocol v2 only');
     const ch = decodeClientHelloV2(frame.payload);
@@ -471,7 +477,9 @@ export class ServerHandshakeV2 implements Handshake {
     const selected = await this.#selectPsk(ch, frame.raw);
     // Everything the client offered is in the transcript from here on.
     this.#transcript.push(frame.raw);
-    const { share, secret } = group.encapsulate(ch.keyShare, V2_VERSION_NUMBER, o.fixed?.serverShare);
+    const { share, secret } = o.offloadCrypto && !o.fixed
+      ? await group.encapsulateAsync(ch.keyShare, V2_VERSION_NUMBER)
+      : group.encapsulate(ch.keyShare, V2_VERSION_NUMBER, o.fixed?.serverShare);
     const sh = encodeServerHelloV2({
       random: o.fixed?.random ?? randomBytes(HELLO_RANDOM_SIZE),
       cipherSuite: suite,
