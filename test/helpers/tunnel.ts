@@ -8,11 +8,15 @@ import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { expect } from 'chai';
+import type { Proxy } from './proxies.js';
 import { dial, listen, type DialOptions, type HandshakeErrorEvent, type Listener, type ListenOptions, QuantumTunnelError, type Tunnel } from '../../lib/index.js';
-import { CipherSuite, type CipherSuiteId, MessageType } from '../../lib/protocol/constants.js';
+import { CipherSuite, type CipherSuiteId } from '../../lib/protocol/constants.js';
 import { FrameReader, type Frame } from '../../lib/protocol/frame.js';
-import { InitiatorHandshake, ResponderHandshake } from '../../lib/protocol/handshake.js';
-import { SecureSession } from '../../lib/protocol/session.js';
+import { type Handshake, type HandshakeResult, type HandshakeSummary, InitiatorHandshake, ResponderHandshake } from '../../lib/protocol/handshake.js';
+import { SecureSession, type Session, type SessionEvent, type SessionOptions } from '../../lib/protocol/session.js';
+import { defaultKemGroup, KEM_GROUPS } from '../../lib/protocol/v2/groups.js';
+import { ClientHandshakeV2, ServerHandshakeV2, type V2HandshakeResult, type V2InitiatorOptions, type V2ResponderOptions } from '../../lib/protocol/v2/handshake.js';
+import { SessionV2 } from '../../lib/protocol/v2/session.js';
 
 /** The 24-byte handshake-failure alert (Appendix A.6). */
 export const HANDSHAKE_FAILURE_HEX = 'f00000001302031068616e647368616b65206661696c6564';
@@ -65,6 +69,14 @@ export class Resources {
   private readonly tunnels = new Set<Tunnel>();
   private readonly sockets = new Set<Socket>();
   private readonly servers: Server[] = [];
+  private readonly proxies: Proxy[] = [];
+
+  /** A test proxy (test/helpers/proxies.ts), closed in cleanup. */
+  async proxy<P extends Proxy>(started: Promise<P>): Promise<P> {
+    const p = await started;
+    this.proxies.push(p);
+    return p;
+  }
 
   tunnel(t: Tunnel): Tunnel {
     this.tunnels.add(t);
@@ -121,6 +133,7 @@ export class Resources {
     for (const s of this.sockets) s.destroy();
     this.tunnels.clear();
     this.sockets.clear();
+    await Promise.all(this.proxies.splice(0).map((p) => within(p.close(), 5000, 'proxy close').catch(() => undefined)));
     await Promise.all(this.listeners.splice(0).map((l) => within(l.close(), 5000, 'listener close').catch(() => undefined)));
     await Promise.all(this.servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
   }
@@ -308,56 +321,152 @@ export class RawPeer {
   }
 }
 
-/** An established session over a raw socket, driven by the test. */
-export interface RawSession {
+/**
+ * An established session over a raw socket, driven by the test: v1's SecureSession by default,
+ * or v2's SessionV2 ({@link RawSessionV2}). Both are a {@link Session}: `sealData`, `receive`,
+ * `pingFrame`, `closeNotifyFrame`, `fatalAlert`, `startRekey` work the same on either wire, so a
+ * test can seal, forge, drop, reorder or replay records and read what the other side sent.
+ */
+export interface RawSession<S extends Session = SecureSession> {
   peer: RawPeer;
-  session: SecureSession;
+  session: S;
 }
 
-/** Raw client: a full handshake with our InitiatorHandshake, then the record layer in the test's hands. */
+/** A raw protocol v2 session. */
+export type RawSessionV2 = RawSession<SessionV2>;
+
+/** A raw session of either wire. */
+export type AnyRawSession = RawSession<Session>;
+
+/**
+ * Runs a handshake state machine (any version) over a raw peer: writes what each step sends and
+ * reads what it asks for next, until it has a result. The handshake is destroyed afterwards (the
+ * result's secrets are the caller's).
+ */
+export async function driveHandshake(peer: RawPeer, hs: Handshake): Promise<HandshakeSummary> {
+  try {
+    let step = await hs.start();
+    for (let i = 0; i < 8; i++) {
+      for (const bytes of step.send) peer.write(bytes);
+      if (step.next === 'done') return step.result!;
+      const input = step.next === 'record' ? await peer.handshakeRecord() : await peer.frame();
+      if (input === null) throw new Error('the peer closed the connection during the handshake');
+      step = await hs.receive(input);
+    }
+    throw new Error('the handshake did not finish');
+  } finally {
+    hs.destroy();
+  }
+}
+
+/** Raw v1 client: a full handshake with our InitiatorHandshake, then the record layer in the test's hands. */
 export async function rawClientHandshake(res: Resources, port: number, suites: readonly CipherSuiteId[] = [CipherSuite.AES_256_GCM]): Promise<RawSession> {
   const peer = new RawPeer(await res.connect(port));
-  const hs = await InitiatorHandshake.create({ cipherSuites: suites });
-  try {
-    peer.write(hs.clientHello());
-    const sh = await peer.frame();
-    if (!sh) throw new Error('no ServerHello');
-    peer.write(await hs.onServerHello(sh));
-    const sf = await peer.handshakeRecord();
-    if (!sf) throw new Error('no ServerFinished');
-    return { peer, session: new SecureSession(hs.onServerFinished(sf)) };
-  } finally {
-    hs.destroy();
-  }
+  const result = await driveHandshake(peer, await InitiatorHandshake.create({ cipherSuites: suites }));
+  return { peer, session: new SecureSession(result as HandshakeResult) };
 }
 
-/** Raw server side of one connection: a full handshake with our ResponderHandshake. */
+/** Raw v1 server side of one connection: a full handshake with our ResponderHandshake. */
 export async function rawServerHandshake(peer: RawPeer, suites: readonly CipherSuiteId[] = [CipherSuite.AES_256_GCM, CipherSuite.CHACHA20_POLY1305]): Promise<SecureSession> {
-  const hs = new ResponderHandshake({ cipherSuites: suites });
-  try {
-    const ch = await peer.frame();
-    if (!ch) throw new Error('no ClientHello');
-    peer.write(await hs.onClientHello(ch));
-    const cf = await peer.handshakeRecord();
-    if (!cf) throw new Error('no ClientFinished');
-    const { serverFinished, result } = hs.onClientFinished(cf);
-    peer.write(serverFinished);
-    return new SecureSession(result);
-  } finally {
-    hs.destroy();
-  }
+  const result = await driveHandshake(peer, new ResponderHandshake({ cipherSuites: suites }));
+  return new SecureSession(result as HandshakeResult);
 }
 
-/** Reads Data records from a raw session until `n` plaintext bytes have arrived. */
-export async function readRecords(raw: RawSession, n: number, ms = 5000): Promise<Buffer> {
+/** Options of the raw v2 handshakes: the state machine's (defaults: AES-256-GCM, the default group) and the session's. */
+export type RawClientV2Options = Partial<V2InitiatorOptions> & { session?: SessionOptions };
+export type RawServerV2Options = Partial<V2ResponderOptions> & { session?: SessionOptions };
+
+/** Raw v2 client: a full handshake with our ClientHandshakeV2 over a raw socket; the records are the test's. */
+export async function rawClientHandshakeV2(res: Resources, port: number, options: RawClientV2Options = {}): Promise<RawSessionV2> {
+  const { session: sessionOptions, ...handshake } = options;
+  const peer = new RawPeer(await res.connect(port));
+  const hs = new ClientHandshakeV2({ cipherSuites: [CipherSuite.AES_256_GCM], groups: [defaultKemGroup()], ...handshake });
+  const result = await driveHandshake(peer, hs);
+  return { peer, session: new SessionV2(result as V2HandshakeResult, sessionOptions) };
+}
+
+/** Raw v2 server side of one connection: a full handshake with our ServerHandshakeV2. */
+export async function rawServerHandshakeV2(peer: RawPeer, options: RawServerV2Options = {}): Promise<SessionV2> {
+  const { session: sessionOptions, ...handshake } = options;
+  const hs = new ServerHandshakeV2({ cipherSuites: [CipherSuite.AES_256_GCM, CipherSuite.CHACHA20_POLY1305], groups: KEM_GROUPS, ...handshake });
+  const result = await driveHandshake(peer, hs);
+  return new SessionV2(result as V2HandshakeResult, sessionOptions);
+}
+
+// ---- both wires ---------------------------------------------------------------------------------
+
+/**
+ * One of the two wires a behaviour is tested on: protocol v2 (the default) and v1, spoken only in
+ * legacy mode. `options` go to listen() and dial(); the raw handshakes speak the same wire.
+ */
+export interface Wire {
+  /** For test titles: 'v2' or 'v1 (legacy)'. */
+  name: string;
+  options: { legacyV1?: boolean };
+  rawClient(res: Resources, port: number): Promise<AnyRawSession>;
+  rawServer(peer: RawPeer): Promise<Session>;
+}
+
+export const V2_WIRE: Wire = {
+  name: 'v2',
+  options: {},
+  rawClient: (res, port) => rawClientHandshakeV2(res, port),
+  rawServer: (peer) => rawServerHandshakeV2(peer),
+};
+
+export const V1_WIRE: Wire = {
+  name: 'v1 (legacy)',
+  options: { legacyV1: true },
+  rawClient: (res, port) => rawClientHandshake(res, port),
+  rawServer: (peer) => rawServerHandshake(peer),
+};
+
+/** Both wires, v2 first. */
+export const WIRES: readonly Wire[] = [V2_WIRE, V1_WIRE];
+
+/** One Data record per text, each its own buffer (so a test can drop, reorder or repeat them). */
+export function sealEach(session: Session, texts: readonly string[]): Buffer[] {
+  return texts.map((t) => session.sealData([Buffer.from(t)]));
+}
+
+/** Consecutive Data records, one per text, in one buffer. */
+export function sealTexts(session: Session, ...texts: string[]): Buffer {
+  return session.sealData(texts.map((t) => Buffer.from(t)));
+}
+
+/** A Data record sealed by `session` (the right sequence number) with its tag corrupted. */
+export function forgedRecord(session: Session, text = 'forged'): Buffer {
+  const rec = session.sealData([Buffer.from(text)]);
+  rec[rec.length - 1] = rec[rec.length - 1]! ^ 0x01;
+  return rec;
+}
+
+/** Every complete frame in `bytes`. */
+export function framesOf(bytes: Buffer): Frame[] {
+  const reader = new FrameReader();
+  reader.push(bytes);
+  const out: Frame[] = [];
+  for (let f = reader.nextFrame(); f !== null; f = reader.nextFrame()) out.push(f);
+  return out;
+}
+
+/**
+ * What the frames in `bytes` mean to `session`, opened in order (v2 records must all go through
+ * the session, none skipped: their sequence numbers are implicit).
+ */
+export function eventsOf(session: Session, bytes: Buffer): SessionEvent[] {
+  return framesOf(bytes).map((f) => session.receive(f));
+}
+
+/** Reads records from a raw session until `n` bytes of data have arrived (other events are skipped). */
+export async function readRecords(raw: AnyRawSession, n: number, ms = 5000): Promise<Buffer> {
   const out: Buffer[] = [];
   let got = 0;
   const deadline = Date.now() + ms;
   while (got < n) {
     const frame = await raw.peer.frame(Math.max(1, deadline - Date.now()));
     if (!frame) throw new Error(`stream ended after ${got} of ${n} bytes`);
-    if (frame.type !== MessageType.DATA && frame.type !== MessageType.REKEY) continue;
-    const ev = raw.session.openRecord(frame);
+    const ev = raw.session.receive(frame);
     if (ev.kind === 'data') {
       out.push(Buffer.from(ev.data));
       got += ev.data.length;

@@ -6,31 +6,36 @@ import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { crypto, dial, ErrorCode, type Listener, TicketManager, type Tunnel, type ResumptionState } from '../../lib/index.js';
-import { MAX_RECORD_PLAINTEXT, MessageType } from '../../lib/protocol/constants.js';
-import { PING_FRAME } from '../../lib/protocol/messages.js';
-import type { SecureSession } from '../../lib/protocol/session.js';
+import { MAX_RECORD_PLAINTEXT } from '../../lib/protocol/constants.js';
+import type { Session } from '../../lib/protocol/session.js';
+import { RECORD_TYPE } from '../../lib/protocol/v2/record.js';
+import { startFrameRewriteProxy, type WireFrame } from '../helpers/proxies.js';
 import {
   assertEchoes,
   echo,
   handshakeErrors,
   nextTunnel,
   pattern,
-  rawClientHandshake,
   RawPeer,
-  rawServerHandshake,
   readExactly,
   readRecords,
   rejectsWithCode,
   Resources,
   roundTrip,
+  sealTexts,
   sha256,
   until,
+  V1_WIRE,
+  V2_WIRE,
   within,
+  WIRES,
 } from '../helpers/tunnel.js';
 import * as testing from '../../lib/testing.js';
 
 
 const chachaAvailable = crypto.info().chacha20.available;
+/** listen() and dial() options that speak protocol v1 (the Quantum-Go wire). */
+const V1 = V1_WIRE.options;
 
 /** The master secret of a tunnel's session, through the test-only entry point. */
 function masterHex(t: Tunnel): string {
@@ -137,6 +142,12 @@ describe('tunnel e2e: echo, info and streaming', function () {
     const s = server.info();
     expect(c.role).to.equal('client');
     expect(s.role).to.equal('server');
+    expect(c.protocol).to.equal('v2');
+    expect(s.protocol).to.equal('v2');
+    expect(c.group).to.equal('X25519 + ML-KEM-1024');
+    expect(s.group).to.equal(c.group);
+    expect(c.peerIdentity).to.equal(undefined); // an anonymous handshake: no PSK
+    expect(s.peerIdentity).to.equal(undefined);
     expect(c.suite).to.equal('AES-256-GCM');
     expect(s.suite).to.equal('AES-256-GCM');
     expect(c.sessionId).to.match(/^[0-9a-f]{32}$/);
@@ -213,27 +224,28 @@ describe('tunnel e2e: ping', function () {
     await assertEchoes(client, 'after 10,000 pings');
   });
 
-  it('a raw peer sending 10,000 Ping frames then data gets 10,000 Pongs and its data back (no stack growth)', async () => {
-    const listener = await res.listen({}, echo);
-    const raw = await rawClientHandshake(res, listener.address().port);
-    const data = Buffer.from('data after the ping flood');
-    raw.peer.write(Buffer.concat([...Array.from({ length: 10_000 }, () => PING_FRAME), raw.session.sealRecords(MessageType.DATA, [data])]));
-    let pongs = 0;
-    for (;;) {
-      const f = await raw.peer.frame(10_000);
-      expect(f, 'the stream ended early').to.not.equal(null);
-      if (f!.type !== MessageType.PONG) {
-        expect(f!.type).to.equal(MessageType.DATA);
-        const ev = raw.session.openRecord(f!);
-        expect(ev.kind).to.equal('data');
-        expect((ev as { data: Buffer }).data.equals(data)).to.equal(true);
-        break;
+  for (const wire of WIRES) {
+    it(`${wire.name}: a raw peer sending 10,000 Pings then data gets 10,000 Pongs and its data back (no stack growth)`, async () => {
+      const listener = await res.listen(wire.options, echo);
+      const raw = await wire.rawClient(res, listener.address().port);
+      const data = Buffer.from('data after the ping flood');
+      // v1: plaintext Ping frames; v2: Ping records, each sealed under the next sequence number.
+      raw.peer.write(Buffer.concat([...Array.from({ length: 10_000 }, () => raw.session.pingFrame()), raw.session.sealData([data])]));
+      let pongs = 0;
+      for (;;) {
+        const f = await raw.peer.frame(10_000);
+        expect(f, 'the stream ended early').to.not.equal(null);
+        const ev = raw.session.receive(f!);
+        if (ev.kind !== 'pong') {
+          expect(ev.kind).to.equal('data');
+          expect((ev as { data: Buffer }).data.equals(data)).to.equal(true);
+          break;
+        }
+        pongs++;
       }
-      expect(f!.payload.length).to.equal(0);
-      pongs++;
-    }
-    expect(pongs).to.equal(10_000);
-  });
+      expect(pongs).to.equal(10_000);
+    });
+  }
 });
 
 describe('tunnel e2e: message API', function () {
@@ -336,15 +348,18 @@ describe('tunnel e2e: cipher suites', function () {
     await assertEchoes(client);
   });
 
-  it('no suite in common: the server refuses with a handshake failure', async function () {
-    if (!chachaAvailable) this.skip();
-    const listener = await res.listen({ ciphers: ['aes-256-gcm'] });
-    const errors = handshakeErrors(listener);
-    // The server answers with the handshake-failure alert where the client expects ServerHello.
-    await rejectsWithCode(res.dial(listener, { ciphers: ['chacha20-poly1305'] }), ErrorCode.PEER_ALERT);
-    await until(() => errors.length === 1, 5000, 'the handshakeError event');
-    expect(errors[0]!.error.code).to.equal(ErrorCode.UNSUPPORTED_CIPHER_SUITE);
-  });
+  // The server answers with an alert where the client expects ServerHello: v1's one
+  // handshake-failure alert, or v2's, which says which failure it was.
+  for (const [wire, clientCode] of [[V2_WIRE, ErrorCode.UNSUPPORTED_CIPHER_SUITE], [V1_WIRE, ErrorCode.PEER_ALERT]] as const) {
+    it(`${wire.name}: no suite in common: the server refuses with an alert; the client rejects with ${clientCode}`, async function () {
+      if (!chachaAvailable) this.skip();
+      const listener = await res.listen({ ciphers: ['aes-256-gcm'], ...wire.options });
+      const errors = handshakeErrors(listener);
+      await rejectsWithCode(res.dial(listener, { ciphers: ['chacha20-poly1305'], ...wire.options }), clientCode);
+      await until(() => errors.length === 1, 5000, 'the handshakeError event');
+      expect(errors[0]!.error.code).to.equal(ErrorCode.UNSUPPORTED_CIPHER_SUITE);
+    });
+  }
 
   it('rejects unknown cipher names with ERR_QT_INVALID_ARGUMENT', async () => {
     const listener = await res.listen();
@@ -383,10 +398,10 @@ describe('tunnel e2e: rekey', function () {
     await assertEchoes(client, 'after rekey');
   });
 
-  it('several consecutive rekeys, data in between; concurrent rekey() calls share one exchange', async () => {
-    const listener = await res.listen({ rekeyMinIntervalMs: 0 });
+  it('v1 (legacy): several consecutive rekeys, data in between, the master secret ratchets; concurrent rekey() calls share one exchange', async () => {
+    const listener = await res.listen({ rekeyMinIntervalMs: 0, ...V1 });
     const serverSide = nextTunnel(listener);
-    const client = await res.dial(listener);
+    const client = await res.dial(listener, V1);
     const server = await serverSide;
     server.pipe(server);
     const masters = new Set([masterHex(client)]);
@@ -401,6 +416,37 @@ describe('tunnel e2e: rekey', function () {
     expect(client.info().rekeys).to.equal(6);
     expect(server.info().rekeys).to.equal(6);
     await assertEchoes(client, 'after the concurrent rekey');
+  });
+
+  it('v2: several consecutive rekeys in both modes, data in between; each moves both directions to the next epoch; concurrent rekey() calls share one exchange', async () => {
+    const listener = await res.listen({ rekeyMinIntervalMs: 0 });
+    const serverSide = nextTunnel(listener);
+    // The epoch in each record header (the AD names the key): what an observer sees of the ratchet.
+    const epochs: Record<'c2s' | 's2c', number[]> = { c2s: [], s2c: [] };
+    const watch = (dir: 'c2s' | 's2c') => (f: WireFrame) => {
+      if (f.type === RECORD_TYPE) epochs[dir].push(f.payload.readUInt16BE(0));
+      return f.raw;
+    };
+    const proxy = await res.proxy(startFrameRewriteProxy({ targetPort: listener.address().port, clientToServer: watch('c2s'), serverToClient: watch('s2c') }));
+    const client = await res.dial(proxy.port);
+    const server = await serverSide;
+    server.pipe(server);
+    await assertEchoes(client, 'before the rekeys');
+    for (let i = 0; i < 5; i++) {
+      await within(client.rekey({ mode: i % 2 === 0 ? 'kem' : 'symmetric' }), 10_000, `rekey ${i}`);
+      await assertEchoes(client, `after rekey ${i}`);
+      // Epoch 1 protects the handshake, 2 the first application keys, and each rekey adds one.
+      expect([epochs.c2s.at(-1), epochs.s2c.at(-1)], `epochs after rekey ${i}`).to.deep.equal([3 + i, 3 + i]);
+    }
+    await within(Promise.all([client.rekey(), client.rekey()]), 10_000, 'two concurrent rekey() calls');
+    expect(client.info().rekeys).to.equal(6);
+    expect(server.info().rekeys).to.equal(6);
+    await assertEchoes(client, 'after the concurrent rekey');
+    expect(epochs.c2s.at(-1)).to.equal(8);
+    for (const dir of ['c2s', 's2c'] as const) {
+      // Never back to an older key, never a skipped epoch.
+      for (let i = 1; i < epochs[dir].length; i++) expect(epochs[dir][i]! - epochs[dir][i - 1]!, `${dir} epoch step`).to.be.oneOf([0, 1]);
+    }
   });
 
   it('rekey under load: 64 MiB each way at full speed while the client rekeys repeatedly; nothing lost or corrupted', async function () {
@@ -430,23 +476,27 @@ describe('tunnel e2e: rekey', function () {
     expect(server.info().bytesReceived).to.equal(total);
   });
 
-  it('one 80 MiB write right behind rekey(): records past the activation point wait for the new key; nothing lost', async function () {
-    this.timeout(60_000);
-    const listener = await res.listen({ rekeyMinIntervalMs: 0 });
-    const serverSide = nextTunnel(listener);
-    const client = await res.dial(listener);
-    const server = await serverSide;
-    const data = Buffer.concat(Array.from({ length: 80 }, (_, i) => pattern(1024 * 1024, 400 + i)));
-    const received = streamIn(server, data.length);
-    const rekeyed = client.rekey();
-    // 80 MiB is more than the 4,096 records the old key may still seal after the request.
-    const written = new Promise<void>((resolve, reject) => client.write(data, (err) => (err ? reject(err) : resolve())));
-    await within(rekeyed, 20_000, 'the rekey');
-    await within(written, 30_000, 'the write to complete');
-    expect(await within(received.done, 30_000, 'all 80 MiB at the server')).to.equal(sha256().update(data).digest('hex'));
-    expect(client.info().rekeys).to.equal(1);
-    expect(server.info().rekeys).to.equal(1);
-  });
+  // v1: records past the activation point wait for the new key (80 MiB is more than the 4,096
+  // records the old key may still seal after the request). v2: records go out under the old key
+  // until the acknowledgement, then under the new one.
+  for (const wire of WIRES) {
+    it(`${wire.name}: one 80 MiB write right behind rekey(): every record under a key the peer can open; nothing lost`, async function () {
+      this.timeout(60_000);
+      const listener = await res.listen({ rekeyMinIntervalMs: 0, ...wire.options });
+      const serverSide = nextTunnel(listener);
+      const client = await res.dial(listener, wire.options);
+      const server = await serverSide;
+      const data = Buffer.concat(Array.from({ length: 80 }, (_, i) => pattern(1024 * 1024, 400 + i)));
+      const received = streamIn(server, data.length);
+      const rekeyed = client.rekey();
+      const written = new Promise<void>((resolve, reject) => client.write(data, (err) => (err ? reject(err) : resolve())));
+      await within(rekeyed, 20_000, 'the rekey');
+      await within(written, 30_000, 'the write to complete');
+      expect(await within(received.done, 30_000, 'all 80 MiB at the server')).to.equal(sha256().update(data).digest('hex'));
+      expect(client.info().rekeys).to.equal(1);
+      expect(server.info().rekeys).to.equal(1);
+    });
+  }
 
   it('ping works from the server side too', async () => {
     const listener = await res.listen();
@@ -456,10 +506,11 @@ describe('tunnel e2e: rekey', function () {
     for (let i = 0; i < 100; i++) await within(server.ping(), 5000, 'a pong');
   });
 
-  it('server-side rekey() rejects with ERR_QT_INVALID_STATE', async () => {
-    const listener = await res.listen();
+  // In v2 either side may rekey (test/tunnel/v2.test.ts).
+  it('v1 (legacy): server-side rekey() rejects with ERR_QT_INVALID_STATE', async () => {
+    const listener = await res.listen(V1);
     const serverSide = nextTunnel(listener);
-    const client = await res.dial(listener);
+    const client = await res.dial(listener, V1);
     const server = await serverSide;
     await rejectsWithCode(server.rekey(), ErrorCode.INVALID_STATE);
     server.pipe(server);
@@ -475,7 +526,7 @@ describe('tunnel e2e: rekey', function () {
   });
 });
 
-describe('tunnel e2e: resumption', function () {
+describe('tunnel e2e: resumption, v1 (legacy): TicketManager, issueTicket() and resumptionState()', function () {
   this.timeout(30_000);
   const res = new Resources();
   afterEach(() => res.cleanup());
@@ -485,14 +536,14 @@ describe('tunnel e2e: resumption', function () {
    * resumed tunnels; returns a client's resumption state after a full handshake.
    */
   async function ticketServer(tickets: TicketManager): Promise<Listener> {
-    return res.listen({ tickets }, (t) => {
+    return res.listen({ tickets, ...V1 }, (t) => {
       if (t.info().resumed) t.pipe(t);
       else t.send(t.issueTicket()).catch(() => undefined);
     });
   }
 
   async function fullSession(listener: Listener): Promise<{ state: ResumptionState; ticket: Buffer; master: string; sessionId: string }> {
-    const client = await res.dial(listener);
+    const client = await res.dial(listener, V1);
     expect(client.info().resumed).to.equal(false);
     // Read from the byte stream: the ticket arrives before the client could start messages(); both APIs see it.
     const ticket = await readExactly(client, 71, 5000);
@@ -508,7 +559,7 @@ describe('tunnel e2e: resumption', function () {
     const listener = await ticketServer(tickets);
     const first = await fullSession(listener);
     const serverSide = nextTunnel(listener);
-    const client = await res.dial(listener, { resumption: first.state });
+    const client = await res.dial(listener, { resumption: first.state, ...V1 });
     const server = await serverSide;
     expect(client.info().resumed).to.equal(true);
     expect(server.info().resumed).to.equal(true);
@@ -519,7 +570,7 @@ describe('tunnel e2e: resumption', function () {
     expect(masterHex(client)).to.not.equal(first.master); // PSK mixed with a fresh KEM secret
     await assertEchoes(client, 'resumed');
     // A second resumption with the same (reusable) ticket gets yet other keys.
-    const again = await res.dial(listener, { resumption: first.state });
+    const again = await res.dial(listener, { resumption: first.state, ...V1 });
     expect(again.info().resumed).to.equal(true);
     expect(masterHex(again)).to.not.equal(masterHex(client));
     await assertEchoes(again, 'resumed again');
@@ -532,7 +583,7 @@ describe('tunnel e2e: resumption', function () {
     const first = await fullSession(listener);
     const errors = handshakeErrors(listener);
     const wrong = { ticket: first.ticket, psk: crypto.randomSecret(32) };
-    const err = await rejectsWithCode(res.dial(listener, { resumption: wrong }), [
+    const err = await rejectsWithCode(res.dial(listener, { resumption: wrong, ...V1 }), [
       ErrorCode.HANDSHAKE_FAILED,
       ErrorCode.PEER_ALERT,
       ErrorCode.MESSAGE_TOO_LARGE,
@@ -541,7 +592,7 @@ describe('tunnel e2e: resumption', function () {
     await until(() => errors.length === 1, 5000, 'the server handshakeError');
     expect(errors[0]!.error.code).to.equal(ErrorCode.HANDSHAKE_FAILED);
     // The listener goes on serving.
-    const ok = await res.dial(listener, { resumption: first.state });
+    const ok = await res.dial(listener, { resumption: first.state, ...V1 });
     expect(ok.info().resumed).to.equal(true);
     wrong.psk.destroy();
     first.state.psk.destroy();
@@ -553,7 +604,7 @@ describe('tunnel e2e: resumption', function () {
     const listener = await ticketServer(tickets);
     const first = await fullSession(listener);
     const wrong = { ticket: first.ticket, psk: crypto.randomSecret(32) };
-    await rejectsWithCode(res.dial(listener, { resumption: wrong }), [ErrorCode.HANDSHAKE_FAILED, ErrorCode.PEER_ALERT]);
+    await rejectsWithCode(res.dial(listener, { resumption: wrong, ...V1 }), [ErrorCode.HANDSHAKE_FAILED, ErrorCode.PEER_ALERT]);
     wrong.psk.destroy();
     first.state.psk.destroy();
   });
@@ -565,7 +616,7 @@ describe('tunnel e2e: resumption', function () {
     const first = await fullSession(listener);
     now += 3600_000;
     const serverSide = nextTunnel(listener);
-    const client = await res.dial(listener, { resumption: first.state });
+    const client = await res.dial(listener, { resumption: first.state, ...V1 });
     const server = await serverSide;
     expect(client.info().resumed).to.equal(false);
     expect(server.info().resumed).to.equal(false);
@@ -577,9 +628,9 @@ describe('tunnel e2e: resumption', function () {
 
   it('a ticket from another server falls back to a full handshake', async () => {
     const listenerA = await ticketServer(new TicketManager());
-    const listenerB = await res.listen({ tickets: new TicketManager() }, echo);
+    const listenerB = await res.listen({ tickets: new TicketManager(), ...V1 }, echo);
     const first = await fullSession(listenerA);
-    const client = await res.dial(listenerB, { resumption: first.state });
+    const client = await res.dial(listenerB, { resumption: first.state, ...V1 });
     expect(client.info().resumed).to.equal(false);
     await assertEchoes(client, 'fallback');
     first.state.psk.destroy();
@@ -587,9 +638,9 @@ describe('tunnel e2e: resumption', function () {
 
   it('a server without a ticket manager falls back to a full handshake', async () => {
     const listenerA = await ticketServer(new TicketManager());
-    const listenerB = await res.listen({}, echo);
+    const listenerB = await res.listen(V1, echo);
     const first = await fullSession(listenerA);
-    const client = await res.dial(listenerB, { resumption: first.state });
+    const client = await res.dial(listenerB, { resumption: first.state, ...V1 });
     expect(client.info().resumed).to.equal(false);
     await assertEchoes(client, 'fallback');
     first.state.psk.destroy();
@@ -598,24 +649,24 @@ describe('tunnel e2e: resumption', function () {
   it('single-use tickets: the second resumption falls back to a full handshake', async () => {
     const listener = await ticketServer(new TicketManager({ singleUse: true }));
     const first = await fullSession(listener);
-    const one = await res.dial(listener, { resumption: first.state });
+    const one = await res.dial(listener, { resumption: first.state, ...V1 });
     expect(one.info().resumed).to.equal(true);
-    const two = await res.dial(listener, { resumption: first.state });
+    const two = await res.dial(listener, { resumption: first.state, ...V1 });
     expect(two.info().resumed).to.equal(false);
     first.state.psk.destroy();
   });
 
   it('issueTicket() and resumptionState() are refused on the wrong side', async () => {
-    const listener = await res.listen({ tickets: new TicketManager() });
-    const noTickets = await res.listen();
+    const listener = await res.listen({ tickets: new TicketManager(), ...V1 });
+    const noTickets = await res.listen(V1);
     const serverSide = nextTunnel(listener);
-    const client = await res.dial(listener);
+    const client = await res.dial(listener, V1);
     const server = await serverSide;
     expect(() => client.issueTicket()).to.throw().with.property('code', ErrorCode.INVALID_STATE);
     expect(() => server.resumptionState(Buffer.alloc(71))).to.throw().with.property('code', ErrorCode.INVALID_STATE);
     expect(server.issueTicket()).to.have.length(71);
     const otherSide = nextTunnel(noTickets);
-    await res.dial(noTickets);
+    await res.dial(noTickets, V1);
     const other = await otherSide;
     expect(() => other.issueTicket()).to.throw().with.property('code', ErrorCode.INVALID_STATE);
   });
@@ -714,63 +765,71 @@ describe('tunnel e2e: resets, half-open sockets and handshake timeouts', functio
   const res = new Resources();
   afterEach(() => res.cleanup());
 
-  it('a peer that resets the TCP connection: the server tunnel errors with ERR_QT_CONNECTION_FAILED; the listener serves others', async () => {
-    const listener = await res.listen({}, echo);
-    const serverSide = nextTunnel(listener);
-    const raw = await rawClientHandshake(res, listener.address().port);
-    const server = await serverSide;
-    const failed = within(once(server, 'error'), 5000, 'the server tunnel error');
-    raw.peer.socket.resetAndDestroy();
-    const [err] = await failed;
-    expect(err).to.have.property('code', ErrorCode.CONNECTION_FAILED);
-    await until(() => server.destroyed, 5000, 'the tunnel to be destroyed');
-    const client = await res.dial(listener);
-    await assertEchoes(client, 'after a reset');
-  });
+  for (const wire of WIRES) {
+    /** A raw server on `wire`; `peer()` is its side of the connection once a client connected. */
+    async function rawServer(): Promise<{ port: number; peer: () => RawPeer; session: () => Promise<Session> }> {
+      let rawPeer: RawPeer | undefined;
+      let session: Promise<Session> | undefined;
+      const { port } = await res.rawServer((s) => {
+        rawPeer = new RawPeer(s);
+        session = wire.rawServer(rawPeer);
+        session.catch(() => undefined);
+      });
+      return { port, peer: () => rawPeer!, session: () => session! };
+    }
 
-  it('a server that resets the connection: the client tunnel errors with ERR_QT_CONNECTION_FAILED', async () => {
-    let rawPeer: RawPeer | undefined;
-    const { port } = await res.rawServer((s) => {
-      rawPeer = new RawPeer(s);
-      rawServerHandshake(rawPeer).catch(() => undefined);
+    it(`${wire.name}: a peer that resets the TCP connection: the server tunnel errors with ERR_QT_CONNECTION_FAILED; the listener serves others`, async () => {
+      const listener = await res.listen(wire.options, echo);
+      const serverSide = nextTunnel(listener);
+      const raw = await wire.rawClient(res, listener.address().port);
+      const server = await serverSide;
+      const failed = within(once(server, 'error'), 5000, 'the server tunnel error');
+      raw.peer.socket.resetAndDestroy();
+      const [err] = await failed;
+      expect(err).to.have.property('code', ErrorCode.CONNECTION_FAILED);
+      await until(() => server.destroyed, 5000, 'the tunnel to be destroyed');
+      const client = await res.dial(listener, wire.options);
+      await assertEchoes(client, 'after a reset');
     });
-    const client = await res.dial(port);
-    const failed = within(once(client, 'error'), 5000, 'the client tunnel error');
-    rawPeer!.socket.resetAndDestroy();
-    const [err] = await failed;
-    expect(err).to.have.property('code', ErrorCode.CONNECTION_FAILED);
-  });
 
-  it('a FIN without close_notify: the tunnel fails with ERR_QT_TRUNCATED and closeState "truncated"', async () => {
-    const listener = await res.listen();
-    const serverSide = nextTunnel(listener);
-    const raw = await rawClientHandshake(res, listener.address().port);
-    const server = await serverSide;
-    server.resume();
-    const failed = within(once(server, 'error'), 5000, 'the server tunnel error');
-    raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('partial')]));
-    raw.peer.socket.end();
-    const [err] = await failed;
-    expect(err).to.have.property('code', ErrorCode.TRUNCATED);
-    expect(server.info().closeState).to.equal('truncated');
-    expect(server.info().closeError).to.equal(ErrorCode.TRUNCATED);
-    await raw.peer.waitClosed();
-  });
-
-  it('a FIN without close_notify from the server side: the client tunnel errors the same way', async () => {
-    let rawPeer: RawPeer | undefined;
-    const { port } = await res.rawServer((s) => {
-      rawPeer = new RawPeer(s);
-      rawServerHandshake(rawPeer).catch(() => undefined);
+    it(`${wire.name}: a server that resets the connection: the client tunnel errors with ERR_QT_CONNECTION_FAILED`, async () => {
+      const raw = await rawServer();
+      const client = await res.dial(raw.port, wire.options);
+      const failed = within(once(client, 'error'), 5000, 'the client tunnel error');
+      raw.peer().socket.resetAndDestroy();
+      const [err] = await failed;
+      expect(err).to.have.property('code', ErrorCode.CONNECTION_FAILED);
     });
-    const client = await res.dial(port);
-    client.resume();
-    const failed = within(once(client, 'error'), 5000, 'the client tunnel error');
-    rawPeer!.socket.end();
-    const [err] = await failed;
-    expect(err).to.have.property('code', ErrorCode.TRUNCATED);
-    expect(client.info().closeState).to.equal('truncated');
-  });
+
+    it(`${wire.name}: a FIN without close_notify: the tunnel fails with ERR_QT_TRUNCATED and closeState "truncated"`, async () => {
+      const listener = await res.listen(wire.options);
+      const serverSide = nextTunnel(listener);
+      const raw = await wire.rawClient(res, listener.address().port);
+      const server = await serverSide;
+      const received: string[] = [];
+      server.on('data', (d: Buffer) => received.push(d.toString()));
+      const failed = within(once(server, 'error'), 5000, 'the server tunnel error');
+      raw.peer.write(sealTexts(raw.session, 'partial'));
+      raw.peer.socket.end();
+      const [err] = await failed;
+      expect(err).to.have.property('code', ErrorCode.TRUNCATED);
+      expect(received.join('')).to.equal('partial');
+      expect(server.info().closeState).to.equal('truncated');
+      expect(server.info().closeError).to.equal(ErrorCode.TRUNCATED);
+      await raw.peer.waitClosed();
+    });
+
+    it(`${wire.name}: a FIN without close_notify from the server side: the client tunnel errors the same way`, async () => {
+      const raw = await rawServer();
+      const client = await res.dial(raw.port, wire.options);
+      client.resume();
+      const failed = within(once(client, 'error'), 5000, 'the client tunnel error');
+      raw.peer().socket.end();
+      const [err] = await failed;
+      expect(err).to.have.property('code', ErrorCode.TRUNCATED);
+      expect(client.info().closeState).to.equal('truncated');
+    });
+  }
 
   it('no head-of-line blocking: 50 silent or partial handshakes do not delay a real dial()', async () => {
     const listener = await res.listen({ handshakeTimeoutMs: 20_000 }, echo);
@@ -893,18 +952,21 @@ describe('tunnel e2e: dial errors', function () {
     await rejectsWithCode(res.dial(listener, { connectTimeoutMs: Number.NaN }), ErrorCode.INVALID_ARGUMENT);
   });
 
-  it('raw session helpers interoperate with dial() (sanity of the test harness)', async () => {
-    let session: Promise<SecureSession> | undefined;
-    let peer: RawPeer | undefined;
-    const { port } = await res.rawServer((s) => {
-      peer = new RawPeer(s);
-      session = rawServerHandshake(peer);
+  for (const wire of WIRES) {
+    it(`${wire.name}: raw session helpers interoperate with dial() (sanity of the test harness)`, async () => {
+      let session: Promise<Session> | undefined;
+      let peer: RawPeer | undefined;
+      const { port } = await res.rawServer((s) => {
+        peer = new RawPeer(s);
+        session = wire.rawServer(peer);
+      });
+      const client = await res.dial(port, wire.options);
+      expect(client.info().protocol).to.equal(wire.options.legacyV1 ? 'v1' : 'v2');
+      const raw = { peer: peer!, session: await session! };
+      client.write('ping from dial');
+      expect((await readRecords(raw, 14)).toString()).to.equal('ping from dial');
+      raw.peer.write(sealTexts(raw.session, 'pong'));
+      expect((await readExactly(client, 4)).toString()).to.equal('pong');
     });
-    const client = await res.dial(port);
-    const raw = { peer: peer!, session: await session! };
-    client.write('ping from dial');
-    expect((await readRecords(raw, 14)).toString()).to.equal('ping from dial');
-    raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('pong')]));
-    expect((await readExactly(client, 4)).toString()).to.equal('pong');
-  });
+  }
 });
