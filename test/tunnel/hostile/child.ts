@@ -6,6 +6,7 @@
  *
  *   child.ts server pipe        listener.on('tunnel', (t) => t.pipe(t))
  *   child.ts server messages    for await (const m of t.messages()) await t.send(m), in try/catch
+ *   child.ts server <mode> legacy  the same, listening with legacyV1 (v1 clients too)
  *   child.ts close <closeTimeoutMs> <port>...
  *                               dial each port, write a message, await tunnel.close()
  *
@@ -27,6 +28,7 @@ if (command === 'server') {
   const listener = listen({
     host: '127.0.0.1',
     port: 0,
+    legacyV1: args[1] === 'legacy',
     observer: {
       onTunnelClose: (info) => report({ event: 'close', error: info.error ?? null }),
     },
