@@ -17,7 +17,7 @@ import {
   responderVersion,
   V1,
 } from '../protocol/versions.js';
-import { plaintextAlert } from '../protocol/v2/alerts.js';
+import { isPeerAlert, plaintextAlert } from '../protocol/v2/alerts.js';
 import { decodeAlert, HANDSHAKE_FAILURE_ALERT } from '../protocol/messages.js';
 import { cryptoPolicy } from '../crypto/policy.js';
 import type { ObserverSet } from './observer.js';
@@ -167,7 +167,8 @@ async function drive(
     io.detach();
     const error = err instanceof QuantumTunnelError ? err : qtError(ErrorCode.HANDSHAKE_FAILED, 'handshake failed', { cause: err });
     watch?.failed(error.code);
-    if (ALERTED.has(error.code) && socket.writable) {
+    // A peer's own alert is reported, never answered (v2's alerts name a reason such as PSK_MISMATCH).
+    if (ALERTED.has(error.code) && !isPeerAlert(error) && socket.writable) {
       // v1 keeps its one handshake_failure alert byte for byte; v2 says which failure it was.
       socket.end(spoken.version === V1 ? HANDSHAKE_FAILURE_ALERT : plaintextAlert(error), () => socket.destroy());
       setTimeout(() => socket.destroy(), 1000).unref();

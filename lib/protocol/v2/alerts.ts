@@ -48,11 +48,20 @@ const PEER_ERRORS: Readonly<Record<number, [ErrorCodeValue, string]>> = {
   [V2AlertCode.BAD_CIPHERTEXT]: [ErrorCode.AUTHENTICATION_FAILED, 'the peer could not authenticate a record of ours'],
 };
 
+/** Errors that report the peer's own alert: the receiver of an alert closes without answering it. */
+const fromPeer = new WeakSet<Error>();
+
 /** The error a peer's fatal alert becomes on our side. */
 export function alertError(code: number | undefined, when: string): QuantumTunnelError {
   const known = code === undefined ? undefined : PEER_ERRORS[code];
-  if (known) return qtError(known[0], `${known[1]} (alert ${when})`);
-  return qtError(ErrorCode.PEER_ALERT, `peer sent alert code ${code ?? 'unknown'} ${when}`);
+  const error = known ? qtError(known[0], `${known[1]} (alert ${when})`) : qtError(ErrorCode.PEER_ALERT, `peer sent alert code ${code ?? 'unknown'} ${when}`);
+  fromPeer.add(error);
+  return error;
+}
+
+/** Whether `error` reports an alert the peer sent (never to be answered with one of ours). */
+export function isPeerAlert(error: Error): boolean {
+  return fromPeer.has(error);
 }
 
 /** A plaintext Alert frame for a handshake refusal, before any keys. */
