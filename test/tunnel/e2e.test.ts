@@ -24,6 +24,8 @@ import {
   roundTrip,
   sealTexts,
   sha256,
+  streamIn,
+  streamOut,
   until,
   V1_WIRE,
   V2_WIRE,
@@ -45,42 +47,6 @@ function masterHex(t: Tunnel): string {
   } finally {
     copy.destroy();
   }
-}
-
-/** Writes `total` bytes of patterned 64 KiB chunks with backpressure; resolves with the SHA-256. */
-async function streamOut(t: Tunnel, total: number, seed: number, chunkSize = 64 * 1024): Promise<string> {
-  const chunks = Array.from({ length: 16 }, (_, i) => pattern(chunkSize, seed * 100 + i));
-  const h = sha256();
-  let sent = 0;
-  for (let i = 0; sent < total; i++) {
-    const c = chunks[i % chunks.length]!.subarray(0, Math.min(chunkSize, total - sent));
-    h.update(c);
-    sent += c.length;
-    if (!t.write(c)) await once(t, 'drain');
-  }
-  return h.digest('hex');
-}
-
-/** Hashes everything read from `t` (flowing mode) until `total` bytes arrived. */
-function streamIn(t: Tunnel, total: number): { done: Promise<string>; received: () => number } {
-  const h = sha256();
-  let got = 0;
-  const done = new Promise<string>((resolve, reject) => {
-    const onData = (c: Buffer) => {
-      h.update(c);
-      got += c.length;
-      if (got >= total) {
-        t.off('data', onData);
-        t.off('error', reject);
-        t.pause();
-        resolve(h.digest('hex'));
-      }
-    };
-    t.on('data', onData);
-    t.once('error', reject);
-    t.once('end', () => reject(new Error(`ended after ${got} of ${total} bytes`)));
-  });
-  return { done, received: () => got };
 }
 
 /** Hashes everything read from `t` until 'end'. */
