@@ -250,10 +250,19 @@ describe('protocol v2 end to end', function () {
           server.on('rekey', () => events.server++);
           const atServer = streamIn(server, total);
           const atClient = streamIn(client, total);
+          // The key update starts as the first MiB arrives either way (checked as the data comes, not polled).
+          let rekeyed: Promise<void> | undefined;
+          let inFlight: number[] = [];
+          const start = () => {
+            if (rekeyed !== undefined || Math.max(atServer.received(), atClient.received()) < MiB) return;
+            inFlight = [atServer.received(), atClient.received()];
+            rekeyed = (side === 'client' ? client : server).rekey({ mode });
+          };
+          client.on('data', start);
+          server.on('data', start);
           const sent = [streamOut(client, total, 31), streamOut(server, total, 32)];
-          await until(() => atServer.received() >= MiB && atClient.received() >= MiB, 10_000, 'the first MiB each way');
-          const inFlight = [atServer.received(), atClient.received()];
-          await within((side === 'client' ? client : server).rekey({ mode }), 10_000, 'the key update');
+          await until(() => rekeyed !== undefined, 10_000, 'the first MiB');
+          await within(rekeyed!, 10_000, 'the key update');
           const [cs, ss, sr, cr] = await within(Promise.all([...sent, atServer.done, atClient.done]), 30_000, 'both streams');
           expect(sr, 'client to server').to.equal(cs);
           expect(cr, 'server to client').to.equal(ss);
