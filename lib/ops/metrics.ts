@@ -10,10 +10,11 @@
  * - sessions_total counts established tunnels, sessions_failed_total failed handshakes;
  * - rekeys_initiated_total counts rekeys we started; rekeys_completed_total counts rekeys whose new
  *   keys are in use (on activation, on both ends), rekeys_failed_total rekeys that did not finish;
- * - auth_failures_total counts records that failed authentication and handshakes whose Finished did
- *   not verify (ERR_QT_HANDSHAKE_FAILED); decrypt_errors_total counts records that failed to open
- *   (in this protocol that is an authentication failure, so the two move together after the
- *   handshake);
+ * - auth_failures_total counts records that failed authentication and handshakes whose Finished or
+ *   PSK did not verify (ERR_QT_HANDSHAKE_FAILED, ERR_QT_PSK_MISMATCH); decrypt_errors_total counts
+ *   records that failed to open (an authentication failure too, so the two move together after
+ *   the handshake). In protocol v2 a replayed, dropped or reordered record fails authentication
+ *   (its nonce is its sequence number), so replay_attacks_blocked_total counts v1's only;
  * - handshake_duration_seconds is a histogram in seconds (the reference used whole milliseconds);
  * - rate_limit_*_total count refusals before any crypto, one counter per kind of limit
  *   (onRateLimited: connection, handshake, rekey, pending-handshakes);
@@ -307,7 +308,7 @@ export class TunnelMetrics implements TunnelObserver {
       },
       failed: (code: string) => {
         this.count('sessionsFailed');
-        if (code === ErrorCode.HANDSHAKE_FAILED) this.count('authFailures');
+        if (code === ErrorCode.HANDSHAKE_FAILED || code === ErrorCode.PSK_MISMATCH) this.count('authFailures');
       },
     };
   }

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { register as globalRegistry, Registry, Counter } from 'prom-client';
 import { crypto, ErrorCode, QuantumTunnelError, TicketManager, TunnelMetrics, type Tunnel } from '../../lib/index.js';
 import { MessageType } from '../../lib/protocol/constants.js';
-import { echo, nextTunnel, rawClientHandshake, readExactly, rejectsWithCode, Resources, roundTrip, until, within } from '../helpers/tunnel.js';
+import { echo, forgedRecord, nextTunnel, rawClientHandshake, rawClientHandshakeV2, readExactly, rejectsWithCode, Resources, roundTrip, sealTexts, until, within } from '../helpers/tunnel.js';
 
 /** The value of an unlabelled (or single-series) sample `name` in the registry's text. */
 async function sample(registry: Registry, name: string): Promise<number> {
@@ -89,10 +89,10 @@ describe('ops: TunnelMetrics over real tunnels', function () {
     expect(await sample(client.registry, 'quantum_vpn_rekeys_failed_total')).to.equal(1);
   });
 
-  it('counts failed handshakes, and a wrong resumption PSK as an authentication failure', async () => {
+  it('counts failed handshakes, and a wrong v1 resumption PSK as an authentication failure (legacy)', async () => {
     const server = new TunnelMetrics();
     const tickets = new TicketManager();
-    const listener = await res.listen({ observer: server, tickets }, (t) => {
+    const listener = await res.listen({ observer: server, tickets, legacyV1: true }, (t) => {
       if (!t.info().resumed) t.send(t.issueTicket()).catch(() => undefined);
     });
     // A connection that goes away before its handshake.
@@ -101,11 +101,11 @@ describe('ops: TunnelMetrics over real tunnels', function () {
     await until(() => server.snapshot().sessionsFailed === 1, 5000, 'the aborted handshake counted');
     expect(server.snapshot().authFailures).to.equal(0);
 
-    const first = await res.dial(listener);
+    const first = await res.dial(listener, { legacyV1: true });
     const ticket = await readExactly(first, 71, 5000);
     const wrong = { ticket, psk: crypto.randomSecret(32) };
     const client = new TunnelMetrics();
-    await rejectsWithCode(res.dial(listener, { resumption: wrong, observer: client }), [ErrorCode.HANDSHAKE_FAILED, ErrorCode.PEER_ALERT, ErrorCode.MESSAGE_TOO_LARGE]);
+    await rejectsWithCode(res.dial(listener, { resumption: wrong, observer: client, legacyV1: true }), [ErrorCode.HANDSHAKE_FAILED, ErrorCode.PEER_ALERT, ErrorCode.MESSAGE_TOO_LARGE]);
     wrong.psk.destroy();
     await until(() => server.snapshot().sessionsFailed === 2, 5000, 'the wrong-PSK handshake counted');
     expect(await sample(server.registry, 'quantum_vpn_sessions_failed_total')).to.equal(2);
@@ -115,9 +115,36 @@ describe('ops: TunnelMetrics over real tunnels', function () {
     expect(client.snapshot().sessionsTotal).to.equal(0);
   });
 
-  it('counts a forged record as an authentication and decrypt failure', async () => {
+  it('counts a wrong external PSK as an authentication failure on both ends (v2)', async () => {
+    const server = new TunnelMetrics();
+    const client = new TunnelMetrics();
+    const listener = await res.listen({ observer: server, psk: { identity: 'svc', secret: crypto.importSecret(Buffer.alloc(32, 1)) } }, echo);
+    await rejectsWithCode(res.dial(listener, { observer: client, psk: { identity: 'svc', secret: crypto.importSecret(Buffer.alloc(32, 2)) } }), ErrorCode.PSK_MISMATCH);
+    await until(() => server.snapshot().sessionsFailed === 1, 5000, 'the server counted it');
+    expect(await sample(server.registry, 'quantum_vpn_auth_failures_total')).to.equal(1);
+    expect(client.snapshot().authFailures).to.equal(1);
+    expect(client.snapshot().sessionsFailed).to.equal(1);
+  });
+
+  it('counts a forged v2 record as an authentication and decrypt failure', async () => {
     const server = new TunnelMetrics();
     const listener = await res.listen({ observer: server }, echo);
+    const raw = await rawClientHandshakeV2(res, listener.address().port);
+    await until(() => server.snapshot().sessionsActive === 1, 5000, 'server tunnel open');
+    raw.peer.write(sealTexts(raw.session, 'hello'));
+    raw.peer.write(forgedRecord(raw.session));
+    await until(() => server.snapshot().authFailures === 1, 5000, 'the forgery counted');
+    await until(() => server.snapshot().sessionsActive === 0, 5000, 'the tunnel closed');
+    expect(await sample(server.registry, 'quantum_vpn_auth_failures_total')).to.equal(1);
+    expect(await sample(server.registry, 'quantum_vpn_decrypt_errors_total')).to.equal(1);
+    expect(await sample(server.registry, 'quantum_vpn_protocol_errors_total')).to.equal(0);
+    expect(await sample(server.registry, 'quantum_vpn_bytes_received_total')).to.equal(5);
+    raw.session.destroy();
+  });
+
+  it('counts a forged record as an authentication and decrypt failure (v1, legacy)', async () => {
+    const server = new TunnelMetrics();
+    const listener = await res.listen({ observer: server, legacyV1: true }, echo);
     const raw = await rawClientHandshake(res, listener.address().port);
     await until(() => server.snapshot().sessionsActive === 1, 5000, 'server tunnel open');
     raw.peer.write(raw.session.sealRecords(MessageType.DATA, [Buffer.from('hello')]));
@@ -133,9 +160,9 @@ describe('ops: TunnelMetrics over real tunnels', function () {
     raw.session.destroy();
   });
 
-  it('counts a replayed record as blocked (it ends the tunnel: on TCP a replay is an attack)', async () => {
+  it('counts a replayed v1 record as blocked (it ends the tunnel: on TCP a replay is an attack; legacy)', async () => {
     const server = new TunnelMetrics();
-    const listener = await res.listen({ observer: server }, echo);
+    const listener = await res.listen({ observer: server, legacyV1: true }, echo);
     const raw = await rawClientHandshake(res, listener.address().port);
     await until(() => server.snapshot().sessionsActive === 1, 5000, 'server tunnel open');
     const record = raw.session.sealRecords(MessageType.DATA, [Buffer.from('hello')]);
@@ -152,7 +179,7 @@ describe('ops: TunnelMetrics over real tunnels', function () {
   it('counts a protocol error that ends a tunnel', async () => {
     const server = new TunnelMetrics();
     const listener = await res.listen({ observer: server }, echo);
-    const raw = await rawClientHandshake(res, listener.address().port);
+    const raw = await rawClientHandshakeV2(res, listener.address().port);
     await until(() => server.snapshot().sessionsActive === 1, 5000, 'server tunnel open');
     raw.peer.write(Buffer.from([0x7e, 0, 0, 0, 0])); // an unknown message type
     await until(() => server.snapshot().protocolErrors === 1, 5000, 'the protocol error counted');

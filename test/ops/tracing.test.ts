@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type ContextManager } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { crypto, ErrorCode, SpanNames, TicketManager, TracingObserver, VERSION, type Listener, type Tunnel } from '../../lib/index.js';
+import { ClientTicketStore, crypto, ErrorCode, SpanNames, TicketIssuer, TicketManager, TracingObserver, VERSION, type Listener, type Tunnel } from '../../lib/index.js';
 import { echo, nextTunnel, readExactly, rejectsWithCode, Resources, roundTrip, until, within } from '../helpers/tunnel.js';
 
 const fipsNow = crypto.info().fips;
@@ -111,21 +111,36 @@ describe('ops: TracingObserver', function () {
   describe('resumption', () => {
     async function ticketServer(): Promise<{ listener: Listener; first: Tunnel; ticket: Buffer }> {
       const tickets = new TicketManager();
-      const listener = await res.listen({ tickets, observer }, (t) => {
+      const listener = await res.listen({ tickets, observer, legacyV1: true }, (t) => {
         if (t.info().resumed) t.pipe(t);
         else t.send(t.issueTicket()).catch(() => undefined);
       });
-      const first = await res.dial(listener, { observer });
+      const first = await res.dial(listener, { observer, legacyV1: true });
       const ticket = await readExactly(first, 71, 5000);
       return { listener, first, ticket };
     }
 
-    it('a resumed handshake: resumption spans under both handshake spans, resumed=true', async () => {
+    it('a resumed v2 handshake (ticket in-band): resumption spans on both sides, resumed=true', async () => {
+      const listener = await res.listen({ tickets: new TicketIssuer({ serverIdentity: Buffer.from('tracing') }), observer }, echo);
+      const ticketStore = new ClientTicketStore();
+      const first = await res.dial(listener, { observer, ticketStore });
+      await until(() => ticketStore.size === 1, 5000, 'the ticket arrived');
+      await first.close();
+      exporter.reset();
+      const t = await res.dial(listener, { observer, ticketStore });
+      await roundTrip(t, Buffer.from('resumed'));
+      await until(() => spans(SpanNames.RESUMPTION).length === 2, 5000, 'two resumption spans');
+      expect(one(SpanNames.HANDSHAKE_INITIATOR).attributes).to.include({ 'quantum.resumed': true, 'quantum.resumption_attempted': true });
+      expect(one(SpanNames.HANDSHAKE_RESPONDER).attributes).to.include({ 'quantum.resumed': true });
+      for (const r of spans(SpanNames.RESUMPTION)) expect(r.attributes).to.include({ 'quantum.resumed': true, 'quantum.outcome': 'resumed' });
+    });
+
+    it('a resumed v1 handshake (legacy): resumption spans under both handshake spans, resumed=true', async () => {
       const { listener, first, ticket } = await ticketServer();
       const state = first.resumptionState(ticket);
       exporter.reset();
       const served = nextTunnel(listener);
-      const t = await res.dial(listener, { observer, resumption: state });
+      const t = await res.dial(listener, { observer, resumption: state, legacyV1: true });
       await served;
       await roundTrip(t, Buffer.from('resumed'));
       await until(() => spans(SpanNames.RESUMPTION).length === 2, 5000, 'two resumption spans');
@@ -143,13 +158,13 @@ describe('ops: TracingObserver', function () {
       state.psk.destroy();
     });
 
-    it('a ticket the server does not accept: the client resumption span says fallback', async () => {
+    it('a v1 ticket the server does not accept (legacy): the client resumption span says fallback', async () => {
       const { listener, first, ticket } = await ticketServer();
       const state = first.resumptionState(ticket);
       ticket[ticket.length - 1]! ^= 0xff; // the server cannot open it and does a full handshake
       const forged = { ticket, psk: state.psk };
       exporter.reset();
-      const t = await res.dial(listener, { observer, resumption: forged });
+      const t = await res.dial(listener, { observer, resumption: forged, legacyV1: true });
       expect(t.info().resumed).to.equal(false);
       await until(() => spans(SpanNames.HANDSHAKE_RESPONDER).length === 1, 5000, 'the responder span');
       const r = one(SpanNames.RESUMPTION);

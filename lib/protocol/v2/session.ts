@@ -149,10 +149,11 @@ export class SessionV2 implements Session {
     this.#assertLive();
     if (this.#peerClosed) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'record after close_notify');
     const record = this.#records.open(frame);
-    this.stats.recordsReceived++;
     switch (record.type) {
       case InnerType.DATA:
         if (record.content.length === 0) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'an empty data record');
+        // Stats count data records, as v1's do (its control messages are not records).
+        this.stats.recordsReceived++;
         this.stats.bytesReceived += record.content.length;
         return { kind: 'data', data: record.content, seq: BigInt(this.#records.receiveKey!.seq - 1) };
       case InnerType.PING:
@@ -276,9 +277,7 @@ export class SessionV2 implements Session {
 
   #seal(type: (typeof InnerType)[keyof typeof InnerType], content: Uint8Array): Buffer {
     this.#assertLive();
-    const frame = this.#records.seal(type, content);
-    this.stats.recordsSent++;
-    return frame;
+    return this.#records.seal(type, content);
   }
 
   sealData(chunks: readonly Buffer[]): Buffer {
