@@ -18,9 +18,9 @@ PINS=(
   "3.5.9-1~deb13u1 3.5.9 603f5602e2eef00d77fbd429d34dcd5822bb301757a1bc9cdb24c670f1eb859a"
   "3.5.7-1~deb13u2 3.5.7 a8c0d28a529ca480f9f36cf5792e2cd21984552a3c8e4aa11a24aa31aeac98e8"
 )
-CONFIGURE_FLAGS=(enable-fips no-docs no-tests no-shared -fPIC)
+CONFIGURE_FLAGS=(enable-fips enable-ec_nistp_64_gcc_128 no-docs no-tests no-shared -fPIC)
 # Bump when the build recipe changes, so old caches are not reused.
-RECIPE=1
+RECIPE=2
 
 CACHE_ROOT="${QUANTUM_TUNNEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/quantum-tunnel}"
 
