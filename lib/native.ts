@@ -36,10 +36,21 @@ export interface PublicKey {
   destroy(): void;
 }
 
-/** An AEAD key schedule, created once per key and reused for every record. */
-export interface NativeAeadContext {
+/** What every AEAD context has, whichever nonce discipline it follows. */
+export interface NativeAeadContextBase {
   readonly suite: number;
   readonly destroyed: boolean;
+  /** True for a record context (created with an IV); destroy() does not change it. */
+  readonly hasIv: boolean;
+  destroy(): void;
+}
+
+/**
+ * An AEAD key schedule, created once per key and reused for every record; every call takes an
+ * explicit nonce. Its record methods (see {@link NativeRecordAeadContext}) throw
+ * ERR_QT_INVALID_STATE.
+ */
+export interface NativeAeadContext extends NativeAeadContextBase {
   seal(dst: Uint8Array, dstOffset: number, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): number;
   open(dst: Uint8Array, dstOffset: number, nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array): number;
   sealBatch(src: Uint8Array, dst: Uint8Array, table: Uint32Array, count: number): number;
@@ -52,7 +63,26 @@ export interface NativeAeadContext {
     secretOffset: number,
     secretLength: number,
   ): { plaintext: Buffer; secret: Secret };
-  destroy(): void;
+}
+
+/**
+ * An AEAD key schedule holding a per-direction IV natively: the nonce of record `seq` is
+ * iv XOR (0^32 ‖ BE64(seq)), computed natively, so the IV never reaches JavaScript. `seq` and
+ * `firstSeq` are safe integers from 0 (and firstSeq + count - 1 ≤ 2^53 - 1). Its explicit-nonce
+ * methods (see {@link NativeAeadContext}) throw ERR_QT_INVALID_STATE.
+ */
+export interface NativeRecordAeadContext extends NativeAeadContextBase {
+  sealRecord(dst: Uint8Array, dstOffset: number, seq: number, aad: Uint8Array, plaintext: Uint8Array): number;
+  openRecord(dst: Uint8Array, dstOffset: number, seq: number, aad: Uint8Array, sealed: Uint8Array): number;
+  sealRecordBatch(src: Uint8Array, dst: Uint8Array, table: Uint32Array, count: number, firstSeq: number): number;
+  openRecordBatch(
+    src: Uint8Array,
+    dst: Uint8Array,
+    table: Uint32Array,
+    count: number,
+    firstSeq: number,
+    results: Int32Array,
+  ): number;
 }
 
 export interface MlKemNativeSizes {
@@ -130,9 +160,10 @@ export interface NativeAddon {
   hkdfExpand(digest: number, prk: Secret, info: Uint8Array, length: number): Secret;
   hmac(digest: number, key: Secret, parts: Uint8Array[]): Buffer;
   hmacVerify(digest: number, key: Secret, parts: Uint8Array[], expected: Uint8Array): boolean;
-  aeadSizes: { key: number; nonce: number; tag: number; batchRowWords: number };
+  aeadSizes: { key: number; nonce: number; iv: number; tag: number; batchRowWords: number; recordBatchRowWords: number };
   aeadSuites: { AES_256_GCM: number; CHACHA20_POLY1305: number };
   aeadCreate(suite: number, key: Secret): NativeAeadContext;
+  aeadCreate(suite: number, key: Secret, iv: Secret): NativeRecordAeadContext;
   randomFill<T extends Uint8Array>(buffer: T): T;
   randomSecret(length: number): Secret;
   timingSafeEqual(a: Part, b: Part): boolean;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -24,7 +25,8 @@ namespace {
 constexpr int kSuiteAes256Gcm = 0x0001;
 constexpr int kSuiteChaCha20Poly1305 = 0x0002;
 constexpr size_t kKeySize = 32, kNonceSize = 12, kTagSize = 16;
-constexpr size_t kRowWords = 6;  // batch table row: inOff, inLen, outOff, nonceOff, aadOff, aadLen
+constexpr size_t kRowWords = 6;        // batch table row: inOff, inLen, outOff, nonceOff, aadOff, aadLen
+constexpr size_t kRecordRowWords = 5;  // record batch row: inOff, inLen, outOff, aadOff, aadLen
 constexpr size_t kMaxRecord = INT_MAX - kTagSize;
 const napi_type_tag kAeadTag = {0x51c0e8a2b7d94f16ULL, 0x3a7f25d6e0c1b948ULL};
 
@@ -41,15 +43,20 @@ class Aead : public Napi::ObjectWrap<Aead> {
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "AeadContext",
                        {
-                           InstanceMethod<&Aead::Seal>("seal"),
-                           InstanceMethod<&Aead::Open>("open"),
-                           InstanceMethod<&Aead::SealBatch>("sealBatch"),
-                           InstanceMethod<&Aead::OpenBatch>("openBatch"),
+                           InstanceMethod<&Aead::Seal<false>>("seal"),
+                           InstanceMethod<&Aead::Open<false>>("open"),
+                           InstanceMethod<&Aead::SealBatch<false>>("sealBatch"),
+                           InstanceMethod<&Aead::OpenBatch<false>>("openBatch"),
                            InstanceMethod<&Aead::SealParts>("sealParts"),
                            InstanceMethod<&Aead::OpenWithSecret>("openWithSecret"),
+                           InstanceMethod<&Aead::Seal<true>>("sealRecord"),
+                           InstanceMethod<&Aead::Open<true>>("openRecord"),
+                           InstanceMethod<&Aead::SealBatch<true>>("sealRecordBatch"),
+                           InstanceMethod<&Aead::OpenBatch<true>>("openRecordBatch"),
                            InstanceMethod<&Aead::Destroy>("destroy"),
                            InstanceAccessor<&Aead::Suite>("suite"),
                            InstanceAccessor<&Aead::Destroyed>("destroyed"),
+                           InstanceAccessor<&Aead::HasIv>("hasIv"),
                        });
   }
 
@@ -57,6 +64,7 @@ class Aead : public Napi::ObjectWrap<Aead> {
     const EVP_CIPHER* cipher;
     int suite;
     const uint8_t* key;
+    const uint8_t* iv;  // kNonceSize bytes for a record context, else nullptr
   };
 
   explicit Aead(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Aead>(info) {
@@ -67,9 +75,14 @@ class Aead : public Napi::ObjectWrap<Aead> {
     }
     CreateArgs* a = info[0].As<Napi::External<CreateArgs>>().Data();
     suite_ = a->suite;
+    record_ = a->iv != nullptr;
+    if (record_) {
+      iv_ = std::make_unique<SecretBytes>(kNonceSize);
+      if (iv_->data() != nullptr) std::memcpy(iv_->data(), a->iv, kNonceSize);
+    }
     enc_ = EVP_CIPHER_CTX_new();
     dec_ = EVP_CIPHER_CTX_new();
-    if (enc_ == nullptr || dec_ == nullptr ||
+    if (enc_ == nullptr || dec_ == nullptr || (record_ && iv_->data() == nullptr) ||
         EVP_EncryptInit_ex2(enc_, a->cipher, a->key, nullptr, nullptr) != 1 ||
         EVP_DecryptInit_ex2(dec_, a->cipher, a->key, nullptr, nullptr) != 1) {
       Free();
@@ -85,6 +98,7 @@ class Aead : public Napi::ObjectWrap<Aead> {
     EVP_CIPHER_CTX_free(enc_);  // cleanses the key schedule
     EVP_CIPHER_CTX_free(dec_);
     enc_ = dec_ = nullptr;
+    iv_.reset();  // SecretBytes cleanses
   }
 
   bool Live(Napi::Env env) {
@@ -92,6 +106,48 @@ class Aead : public Napi::ObjectWrap<Aead> {
     if (enc_ != nullptr) return true;
     ThrowError(env, code::kDestroyed, "the AEAD context has been destroyed");
     return false;
+  }
+
+  // Live, and used with its own nonce discipline (one per key): a record context (created with an
+  // IV) computes every nonce itself and takes none from its caller; any other context takes an
+  // explicit nonce for every call and has no record methods.
+  bool Usable(Napi::Env env, bool record) {
+    if (!Live(env)) return false;
+    if (record == record_) return true;
+    ThrowError(env, code::kInvalidState,
+               record_ ? "this AEAD context holds an IV: use the record methods, which compute every nonce from it"
+                       : "this AEAD context has no IV: the record methods need one created with an IV");
+    return false;
+  }
+
+  // The nonce of one record: the caller's 12 bytes, or on a record context
+  // iv XOR (0^32 || BE64(seq)) (RFC 8446 §5.3; SP 800-38D §8.2.1: the IV is the fixed field, seq
+  // the invocation field), computed into `buf` and wiped with it (with seq public, it is the IV).
+  struct Nonce {
+    const uint8_t* data = nullptr;
+    uint8_t buf[kNonceSize];
+    ~Nonce() { OPENSSL_cleanse(buf, sizeof buf); }
+  };
+
+  void RecordNonce(uint64_t seq, Nonce* n) const {
+    std::memcpy(n->buf, iv_->data(), kNonceSize);
+    for (size_t i = 0; i < 8; i++) n->buf[kNonceSize - 1 - i] ^= static_cast<uint8_t>(seq >> (8 * i));
+    n->data = n->buf;
+  }
+
+  // The third argument of seal/open (a 12-byte nonce) or of sealRecord/openRecord (seq: a safe
+  // integer, the record's sequence number).
+  bool NonceArg(Napi::Env env, Napi::Value v, bool record, Nonce* out) {
+    if (record) {
+      uint64_t seq = 0;
+      if (!GetInteger(env, v, "seq", kMaxSafeInteger, &seq)) return false;
+      RecordNonce(seq, out);
+      return true;
+    }
+    ByteView nonce;
+    if (!GetBytesOfSize(env, v, "nonce", kNonceSize, &nonce)) return false;
+    out->data = nonce.data;
+    return true;
   }
 
   bool SealOne(const uint8_t* nonce, const uint8_t* aad, size_t aad_len, const uint8_t* in, size_t in_len,
@@ -127,15 +183,17 @@ class Aead : public Napi::ObjectWrap<Aead> {
   // ciphertext in a separate pass from decryption, and other threads must not see unverified
   // plaintext), and both batch calls refuse them for the table (rows are checked, then used).
 
-  // seal(dst, dstOffset, nonce, aad, plaintext) -> bytes written (plaintext.length + 16)
+  // seal(dst, dstOffset, nonce, aad, plaintext) and, on a record context,
+  // sealRecord(dst, dstOffset, seq, aad, plaintext) -> bytes written (plaintext.length + 16)
+  template <bool kRecord>
   Napi::Value Seal(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    ByteView dst, nonce, aad, pt;
+    ByteView dst, aad, pt;
+    Nonce nonce;
     size_t off;
-    if (!Live(env) || !GetBytes(env, info[0], "dst", &dst) ||
-        !GetSize(env, info[1], "dstOffset", dst.size, &off) ||
-        !GetBytesOfSize(env, info[2], "nonce", kNonceSize, &nonce) || !GetBytes(env, info[3], "aad", &aad) ||
-        !GetBytes(env, info[4], "plaintext", &pt)) {
+    if (!Usable(env, kRecord) || !GetBytes(env, info[0], "dst", &dst) ||
+        !GetSize(env, info[1], "dstOffset", dst.size, &off) || !NonceArg(env, info[2], kRecord, &nonce) ||
+        !GetBytes(env, info[3], "aad", &aad) || !GetBytes(env, info[4], "plaintext", &pt)) {
       return env.Undefined();
     }
     if (pt.size > kMaxRecord || aad.size > INT_MAX || !InRange(off, pt.size + kTagSize, dst.size)) {
@@ -154,15 +212,17 @@ class Aead : public Napi::ObjectWrap<Aead> {
     return Napi::Number::New(env, static_cast<double>(pt.size + kTagSize));
   }
 
-  // open(dst, dstOffset, nonce, aad, ciphertextAndTag) -> plaintext length; throws on a bad tag
+  // open(dst, dstOffset, nonce, aad, ciphertextAndTag) and, on a record context,
+  // openRecord(dst, dstOffset, seq, aad, ciphertextAndTag) -> plaintext length; throws on a bad tag
+  template <bool kRecord>
   Napi::Value Open(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    ByteView dst, nonce, aad, ct;
+    ByteView dst, aad, ct;
+    Nonce nonce;
     size_t off;
-    if (!Live(env) || !GetBytes(env, info[0], "dst", &dst, Shared::kRefuse) ||
-        !GetSize(env, info[1], "dstOffset", dst.size, &off) ||
-        !GetBytesOfSize(env, info[2], "nonce", kNonceSize, &nonce) || !GetBytes(env, info[3], "aad", &aad) ||
-        !GetBytes(env, info[4], "ciphertext", &ct, Shared::kRefuse)) {
+    if (!Usable(env, kRecord) || !GetBytes(env, info[0], "dst", &dst, Shared::kRefuse) ||
+        !GetSize(env, info[1], "dstOffset", dst.size, &off) || !NonceArg(env, info[2], kRecord, &nonce) ||
+        !GetBytes(env, info[3], "aad", &aad) || !GetBytes(env, info[4], "ciphertext", &ct, Shared::kRefuse)) {
       return env.Undefined();
     }
     if (ct.size < kTagSize) {
@@ -186,52 +246,106 @@ class Aead : public Napi::ObjectWrap<Aead> {
     return Napi::Number::New(env, static_cast<double>(body));
   }
 
+  // A batch table row. Explicit-nonce rows (kRowWords): inOff, inLen, outOff, nonceOff, aadOff,
+  // aadLen; record rows (kRecordRowWords) have no nonceOff.
+  struct Row {
+    uint64_t in_off, in_len, out_off, nonce_off, aad_off, aad_len;
+  };
+
+  template <bool kRecord>
+  static Row ReadRow(const uint32_t* table, size_t i) {
+    if constexpr (kRecord) {
+      const uint32_t* r = table + i * kRecordRowWords;
+      return {r[0], r[1], r[2], 0, r[3], r[4]};
+    } else {
+      const uint32_t* r = table + i * kRowWords;
+      return {r[0], r[1], r[2], r[3], r[4], r[5]};
+    }
+  }
+
+  // Row i's nonce: on a record context computed from seq = firstSeq + i; otherwise the 12 bytes at
+  // nonceOff in `holder` (dst when sealing, src when opening), which must not overlap the output
+  // [out, out + out_len).
+  template <bool kRecord>
+  bool RowNonce(Napi::Env env, size_t i, const Row& row, uint64_t first_seq, const ByteView& holder, const uint8_t* out,
+                size_t out_len, Nonce* nonce) {
+    if constexpr (kRecord) {
+      RecordNonce(first_seq + i, nonce);
+      return true;
+    }
+    if (!InRange(row.nonce_off, kNonceSize, holder.size)) {
+      ThrowInvalidArgument(env, "batch row " + std::to_string(i) + " is out of bounds");
+      return false;
+    }
+    nonce->data = holder.data + row.nonce_off;
+    if (Overlap(out, out_len, nonce->data, kNonceSize)) {
+      ThrowInvalidArgument(env, "batch row " + std::to_string(i) + " overlaps its own input");
+      return false;
+    }
+    return true;
+  }
+
   // Reads and checks the batch arguments shared by sealBatch and openBatch (`shared`: whether
-  // src and dst may be SharedArrayBuffer views). A zero-length table leaves *table null; count
-  // is then 0 and no row is read.
+  // src and dst may be SharedArrayBuffer views), and on a record context firstSeq (the fifth
+  // argument): the last row's seq, firstSeq + count - 1, must be a safe integer too. A zero-length
+  // table leaves *table null; count is then 0 and no row is read.
+  template <bool kRecord>
   bool BatchArgs(const Napi::CallbackInfo& info, Shared shared, ByteView* src, ByteView* dst, const uint32_t** table,
-                 size_t* count) {
+                 size_t* count, uint64_t* first_seq) {
     Napi::Env env = info.Env();
-    if (!Live(env) || !GetBytes(env, info[0], "src", src, shared) || !GetBytes(env, info[1], "dst", dst, shared)) {
+    if (!Usable(env, kRecord) || !GetBytes(env, info[0], "src", src, shared) ||
+        !GetBytes(env, info[1], "dst", dst, shared)) {
       return false;
     }
     void* words = nullptr;
     size_t length = 0;
     if (!GetTypedArray(env, info[2], napi_uint32_array, "Uint32Array", "table", Shared::kRefuse, &words, &length) ||
-        !GetSize(env, info[3], "count", length / kRowWords, count)) {
+        !GetSize(env, info[3], "count", length / (kRecord ? kRecordRowWords : kRowWords), count)) {
       return false;
     }
     *table = static_cast<const uint32_t*>(words);
+    *first_seq = 0;
+    if (!kRecord) return true;
+    if (!GetInteger(env, info[4], "firstSeq", kMaxSafeInteger, first_seq)) return false;
+    if (*count > 0 && *count - 1 > kMaxSafeInteger - *first_seq) {
+      ThrowInvalidArgument(env, "firstSeq + count - 1 must not exceed 2^53 - 1");
+      return false;
+    }
     return true;
   }
 
   // sealBatch(src, dst, table, count): row i seals src[inOff, +inLen) into dst[outOff, +inLen+16)
   // with the nonce at dst[nonceOff, +12) and AD dst[aadOff, +aadLen) (the record header the
-  // caller has already written). Returns the number of bytes written.
+  // caller has already written). On a record context, sealRecordBatch(src, dst, table, count,
+  // firstSeq): rows without nonceOff, row i with seq firstSeq + i. Returns the bytes written.
+  template <bool kRecord>
   Napi::Value SealBatch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ByteView src, dst;
     const uint32_t* table;
     size_t count;
-    if (!BatchArgs(info, Shared::kAllow, &src, &dst, &table, &count)) return env.Undefined();
+    uint64_t first_seq;
+    if (!BatchArgs<kRecord>(info, Shared::kAllow, &src, &dst, &table, &count, &first_seq)) return env.Undefined();
     double written = 0;
+    Nonce nonce;
     for (size_t i = 0; i < count; i++) {
-      const uint32_t* r = table + i * kRowWords;
-      uint64_t in_off = r[0], in_len = r[1], out_off = r[2], nonce_off = r[3], aad_off = r[4], aad_len = r[5];
+      const Row row = ReadRow<kRecord>(table, i);
+      const uint64_t in_off = row.in_off, in_len = row.in_len, out_off = row.out_off, aad_off = row.aad_off,
+                     aad_len = row.aad_len;
       if (!InRange(in_off, in_len, src.size) || !InRange(out_off, in_len + kTagSize, dst.size) ||
-          !InRange(nonce_off, kNonceSize, dst.size) || !InRange(aad_off, aad_len, dst.size) || in_len > kMaxRecord) {
+          !InRange(aad_off, aad_len, dst.size) || in_len > kMaxRecord) {
         ThrowInvalidArgument(env, "batch row " + std::to_string(i) + " is out of bounds");
         return env.Undefined();
       }
       const uint8_t* in = src.data + in_off;
       uint8_t* out = dst.data + out_off;
+      if (!RowNonce<kRecord>(env, i, row, first_seq, dst, out, in_len + kTagSize, &nonce)) return env.Undefined();
       if ((out != in && Overlap(out, in_len + kTagSize, in, in_len)) ||
-          Overlap(out, in_len + kTagSize, dst.data + nonce_off, kNonceSize) ||
           Overlap(out, in_len + kTagSize, dst.data + aad_off, aad_len)) {
         ThrowInvalidArgument(env, "batch row " + std::to_string(i) + " overlaps its own input");
         return env.Undefined();
       }
-      if (!SealOne(dst.data + nonce_off, dst.data + aad_off, aad_len, in, in_len, out)) {
+      if (!SealOne(nonce.data, dst.data + aad_off, aad_len, in, in_len, out)) {
         ThrowError(env, code::kCryptoFailure, "AEAD seal failed");
         return env.Undefined();
       }
@@ -242,16 +356,21 @@ class Aead : public Napi::ObjectWrap<Aead> {
 
   // openBatch(src, dst, table, count, results): row i opens src[inOff, +inLen) (ciphertext||tag)
   // into dst[outOff, +inLen-16) with nonce src[nonceOff, +12) and AD src[aadOff, +aadLen).
-  // results[i] = plaintext length, or -1 when the tag does not verify. Returns the failures.
+  // results[i] = plaintext length, or -1 when the tag does not verify. Returns the failures. On a
+  // record context, openRecordBatch(src, dst, table, count, firstSeq, results): rows without
+  // nonceOff, row i with seq firstSeq + i.
+  template <bool kRecord>
   Napi::Value OpenBatch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ByteView src, dst;
     const uint32_t* table;
     size_t count;
-    if (!BatchArgs(info, Shared::kRefuse, &src, &dst, &table, &count)) return env.Undefined();
+    uint64_t first_seq;
+    if (!BatchArgs<kRecord>(info, Shared::kRefuse, &src, &dst, &table, &count, &first_seq)) return env.Undefined();
     void* slots = nullptr;
     size_t slot_count = 0;
-    if (!GetTypedArray(env, info[4], napi_int32_array, "Int32Array", "results", Shared::kAllow, &slots, &slot_count)) {
+    if (!GetTypedArray(env, info[kRecord ? 5 : 4], napi_int32_array, "Int32Array", "results", Shared::kAllow, &slots,
+                       &slot_count)) {
       return env.Undefined();
     }
     if (slot_count < count) {
@@ -260,9 +379,11 @@ class Aead : public Napi::ObjectWrap<Aead> {
     }
     int32_t* results = static_cast<int32_t*>(slots);
     double failures = 0;
+    Nonce nonce;
     for (size_t i = 0; i < count; i++) {
-      const uint32_t* r = table + i * kRowWords;
-      uint64_t in_off = r[0], in_len = r[1], out_off = r[2], nonce_off = r[3], aad_off = r[4], aad_len = r[5];
+      const Row row = ReadRow<kRecord>(table, i);
+      const uint64_t in_off = row.in_off, in_len = row.in_len, out_off = row.out_off, aad_off = row.aad_off,
+                     aad_len = row.aad_len;
       if (in_len < kTagSize) {
         results[i] = -1;
         failures++;
@@ -270,17 +391,20 @@ class Aead : public Napi::ObjectWrap<Aead> {
       }
       uint64_t body = in_len - kTagSize;
       if (!InRange(in_off, in_len, src.size) || !InRange(out_off, body, dst.size) ||
-          !InRange(nonce_off, kNonceSize, src.size) || !InRange(aad_off, aad_len, src.size) || in_len > kMaxRecord) {
+          !InRange(aad_off, aad_len, src.size) || in_len > kMaxRecord) {
         ThrowInvalidArgument(env, "batch row " + std::to_string(i) + " is out of bounds");
         return env.Undefined();
       }
       const uint8_t* in = src.data + in_off;
       uint8_t* out = dst.data + out_off;
+      // Opening reads the nonce and the AD before it writes (OpenOne): only the ciphertext is checked
+      // against the output, as before.
+      if (!RowNonce<kRecord>(env, i, row, first_seq, src, nullptr, 0, &nonce)) return env.Undefined();
       if (out != in && Overlap(out, body, in, in_len)) {
         ThrowInvalidArgument(env, "batch row " + std::to_string(i) + " overlaps its own input");
         return env.Undefined();
       }
-      if (OpenOne(src.data + nonce_off, src.data + aad_off, aad_len, in, in_len, out)) {
+      if (OpenOne(nonce.data, src.data + aad_off, aad_len, in, in_len, out)) {
         results[i] = static_cast<int32_t>(body);
       } else {
         results[i] = -1;
@@ -298,7 +422,7 @@ class Aead : public Napi::ObjectWrap<Aead> {
     // Reading the array can run JS, which could detach or shrink the nonce, the AD or a part, or
     // destroy a part or this context: read it all first, then check everything and take pointers.
     std::vector<Napi::Value> parts;
-    if (!Live(env) || !ReadParts(env, info[2], &parts)) return env.Undefined();
+    if (!Usable(env, false) || !ReadParts(env, info[2], &parts)) return env.Undefined();
     ByteView nonce, aad;
     if (!Live(env) || !GetBytesOfSize(env, info[0], "nonce", kNonceSize, &nonce) || !GetBytes(env, info[1], "aad", &aad)) {
       return env.Undefined();
@@ -344,8 +468,8 @@ class Aead : public Napi::ObjectWrap<Aead> {
     Napi::Env env = info.Env();
     ByteView nonce, aad, sealed;
     size_t secret_off, secret_len;
-    if (!Live(env) || !GetBytesOfSize(env, info[0], "nonce", kNonceSize, &nonce) || !GetBytes(env, info[1], "aad", &aad) ||
-        !GetBytes(env, info[2], "sealed", &sealed, Shared::kRefuse) ||
+    if (!Usable(env, false) || !GetBytesOfSize(env, info[0], "nonce", kNonceSize, &nonce) ||
+        !GetBytes(env, info[1], "aad", &aad) || !GetBytes(env, info[2], "sealed", &sealed, Shared::kRefuse) ||
         !GetSize(env, info[3], "secretOffset", kMaxRecord, &secret_off) ||
         !GetSize(env, info[4], "secretLength", kMaxRecord, &secret_len)) {
       return env.Undefined();
@@ -380,13 +504,17 @@ class Aead : public Napi::ObjectWrap<Aead> {
   void Destroy(const Napi::CallbackInfo&) { Free(); }
   Napi::Value Suite(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), suite_); }
   Napi::Value Destroyed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), enc_ == nullptr); }
+  // Whether this is a record context (created with an IV); destroy() does not change it.
+  Napi::Value HasIv(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), record_); }
 
   EVP_CIPHER_CTX* enc_ = nullptr;
   EVP_CIPHER_CTX* dec_ = nullptr;
+  std::unique_ptr<SecretBytes> iv_;  // a record context's IV, cleansed when freed
+  bool record_ = false;
   int suite_ = 0;
 };
 
-// aeadCreate(suite, key: Secret) -> AeadContext
+// aeadCreate(suite, key: Secret, iv?: Secret) -> AeadContext; with a 12-byte iv, a record context.
 Napi::Value Create(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
@@ -401,6 +529,16 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
     ThrowError(env, code::kInvalidKey, "AEAD keys must be 32 bytes");
     return env.Undefined();
   }
+  const uint8_t* iv = nullptr;
+  if (!info[2].IsUndefined()) {
+    Secret* iv_secret = Secret::FromValue(env, info[2], "iv");
+    if (iv_secret == nullptr) return env.Undefined();
+    if (iv_secret->bytes().size() != kNonceSize) {
+      ThrowError(env, code::kInvalidKey, "AEAD IVs must be 12 bytes");
+      return env.Undefined();
+    }
+    iv = iv_secret->bytes().data();
+  }
   LibraryContext* lc = Data(env).active_context;
   const EVP_CIPHER* cipher = suite == kSuiteAes256Gcm ? lc->aes256gcm()
                              : suite == kSuiteChaCha20Poly1305 ? lc->chacha20poly1305()
@@ -411,7 +549,7 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
                                                : "unknown AEAD suite");
     return env.Undefined();
   }
-  Aead::CreateArgs args{cipher, suite, key->bytes().data()};
+  Aead::CreateArgs args{cipher, suite, key->bytes().data(), iv};
   return Data(env).aead_constructor.New({Napi::External<Aead::CreateArgs>::New(env, &args)});
 }
 
@@ -427,6 +565,8 @@ void InitAead(Napi::Env env, Napi::Object exports) {
   sizes.Set("nonce", static_cast<double>(kNonceSize));
   sizes.Set("tag", static_cast<double>(kTagSize));
   sizes.Set("batchRowWords", static_cast<double>(kRowWords));
+  sizes.Set("recordBatchRowWords", static_cast<double>(kRecordRowWords));
+  sizes.Set("iv", static_cast<double>(kNonceSize));
   exports.Set("aeadSizes", sizes);
   Napi::Object suites = Napi::Object::New(env);
   suites.Set("AES_256_GCM", kSuiteAes256Gcm);

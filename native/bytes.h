@@ -91,19 +91,32 @@ inline bool GetBytesOfSize(Napi::Env env, Napi::Value v, const char* what, size_
   return true;
 }
 
-// A non-negative integer argument no larger than `max`. Only a number primitive is accepted: a
-// coercion (valueOf, toString) would run JS.
-inline bool GetSize(Napi::Env env, Napi::Value v, const char* what, size_t max, size_t* out) {
+// Number.MAX_SAFE_INTEGER: every integer up to it is a double exactly (and a JS safe integer).
+constexpr uint64_t kMaxSafeInteger = (uint64_t{1} << 53) - 1;
+
+// A non-negative integer argument no larger than `max` (itself at most kMaxSafeInteger). Only a
+// number primitive is accepted: a coercion (valueOf, toString) would run JS, and a BigInt or a
+// string is refused like any other non-number.
+inline bool GetInteger(Napi::Env env, Napi::Value v, const char* what, uint64_t max, uint64_t* out) {
   if (!v.IsNumber()) {
     ThrowInvalidArgument(env, std::string(what) + " must be a number");
     return false;
   }
+  if (max > kMaxSafeInteger) max = kMaxSafeInteger;
   double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 0) || d > static_cast<double>(max) || d != static_cast<double>(static_cast<size_t>(d))) {
+  if (!(d >= 0) || d > static_cast<double>(max) || d != static_cast<double>(static_cast<uint64_t>(d))) {
     ThrowInvalidArgument(env, std::string(what) + " must be an integer from 0 to " + std::to_string(max));
     return false;
   }
-  *out = static_cast<size_t>(d);
+  *out = static_cast<uint64_t>(d);
+  return true;
+}
+
+// GetInteger for a size or an offset.
+inline bool GetSize(Napi::Env env, Napi::Value v, const char* what, size_t max, size_t* out) {
+  uint64_t n = 0;
+  if (!GetInteger(env, v, what, max, &n)) return false;
+  *out = static_cast<size_t>(n);
   return true;
 }
 

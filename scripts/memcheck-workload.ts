@@ -18,6 +18,13 @@ for (let i = 0; i < rounds; i++) {
   const dst = Buffer.alloc(256);
   aead.sealBatch(Buffer.alloc(128, 7), dst, table, 2);
   try { aead.sealBatch(Buffer.alloc(8), dst, table, 2); } catch { /* expected: out of bounds */ }
+  const rec = crypto.createRecordAead(crypto.AeadSuite.AES_256_GCM, k, crypto.randomSecret(12));
+  const record = crypto.sealRecord(rec, i, Buffer.from('hd'), Buffer.alloc(50, i));
+  crypto.openRecord(rec, i, Buffer.from('hd'), record);
+  try { crypto.openRecord(rec, i + 1, Buffer.from('hd'), record); } catch { /* expected: wrong seq */ }
+  rec.sealRecordBatch(Buffer.alloc(128, 7), dst, Uint32Array.from([0, 64, 8, 0, 8, 64, 64, 96, 88, 8]), 2, i);
+  try { rec.seal(dst, 0, Buffer.alloc(12), Buffer.alloc(0), Buffer.alloc(1)); } catch { /* expected: a record context */ }
+  if (i % 2 === 0) rec.destroy();
   crypto.deriveSecrets('label', k, [32, 32]).forEach((s) => s.destroy());
   crypto.deriveKeyMultiple('label', [k, Buffer.alloc(5)], 64);
   crypto.transcriptHash([Buffer.alloc(3), Buffer.alloc(4)]);

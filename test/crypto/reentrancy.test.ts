@@ -15,7 +15,7 @@
 import { expect } from 'chai';
 import { createHash, createHmac } from 'node:crypto';
 import { crypto, QuantumTunnelError } from '../../lib/index.js';
-import { native, type NativeAeadContext, type PrivateKey, type Secret } from '../../lib/native.js';
+import { native, type NativeAeadContext, type NativeRecordAeadContext, type PrivateKey, type Secret } from '../../lib/native.js';
 import * as testing from '../../lib/testing.js';
 import { detach, expectCode, own, withGetter } from '../helpers/buffers.js';
 
@@ -153,6 +153,19 @@ const NONCE = Buffer.alloc(12, 0x0c);
 /** The reference: ciphertext‖tag from a fresh context over clean copies. */
 function sealRef(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Buffer {
   return crypto.seal(aead(), Buffer.from(nonce), Buffer.from(aad), Buffer.from(plaintext));
+}
+
+// A record context (the IV held natively: record seq's nonce is iv XOR (0^32 ‖ BE64(seq))).
+const RECORD_IV = Buffer.alloc(12, 0xc3);
+const recordAead = (): NativeRecordAeadContext =>
+  native.aeadCreate(GCM, testing.secretFromBytes(AEAD_KEY), testing.secretFromBytes(RECORD_IV));
+
+/** The reference for record `seq`: sealRef with the nonce computed here. */
+function sealRecordRef(seq: number, aad: Uint8Array, plaintext: Uint8Array): Buffer {
+  const nonce = Buffer.alloc(12);
+  nonce.writeBigUInt64BE(BigInt(seq), 4);
+  for (let i = 0; i < 12; i++) nonce[i]! ^= RECORD_IV[i]!;
+  return sealRef(nonce, aad, plaintext);
 }
 
 describe('re-entrancy: AeadContext.sealParts(nonce, aad, parts) (array reads run JS)', () => {
@@ -580,6 +593,18 @@ describe('re-entrancy: aeadCreate(suite, key)', () => {
     destroyed.destroy();
     expectCode(() => native.aeadCreate(GCM, destroyed), DESTROYED);
   });
+
+  it('the iv of a record context: a look-alike is refused unread; IV bytes of any backing are refused (Secret handles only)', () => {
+    const tw = new Tripwire();
+    expectCode(() => native.aeadCreate(GCM, testing.secretFromBytes(AEAD_KEY), tw.lookalike()), INVALID);
+    expect(tw.fired).to.equal(0);
+    const candidates: Uint8Array[] = [detachedView(), shared(RECORD_IV), own(RECORD_IV), ...emptyViews().map(([, v]) => v)];
+    if (HAS_RESIZABLE) candidates.push(resizable(RECORD_IV).view);
+    for (const iv of candidates) expectCode(() => native.aeadCreate(GCM, testing.secretFromBytes(AEAD_KEY), iv as never), INVALID);
+    const destroyed = testing.secretFromBytes(RECORD_IV);
+    destroyed.destroy();
+    expectCode(() => native.aeadCreate(GCM, testing.secretFromBytes(AEAD_KEY), destroyed), DESTROYED);
+  });
 });
 
 describe('re-entrancy: AeadContext methods with a foreign receiver', () => {
@@ -589,8 +614,176 @@ describe('re-entrancy: AeadContext methods with a foreign receiver', () => {
     const proto = Object.getPrototypeOf(ctx) as NativeAeadContext;
     expect(() => proto.seal.call(secret as never, new Uint8Array(32), 0, own(NONCE), own('ad'), own('x'))).to.throw(TypeError);
     expect(() => proto.sealParts.call({} as never, own(NONCE), own('ad'), [])).to.throw(TypeError);
+    const recordProto = Object.getPrototypeOf(recordAead()) as NativeRecordAeadContext;
+    expect(() => recordProto.sealRecord.call(secret as never, new Uint8Array(32), 0, 0, own('ad'), own('x'))).to.throw(TypeError);
+    expect(() => recordProto.openRecordBatch.call({} as never, own(''), own(''), new Uint32Array(0), 0, 0, new Int32Array(0))).to.throw(TypeError);
     const secretProto = Object.getPrototypeOf(secret) as Secret;
     expect(() => secretProto.clone.call(ctx as never)).to.throw(TypeError);
+  });
+});
+
+// ---- record AEAD contexts (the IV held natively; record seq's nonce is iv XOR BE64(seq)) ------------
+
+/** `n` records of `size` bytes for a record batch: AD (8 bytes) then ciphertext‖tag, in dst. */
+function recordBatchLayout(n: number, size: number): { src: Buffer; dst: Uint8Array; table: Uint32Array; openTable: Uint32Array; frame: number } {
+  const src = crypto.randomBytes(n * size);
+  const frame = 8 + size + 16;
+  const dst = new Uint8Array(n * frame);
+  const table = new Uint32Array(n * 5);
+  const openTable = new Uint32Array(n * 5);
+  for (let i = 0; i < n; i++) {
+    dst.set(Buffer.alloc(8, i), i * frame);
+    table.set([i * size, size, i * frame + 8, i * frame, 8], i * 5);
+    openTable.set([i * frame + 8, size + 16, i * size, i * frame, 8], i * 5);
+  }
+  return { src, dst, table, openTable, frame };
+}
+
+function expectRecordBatchSealed(dst: Uint8Array, src: Uint8Array, n: number, size: number, frame: number, firstSeq: number): void {
+  for (let i = 0; i < n; i++) {
+    const ref = sealRecordRef(firstSeq + i, Buffer.alloc(8, i), src.subarray(i * size, (i + 1) * size));
+    expect(Buffer.from(dst.subarray(i * frame + 8, (i + 1) * frame)).equals(ref), `record ${i}`).to.equal(true);
+  }
+}
+
+describe('re-entrancy: record AeadContext methods (sealRecord, openRecord, sealRecordBatch, openRecordBatch)', () => {
+  const SEQ = 2 ** 32 + 9;
+  const AD = Buffer.from('hdr');
+  const PT = Buffer.alloc(4096, 0x72);
+  const SEALED = sealRecordRef(SEQ, AD, PT);
+
+  it('run no JS: seq, firstSeq, dstOffset, count and results with hooks (that detach a buffer) are refused unread', () => {
+    const victim = own(PT);
+    const tw = new Tripwire(() => detach(victim.buffer));
+    const ctx = recordAead();
+    const { dst, table, openTable } = recordBatchLayout(2, 64);
+    expectCode(() => ctx.sealRecord(new Uint8Array(4112), 0, tw.coercible(SEQ), own(AD), victim), INVALID);
+    expectCode(() => ctx.sealRecord(new Uint8Array(4112), tw.coercible(0), SEQ, own(AD), victim), INVALID);
+    expectCode(() => ctx.openRecord(new Uint8Array(4096), 0, tw.coercible(SEQ), own(AD), own(SEALED)), INVALID);
+    expectCode(() => ctx.openRecord(new Uint8Array(4096), tw.coercible(0), SEQ, own(AD), own(SEALED)), INVALID);
+    expectCode(() => ctx.sealRecordBatch(victim, dst, table, tw.coercible(2), 0), INVALID);
+    expectCode(() => ctx.sealRecordBatch(victim, dst, table, 2, tw.coercible(0)), INVALID);
+    expectCode(() => ctx.openRecordBatch(own(dst), victim, openTable, 2, tw.coercible(0), new Int32Array(2)), INVALID);
+    expectCode(() => ctx.openRecordBatch(own(dst), victim, openTable, 2, 0, tw.lookalike()), INVALID);
+    expect(tw.fired).to.equal(0);
+    expect(victim.length).to.equal(PT.length);
+  });
+
+  it('run no JS: accessors on every byte argument never fire; the results are the clean ones', () => {
+    const tw = new Tripwire();
+    const ctx = recordAead();
+    const dst = new ArrayBuffer(4112);
+    expect(ctx.sealRecord(tw.arm(new Uint8Array(dst)), 0, SEQ, tw.bytes(AD), tw.bytes(PT))).to.equal(4112);
+    expect(Buffer.from(dst).equals(SEALED)).to.equal(true);
+    const out = new ArrayBuffer(4096);
+    expect(ctx.openRecord(tw.arm(new Uint8Array(out)), 0, SEQ, tw.bytes(AD), tw.bytes(SEALED))).to.equal(4096);
+    expect(Buffer.from(out).equals(PT)).to.equal(true);
+    const { src, dst: batch, table, openTable, frame } = recordBatchLayout(3, 100);
+    const sealedBatch = new ArrayBuffer(batch.length);
+    new Uint8Array(sealedBatch).set(batch);
+    expect(ctx.sealRecordBatch(tw.bytes(src), tw.arm(new Uint8Array(sealedBatch)), table, 3, SEQ)).to.equal(3 * 116);
+    expectRecordBatchSealed(new Uint8Array(sealedBatch), src, 3, 100, frame, SEQ);
+    const opened = new ArrayBuffer(300);
+    const results = new Int32Array(3);
+    expect(ctx.openRecordBatch(tw.bytes(new Uint8Array(sealedBatch)), tw.arm(new Uint8Array(opened)), openTable, 3, SEQ, results)).to.equal(0);
+    expect(Array.from(results)).to.deep.equal([100, 100, 100]);
+    expect(Buffer.from(opened).equals(src)).to.equal(true);
+    expect(tw.fired).to.equal(0);
+  });
+
+  it('a detached dst, AD, plaintext, ciphertext, src, table or results: typed errors, never read as empty', () => {
+    const ctx = recordAead();
+    const { src, dst, table, openTable } = recordBatchLayout(2, 64);
+    expectCode(() => ctx.sealRecord(new Uint8Array(64), 0, 0, own('ad'), detachedView()), INVALID);
+    expectCode(() => ctx.sealRecord(new Uint8Array(64), 0, 0, detachedView(), own('pt')), INVALID);
+    expectCode(() => ctx.sealRecord(detachedView(), 0, 0, own('ad'), own('pt')), INVALID);
+    expectCode(() => ctx.openRecord(new Uint8Array(4096), 0, SEQ, own(AD), detachedView()), INVALID);
+    expectCode(() => ctx.openRecord(new Uint8Array(4096), 0, SEQ, detachedView(), own(SEALED)), INVALID);
+    expectCode(() => ctx.openRecord(detachedView(), 0, SEQ, own(AD), own(SEALED)), INVALID);
+    expectCode(() => ctx.sealRecordBatch(detachedView(), dst, table, 2, 0), INVALID);
+    expectCode(() => ctx.sealRecordBatch(own(src), detachedView(), table, 2, 0), INVALID);
+    const t = new Uint32Array(table);
+    detach(t.buffer);
+    expectCode(() => ctx.sealRecordBatch(own(src), dst, t, 0, 0), INVALID);
+    expectCode(() => ctx.openRecordBatch(own(dst), new Uint8Array(128), t, 0, 0, new Int32Array(2)), INVALID);
+    expectCode(() => ctx.openRecordBatch(detachedView(), new Uint8Array(128), openTable, 2, 0, new Int32Array(2)), INVALID);
+    const results = new Int32Array(2);
+    detach(results.buffer);
+    expectCode(() => ctx.openRecordBatch(own(dst), new Uint8Array(128), openTable, 0, 0, results), INVALID);
+  });
+
+  it('resizable buffers shrunk before the call: read as they are now (a shrunk ciphertext is a bad tag, wiped)', function () {
+    needResizable(this);
+    const ctx = recordAead();
+    const pt = resizable(Buffer.alloc(1 << 20, 0x50), 4 << 20);
+    const aad = resizable(Buffer.alloc(64, 0x61));
+    pt.buffer.resize(100);
+    aad.buffer.resize(5);
+    const dst = new Uint8Array(116);
+    expect(ctx.sealRecord(dst, 0, SEQ, aad.view, pt.view)).to.equal(116);
+    expect(Buffer.from(dst).equals(sealRecordRef(SEQ, Buffer.alloc(5, 0x61), Buffer.alloc(100, 0x50)))).to.equal(true);
+    const ct = resizable(SEALED, 1 << 20);
+    ct.buffer.resize(100);
+    const out = new Uint8Array(4096).fill(0xee);
+    expectCode(() => ctx.openRecord(out, 0, SEQ, own(AD), ct.view), AUTH);
+    expect(out.subarray(0, 84).every((b) => b === 0)).to.equal(true);
+    const { src, dst: batch, table, frame } = recordBatchLayout(4, 256);
+    const r = resizable(src, 1 << 20);
+    r.buffer.resize(2 * 256);
+    expectCode(() => ctx.sealRecordBatch(r.view, batch, table, 4, 0), INVALID);
+    expect(ctx.sealRecordBatch(r.view, batch, table, 2, 0)).to.equal(2 * 272);
+    expectRecordBatchSealed(batch, src, 2, 256, frame, 0);
+  });
+
+  it('SharedArrayBuffer: sealRecord and sealRecordBatch seal like a copy; opening refuses shared ciphertext and output, every batch a shared table', () => {
+    const ctx = recordAead();
+    const sdst = shared(new Uint8Array(4112));
+    expect(ctx.sealRecord(sdst, 0, SEQ, shared(AD), shared(PT))).to.equal(4112);
+    expect(Buffer.from(sdst).equals(SEALED)).to.equal(true);
+    expectCode(() => ctx.openRecord(new Uint8Array(4096), 0, SEQ, own(AD), shared(SEALED)), INVALID);
+    expectCode(() => ctx.openRecord(shared(new Uint8Array(4096)), 0, SEQ, own(AD), own(SEALED)), INVALID);
+    const out = new Uint8Array(4096);
+    expect(ctx.openRecord(out, 0, SEQ, shared(AD), own(SEALED))).to.equal(4096);
+    expect(Buffer.from(out).equals(PT)).to.equal(true);
+
+    const { src, dst, table, openTable, frame } = recordBatchLayout(3, 100);
+    const sbatch = shared(dst);
+    expect(ctx.sealRecordBatch(shared(src), sbatch, table, 3, 7)).to.equal(3 * 116);
+    expectRecordBatchSealed(sbatch, src, 3, 100, frame, 7);
+    const sharedTable = (t: Uint32Array) => {
+      const st = new Uint32Array(new SharedArrayBuffer(t.byteLength));
+      st.set(t);
+      return st;
+    };
+    expectCode(() => ctx.sealRecordBatch(own(src), dst, sharedTable(table), 3, 7), INVALID);
+    const sealed = own(sbatch);
+    expectCode(() => ctx.openRecordBatch(shared(sealed), new Uint8Array(300), openTable, 3, 7, new Int32Array(3)), INVALID);
+    expectCode(() => ctx.openRecordBatch(sealed, shared(new Uint8Array(300)), openTable, 3, 7, new Int32Array(3)), INVALID);
+    expectCode(() => ctx.openRecordBatch(sealed, new Uint8Array(300), sharedTable(openTable), 3, 7, new Int32Array(3)), INVALID);
+    const results = new Int32Array(new SharedArrayBuffer(12));
+    const opened = new Uint8Array(300);
+    expect(ctx.openRecordBatch(sealed, opened, openTable, 3, 7, results)).to.equal(0);
+    expect(Array.from(results)).to.deep.equal([100, 100, 100]);
+    expect(Buffer.from(opened).equals(src)).to.equal(true);
+  });
+
+  it('zero-length views in every shape: empty AD and plaintext seal to a tag and open back; zero rows do nothing', () => {
+    const ctx = recordAead();
+    const tag = sealRecordRef(0, Buffer.alloc(0), Buffer.alloc(0));
+    for (const [name, empty] of emptyViews()) {
+      const dst = new Uint8Array(16);
+      expect(ctx.sealRecord(dst, 0, 0, empty, empty), name).to.equal(16);
+      expect(Buffer.from(dst).equals(tag), name).to.equal(true);
+      expectCode(() => ctx.sealRecord(empty, 0, 0, empty, empty), INVALID);
+      expect(ctx.sealRecordBatch(empty, empty, new Uint32Array(0), 0, 0), name).to.equal(0);
+      if (empty.buffer instanceof SharedArrayBuffer) continue; // refused where opening writes or reads twice
+      expect(ctx.openRecord(empty, 0, 0, empty, own(tag)), name).to.equal(0);
+      expectCode(() => ctx.openRecord(new Uint8Array(16), 0, 0, empty, empty), AUTH);
+      expect(ctx.openRecordBatch(empty, empty, new Uint32Array(0), 0, 0, new Int32Array(0)), name).to.equal(0);
+      const results = new Int32Array(1);
+      expect(ctx.openRecordBatch(own(tag), empty, Uint32Array.from([0, 16, 0, 0, 0]), 1, 0, results), name).to.equal(0);
+      expect(results[0], name).to.equal(0);
+    }
   });
 });
 
