@@ -166,6 +166,7 @@ export interface NativeAddon {
   aeadCreate(suite: number, key: Secret, iv: Secret): NativeRecordAeadContext;
   randomFill<T extends Uint8Array>(buffer: T): T;
   randomSecret(length: number): Secret;
+  importSecret(bytes: Uint8Array): Secret;
   timingSafeEqual(a: Part, b: Part): boolean;
   enableSecretExportForTesting(): boolean;
   exportSecretForTesting(secret: Secret): Buffer;
