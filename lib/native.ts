@@ -74,7 +74,8 @@ export interface NativeAeadContext extends NativeAeadContextBase {
 export interface NativeRecordAeadContext extends NativeAeadContextBase {
   sealRecord(dst: Uint8Array, dstOffset: number, seq: number, aad: Uint8Array, plaintext: Uint8Array): number;
   openRecord(dst: Uint8Array, dstOffset: number, seq: number, aad: Uint8Array, sealed: Uint8Array): number;
-  sealRecordBatch(src: Uint8Array, dst: Uint8Array, table: Uint32Array, count: number, firstSeq: number): number;
+  /** `trailer` (0..255): a byte appended to every row's plaintext (v2's inner content type). */
+  sealRecordBatch(src: Uint8Array, dst: Uint8Array, table: Uint32Array, count: number, firstSeq: number, trailer?: number): number;
   openRecordBatch(
     src: Uint8Array,
     dst: Uint8Array,

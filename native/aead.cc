@@ -150,14 +150,22 @@ class Aead : public Napi::ObjectWrap<Aead> {
     return true;
   }
 
+  // Seals in[0, in_len), then the one `trailer` byte when it is 0..255 (v2's inner content type,
+  // so the content need not be copied next to it), into out; the tag follows the ciphertext.
   bool SealOne(const uint8_t* nonce, const uint8_t* aad, size_t aad_len, const uint8_t* in, size_t in_len,
-               uint8_t* out) {
+               uint8_t* out, int trailer = -1) {
     int len = 0;
     if (EVP_EncryptInit_ex2(enc_, nullptr, nullptr, nonce, nullptr) != 1) return false;
     if (aad_len > 0 && EVP_EncryptUpdate(enc_, nullptr, &len, aad, static_cast<int>(aad_len)) != 1) return false;
     if (in_len > 0 && EVP_EncryptUpdate(enc_, out, &len, in, static_cast<int>(in_len)) != 1) return false;
-    if (EVP_EncryptFinal_ex(enc_, out + in_len, &len) != 1) return false;
-    return EVP_CIPHER_CTX_ctrl(enc_, EVP_CTRL_AEAD_GET_TAG, kTagSize, out + in_len) == 1;
+    size_t body = in_len;
+    if (trailer >= 0) {
+      const uint8_t byte = static_cast<uint8_t>(trailer);
+      if (EVP_EncryptUpdate(enc_, out + in_len, &len, &byte, 1) != 1) return false;
+      body++;
+    }
+    if (EVP_EncryptFinal_ex(enc_, out + body, &len) != 1) return false;
+    return EVP_CIPHER_CTX_ctrl(enc_, EVP_CTRL_AEAD_GET_TAG, kTagSize, out + body) == 1;
   }
 
   // `in` is ciphertext || tag; on failure the partial plaintext is wiped.
@@ -318,9 +326,19 @@ class Aead : public Napi::ObjectWrap<Aead> {
   // with the nonce at dst[nonceOff, +12) and AD dst[aadOff, +aadLen) (the record header the
   // caller has already written). On a record context, sealRecordBatch(src, dst, table, count,
   // firstSeq): rows without nonceOff, row i with seq firstSeq + i. Returns the bytes written.
+  //
+  // sealRecordBatch's optional 6th argument, a byte value 0..255, is appended to every row's
+  // plaintext (v2's inner content type): a row then writes inLen + 1 + 16 bytes.
   template <bool kRecord>
   Napi::Value SealBatch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    int trailer = -1;
+    if (kRecord && info.Length() > 5 && !info[5].IsUndefined()) {
+      uint64_t byte = 0;
+      if (!GetInteger(env, info[5], "trailer", 255, &byte)) return env.Undefined();
+      trailer = static_cast<int>(byte);
+    }
+    const uint64_t extra = trailer >= 0 ? 1 : 0;
     ByteView src, dst;
     const uint32_t* table;
     size_t count;
@@ -332,24 +350,24 @@ class Aead : public Napi::ObjectWrap<Aead> {
       const Row row = ReadRow<kRecord>(table, i);
       const uint64_t in_off = row.in_off, in_len = row.in_len, out_off = row.out_off, aad_off = row.aad_off,
                      aad_len = row.aad_len;
-      if (!InRange(in_off, in_len, src.size) || !InRange(out_off, in_len + kTagSize, dst.size) ||
-          !InRange(aad_off, aad_len, dst.size) || in_len > kMaxRecord) {
+      const uint64_t out_len = in_len + extra + kTagSize;
+      if (!InRange(in_off, in_len, src.size) || !InRange(out_off, out_len, dst.size) ||
+          !InRange(aad_off, aad_len, dst.size) || in_len > kMaxRecord - extra) {
         ThrowInvalidArgument(env, "batch row " + std::to_string(i) + " is out of bounds");
         return env.Undefined();
       }
       const uint8_t* in = src.data + in_off;
       uint8_t* out = dst.data + out_off;
-      if (!RowNonce<kRecord>(env, i, row, first_seq, dst, out, in_len + kTagSize, &nonce)) return env.Undefined();
-      if ((out != in && Overlap(out, in_len + kTagSize, in, in_len)) ||
-          Overlap(out, in_len + kTagSize, dst.data + aad_off, aad_len)) {
+      if (!RowNonce<kRecord>(env, i, row, first_seq, dst, out, out_len, &nonce)) return env.Undefined();
+      if ((out != in && Overlap(out, out_len, in, in_len)) || Overlap(out, out_len, dst.data + aad_off, aad_len)) {
         ThrowInvalidArgument(env, "batch row " + std::to_string(i) + " overlaps its own input");
         return env.Undefined();
       }
-      if (!SealOne(nonce.data, dst.data + aad_off, aad_len, in, in_len, out)) {
+      if (!SealOne(nonce.data, dst.data + aad_off, aad_len, in, in_len, out, trailer)) {
         ThrowError(env, code::kCryptoFailure, "AEAD seal failed");
         return env.Undefined();
       }
-      written += static_cast<double>(in_len + kTagSize);
+      written += static_cast<double>(out_len);
     }
     return Napi::Number::New(env, written);
   }

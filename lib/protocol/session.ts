@@ -110,7 +110,8 @@ class TrafficKey {
 
 /** What opening a received record produced. */
 export type RecordEvent =
-  | { kind: 'data'; data: Buffer; seq: bigint }
+  /** `seq`: v1's record sequence number (v2's is implicit). */
+  | { kind: 'data'; data: Buffer; seq?: bigint }
   | { kind: 'rekey-response-sent'; frame: Buffer }
   | { kind: 'rekey-complete' };
 

@@ -165,6 +165,34 @@ describe('record AEAD: batches', () => {
       });
     });
 
+    it(`${name}: sealRecordBatch with a trailer byte seals each row's plaintext followed by that byte (v2's inner type)`, function () {
+      needSuite(this, suite);
+      const ctx = recordCtx(suite, crypto.randomBytes(32), crypto.randomBytes(12));
+      const src = crypto.randomBytes(300);
+      const sizes = [100, 1, 199];
+      const dst = Buffer.alloc(sizes.reduce((a, n) => a + 7 + n + 1 + 16, 0));
+      const table = new Uint32Array(sizes.length * AEAD_SIZES.recordBatchRowWords);
+      let inAt = 0;
+      let at = 0;
+      const rows: Array<{ inAt: number; at: number; size: number }> = [];
+      sizes.forEach((size, i) => {
+        crypto.randomFill(dst.subarray(at, at + 7)); // the AD (a record header)
+        table.set([inAt, size, at + 7, at, 7], i * AEAD_SIZES.recordBatchRowWords);
+        rows.push({ inAt, at, size });
+        inAt += size;
+        at += 7 + size + 1 + 16;
+      });
+      expect(ctx.sealRecordBatch(src, dst, table, sizes.length, 9, 0x02)).to.equal(dst.length - 7 * sizes.length);
+      rows.forEach(({ inAt: i, at: a, size }, row) => {
+        const inner = Buffer.concat([src.subarray(i, i + size), Buffer.of(0x02)]);
+        const single = sealRecord(ctx, 9 + row, dst.subarray(a, a + 7), inner);
+        expect(dst.subarray(a + 7, a + 7 + size + 1 + 16).equals(single), `row ${row}`).to.equal(true);
+      });
+      for (const bad of [256, -1, 1.5, '2', 2n, null]) {
+        expectCode(() => ctx.sealRecordBatch(src, dst, table, sizes.length, 9, bad as number), INVALID);
+      }
+    });
+
     it(`${name}: openRecordBatch opens them, flags only the forged record (wiped) and fails all under a wrong firstSeq`, function () {
       needSuite(this, suite);
       const ctx = recordCtx(suite, crypto.randomBytes(32), crypto.randomBytes(12));

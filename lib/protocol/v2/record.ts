@@ -44,7 +44,8 @@ export const InnerType = Object.freeze({
   NEW_SESSION_TICKET: 0x09,
 });
 export type InnerTypeValue = (typeof InnerType)[keyof typeof InnerType];
-const KNOWN_TYPES = new Set<number>(Object.values(InnerType));
+/** Inner types are 0x01..0x09 (0 cannot be one: it is padding). */
+const MAX_INNER_TYPE = InnerType.NEW_SESSION_TICKET;
 
 /** Epochs: 1 protects the handshake, 2 the first application keys, each KeyUpdate adds one. */
 export const HANDSHAKE_EPOCH = 1;
@@ -102,17 +103,22 @@ function header(out: Buffer, offset: number, sealedLength: number, epoch: number
   out.writeUInt16BE(epoch, offset + 5);
 }
 
-/** Reads the AD-covered header and the inner type; strips the padding. */
-function innerContent(plaintext: Buffer): { type: InnerTypeValue; content: Buffer } {
+/** The opened record of an inner plaintext: the last non-zero byte is the type, zeros after it padding. */
+function innerRecord(plaintext: Buffer, epoch: number): OpenedRecord {
   let end = plaintext.length;
   while (end > 0 && plaintext[end - 1] === 0) end--;
   if (end === 0) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'a record without a content type');
   const type = plaintext[end - 1]!;
-  if (!KNOWN_TYPES.has(type)) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `unknown record content type 0x${type.toString(16)}`);
-  return { type: type as InnerTypeValue, content: plaintext.subarray(0, end - 1) };
+  if (type > MAX_INNER_TYPE) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `unknown record content type 0x${type.toString(16)}`);
+  return { type: type as InnerTypeValue, content: plaintext.subarray(0, end - 1), epoch };
 }
 
 const ROW = AEAD_SIZES.recordBatchRowWords;
+
+/** Whether `b` starts right where `a` ends in the same memory. */
+function follows(a: Uint8Array, b: Uint8Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset + a.length === b.byteOffset;
+}
 
 /**
  * The two directions of a connection. The owner installs keys by epoch: `send` is the key for
@@ -124,7 +130,6 @@ export class RecordLayer {
   #receive: EpochKey | undefined;
   #nextReceive: EpochKey | undefined;
   #table = new Uint32Array(64 * ROW);
-  #staging = Buffer.alloc(0);
   #destroyed = false;
 
   constructor(readonly suite: CipherSuiteId, private readonly now: () => number = Date.now) {}
@@ -183,9 +188,10 @@ export class RecordLayer {
   }
 
   /**
-   * Seals application data, one record per chunk (each 1..MAX_RECORD_CONTENT bytes), in one
-   * native call: contents are staged with their type byte behind them, the headers written into
-   * the output first (the batch reads each AD from there).
+   * Seals application data, one record per chunk (each 1..MAX_RECORD_CONTENT bytes): the headers
+   * are written into the output first (the batch reads each AD from there), then one native call
+   * per run of chunks that sit back to back in one buffer (a large write split into records is one
+   * run) encrypts each chunk followed by the DATA type byte, without copying the plaintext.
    */
   sealData(chunks: readonly Buffer[]): Buffer {
     const n = chunks.length;
@@ -198,28 +204,31 @@ export class RecordLayer {
     }
     const key = this.#sendKeyFor(n, content);
     if (this.#table.length < n * ROW) this.#table = new Uint32Array(n * ROW * 2);
-    if (this.#staging.length < content + n) this.#staging = Buffer.allocUnsafe(Math.max(content + n, 2 * this.#staging.length));
-    const src = this.#staging;
     const out = Buffer.allocUnsafe(total);
     const t = this.#table;
-    let s = 0;
     let o = 0;
-    for (let i = 0; i < n; i++) {
-      const c = chunks[i]!;
-      c.copy(src, s);
-      src[s + c.length] = InnerType.DATA;
-      header(out, o, c.length + 1 + AEAD_SIZES.tag, key.epoch);
-      const r = i * ROW;
-      t[r] = s;
-      t[r + 1] = c.length + 1;
-      t[r + 2] = o + RECORD_HEADER_SIZE;
-      t[r + 3] = o;
-      t[r + 4] = RECORD_HEADER_SIZE;
-      s += c.length + 1;
-      o += RECORD_OVERHEAD + c.length;
+    let runStart = 0;
+    while (runStart < n) {
+      let runEnd = runStart + 1;
+      while (runEnd < n && follows(chunks[runEnd - 1]!, chunks[runEnd]!)) runEnd++;
+      const first = chunks[runStart]!;
+      const last = chunks[runEnd - 1]!;
+      const src = new Uint8Array(first.buffer, first.byteOffset, last.byteOffset + last.length - first.byteOffset);
+      for (let i = runStart; i < runEnd; i++) {
+        const c = chunks[i]!;
+        header(out, o, c.length + 1 + AEAD_SIZES.tag, key.epoch);
+        const r = (i - runStart) * ROW;
+        t[r] = c.byteOffset - first.byteOffset;
+        t[r + 1] = c.length;
+        t[r + 2] = o + RECORD_HEADER_SIZE;
+        t[r + 3] = o;
+        t[r + 4] = RECORD_HEADER_SIZE;
+        o += RECORD_OVERHEAD + c.length;
+      }
+      key.ctx.sealRecordBatch(src, out, t, runEnd - runStart, key.seq, InnerType.DATA);
+      key.seq += runEnd - runStart;
+      runStart = runEnd;
     }
-    key.ctx.sealRecordBatch(src, out, t, n, key.seq);
-    key.seq += n;
     key.records += n;
     key.bytes += content;
     return out;
@@ -259,9 +268,9 @@ export class RecordLayer {
     }
     key.seq++;
     key.records++;
-    const inner = innerContent(plaintext);
-    key.bytes += inner.content.length;
-    return { ...inner, epoch };
+    const record = innerRecord(plaintext, epoch);
+    key.bytes += record.content.length;
+    return record;
   }
 
   destroy(): void {
@@ -269,7 +278,6 @@ export class RecordLayer {
     this.#destroyed = true;
     destroyAll(this.#send, this.#receive, this.#nextReceive);
     this.#send = this.#receive = this.#nextReceive = undefined;
-    this.#staging.fill(0);
   }
 
   #assertLive(): void {

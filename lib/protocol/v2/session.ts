@@ -155,7 +155,7 @@ export class SessionV2 implements Session {
         // Stats count data records, as v1's do (its control messages are not records).
         this.stats.recordsReceived++;
         this.stats.bytesReceived += record.content.length;
-        return { kind: 'data', data: record.content, seq: BigInt(this.#records.receiveKey!.seq - 1) };
+        return { kind: 'data', data: record.content };
       case InnerType.PING:
         return this.#empty(record, { kind: 'ping' });
       case InnerType.PONG:
