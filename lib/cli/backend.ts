@@ -50,6 +50,7 @@ const HANDSHAKE_CODES: ReadonlySet<string> = new Set([
   ErrorCode.X25519_LOW_ORDER_POINT,
   ErrorCode.INVALID_KEY,
   ErrorCode.FIPS_NOT_APPROVED,
+  ErrorCode.PSK_MISMATCH,
 ]);
 
 /** A connect that did not finish within its limit (the forwarder's own timer). */

@@ -14,6 +14,8 @@ import type { TunnelObserver } from '../tunnel/observer.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
 import type { Logger } from '../ops/index.js';
 import { CliError, type FlagSpec, type FlagValues, formatHostPort, type ParsedArgs, parseDuration, parseHostPort, printable, UsageError } from './args.js';
+import { GROUPS_FLAG, groupSpecs, LEGACY_V1_FLAG, PSK_FLAGS, protocolAndObservability, protocolSummary, type ProtocolSetup } from './protocol.js';
+import { identityList } from './psk.js';
 import {
   applyFips,
   cannotListen,
@@ -27,7 +29,6 @@ import {
   LOG_FLAGS,
   logTunnelError,
   obsFlag,
-  observabilityFromFlags,
   onShutdownSignal,
   shutdownSignal,
   out,
@@ -64,13 +65,31 @@ const FLAGS: FlagSpec[] = [
   ...LOG_FLAGS,
   TRACING_FLAG,
   cipherFlag(),
+  GROUPS_FLAG,
+  LEGACY_V1_FLAG,
+  ...PSK_FLAGS,
   FIPS_FLAG,
   ...RATE_LIMIT_FLAGS,
 ];
 
-const SECURITY_LINE =
-  'Security: CH-KEM hybrid key exchange (X25519 + ML-KEM-1024, combined with SHAKE-256), fresh keys per session, ' +
+const SECURITY_V1 =
+  'Security: protocol v1 (legacy): CH-KEM hybrid key exchange (X25519 + ML-KEM-1024, combined with SHAKE-256), fresh keys per session, ' +
   'authenticated encryption of every record; protocol v1 does not authenticate the peer (see docs/PROTOCOL.md)';
+
+/** What the tunnels of this process protect, in one line. */
+function securityLine(setup: ProtocolSetup, role: 'client' | 'server'): string {
+  if (setup.legacyV1 && role === 'client') return SECURITY_V1;
+  const auth = setup.psk
+    ? 'both ends prove the pre-shared key (mutual authentication)'
+    : 'no pre-shared key, so the peer is not authenticated (--psk-file authenticates both ends)';
+  const legacy = setup.legacyV1 ? '; with --legacy-v1 it also answers protocol v1 clients, which are never authenticated' : '';
+  return (
+    'Security: protocol v2: hybrid key exchange (classical + ML-KEM), fresh keys per session, every handshake message ' +
+    `authenticated by both Finished messages, encrypted records and alerts; ${auth}${legacy}`
+  );
+}
+
+const bytes = (n: number) => n.toLocaleString('en-US');
 
 function suiteList(ciphers: CipherName[] | undefined): string {
   return (ciphers === undefined ? defaultCipherSuites().map(cipherSuiteName) : ciphers.map(displayName)).join(', ');
@@ -109,7 +128,7 @@ async function serveEcho(t: Tunnel, verbose: boolean, logger: Logger): Promise<v
   });
   if (verbose) {
     const i = t.info();
-    out(`[${peer}] tunnel established: ${i.suite}, session ${i.sessionId.slice(0, 16)}, handshake ${i.handshakeMs.toFixed(2)} ms${i.resumed ? ', resumed' : ''}`);
+    out(`[${peer}] tunnel established: ${protocolSummary(i)}, session ${i.sessionId.slice(0, 16)}, handshake ${i.handshakeMs.toFixed(2)} ms${i.resumed ? ', resumed' : ''}`);
   }
   try {
     for await (const message of t.messages()) {
@@ -132,12 +151,21 @@ async function runServer(flags: FlagValues): Promise<number> {
   const verbose = flags.verbose === true;
   await applyFips(flags);
   const ciphers = ciphersFromFlag(flags.cipher as string | undefined);
-  const obs = await observabilityFromFlags(flags);
+  const { setup, obs } = await protocolAndObservability(flags, 'server');
   const admission = rateLimiterFromFlags(flags, obs.logger);
   let closing = false;
   const shutdown = shutdownSignal();
 
-  const listener = listen({ host: addr.host, port: addr.port, ciphers, observer: obs.observers, admission });
+  const listener = listen({
+    host: addr.host,
+    port: addr.port,
+    ciphers,
+    observer: obs.observers,
+    admission,
+    legacyV1: setup.legacyV1,
+    groups: setup.groups,
+    psk: setup.listenPsk(),
+  });
   // Until it listens, a failure (EADDRINUSE...) is reported once, below; after, it is logged.
   const quiet = () => undefined;
   listener.on('error', quiet);
@@ -145,6 +173,7 @@ async function runServer(flags: FlagValues): Promise<number> {
     await listener.ready;
   } catch (e) {
     shutdown.remove();
+    setup.destroy();
     await obs.tracing.shutdown();
     throw cannotListen(e, addr, '--addr');
   }
@@ -159,6 +188,7 @@ async function runServer(flags: FlagValues): Promise<number> {
   } catch (e) {
     shutdown.remove();
     await listener.close();
+    setup.destroy();
     await obs.tracing.shutdown();
     throw e;
   }
@@ -169,7 +199,9 @@ async function runServer(flags: FlagValues): Promise<number> {
     out(`observability on http://${formatHostPort(a.address, a.port)} (/metrics, /health, /healthz, /readyz)`);
   }
   if (verbose) {
-    out(SECURITY_LINE);
+    out(securityLine(setup, 'server'));
+    out(`Protocols accepted: v2 (groups ${groupSpecs(setup.groups).map((g) => g.displayName).join(', ')})${setup.legacyV1 ? ', and v1 (--legacy-v1)' : ''}`);
+    if (setup.psk) out(`Pre-shared keys: every client must prove the key of ${setup.psk.keys.length === 1 ? 'the identity' : 'one of the identities'} ${identityList(setup.psk.keys)}`);
     out(`Cipher suites accepted: ${suiteList(ciphers)}`);
     out(fipsLine());
     out('Echo server ready; press Ctrl+C to stop');
@@ -191,6 +223,7 @@ async function runServer(flags: FlagValues): Promise<number> {
     obs.logger.warn('error while closing tunnels', { error: e });
   }
   await obsServer?.close();
+  setup.destroy();
   await obs.tracing.shutdown();
   out('server stopped');
   shutdown.remove();
@@ -274,22 +307,33 @@ async function runClient(flags: FlagValues): Promise<number> {
   const first = interactive ? undefined : checkMessage(String(flags.message));
   await applyFips(flags);
   const ciphers = ciphersFromFlag(flags.cipher as string | undefined);
-  const obs = await observabilityFromFlags(flags);
+  const { setup, obs } = await protocolAndObservability(flags, 'client');
+  const psk = setup.dialPsk();
 
   const observers: TunnelObserver[] = [...obs.observers];
   if (verbose) {
-    out(SECURITY_LINE);
+    out(securityLine(setup, 'client'));
     out(fipsLine());
+    const groups = groupSpecs(setup.groups);
+    const shareGroup = groups[0]!; // the client sends its key share for the first group
+    if (setup.legacyV1) out('Offering protocol v1 only (--legacy-v1): CH-KEM X25519 + ML-KEM-1024, no authentication');
+    else out(`Offering protocol v2: key exchange groups ${groups.map((g) => g.displayName).join(', ')} (a key share for the first)${psk ? `, PSK identity "${printable(String(psk.identity))}"` : ''}`);
     out(`Connecting to ${target}, offering ${suiteList(ciphers)}`);
     observers.push({
       onHandshakeStart: (ctx) => {
         out('Handshake:');
         out(`  1. TCP connected to ${formatHostPort(ctx.address ?? addr.host, ctx.port ?? addr.port)}`);
-        out('  2. ClientHello sent: ephemeral CH-KEM public key (X25519 32 + ML-KEM-1024 1,568 bytes) and the offered suites');
+        if (setup.legacyV1) out('  2. ClientHello sent: ephemeral CH-KEM public key (X25519 32 + ML-KEM-1024 1,568 bytes) and the offered suites');
+        else out(`  2. ClientHello sent: key share for ${shareGroup.displayName} (${bytes(shareGroup.clientShareSize)} bytes), the offered suites and groups${psk ? ', the PSK identity and its binder' : ''}`);
         return {
           succeeded: (o) => {
-            out(`  3. ServerHello received: CH-KEM ciphertext (X25519 32 + ML-KEM-1024 1,568 bytes), suite ${o.suite}`);
-            out('  4. ClientFinished sent, ServerFinished received and verified: both sides hold the same keys');
+            if (setup.legacyV1) {
+              out(`  3. ServerHello received: CH-KEM ciphertext (X25519 32 + ML-KEM-1024 1,568 bytes), suite ${o.suite}`);
+              out('  4. ClientFinished sent, ServerFinished received and verified: both sides hold the same keys');
+            } else {
+              out(`  3. ServerHello received: key share (${bytes(shareGroup.serverShareSize)} bytes), then EncryptedExtensions and the server's Finished, verified; suite ${o.suite}`);
+              out(`  4. Finished sent: both sides hold the same keys and the whole handshake is authenticated${psk ? '; both proved the pre-shared key' : ''}`);
+            }
           },
           failed: (code) => out(`  handshake failed: ${code}`),
         };
@@ -299,8 +343,17 @@ async function runClient(flags: FlagValues): Promise<number> {
 
   let tunnel: Tunnel;
   try {
-    tunnel = await dial(target, { ciphers, observer: observers, connectTimeoutMs: timeoutMs, handshakeTimeoutMs: timeoutMs });
+    tunnel = await dial(target, {
+      ciphers,
+      observer: observers,
+      connectTimeoutMs: timeoutMs,
+      handshakeTimeoutMs: timeoutMs,
+      legacyV1: setup.legacyV1,
+      groups: setup.groups,
+      psk,
+    });
   } catch (e) {
+    setup.destroy();
     await obs.tracing.shutdown();
     throw new CliError(`cannot connect to ${target}: ${describeError(e)}`, { cause: e });
   }
@@ -310,7 +363,11 @@ async function runClient(flags: FlagValues): Promise<number> {
   if (verbose) {
     const i = tunnel.info();
     out(`Connected to ${i.remoteAddress ? formatHostPort(i.remoteAddress, i.remotePort ?? 0) : target}`);
+    out(`Tunnel: ${protocolSummary(i)}`);
     out(`Cipher suite: ${i.suite}`);
+    out(
+      `Peer authenticated: ${i.peerIdentity ? `yes, PSK identity "${printable(i.peerIdentity.identity)}"` : i.protocol === 'v1' ? 'no (protocol v1 cannot authenticate)' : 'no (no pre-shared key)'}`,
+    );
     out(`Session ID: ${i.sessionId.slice(0, 16)}... (first 8 bytes)`);
     out(`Handshake time: ${i.handshakeMs.toFixed(2)} ms`);
   }
@@ -337,6 +394,7 @@ async function runClient(flags: FlagValues): Promise<number> {
     out(statsLine(tunnel, performance.now() - started));
     out('Connection closed');
   }
+  setup.destroy();
   await obs.tracing.shutdown();
   return code;
 }
@@ -399,7 +457,9 @@ export const demoCommand: Command = {
     '"listening on HOST:PORT" once it accepts connections, serves metrics and health on --obs-addr,\n' +
     'and on SIGINT or SIGTERM closes every tunnel gracefully (close_notify) and exits 0.\n' +
     'The client sends --message and prints the reply; with "--message -" it sends each line of\n' +
-    'stdin and prints each reply. Logs go to stderr; --log-level info shows handshakes and sessions.',
+    'stdin and prints each reply. Logs go to stderr; --log-level info shows handshakes and sessions.\n' +
+    'Protocol v2 by default; --legacy-v1 speaks v1 to Go peers (a server then also answers v1\n' +
+    'clients). --psk-file authenticates both ends with a pre-shared key (quantum-vpn psk generate).',
   flags: FLAGS,
   async run(args: ParsedArgs): Promise<number> {
     const mode = String(args.flags.mode).trim().toLowerCase();

@@ -171,14 +171,16 @@ await listener.close({ tunnels: true });
 console.log(events.join('; '));
 `;
 
-const resumption = `// Session resumption: the client presents a ticket from an earlier session, and both sides mix
-// that session's master secret into a fresh CH-KEM exchange (the key exchange is never skipped).
+const resumption = `// Session resumption in protocol v1 (legacy mode, for Go peers): the client presents a ticket
+// from an earlier session, and both sides mix that session's master secret into a fresh CH-KEM
+// exchange (the key exchange is never skipped). Protocol v2 delivers its tickets in-band instead:
+// the listener's \`tickets\` option and dial()'s \`ticketStore\`.
 import { dial, listen, TicketManager, type Tunnel } from 'quantum-tunnel';
 
 // The server needs a TicketManager (a random ticket key unless you pass one; share the key
 // between the servers of a cluster so tickets work on any of them).
 const tickets = new TicketManager({ lifetimeSeconds: 3600, singleUse: true });
-const listener = listen({ host: '127.0.0.1', port: 0, tickets });
+const listener = listen({ host: '127.0.0.1', port: 0, tickets, legacyV1: true }); // also answers v1 clients
 await listener.ready;
 
 // Protocol v1 has no message for tickets: the application delivers them, here as the only
@@ -189,15 +191,15 @@ listener.on('tunnel', (tunnel: Tunnel) => {
 });
 
 const address = \`127.0.0.1:\${listener.address().port}\`;
-const first = await dial(address);
+const first = await dial(address, { legacyV1: true }); // speak v1 only, as a Go peer does
 first.on('error', () => {});
 const ticket = (await first.messages().next()).value as Buffer;
 const state = first.resumptionState(ticket); // the ticket plus a copy of the master secret
 await first.close();
 
-const second = await dial(address, { resumption: state });
+const second = await dial(address, { legacyV1: true, resumption: state });
 second.on('error', () => {});
-console.log(\`first: resumed=\${first.info().resumed}, second: resumed=\${second.info().resumed}\`);
+console.log(\`protocol \${second.info().protocol}: first resumed=\${first.info().resumed}, second resumed=\${second.info().resumed}\`);
 state.psk.destroy(); // the PSK is a native secret handle: cleanse it when done
 await second.close();
 await listener.close({ tunnels: true });
@@ -253,61 +255,71 @@ await listener.close({ tunnels: true });
 console.log(\`codes are constants too: \${ErrorCode.HANDSHAKE_TIMEOUT}\`);
 `;
 
-const security = `// Security practices for protocol v1 (docs/PROTOCOL.md and docs/SECURITY.md say why).
-import { crypto, dial, listen, type Tunnel } from 'quantum-tunnel';
+const security = `// Security practices with protocol v2 (docs/PROTOCOL.md and docs/SECURITY.md say why).
+import { crypto, dial, listen, type QuantumTunnelError, type Tunnel } from 'quantum-tunnel';
 
 // 1. Know what you run: the addon links its own OpenSSL 3.5; FIPS mode is opt-in
 //    (fips.enable() or QUANTUM_TUNNEL_FIPS=1) and then offers AES-256-GCM only.
 const info = crypto.info();
 console.log(\`crypto: \${info.openssl}, mode \${info.mode}\`);
 
-// 2. v1 does not authenticate the peer: it defeats recording now and decrypting later, not an
-//    active man in the middle. Authenticate at the application layer, e.g. with a shared token
-//    checked as the first message, compared in constant time.
-const TOKEN = crypto.randomBytes(32); // in real use: provisioned out of band
-const listener = listen({ host: '127.0.0.1', port: 0, handshakeTimeoutMs: 10_000 });
+// 2. Authenticate both ends with a pre-shared key. Without one, a handshake is anonymous: it
+//    defeats recording now and decrypting later, not an active man in the middle. importSecret()
+//    copies the key into native memory and zero-fills your buffer, so it never lingers in the JS
+//    heap. Here the key is random; in real use it is provisioned out of band (for example a file
+//    written by \`quantum-vpn psk generate\`, read with fs and handed to importSecret()).
+const keyBytes = crypto.randomFill(Buffer.alloc(32));
+const psk = { identity: 'app-1', secret: crypto.importSecret(keyBytes) }; // keyBytes is now all zeros
+const listener = listen({ host: '127.0.0.1', port: 0, psk, handshakeTimeoutMs: 10_000 });
 await listener.ready;
 listener.on('tunnel', async (tunnel: Tunnel) => {
   tunnel.on('error', () => {});
-  const messages = tunnel.messages();
-  const hello = (await messages.next()).value as Buffer | undefined;
-  if (!hello || hello.length !== TOKEN.length || !crypto.timingSafeEqual(hello, TOKEN)) {
-    tunnel.destroy(); // refuse without saying why
-    return;
-  }
-  // 3. close_notify is not authenticated, so an attacker can cut a stream short. Make the end
-  //    of your data explicit (a length, or a final message) and treat anything else as truncated.
+  console.log(\`server: the client proved the key of \${tunnel.info().peerIdentity?.identity}\`);
+  // 3. close_notify is an authenticated record in v2, so a clean end cannot be forged; a cut
+  //    connection makes messages() reject (ERR_QT_TRUNCATED). Still, make the end of your data
+  //    explicit when the sender must know it all arrived: here an END message answered with a receipt.
   let total = 0;
-  let complete = false;
-  for await (const m of messages) {
-    if (m.toString() === 'END') {
-      complete = true;
-      await tunnel.send(Buffer.from(\`received \${total} bytes, complete\`));
-    } else {
-      total += m.length;
+  try {
+    for await (const m of tunnel.messages()) {
+      if (m.toString() === 'END') await tunnel.send(Buffer.from(\`received \${total} bytes, complete\`));
+      else total += m.length;
     }
+  } catch (err) {
+    console.log(\`the stream was cut (\${(err as QuantumTunnelError).code}): discard it\`);
   }
-  if (!complete) console.log('the stream ended without END: truncated, discard it');
   tunnel.end(); // the client has closed: finish our side
 });
+const address = \`127.0.0.1:\${listener.address().port}\`;
 
-const tunnel = await dial(\`127.0.0.1:\${listener.address().port}\`, {
+// A client with another key under the same identity is refused, on both ends.
+const wrong = { identity: 'app-1', secret: crypto.randomSecret(32) };
+try {
+  await dial(address, { psk: wrong });
+} catch (err) {
+  console.log(\`wrong key: \${(err as QuantumTunnelError).code}\`); // ERR_QT_PSK_MISMATCH
+}
+wrong.secret.destroy();
+
+const tunnel = await dial(address, {
+  psk,
   ciphers: ['aes-256-gcm'], // pin the suite if policy requires (FIPS: AES-256-GCM)
   handshakeTimeoutMs: 10_000,
 });
 tunnel.on('error', (err) => console.error('tunnel failed:', err.message));
+const i = tunnel.info();
+console.log(\`client: protocol \${i.protocol}, \${i.group}, the server proved the key of \${i.peerIdentity?.identity}\`);
 const replies = tunnel.messages();
-await tunnel.send(TOKEN);
 // 4. Rekeying is automatic (by bytes, records and time); a long-lived tunnel can also rekey on
-//    demand, for example after authenticating, so later keys owe nothing to the earlier ones.
+//    demand, for example after a privilege change, so later keys owe nothing to the earlier ones.
 await tunnel.rekey();
 await tunnel.send(Buffer.from('payload'));
 await tunnel.send(Buffer.from('END'));
 console.log(String((await replies.next()).value));
 
-// 5. Close gracefully, and destroy secret handles (crypto.*) as soon as they are not needed.
+// 5. Close gracefully, and destroy secret handles as soon as they are not needed.
 await tunnel.close();
 await listener.close({ tunnels: true });
+psk.secret.destroy();
 console.log('done');
 `;
 
@@ -316,7 +328,19 @@ export const EXAMPLES: readonly Example[] = [
   { name: 'streams', title: 'Tunnels as streams (pipe, backpressure, for-await)', expect: ['echoed 4194304 bytes, sha256 matches'], code: streams },
   { name: 'crypto', title: 'The crypto core: CH-KEM and AEAD directly', expect: ['public key: 1600 bytes', 'same secret: true', 'opened: attack at dawn', 'tampered: ERR_QT_AUTHENTICATION_FAILED'], code: chkem },
   { name: 'config', title: 'Configuration: suites, timeouts, rekey, observers, admission', expect: ['suite: ', 'rekeys: 1', 'client handshake done: '], code: config },
-  { name: 'resumption', title: 'Session resumption with tickets', expect: ['first: resumed=false, second: resumed=true'], code: resumption },
+  { name: 'resumption', title: 'Session resumption with tickets (protocol v1, legacy mode)', expect: ['protocol v1: first resumed=false, second resumed=true'], code: resumption },
   { name: 'errors', title: 'Error handling (QuantumTunnelError codes)', expect: ['closed port: ERR_QT_CONNECTION_FAILED', 'silent server: ERR_QT_HANDSHAKE_TIMEOUT', 'aborted: ERR_QT_ABORTED', 'oversized message: ERR_QT_INVALID_ARGUMENT', 'tunnel closed'], code: errors },
-  { name: 'security', title: 'Security practices for protocol v1', expect: ['received 7 bytes, complete', 'done'], code: security },
+  {
+    name: 'security',
+    title: 'Security practices: PSK authentication (protocol v2)',
+    expect: [
+      'wrong key: ERR_QT_PSK_MISMATCH',
+      'server: the client proved the key of app-1',
+      'client: protocol v2, ', // the group is P-384 + ML-KEM-1024 in FIPS mode
+      'the server proved the key of app-1',
+      'received 7 bytes, complete',
+      'done',
+    ],
+    code: security,
+  },
 ];

@@ -23,6 +23,8 @@ import type { HandshakeErrorEvent } from '../tunnel/listener.js';
 import type { CipherName } from '../tunnel/options.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
 import { type Logger, maskAddress, type ObservabilityServer } from '../ops/index.js';
+import { ClientTicketStore, TicketIssuer } from '../protocol/v2/tickets.js';
+import { GROUPS_FLAG, LEGACY_V1_FLAG, PSK_FLAGS, protocolAndObservability, protocolFields, type ProtocolSetup } from './protocol.js';
 import { ConnectTimeoutError, BackendProbe, failureReason, ForwardMetrics } from './backend.js';
 import { type FlagSpec, type FlagValues, formatHostPort, type HostPort, type ParsedArgs, parseDuration, parseHostPort, UsageError } from './args.js';
 import {
@@ -38,7 +40,6 @@ import {
   METRIC_LABELS,
   obsFlag,
   type Observability,
-  observabilityFromFlags,
   shutdownSignal,
   out,
   plural,
@@ -58,6 +59,17 @@ const FLAGS: FlagSpec[] = [
   { name: 'to', kind: 'string', metavar: 'HOST:PORT', help: 'Server side: the TCP service to protect' },
   { name: 'connect', kind: 'string', metavar: 'HOST:PORT', help: 'Client side: the forward server to tunnel to' },
   cipherFlag(),
+  GROUPS_FLAG,
+  LEGACY_V1_FLAG,
+  ...PSK_FLAGS,
+  {
+    name: 'tickets',
+    kind: 'boolean',
+    default: false,
+    help:
+      'Protocol v2 session resumption. Server side: give each v2 tunnel a single-use ticket (ticket key in memory, tickets valid 2 hours). ' +
+      'Client side: keep them in memory and offer one on the next tunnel (a fresh key exchange still runs)',
+  },
   { name: 'connect-timeout', kind: 'string', metavar: 'DURATION', default: '10s', help: 'Limit for each outgoing TCP connection' },
   { name: 'handshake-timeout', kind: 'string', metavar: 'DURATION', default: '30s', help: 'Limit for each handshake' },
   { name: 'linger', kind: 'string', metavar: 'DURATION', default: '5s', help: 'After a tunnel has closed, how long a TCP connection may stay half-open before it is dropped' },
@@ -165,6 +177,8 @@ function peerOf(address: string | undefined, port: number | undefined): string {
 interface Common {
   listenAddr: HostPort;
   ciphers: CipherName[] | undefined;
+  protocol: ProtocolSetup;
+  tickets: boolean;
   connectTimeoutMs: number;
   handshakeTimeoutMs: number;
   lingerMs: number;
@@ -258,6 +272,12 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
   const active = new Set<Socket>();
   const open = new OpenConnections();
   const watch = shutdownSignal();
+  // Tickets from this process only (a random key in memory): a restart invalidates them.
+  const issuer = c.tickets ? new TicketIssuer({ serverIdentity: Buffer.from('quantum-vpn forward', 'utf8') }) : undefined;
+  const release = () => {
+    issuer?.destroy();
+    c.protocol.destroy();
+  };
 
   const listener: Listener = listen({
     host: c.listenAddr.host,
@@ -267,6 +287,10 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
     admission,
     handshakeTimeoutMs: c.handshakeTimeoutMs,
     allowHalfOpen: true, // both ends are forwarders that answer close_notify: FIN travels one way at a time
+    legacyV1: c.protocol.legacyV1,
+    groups: c.protocol.groups,
+    psk: c.protocol.listenPsk(),
+    tickets: issuer,
   });
   // Until it listens, a failure (EADDRINUSE...) is reported once, below; after, it is logged.
   const quiet = () => undefined;
@@ -275,6 +299,7 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
     await listener.ready;
   } catch (e) {
     watch.remove();
+    release();
     await obs.tracing.shutdown();
     throw cannotListen(e, c.listenAddr, '--listen');
   }
@@ -304,6 +329,7 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
   } catch (e) {
     watch.remove();
     await listener.close();
+    release();
     await obs.tracing.shutdown();
     throw e;
   }
@@ -318,7 +344,7 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
 
   listener.on('tunnel', (tunnel: Tunnel) => {
     const info = tunnel.info();
-    const fields = { peer: peerOf(info.remoteAddress, info.remotePort), suite: info.suite, session: info.sessionId.slice(0, 16) };
+    const fields = { peer: peerOf(info.remoteAddress, info.remotePort), ...protocolFields(info), suite: info.suite, resumed: info.resumed, session: info.sessionId.slice(0, 16) };
     tunnel.on('error', () => undefined); // reported by bridge()
     // allowHalfOpen: the service's FIN must not close our side before the tunnel has finished.
     const service = tcpConnect({ host: to.host, port: to.port, noDelay: true, allowHalfOpen: true });
@@ -362,6 +388,7 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
   });
   probe?.stop();
   await obsServer?.close();
+  release();
   await obs.tracing.shutdown();
   out('forwarder stopped');
   watch.remove();
@@ -380,6 +407,12 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
   const dials = new Set<AbortController>();
   const open = new OpenConnections();
   const watch = shutdownSignal();
+  const ticketStore = c.tickets ? new ClientTicketStore() : undefined;
+  const psk = c.protocol.dialPsk();
+  const release = () => {
+    ticketStore?.destroy();
+    c.protocol.destroy();
+  };
 
   // allowHalfOpen: an application's FIN must not close our side before the tunnel has finished.
   const server: Server = createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (app) => {
@@ -406,6 +439,10 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
       connectTimeoutMs: c.connectTimeoutMs,
       handshakeTimeoutMs: c.handshakeTimeoutMs,
       allowHalfOpen: true,
+      legacyV1: c.protocol.legacyV1,
+      groups: c.protocol.groups,
+      psk,
+      ticketStore,
     }).then(
       (tunnel) => {
         dials.delete(abort);
@@ -419,7 +456,7 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
         tunnelClosed = new Promise<void>((resolve) => tunnel.once('close', () => resolve()));
         tunnel.once('close', () => tunnels.delete(tunnel));
         const info = tunnel.info();
-        const f = { ...fields, suite: info.suite, session: info.sessionId.slice(0, 16) };
+        const f = { ...fields, ...protocolFields(info), suite: info.suite, resumed: info.resumed, session: info.sessionId.slice(0, 16) };
         logger.info('connection opened', f);
         void bridge(app, tunnel, c.lingerMs).then((stats) => logClose(logger, 'connection', f, stats));
         app.resume();
@@ -444,6 +481,7 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
     });
   }).catch(async (e) => {
     watch.remove();
+    release();
     await obs.tracing.shutdown();
     throw cannotListen(e, c.listenAddr, '--listen');
   });
@@ -455,6 +493,7 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
   } catch (e) {
     watch.remove();
     server.close();
+    release();
     await obs.tracing.shutdown();
     throw e;
   }
@@ -475,6 +514,7 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
   });
   await atMost(serverClosed, CLOSE_GRACE_MS);
   await obsServer?.close();
+  release();
   await obs.tracing.shutdown();
   out('forwarder stopped');
   watch.remove();
@@ -497,7 +537,8 @@ export const forwardCommand: Command = {
     'only, so a reply sent after it still arrives (see docs/CLI.md). Prints "listening on\n' +
     'HOST:PORT" once ready. SIGINT or SIGTERM stops accepting at once, lets open connections\n' +
     'finish for at most --drain-timeout, closes the rest gracefully and exits 0. The server side\n' +
-    'probes the --to service; /readyz answers 503 while it cannot be reached.',
+    'probes the --to service; /readyz answers 503 while it cannot be reached. Tunnels speak\n' +
+    'protocol v2 unless --legacy-v1; give both sides the same --psk-file to authenticate them.',
   flags: FLAGS,
   async run(args: ParsedArgs): Promise<number> {
     const f = args.flags;
@@ -517,11 +558,13 @@ export const forwardCommand: Command = {
         if (args.given.has(name)) throw new UsageError(`--${name} applies to the server side (--to) only`);
       }
     }
+    const tickets = f.tickets === true;
+    if (tickets && !hasTo && f['legacy-v1'] === true) throw new UsageError('--tickets is protocol v2 resumption; a client with --legacy-v1 speaks protocol v1 only');
     await applyFips(f);
     const ciphers = ciphersFromFlag(f.cipher as string | undefined);
-    const obs = await observabilityFromFlags(f);
+    const { setup: protocol, obs } = await protocolAndObservability(f, hasTo ? 'server' : 'client');
     const forwardMetrics = new ForwardMetrics(hasTo ? 'server' : 'client', obs.metrics.registry, obs.metrics.prefix, { ...METRIC_LABELS });
-    const common: Common = { listenAddr, ciphers, connectTimeoutMs, handshakeTimeoutMs, lingerMs, drainTimeoutMs, obs, forwardMetrics };
+    const common: Common = { listenAddr, ciphers, protocol, tickets, connectTimeoutMs, handshakeTimeoutMs, lingerMs, drainTimeoutMs, obs, forwardMetrics };
     return hasTo ? runServer(f, common, remote, backendCheckMs) : runClient(f, common, remote);
   },
 };

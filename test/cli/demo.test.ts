@@ -3,10 +3,12 @@
  * observability server, stdin piped into the interactive client, signals to the server.
  */
 import { expect } from 'chai';
-import { crypto } from '../../lib/index.js';
+import { crypto, fips } from '../../lib/index.js';
 import { httpGet, killAll, metricValue, runCli, startCli, type CliProcess } from './helpers.js';
 
 const chachaAvailable = crypto.info().chacha20.available;
+/** The CLI runs in the same mode as this test process (the suite also runs in CI's FIPS job). */
+const fipsMode = fips.status().mode === 'fips';
 
 /** A demo server on a free port, observability on another free port (or none). */
 async function server(extra: string[] = [], obs = true): Promise<{ proc: CliProcess; port: number; obsPort?: number }> {
@@ -63,23 +65,62 @@ describe('cli: demo', function () {
     expect(r.stdout).to.equal('Echo: first\nEcho: second line\nEcho: third\n');
   });
 
-  it('--verbose shows the handshake steps, suite, session ID, handshake time and statistics', async () => {
+  it('--verbose shows the protocol, handshake steps, suite, session ID, handshake time and statistics', async () => {
     const { proc, port } = await server(['--verbose'], false);
+    await proc.waitFor(/^Protocols accepted: v2 \(groups .+\)$/m);
     const r = await runCli(['demo', '--mode', 'client', '--addr', `127.0.0.1:${port}`, '--verbose', '--message', 'hi']);
     expect(r.code, r.stderr).to.equal(0);
-    expect(r.stdout).to.match(/^Security: CH-KEM hybrid key exchange \(X25519 \+ ML-KEM-1024/m);
-    expect(r.stdout).to.match(/^  2\. ClientHello sent/m);
+    expect(r.stdout).to.match(/^Security: protocol v2: hybrid key exchange .*no pre-shared key, so the peer is not authenticated/m);
+    expect(r.stdout).to.match(/^Offering protocol v2: key exchange groups /m);
+    expect(r.stdout).to.match(/^  2\. ClientHello sent: key share for .+ \([\d,]+ bytes\)/m);
     expect(r.stdout).to.match(/^  3\. ServerHello received: .* suite AES-256-GCM$/m);
+    // What ran: protocol v2, the group (P-384 + ML-KEM-1024 in FIPS mode) and the suite.
+    const group = fipsMode ? 'P-384 \\+ ML-KEM-1024' : 'X25519 \\+ ML-KEM-1024';
+    expect(r.stdout).to.match(new RegExp(`^Tunnel: protocol v2, ${group}, AES-256-GCM$`, 'm'));
     expect(r.stdout).to.match(/^Cipher suite: AES-256-GCM$/m);
+    expect(r.stdout).to.match(/^Peer authenticated: no \(no pre-shared key\)$/m);
     const sid = r.stdout.match(/^Session ID: ([0-9a-f]{16})\.\.\. \(first 8 bytes\)$/m);
     expect(sid, r.stdout).to.not.equal(null);
     expect(r.stdout).to.match(/^Handshake time: \d+\.\d\d ms$/m);
     expect(r.stdout).to.match(/^Sent: hi$/m);
     expect(r.stdout).to.match(/^Received: Echo: hi$/m);
-    expect(r.stdout).to.match(/^Statistics: sent 1 record \(2 bytes\), received 1 record \(8 bytes\)/m);
+    // v2 counts its close_notify, an encrypted record, among the records.
+    expect(r.stdout).to.match(/^Statistics: sent \d+ records? \(2 bytes\), received \d+ records? \(8 bytes\)/m);
     // The server saw the same session.
-    await proc.waitFor(new RegExp(`tunnel established: AES-256-GCM, session ${sid![1]}`));
+    await proc.waitFor(new RegExp(`tunnel established: protocol v2, ${group}, AES-256-GCM, session ${sid![1]}`));
     await proc.waitFor(/received 2 bytes: hi/);
+  });
+
+  it('--legacy-v1: a v1 client talks to a --legacy-v1 server, which still answers v2 clients; a v2-only server refuses v1', async () => {
+    const { proc, port } = await server(['--verbose', '--legacy-v1'], false);
+    await proc.waitFor(/^Protocols accepted: v2 \(groups .+\), and v1 \(--legacy-v1\)$/m);
+    const v1 = await runCli(['demo', '--mode', 'client', '--addr', `127.0.0.1:${port}`, '--legacy-v1', '--verbose', '--message', 'hi']);
+    expect(v1.code, v1.stderr).to.equal(0);
+    expect(v1.stdout).to.match(/^Security: protocol v1 \(legacy\): CH-KEM hybrid key exchange \(X25519 \+ ML-KEM-1024/m);
+    expect(v1.stdout).to.match(/^Offering protocol v1 only \(--legacy-v1\)/m);
+    expect(v1.stdout).to.match(/^  2\. ClientHello sent: ephemeral CH-KEM public key \(X25519 32 \+ ML-KEM-1024 1,568 bytes\)/m);
+    expect(v1.stdout).to.match(/^Tunnel: protocol v1 \(legacy\), CH-KEM X25519 \+ ML-KEM-1024, AES-256-GCM$/m);
+    expect(v1.stdout).to.match(/^Peer authenticated: no \(protocol v1 cannot authenticate\)$/m);
+    expect(v1.stdout).to.match(/^Statistics: sent 1 record \(2 bytes\), received 1 record \(8 bytes\)/m);
+    await proc.waitFor(/tunnel established: protocol v1 \(legacy\), CH-KEM X25519 \+ ML-KEM-1024, AES-256-GCM, session /);
+    const v2 = await runCli(['demo', '--mode', 'client', '--addr', `127.0.0.1:${port}`, '--message', 'v2 too']);
+    expect(v2.code, v2.stderr).to.equal(0);
+    expect(v2.stdout).to.equal('Echo: v2 too\n');
+    await proc.waitFor(/tunnel established: protocol v2, /);
+
+    const plain = await server([], false);
+    const refused = await runCli(['demo', '--mode', 'client', '--addr', `127.0.0.1:${plain.port}`, '--legacy-v1']);
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.match(/^quantum-vpn: cannot connect to 127\.0\.0\.1:\d+: /m);
+  });
+
+  it('--groups: the client offers its list, the server accepts only its own', async () => {
+    const { proc, port } = await server(['--verbose', '--groups', 'p384-mlkem1024'], false);
+    await proc.waitFor(/^Protocols accepted: v2 \(groups P-384 \+ ML-KEM-1024\)$/m);
+    const r = await runCli(['demo', '--mode', 'client', '--addr', `127.0.0.1:${port}`, '--groups', 'p384-mlkem1024', '--verbose', '--message', 'p384']);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/^Tunnel: protocol v2, P-384 \+ ML-KEM-1024, AES-256-GCM$/m);
+    await proc.waitFor(/tunnel established: protocol v2, P-384 \+ ML-KEM-1024, AES-256-GCM/);
   });
 
   it('--cipher chacha20 really negotiates ChaCha20-Poly1305', async function () {
@@ -89,7 +130,7 @@ describe('cli: demo', function () {
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout).to.match(/^Connecting to 127\.0\.0\.1:\d+, offering ChaCha20-Poly1305$/m);
     expect(r.stdout).to.match(/^Cipher suite: ChaCha20-Poly1305$/m);
-    await proc.waitFor(/tunnel established: ChaCha20-Poly1305/);
+    await proc.waitFor(/tunnel established: protocol v2, .*, ChaCha20-Poly1305, session /);
     // A server limited to AES refuses a ChaCha-only client: the client exits 1.
     const aes = await server(['--cipher', 'aes-gcm'], false);
     const refused = await runCli(['demo', '--mode', 'client', '--addr', `127.0.0.1:${aes.port}`, '--cipher', 'chacha20']);
@@ -205,6 +246,7 @@ describe('cli: demo', function () {
       expect(r.code, r.stderr).to.equal(0);
       expect(r.stdout).to.match(/^FIPS mode: on/m);
       expect(r.stdout).to.match(/^Cipher suite: AES-256-GCM$/m);
+      expect(r.stdout).to.match(/^Tunnel: protocol v2, P-384 \+ ML-KEM-1024, AES-256-GCM$/m); // the FIPS default group
       expect(r.stdout).to.match(/^Received: Echo: fips$/m);
       const chacha = await runCli(['demo', '--mode', 'client', '--addr', `127.0.0.1:${port}`, '--fips', '--cipher', 'chacha20']);
       expect(chacha.code).to.equal(1);

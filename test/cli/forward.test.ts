@@ -9,8 +9,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { expect } from 'chai';
-import { delay, freePort, httpGet, killAll, metricValue, startCli, type CliProcess } from './helpers.js';
+import { delay, freePort, httpGet, killAll, makePskFiles, metricValue, startCli, type CliProcess } from './helpers.js';
 
 // ---- a minimal RESP client -------------------------------------------------------------------
 
@@ -577,5 +578,93 @@ describe('cli: forward readiness, failure metrics and drain', function () {
     expect(fserver.stdout).to.match(/^SIGTERM received: no longer accepting; waiting up to 1s for 1 open connection to finish$/m);
     expect(fserver.stdout).to.match(/^drain timeout: closing 1 open connection$/m);
     await a.ended; // close_notify became a FIN, not a reset
+  });
+});
+
+describe('cli: forward with protocol options (--psk-file, --tickets, --legacy-v1)', function () {
+  this.timeout(180_000);
+  const servers: Server[] = [];
+  const sockets: Socket[] = [];
+  /** Two files with different keys under one identity. */
+  let keys: { dir: string; files: string[] };
+
+  before(async () => (keys = await makePskFiles(['branch-office', 'branch-office'])));
+  after(() => rmSync(keys.dir, { recursive: true, force: true }));
+
+  afterEach(async () => {
+    for (const s of sockets.splice(0)) s.destroy();
+    await killAll();
+    await Promise.all(servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+  });
+
+  async function echoService(): Promise<number> {
+    const server = createServer({ allowHalfOpen: true }, (s) => {
+      sockets.push(s);
+      s.on('error', () => undefined);
+      s.pipe(s);
+    });
+    servers.push(server);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    return (server.address() as AddressInfo).port;
+  }
+
+  async function pair(servicePort: number, serverExtra: string[], clientExtra: string[]): Promise<{ fserver: CliProcess; fclient: CliProcess; port: number }> {
+    const fserver = startCli(['forward', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${servicePort}`, '--log-level', 'info', ...serverExtra]);
+    const tunnelPort = await fserver.listeningPort();
+    const fclient = startCli(['forward', '--listen', '0', '--connect', `127.0.0.1:${tunnelPort}`, '--log-level', 'info', ...clientExtra]);
+    return { fserver, fclient, port: await fclient.listeningPort() };
+  }
+
+  /** One app connection: sends `text`, returns what came back before the connection closed. */
+  async function roundTrip(port: number, text: string): Promise<{ reply: string; error?: string }> {
+    const socket = connect({ host: '127.0.0.1', port });
+    sockets.push(socket);
+    let reply = '';
+    let error: string | undefined;
+    socket.setEncoding('utf8').on('data', (d: string) => {
+      reply += d;
+      if (reply.length >= text.length) socket.end();
+    });
+    socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code));
+    socket.write(text);
+    await Promise.race([new Promise((resolve) => socket.once('close', resolve)), delay(15_000)]);
+    return { reply, error };
+  }
+
+  it('the same --psk-file on both sides: authenticated tunnels, the identity and protocol in the logs; --tickets resumes', async () => {
+    const port = await echoService();
+    const { fserver, fclient, port: appPort } = await pair(port, ['--psk-file', keys.files[0]!, '--tickets'], ['--psk-file', keys.files[0]!, '--tickets']);
+    expect((await roundTrip(appPort, 'first')).reply).to.equal('first');
+    expect((await roundTrip(appPort, 'second')).reply).to.equal('second');
+    const opened = /INFO +connection opened .*protocol=v2 group="[^"]+ \+ ML-KEM-1024" peer_identity=branch-office suite=AES-256-GCM resumed=(true|false)/g;
+    await fserver.waitFor(/connection opened .*resumed=true/, 20_000, 'stderr');
+    await fclient.waitFor(/connection opened .*resumed=true/, 20_000, 'stderr');
+    expect([...fserver.stderr.matchAll(opened)].map((m) => m[1])).to.deep.equal(['false', 'true']);
+    expect([...fclient.stderr.matchAll(opened)].map((m) => m[1])).to.deep.equal(['false', 'true']);
+  });
+
+  it('different keys: the app connection is reset, and both sides log ERR_QT_PSK_MISMATCH', async () => {
+    const port = await echoService();
+    const { fserver, fclient, port: appPort } = await pair(port, ['--psk-file', keys.files[0]!], ['--psk-file', keys.files[1]!, '--obs-addr', '127.0.0.1:0']);
+    const r = await roundTrip(appPort, 'refused');
+    expect(r.reply).to.equal('');
+    expect(r.error).to.equal('ECONNRESET');
+    await fclient.waitFor(/WARN +cannot open a tunnel .*ERR_QT_PSK_MISMATCH/, 20_000, 'stderr');
+    await fserver.waitFor(/WARN +handshake failed .*error=ERR_QT_PSK_MISMATCH/, 20_000, 'stderr');
+    const metrics = (await httpGet(await fclient.observabilityPort(), '/metrics')).body;
+    expect(metrics).to.match(/^quantum_vpn_forward_dial_failures_total\{service="quantum-vpn",reason="handshake"\} 1$/m);
+  });
+
+  it('--legacy-v1 on both sides carries the connection over protocol v1', async () => {
+    const port = await echoService();
+    const { fserver, fclient, port: appPort } = await pair(port, ['--legacy-v1'], ['--legacy-v1']);
+    expect((await roundTrip(appPort, 'over v1')).reply).to.equal('over v1');
+    await fserver.waitFor(/INFO +connection opened .*protocol=v1 suite=AES-256-GCM resumed=false/, 20_000, 'stderr');
+    await fclient.waitFor(/INFO +connection opened .*protocol=v1 suite=AES-256-GCM/, 20_000, 'stderr');
+    // A v2 client still gets through to the --legacy-v1 server.
+    const v2 = startCli(['forward', '--listen', '0', '--connect', `127.0.0.1:${await fserver.listeningPort()}`, '--log-level', 'info']);
+    expect((await roundTrip(await v2.listeningPort(), 'over v2')).reply).to.equal('over v2');
+    await fserver.waitFor(/INFO +connection opened .*protocol=v2 group=/, 20_000, 'stderr');
   });
 });

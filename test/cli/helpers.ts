@@ -6,7 +6,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { request } from 'node:http';
+import { mkdtempSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -131,6 +134,18 @@ export async function killAll(): Promise<void> {
   const list = [...running];
   for (const p of list) p.kill('SIGKILL');
   await Promise.all(list.map((p) => p.exited));
+}
+
+/**
+ * A new temporary directory holding one PSK file per identity (`a.psk`, `b.psk`...), each made by
+ * `quantum-vpn psk generate` with its own random key. The caller removes the directory.
+ */
+export async function makePskFiles(identities: string[]): Promise<{ dir: string; files: string[] }> {
+  const dir = mkdtempSync(join(tmpdir(), 'qt-cli-psk-'));
+  const files = identities.map((_, i) => join(dir, `${String.fromCharCode(97 + i)}.psk`));
+  const made = await Promise.all(files.map((f, i) => runCli(['psk', 'generate', f, '--identity', identities[i]!])));
+  for (const r of made) if (r.code !== 0) throw new Error(`psk generate failed: ${r.stderr}`);
+  return { dir, files };
 }
 
 /** GET http://127.0.0.1:port/path → status, headers and body. */

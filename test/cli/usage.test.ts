@@ -10,19 +10,26 @@ import { fips } from '../../lib/index.js';
 import { killAll, ROOT, runCli } from './helpers.js';
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> };
-const COMMANDS = ['demo', 'bench', 'forward', 'example', 'version', 'fips', 'help'];
+const COMMANDS = ['demo', 'bench', 'forward', 'psk', 'example', 'version', 'fips', 'help'];
 
 const FLAGS: Record<string, string[]> = {
-  demo: ['--mode', '--addr', '--message', '--verbose', '--obs-addr', '--log-level', '--log-format', '--tracing', '--cipher', '--fips', '--timeout', '--max-conns-per-ip', '--handshake-rate'],
-  bench: ['--handshakes', '--throughput', '--size', '--duration', '--cipher', '--concurrency', '--json', '--fips'],
-  forward: ['--listen', '--to', '--connect', '--cipher', '--obs-addr', '--log-level', '--log-format', '--tracing', '--fips', '--connect-timeout', '--linger', '--drain-timeout', '--backend-check-interval'],
+  demo: [
+    '--mode', '--addr', '--message', '--verbose', '--obs-addr', '--log-level', '--log-format', '--tracing', '--cipher', '--fips', '--timeout', '--max-conns-per-ip',
+    '--handshake-rate', '--groups', '--legacy-v1', '--psk-file', '--psk-identity',
+  ],
+  bench: ['--handshakes', '--throughput', '--size', '--duration', '--cipher', '--concurrency', '--json', '--fips', '--protocols', '--groups', '--legacy-v1'],
+  forward: [
+    '--listen', '--to', '--connect', '--cipher', '--obs-addr', '--log-level', '--log-format', '--tracing', '--fips', '--connect-timeout', '--linger', '--drain-timeout',
+    '--backend-check-interval', '--groups', '--legacy-v1', '--psk-file', '--psk-identity', '--tickets',
+  ],
+  psk: ['--identity', '--bytes', '--force'],
   example: ['--list'],
   version: ['--json', '--fips'],
   fips: ['--dir', '--json'],
 };
 
 describe('cli: help and usage errors', function () {
-  this.timeout(60_000);
+  this.timeout(180_000); // each case starts a process: seconds each on a loaded machine
   afterEach(killAll);
 
   it('with no arguments prints the usage on stderr and exits 1', async () => {
@@ -76,6 +83,13 @@ describe('cli: help and usage errors', function () {
       [['demo', '--addr', 'nowhere'], /invalid --addr "nowhere"/],
       [['demo', '--mode', 'client', '--timeout', '5'], /invalid --timeout "5"/],
       [['demo', 'extra'], /unexpected argument: extra/],
+      [['demo', '--groups', 'x448-mlkem1024'], /invalid --groups "x448-mlkem1024": unknown group "x448-mlkem1024"/],
+      [['demo', '--mode', 'client', '--legacy-v1', '--groups', 'p384-mlkem1024'], /--groups applies to protocol v2; with --legacy-v1 a client speaks protocol v1 only/],
+      [['demo', '--mode', 'client', '--psk-identity', 'x'], /--psk-identity needs --psk-file/],
+      [['forward', '--listen', '0', '--to', '127.0.0.1:1', '--legacy-v1', '--psk-file', '/nonexistent.psk'], /--legacy-v1 cannot be combined with --psk-file/],
+      [['forward', '--listen', '0', '--connect', '127.0.0.1:1', '--legacy-v1', '--tickets'], /--tickets is protocol v2 resumption/],
+      [['bench', '--handshakes', '1', '--legacy-v1', '--protocols', 'v2'], /give --legacy-v1 or --protocols, not both/],
+      [['bench', '--handshakes', '1', '--protocols', 'v1', '--groups', 'p384-mlkem1024'], /--groups applies to protocol v2 runs/],
       [['bench'], /nothing to run/],
       [['bench', '--handshakes', 'many'], /invalid value "many" for --handshakes/],
       [['bench', '--throughput', '--size', '12XB'], /invalid --size "12XB"/],
