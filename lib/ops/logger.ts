@@ -425,7 +425,9 @@ export class LoggingObserver implements TunnelObserver {
       succeeded: (outcome: HandshakeOutcome) =>
         this.logger.info('handshake completed', {
           ...base,
+          protocol: outcome.protocol,
           suite: outcome.suite,
+          ...(outcome.group !== undefined ? { group: outcome.group } : {}),
           resumed: outcome.resumed,
           fips: outcome.fips || cryptoPolicy.fips,
           duration_ms: round(outcome.durationMs),

@@ -7,7 +7,8 @@
  *   handshake, child of the context active when the handshake started (so a dial() inside a user
  *   span nests under it). Attributes at start: `quantum.role`, `quantum.resumption_attempted`,
  *   `network.peer.address` (masked by default, see `peerAddress`), `network.peer.port`; at the end:
- *   `quantum.outcome` (`success` | `failure`), `quantum.suite`, `quantum.resumed`, `quantum.fips`,
+ *   `quantum.outcome` (`success` | `failure`), `quantum.protocol`, `quantum.suite`, `quantum.group`
+ *   (protocol v2), `quantum.resumed`, `quantum.fips`,
  *   `quantum.handshake.duration_ms`, or `error.type` (the error code) with status ERROR.
  * - `quantum.resumption` (INTERNAL), a child of the handshake span covering the same interval,
  *   emitted when a resumption was attempted (client: a ticket was offered) or happened (server:
@@ -99,7 +100,9 @@ export class TracingObserver implements TunnelObserver {
         }
         span.setAttributes({
           'quantum.outcome': 'success',
+          'quantum.protocol': outcome.protocol,
           'quantum.suite': outcome.suite,
+          ...(outcome.group !== undefined ? { 'quantum.group': outcome.group } : {}),
           'quantum.resumed': outcome.resumed,
           'quantum.fips': this.fips(outcome.fips),
           'quantum.handshake.duration_ms': outcome.durationMs,

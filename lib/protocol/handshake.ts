@@ -30,6 +30,7 @@ import {
 import { encodeHandshakeRecord, type Frame } from './frame.js';
 import { computeVerifyData, deriveHandshakeKeys, deriveResumptionMaster, deriveTrafficKeys } from './keySchedule.js';
 import {
+  AlertCode,
   decodeAlert,
   decodeClientHello,
   decodeFinished,
@@ -94,6 +95,10 @@ function handshakeFailed(message: string): QuantumTunnelError {
 function unexpected(frame: Frame, expected: string): QuantumTunnelError {
   if (frame.type === MessageType.ALERT) {
     const alert = decodeAlert(frame.payload);
+    // A protocol v2 server refuses a v1 ClientHello with unsupported_version.
+    if (alert?.code === AlertCode.UNSUPPORTED_VERSION) {
+      return qtError(ErrorCode.UNSUPPORTED_VERSION, 'the server does not speak protocol v1 (it speaks v2: drop legacyV1 / --legacy-v1)');
+    }
     return qtError(ErrorCode.PEER_ALERT, `peer sent alert code ${alert?.code ?? 'unknown'} during the handshake`);
   }
   return qtError(ErrorCode.UNEXPECTED_MESSAGE, `expected ${expected}, got message type 0x${frame.type.toString(16)}`);

@@ -19,7 +19,11 @@ export interface HandshakeContext extends PeerAddress {
 
 /** The result of a completed handshake. */
 export interface HandshakeOutcome {
+  /** The protocol version: 'v2', or 'v1' in legacy mode. */
+  protocol: string;
   suite: string;
+  /** The key exchange group (protocol v2), e.g. 'P-384 + ML-KEM-1024'. */
+  group?: string;
   resumed: boolean;
   /** A ticket was offered (client) or received (server); with `resumed` false it was refused. */
   resumptionAttempted: boolean;
@@ -56,7 +60,7 @@ export interface TunnelObserver {
   onTunnelError?(errorCode: string, peer: PeerAddress): void;
   onHandshakeStart?(context: HandshakeContext): HandshakeWatch | void;
   /** A tunnel is established (after onHandshakeStart's watch succeeded). */
-  onTunnelOpen?(info: { role: 'client' | 'server'; suite: string; resumed: boolean } & PeerAddress): void;
+  onTunnelOpen?(info: { role: 'client' | 'server'; protocol: string; suite: string; group?: string; resumed: boolean } & PeerAddress): void;
   /** Plaintext bytes and records sent or received by one tunnel, in batches. */
   onTraffic?(direction: 'sent' | 'received', bytes: number, records: number): void;
   onReplayBlocked?(peer: PeerAddress): void;

@@ -172,7 +172,9 @@ export class Tunnel extends Duplex {
     );
     this.#observers.notify('onTunnelOpen', {
       role: this.#role,
+      protocol: this.#session.version,
       suite: cipherSuiteName(this.#session.suite),
+      group: this.#session.groupName,
       resumed: this.#session.resumed,
       ...this.#peer,
     });

@@ -48,12 +48,14 @@ describe('ops: TracingObserver', function () {
       expect(s.status.code).to.equal(SpanStatusCode.OK);
       expect(s.attributes).to.include({
         'quantum.outcome': 'success',
+        'quantum.protocol': 'v2',
         'quantum.suite': 'AES-256-GCM',
         'quantum.resumed': false,
         'quantum.resumption_attempted': false,
         'quantum.fips': fipsNow,
         'network.peer.address': '127.0.0.x',
       });
+      expect(s.attributes['quantum.group']).to.be.a('string').and.match(/\+ ML-KEM-1024$/);
       expect(s.attributes['quantum.handshake.duration_ms']).to.be.a('number').and.greaterThan(0);
       expect(s.attributes['network.peer.port']).to.be.a('number');
     }
@@ -221,7 +223,7 @@ describe('ops: TracingObserver', function () {
       const tracer = provider.getTracer('test');
       const parent = tracer.startSpan('user.request');
       const ctx = { role: 'client' as const, resumptionAttempted: false, address: '2001:db8:1:2:3:4:5:6', port: 443 };
-      context.with(trace.setSpan(context.active(), parent), () => observer.onHandshakeStart(ctx).succeeded!({ suite: 'AES-256-GCM', resumed: false, resumptionAttempted: false, durationMs: 1.5, fips: true }));
+      context.with(trace.setSpan(context.active(), parent), () => observer.onHandshakeStart(ctx).succeeded!({ protocol: 'v2', suite: 'AES-256-GCM', resumed: false, resumptionAttempted: false, durationMs: 1.5, fips: true }));
       parent.end();
       const hs = one(SpanNames.HANDSHAKE_INITIATOR);
       expect(hs.parentSpanContext?.spanId).to.equal(parent.spanContext().spanId);
@@ -243,7 +245,7 @@ describe('ops: TracingObserver', function () {
 
   it('a watch called twice ends its span once', () => {
     const w = observer.onHandshakeStart({ role: 'server', resumptionAttempted: false, address: '10.0.0.1', port: 1 });
-    w.succeeded!({ suite: 'AES-256-GCM', resumed: true, resumptionAttempted: true, durationMs: 1, fips: false });
+    w.succeeded!({ protocol: 'v2', suite: 'AES-256-GCM', resumed: true, resumptionAttempted: true, durationMs: 1, fips: false });
     w.failed!(ErrorCode.TIMEOUT);
     expect(spans(SpanNames.HANDSHAKE_RESPONDER)).to.have.length(1);
     expect(one(SpanNames.RESUMPTION).attributes).to.include({ 'quantum.resumed': true, 'quantum.role': 'server' });
