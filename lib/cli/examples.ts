@@ -171,39 +171,37 @@ await listener.close({ tunnels: true });
 console.log(events.join('; '));
 `;
 
-const resumption = `// Session resumption in protocol v1 (legacy mode, for Go peers): the client presents a ticket
-// from an earlier session, and both sides mix that session's master secret into a fresh CH-KEM
-// exchange (the key exchange is never skipped). Protocol v2 delivers its tickets in-band instead:
-// the listener's \`tickets\` option and dial()'s \`ticketStore\`.
-import { dial, listen, TicketManager, type Tunnel } from 'quantum-tunnel';
+const resumption = `// Session resumption (protocol v2): the server sends each new tunnel a ticket in-band, encrypted;
+// the client keeps it in a ClientTicketStore and offers it on its next dial to the same address.
+// Tickets are single-use and bound to the server that issued them, and a resumed handshake still
+// runs a fresh hybrid key exchange. (Legacy v1 has TicketManager, issueTicket() and
+// resumptionState() instead.)
+import { ClientTicketStore, dial, listen, TicketIssuer, type Tunnel } from 'quantum-tunnel';
 
-// The server needs a TicketManager (a random ticket key unless you pass one; share the key
-// between the servers of a cluster so tickets work on any of them).
-const tickets = new TicketManager({ lifetimeSeconds: 3600, singleUse: true });
-const listener = listen({ host: '127.0.0.1', port: 0, tickets, legacyV1: true }); // also answers v1 clients
+// Give the servers of a cluster the same ticket key, server identity and AntiReplayStore to let
+// a client resume on any of them (docs/OPERATIONS.md).
+const tickets = new TicketIssuer({ serverIdentity: Buffer.from('example-server'), lifetimeSeconds: 3600 });
+const listener = listen({ host: '127.0.0.1', port: 0, tickets });
 await listener.ready;
-
-// Protocol v1 has no message for tickets: the application delivers them, here as the only
-// message of every session (end() sends it, then close_notify).
 listener.on('tunnel', (tunnel: Tunnel) => {
   tunnel.on('error', () => {});
-  tunnel.end(tunnel.issueTicket());
+  tunnel.pipe(tunnel);
 });
 
 const address = \`127.0.0.1:\${listener.address().port}\`;
-const first = await dial(address, { legacyV1: true }); // speak v1 only, as a Go peer does
+const ticketStore = new ClientTicketStore();
+const first = await dial(address, { ticketStore });
 first.on('error', () => {});
-const ticket = (await first.messages().next()).value as Buffer;
-const state = first.resumptionState(ticket); // the ticket plus a copy of the master secret
+await first.ping(); // the ticket comes right after the handshake, before the pong
 await first.close();
 
-const second = await dial(address, { legacyV1: true, resumption: state });
+const second = await dial(address, { ticketStore });
 second.on('error', () => {});
 console.log(\`protocol \${second.info().protocol}: first resumed=\${first.info().resumed}, second resumed=\${second.info().resumed}\`);
-state.psk.destroy(); // the PSK is a native secret handle: cleanse it when done
 await second.close();
 await listener.close({ tunnels: true });
 tickets.destroy();
+ticketStore.destroy();
 `;
 
 const errors = `// Error handling: every failure is a QuantumTunnelError with a stable code.
@@ -328,7 +326,7 @@ export const EXAMPLES: readonly Example[] = [
   { name: 'streams', title: 'Tunnels as streams (pipe, backpressure, for-await)', expect: ['echoed 4194304 bytes, sha256 matches'], code: streams },
   { name: 'crypto', title: 'The crypto core: CH-KEM and AEAD directly', expect: ['public key: 1600 bytes', 'same secret: true', 'opened: attack at dawn', 'tampered: ERR_QT_AUTHENTICATION_FAILED'], code: chkem },
   { name: 'config', title: 'Configuration: suites, timeouts, rekey, observers, admission', expect: ['suite: ', 'rekeys: 1', 'client handshake done: '], code: config },
-  { name: 'resumption', title: 'Session resumption with tickets (protocol v1, legacy mode)', expect: ['protocol v1: first resumed=false, second resumed=true'], code: resumption },
+  { name: 'resumption', title: 'Session resumption with tickets (protocol v2)', expect: ['protocol v2: first resumed=false, second resumed=true'], code: resumption },
   { name: 'errors', title: 'Error handling (QuantumTunnelError codes)', expect: ['closed port: ERR_QT_CONNECTION_FAILED', 'silent server: ERR_QT_HANDSHAKE_TIMEOUT', 'aborted: ERR_QT_ABORTED', 'oversized message: ERR_QT_INVALID_ARGUMENT', 'tunnel closed'], code: errors },
   {
     name: 'security',
