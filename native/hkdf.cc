@@ -72,9 +72,10 @@ bool KeyInputBytes(Napi::Env env, Napi::Value v, const char* what, ByteView* out
 
 uint8_t* NonNull(SecretBytes& b) { return b.size() == 0 ? EmptyBytes() : b.data(); }
 
-// Runs the active context's HKDF with `params` (mode, digest, key, salt/info) into `out`.
-bool Derive(Napi::Env env, const OSSL_PARAM* params, SecretBytes* out, const char* what) {
-  KdfCtx ctx(EVP_KDF_CTX_new(Data(env).active_context->hkdf()), EVP_KDF_CTX_free);
+// Runs the active context's HKDF over `digest` with `params` (mode, key, salt/info) into `out`:
+// a copy of the context's HKDF with that digest set, freed (and its key cleansed) afterwards.
+bool Derive(Napi::Env env, const Digest& digest, const OSSL_PARAM* params, SecretBytes* out, const char* what) {
+  KdfCtx ctx(EVP_KDF_CTX_dup(Data(env).active_context->hkdf_template(digest.size == kSha384Digest.size)), EVP_KDF_CTX_free);
   if (!ctx || EVP_KDF_derive(ctx.get(), out->data(), out->size(), params) != 1) {
     ThrowError(env, code::kCryptoFailure, what);
     return false;
@@ -142,12 +143,11 @@ Napi::Value HkdfExtract(const Napi::CallbackInfo& info) {
   int mode = EVP_KDF_HKDF_MODE_EXTRACT_ONLY;
   const OSSL_PARAM params[] = {
       OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
-      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(digest.name), 0),
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, NonNull(ikm), ikm.size()),
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, salt.data, salt.size),
       OSSL_PARAM_construct_end(),
   };
-  if (!Derive(env, params, prk.get(), "HKDF-Extract failed")) return env.Undefined();
+  if (!Derive(env, digest, params, prk.get(), "HKDF-Extract failed")) return env.Undefined();
   return WrapOrUndefined(env, std::move(prk));
 }
 
@@ -186,14 +186,13 @@ Napi::Value HkdfExpand(const Napi::CallbackInfo& info) {
   int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
-      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(digest.name), 0),
       OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(prk->bytes().data()),
                                         prk->bytes().size()),
       OSSL_PARAM_construct_end(),  // the info, when there is one
       OSSL_PARAM_construct_end(),
   };
-  if (info_bytes.size > 0) params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info_bytes.data, info_bytes.size);
-  if (!Derive(env, params, okm.get(), "HKDF-Expand failed")) return env.Undefined();
+  if (info_bytes.size > 0) params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info_bytes.data, info_bytes.size);
+  if (!Derive(env, digest, params, okm.get(), "HKDF-Expand failed")) return env.Undefined();
   return WrapOrUndefined(env, std::move(okm));
 }
 
@@ -209,14 +208,11 @@ bool ComputeHmac(Napi::Env env, const Digest& digest, Napi::Value key_value, con
   }
   Secret* key = Secret::FromValue(env, key_value, "key");
   if (key == nullptr) return false;
-  const OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>(digest.name), 0),
-      OSSL_PARAM_construct_end(),
-  };
   const size_t key_size = key->bytes().size();
   const uint8_t* key_data = key_size == 0 ? EmptyBytes() : key->bytes().data();
-  MacCtx ctx(EVP_MAC_CTX_new(Data(env).active_context->hmac()), EVP_MAC_CTX_free);
-  if (!ctx || EVP_MAC_init(ctx.get(), key_data, key_size, params) != 1) {
+  // A copy of the context's HMAC with the digest already set (see hkdf_template).
+  MacCtx ctx(EVP_MAC_CTX_dup(Data(env).active_context->hmac_template(digest.size == kSha384Digest.size)), EVP_MAC_CTX_free);
+  if (!ctx || EVP_MAC_init(ctx.get(), key_data, key_size, nullptr) != 1) {
     ThrowError(env, code::kCryptoFailure, "HMAC initialisation failed");
     return false;
   }

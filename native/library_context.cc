@@ -137,8 +137,35 @@ bool LibraryContext::FetchAlgorithms(std::string* error) {
   sha384_ = EVP_MD_fetch(ctx_, "SHA2-384", pq);
   hkdf_ = EVP_KDF_fetch(ctx_, "HKDF", pq);
   hmac_ = EVP_MAC_fetch(ctx_, "HMAC", pq);
+  if (hkdf_ != nullptr && hmac_ != nullptr) {
+    auto kdf_with = [&](const char* md) -> EVP_KDF_CTX* {
+      EVP_KDF_CTX* c = EVP_KDF_CTX_new(hkdf_);
+      const OSSL_PARAM p[] = {OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(md), 0),
+                              OSSL_PARAM_construct_end()};
+      if (c != nullptr && EVP_KDF_CTX_set_params(c, p) != 1) {
+        EVP_KDF_CTX_free(c);
+        c = nullptr;
+      }
+      return c;
+    };
+    auto mac_with = [&](const char* md) -> EVP_MAC_CTX* {
+      EVP_MAC_CTX* c = EVP_MAC_CTX_new(hmac_);
+      const OSSL_PARAM p[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>(md), 0),
+                              OSSL_PARAM_construct_end()};
+      if (c != nullptr && EVP_MAC_CTX_set_params(c, p) != 1) {
+        EVP_MAC_CTX_free(c);
+        c = nullptr;
+      }
+      return c;
+    };
+    hkdf_sha256_ = kdf_with("SHA2-256");
+    hkdf_sha384_ = kdf_with("SHA2-384");
+    hmac_sha256_ = mac_with("SHA2-256");
+    hmac_sha384_ = mac_with("SHA2-384");
+  }
   if (shake256_ == nullptr || sha3_256_ == nullptr || aes256gcm_ == nullptr || sha384_ == nullptr ||
-      hkdf_ == nullptr || hmac_ == nullptr) {
+      hkdf_ == nullptr || hmac_ == nullptr || hkdf_sha256_ == nullptr || hkdf_sha384_ == nullptr ||
+      hmac_sha256_ == nullptr || hmac_sha384_ == nullptr) {
     *error = std::string("a required algorithm is missing from the ") + name() +
              " library context: " + DrainOpenSslErrors();
     return false;
@@ -156,6 +183,10 @@ LibraryContext::~LibraryContext() {
   EVP_CIPHER_free(aes256gcm_);
   EVP_CIPHER_free(chacha20poly1305_);
   EVP_MD_free(sha384_);
+  EVP_KDF_CTX_free(hkdf_sha256_);
+  EVP_KDF_CTX_free(hkdf_sha384_);
+  EVP_MAC_CTX_free(hmac_sha256_);
+  EVP_MAC_CTX_free(hmac_sha384_);
   EVP_KDF_free(hkdf_);
   EVP_MAC_free(hmac_);
   for (OSSL_PROVIDER* p : providers_) OSSL_PROVIDER_unload(p);

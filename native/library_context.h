@@ -44,6 +44,11 @@ class LibraryContext {
   // HKDF (RFC 5869, SP 800-56C rev. 2 two-step) and HMAC; the digest is a parameter of each call.
   EVP_KDF* hkdf() const { return hkdf_; }
   EVP_MAC* hmac() const { return hmac_; }
+  // HKDF and HMAC contexts with their digest (SHA2-256 or SHA2-384) already set, to duplicate
+  // per call: setting the digest by name fetches it each time, which costs more than the HMACs of
+  // a short derivation. Read-only after creation (duplicating only reads them).
+  const EVP_KDF_CTX* hkdf_template(bool sha384) const { return sha384 ? hkdf_sha384_ : hkdf_sha256_; }
+  const EVP_MAC_CTX* hmac_template(bool sha384) const { return sha384 ? hmac_sha384_ : hmac_sha256_; }
   const EVP_CIPHER* aes256gcm() const { return aes256gcm_; }
   // nullptr where the context has no ChaCha20-Poly1305 (the FIPS provider).
   const EVP_CIPHER* chacha20poly1305() const { return chacha20poly1305_; }
@@ -70,6 +75,10 @@ class LibraryContext {
   EVP_MD* sha384_ = nullptr;
   EVP_KDF* hkdf_ = nullptr;
   EVP_MAC* hmac_ = nullptr;
+  EVP_KDF_CTX* hkdf_sha256_ = nullptr;
+  EVP_KDF_CTX* hkdf_sha384_ = nullptr;
+  EVP_MAC_CTX* hmac_sha256_ = nullptr;
+  EVP_MAC_CTX* hmac_sha384_ = nullptr;
   EVP_CIPHER* aes256gcm_ = nullptr;
   EVP_CIPHER* chacha20poly1305_ = nullptr;
 };

@@ -198,7 +198,9 @@ async function runSteps(socket: Socket, io: SocketReader, hs: Handshake, first?:
     let step = await hs.start();
     let pending = first;
     for (;;) {
-      for (const bytes of step.send) write(socket, bytes);
+      // One flight, one write (v2's server flight is three messages).
+      if (step.send.length > 1) write(socket, Buffer.concat(step.send));
+      else if (step.send.length === 1) write(socket, step.send[0]!);
       if (step.next === 'done') return step.result!;
       let input: Frame | Buffer;
       if (step.next === 'record') input = await io.handshakeRecord();

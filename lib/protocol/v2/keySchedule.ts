@@ -66,6 +66,18 @@ export function expandLabelPublic(params: ScheduleParams, secret: Secret, label:
   return Buffer.concat(blocks).subarray(0, length);
 }
 
+const emptyHashes = new WeakMap<ScheduleParams, Buffer>();
+
+/** Hash(""), computed once per parameter set (every Derive-Secret with an empty context uses it). */
+function emptyHashOf(params: ScheduleParams): Buffer {
+  let h = emptyHashes.get(params);
+  if (h === undefined) {
+    h = params.hash([]);
+    emptyHashes.set(params, h);
+  }
+  return h;
+}
+
 /** The secrets of one handshake, in the order the schedule produces them. Owner destroys. */
 export class KeySchedule {
   readonly #params: ScheduleParams;
@@ -75,7 +87,7 @@ export class KeySchedule {
   constructor(params: ScheduleParams = V2_SCHEDULE) {
     this.#params = params;
     this.#hashLen = hkdf.hashLength(params.digest);
-    this.#emptyHash = params.hash([]);
+    this.#emptyHash = emptyHashOf(params);
   }
 
   get params(): ScheduleParams {

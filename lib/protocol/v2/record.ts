@@ -129,7 +129,8 @@ export class RecordLayer {
   #send: EpochKey | undefined;
   #receive: EpochKey | undefined;
   #nextReceive: EpochKey | undefined;
-  #table = new Uint32Array(64 * ROW);
+  /** The batch table, grown on first use (handshake record layers never need one). */
+  #table = new Uint32Array(0);
   #destroyed = false;
 
   constructor(readonly suite: CipherSuiteId, private readonly now: () => number = Date.now) {}
