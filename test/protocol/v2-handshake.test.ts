@@ -14,7 +14,7 @@ import type { Session, SessionEvent } from '../../lib/protocol/session.js';
 import { KEM_GROUPS, kemGroupById, KemGroup, type KemGroupSpec } from '../../lib/protocol/v2/groups.js';
 import { ClientHandshakeV2, type ExternalPsk, ServerHandshakeV2, type V2HandshakeResult, type V2InitiatorOptions, type V2ResponderOptions } from '../../lib/protocol/v2/handshake.js';
 import { decodeClientHelloV2, encodeClientHelloV2 } from '../../lib/protocol/v2/messages.js';
-import { InnerType, RECORD_TYPE } from '../../lib/protocol/v2/record.js';
+import { FIRST_APPLICATION_EPOCH, InnerType, KEY_BYTE_LIMIT, KEY_RECORD_LIMIT, RECORD_TYPE, RecordLayer } from '../../lib/protocol/v2/record.js';
 import { SessionV2 } from '../../lib/protocol/v2/session.js';
 import { ClientTicketStore, clientTicketFromMessage, decodeNewSessionTicket, TicketIssuer } from '../../lib/protocol/v2/tickets.js';
 import { MemoryAntiReplayStore } from '../../lib/protocol/antiReplay.js';
@@ -250,6 +250,29 @@ describe('protocol v2: PSK authentication', () => {
 });
 
 describe('protocol v2: records', () => {
+  it('AEAD usage limits: a sender stops at 2^24 records or 2^38 bytes per key, a receiver refuses a record past them', () => {
+    for (const limit of ['records', 'bytes'] as const) {
+      const layer = new RecordLayer(AES);
+      const peer = new RecordLayer(AES);
+      const secret = testing.secretFromBytes(Buffer.alloc(48, 9));
+      layer.installSend(FIRST_APPLICATION_EPOCH, secret);
+      peer.installReceive(FIRST_APPLICATION_EPOCH, secret);
+      const send = layer.sendKey!;
+      if (limit === 'records') send.records = KEY_RECORD_LIMIT - 1;
+      else send.bytes = KEY_BYTE_LIMIT - 10;
+      const last = layer.sealData([Buffer.alloc(limit === 'records' ? 100 : 10, 1)]); // exactly at the limit: allowed
+      expect(() => layer.sealData([Buffer.from('x')])).to.throw(QuantumTunnelError).with.property('code', ErrorCode.SEQUENCE_EXHAUSTED);
+      if (limit === 'records') expect(() => layer.seal(InnerType.PING, Buffer.alloc(0))).to.throw(QuantumTunnelError).with.property('code', ErrorCode.SEQUENCE_EXHAUSTED);
+      const receive = peer.receiveKey!;
+      if (limit === 'records') receive.records = KEY_RECORD_LIMIT;
+      else receive.bytes = KEY_BYTE_LIMIT;
+      expect(() => peer.open(frame(last))).to.throw(QuantumTunnelError).with.property('code', ErrorCode.SEQUENCE_EXHAUSTED);
+      layer.destroy();
+      peer.destroy();
+      secret.destroy();
+    }
+  });
+
   it('every record has the same frame type, whatever it carries; the content type is encrypted', async () => {
     const { c, s } = await sessions();
     const kinds = [c.sealData([Buffer.from('x')]), c.pingFrame(), c.pongFrame(), c.startRekey('symmetric'), c.closeNotifyFrame()];

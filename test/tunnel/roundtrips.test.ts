@@ -13,6 +13,7 @@
 import { expect } from 'chai';
 import { dial, listen, type Tunnel } from '../../lib/index.js';
 import { startDelayProxy } from '../helpers/proxies.js';
+import { streamIn, streamOut } from '../helpers/tunnel.js';
 
 const D = 250;
 
@@ -45,5 +46,32 @@ describe('round trips to the first application byte (delaying proxy)', function 
     expect(v2, 'v2 one-way trips').to.equal(4);
     expect(v1, 'v1 one-way trips').to.be.at.least(6);
     expect(v1 - v2).to.be.at.least(2); // one round trip saved
+  });
+
+  it('key updates over a 40 ms round trip while data flows both ways: acknowledged, both tiers, either side, nothing lost', async () => {
+    const l = listen({ port: 0, rekeyMinIntervalMs: 0 });
+    const served = new Promise<Tunnel>((resolve) => l.once('tunnel', resolve));
+    await l.ready;
+    const proxy = await startDelayProxy({ targetPort: l.address().port, delayMs: 20 });
+    try {
+      const client = await dial({ host: '127.0.0.1', port: proxy.port }, { rekeyMinIntervalMs: 0 });
+      const server = await served;
+      const total = 4 * 2 ** 20;
+      const up = streamIn(server, total);
+      const down = streamIn(client, total);
+      const sending = Promise.all([streamOut(client, total, 1), streamOut(server, total, 2)]);
+      await client.rekey({ mode: 'kem' });
+      await server.rekey({ mode: 'symmetric' });
+      await Promise.all([client.rekey({ mode: 'symmetric' }), server.rekey({ mode: 'kem' })]);
+      const [sentUp, sentDown] = await sending;
+      expect(await up.done).to.equal(sentUp);
+      expect(await down.done).to.equal(sentDown);
+      expect(client.info().rekeys).to.be.at.least(3);
+      expect(server.info().rekeys).to.equal(client.info().rekeys);
+      client.destroy();
+    } finally {
+      await proxy.close();
+      await l.close({ tunnels: true });
+    }
   });
 });
