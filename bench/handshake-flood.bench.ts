@@ -3,29 +3,31 @@
  * listener's rate limiter and pending-handshake caps? (issue 9, item 10; findings in
  * docs/design/retry-cookie.md.) Not part of `npm run bench`; run it from the repository root:
  *
- *   node --import tsx bench/handshake-flood.bench.ts [--quick] [--seconds N] [--rate N] [--json PATH]
+ *   node --import tsx bench/handshake-flood.bench.ts [--quick] [--legacy-v1] [--seconds N] [--rate N] [--json PATH]
  *
  * About two minutes (--quick: one); --seconds is the measured window per scenario (default 5),
- * --rate the flood's connections per second (default 3,000); JSON goes to
- * bench/results/handshake-flood.json unless --json says otherwise.
+ * --rate the flood's connections per second (default 3,000), --legacy-v1 floods with protocol v1
+ * ClientHellos instead of v2 ones; JSON goes to bench/results/handshake-flood.json unless --json
+ * says otherwise.
  *
  * Part 1, per operation, in this process (bench/harness.ts medians, and CPU time per call):
- *   - what one ClientHello costs the server: the v1 responder's answer (decode, CH-KEM
- *     encapsulation = ML-KEM-1024 + X25519, key schedule, ServerHello), and the encapsulation alone;
+ *   - what one ClientHello costs the server: the v2 and v1 responders' whole answer (decode, the
+ *     hybrid KEM's encapsulation with ML-KEM-1024, key schedule, the server's messages), and v1's
+ *     CH-KEM encapsulation alone;
  *   - what a refusal decides with: RateLimiter.admit() on an empty bucket;
  *   - what a cookie would cost: HMAC-SHA-256(key, address ‖ timestamp ‖ SHA-256(ClientHello)) to
  *     issue and to verify; the loopback RTT; and how many round trips dial() takes through a
- *     delay proxy (a cookie would add one).
+ *     delay proxy, v2 and v1 (a cookie would add one).
  * Part 2, over loopback TCP: the server in one child process (the listener, or a bare net.Server
  * that prices one path alone: answer, cookie retry, close at accept), a flooder in another (one
- * valid v1 ClientHello replayed from many 127.0.x.y source addresses, open loop at --rate
+ * valid ClientHello replayed from many 127.0.x.y source addresses, open loop at --rate
  * connections/s, each connection reset at its first answer byte), and honest clients in this
- * process (open loop, 50 dial() + close() a second from five addresses of their own). Per
- * scenario: honest handshakes served and their latency, what the flood got, the server's CPU per
- * connection and the flooder's. All three share this machine's cores.
+ * process (open loop, 50 dial() + close() a second, protocol v2, from five addresses of their
+ * own). Per scenario: honest handshakes served and their latency, what the flood got, the
+ * server's CPU per connection and the flooder's. All three share this machine's cores.
  *
- * It replays a protocol v1 ClientHello (the listener is asked to accept v1); should a listener
- * answer it with an Alert, the benchmark stops rather than report those refusals as handshakes.
+ * Should the server answer the flood's hellos with an Alert, the benchmark stops rather than
+ * report those refusals as handshakes.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -38,7 +40,8 @@ import { fileURLToPath } from 'node:url';
 import { crypto as qt, dial, listen, type Listener, RateLimiter, type RateLimitOptions, type Tunnel } from '../lib/index.js';
 import { CipherSuite, MessageType } from '../lib/protocol/constants.js';
 import { encodeFrame, FrameReader, type Frame } from '../lib/protocol/frame.js';
-import { InitiatorHandshake, ResponderHandshake } from '../lib/protocol/handshake.js';
+import { type ProtocolVersionSpec, responderVersion, V1, V2 } from '../lib/protocol/versions.js';
+import { resolveGroups } from '../lib/tunnel/options.js';
 import { type Case, type HarnessOptions, measureGroup, renderTable } from './harness.js';
 import { startDelayProxy } from '../test/helpers/proxies.js';
 
@@ -52,6 +55,8 @@ const quick = args.includes('--quick');
 const seconds = Number(flag('--seconds') ?? (quick ? 2 : 5));
 const floodRate = Number(flag('--rate') ?? 3000);
 const jsonPath = resolve(flag('--json') ?? join(root, 'bench/results/handshake-flood.json'));
+/** The protocol of the flood's ClientHello: v2 (the default), or v1 with --legacy-v1. */
+const floodVersion = args.includes('--legacy-v1') ? V1 : V2;
 const harness: HarnessOptions = quick
   ? { warmupMs: 50, timeMs: 300, rounds: 4, gcBefore: 'case' }
   : { warmupMs: 300, timeMs: 2000, rounds: 8, gcBefore: 'case' };
@@ -59,13 +64,28 @@ const harness: HarnessOptions = quick
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const cpuMs = (c: NodeJS.CpuUsage) => (c.user + c.system) / 1000;
 
-/** One valid v1 ClientHello (a fresh CH-KEM key), as a flooder would replay it. */
-async function clientHelloFrame(): Promise<Frame> {
-  const hs = await InitiatorHandshake.create({ cipherSuites: [CipherSuite.AES_256_GCM] });
-  const reader = new FrameReader();
-  reader.push(hs.clientHello());
+/** What both ends of every handshake here use: AES-256-GCM, the default groups (v2). */
+const handshakeConfig = { cipherSuites: [CipherSuite.AES_256_GCM], groups: resolveGroups(undefined) };
+
+/** One valid ClientHello of `spec` (a fresh key share), as a flooder would replay it. */
+async function clientHelloFrame(spec: ProtocolVersionSpec): Promise<Frame> {
+  const hs = await spec.initiator(handshakeConfig);
+  const { send } = await hs.start();
   hs.destroy();
+  const reader = new FrameReader();
+  reader.push(send[0]!);
   return reader.nextFrame()!;
+}
+
+/** The server's answer to a ClientHello (v1: ServerHello; v2: ServerHello and its encrypted flight up to Finished). */
+async function respond(spec: ProtocolVersionSpec, hello: Frame): Promise<Buffer[]> {
+  const hs = spec.responder(handshakeConfig);
+  try {
+    await hs.start();
+    return (await hs.receive(hello)).send;
+  } finally {
+    hs.destroy();
+  }
 }
 
 // ---- roles: the server and the flooder run in child processes -----------------------------------
@@ -74,16 +94,11 @@ async function clientHelloFrame(): Promise<Frame> {
  * `toy` replaces the listener by a bare net.Server that handles each connection one way, to price
  * the paths apart from the listener's bookkeeping: `refuse` (close at accept), `cookie` (read the
  * ClientHello, answer a 45-byte retry frame with a timestamp and an HMAC cookie, close; what a
- * cookie challenge would cost), `answer` (read the ClientHello, run the v1 responder, write the
- * ServerHello).
+ * cookie challenge would cost), `answer` (read the ClientHello, run the responder of its version,
+ * write its answer).
  */
 type Toy = 'refuse' | 'cookie' | 'answer';
 type ToServer = { cmd: 'listen'; limits?: RateLimitOptions; maxPendingHandshakes?: number; toy?: Toy } | { cmd: 'snapshot' } | { cmd: 'close' };
-/**
- * The flood replays a v1 ClientHello. Listeners that speak protocol v2 by default answer v1 only
- * with `legacyV1`; one that has no such option (v1 only) ignores it. Untyped for that reason.
- */
-const ACCEPT_V1: object = { legacyV1: true };
 /** An unassigned message type for the toy retry frame. */
 const RETRY_TYPE = 0x15;
 interface ServerCounters {
@@ -123,9 +138,7 @@ function toyServer(toy: Toy, counters: ServerCounters): Server {
         const mac = qt.hkdf.hmac(qt.hkdf.HkdfDigest.SHA256, cookieKey, [Buffer.from(socket.remoteAddress ?? ''), timestamp, createHash('sha256').update(hello.raw).digest()]);
         socket.end(encodeFrame(RETRY_TYPE, Buffer.concat([timestamp, mac])));
       } else {
-        const hs = new ResponderHandshake({ cipherSuites: [CipherSuite.AES_256_GCM] });
-        await hs.onClientHello(hello).then((serverHello) => socket.write(serverHello), () => socket.destroy());
-        hs.destroy();
+        await respond(responderVersion(hello, true), hello).then((answer) => socket.write(Buffer.concat(answer)), () => socket.destroy());
       }
     };
     socket.on('data', onData);
@@ -148,7 +161,7 @@ async function serverRole(): Promise<void> {
         host: '127.0.0.1',
         port: 0,
         backlog: 4096,
-        ...ACCEPT_V1,
+        legacyV1: true, // answers v1 ClientHellos too (--legacy-v1)
         ...(m.limits ? { admission: new RateLimiter(m.limits) } : {}),
         ...(m.maxPendingHandshakes ? { maxPendingHandshakes: m.maxPendingHandshakes } : {}),
         observer: {
@@ -260,6 +273,7 @@ function flood(order: FloodOrder): Promise<FloodResult> {
 
 function flooderRole(): void {
   process.on('message', async (m: FloodOrder) => {
+    process.send!({ started: true });
     process.send!(await flood(m));
     process.exit(0);
   });
@@ -361,7 +375,9 @@ async function runScenario(s: Scenario, hello: Buffer): Promise<ScenarioResult> 
   if (s.floodAddresses > 0) {
     flooder = child('flooder');
     const order: FloodOrder = { port, addresses: addresses(s.floodAddresses, 2), rate: floodRate, maxInFlight: 512, durationMs: durationMs + 2 * warmMs, hello: hello.toString('hex') };
-    flooding = ask<FloodResult>(flooder, order);
+    const f = flooder;
+    flooding = new Promise<FloodResult>((done) => f.on('message', (m: object) => 'launched' in m && done(m as FloodResult)));
+    await ask<{ started: true }>(flooder, order); // the child has loaded and begun: only now does the warm-up count
     await sleep(warmMs);
   }
   const before = await ask<Snapshot>(server, { cmd: 'snapshot' });
@@ -428,26 +444,22 @@ async function cpuUsPerCall(fn: () => unknown, n: number): Promise<number> {
   return cpuMs(process.cpuUsage(c0)) * 1000 / n;
 }
 
-async function microbenchmarks(hello: Frame): Promise<Record<string, { wallUs: number; cpuUs: number }>> {
-  const publicKey = hello.payload.subarray(2 + 32 + 1, 2 + 32 + 1 + 1600); // after version, random and an empty session ID
+async function microbenchmarks(hellos: { v1: Frame; v2: Frame }, floodHello: Frame): Promise<Record<string, { wallUs: number; cpuUs: number }>> {
+  const chkemKey = hellos.v1.payload.subarray(2 + 32 + 1, 2 + 32 + 1 + 1600); // after version, random and an empty session ID
   const cookieKey = qt.randomSecret(32);
   const address = Buffer.from([127, 0, 2, 1]);
   const timestamp = Buffer.alloc(8);
   const cookieParts = () => {
     timestamp.writeBigUInt64BE(BigInt(Date.now()));
-    return [address, timestamp, createHash('sha256').update(hello.raw).digest()];
+    return [address, timestamp, createHash('sha256').update(floodHello.raw).digest()];
   };
   const cookie = qt.hkdf.hmac(qt.hkdf.HkdfDigest.SHA256, cookieKey, cookieParts());
   const refuser = new RateLimiter({ handshakesPerSecondPerIp: 1e-9, handshakeBurstPerIp: 1 });
   refuser.admit({ address: '127.0.2.1', port: 1 }); // takes the only token: every later call refuses
-  const respond = async () => {
-    const hs = new ResponderHandshake({ cipherSuites: [CipherSuite.AES_256_GCM] });
-    await hs.onClientHello(hello);
-    hs.destroy();
-  };
   const cases: Array<Case & { key: string; calls: number }> = [
-    { key: 'responderClientHello', impl: 'v1 responder: ClientHello -> ServerHello', note: 'decode, CH-KEM encapsulation, key schedule, ServerHello', inFlight: 1, asyncFn: respond, calls: 2000 },
-    { key: 'chkemEncapsulate', impl: 'CH-KEM encapsulation alone', note: 'ML-KEM-1024 encaps, X25519 keygen + DH, SHAKE-256', fn: () => qt.chkem.encapsulate(publicKey).sharedSecret.destroy(), calls: 2000 },
+    { key: 'v2Responder', impl: 'v2 responder: ClientHello -> server flight', note: 'decode, hybrid KEM (X25519 + ML-KEM-1024), key schedule, SH + EE + Finished', inFlight: 1, asyncFn: () => respond(V2, hellos.v2), calls: 2000 },
+    { key: 'v1Responder', impl: 'v1 responder: ClientHello -> ServerHello', note: 'decode, CH-KEM encapsulation, key schedule, ServerHello', inFlight: 1, asyncFn: () => respond(V1, hellos.v1), calls: 2000 },
+    { key: 'chkemEncapsulate', impl: 'v1 CH-KEM encapsulation alone', note: 'ML-KEM-1024 encaps, X25519 keygen + DH, SHAKE-256', fn: () => qt.chkem.encapsulate(chkemKey).sharedSecret.destroy(), calls: 2000 },
     { key: 'rateLimiterRefusal', impl: 'RateLimiter.admit() refusing', note: 'empty per-address bucket', fn: () => refuser.admit({ address: '127.0.2.1', port: 1 }), calls: 200_000 },
     { key: 'cookieIssue', impl: 'cookie issue', note: 'SHA-256(ClientHello); HMAC-SHA-256(addr ‖ ts ‖ hash)', fn: () => qt.hkdf.hmac(qt.hkdf.HkdfDigest.SHA256, cookieKey, cookieParts()), calls: 50_000 },
     { key: 'cookieVerify', impl: 'cookie verify', note: 'the same, compared in constant time', fn: () => qt.hkdf.hmacVerify(qt.hkdf.HkdfDigest.SHA256, cookieKey, cookieParts(), cookie), calls: 50_000 },
@@ -466,16 +478,16 @@ async function microbenchmarks(hello: Frame): Promise<Record<string, { wallUs: n
   return out;
 }
 
-/** Time to complete dial() through a delay proxy: how many round trips a v1 handshake costs. */
-async function handshakeRoundTrips(oneWayMs: number, n: number): Promise<{ medianMs: number; roundTrips: number }> {
-  const listener = listen({ host: '127.0.0.1', port: 0 });
+/** Time to complete dial() through a delay proxy: how many round trips a handshake costs (a cookie would add one). */
+async function handshakeRoundTrips(legacyV1: boolean, oneWayMs: number, n: number): Promise<{ medianMs: number; roundTrips: number }> {
+  const listener = listen({ host: '127.0.0.1', port: 0, legacyV1 });
   listener.on('tunnel', (t: Tunnel) => t.on('error', () => undefined).resume());
   await listener.ready;
   const proxy = await startDelayProxy({ targetPort: listener.address().port, delayMs: oneWayMs });
   const times: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
-    const t = await dial({ host: '127.0.0.1', port: proxy.port });
+    const t = await dial({ host: '127.0.0.1', port: proxy.port }, { legacyV1 });
     times.push(performance.now() - t0);
     t.destroy();
   }
@@ -487,15 +499,20 @@ async function handshakeRoundTrips(oneWayMs: number, n: number): Promise<{ media
 }
 
 async function main(): Promise<void> {
-  console.log(`Node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${seconds} s per scenario, flood ${floodRate} connections/s`);
-  const hello = await clientHelloFrame();
+  console.log(`Node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}; ${seconds} s per scenario, flood of ${floodVersion.name} ClientHellos at ${floodRate} connections/s`);
+  const hellos = { v1: await clientHelloFrame(V1), v2: await clientHelloFrame(V2) };
+  const hello = floodVersion === V1 ? hellos.v1 : hellos.v2;
 
   console.log('\nPart 1: cost per operation (this process)');
-  const perOp = await microbenchmarks(hello);
+  const perOp = await microbenchmarks(hellos, hello);
   const rttUs = await loopbackRttUs(quick ? 200 : 2000);
   console.log(`loopback TCP round trip (median): ${rttUs.toFixed(1)} µs`);
-  const delayed = await handshakeRoundTrips(25, quick ? 3 : 9);
-  console.log(`dial() through a 25 ms one-way delay proxy (RTT 50 ms): median ${delayed.medianMs.toFixed(1)} ms = ${delayed.roundTrips.toFixed(2)} RTT`);
+  const delayed: Record<string, { medianMs: number; roundTrips: number }> = {};
+  for (const legacyV1 of [false, true]) {
+    const name = legacyV1 ? 'v1' : 'v2';
+    const d = (delayed[name] = await handshakeRoundTrips(legacyV1, 25, quick ? 3 : 9));
+    console.log(`${name} dial() through a 25 ms one-way delay proxy (RTT 50 ms): median ${d.medianMs.toFixed(1)} ms = ${d.roundTrips.toFixed(2)} RTT`);
+  }
 
   console.log('\nPart 2: floods over loopback (server and flooder in child processes, honest clients here)');
   const perIp: RateLimitOptions = { handshakesPerSecondPerIp: 20 };
@@ -519,7 +536,7 @@ async function main(): Promise<void> {
     const r = await runScenario(s, hello.raw);
     if (r.flood && r.flood.alerted > 0) {
       // The figures would price a refused hello, not a handshake: stop rather than mislead.
-      throw new Error(`${s.name}: ${r.flood.alerted} flood ClientHellos were answered with an Alert; this listener does not accept the v1 ClientHello this benchmark replays`);
+      throw new Error(`${s.name}: ${r.flood.alerted} flood ClientHellos were answered with an Alert instead of a handshake`);
     }
     results.push(r);
     const h = r.honest;
@@ -546,7 +563,7 @@ async function main(): Promise<void> {
   );
 
   mkdirSync(dirname(jsonPath), { recursive: true });
-  writeFileSync(jsonPath, JSON.stringify({ node: process.version, cpu: os.cpus()[0]?.model, cores: os.cpus().length, loadavg: os.loadavg(), quick, seconds, floodRate, perOp, loopbackRttUs: rttUs, delayed, scenarios: results }, null, 2));
+  writeFileSync(jsonPath, JSON.stringify({ node: process.version, cpu: os.cpus()[0]?.model, cores: os.cpus().length, loadavg: os.loadavg(), quick, seconds, floodRate, floodVersion: floodVersion.name, perOp, loopbackRttUs: rttUs, delayed, scenarios: results }, null, 2));
   console.log(`\nresults written to ${jsonPath}`);
 }
 
