@@ -867,7 +867,9 @@ describe('hostile peers (issue 8)', function () {
         expect(sent, 'bytes of Pings the flood wrote').to.be.at.least(2 ** 20);
         // Under AddressSanitizer freed memory sits in its quarantine (256 MiB), so RSS says nothing there.
         const sanitized = /libasan/.test(process.env.LD_PRELOAD ?? '');
-        if (!sanitized) expect(growth, `peak RSS growth (flood of ${sent} bytes)`).to.be.below(32 * 2 ** 20);
+        // 44 MiB: a server that obeys backpressure stayed under 39 MiB here (Node 24, v1, CI load);
+        // one that does not passed 48 MiB after half the flood and then ran out of heap.
+        if (!sanitized) expect(growth, `peak RSS growth (flood of ${sent} bytes)`).to.be.below(44 * 2 ** 20);
 
         // An honest client is served while the flooder is still connected, and its Ping gets a Pong.
         const honest = await res.dial(port, wire.options);
