@@ -467,8 +467,8 @@ describe('malformed input: raw client against our listener, before and during th
   });
 
   /** v2: a ClientHello with a fresh key share of the default group; `change` edits its fields first. */
-  function v2Hello(change: (hello: ClientHelloV2) => void = () => undefined): Buffer {
-    const share = defaultKemGroup().generateClientShare();
+  function v2Hello(change: (hello: ClientHelloV2) => void = () => undefined, group = defaultKemGroup()): Buffer {
+    const share = group.generateClientShare();
     try {
       const hello: ClientHelloV2 = {
         random: crypto.randomBytes(32),
@@ -548,7 +548,9 @@ describe('malformed input: raw client against our listener, before and during th
     });
 
     it('a low-order X25519 key (all zero): alert, ERR_QT_X25519_LOW_ORDER_POINT', async () => {
-      await expectOutcome(await attack(v2Hello((h) => h.keyShare.fill(0, 0, 32))), v2Alert(ErrorCode.X25519_LOW_ORDER_POINT), ErrorCode.X25519_LOW_ORDER_POINT);
+      // The X25519 group explicitly: FIPS mode's default group is P-384's.
+      const x25519Group = kemGroupById(KemGroup.X25519_MLKEM1024)!;
+      await expectOutcome(await attack(v2Hello((h) => h.keyShare.fill(0, 0, 32), x25519Group)), v2Alert(ErrorCode.X25519_LOW_ORDER_POINT), ErrorCode.X25519_LOW_ORDER_POINT);
     });
   });
 
