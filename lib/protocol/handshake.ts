@@ -52,6 +52,8 @@ export interface HandshakeSummary {
   resumed: boolean;
   /** A ticket was offered (client) or received (server), whether or not it was accepted. */
   resumptionAttempted: boolean;
+  /** The key exchange group as people read it (v2; v1 has one fixed exchange). */
+  groupName?: string;
 }
 
 /** What a completed v1 handshake hands to the record layer. The caller owns (and destroys) the secrets. */

@@ -169,8 +169,9 @@ export interface Session {
   destroy(): void;
 
   // Protocol v2 and later.
-  /** The key exchange group, as people read it. */
+  /** The key exchange group, as people read it, and its wire ID (tickets record it). */
   readonly groupName?: string;
+  readonly groupId?: number;
   /** The identity the peer authenticated with, if any. */
   readonly peerIdentity?: { type: 'psk'; identity: string };
   /** Every service the session uses is FIPS-approved. */

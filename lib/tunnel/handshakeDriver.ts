@@ -161,8 +161,7 @@ async function drive(
     if (options.signal?.aborted) throw qtError(ErrorCode.ABORTED, 'handshake aborted');
     const { version, result } = await steps(io, spoken);
     const durationMs = performance.now() - started;
-    const group = (result as { group?: { displayName: string } }).group?.displayName;
-    watch?.succeeded({ protocol: version.name, suite: cipherSuiteName(result.suite), group, resumed: result.resumed, resumptionAttempted: result.resumptionAttempted, durationMs, fips: cryptoPolicy.fips });
+    watch?.succeeded({ protocol: version.name, suite: cipherSuiteName(result.suite), group: result.groupName, resumed: result.resumed, resumptionAttempted: result.resumptionAttempted, durationMs, fips: cryptoPolicy.fips });
     return { version, result, reader: io.detach(), durationMs };
   } catch (err) {
     io.detach();

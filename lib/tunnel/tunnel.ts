@@ -548,9 +548,8 @@ export class Tunnel extends Duplex {
   #issueTicketInBand(issuer: TicketIssuer): void {
     const session = this.#session;
     if (!session.ticketFrame || !session.withResumptionSecret || !suitePermitted(session.suite)) return;
-    const group = (session as { group?: { id: number } }).group?.id ?? 0;
     const peerIdentity = session.peerIdentity ? Buffer.from(session.peerIdentity.identity, 'utf8') : undefined;
-    const issued = session.withResumptionSecret((resumption) => issuer.issue(resumption, { suite: session.suite, group, peerIdentity }));
+    const issued = session.withResumptionSecret((resumption) => issuer.issue(resumption, { suite: session.suite, group: session.groupId ?? 0, peerIdentity }));
     this.#socket.write(session.ticketFrame(issued.message));
   }
 
@@ -560,8 +559,7 @@ export class Tunnel extends Duplex {
     const session = this.#session;
     if (!target || !session.withResumptionSecret) return;
     const nst = decodeNewSessionTicket(message);
-    const group = (session as { group?: { id: number } }).group?.id ?? 0;
-    const ticket = session.withResumptionSecret((resumption) => clientTicketFromMessage(nst, resumption, { suite: session.suite, group }, Date.now()));
+    const ticket = session.withResumptionSecret((resumption) => clientTicketFromMessage(nst, resumption, { suite: session.suite, group: session.groupId ?? 0 }, Date.now()));
     try {
       target.store.add(target.scope, ticket);
     } catch (err) {

@@ -131,6 +131,10 @@ export class SessionV2 implements Session {
     return this.group.displayName;
   }
 
+  get groupId(): number {
+    return this.group.id;
+  }
+
   get #isClient(): boolean {
     return this.role === 'initiator';
   }
