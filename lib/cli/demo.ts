@@ -14,7 +14,7 @@ import type { TunnelObserver } from '../tunnel/observer.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
 import type { Logger } from '../ops/index.js';
 import { CliError, type FlagSpec, type FlagValues, formatHostPort, type ParsedArgs, parseDuration, parseHostPort, printable, UsageError } from './args.js';
-import { GROUPS_FLAG, groupSpecs, LEGACY_V1_FLAG, PSK_FLAGS, protocolAndObservability, protocolSummary, type ProtocolSetup } from './protocol.js';
+import { describePeerIdentity, GROUPS_FLAG, groupSpecs, LEGACY_V1_FLAG, PSK_FLAGS, protocolAndObservability, protocolSummary, type ProtocolSetup } from './protocol.js';
 import { identityList } from './psk.js';
 import {
   applyFips,
@@ -366,7 +366,7 @@ async function runClient(flags: FlagValues): Promise<number> {
     out(`Tunnel: ${protocolSummary(i)}`);
     out(`Cipher suite: ${i.suite}`);
     out(
-      `Peer authenticated: ${i.peerIdentity ? `yes, PSK identity "${printable(i.peerIdentity.identity)}"` : i.protocol === 'v1' ? 'no (protocol v1 cannot authenticate)' : 'no (no pre-shared key)'}`,
+      `Peer authenticated: ${i.peerIdentity ? `yes, ${describePeerIdentity(i.peerIdentity)}` : i.protocol === 'v1' ? 'no (protocol v1 cannot authenticate)' : 'no (no pre-shared key or pinned key)'}`,
     );
     out(`Session ID: ${i.sessionId.slice(0, 16)}... (first 8 bytes)`);
     out(`Handshake time: ${i.handshakeMs.toFixed(2)} ms`);

@@ -272,7 +272,8 @@ const listener = listen({ host: '127.0.0.1', port: 0, psk, handshakeTimeoutMs: 1
 await listener.ready;
 listener.on('tunnel', async (tunnel: Tunnel) => {
   tunnel.on('error', () => {});
-  console.log(\`server: the client proved the key of \${tunnel.info().peerIdentity?.identity}\`);
+  const peer = tunnel.info().peerIdentity;
+  console.log(\`server: the client proved the key of \${peer?.type === 'psk' ? peer.identity : 'nobody'}\`);
   // 3. close_notify is an authenticated record in v2, so a clean end cannot be forged; a cut
   //    connection makes messages() reject (ERR_QT_TRUNCATED). Still, make the end of your data
   //    explicit when the sender must know it all arrived: here an END message answered with a receipt.
@@ -305,7 +306,7 @@ const tunnel = await dial(address, {
 });
 tunnel.on('error', (err) => console.error('tunnel failed:', err.message));
 const i = tunnel.info();
-console.log(\`client: protocol \${i.protocol}, \${i.group}, the server proved the key of \${i.peerIdentity?.identity}\`);
+console.log(\`client: protocol \${i.protocol}, \${i.group}, the server proved the key of \${i.peerIdentity?.type === 'psk' ? i.peerIdentity.identity : 'nobody'}\`);
 const replies = tunnel.messages();
 // 4. Rekeying is automatic (by bytes, records and time); a long-lived tunnel can also rekey on
 //    demand, for example after a privilege change, so later keys owe nothing to the earlier ones.

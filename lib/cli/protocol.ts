@@ -2,6 +2,7 @@
  * The protocol flags every command that listens or dials shares: `--legacy-v1`, `--groups`,
  * `--psk-file` / `--psk-identity`, and how a tunnel's protocol is described in output and logs.
  */
+import type { PeerIdentity } from '../protocol/peerIdentity.js';
 import { KEM_GROUPS, defaultKemGroup, type KemGroupSpec } from '../protocol/v2/groups.js';
 import type { KemGroupName, PskOption } from '../tunnel/options.js';
 import { CliError, type FlagSpec, type FlagValues, printable, UsageError } from './args.js';
@@ -109,7 +110,13 @@ export interface ProtocolInfo {
   protocol: string;
   group: string | undefined;
   suite: string;
-  peerIdentity?: { type: string; identity: string } | undefined;
+  peerIdentity?: PeerIdentity | undefined;
+}
+
+/** How the peer authenticated, in words: `PSK identity "name"` or `key SHA256:… (comment)`. */
+export function describePeerIdentity(peer: PeerIdentity): string {
+  if (peer.type === 'psk') return `PSK identity "${printable(peer.identity)}"`;
+  return `key ${peer.fingerprint}${peer.comment ? ` (${printable(peer.comment)})` : ''}`;
 }
 
 /** v1's key exchange, which info() does not name. */
@@ -121,18 +128,20 @@ export const V1_KEY_EXCHANGE = 'CH-KEM X25519 + ML-KEM-1024';
  */
 export function protocolSummary(info: ProtocolInfo): string {
   const parts = [info.protocol === 'v1' ? 'protocol v1 (legacy)' : `protocol ${info.protocol}`, info.group ?? V1_KEY_EXCHANGE, info.suite];
-  if (info.peerIdentity) parts.push(`PSK identity "${printable(info.peerIdentity.identity)}"`);
+  if (info.peerIdentity) parts.push(describePeerIdentity(info.peerIdentity));
   return parts.join(', ');
 }
 
 /**
  * Log fields of a tunnel's protocol: `protocol`, and `group` and `peer_identity` (the PSK identity
- * the peer proved; not secret, and not named `psk...`, which the logger redacts) when there are.
+ * the peer proved; not secret, and not named `psk...`, which the logger redacts) or `peer_key`
+ * (the fingerprint of the key it proved) when there are.
  */
 export function protocolFields(info: ProtocolInfo): Record<string, string> {
   const fields: Record<string, string> = { protocol: info.protocol };
   if (info.group !== undefined) fields.group = info.group;
-  if (info.peerIdentity) fields.peer_identity = info.peerIdentity.identity;
+  if (info.peerIdentity?.type === 'psk') fields.peer_identity = info.peerIdentity.identity;
+  if (info.peerIdentity?.type === 'key') fields.peer_key = info.peerIdentity.fingerprint;
   return fields;
 }
 

@@ -18,13 +18,12 @@
  * the file's buffer is zero-filled too: afterwards the key lives only in native memory. Nothing
  * here prints or logs a key.
  */
-import { closeSync, constants as fsConstants, fchmodSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import type { Secret } from '../native.js';
 import { importSecret, randomBytes, randomFill } from '../crypto/random.js';
 import type { PskOption } from '../tunnel/options.js';
 import { CliError, type FlagSpec, type FlagValues, type ParsedArgs, printable, UsageError } from './args.js';
 import { type Command, out } from './common.js';
+import { readPrivateFile, writePrivateFile } from './privateFiles.js';
 
 /** Shortest key accepted, in bytes (the library's minimum). */
 export const MIN_PSK_BYTES = 32;
@@ -42,12 +41,6 @@ export interface LoadedPsk extends PskOption {
   line: number;
 }
 
-/** The mode bits, as `chmod` writes them (`0644`). */
-function octal(mode: number): string {
-  return (mode & 0o7777).toString(8).padStart(4, '0');
-}
-
-/** Checks an identity: UTF-8, 1 to 1,024 bytes, no control characters, no surrounding spaces. */
 export function checkPskIdentity(identity: string, what: string): string {
   const bytes = Buffer.byteLength(identity, 'utf8');
   if (bytes === 0 || bytes > MAX_PSK_IDENTITY) throw new CliError(`${what}: a PSK identity must be 1 to ${MAX_PSK_IDENTITY} bytes`);
@@ -105,46 +98,11 @@ function trimBytes(b: Buffer): Buffer {
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * Reads a PSK file whose permissions allow its owner only; the buffer it returns holds the
- * file's bytes (the caller zero-fills it).
- */
-function readPrivateFile(path: string): Buffer {
-  let fd: number;
-  try {
-    fd = openSync(path, fsConstants.O_RDONLY | (fsConstants.O_NOCTTY ?? 0));
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new CliError(`cannot read the PSK file ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : (code ?? (e as Error).message)}`, { cause: e });
-  }
-  try {
-    const st = fstatSync(fd); // the file we opened, not whatever the path names now
-    if (!st.isFile()) throw new CliError(`the PSK file ${path} is not a regular file`);
-    // As ssh does for a private key: refuse a key that anyone but its owner may read or change.
-    if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
-      throw new CliError(
-        `permissions ${octal(st.mode)} for the PSK file ${path} are too open: it must be accessible by its owner only; run chmod 600 ${path}`,
-      );
-    }
-    if (st.size > MAX_FILE_BYTES) throw new CliError(`the PSK file ${path} is too large (${st.size} bytes; a PSK file is a few lines)`);
-    const buf = Buffer.alloc(st.size);
-    let read = 0;
-    while (read < buf.length) {
-      const n = readSync(fd, buf, read, buf.length - read, read);
-      if (n === 0) break;
-      read += n;
-    }
-    return buf.subarray(0, read);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
  * Loads every key of a PSK file into native memory. A bare key (no identity on its line) takes
  * `defaultIdentity`; without one it is an error. Identities must be distinct.
  */
 export function loadPskFile(path: string, defaultIdentity?: string): LoadedPsk[] {
-  const file = readPrivateFile(path);
+  const file = readPrivateFile(path, 'PSK file', MAX_FILE_BYTES);
   const loaded: LoadedPsk[] = [];
   const fail = (line: number, reason: string): never => {
     throw new CliError(`the PSK file ${path}, line ${line}: ${reason}`);
@@ -270,46 +228,6 @@ const GENERATE_FLAGS: FlagSpec[] = [
   { name: 'bytes', kind: 'int', metavar: 'N', default: 32, help: `Key length in bytes, ${MIN_PSK_BYTES} to 1024` },
   { name: 'force', kind: 'boolean', default: false, help: 'Replace FILE if it exists' },
 ];
-
-/** Writes `content` to `path` with mode 0600: a new file, or (force) a new file renamed over it. */
-function writePrivateFile(path: string, content: Buffer, force: boolean): void {
-  const target = force ? join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`) : path;
-  let fd: number;
-  try {
-    // O_EXCL: never write through an existing file or symlink; 0600 from the start.
-    fd = openSync(target, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new CliError(`${path} already exists: choose another file, or replace it with --force`);
-    throw new CliError(`cannot create ${path}: ${code === 'ENOENT' ? 'no such directory' : code === 'EACCES' ? 'permission denied' : (code ?? (e as Error).message)}`, { cause: e });
-  }
-  try {
-    // The umask can only remove bits; some file systems ignore the creation mode: set it again.
-    if (process.platform !== 'win32') {
-      try {
-        fchmodSync(fd, 0o600);
-      } catch {
-        // best effort; the permission check when the file is read is what matters
-      }
-    }
-    let written = 0;
-    while (written < content.length) written += writeSync(fd, content, written, content.length - written);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(target, { force: true });
-    throw new CliError(`cannot write ${path}: ${(e as Error).message}`, { cause: e });
-  }
-  closeSync(fd);
-  if (target !== path) {
-    try {
-      renameSync(target, path);
-    } catch (e) {
-      rmSync(target, { force: true });
-      throw new CliError(`cannot replace ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
-    }
-  }
-}
 
 async function generate(args: ParsedArgs): Promise<number> {
   const path = args.positionals[1];

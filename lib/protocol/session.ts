@@ -23,6 +23,7 @@
  *   and the initiator also rekeys when the peer's send key nears its limits;
  * - an empty Data record is accepted; we never send one (a v1 peer cannot open it, §8.1).
  */
+import type { PeerIdentity } from './peerIdentity.js';
 import type { Secret } from '../native.js';
 import { ErrorCode, type QuantumTunnelError, qtError } from '../errors.js';
 import { AEAD_SIZES, createAead, type AeadContext } from '../crypto/aead.js';
@@ -173,7 +174,9 @@ export interface Session {
   readonly groupName?: string;
   readonly groupId?: number;
   /** The identity the peer authenticated with, if any. */
-  readonly peerIdentity?: { type: 'psk'; identity: string };
+  readonly peerIdentity?: PeerIdentity;
+  /** Whether the server may issue tickets for this session (not after pinned keys, §13.5). */
+  readonly resumable?: boolean;
   /** Every service the session uses is FIPS-approved. */
   readonly approvedServicesOnly?: boolean;
   /** RFC 8446 §7.5 keying material exporter. */

@@ -21,6 +21,7 @@ import {
   ClientHandshakeV2,
   type ExternalPsk,
   type FixedHandshakeInputs,
+  type PeerAuthorizer,
   type ResumptionOffer,
   ServerHandshakeV2,
   type TicketOpener,
@@ -28,6 +29,7 @@ import {
 } from './v2/handshake.js';
 import { SessionV2 } from './v2/session.js';
 import { destroyAll } from '../crypto/secret.js';
+import type { IdentityKey, PublicIdentityKey } from '../identity/keys.js';
 
 /** What dial() hands every version's initiator; each reads what it uses. */
 export interface InitiatorConfig {
@@ -41,6 +43,11 @@ export interface InitiatorConfig {
   psk?: ExternalPsk;
   /** v2: a ticket to offer. */
   ticket?: ResumptionOffer;
+  /** v2: the server's pinned key, and our identity key (§13). */
+  serverKey?: PublicIdentityKey;
+  identity?: IdentityKey;
+  /** v2: ask the server for its key (§13.6). */
+  requestServerKey?: boolean;
   /** v2 known-answer vectors only. */
   fixed?: FixedHandshakeInputs;
 }
@@ -57,6 +64,10 @@ export interface ResponderConfig {
   psk?: (identity: Buffer) => Secret | undefined;
   /** v2 tickets. */
   ticketOpener?: TicketOpener;
+  /** v2 pinned keys (§13): ours, who is admitted, and whether a client key is required. */
+  identities?: readonly IdentityKey[];
+  authorizedPeers?: PeerAuthorizer;
+  requirePeerIdentity?: boolean;
   fixed?: FixedHandshakeInputs;
 }
 
@@ -91,9 +102,29 @@ export const V2: ProtocolVersionSpec = {
   major: 2,
   name: 'v2',
   initiator: async (config) =>
-    new ClientHandshakeV2({ cipherSuites: config.cipherSuites, groups: config.groups, psk: config.psk, resumption: config.ticket, offloadCrypto: config.offloadCrypto, fixed: config.fixed }),
+    new ClientHandshakeV2({
+      cipherSuites: config.cipherSuites,
+      groups: config.groups,
+      psk: config.psk,
+      resumption: config.ticket,
+      serverKey: config.serverKey,
+      identity: config.identity,
+      requestServerKey: config.requestServerKey,
+      offloadCrypto: config.offloadCrypto,
+      fixed: config.fixed,
+    }),
   responder: (config) =>
-    new ServerHandshakeV2({ cipherSuites: config.cipherSuites, groups: config.groups, psk: config.psk, tickets: config.ticketOpener, offloadCrypto: config.offloadCrypto, fixed: config.fixed }),
+    new ServerHandshakeV2({
+      cipherSuites: config.cipherSuites,
+      groups: config.groups,
+      psk: config.psk,
+      tickets: config.ticketOpener,
+      identities: config.identities,
+      authorizedPeers: config.authorizedPeers,
+      requirePeerIdentity: config.requirePeerIdentity,
+      offloadCrypto: config.offloadCrypto,
+      fixed: config.fixed,
+    }),
   session: (result, options) => new SessionV2(result as V2HandshakeResult, options),
   discard: (result) => {
     const r = result as V2HandshakeResult;

@@ -7,6 +7,7 @@ import {
   applyFipsOption,
   DEFAULT_CONNECT_TIMEOUT_MS,
   type DialOptions,
+  resolveDialKeys,
   resolveDialPsk,
   resolveGroups,
   resolveHandshakeTimeout,
@@ -16,6 +17,7 @@ import {
 import { ClientTicketStore } from '../protocol/v2/tickets.js';
 import type { ResumptionOffer } from '../protocol/v2/handshake.js';
 import { Tunnel } from './tunnel.js';
+import type { IdentityKey, PublicIdentityKey } from '../identity/keys.js';
 
 /** `host:port`, `[v6]:port`, or `{ host, port }`. */
 export type DialAddress = string | { host?: string; port: number };
@@ -58,18 +60,63 @@ function connectSocket(host: string, port: number, timeoutMs: number, signal?: A
   });
 }
 
+/** Keys learned by fingerprint (§13.6): only the first dial to a fingerprint costs a second handshake. */
+const learnedKeys = new Map<string, PublicIdentityKey>();
+const MAX_LEARNED_KEYS = 1024;
+
 /**
  * Connects and completes the handshake. Rejects with a QuantumTunnelError (`ERR_QT_CONNECTION_FAILED`,
  * `ERR_QT_HANDSHAKE_TIMEOUT`, `ERR_QT_HANDSHAKE_FAILED`, `ERR_QT_PROTOCOL_MISMATCH` when the
- * server does not speak the protocol, `ERR_QT_ABORTED`, ...; `err.syscallCode` has the OS code).
+ * server does not speak the protocol, `ERR_QT_SERVER_KEY_MISMATCH` when it does not prove the key
+ * pinned for it, `ERR_QT_UNKNOWN_PEER` when it does not admit our key, `ERR_QT_ABORTED`, ...;
+ * `err.syscallCode` has the OS code).
  */
 export async function dial(address: DialAddress, options: DialOptions = {}): Promise<Tunnel> {
-  const { host, port } = parseAddress(address);
+  const target = parseAddress(address);
+  applyFipsOption(options.fips); // first: which key groups are permitted depends on the mode
+  const keys = resolveDialKeys(options);
+  let serverKey = keys.serverKey;
+  if (keys.fingerprint !== undefined) serverKey = await keyOfFingerprint(target, options, keys.fingerprint);
+  return (await establish(target, options, { serverKey, identity: keys.identity })).tunnel;
+}
+
+/**
+ * Asks a server for its identity key without authenticating it (docs/PROTOCOL.md §13.6): an
+ * anonymous handshake, closed at once. What comes back is only a claim: compare its fingerprint
+ * with one obtained out of band, or trust it on first use, then pin it (`server.publicKey`).
+ * Resolves to undefined when the server has no identity key.
+ */
+export async function fetchServerKey(address: DialAddress, options: DialOptions = {}): Promise<PublicIdentityKey | undefined> {
+  const anonymous: DialOptions = { ...options, psk: undefined, server: undefined, identity: undefined, ticketStore: undefined, legacyV1: false };
+  const { tunnel, announcedServerKey } = await establish(parseAddress(address), anonymous, { requestServerKey: true });
+  await tunnel.close();
+  return announcedServerKey;
+}
+
+async function keyOfFingerprint(target: { host: string; port: number }, options: DialOptions, fingerprint: string): Promise<PublicIdentityKey> {
+  const known = learnedKeys.get(fingerprint);
+  if (known) return known;
+  const announced = await fetchServerKey(target, options);
+  if (announced?.fingerprint !== fingerprint) {
+    throw qtError(ErrorCode.SERVER_KEY_MISMATCH, announced ? `the server announced the key ${announced.fingerprint}, not ${fingerprint}` : 'the server has no identity key');
+  }
+  if (learnedKeys.size >= MAX_LEARNED_KEYS) learnedKeys.delete(learnedKeys.keys().next().value!);
+  learnedKeys.set(fingerprint, announced);
+  return announced;
+}
+
+/** Connects and runs the handshake with the resolved authentication. */
+async function establish(
+  { host, port }: { host: string; port: number },
+  options: DialOptions,
+  auth: { serverKey?: PublicIdentityKey; identity?: IdentityKey; requestServerKey?: boolean },
+): Promise<{ tunnel: Tunnel; announcedServerKey?: PublicIdentityKey }> {
   applyFipsOption(options.fips);
   const suites = resolveSuites(options.ciphers);
   const groups = resolveGroups(options.groups);
   const legacyV1 = options.legacyV1 === true;
   const psk = resolveDialPsk(options);
+  const { serverKey, identity, requestServerKey } = auth;
   if (options.ticketStore !== undefined && !(options.ticketStore instanceof ClientTicketStore)) invalidArgument('ticketStore must be a ClientTicketStore');
   if (legacyV1 && options.ticketStore) invalidArgument('ticketStore is protocol v2 resumption; legacyV1 resumes with `resumption`');
   if (!legacyV1 && options.resumption) invalidArgument('`resumption` is protocol v1 resumption; protocol v2 resumes with `ticketStore`');
@@ -80,7 +127,8 @@ export async function dial(address: DialAddress, options: DialOptions = {}): Pro
   const observers = new ObserverSet(options.observer);
   if (options.localAddress !== undefined && typeof options.localAddress !== 'string') invalidArgument('localAddress must be a string');
   const socket = await connectSocket(host, port, connectTimeoutMs, options.signal, options.localAddress);
-  const stored = options.ticketStore?.take(ticketScope);
+  // A pinned-key client never resumes (a ticket would stand in for the server's key).
+  const stored = serverKey ? undefined : options.ticketStore?.take(ticketScope);
   const ticket: ResumptionOffer | undefined = stored && {
     ticket: stored.ticket,
     psk: stored.psk,
@@ -91,11 +139,12 @@ export async function dial(address: DialAddress, options: DialOptions = {}): Pro
     const handshaken = await runInitiatorHandshake(socket, {
       observers,
       legacyV1,
-      config: { cipherSuites: suites, groups, psk, ticket, resumption: options.resumption, offloadCrypto: options.offloadCrypto },
+      config: { cipherSuites: suites, groups, psk, ticket, serverKey, identity, requestServerKey, resumption: options.resumption, offloadCrypto: options.offloadCrypto },
       timeoutMs: handshakeTimeoutMs,
       signal: options.signal,
     });
-    return new Tunnel({ socket, handshaken, options, observers, ticketStore: options.ticketStore && { store: options.ticketStore, scope: ticketScope } });
+    const tunnel = new Tunnel({ socket, handshaken, options, observers, ticketStore: options.ticketStore && { store: options.ticketStore, scope: ticketScope } });
+    return { tunnel, announcedServerKey: (handshaken.result as { announcedServerKey?: PublicIdentityKey }).announcedServerKey };
   } finally {
     stored?.psk.destroy(); // single use, whatever happened
   }

@@ -42,6 +42,8 @@ const ALERTED = new Set<string>([
   ErrorCode.X25519_LOW_ORDER_POINT,
   ErrorCode.MESSAGE_TOO_LARGE,
   ErrorCode.PSK_MISMATCH,
+  ErrorCode.SERVER_KEY_MISMATCH,
+  ErrorCode.UNKNOWN_PEER,
 ]);
 
 /** Reads frames and Finished records from a socket until the handshake is over. */

@@ -1,4 +1,6 @@
 /** Options of listen() and dial(), their defaults and checks, named once. */
+import { AuthorizedPeers, IdentityKey, isFingerprint, PublicIdentityKey } from '../identity/keys.js';
+import type { PeerAuthorizer } from '../protocol/v2/handshake.js';
 import type { Secret } from '../native.js';
 import { invalidArgument } from '../errors.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS } from '../protocol/constants.js';
@@ -97,6 +99,17 @@ export interface DialOptions extends TunnelOptions {
   /** Protocol v2: authenticate both ends with this pre-shared key (the server must know it). */
   psk?: PskOption;
   /**
+   * Protocol v2: who the server must prove to be. `publicKey`: its pinned identity key (a
+   * {@link PublicIdentityKey} or its one-line text `qtun-<group> <base64>`), proved inside the
+   * one round trip (docs/PROTOCOL.md §13). Excludes `psk`.
+   */
+  server?: ServerAuthOption;
+  /**
+   * Protocol v2: our identity key, for a server that authorizes clients by key. It is sealed to
+   * the server's pinned key, so only that server learns it. Needs `server.publicKey`.
+   */
+  identity?: IdentityKey;
+  /**
    * Protocol v2 resumption: tickets the server sends are kept here, and the next dial to the same
    * address (and PSK identity) with the same store offers one (single use).
    */
@@ -122,6 +135,19 @@ export interface ListenOptions extends TunnelOptions {
    * lookup by identity returning the secret, or undefined for an unknown identity).
    */
   psk?: PskOption | readonly PskOption[] | ((identity: Buffer) => Secret | undefined);
+  /**
+   * Protocol v2: this server's identity key (several while replacing one: clients that pinned
+   * any of them are accepted). Clients that pin it know they reach this server (§13).
+   */
+  identity?: IdentityKey | readonly IdentityKey[];
+  /**
+   * Protocol v2: the clients admitted by key: an {@link AuthorizedPeers}, or public keys (objects
+   * or one-line text) and `SHA256:` fingerprints. Needs `identity`; makes `requirePeerIdentity`
+   * default to true.
+   */
+  authorizedPeers?: AuthorizedPeers | Iterable<PublicIdentityKey | string>;
+  /** Refuse clients that do not prove an authorized key (ERR_QT_UNKNOWN_PEER). Default: true with `authorizedPeers`. */
+  requirePeerIdentity?: boolean;
   /** TCP backlog. */
   backlog?: number;
   /** Admission control (rate limits) consulted for each connection and each rekey before any crypto. */
@@ -207,6 +233,65 @@ export function resolveListenPsk(options: ListenOptions): ((identity: Buffer) =>
   if (list.length === 0) invalidArgument('psk must name at least one key');
   const byIdentity = new Map(list.map((p) => [p.identity.toString('hex'), p.secret]));
   return (identity) => byIdentity.get(identity.toString('hex'));
+}
+
+/**
+ * How a client authenticates the server by key: its whole public key (the fast path: proved within
+ * the one round trip), or the fingerprint of it. With a fingerprint, the first dial to it asks the
+ * server for its key (an extra handshake), checks the fingerprint and pins the key; later dials in
+ * this process reuse it.
+ */
+export type ServerAuthOption = { publicKey: PublicIdentityKey | string; fingerprint?: undefined } | { fingerprint: string; publicKey?: undefined };
+
+function checkIdentityKey(key: unknown, name: string): IdentityKey {
+  if (!(key instanceof IdentityKey)) return invalidArgument(`${name} must be an IdentityKey (identity.generate() or identity.readPrivateKeyFile())`);
+  if (!key.group.permitted()) invalidArgument(`${name} is a ${key.group.option} key, which this mode does not permit (strict FIPS mode: p384-mlkem1024)`);
+  return key;
+}
+
+/** The client's pinned-key authentication: the server's key and our own identity, if any. */
+export function resolveDialKeys(options: DialOptions): { serverKey?: PublicIdentityKey; fingerprint?: string; identity?: IdentityKey } {
+  const { server, identity } = options;
+  if (server === undefined) {
+    if (identity !== undefined) invalidArgument("identity needs server.publicKey: a client's key is sealed to the server's key");
+    return {};
+  }
+  if (typeof server !== 'object' || server === null || (server.publicKey === undefined) === (server.fingerprint === undefined)) {
+    invalidArgument('server must be { publicKey } or { fingerprint }');
+  }
+  if (options.legacyV1) invalidArgument('legacyV1 cannot be combined with server: protocol v1 has no authentication');
+  if (options.psk !== undefined) invalidArgument('choose one authentication mode: psk or server (pinned keys)');
+  const ours = identity === undefined ? undefined : checkIdentityKey(identity, 'identity');
+  if (server.fingerprint !== undefined) {
+    if (typeof server.fingerprint !== 'string' || !isFingerprint(server.fingerprint)) invalidArgument('server.fingerprint must be SHA256: and 43 base64 characters');
+    return { fingerprint: server.fingerprint, identity: ours };
+  }
+  const serverKey = typeof server.publicKey === 'string' ? PublicIdentityKey.parse(server.publicKey)
+    : server.publicKey instanceof PublicIdentityKey ? server.publicKey : invalidArgument('server.publicKey must be a PublicIdentityKey or its text form');
+  if (!serverKey.group.permitted()) invalidArgument(`the server key is a ${serverKey.group.option} key, which this mode does not permit`);
+  return { serverKey, identity: ours };
+}
+
+/** The listener's pinned-key authentication. */
+export function resolveListenKeys(options: ListenOptions): { identities?: IdentityKey[]; authorizedPeers?: PeerAuthorizer; requirePeerIdentity: boolean } {
+  const { identity, authorizedPeers } = options;
+  if (options.requirePeerIdentity !== undefined && typeof options.requirePeerIdentity !== 'boolean') invalidArgument('requirePeerIdentity must be a boolean');
+  if (identity === undefined) {
+    if (authorizedPeers !== undefined) invalidArgument("authorizedPeers needs identity: a client's key is sealed to the server's key");
+    if (options.requirePeerIdentity) invalidArgument('requirePeerIdentity needs identity and authorizedPeers');
+    return { requirePeerIdentity: false };
+  }
+  if (options.legacyV1) invalidArgument('legacyV1 cannot be combined with identity: protocol v1 has no authentication');
+  if (options.psk !== undefined) invalidArgument('choose one authentication mode: psk or identity (pinned keys)');
+  const identities = (Array.isArray(identity) ? [...identity] : [identity]).map((k, i) => checkIdentityKey(k, `identity[${i}]`));
+  if (identities.length === 0) invalidArgument('identity must name at least one key');
+  const peers = authorizedPeers === undefined ? undefined
+    : authorizedPeers instanceof AuthorizedPeers ? authorizedPeers
+    : typeof (authorizedPeers as Iterable<unknown>)[Symbol.iterator] === 'function' ? new AuthorizedPeers(authorizedPeers as Iterable<PublicIdentityKey | string>)
+    : invalidArgument('authorizedPeers must be an AuthorizedPeers or a list of public keys and fingerprints');
+  const requirePeerIdentity = options.requirePeerIdentity ?? peers !== undefined;
+  if (requirePeerIdentity && peers === undefined) invalidArgument('requirePeerIdentity needs authorizedPeers');
+  return { identities, authorizedPeers: peers, requirePeerIdentity };
 }
 
 /** The `tickets` option split by version. */

@@ -4,6 +4,7 @@
  * protocol decision is the session's (lib/protocol, by version), how the tunnel closes is
  * CloseTracker's, received messages wait in a MessageInbox, rekeys run in a RekeyController.
  */
+import type { PeerIdentity } from '../protocol/peerIdentity.js';
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
@@ -45,9 +46,10 @@ export interface TunnelInfo extends SessionStats {
   group: string | undefined;
   /**
    * Who the peer proved to be: `{ type: 'psk', identity }` when it authenticated with a
-   * pre-shared key (or resumed a session that did); undefined for an anonymous handshake.
+   * pre-shared key (or resumed a session that did), `{ type: 'key', fingerprint, group, comment }`
+   * when it proved a pinned identity key; undefined for an anonymous handshake.
    */
-  peerIdentity: { type: 'psk'; identity: string } | undefined;
+  peerIdentity: PeerIdentity | undefined;
   sessionId: string;
   resumed: boolean;
   establishedAt: Date;
@@ -548,7 +550,9 @@ export class Tunnel extends Duplex {
   #issueTicketInBand(issuer: TicketIssuer): void {
     const session = this.#session;
     if (!session.ticketFrame || !session.withResumptionSecret || !suitePermitted(session.suite)) return;
-    const peerIdentity = session.peerIdentity ? Buffer.from(session.peerIdentity.identity, 'utf8') : undefined;
+    // Tickets carry PSK identities only: sessions with pinned keys get none (§13.5).
+    if (session.resumable === false) return;
+    const peerIdentity = session.peerIdentity?.type === 'psk' ? Buffer.from(session.peerIdentity.identity, 'utf8') : undefined;
     const issued = session.withResumptionSecret((resumption) => issuer.issue(resumption, { suite: session.suite, group: session.groupId ?? 0, peerIdentity }));
     this.#socket.write(session.ticketFrame(issued.message));
   }

@@ -78,7 +78,7 @@ describe('cli: demo', function () {
     const group = fipsMode ? 'P-384 \\+ ML-KEM-1024' : 'X25519 \\+ ML-KEM-1024';
     expect(r.stdout).to.match(new RegExp(`^Tunnel: protocol v2, ${group}, AES-256-GCM$`, 'm'));
     expect(r.stdout).to.match(/^Cipher suite: AES-256-GCM$/m);
-    expect(r.stdout).to.match(/^Peer authenticated: no \(no pre-shared key\)$/m);
+    expect(r.stdout).to.match(/^Peer authenticated: no \(no pre-shared key or pinned key\)$/m);
     const sid = r.stdout.match(/^Session ID: ([0-9a-f]{16})\.\.\. \(first 8 bytes\)$/m);
     expect(sid, r.stdout).to.not.equal(null);
     expect(r.stdout).to.match(/^Handshake time: \d+\.\d\d ms$/m);

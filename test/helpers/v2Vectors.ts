@@ -12,9 +12,10 @@
  *      (HKDF-Expand-Label, the combiner, the key schedule, the record nonce, every encoding by
  *      hand) over a small set of primitives. It runs over two backends: the library's own
  *      primitives ({@link libraryPrimitives}: hkdf, HMAC, SHA-384, AEAD contexts, X25519, P-384,
- *      ML-KEM of the addon, and as cross-checks the library's expandLabel, combine and the AEAD
- *      record context) and a reference made of node:crypto and @noble/post-quantum
- *      ({@link referencePrimitives}), which shares no code with the library.
+ *      ML-KEM of the addon, and as cross-checks the library's expandLabel, combine, the AEAD
+ *      record context and the identity keys' fingerprint and text form) and a reference made of
+ *      node:crypto and @noble/post-quantum ({@link referencePrimitives}), which shares no code
+ *      with the library.
  *
  * Importing this module generates nothing; scripts/v2-vectors.ts writes the files.
  */
@@ -32,7 +33,8 @@ import { CipherSuite, type CipherSuiteId } from '../../lib/protocol/constants.js
 import { type Frame, FrameReader } from '../../lib/protocol/frame.js';
 import type { HandshakeStep } from '../../lib/protocol/handshake.js';
 import type { SessionEvent } from '../../lib/protocol/session.js';
-import { combine, KEM_GROUPS, kemGroupById } from '../../lib/protocol/v2/groups.js';
+import { combine, type FixedServerShare, KEM_GROUPS, kemGroupById } from '../../lib/protocol/v2/groups.js';
+import { AuthorizedPeers, IdentityKey, PublicIdentityKey } from '../../lib/identity/keys.js';
 import { ClientHandshakeV2, type ResumptionOffer, ServerHandshakeV2, type V2HandshakeResult } from '../../lib/protocol/v2/handshake.js';
 import { expandLabel as libExpandLabel, V2_SCHEDULE } from '../../lib/protocol/v2/keySchedule.js';
 import { SessionV2 } from '../../lib/protocol/v2/session.js';
@@ -61,6 +63,13 @@ const HASH_LEN = 48;
 const EMPTY = Buffer.alloc(0);
 const ZEROS = Buffer.alloc(HASH_LEN);
 const HYBRID_LABEL = 'qtun v2 hybrid';
+/** The role labels of the encapsulations to long-term keys (docs/PROTOCOL.md §13.1). */
+const SERVER_KEY_LABEL = 'qtun v2 server key';
+const CLIENT_KEY_LABEL = 'qtun v2 client key';
+/** The key_auth extension type (§3.1, §13.2). */
+const KEY_AUTH = 0x0001;
+/** The text form of a public key starts with this and the group name (§13.1). */
+const PUBLIC_KEY_TEXT_PREFIX = 'qtun-';
 const LABEL_PREFIX = 'qtun2 ';
 const RECORD_TYPE = 0x30;
 const NO_PSK = 0xffff;
@@ -99,7 +108,14 @@ const CLASSICAL_PRIVATE_SIZE: Record<ClassicalKind, number> = { x25519: 32, p384
 /** The order of the P-384 group (SEC 2 / FIPS 186-5): private scalars are 1 ≤ d < n. */
 const P384_ORDER = BigInt('0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973');
 
-export type AuthMode = 'none' | 'psk' | 'resumption';
+/**
+ * 'key': the client pins the server's long-term key and stays anonymous; 'key-mutual': it also
+ * presents its own key, which the server authorizes (docs/PROTOCOL.md §13).
+ */
+export type AuthMode = 'none' | 'psk' | 'resumption' | 'key' | 'key-mutual';
+
+/** Whether a mode authenticates by pinned keys (§13). */
+export const isKeyMode = (auth: AuthMode): auth is 'key' | 'key-mutual' => auth === 'key' || auth === 'key-mutual';
 
 export interface CaseSpec {
   name: string;
@@ -115,18 +131,24 @@ function caseName(group: GroupDef, auth: AuthMode, suiteName: string): string {
   return `${group.option}/${auth}/${suiteName}`;
 }
 
-/** The cases, in order: each group with no authentication, an external PSK, and resumption; then ChaCha20-Poly1305. */
+/**
+ * The cases, in order: each group with no authentication, an external PSK, and resumption; then
+ * ChaCha20-Poly1305; then each group with pinned keys, server key only and both keys (appended,
+ * so that the earlier cases keep their numbers).
+ */
 export function caseSpecs(): CaseSpec[] {
   const out: CaseSpec[] = [];
+  const aes = (group: GroupDef, auth: AuthMode): CaseSpec => ({ name: caseName(group, auth, 'aes-256-gcm'), group, suiteName: 'aes-256-gcm', suite: CipherSuite.AES_256_GCM, auth });
   for (const group of GROUPS) {
     for (const auth of ['none', 'psk', 'resumption'] as const) {
-      const spec: CaseSpec = { name: caseName(group, auth, 'aes-256-gcm'), group, suiteName: 'aes-256-gcm', suite: CipherSuite.AES_256_GCM, auth };
+      const spec = aes(group, auth);
       if (auth === 'resumption') spec.resumes = caseName(group, 'none', 'aes-256-gcm');
       out.push(spec);
     }
   }
   const g = GROUPS[0]!;
   out.push({ name: caseName(g, 'none', 'chacha20-poly1305'), group: g, suiteName: 'chacha20-poly1305', suite: CipherSuite.CHACHA20_POLY1305, auth: 'none' });
+  for (const group of GROUPS) for (const auth of ['key', 'key-mutual'] as const) out.push(aes(group, auth));
   return out;
 }
 
@@ -199,6 +221,7 @@ export interface Classical {
 export interface Primitives {
   readonly name: string;
   shake256(input: Buffer, length: number): Buffer;
+  sha256(data: Buffer): Buffer;
   sha384(data: Buffer): Buffer;
   hmac(key: Buffer, data: Buffer): Buffer;
   /** HKDF-Extract with SHA-384 (salt given explicitly, never omitted). */
@@ -211,8 +234,10 @@ export interface Primitives {
   mlkem(kind: KemKind): Mlkem;
   /** Cross-checks with the library's own higher-level functions (library backend only). */
   expandLabel?(secret: Buffer, label: string, context: Buffer, length: number): Buffer;
-  combine?(groupId: number, values: { initiatorClassical: Buffer; responderClassical: Buffer; encapsulationKey: Buffer; ciphertext: Buffer }, zc: Buffer, zm: Buffer): Buffer;
+  combine?(groupId: number, values: { initiatorClassical: Buffer; responderClassical: Buffer; encapsulationKey: Buffer; ciphertext: Buffer }, zc: Buffer, zm: Buffer, label: Buffer): Buffer;
   sealRecord?(suite: number, key: Buffer, iv: Buffer, seq: number, ad: Buffer, plaintext: Buffer): Buffer;
+  /** An identity key's fingerprint and text form (§13.1), from its group and public key. */
+  identityKey?(groupId: number, publicKey: Buffer): { fingerprint: string; publicKeyText: string };
 }
 
 /** Runs `use` on secret handles made from bytes, destroys them, returns the bytes of a secret result. */
@@ -265,6 +290,9 @@ export function libraryPrimitives(): Primitives {
   return {
     name: 'library',
     shake256: (input, length) => shake256(input, length),
+    // The library has no SHA-256 of its own (lib/identity/keys.ts takes node:crypto's); its
+    // fingerprints are cross-checked through identityKey() below.
+    sha256: (data) => createHash('sha256').update(data).digest(),
     sha384: (data) => sha384(data),
     hmac: (key, data) => withSecrets([key], ([k]) => hkdf.hmac(SHA384, k!, [data])),
     extract: (salt, ikm) => withSecrets([ikm], ([i]) => exportAndDestroy(hkdf.extract(SHA384, salt, [i!]))),
@@ -306,9 +334,9 @@ export function libraryPrimitives(): Primitives {
       };
     },
     expandLabel: (secret, label, context, length) => withSecrets([secret], ([s]) => exportAndDestroy(libExpandLabel(V2_SCHEDULE, s!, label, context, length))),
-    combine: (groupId, values, zc, zm) =>
+    combine: (groupId, values, zc, zm, label) =>
       // combine() consumes both component secrets.
-      exportAndDestroy(combine(groupId, VERSION, values, testing.secretFromBytes(zc), testing.secretFromBytes(zm))),
+      exportAndDestroy(combine(groupId, VERSION, values, testing.secretFromBytes(zc), testing.secretFromBytes(zm), label)),
     sealRecord(suite, key, iv, seq, ad, plaintext) {
       return withSecrets([key, iv], ([k, i]) => {
         const ctx = createRecordAead(suite as CipherSuiteId, k!, i!);
@@ -318,6 +346,10 @@ export function libraryPrimitives(): Primitives {
           ctx.destroy();
         }
       });
+    },
+    identityKey(groupId, publicKey) {
+      const key = PublicIdentityKey.fromBytes(kemGroupById(groupId)!, publicKey);
+      return { fingerprint: key.fingerprint, publicKeyText: key.toString() };
     },
   };
 }
@@ -351,6 +383,7 @@ export function referencePrimitives(): Primitives {
   return {
     name: 'reference',
     shake256: (input, length) => createHash('shake256', { outputLength: length }).update(input).digest(),
+    sha256: (data) => createHash('sha256').update(data).digest(),
     sha384: (data) => createHash('sha384').update(data).digest(),
     hmac,
     extract: (salt, ikm) => hmac(salt, ikm),
@@ -443,6 +476,32 @@ function caseInputs(P: Primitives, spec: CaseSpec) {
 }
 type CaseInputs = ReturnType<typeof caseInputs>;
 
+/** The inputs of a NewSessionTicket, which the pinned-key cases do not have (§13.5: no tickets). */
+const TICKET_INPUTS = ['ticketNonce', 'ticketAgeAdd', 'ticketAeadNonce', 'ticketId'] as const;
+
+/**
+ * The pinned-key inputs (§13): the long-term key pairs (of the case's group) and the fixed
+ * inputs of the encapsulations to them: a fresh classical private key and the ML-KEM coins m.
+ */
+function keyInputs(P: Primitives, spec: CaseSpec) {
+  const s = spec.name;
+  const c = spec.group.classical;
+  const server = {
+    serverIdentityKeyClassicalPrivateKey: classicalPrivate(P, s, 'server identity key classical private key', c),
+    serverIdentityKeyMlkemSeed: derive(P, s, 'server identity key mlkem seed', 64),
+    serverKeyEncapsulationClassicalPrivateKey: classicalPrivate(P, s, 'server key encapsulation classical private key', c),
+    serverKeyEncapsulationMlkemCoins: derive(P, s, 'server key encapsulation mlkem coins', 32),
+  };
+  if (spec.auth !== 'key-mutual') return server;
+  return {
+    ...server,
+    clientIdentityKeyClassicalPrivateKey: classicalPrivate(P, s, 'client identity key classical private key', c),
+    clientIdentityKeyMlkemSeed: derive(P, s, 'client identity key mlkem seed', 64),
+    clientKeyEncapsulationClassicalPrivateKey: classicalPrivate(P, s, 'client key encapsulation classical private key', c),
+    clientKeyEncapsulationMlkemCoins: derive(P, s, 'client key encapsulation mlkem coins', 32),
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // (b) The specification, step by step
 
@@ -499,13 +558,16 @@ class Spec {
   }
 
   /**
-   * The hybrid combiner: K = HKDF-Expand(HKDF-Extract("qtun v2 hybrid", Zc ‖ Zm), SHA-384(FixedInfo), 48),
-   * both KEMs run from both ends (the two ends must agree).
+   * The hybrid combiner: K = HKDF-Expand(HKDF-Extract(label, Zc ‖ Zm), SHA-384(FixedInfo), 48),
+   * both KEMs run from both ends (the two ends must agree). The label is "qtun v2 hybrid" for the
+   * ephemeral exchanges; for an encapsulation to a long-term key (§13.1) the key is the initiator
+   * and the label names its role.
    */
   hybrid(
     group: GroupDef,
     initiator: { classicalPrivateKey: Buffer; mlkemSeed: Buffer },
     responder: { classicalPrivateKey: Buffer; mlkemCoins: Buffer },
+    label: string = HYBRID_LABEL,
   ) {
     const cl = this.P.classical(group.classical);
     const kem = this.P.mlkem(group.kem);
@@ -516,12 +578,12 @@ class Spec {
     same('classical shared secret at both ends', classicalSharedSecret, cl.sharedSecret(initiator.classicalPrivateKey, responderClassical));
     const { ct, ss: mlkemSharedSecret } = kem.encapsulate(ek, responder.mlkemCoins);
     same('ML-KEM shared secret at both ends', mlkemSharedSecret, kem.decapsulate(dk, ct));
-    const fixedInfo = cat(ascii(HYBRID_LABEL), u16(VERSION), u16(group.id), vec16(initiatorClassical), vec16(responderClassical), vec16(ek), vec16(ct));
+    const fixedInfo = cat(ascii(label), u16(VERSION), u16(group.id), vec16(initiatorClassical), vec16(responderClassical), vec16(ek), vec16(ct));
     const fixedInfoHash = this.P.sha384(fixedInfo);
-    const prk = this.P.extract(ascii(HYBRID_LABEL), cat(classicalSharedSecret, mlkemSharedSecret));
+    const prk = this.P.extract(ascii(label), cat(classicalSharedSecret, mlkemSharedSecret));
     const secret = this.P.expand(prk, fixedInfoHash, HASH_LEN);
     if (this.P.combine) {
-      same('combiner', secret, this.P.combine(group.id, { initiatorClassical, responderClassical, encapsulationKey: ek, ciphertext: ct }, classicalSharedSecret, mlkemSharedSecret));
+      same(`combiner "${label}"`, secret, this.P.combine(group.id, { initiatorClassical, responderClassical, encapsulationKey: ek, ciphertext: ct }, classicalSharedSecret, mlkemSharedSecret, ascii(label)));
     }
     return {
       initiatorClassicalPublicKey: initiatorClassical,
@@ -553,6 +615,39 @@ class Spec {
   }
 }
 
+/**
+ * A long-term key (§13.1): public key = classical public key ‖ encapsulation key, key blob =
+ * BE16(group) ‖ public key, fingerprint = "SHA256:" ‖ base64(SHA-256(key blob)) without padding,
+ * text form = "qtun-" ‖ group name ‖ " " ‖ base64(public key).
+ */
+function identityKeyDoc(P: Primitives, group: GroupDef, classicalPublicKey: Buffer, encapsulationKey: Buffer) {
+  const publicKey = cat(classicalPublicKey, encapsulationKey);
+  const keyBlob = cat(u16(group.id), publicKey);
+  const fingerprint = `SHA256:${P.sha256(keyBlob).toString('base64').replace(/=+$/, '')}`;
+  const publicKeyText = `${PUBLIC_KEY_TEXT_PREFIX}${group.option} ${publicKey.toString('base64')}`;
+  if (fingerprint.length !== 7 + 43) throw new Error('a fingerprint is "SHA256:" and 43 characters');
+  if (P.identityKey) {
+    const lib = P.identityKey(group.id, publicKey);
+    if (lib.fingerprint !== fingerprint || lib.publicKeyText !== publicKeyText) throw new Error(`identity key: the library's fingerprint or text form differs\n  ${lib.fingerprint}\n  ${fingerprint}`);
+  }
+  return { group: u16(group.id), groupName: group.option, classicalPublicKey, mlkemEncapsulationKey: encapsulationKey, keyBlob, fingerprint, publicKeyText };
+}
+
+/** An encapsulation to a long-term key as the vectors list it (§13.1). */
+function encapsulationDoc(label: string, e: ReturnType<Spec['hybrid']>) {
+  return {
+    label,
+    freshClassicalPublicKey: e.responderClassicalPublicKey,
+    mlkemCiphertext: e.mlkemCiphertext,
+    ciphertext: e.responderShare,
+    classicalSharedSecret: e.classicalSharedSecret,
+    mlkemSharedSecret: e.mlkemSharedSecret,
+    fixedInfoHash: e.fixedInfoHash,
+    combinerPrk: e.combinerPrk,
+    secret: e.secret,
+  };
+}
+
 const handshakeMessage = (type: number, body: Buffer): Buffer => cat(u8(type), u24(body.length), body);
 const frame = (type: number, payload: Buffer): Buffer => cat(u8(type), u32(payload.length), payload);
 
@@ -579,6 +674,63 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
       : spec.auth === 'resumption'
         ? { identity: resumed!.ticket, obfuscatedAge: (RESUMPTION_TICKET_AGE_MS + resumed!.ageAdd) >>> 0, psk: resumed!.psk, binderLabel: 'res binder' }
         : undefined;
+  const early = P.extract(ZEROS, offered ? offered.psk : ZEROS);
+  const earlyDerived = S.deriveSecret(early, 'derived', emptyHash);
+
+  // ---- Pinned keys (§13): the long-term keys, the client's encapsulation to the server's key
+  // (K_s), ks and the identity block; in key-mutual, the server's encapsulation to the client's
+  // key (K_c). Each encapsulation is run from both ends (the key holder's decapsulation must agree).
+  const keyMode = isKeyMode(spec.auth);
+  const KI = keyMode ? (keyInputs(P, spec) as Record<string, DerivedInput>) : {};
+  const fail = (what: string): never => {
+    throw new Error(`${spec.name}: ${what}`);
+  };
+  const keyInput = (name: string): Buffer => (KI[name] ?? fail(`no input ${name}`)).value;
+  const keyAuth = keyMode ? pinnedKeys() : undefined;
+  function pinnedKeys() {
+    const toServerKey = S.hybrid(
+      g,
+      { classicalPrivateKey: keyInput('serverIdentityKeyClassicalPrivateKey'), mlkemSeed: keyInput('serverIdentityKeyMlkemSeed') },
+      { classicalPrivateKey: keyInput('serverKeyEncapsulationClassicalPrivateKey'), mlkemCoins: keyInput('serverKeyEncapsulationMlkemCoins') },
+      SERVER_KEY_LABEL,
+    );
+    const serverKey = identityKeyDoc(P, g, toServerKey.initiatorClassicalPublicKey, toServerKey.mlkemEncapsulationKey);
+    const toClientKey =
+      spec.auth === 'key-mutual'
+        ? S.hybrid(
+            g,
+            { classicalPrivateKey: keyInput('clientIdentityKeyClassicalPrivateKey'), mlkemSeed: keyInput('clientIdentityKeyMlkemSeed') },
+            { classicalPrivateKey: keyInput('clientKeyEncapsulationClassicalPrivateKey'), mlkemCoins: keyInput('clientKeyEncapsulationMlkemCoins') },
+            CLIENT_KEY_LABEL,
+          )
+        : undefined;
+    const clientKey = toClientKey && identityKeyDoc(P, g, toClientKey.initiatorClassicalPublicKey, toClientKey.mlkemEncapsulationKey);
+    // ks = HKDF-Extract(Derive-Secret(early, "derived", ""), K_s), early without a PSK.
+    const keySecret = P.extract(earlyDerived, toServerKey.secret);
+    const identitySecret = S.deriveSecret(keySecret, 'c identity', emptyHash);
+    const block = S.trafficKeys(identitySecret);
+    const identity = clientKey ? clientKey.keyBlob : EMPTY;
+    // AES-256-GCM whatever the suite, nonce = iv, no AD.
+    const sealedIdentity = P.aeadSeal(CipherSuite.AES_256_GCM, block.key, block.iv, EMPTY, identity);
+    if (P.sealRecord) same('identity block', sealedIdentity, P.sealRecord(CipherSuite.AES_256_GCM, block.key, block.iv, 0, EMPTY, identity));
+    return {
+      serverKey,
+      clientKey,
+      toServerKey,
+      toClientKey,
+      keySecret,
+      identitySecret,
+      identityBlockKey: block.key,
+      identityBlockIv: block.iv,
+      identity,
+      sealedIdentity,
+      clientHelloData: cat(vec16(toServerKey.responderShare), vec16(sealedIdentity)),
+      serverHelloData: toClientKey ? vec16(toClientKey.responderShare) : undefined,
+    };
+  }
+  /** One extension: BE16(type) ‖ vec16(data). */
+  const extension = (type: number, data: Buffer): Buffer => cat(u16(type), vec16(data));
+
   const chBody = cat(
     u8(2),
     u8(0),
@@ -589,9 +741,8 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
     u16(g.id),
     vec16(hs.initiatorShare),
     vec16(offered ? cat(vec16(offered.identity), u32(offered.obfuscatedAge)) : EMPTY),
-    vec16(EMPTY), // extensions
+    vec16(keyAuth ? extension(KEY_AUTH, keyAuth.clientHelloData) : EMPTY), // extensions
   );
-  const early = P.extract(ZEROS, offered ? offered.psk : ZEROS);
   let clientHello: Buffer;
   let binder: Record<string, Buffer> = {};
   if (offered) {
@@ -608,11 +759,12 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
   }
 
   // ---- ServerHello
-  const serverHello = frame(0x02, cat(u8(2), u8(0), I.serverRandom.value, u16(spec.suite), u16(g.id), vec16(hs.responderShare), u16(offered ? 0 : NO_PSK), vec16(EMPTY)));
+  const serverHelloExtensions = keyAuth?.serverHelloData ? extension(KEY_AUTH, keyAuth.serverHelloData) : EMPTY;
+  const serverHello = frame(0x02, cat(u8(2), u8(0), I.serverRandom.value, u16(spec.suite), u16(g.id), vec16(hs.responderShare), u16(offered ? 0 : NO_PSK), vec16(serverHelloExtensions)));
 
-  // ---- Handshake secrets
-  const earlyDerived = S.deriveSecret(early, 'derived', emptyHash);
-  const handshakeSecret = P.extract(earlyDerived, hs.secret);
+  // ---- Handshake secrets: hs = HKDF-Extract(Derive-Secret(early, or ks under a pinned key, "derived", ""), K [‖ K_c]).
+  const keySecretDerived = keyAuth ? S.deriveSecret(keyAuth.keySecret, 'derived', emptyHash) : undefined;
+  const handshakeSecret = P.extract(keySecretDerived ?? earlyDerived, keyAuth?.toClientKey ? cat(hs.secret, keyAuth.toClientKey.secret) : hs.secret);
   const helloHash = H(clientHello, serverHello);
   const cHs = S.deriveSecret(handshakeSecret, 'c hs traffic', helloHash);
   const sHs = S.deriveSecret(handshakeSecret, 's hs traffic', helloHash);
@@ -655,29 +807,50 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
     return r;
   };
 
-  // Ticket (server): PSK, key ID, AD, plaintext, sealed ticket, NewSessionTicket.
-  const ticketKey = global.ticketKey.value;
-  const ageAdd = I.ticketAgeAdd.value.readUInt32BE(0);
-  const ticketPsk = S.expandLabel(resumptionMaster, 'resumption', I.ticketNonce.value, HASH_LEN);
-  // HKDF-Expand-Label(ticketKey, "ticket key id", "", 8): one HMAC block, the 32-byte ticket key as the PRK.
-  const keyId = P.hmac(ticketKey, cat(hkdfLabel('ticket key id', EMPTY, 8), u8(1))).subarray(0, 8);
-  const ticketAd = cat(ascii('qtun2 ticket'), keyId, vec16(ascii(SERVER_IDENTITY)));
-  const peerIdentity = spec.auth === 'psk' ? ascii(PSK_IDENTITY) : spec.auth === 'resumption' ? resumed!.peerIdentity : EMPTY;
-  const ticketPlaintext = cat(
-    u16(VERSION),
-    u16(spec.suite),
-    u16(g.id),
-    u64(TICKET_ISSUED_AT_MS),
-    u32(TICKET_LIFETIME_SECONDS),
-    u32(ageAdd),
-    I.ticketId.value,
-    vec8(peerIdentity),
-    ticketPsk,
-  );
-  const ticketBytes = cat(keyId, I.ticketAeadNonce.value, P.aeadSeal(CipherSuite.AES_256_GCM, ticketKey, I.ticketAeadNonce.value, ticketAd, ticketPlaintext));
-  const newSessionTicket = cat(u32(TICKET_LIFETIME_SECONDS), u32(ageAdd), vec8(I.ticketNonce.value), vec16(ticketBytes), vec16(EMPTY));
+  // Ticket (server): PSK, key ID, AD, plaintext, sealed ticket, NewSessionTicket. Sessions
+  // authenticated by keys get none (§13.5).
+  const ticket = keyMode ? undefined : issueTicket();
+  function issueTicket() {
+    const ticketKey = global.ticketKey.value;
+    const ageAdd = I.ticketAgeAdd.value.readUInt32BE(0);
+    const ticketPsk = S.expandLabel(resumptionMaster, 'resumption', I.ticketNonce.value, HASH_LEN);
+    // HKDF-Expand-Label(ticketKey, "ticket key id", "", 8): one HMAC block, the 32-byte ticket key as the PRK.
+    const keyId = P.hmac(ticketKey, cat(hkdfLabel('ticket key id', EMPTY, 8), u8(1))).subarray(0, 8);
+    const ticketAd = cat(ascii('qtun2 ticket'), keyId, vec16(ascii(SERVER_IDENTITY)));
+    const peerIdentity = spec.auth === 'psk' ? ascii(PSK_IDENTITY) : spec.auth === 'resumption' ? resumed!.peerIdentity : EMPTY;
+    const ticketPlaintext = cat(
+      u16(VERSION),
+      u16(spec.suite),
+      u16(g.id),
+      u64(TICKET_ISSUED_AT_MS),
+      u32(TICKET_LIFETIME_SECONDS),
+      u32(ageAdd),
+      I.ticketId.value,
+      vec8(peerIdentity),
+      ticketPsk,
+    );
+    const ticketBytes = cat(keyId, I.ticketAeadNonce.value, P.aeadSeal(CipherSuite.AES_256_GCM, ticketKey, I.ticketAeadNonce.value, ticketAd, ticketPlaintext));
+    const newSessionTicket = cat(u32(TICKET_LIFETIME_SECONDS), u32(ageAdd), vec8(I.ticketNonce.value), vec16(ticketBytes), vec16(EMPTY));
+    send('new_session_ticket', 'server', Inner.NEW_SESSION_TICKET, newSessionTicket);
+    const doc = {
+      lifetimeSeconds: TICKET_LIFETIME_SECONDS,
+      ageAdd,
+      nonce: I.ticketNonce.value,
+      issuedAtMs: TICKET_ISSUED_AT_MS,
+      ticketId: I.ticketId.value,
+      peerIdentity,
+      psk: ticketPsk,
+      keyId,
+      associatedData: ticketAd,
+      plaintext: ticketPlaintext,
+      aeadNonce: I.ticketAeadNonce.value,
+      ticket: ticketBytes,
+      newSessionTicket,
+    };
+    const issued: IssuedTicketState = { ticket: ticketBytes, psk: ticketPsk, ageAdd, peerIdentity };
+    return { doc, issued };
+  }
 
-  send('new_session_ticket', 'server', Inner.NEW_SESSION_TICKET, newSessionTicket);
   send(`data "${TEXTS.clientEpoch2}"`, 'client', Inner.DATA, ascii(TEXTS.clientEpoch2), TEXTS.clientEpoch2);
   send(`data "${TEXTS.serverEpoch2}"`, 'server', Inner.DATA, ascii(TEXTS.serverEpoch2), TEXTS.serverEpoch2);
   send('ping', 'client', Inner.PING, EMPTY);
@@ -731,7 +904,8 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
     }
   }
 
-  const inputs: Record<string, unknown> = { ...I };
+  const inputs: Record<string, unknown> = { ...I, ...KI };
+  if (keyMode) for (const name of TICKET_INPUTS) delete inputs[name];
   if (spec.auth === 'resumption') {
     inputs.resumption = {
       resumes: spec.resumes!,
@@ -755,15 +929,29 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
     offeredGroups: cat(...offeredGroups(spec).map(u16)),
     inputs,
     handshake: {
+      ...(keyAuth ? { identityKeys: { server: keyAuth.serverKey, ...(keyAuth.clientKey ? { client: keyAuth.clientKey } : {}) } } : {}),
       clientHello: {
         clientClassicalPublicKey: hs.initiatorClassicalPublicKey,
         mlkemEncapsulationKey: hs.mlkemEncapsulationKey,
         ...(offered ? { earlySecret: early, ...binder } : {}),
+        ...(keyAuth
+          ? {
+              serverKeyEncapsulation: encapsulationDoc(SERVER_KEY_LABEL, keyAuth.toServerKey),
+              keySecret: keyAuth.keySecret,
+              identitySecret: keyAuth.identitySecret,
+              identityBlockKey: keyAuth.identityBlockKey,
+              identityBlockIv: keyAuth.identityBlockIv,
+              identity: keyAuth.identity,
+              sealedIdentity: keyAuth.sealedIdentity,
+              keyAuth: keyAuth.clientHelloData,
+            }
+          : {}),
         frame: clientHello,
       },
       serverHello: {
         serverClassicalPublicKey: hs.responderClassicalPublicKey,
         mlkemCiphertext: hs.mlkemCiphertext,
+        ...(keyAuth?.toClientKey ? { clientKeyEncapsulation: encapsulationDoc(CLIENT_KEY_LABEL, keyAuth.toClientKey), keyAuth: keyAuth.serverHelloData } : {}),
         selectedPsk: offered ? 0 : NO_PSK,
         frame: serverHello,
       },
@@ -777,6 +965,7 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
       schedule: {
         earlySecret: early,
         earlyDerived,
+        ...(keySecretDerived ? { keySecretDerived } : {}),
         handshakeSecret,
         transcriptHashServerHello: helloHash,
         clientHandshakeTrafficSecret: cHs,
@@ -815,21 +1004,7 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
     },
     session: {
       epoch2,
-      ticket: {
-        lifetimeSeconds: TICKET_LIFETIME_SECONDS,
-        ageAdd,
-        nonce: I.ticketNonce.value,
-        issuedAtMs: TICKET_ISSUED_AT_MS,
-        ticketId: I.ticketId.value,
-        peerIdentity,
-        psk: ticketPsk,
-        keyId,
-        associatedData: ticketAd,
-        plaintext: ticketPlaintext,
-        aeadNonce: I.ticketAeadNonce.value,
-        ticket: ticketBytes,
-        newSessionTicket,
-      },
+      ...(ticket ? { ticket: ticket.doc } : {}),
       epoch3,
       kemUpdate: {
         initiatorClassicalPublicKey: kem.initiatorClassicalPublicKey,
@@ -847,8 +1022,7 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
       exporter,
     },
   };
-  const issued: IssuedTicketState = { ticket: ticketBytes, psk: ticketPsk, ageAdd, peerIdentity };
-  return { doc, issued };
+  return { doc, issued: ticket?.issued };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -897,7 +1071,8 @@ export const FIELD_DESCRIPTIONS: Readonly<Record<string, string>> = {
   'cases[].groupName': 'The group\'s option name.',
   'cases[].suite': 'BE16 cipher suite chosen by the server.',
   'cases[].suiteName': 'The suite\'s option name.',
-  'cases[].auth': 'Authentication: none, psk (external PSK) or resumption (a ticket from the case named in inputs.resumption.resumes).',
+  'cases[].auth':
+    'Authentication: none, psk (external PSK), resumption (a ticket from the case named in inputs.resumption.resumes), key (the client pins the server\'s long-term key and stays anonymous, §13) or key-mutual (both long-term keys; the server authorizes the client\'s). The pinned-key cases get no NewSessionTicket (§13.5).',
   'cases[].offeredCipherSuites': 'The ClientHello\'s cipher suite list (BE16 each): the case\'s suite first.',
   'cases[].offeredGroups': 'The ClientHello\'s group list (BE16 each): the case\'s group first, the key share is for it.',
   'cases[].inputs.clientRandom': 'ClientHello random (32 bytes).',
@@ -914,6 +1089,14 @@ export const FIELD_DESCRIPTIONS: Readonly<Record<string, string>> = {
   'cases[].inputs.kemUpdateInitiatorMlkemSeed': 'KEM KeyUpdate: the requester\'s ML-KEM seed d ‖ z.',
   'cases[].inputs.kemUpdateResponderClassicalPrivateKey': 'KEM KeyUpdate: the responder\'s (client\'s) classical private key.',
   'cases[].inputs.kemUpdateResponderMlkemCoins': 'KEM KeyUpdate: the responder\'s ML-KEM encapsulation message m.',
+  'cases[].inputs.serverIdentityKeyClassicalPrivateKey': 'Pinned-key modes: the server\'s long-term key (of the case\'s group), its classical private key.',
+  'cases[].inputs.serverIdentityKeyMlkemSeed': 'Pinned-key modes: the server\'s long-term key, its ML-KEM key generation seed d ‖ z (64 bytes).',
+  'cases[].inputs.serverKeyEncapsulationClassicalPrivateKey': 'Pinned-key modes: the client\'s encapsulation to the server\'s key, its fresh classical private key.',
+  'cases[].inputs.serverKeyEncapsulationMlkemCoins': 'Pinned-key modes: the client\'s encapsulation to the server\'s key, its ML-KEM encapsulation message m (32 bytes).',
+  'cases[].inputs.clientIdentityKeyClassicalPrivateKey': 'key-mutual: the client\'s long-term key (of the case\'s group), its classical private key.',
+  'cases[].inputs.clientIdentityKeyMlkemSeed': 'key-mutual: the client\'s long-term key, its ML-KEM key generation seed d ‖ z (64 bytes).',
+  'cases[].inputs.clientKeyEncapsulationClassicalPrivateKey': 'key-mutual: the server\'s encapsulation to the client\'s key, its fresh classical private key.',
+  'cases[].inputs.clientKeyEncapsulationMlkemCoins': 'key-mutual: the server\'s encapsulation to the client\'s key, its ML-KEM encapsulation message m (32 bytes).',
   'cases[].inputs.psk.identity': 'PSK case: the identity offered (vector-psk).',
   'cases[].inputs.psk.key': 'PSK case: the external PSK (global.pskKey).',
   'cases[].inputs.resumption.resumes': 'Resumption case: the case whose session issued the ticket.',
@@ -922,6 +1105,20 @@ export const FIELD_DESCRIPTIONS: Readonly<Record<string, string>> = {
   'cases[].inputs.resumption.ticketAgeAdd': 'Resumption case: the ticket\'s age_add.',
   'cases[].inputs.resumption.ticketAgeMs': 'Resumption case: the ticket age when offered (ms).',
   'cases[].inputs.resumption.obfuscatedTicketAge': 'Resumption case: (ticketAgeMs + ageAdd) mod 2^32, in the PSK identity.',
+  'cases[].handshake.identityKeys.server.group': 'Pinned-key modes: the server\'s long-term key: BE16 group ID (the case\'s group).',
+  'cases[].handshake.identityKeys.server.groupName': 'Pinned-key modes: the server\'s long-term key: the group\'s name, as in the text form.',
+  'cases[].handshake.identityKeys.server.classicalPublicKey': 'Pinned-key modes: the server\'s long-term key: classical public key.',
+  'cases[].handshake.identityKeys.server.mlkemEncapsulationKey': 'Pinned-key modes: the server\'s long-term key: ML-KEM encapsulation key.',
+  'cases[].handshake.identityKeys.server.keyBlob': 'Pinned-key modes: the server\'s long-term key: key blob = BE16(group) ‖ classical public key ‖ encapsulation key (public key = the blob without its first 2 bytes).',
+  'cases[].handshake.identityKeys.server.fingerprint': 'Pinned-key modes: the server\'s long-term key: "SHA256:" ‖ base64(SHA-256(keyBlob)) without padding.',
+  'cases[].handshake.identityKeys.server.publicKeyText': 'Pinned-key modes: the server\'s long-term key: text form "qtun-" ‖ group name ‖ " " ‖ base64(public key) (no comment).',
+  'cases[].handshake.identityKeys.client.group': 'key-mutual: the client\'s long-term key: BE16 group ID (the case\'s group).',
+  'cases[].handshake.identityKeys.client.groupName': 'key-mutual: the client\'s long-term key: the group\'s name, as in the text form.',
+  'cases[].handshake.identityKeys.client.classicalPublicKey': 'key-mutual: the client\'s long-term key: classical public key.',
+  'cases[].handshake.identityKeys.client.mlkemEncapsulationKey': 'key-mutual: the client\'s long-term key: ML-KEM encapsulation key.',
+  'cases[].handshake.identityKeys.client.keyBlob': 'key-mutual: the client\'s long-term key: key blob = BE16(group) ‖ classical public key ‖ encapsulation key (public key = the blob without its first 2 bytes).',
+  'cases[].handshake.identityKeys.client.fingerprint': 'key-mutual: the client\'s long-term key: "SHA256:" ‖ base64(SHA-256(keyBlob)) without padding.',
+  'cases[].handshake.identityKeys.client.publicKeyText': 'key-mutual: the client\'s long-term key: text form "qtun-" ‖ group name ‖ " " ‖ base64(public key) (no comment).',
   'cases[].handshake.clientHello.clientClassicalPublicKey': 'Client\'s classical public key (X25519 32 bytes; P-384 uncompressed 04 ‖ X ‖ Y, 97 bytes).',
   'cases[].handshake.clientHello.mlkemEncapsulationKey': 'Client\'s ML-KEM encapsulation key.',
   'cases[].handshake.clientHello.earlySecret': 'PSK modes: HKDF-Extract(0^48, PSK), the binder\'s early secret.',
@@ -929,9 +1126,35 @@ export const FIELD_DESCRIPTIONS: Readonly<Record<string, string>> = {
   'cases[].handshake.clientHello.binderKey': 'PSK modes: Derive-Secret(early, "ext binder" or "res binder", "").',
   'cases[].handshake.clientHello.binderFinishedKey': 'PSK modes: HKDF-Expand-Label(binderKey, "finished", "", 48).',
   'cases[].handshake.clientHello.binder': 'PSK modes: HMAC-SHA-384(binderFinishedKey, truncatedClientHelloHash).',
+  'cases[].handshake.clientHello.serverKeyEncapsulation.label': 'Pinned-key modes: the client\'s encapsulation to the server\'s key: the role label, salt of the combiner and first bytes of its FixedInfo (ASCII, 18 bytes).',
+  'cases[].handshake.clientHello.serverKeyEncapsulation.freshClassicalPublicKey': 'Pinned-key modes: the client\'s encapsulation to the server\'s key: the fresh classical public key.',
+  'cases[].handshake.clientHello.serverKeyEncapsulation.mlkemCiphertext': 'Pinned-key modes: the client\'s encapsulation to the server\'s key: ML-KEM ciphertext to the key\'s encapsulation key.',
+  'cases[].handshake.clientHello.serverKeyEncapsulation.ciphertext': 'Pinned-key modes: the client\'s encapsulation to the server\'s key: ciphertext = freshClassicalPublicKey ‖ mlkemCiphertext (the server share layout).',
+  'cases[].handshake.clientHello.serverKeyEncapsulation.classicalSharedSecret': 'Pinned-key modes: the client\'s encapsulation to the server\'s key: Z_classical, with the key\'s classical half.',
+  'cases[].handshake.clientHello.serverKeyEncapsulation.mlkemSharedSecret': 'Pinned-key modes: the client\'s encapsulation to the server\'s key: Z_mlkem.',
+  'cases[].handshake.clientHello.serverKeyEncapsulation.fixedInfoHash': 'Pinned-key modes: the client\'s encapsulation to the server\'s key: SHA-384(FixedInfo), FixedInfo = "qtun v2 server key" ‖ BE16(0x0200) ‖ BE16(key\'s group) ‖ vec16(key\'s classical pk) ‖ vec16(fresh classical pk) ‖ vec16(key\'s ek) ‖ vec16(ct), the key\'s values from identityKeys.server.',
+  'cases[].handshake.clientHello.serverKeyEncapsulation.combinerPrk': 'Pinned-key modes: the client\'s encapsulation to the server\'s key: HKDF-Extract(salt = "qtun v2 server key", IKM = Z_classical ‖ Z_mlkem).',
+  'cases[].handshake.clientHello.serverKeyEncapsulation.secret': 'Pinned-key modes: the client\'s encapsulation to the server\'s key: K_s = HKDF-Expand(combinerPrk, fixedInfoHash, 48).',
+  'cases[].handshake.clientHello.keySecret': 'Pinned-key modes: ks = HKDF-Extract(salt = schedule.earlyDerived, IKM = K_s), the early secret being the one without a PSK.',
+  'cases[].handshake.clientHello.identitySecret': 'Pinned-key modes: identity_secret = Derive-Secret(ks, "c identity", "").',
+  'cases[].handshake.clientHello.identityBlockKey': 'Pinned-key modes: HKDF-Expand-Label(identity_secret, "key", "", 32), the identity block\'s AES-256-GCM key.',
+  'cases[].handshake.clientHello.identityBlockIv': 'Pinned-key modes: HKDF-Expand-Label(identity_secret, "iv", "", 12), the identity block\'s nonce.',
+  'cases[].handshake.clientHello.identity': 'Pinned-key modes: the identity sealed: the client\'s keyBlob (key-mutual), or empty (key).',
+  'cases[].handshake.clientHello.sealedIdentity': 'Pinned-key modes: AES-256-GCM(identityBlockKey, nonce = identityBlockIv, AD = empty, identity): ciphertext ‖ 16-byte tag.',
+  'cases[].handshake.clientHello.keyAuth': 'Pinned-key modes: the data of the ClientHello\'s key_auth extension (type 0x0001): vec16(serverKeyEncapsulation.ciphertext) ‖ vec16(sealedIdentity); the extensions list is vec16(BE16(0x0001) ‖ vec16(keyAuth)).',
   'cases[].handshake.clientHello.frame': 'The ClientHello on the wire: 01 ‖ BE32(length) ‖ payload (the transcript\'s first message).',
   'cases[].handshake.serverHello.serverClassicalPublicKey': 'Server\'s classical public key.',
   'cases[].handshake.serverHello.mlkemCiphertext': 'ML-KEM ciphertext to the client\'s encapsulation key.',
+  'cases[].handshake.serverHello.clientKeyEncapsulation.label': 'key-mutual: the server\'s encapsulation to the client\'s key: the role label, salt of the combiner and first bytes of its FixedInfo (ASCII, 18 bytes).',
+  'cases[].handshake.serverHello.clientKeyEncapsulation.freshClassicalPublicKey': 'key-mutual: the server\'s encapsulation to the client\'s key: the fresh classical public key.',
+  'cases[].handshake.serverHello.clientKeyEncapsulation.mlkemCiphertext': 'key-mutual: the server\'s encapsulation to the client\'s key: ML-KEM ciphertext to the key\'s encapsulation key.',
+  'cases[].handshake.serverHello.clientKeyEncapsulation.ciphertext': 'key-mutual: the server\'s encapsulation to the client\'s key: ciphertext = freshClassicalPublicKey ‖ mlkemCiphertext (the server share layout).',
+  'cases[].handshake.serverHello.clientKeyEncapsulation.classicalSharedSecret': 'key-mutual: the server\'s encapsulation to the client\'s key: Z_classical, with the key\'s classical half.',
+  'cases[].handshake.serverHello.clientKeyEncapsulation.mlkemSharedSecret': 'key-mutual: the server\'s encapsulation to the client\'s key: Z_mlkem.',
+  'cases[].handshake.serverHello.clientKeyEncapsulation.fixedInfoHash': 'key-mutual: the server\'s encapsulation to the client\'s key: SHA-384(FixedInfo), FixedInfo = "qtun v2 client key" ‖ BE16(0x0200) ‖ BE16(key\'s group) ‖ vec16(key\'s classical pk) ‖ vec16(fresh classical pk) ‖ vec16(key\'s ek) ‖ vec16(ct), the key\'s values from identityKeys.client.',
+  'cases[].handshake.serverHello.clientKeyEncapsulation.combinerPrk': 'key-mutual: the server\'s encapsulation to the client\'s key: HKDF-Extract(salt = "qtun v2 client key", IKM = Z_classical ‖ Z_mlkem).',
+  'cases[].handshake.serverHello.clientKeyEncapsulation.secret': 'key-mutual: the server\'s encapsulation to the client\'s key: K_c = HKDF-Expand(combinerPrk, fixedInfoHash, 48).',
+  'cases[].handshake.serverHello.keyAuth': 'key-mutual: the data of the ServerHello\'s key_auth extension (type 0x0001): vec16(clientKeyEncapsulation.ciphertext); the extensions list is vec16(BE16(0x0001) ‖ vec16(keyAuth)).',
   'cases[].handshake.serverHello.selectedPsk': 'Selected PSK index, 65535 (0xffff) for none.',
   'cases[].handshake.serverHello.frame': 'The ServerHello on the wire: 02 ‖ BE32(length) ‖ payload.',
   'cases[].handshake.hybrid.classicalSharedSecret': 'Z_classical (X25519 32 bytes; P-384 x-coordinate 48 bytes).',
@@ -940,8 +1163,9 @@ export const FIELD_DESCRIPTIONS: Readonly<Record<string, string>> = {
   'cases[].handshake.hybrid.combinerPrk': 'HKDF-Extract(salt = "qtun v2 hybrid", IKM = Z_classical ‖ Z_mlkem).',
   'cases[].handshake.hybrid.secret': 'K = HKDF-Expand(combinerPrk, fixedInfoHash, 48).',
   'cases[].handshake.schedule.earlySecret': 'HKDF-Extract(0^48, PSK or 0^48).',
-  'cases[].handshake.schedule.earlyDerived': 'Derive-Secret(early, "derived", "").',
-  'cases[].handshake.schedule.handshakeSecret': 'HKDF-Extract(earlyDerived, K).',
+  'cases[].handshake.schedule.earlyDerived': 'Derive-Secret(early, "derived", ""); in the pinned-key modes the salt of ks (clientHello.keySecret).',
+  'cases[].handshake.schedule.keySecretDerived': 'Pinned-key modes: Derive-Secret(ks, "derived", ""), ks taking the early secret\'s place.',
+  'cases[].handshake.schedule.handshakeSecret': 'HKDF-Extract(earlyDerived, K); pinned-key modes: HKDF-Extract(keySecretDerived, K), and in key-mutual HKDF-Extract(keySecretDerived, K ‖ K_c).',
   'cases[].handshake.schedule.transcriptHashServerHello': 'SHA-384(ClientHello ‖ ServerHello).',
   'cases[].handshake.schedule.clientHandshakeTrafficSecret': 'c_hs = Derive-Secret(handshake, "c hs traffic", CH ‖ SH).',
   'cases[].handshake.schedule.serverHandshakeTrafficSecret': 's_hs = Derive-Secret(handshake, "s hs traffic", CH ‖ SH).',
@@ -1032,17 +1256,21 @@ export function describe(path: string): string | undefined {
   return FIELD_DESCRIPTIONS[`*${last}`];
 }
 
-/** (b) The whole document, from the specification over `P`. */
-export function deriveDocument(P: Primitives, options: { chacha?: boolean } = {}): Record<string, unknown> {
+/**
+ * (b) The whole document, from the specification over `P`. `chacha: false` leaves out the
+ * ChaCha20-Poly1305 case, `group` the cases of the groups it refuses (a build or mode without them).
+ */
+export function deriveDocument(P: Primitives, options: { chacha?: boolean; group?: (id: number) => boolean } = {}): Record<string, unknown> {
   const global = globalInputs(P);
   const issued = new Map<string, IssuedTicketState>();
   const cases: unknown[] = [];
   for (const spec of caseSpecs()) {
     if (spec.suite === CipherSuite.CHACHA20_POLY1305 && options.chacha === false) continue;
+    if (options.group && !options.group(spec.group.id)) continue;
     const resumed = spec.resumes === undefined ? undefined : issued.get(spec.resumes);
     if (spec.resumes !== undefined && resumed === undefined) throw new Error(`${spec.name}: ${spec.resumes} comes first`);
     const { doc, issued: ticket } = deriveCase(P, spec, global, resumed);
-    issued.set(spec.name, ticket);
+    if (ticket) issued.set(spec.name, ticket);
     cases.push(doc);
   }
   const body = {
@@ -1129,6 +1357,52 @@ async function runCase(doc: Record<string, unknown>, ctx: { issuer: TicketIssuer
     throw new Error(`${name}: ${what}`);
   };
 
+  // Pinned keys (§13): both long-term key pairs from their seeds; the client pins the server's key
+  // by its text form in the vectors, the server admits the client's by its fingerprint there.
+  const keyMode = isKeyMode(spec.auth);
+  const mutual = spec.auth === 'key-mutual';
+  const H = doc.handshake as Record<string, Record<string, Record<string, unknown>>>;
+  const identityKeyFrom = (who: 'server' | 'client') =>
+    IdentityKey.fromPrivateKeys(group, importClassical(inputOf(I, `${who}IdentityKeyClassicalPrivateKey`)), libKem(spec.group.kem).generateKeyPair(inputOf(I, `${who}IdentityKeyMlkemSeed`)).privateKey);
+  const keyShareOf = (which: 'server' | 'client') => ({ classical: importClassical(inputOf(I, `${which}KeyEncapsulationClassicalPrivateKey`)), coins: inputOf(I, `${which}KeyEncapsulationMlkemCoins`) });
+  let serverIdentity: IdentityKey | undefined;
+  let clientIdentity: IdentityKey | undefined;
+  try {
+    serverIdentity = keyMode ? identityKeyFrom('server') : undefined;
+    clientIdentity = mutual ? identityKeyFrom('client') : undefined;
+    const pinned = keyMode ? PublicIdentityKey.parse(H.identityKeys!.server!.publicKeyText as string) : undefined;
+    return await runHandshakeAndSession({ doc, ctx, spec, I, importClassical, fail, keys: { serverIdentity, clientIdentity, pinned, keyShareOf } });
+  } finally {
+    serverIdentity?.destroy();
+    clientIdentity?.destroy();
+  }
+}
+
+/** The pinned-key material of a case (§13), undefined where its mode has none. */
+interface CaseKeys {
+  serverIdentity: IdentityKey | undefined;
+  clientIdentity: IdentityKey | undefined;
+  /** The server's key as the client pins it. */
+  pinned: PublicIdentityKey | undefined;
+  /** The fixed inputs of the encapsulation to the server's or the client's key. */
+  keyShareOf(which: 'server' | 'client'): FixedServerShare;
+}
+
+async function runHandshakeAndSession(args: {
+  doc: Record<string, unknown>;
+  ctx: { issuer: TicketIssuer; store: ClientTicketStore; pskKey: Secret };
+  spec: CaseSpec;
+  I: Record<string, unknown>;
+  importClassical: (b: Buffer) => PrivateKey;
+  fail: (what: string) => never;
+  keys: CaseKeys;
+}): Promise<Record<string, unknown>> {
+  const { ctx, spec, I, importClassical, fail } = args;
+  const { serverIdentity, clientIdentity, pinned, keyShareOf } = args.keys;
+  const name = spec.name;
+  const keyMode = isKeyMode(spec.auth);
+  const mutual = spec.auth === 'key-mutual';
+  const H = args.doc.handshake as Record<string, Record<string, Record<string, unknown>>>;
   let resumption: ResumptionOffer | undefined;
   let ticketPskHandle: Secret | undefined;
   if (spec.auth === 'resumption') {
@@ -1141,9 +1415,12 @@ async function runCase(doc: Record<string, unknown>, ctx: { issuer: TicketIssuer
     groups: offeredGroups(spec).map((id) => kemGroupById(id)!),
     ...(spec.auth === 'psk' ? { psk: { identity: ascii(PSK_IDENTITY), secret: ctx.pskKey } } : {}),
     ...(resumption ? { resumption } : {}),
+    ...(pinned ? { serverKey: pinned } : {}),
+    ...(clientIdentity ? { identity: clientIdentity } : {}),
     fixed: {
       random: inputOf(I, 'clientRandom'),
       clientShare: { classical: importClassical(inputOf(I, 'clientClassicalPrivateKey')), mlkemSeed: inputOf(I, 'clientMlkemSeed') },
+      ...(keyMode ? { serverKeyShare: keyShareOf('server') } : {}),
     },
   });
   const server = new ServerHandshakeV2({
@@ -1151,9 +1428,12 @@ async function runCase(doc: Record<string, unknown>, ctx: { issuer: TicketIssuer
     groups: KEM_GROUPS,
     ...(spec.auth === 'psk' ? { psk: (id: Buffer) => (id.equals(ascii(PSK_IDENTITY)) ? ctx.pskKey : undefined) } : {}),
     ...(spec.auth === 'resumption' ? { tickets: ctx.issuer } : {}),
+    ...(serverIdentity ? { identities: [serverIdentity] } : {}),
+    ...(mutual ? { authorizedPeers: new AuthorizedPeers([H.identityKeys!.client!.fingerprint as string]), requirePeerIdentity: true } : {}),
     fixed: {
       random: inputOf(I, 'serverRandom'),
       serverShare: { classical: importClassical(inputOf(I, 'serverClassicalPrivateKey')), coins: inputOf(I, 'serverMlkemCoins') },
+      ...(mutual ? { clientKeyShare: keyShareOf('client') } : {}),
     },
   });
 
@@ -1187,7 +1467,13 @@ async function runCase(doc: Record<string, unknown>, ctx: { issuer: TicketIssuer
   const resumed = spec.auth === 'resumption';
   if (cr.resumed !== resumed || sr.resumed !== resumed) fail(`resumed should be ${resumed}`);
   const expectIdentity = spec.auth === 'psk' ? PSK_IDENTITY : undefined;
-  if (cr.peerIdentity?.identity !== expectIdentity || sr.peerIdentity?.identity !== expectIdentity) fail('peerIdentity');
+  const pskIdentity = (p: V2HandshakeResult['peerIdentity']) => (p?.type === 'psk' ? p.identity : undefined);
+  if (pskIdentity(cr.peerIdentity) !== expectIdentity || pskIdentity(sr.peerIdentity) !== expectIdentity) fail('peerIdentity');
+  // Pinned keys: the client proved nothing but reached the holder of the pinned key; the server
+  // knows the client's key in key-mutual only.
+  const keyFingerprint = (p: V2HandshakeResult['peerIdentity']) => (p?.type === 'key' ? p.fingerprint : undefined);
+  if (keyFingerprint(cr.peerIdentity) !== serverIdentity?.fingerprint) fail("the client's peerIdentity is not the server's key");
+  if (keyFingerprint(sr.peerIdentity) !== clientIdentity?.fingerprint) fail("the server's peerIdentity is not the client's key");
   if (cr.suite !== spec.suite || sr.group.id !== spec.group.id) fail('suite or group');
 
   // ---- The session script.
@@ -1215,23 +1501,8 @@ async function runCase(doc: Record<string, unknown>, ctx: { issuer: TicketIssuer
   };
 
   try {
-    const fields = { suite: ss.suite, group: ss.group.id, ...(ss.peerIdentity ? { peerIdentity: Buffer.from(ss.peerIdentity.identity, 'utf8') } : {}) };
-    const issued = ss.withResumptionSecret((r) =>
-      ctx.issuer.issue(r, fields, {
-        nonce: inputOf(I, 'ticketNonce'),
-        ageAdd: inputOf(I, 'ticketAgeAdd').readUInt32BE(0),
-        aeadNonce: inputOf(I, 'ticketAeadNonce'),
-        ticketId: inputOf(I, 'ticketId'),
-        issuedAtMs: TICKET_ISSUED_AT_MS,
-      }),
-    );
-    const ticketEvent = deliver(ss.ticketFrame(issued.message), cs, 'ticket');
-    const message = (ticketEvent as { message: Buffer }).message;
-    records[0]!.content = Buffer.from(message);
-    const nst = decodeNewSessionTicket(message);
-    const clientTicket = cs.withResumptionSecret((r) => clientTicketFromMessage(nst, r, { suite: cs.suite, group: cs.group.id }, TICKET_ISSUED_AT_MS));
-    const ticketPsk = testing.exportSecret(clientTicket.psk);
-    ctx.store.add(name, clientTicket); // the store owns the PSK now
+    // Sessions authenticated by keys get no tickets (§13.5).
+    const ticket = keyMode ? undefined : issueTicket(ctx, name, I, ss, cs, deliver, records);
 
     data(cs, ss, TEXTS.clientEpoch2);
     data(ss, cs, TEXTS.serverEpoch2);
@@ -1257,9 +1528,11 @@ async function runCase(doc: Record<string, unknown>, ctx: { issuer: TicketIssuer
       }
     }
 
+    const keyDoc = (k: IdentityKey) => ({ fingerprint: k.fingerprint, publicKeyText: k.publicKey.toString() });
     return toJson({
       name,
       handshake: {
+        ...(serverIdentity ? { identityKeys: { server: keyDoc(serverIdentity), ...(clientIdentity ? { client: keyDoc(clientIdentity) } : {}) } } : {}),
         clientHello: { frame: clientHello },
         serverHello: { frame: serverHello },
         serverFlight: { encryptedExtensionsRecord: { record: eeRecord }, serverFinishedRecord: { record: sfRecord } },
@@ -1271,15 +1544,7 @@ async function runCase(doc: Record<string, unknown>, ctx: { issuer: TicketIssuer
         clientFlight: { clientFinishedRecord: { record: cfRecord }, resumptionMasterSecret: clientSecrets.resumptionMasterSecret, sessionId: cr.sessionId },
       },
       session: {
-        ticket: {
-          lifetimeSeconds: nst.lifetimeSeconds,
-          ageAdd: nst.ageAdd,
-          nonce: nst.nonce,
-          ticket: nst.ticket,
-          keyId: ctx.issuer.keyId,
-          psk: ticketPsk,
-          newSessionTicket: issued.message,
-        },
+        ...(ticket ? { ticket } : {}),
         records,
         exporter,
       },
@@ -1288,6 +1553,44 @@ async function runCase(doc: Record<string, unknown>, ctx: { issuer: TicketIssuer
     cs.destroy();
     ss.destroy();
   }
+}
+
+/** The server issues the session's ticket (fixed inputs) and the client receives and keeps it. */
+function issueTicket(
+  ctx: { issuer: TicketIssuer; store: ClientTicketStore },
+  name: string,
+  I: Record<string, unknown>,
+  ss: SessionV2,
+  cs: SessionV2,
+  deliver: (bytes: Buffer, to: SessionV2, expect: SessionEvent['kind']) => SessionEvent,
+  records: Array<Record<string, unknown>>,
+) {
+  const fields = { suite: ss.suite, group: ss.group.id, ...(ss.peerIdentity?.type === 'psk' ? { peerIdentity: Buffer.from(ss.peerIdentity.identity, 'utf8') } : {}) };
+  const issued = ss.withResumptionSecret((r) =>
+    ctx.issuer.issue(r, fields, {
+      nonce: inputOf(I, 'ticketNonce'),
+      ageAdd: inputOf(I, 'ticketAgeAdd').readUInt32BE(0),
+      aeadNonce: inputOf(I, 'ticketAeadNonce'),
+      ticketId: inputOf(I, 'ticketId'),
+      issuedAtMs: TICKET_ISSUED_AT_MS,
+    }),
+  );
+  const ticketEvent = deliver(ss.ticketFrame(issued.message), cs, 'ticket');
+  const message = (ticketEvent as { message: Buffer }).message;
+  records[0]!.content = Buffer.from(message);
+  const nst = decodeNewSessionTicket(message);
+  const clientTicket = cs.withResumptionSecret((r) => clientTicketFromMessage(nst, r, { suite: cs.suite, group: cs.group.id }, TICKET_ISSUED_AT_MS));
+  const ticketPsk = testing.exportSecret(clientTicket.psk);
+  ctx.store.add(name, clientTicket); // the store owns the PSK now
+  return {
+    lifetimeSeconds: nst.lifetimeSeconds,
+    ageAdd: nst.ageAdd,
+    nonce: nst.nonce,
+    ticket: nst.ticket,
+    keyId: ctx.issuer.keyId,
+    psk: ticketPsk,
+    newSessionTicket: issued.message,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1330,6 +1633,11 @@ export function differences(expected: unknown, actual: unknown, complete: boolea
     for (const path of want.keys()) if (!seen.has(path)) out.push(`${path}: missing from the computation`);
   }
   return out;
+}
+
+/** Whether this mode permits a group (strict FIPS mode: p384-mlkem1024 only). */
+export function groupPermitted(id: number): boolean {
+  return kemGroupById(id)?.permitted() === true;
 }
 
 /** Whether this build can run the ChaCha20-Poly1305 case. */

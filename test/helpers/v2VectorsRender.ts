@@ -8,11 +8,15 @@
 export const HEX_LINE = 64;
 
 /** String fields that hold text; every other string is lowercase hex. */
-const TEXT_KEYS = new Set(['title', 'generator', 'inputDerivation', 'labelPrefix', 'name', 'groupName', 'suiteName', 'auth', 'resumes', 'what', 'from', 'innerType', 'text', 'label']);
+const TEXT_KEYS = new Set(['title', 'generator', 'inputDerivation', 'labelPrefix', 'name', 'groupName', 'suiteName', 'auth', 'resumes', 'what', 'from', 'innerType', 'text', 'label', 'fingerprint', 'publicKeyText']);
+
+/** Text fields too long for a line of prose: a code block, on one line (a public key's text form). */
+const TEXT_BLOCK_KEYS = new Set(['publicKeyText']);
 
 const SECTION_TITLES: Readonly<Record<string, string>> = {
   inputs: 'Inputs',
   psk: 'External PSK',
+  identityKeys: 'Long-term identity keys (pinned keys, §13.1)',
   resumption: 'The ticket offered',
   clientHello: 'ClientHello',
   serverHello: 'ServerHello',
@@ -75,7 +79,8 @@ function fieldList(obj: JsonObject, indent = '', skip: readonly string[] = []): 
     } else if (Array.isArray(value)) {
       throw new Error(`${key}: an array inside a field list`);
     } else if (typeof value === 'string') {
-      if (TEXT_KEYS.has(key)) out.push(`${indent}- ${label}: "${value}"`);
+      if (TEXT_BLOCK_KEYS.has(key)) out.push(`${indent}- ${label} (${value.length} characters):`, '', `${indent}  \`\`\``, `${indent}  ${value}`, `${indent}  \`\`\``, '');
+      else if (TEXT_KEYS.has(key)) out.push(`${indent}- ${label}: "${value}"`);
       else {
         checkHex(key, value);
         out.push(...hexItem(indent, label, value));
@@ -147,10 +152,10 @@ export function renderV2Vectors(doc: JsonObject): string {
     '     test/protocol/v2-vectors.test.ts checks that this page is exactly what the generator renders. -->',
     '',
     'Known-answer vectors for protocol v2: for every hybrid group and every authentication mode (none, an external PSK, resumption',
-    'with a ticket), a complete handshake from fixed inputs, every secret of the key schedule, the traffic keys and IVs, the records',
-    'of both flights, then the same session script: a NewSessionTicket, data both ways, Ping and Pong, a symmetric KeyUpdate, a KEM',
-    'KeyUpdate, data in each new epoch, close_notify, and exporter outputs. Nothing is truncated. The same values, with the same',
-    'field names, are in `test/fixtures/v2-vectors.json`.',
+    'with a ticket, a pinned server key, pinned keys both ways), a complete handshake from fixed inputs, every secret of the key',
+    'schedule, the traffic keys and IVs, the records of both flights, then the same session script: a NewSessionTicket, data both',
+    'ways, Ping and Pong, a symmetric KeyUpdate, a KEM KeyUpdate, data in each new epoch, close_notify, and exporter outputs. Nothing',
+    'is truncated. The same values, with the same field names, are in `test/fixtures/v2-vectors.json`.',
     '',
     'Every value was computed three ways that agree: the specification followed step by step over the library\'s primitives, the',
     'same steps over an independent reference (node:crypto and @noble/post-quantum), and the library\'s real handshake and session',
@@ -177,6 +182,13 @@ export function renderV2Vectors(doc: JsonObject): string {
     'client\'s first. A resumption case offers only the ticket issued in the session of the case named in `resumes` (same group),',
     'as its single PSK identity. The external PSK case offers only the PSK identity; its obfuscated ticket age is 0.',
     '',
+    'The pinned-key cases (docs/PROTOCOL.md §13) come last. Their long-term keys are of the case\'s group, each made from a classical',
+    'private key and an ML-KEM seed derived like the other inputs. In `key` the client pins the server\'s key (by its text form) and',
+    'seals an empty identity; the server holds that key and no list of clients, and does not authenticate the client. In',
+    '`key-mutual` the client also seals its own key blob; the server admits it by its fingerprint (and requires a client key) and',
+    'answers with an encapsulation to it in its ServerHello. Each encapsulation to a long-term key has its own fixed inputs (a fresh',
+    'classical private key and the ML-KEM message m), listed with the case\'s inputs.',
+    '',
     '## The session script',
     '',
     'After each handshake the two ends exchange these records, each delivered before the next is made:',
@@ -187,6 +199,9 @@ export function renderV2Vectors(doc: JsonObject): string {
     lines.push(`${i + 1}. ${r.from === 'client' ? 'client → server' : 'server → client'}, under epoch ${String(r.epoch)}: ${r.what as string}`);
   });
   lines.push(
+    '',
+    'The pinned-key cases skip record 1: sessions authenticated by keys get no tickets (§13.5), so their records start with the',
+    'client\'s data.',
     '',
     'The symmetric KeyUpdate ratchets both traffic secrets: `next = HKDF-Expand-Label(secret, "traffic upd", "", 48)`. The KEM',
     'KeyUpdate carries a fresh hybrid key share of the session\'s group, `classical pk ‖ ek` in the key_update and `classical pk ‖ ct`',

@@ -15,6 +15,10 @@ export const V2AlertCode = Object.freeze({
   KEY_EXHAUSTED: 0x0a,
   /** The peer asked for key updates faster than allowed. */
   RATE_LIMITED: 0x0b,
+  /** The client's ClientHello is not for any key this server holds (§13). */
+  SERVER_KEY_MISMATCH: 0x0c,
+  /** The server does not admit the client: no identity, or one it does not authorize (§13). */
+  UNKNOWN_PEER: 0x0d,
 });
 
 /** The alert code that reports a local failure to the peer. */
@@ -32,6 +36,10 @@ export function alertCodeFor(code: string): number {
       return V2AlertCode.KEY_EXHAUSTED;
     case ErrorCode.REKEY_RATE_LIMITED:
       return V2AlertCode.RATE_LIMITED;
+    case ErrorCode.SERVER_KEY_MISMATCH:
+      return V2AlertCode.SERVER_KEY_MISMATCH;
+    case ErrorCode.UNKNOWN_PEER:
+      return V2AlertCode.UNKNOWN_PEER;
     case ErrorCode.HANDSHAKE_FAILED:
     case ErrorCode.INVALID_KEY:
     case ErrorCode.X25519_LOW_ORDER_POINT:
@@ -46,6 +54,8 @@ const PEER_ERRORS: Readonly<Record<number, [ErrorCodeValue, string]>> = {
   [V2AlertCode.UNSUPPORTED_VERSION]: [ErrorCode.UNSUPPORTED_VERSION, 'the peer does not speak this protocol version'],
   [V2AlertCode.UNSUPPORTED_CIPHER]: [ErrorCode.UNSUPPORTED_CIPHER_SUITE, 'the peer has no cipher suite in common with us'],
   [V2AlertCode.BAD_CIPHERTEXT]: [ErrorCode.AUTHENTICATION_FAILED, 'the peer could not authenticate a record of ours'],
+  [V2AlertCode.SERVER_KEY_MISMATCH]: [ErrorCode.SERVER_KEY_MISMATCH, 'the server holds no key we pinned for it (a different server, or its key changed)'],
+  [V2AlertCode.UNKNOWN_PEER]: [ErrorCode.UNKNOWN_PEER, 'the server does not authorize our identity (or requires one and we presented none)'],
 };
 
 /** Errors that report the peer's own alert: the receiver of an alert closes without answering it. */

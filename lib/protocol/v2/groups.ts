@@ -30,8 +30,11 @@ export const KemGroup = Object.freeze({
 });
 export type KemGroupId = (typeof KemGroup)[keyof typeof KemGroup];
 
-/** The combiner's label (salt and the first bytes of FixedInfo). */
+/** The combiner's label (salt and the first bytes of FixedInfo) for the ephemeral key exchange. */
 export const HYBRID_LABEL = Buffer.from('qtun v2 hybrid', 'ascii');
+/** The labels of the encapsulations to long-term keys (docs/PROTOCOL.md §13): one per role. */
+export const SERVER_KEY_LABEL = Buffer.from('qtun v2 server key', 'ascii');
+export const CLIENT_KEY_LABEL = Buffer.from('qtun v2 client key', 'ascii');
 /** Size of the combined secret K. */
 export const HYBRID_SECRET_SIZE = 48;
 
@@ -75,6 +78,19 @@ export interface ClientKeyShare {
   destroy(): void;
 }
 
+/**
+ * A long-term key pair of a group (a pinned identity key, docs/PROTOCOL.md §13): the same key
+ * types as a client share, decapsulated any number of times. The owner destroys it.
+ */
+export interface StaticKemKeyPair {
+  readonly group: KemGroupSpec;
+  /** classical public key ‖ ML-KEM encapsulation key: the client share format. */
+  readonly publicKey: Buffer;
+  /** K from an encapsulation to this key (the server share format), under `label`. */
+  decapsulate(ciphertext: Uint8Array, version: number, label: Uint8Array): Secret;
+  destroy(): void;
+}
+
 /** Fixed inputs of a client share, for known-answer vectors: never in production. */
 export interface FixedClientShare {
   /** The classical private key (consumed). */
@@ -105,12 +121,18 @@ export interface KemGroupSpec {
   permitted(): boolean;
   /** Client: a fresh key share (`fixed`: known-answer vectors only; the share takes the key). */
   generateClientShare(fixed?: FixedClientShare): ClientKeyShare;
-  /** Server: its share for the client's and K (`fixed`: known-answer vectors only). */
-  encapsulate(clientShare: Uint8Array, version: number, fixed?: FixedServerShare): { share: Buffer; secret: Secret };
+  /**
+   * Server: its share for the client's and K (`fixed`: known-answer vectors only). With `label`,
+   * an encapsulation to a long-term key (the combiner's label names the role).
+   */
+  encapsulate(clientShare: Uint8Array, version: number, fixed?: FixedServerShare, label?: Uint8Array): { share: Buffer; secret: Secret };
   /** generateClientShare() with ML-KEM key generation on the libuv threadpool. */
   generateClientShareAsync(): Promise<ClientKeyShare>;
   /** encapsulate() with ML-KEM encapsulation on the libuv threadpool. */
   encapsulateAsync(clientShare: Uint8Array, version: number): Promise<{ share: Buffer; secret: Secret }>;
+  /** A fresh long-term key pair (an identity key), or one from its parts (the pair takes the keys). */
+  generateStaticKey(): StaticKemKeyPair;
+  staticKeyFrom(classical: PrivateKey, mlkem: PrivateKey): StaticKemKeyPair;
 }
 
 function be16(n: number): Buffer {
@@ -123,17 +145,18 @@ function vec16(bytes: Uint8Array): Buffer[] {
   return [be16(bytes.length), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)];
 }
 
-/** The combiner; consumes (destroys) both component secrets. */
+/** The combiner; consumes (destroys) both component secrets. `label` names the exchange's role. */
 export function combine(
   groupId: number,
   version: number,
   publicValues: { initiatorClassical: Uint8Array; responderClassical: Uint8Array; encapsulationKey: Uint8Array; ciphertext: Uint8Array },
   classicalSecret: Secret,
   mlkemSecret: Secret,
+  label: Uint8Array = HYBRID_LABEL,
 ): Secret {
   try {
     const fixedInfo = sha384([
-      HYBRID_LABEL,
+      label,
       be16(version),
       be16(groupId),
       ...vec16(publicValues.initiatorClassical),
@@ -141,7 +164,7 @@ export function combine(
       ...vec16(publicValues.encapsulationKey),
       ...vec16(publicValues.ciphertext),
     ]);
-    const prk = hkdf.extract(hkdf.HkdfDigest.SHA384, HYBRID_LABEL, [classicalSecret, mlkemSecret]);
+    const prk = hkdf.extract(hkdf.HkdfDigest.SHA384, label, [classicalSecret, mlkemSecret]);
     try {
       return hkdf.expand(hkdf.HkdfDigest.SHA384, prk, fixedInfo, HYBRID_SECRET_SIZE);
     } finally {
@@ -156,6 +179,41 @@ function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem
   const c = classical.publicKeySize;
   const clientShareSize = c + kem.sizes.publicKey;
   const serverShareSize = c + kem.sizes.ciphertext;
+  /** K from a server-format share, once ML-KEM's secret `zm` is known (consumes it). */
+  const completeDecapsulation = (
+    cl: { privateKey: PrivateKey; publicKey: Buffer },
+    encapsulationKey: Uint8Array,
+    serverShare: Uint8Array,
+    version: number,
+    zm: Secret,
+    label: Uint8Array,
+  ): Secret => {
+    const serverClassical = serverShare.subarray(0, c);
+    let zc: Secret;
+    try {
+      zc = classical.derive(cl.privateKey, serverClassical);
+    } catch (err) {
+      zm.destroy();
+      throw err;
+    }
+    return combine(id, version, { initiatorClassical: cl.publicKey, responderClassical: serverClassical, encapsulationKey, ciphertext: serverShare.subarray(c) }, zc, zm, label);
+  };
+  const staticKeyOf = (cl: { privateKey: PrivateKey; publicKey: Buffer }, pq: { privateKey: PrivateKey; publicKey: Buffer }): StaticKemKeyPair => {
+    let destroyed = false;
+    return {
+      group: spec,
+      publicKey: Buffer.concat([cl.publicKey, pq.publicKey]),
+      decapsulate(ciphertext, version, label) {
+        if (destroyed) throw qtError(ErrorCode.INVALID_STATE, 'this key was destroyed');
+        checkBytes(ciphertext, 'ciphertext', serverShareSize);
+        return completeDecapsulation(cl, pq.publicKey, ciphertext, version, kem.decapsulate(pq.privateKey, ciphertext.subarray(c)), label);
+      },
+      destroy() {
+        destroyed = true;
+        destroyAll(cl.privateKey, pq.privateKey);
+      },
+    };
+  };
   /** The client's share from its key pairs, after the FIPS pairwise test (P-384's runs natively). */
   const clientShareOf = (cl: { privateKey: PrivateKey; publicKey: Buffer }, pq: { privateKey: PrivateKey; publicKey: Buffer }): ClientKeyShare => {
     if (cryptoPolicy.checkGroupKeyPair) {
@@ -171,18 +229,7 @@ function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem
       spent = true;
       destroyAll(cl.privateKey, pq.privateKey);
     };
-    /** K from the server's share, once ML-KEM's secret is known (consumes it). */
-    const complete = (serverShare: Uint8Array, version: number, zm: Secret): Secret => {
-      const serverClassical = serverShare.subarray(0, c);
-      let zc: Secret;
-      try {
-        zc = classical.derive(cl.privateKey, serverClassical);
-      } catch (err) {
-        zm.destroy();
-        throw err;
-      }
-      return combine(id, version, { initiatorClassical: cl.publicKey, responderClassical: serverClassical, encapsulationKey: pq.publicKey, ciphertext: serverShare.subarray(c) }, zc, zm);
-    };
+    const complete = (serverShare: Uint8Array, version: number, zm: Secret): Secret => completeDecapsulation(cl, pq.publicKey, serverShare, version, zm, HYBRID_LABEL);
     const begin = (serverShare: Uint8Array): Uint8Array => {
       if (spent) throw qtError(ErrorCode.INVALID_STATE, 'this key share was already used');
       checkBytes(serverShare, 'serverShare', serverShareSize);
@@ -214,6 +261,7 @@ function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem
     version: number,
     fixed: FixedServerShare | undefined,
     encapsulate: (ek: Uint8Array) => R extends Promise<unknown> ? Promise<Encapsulation> : Encapsulation,
+    label: Uint8Array = HYBRID_LABEL,
   ): R => {
     checkBytes(clientShare, 'clientShare', clientShareSize);
     const clientClassical = clientShare.subarray(0, c);
@@ -221,7 +269,7 @@ function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem
     const cl = fixed ? { privateKey: fixed.classical, publicKey: classical.publicKeyOf(fixed.classical) } : classical.generate();
     let zc: Secret | undefined;
     const assemble = (enc: Encapsulation) => {
-      const secret = combine(id, version, { initiatorClassical: clientClassical, responderClassical: cl.publicKey, encapsulationKey, ciphertext: enc.ciphertext }, zc!, enc.sharedSecret);
+      const secret = combine(id, version, { initiatorClassical: clientClassical, responderClassical: cl.publicKey, encapsulationKey, ciphertext: enc.ciphertext }, zc!, enc.sharedSecret, label);
       zc = undefined; // consumed by combine
       return { share: Buffer.concat([cl.publicKey, enc.ciphertext]), secret };
     };
@@ -266,11 +314,25 @@ function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem
       }
       return clientShareOf(cl, pq);
     },
-    encapsulate(clientShare, version, fixed) {
-      return serverShareOf(clientShare, version, fixed, (ek) => kem.encapsulate(ek, fixed?.coins));
+    encapsulate(clientShare, version, fixed, label) {
+      return serverShareOf(clientShare, version, fixed, (ek) => kem.encapsulate(ek, fixed?.coins), label);
     },
     encapsulateAsync(clientShare, version) {
       return serverShareOf(clientShare, version, undefined, (ek) => kem.encapsulateAsync(ek));
+    },
+    generateStaticKey() {
+      const cl = classical.generate();
+      let pq;
+      try {
+        pq = kem.generateKeyPair();
+      } catch (err) {
+        cl.privateKey.destroy();
+        throw err;
+      }
+      return staticKeyOf(cl, pq);
+    },
+    staticKeyFrom(classicalKey, mlkemKey) {
+      return staticKeyOf({ privateKey: classicalKey, publicKey: classical.publicKeyOf(classicalKey) }, { privateKey: mlkemKey, publicKey: kem.publicKeyOf(mlkemKey) });
     },
   };
   return spec;

@@ -22,7 +22,21 @@ import type { Frame } from '../frame.js';
 import type { Handshake, HandshakeStep, HandshakeSummary } from '../handshake.js';
 import { decodeAlert } from '../messages.js';
 import { cipherSuiteById, suitePermitted } from '../suites.js';
-import { type ClientKeyShare, type FixedClientShare, type FixedServerShare, type KemGroupSpec, kemGroupById } from './groups.js';
+import { type ClientKeyShare, CLIENT_KEY_LABEL, type FixedClientShare, type FixedServerShare, type KemGroupSpec, SERVER_KEY_LABEL } from './groups.js';
+import { type IdentityKey, PublicIdentityKey } from '../../identity/keys.js';
+import type { KeyPeerIdentity, PeerIdentity } from '../peerIdentity.js';
+
+export type { KeyPeerIdentity, PeerIdentity, PskPeerIdentity } from '../peerIdentity.js';
+import {
+  decodeClientKeyAuth,
+  decodeServerKeyAuth,
+  encodeClientKeyAuth,
+  encodeServerKeyAuth,
+  ExtensionType,
+  findExtension,
+  openIdentity,
+  sealIdentity,
+} from './keyAuth.js';
 import { KeySchedule } from './keySchedule.js';
 import {
   type ClientHelloV2,
@@ -30,6 +44,9 @@ import {
   decodeServerHelloV2,
   encodeClientHelloV2,
   encodeServerHelloV2,
+  decodeExtensionList,
+  encodeExtensionList,
+  type Extension,
   HELLO_RANDOM_SIZE,
   NO_PSK,
   type PskIdentity,
@@ -55,12 +72,9 @@ export interface ExternalPsk {
   secret: Secret;
 }
 
-/** The authenticated identity of the peer. */
-export interface PeerIdentity {
-  /** How the peer proved it: an external PSK (also when resumed from a ticket issued under one). */
-  type: 'psk';
-  /** The PSK identity, as UTF-8 text (invalid sequences replaced). */
-  identity: string;
+/** Who may connect by key: the entry that admits a presented client key, or undefined. */
+export interface PeerAuthorizer {
+  lookup(key: PublicIdentityKey): { comment: string } | undefined;
 }
 
 /** A ticket the client offers: from an earlier session with the same server. */
@@ -96,6 +110,13 @@ export interface V2HandshakeResult extends HandshakeSummary {
   serverTrafficSecret: Secret;
   exporterSecret: Secret;
   resumptionSecret: Secret;
+  /** The handshake used pinned keys (key_auth, §13): no tickets for this session. */
+  keyAuthenticated: boolean;
+  /**
+   * Client, when it asked (§13.6): the key the server announced. Not proved in this handshake:
+   * check its fingerprint, or trust it on first use, then pin it.
+   */
+  announcedServerKey?: PublicIdentityKey;
 }
 
 /** Fixed inputs for known-answer vectors only (docs/PROTOCOL.md appendix): never in production. */
@@ -103,6 +124,10 @@ export interface FixedHandshakeInputs {
   random: Buffer;
   clientShare?: FixedClientShare;
   serverShare?: FixedServerShare;
+  /** The client's encapsulation to the server's key (§13). */
+  serverKeyShare?: FixedServerShare;
+  /** The server's encapsulation to the client's key (§13). */
+  clientKeyShare?: FixedServerShare;
 }
 
 export interface V2InitiatorOptions {
@@ -112,8 +137,14 @@ export interface V2InitiatorOptions {
   groups: readonly KemGroupSpec[];
   /** Mutual authentication with an external PSK (the server must select it). */
   psk?: ExternalPsk;
-  /** A ticket to try first. */
+  /** A ticket to try first (not offered with a pinned server key). */
   resumption?: ResumptionOffer;
+  /** Pinned-key authentication (§13): the server's public key. Excludes `psk`. */
+  serverKey?: PublicIdentityKey;
+  /** Our identity key for a server that authorizes clients by key (needs `serverKey`). */
+  identity?: IdentityKey;
+  /** Ask the server for its key (§13.6; without `serverKey`): unauthenticated, to check or pin. */
+  requestServerKey?: boolean;
   /** ML-KEM on the libuv threadpool (TunnelOptions.offloadCrypto). */
   offloadCrypto?: boolean;
   fixed?: FixedHandshakeInputs;
@@ -128,6 +159,12 @@ export interface V2ResponderOptions {
    */
   psk?: (identity: Buffer) => Secret | undefined;
   tickets?: TicketOpener;
+  /** Our identity keys (§13; several while a key is being replaced): clients that pinned one of them. */
+  identities?: readonly IdentityKey[];
+  /** Client authentication by key: who is admitted. Unset: a client's key is not authenticated. */
+  authorizedPeers?: PeerAuthorizer;
+  /** Refuse clients that do not prove an authorized key (unknown_peer). */
+  requirePeerIdentity?: boolean;
   /** ML-KEM on the libuv threadpool (TunnelOptions.offloadCrypto). */
   offloadCrypto?: boolean;
   fixed?: FixedHandshakeInputs;
@@ -142,7 +179,7 @@ function handshakeMessage(type: number, body: Buffer): Buffer {
 }
 
 /** One handshake message from an epoch-1 record: exactly one per record. */
-function readHandshakeMessage(records: RecordLayer, frame: Frame, expected: number, name: string): { raw: Buffer; body: Buffer } {
+function readHandshakeMessage(records: RecordLayer, frame: Frame, expected: number, name: string, foreignKeys?: () => Error): { raw: Buffer; body: Buffer } {
   if (frame.type === MessageType.ALERT) throw alertError(decodeAlert(frame.payload)?.code, 'during the handshake');
   let record;
   try {
@@ -151,7 +188,7 @@ function readHandshakeMessage(records: RecordLayer, frame: Frame, expected: numb
     // Keys from a different transcript: a hello was changed on the way (or the peer is not the one
     // that answered our hello).
     if ((err as { code?: string }).code === ErrorCode.AUTHENTICATION_FAILED) {
-      throw qtError(ErrorCode.HANDSHAKE_FAILED, 'a handshake record does not authenticate: the hellos differ between the ends');
+      throw foreignKeys?.() ?? qtError(ErrorCode.HANDSHAKE_FAILED, 'a handshake record does not authenticate: the hellos differ between the ends');
     }
     throw err;
   }
@@ -162,18 +199,28 @@ function readHandshakeMessage(records: RecordLayer, frame: Frame, expected: numb
   return { raw: Buffer.from(raw), body: Buffer.from(raw.subarray(4)) };
 }
 
-/** EncryptedExtensions: vec16(extensions), empty in v2.0 (issue 10 adds identity modes). */
-function encryptedExtensions(): Buffer {
-  return handshakeMessage(HandshakeType.ENCRYPTED_EXTENSIONS, Buffer.from([0, 0]));
-}
-
-function checkEncryptedExtensions(body: Buffer): void {
-  if (body.length < 2 || body.readUInt16BE(0) !== body.length - 2) throw qtError(ErrorCode.MALFORMED_MESSAGE, 'malformed EncryptedExtensions');
-  // Unknown extensions are ignored; none is defined yet.
+/** EncryptedExtensions: vec16(extensions); server_key (§13.6) is the one defined. */
+function encryptedExtensions(extensions: readonly Extension[]): Buffer {
+  return handshakeMessage(HandshakeType.ENCRYPTED_EXTENSIONS, encodeExtensionList(extensions));
 }
 
 function peerIdentityOf(identity: Buffer | undefined): PeerIdentity | undefined {
   return identity === undefined || identity.length === 0 ? undefined : { type: 'psk', identity: identity.toString('utf8') };
+}
+
+function keyIdentityOf(key: PublicIdentityKey, comment: string): KeyPeerIdentity {
+  return { type: 'key', fingerprint: key.fingerprint, group: key.group.option, comment };
+}
+
+const NO_IDENTITY = Buffer.alloc(0);
+
+/** A key blob from the wire: an unknown group or a wrong size is a malformed message (§13.3). */
+function keyFromBlob(blob: Buffer, what: string): PublicIdentityKey {
+  try {
+    return PublicIdentityKey.fromBlob(blob);
+  } catch (err) {
+    throw qtError(ErrorCode.MALFORMED_MESSAGE, `malformed ${what}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 function approved(group: KemGroupSpec, suite: number): boolean {
@@ -193,13 +240,23 @@ class Secrets {
   exporter: Secret | undefined;
   resumption: Secret | undefined;
 
-  /** Handshake secret and both handshake traffic secrets, over CH ‖ SH. */
-  enterHandshake(shared: Secret, helloHash: Buffer): void {
+  /** Pinned-key mode (§13): the key secret ks takes the early secret's place. Consumes K_s. */
+  enterKeySecret(serverKeySecret: Secret): void {
+    const early = this.early ?? this.schedule.earlySecret();
+    try {
+      this.early = this.schedule.keySecret(early, serverKeySecret);
+    } finally {
+      destroyAll(early, serverKeySecret);
+    }
+  }
+
+  /** Handshake secret and both handshake traffic secrets, over CH ‖ SH. Consumes K (and K_c). */
+  enterHandshake(shared: Secret, helloHash: Buffer, clientKeySecret?: Secret): void {
     this.early ??= this.schedule.earlySecret();
     try {
-      this.handshake = this.schedule.handshakeSecret(this.early, shared);
+      this.handshake = this.schedule.handshakeSecret(this.early, shared, clientKeySecret);
     } finally {
-      shared.destroy();
+      destroyAll(shared, clientKeySecret);
     }
     const t = this.schedule.handshakeTrafficSecrets(this.handshake, helloHash);
     this.clientHs = t.client;
@@ -261,11 +318,15 @@ export class ClientHandshakeV2 implements Handshake {
   #selected: OfferedPsk | undefined;
   #suite: CipherSuiteId | undefined;
   #group: KemGroupSpec | undefined;
+  #announcedServerKey: PublicIdentityKey | undefined;
 
   constructor(options: V2InitiatorOptions) {
     if (options.cipherSuites.length === 0) throw qtError(ErrorCode.INVALID_ARGUMENT, 'offer at least one cipher suite');
     if (options.groups.length === 0) throw qtError(ErrorCode.INVALID_ARGUMENT, 'offer at least one key exchange group');
-    this.#options = options;
+    if (options.identity && !options.serverKey) throw qtError(ErrorCode.INVALID_ARGUMENT, "a client identity key needs the server's key (it is sealed to it)");
+    if (options.serverKey && options.psk) throw qtError(ErrorCode.INVALID_ARGUMENT, 'choose one authentication mode: a PSK or pinned keys');
+    // Tickets would bypass the pinned key: a pinned-key client always runs the full handshake.
+    this.#options = options.serverKey ? { ...options, resumption: undefined } : options;
   }
 
   async start(): Promise<HandshakeStep> {
@@ -275,6 +336,7 @@ export class ClientHandshakeV2 implements Handshake {
     this.#share = o.offloadCrypto && !o.fixed ? await group.generateClientShareAsync() : group.generateClientShare(o.fixed?.clientShare);
     if (o.resumption) this.#offered.push({ kind: 'resumption', identity: o.resumption.ticket, psk: o.resumption.psk, peerIdentity: o.resumption.peerIdentity });
     if (o.psk) this.#offered.push({ kind: 'external', identity: o.psk.identity, psk: o.psk.secret, peerIdentity: o.psk.identity });
+    const extensions = o.serverKey ? [this.#keyAuth(o.serverKey, o.identity)] : o.requestServerKey ? [{ type: ExtensionType.SERVER_KEY, data: NO_IDENTITY }] : [];
     const hello: ClientHelloV2 = {
       random: o.fixed?.random ?? randomBytes(HELLO_RANDOM_SIZE),
       supportedVersions: [V2_VERSION_NUMBER],
@@ -286,7 +348,7 @@ export class ClientHandshakeV2 implements Handshake {
         identity: p.identity,
         obfuscatedTicketAge: p.kind === 'resumption' ? o.resumption!.obfuscatedAge : 0,
       })),
-      extensions: [],
+      extensions,
       binders: this.#offered.map(() => Buffer.alloc(FINISHED_SIZE)),
     };
     if (this.#offered.length > 0) {
@@ -297,6 +359,18 @@ export class ClientHandshakeV2 implements Handshake {
     this.#transcript.push(frame);
     this.#state = 'wait-server-hello';
     return { send: [frame], next: 'frame' };
+  }
+
+  /**
+   * key_auth (§13.2): encapsulate to the server's key, enter ks, and seal our identity (or
+   * nothing) under it, so that only the holder of the pinned key learns who we are.
+   */
+  #keyAuth(serverKey: PublicIdentityKey, identity: IdentityKey | undefined) {
+    const { share: ciphertext, secret } = serverKey.group.encapsulate(serverKey.bytes, V2_VERSION_NUMBER, this.#options.fixed?.serverKeyShare, SERVER_KEY_LABEL);
+    const s = this.#secrets;
+    s.enterKeySecret(secret);
+    const sealedIdentity = sealIdentity(s.schedule, s.early!, identity ? identity.publicKey.blob : NO_IDENTITY);
+    return encodeClientKeyAuth({ ciphertext, sealedIdentity });
   }
 
   async receive(input: Frame | Buffer): Promise<HandshakeStep> {
@@ -330,7 +404,10 @@ export class ClientHandshakeV2 implements Handshake {
     if (!o.cipherSuites.includes(sh.cipherSuite as CipherSuiteId)) throw qtError(ErrorCode.UNSUPPORTED_CIPHER_SUITE, 'the server chose a cipher suite we did not offer');
     if (sh.group !== this.#share!.group.id) throw qtError(ErrorCode.HANDSHAKE_FAILED, 'the server chose a group other than our key share');
     if (sh.keyShare.length !== this.#share!.group.serverShareSize) throw qtError(ErrorCode.MALFORMED_MESSAGE, 'a key share of the wrong size for its group');
-    if (sh.extensions.length > 0) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'ServerHello extensions are not defined in v2.0');
+    // The only ServerHello extension is key_auth, and only in answer to our identity.
+    const keyAuth = findExtension(sh.extensions, ExtensionType.KEY_AUTH);
+    if (sh.extensions.length > (keyAuth ? 1 : 0)) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'a ServerHello extension we did not ask for');
+    if (keyAuth && !o.identity) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'a key_auth ServerHello extension, but we presented no identity');
     if (sh.selectedPsk !== NO_PSK) {
       this.#selected = this.#offered[sh.selectedPsk];
       if (this.#selected === undefined) throw qtError(ErrorCode.HANDSHAKE_FAILED, 'the server selected a PSK we did not offer');
@@ -342,19 +419,42 @@ export class ClientHandshakeV2 implements Handshake {
     this.#transcript.push(frame.raw);
     const share = this.#share!;
     this.#share = undefined;
-    const shared = o.offloadCrypto ? await share.finishAsync(sh.keyShare, V2_VERSION_NUMBER) : share.finish(sh.keyShare, V2_VERSION_NUMBER);
+    const clientKeySecret = keyAuth ? this.#decapsulateClientKey(keyAuth) : undefined;
+    let shared: Secret;
+    try {
+      shared = o.offloadCrypto ? await share.finishAsync(sh.keyShare, V2_VERSION_NUMBER) : share.finish(sh.keyShare, V2_VERSION_NUMBER);
+    } catch (err) {
+      clientKeySecret?.destroy();
+      throw err;
+    }
     const s = this.#secrets;
     if (this.#selected) s.early = s.schedule.earlySecret(this.#selected.psk);
-    s.enterHandshake(shared, s.schedule.transcriptHash(this.#transcript));
+    s.enterHandshake(shared, s.schedule.transcriptHash(this.#transcript), clientKeySecret);
     this.#records = new RecordLayer(this.#suite);
     this.#records.installReceive(HANDSHAKE_EPOCH, s.serverHs!);
     this.#records.installSend(HANDSHAKE_EPOCH, s.clientHs!);
     this.#state = 'wait-encrypted-extensions';
   }
 
+  /** K_c: the server's encapsulation to our identity key (§13.3). */
+  #decapsulateClientKey(data: Buffer): Secret {
+    const ciphertext = decodeServerKeyAuth(data);
+    const pair = this.#options.identity!.keyPair;
+    if (ciphertext.length !== pair.group.serverShareSize) throw qtError(ErrorCode.MALFORMED_MESSAGE, 'a key_auth ciphertext of the wrong size for our key');
+    return pair.decapsulate(ciphertext, V2_VERSION_NUMBER, CLIENT_KEY_LABEL);
+  }
+
   #onEncryptedExtensions(frame: Frame): void {
-    const ee = readHandshakeMessage(this.#records!, frame, HandshakeType.ENCRYPTED_EXTENSIONS, 'EncryptedExtensions');
-    checkEncryptedExtensions(ee.body);
+    // Under a pinned key, handshake keys we cannot share mean the server lacks that key.
+    const foreignKeys = this.#options.serverKey
+      ? () => qtError(ErrorCode.SERVER_KEY_MISMATCH, 'the server did not prove the key we pinned for it (a different server, or a relay)')
+      : undefined;
+    const ee = readHandshakeMessage(this.#records!, frame, HandshakeType.ENCRYPTED_EXTENSIONS, 'EncryptedExtensions', foreignKeys);
+    const announced = findExtension(decodeExtensionList(ee.body, 'EncryptedExtensions'), ExtensionType.SERVER_KEY);
+    if (announced !== undefined) {
+      if (!this.#options.requestServerKey || this.#options.serverKey) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'a server_key we did not ask for');
+      this.#announcedServerKey = keyFromBlob(announced, 'server_key');
+    }
     this.#transcript.push(ee.raw);
     this.#state = 'wait-finished';
   }
@@ -385,9 +485,11 @@ export class ClientHandshakeV2 implements Handshake {
       sessionId: sessionIdOf(fullHash),
       resumed: this.#selected?.kind === 'resumption',
       resumptionAttempted: this.#options.resumption !== undefined,
-      peerIdentity: peerIdentityOf(this.#selected?.peerIdentity),
+      peerIdentity: this.#options.serverKey ? keyIdentityOf(this.#options.serverKey, '') : peerIdentityOf(this.#selected?.peerIdentity),
+      keyAuthenticated: this.#options.serverKey !== undefined,
       approvedServicesOnly: approved(this.#group!, this.#suite!),
       ...secrets,
+      ...(this.#announcedServerKey ? { announcedServerKey: this.#announcedServerKey } : {}),
     };
     return { send: [record], next: 'done', result };
   }
@@ -437,6 +539,10 @@ export class ServerHandshakeV2 implements Handshake {
   #group: KemGroupSpec | undefined;
   #psk: { kind: 'resumption' | 'external'; secret: Secret; owned: boolean; peerIdentity?: Buffer } | undefined;
   #resumptionAttempted = false;
+  /** The client's key, when it proved an authorized one (§13). */
+  #peerKey: KeyPeerIdentity | undefined;
+  /** The client pinned one of our keys (key_auth). */
+  #keyAuthenticated = false;
 
   constructor(options: V2ResponderOptions) {
     this.#options = options;
@@ -475,34 +581,113 @@ export class ServerHandshakeV2 implements Handshake {
     if (ch.keyShare.length !== group.clientShareSize) throw qtError(ErrorCode.MALFORMED_MESSAGE, 'a key share of the wrong size for its group');
     this.#suite = suite as CipherSuiteId;
     this.#group = group;
+    // key_auth and PSKs exclude each other (§13.2): refused before any ticket is looked at.
+    if (ch.pskIdentities.length > 0 && findExtension(ch.extensions, ExtensionType.KEY_AUTH) !== undefined) {
+      throw qtError(ErrorCode.HANDSHAKE_FAILED, 'a ClientHello may not combine PSK identities with key authentication');
+    }
     const selected = await this.#selectPsk(ch, frame.raw);
+    // Pinned keys (§13): which of our keys the client sealed to, and who it is, before any
+    // ephemeral work; then the encapsulation to its key if we authenticate it.
+    const clientKey = this.#acceptKeyAuth(ch);
+    const announcement = this.#announceKey(ch);
+    let clientKeyAuth: { share: Buffer; secret: Secret } | undefined;
+    if (clientKey) clientKeyAuth = clientKey.group.encapsulate(clientKey.bytes, V2_VERSION_NUMBER, o.fixed?.clientKeyShare, CLIENT_KEY_LABEL);
     // Everything the client offered is in the transcript from here on.
     this.#transcript.push(frame.raw);
-    const { share, secret } = o.offloadCrypto && !o.fixed
-      ? await group.encapsulateAsync(ch.keyShare, V2_VERSION_NUMBER)
-      : group.encapsulate(ch.keyShare, V2_VERSION_NUMBER, o.fixed?.serverShare);
+    let ephemeral: { share: Buffer; secret: Secret };
+    try {
+      ephemeral = o.offloadCrypto && !o.fixed
+        ? await group.encapsulateAsync(ch.keyShare, V2_VERSION_NUMBER)
+        : group.encapsulate(ch.keyShare, V2_VERSION_NUMBER, o.fixed?.serverShare);
+    } catch (err) {
+      clientKeyAuth?.secret.destroy();
+      throw err;
+    }
     const sh = encodeServerHelloV2({
       random: o.fixed?.random ?? randomBytes(HELLO_RANDOM_SIZE),
       cipherSuite: suite,
       group: group.id,
-      keyShare: share,
+      keyShare: ephemeral.share,
       selectedPsk: selected,
-      extensions: [],
+      extensions: clientKeyAuth ? [encodeServerKeyAuth(clientKeyAuth.share)] : [],
     });
     this.#transcript.push(sh);
     const s = this.#secrets;
     if (this.#psk) s.early = s.schedule.earlySecret(this.#psk.secret);
-    s.enterHandshake(secret, s.schedule.transcriptHash(this.#transcript));
+    s.enterHandshake(ephemeral.secret, s.schedule.transcriptHash(this.#transcript), clientKeyAuth?.secret);
     this.#records = new RecordLayer(this.#suite);
     this.#records.installSend(HANDSHAKE_EPOCH, s.serverHs!);
     this.#records.installReceive(HANDSHAKE_EPOCH, s.clientHs!);
-    const ee = encryptedExtensions();
+    const ee = encryptedExtensions(announcement);
     this.#transcript.push(ee);
     const fin = handshakeMessage(HandshakeType.FINISHED, s.schedule.finishedMac(s.serverHs!, s.schedule.transcriptHash(this.#transcript)));
     this.#transcript.push(fin);
     s.enterApplication(s.schedule.transcriptHash(this.#transcript));
     this.#state = 'wait-finished';
     return { send: [sh, this.#records.seal(InnerType.HANDSHAKE, ee), this.#records.seal(InnerType.HANDSHAKE, fin)], next: 'frame' };
+  }
+
+  /**
+   * key_auth (§13.4): find the server key the client encapsulated to by opening its identity block
+   * (ks enters the schedule), then admit the client. Returns the client key to authenticate, or
+   * undefined (no client authentication by key in this handshake).
+   */
+  #acceptKeyAuth(ch: ClientHelloV2): PublicIdentityKey | undefined {
+    const o = this.#options;
+    const data = findExtension(ch.extensions, ExtensionType.KEY_AUTH);
+    if (data === undefined) {
+      if (o.requirePeerIdentity) throw qtError(ErrorCode.UNKNOWN_PEER, 'the client presented no identity key and this server requires one');
+      return undefined;
+    }
+    const { ciphertext, sealedIdentity } = decodeClientKeyAuth(data);
+    const s = this.#secrets;
+    let payload: Buffer | undefined;
+    for (const key of o.identities ?? []) {
+      if (ciphertext.length !== key.group.serverShareSize) continue;
+      const early = s.schedule.earlySecret();
+      let ks: Secret;
+      try {
+        const serverKeySecret = key.keyPair.decapsulate(ciphertext, V2_VERSION_NUMBER, SERVER_KEY_LABEL);
+        try {
+          ks = s.schedule.keySecret(early, serverKeySecret);
+        } finally {
+          serverKeySecret.destroy();
+        }
+      } finally {
+        early.destroy();
+      }
+      payload = openIdentity(s.schedule, ks, sealedIdentity);
+      if (payload !== undefined) {
+        s.early = ks;
+        break;
+      }
+      ks.destroy();
+    }
+    if (payload === undefined) throw qtError(ErrorCode.SERVER_KEY_MISMATCH, 'the client pinned a key this server does not hold');
+    this.#keyAuthenticated = true;
+    const clientKey = payload.length === 0 ? undefined : keyFromBlob(payload, 'the client identity');
+    if (o.authorizedPeers === undefined) {
+      if (o.requirePeerIdentity) throw qtError(ErrorCode.UNKNOWN_PEER, 'no authorized peers are configured');
+      return undefined; // we do not authenticate clients by key: its identity is not used
+    }
+    if (clientKey === undefined) {
+      if (o.requirePeerIdentity) throw qtError(ErrorCode.UNKNOWN_PEER, 'the client presented no identity key and this server requires one');
+      return undefined;
+    }
+    const entry = o.authorizedPeers.lookup(clientKey);
+    if (entry === undefined) throw qtError(ErrorCode.UNKNOWN_PEER, `the client's key ${clientKey.fingerprint} is not authorized`);
+    this.#peerKey = keyIdentityOf(clientKey, entry.comment);
+    return clientKey;
+  }
+
+  /** server_key (§13.6): our current key, to a client that asked and did not pin one. */
+  #announceKey(ch: ClientHelloV2): Extension[] {
+    const request = findExtension(ch.extensions, ExtensionType.SERVER_KEY);
+    if (request === undefined) return [];
+    if (request.length !== 0) throw qtError(ErrorCode.MALFORMED_MESSAGE, 'a server_key request carries no data');
+    const key = this.#options.identities?.[0];
+    if (key === undefined || findExtension(ch.extensions, ExtensionType.KEY_AUTH) !== undefined) return [];
+    return [{ type: ExtensionType.SERVER_KEY, data: key.publicKey.blob }];
   }
 
   /**
@@ -583,7 +768,8 @@ export class ServerHandshakeV2 implements Handshake {
       sessionId: sessionIdOf(fullHash),
       resumed: this.#psk?.kind === 'resumption',
       resumptionAttempted: this.#resumptionAttempted,
-      peerIdentity: peerIdentityOf(this.#psk?.peerIdentity),
+      peerIdentity: this.#peerKey ?? peerIdentityOf(this.#psk?.peerIdentity),
+      keyAuthenticated: this.#keyAuthenticated,
       approvedServicesOnly: approved(this.#group!, this.#suite!),
       ...secrets,
     };

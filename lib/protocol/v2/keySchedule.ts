@@ -108,9 +108,25 @@ export class KeySchedule {
     return deriveSecret(this.#params, early, kind === 'external' ? 'ext binder' : 'res binder', this.#emptyHash);
   }
 
-  /** Handshake Secret = HKDF-Extract(Derive-Secret(early, "derived", ""), K). */
-  handshakeSecret(early: Secret, sharedSecret: Secret): Secret {
-    return this.#next(early, sharedSecret);
+  /**
+   * Key Secret ks = HKDF-Extract(Derive-Secret(early, "derived", ""), K_s): pinned-key mode only
+   * (§13), K_s the encapsulation to the server's key. It takes the early secret's place below.
+   */
+  keySecret(early: Secret, serverKeySecret: Secret): Secret {
+    return this.#next(early, serverKeySecret);
+  }
+
+  /** The identity block's secret (§13.2): Derive-Secret(ks, "c identity", ""). */
+  identitySecret(ks: Secret): Secret {
+    return deriveSecret(this.#params, ks, 'c identity', this.#emptyHash);
+  }
+
+  /**
+   * Handshake Secret = HKDF-Extract(Derive-Secret(early or ks, "derived", ""), K ‖ K_c), K_c (the
+   * encapsulation to the client's key, §13) only when the server authenticates the client by key.
+   */
+  handshakeSecret(early: Secret, sharedSecret: Secret, clientKeySecret?: Secret): Secret {
+    return this.#next(early, sharedSecret, clientKeySecret);
   }
 
   /** Master Secret = HKDF-Extract(Derive-Secret(handshake, "derived", ""), 0). */
@@ -118,10 +134,10 @@ export class KeySchedule {
     return this.#next(handshake, Buffer.alloc(this.#hashLen));
   }
 
-  #next(previous: Secret, input: Secret | Buffer): Secret {
+  #next(previous: Secret, input: Secret | Buffer, more?: Secret): Secret {
     const derived = deriveSecret(this.#params, previous, 'derived', this.#emptyHash);
     try {
-      return hkdf.extract(this.#params.digest, derived, [input]);
+      return hkdf.extract(this.#params.digest, derived, more === undefined ? [input] : [input, more]);
     } finally {
       derived.destroy();
     }

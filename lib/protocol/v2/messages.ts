@@ -217,3 +217,17 @@ export function decodeServerHelloV2(payload: Buffer): ServerHelloV2 {
   r.end();
   return hello;
 }
+
+/** An extension list alone, `vec16(extensions)`: the body of EncryptedExtensions (§3.3). */
+export function encodeExtensionList(extensions: readonly Extension[]): Buffer {
+  const w = new Writer();
+  writeExtensions(w, extensions);
+  return w.bytes();
+}
+
+export function decodeExtensionList(body: Buffer, what: string): Extension[] {
+  const r = new Reader(body, what);
+  const extensions = readExtensions(r);
+  r.end();
+  return extensions;
+}

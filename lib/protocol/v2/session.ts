@@ -89,6 +89,7 @@ export class SessionV2 implements Session {
   readonly sessionId: Buffer;
   readonly resumed: boolean;
   readonly peerIdentity: PeerIdentity | undefined;
+  readonly resumable: boolean;
   readonly approvedServicesOnly: boolean;
   readonly canStartRekey = true;
   readonly stats: SessionStats = { bytesSent: 0, bytesReceived: 0, recordsSent: 0, recordsReceived: 0, rekeys: 0 };
@@ -115,6 +116,7 @@ export class SessionV2 implements Session {
     this.sessionId = handshake.sessionId;
     this.resumed = handshake.resumed;
     this.peerIdentity = handshake.peerIdentity;
+    this.resumable = !handshake.keyAuthenticated;
     this.approvedServicesOnly = handshake.approvedServicesOnly;
     this.#options = options;
     this.#now = options.now ?? Date.now;

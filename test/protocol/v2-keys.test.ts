@@ -1,0 +1,258 @@
+/**
+ * Pinned-key authentication (docs/PROTOCOL.md §13) through the Handshake interface: server-only
+ * and mutual, in every group; a wrong pinned key, an unknown or missing client key, a relay
+ * between two honest ends, identity hiding on the wire, changed key_auth bytes, reflection, and
+ * a server rotating keys.
+ */
+import { createHash } from 'node:crypto';
+import { expect } from 'chai';
+import { ErrorCode, QuantumTunnelError } from '../../lib/index.js';
+import { CipherSuite } from '../../lib/protocol/constants.js';
+import { AuthorizedPeers, fingerprintOf, IdentityKey, isFingerprint, parsePublicKeyLine, PublicIdentityKey } from '../../lib/identity/keys.js';
+import { KEM_GROUPS, KemGroup, kemGroupById, type KemGroupSpec } from '../../lib/protocol/v2/groups.js';
+import { ClientHandshakeV2, ServerHandshakeV2, type V2InitiatorOptions, type V2ResponderOptions } from '../../lib/protocol/v2/handshake.js';
+import { ExtensionType } from '../../lib/protocol/v2/keyAuth.js';
+import { decodeClientHelloV2, encodeClientHelloV2 } from '../../lib/protocol/v2/messages.js';
+import { V2 } from '../../lib/protocol/versions.js';
+import { converse, frame, type Tamper } from '../helpers/handshakes.js';
+
+const AES = CipherSuite.AES_256_GCM;
+const permitted = KEM_GROUPS.filter((g) => g.permitted());
+const defaultGroup = permitted[0]!.id === KemGroup.X25519_MLKEM1024 ? permitted[0]! : kemGroupById(KemGroup.P384_MLKEM1024)!;
+
+function pair(client: Partial<V2InitiatorOptions>, server: Partial<V2ResponderOptions>, group: KemGroupSpec = defaultGroup) {
+  return [
+    new ClientHandshakeV2({ cipherSuites: [AES], groups: [group], ...client }),
+    new ServerHandshakeV2({ cipherSuites: [AES], groups: KEM_GROUPS, ...server }),
+  ] as const;
+}
+
+async function rejects(p: Promise<unknown>, code: string): Promise<QuantumTunnelError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).to.be.instanceOf(QuantumTunnelError);
+    expect((err as QuantumTunnelError).code, (err as Error).message).to.equal(code);
+    return err as QuantumTunnelError;
+  }
+  expect.fail(`expected ${code}`);
+}
+
+describe('protocol v2: pinned identity keys (§13)', function () {
+  this.timeout(30000);
+  const keys: IdentityKey[] = [];
+  const key = (group: KemGroupSpec = defaultGroup) => {
+    const k = IdentityKey.generate(group);
+    keys.push(k);
+    return k;
+  };
+  after(() => keys.forEach((k) => k.destroy()));
+
+  describe('key text and fingerprints', () => {
+    it('round-trips the one-line form with a comment, and the fingerprint is SHA-256 of BE16(group) ‖ key', () => {
+      const k = key();
+      const line = k.publicKey.toString('alice@laptop');
+      expect(line.startsWith(`qtun-${defaultGroup.option} `)).to.equal(true);
+      const parsed = parsePublicKeyLine(line);
+      expect(parsed.comment).to.equal('alice@laptop');
+      expect(parsed.key.equals(k.publicKey)).to.equal(true);
+      expect(isFingerprint(k.fingerprint)).to.equal(true);
+      expect(k.fingerprint).to.equal(fingerprintOf(defaultGroup, k.publicKey.bytes));
+      // Known answer: the key of all-zero bytes in group 0x0101.
+      const zero = Buffer.alloc(kemGroupById(KemGroup.X25519_MLKEM1024)!.clientShareSize);
+      const blob = Buffer.concat([Buffer.of(0x01, 0x01), zero]);
+      const expected = `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+      expect(fingerprintOf(kemGroupById(KemGroup.X25519_MLKEM1024)!, zero)).to.equal(expected);
+    });
+
+    it('refuses keys of the wrong size, unknown types and non-canonical base64', () => {
+      const k = key();
+      expect(() => PublicIdentityKey.fromBytes(defaultGroup, k.publicKey.bytes.subarray(1))).to.throw(QuantumTunnelError).with.property('code', ErrorCode.INVALID_KEY);
+      expect(() => PublicIdentityKey.parse(`qtun-rsa ${k.publicKey.bytes.toString('base64')}`)).to.throw(QuantumTunnelError).with.property('code', ErrorCode.INVALID_KEY);
+      expect(() => PublicIdentityKey.parse(`ssh-ed25519 AAAA`)).to.throw(QuantumTunnelError).with.property('code', ErrorCode.INVALID_KEY);
+      const b64 = k.publicKey.bytes.toString('base64');
+      expect(() => PublicIdentityKey.parse(`qtun-${defaultGroup.option} ${b64.slice(0, -4)}`)).to.throw(QuantumTunnelError);
+    });
+
+    it('authorized peers match by key or by fingerprint, and a fingerprint entry admits only its key', () => {
+      const a = key();
+      const b = key();
+      const c = key();
+      const peers = new AuthorizedPeers([a.publicKey.toString('a-key'), `${b.fingerprint} b-fingerprint`]);
+      expect(peers.lookup(a.publicKey)?.comment).to.equal('a-key');
+      expect(peers.lookup(b.publicKey)?.comment).to.equal('b-fingerprint');
+      expect(peers.lookup(c.publicKey)).to.equal(undefined);
+    });
+  });
+
+  for (const group of permitted) {
+    it(`mutual authentication in ${group.option}: both ends learn the other's fingerprint and agree on keys`, async () => {
+      const server = key(group);
+      const client = key(group);
+      const [ch, sh] = pair(
+        { serverKey: server.publicKey, identity: client },
+        { identities: [server], authorizedPeers: new AuthorizedPeers([client.publicKey.toString('laptop')]), requirePeerIdentity: true },
+        group,
+      );
+      const [cr, sr] = await converse(ch, sh);
+      expect(cr.peerIdentity).to.deep.equal({ type: 'key', fingerprint: server.fingerprint, group: group.option, comment: '' });
+      expect(sr.peerIdentity).to.deep.equal({ type: 'key', fingerprint: client.fingerprint, group: group.option, comment: 'laptop' });
+      expect(cr.sessionId.equals(sr.sessionId)).to.equal(true);
+      const a = V2.session(cr, {});
+      const b = V2.session(sr, {});
+      try {
+        expect(a.exportKeyingMaterial!('EXPORTER-test', undefined, 32).equals(b.exportKeyingMaterial!('EXPORTER-test', undefined, 32))).to.equal(true);
+      } finally {
+        a.destroy();
+        b.destroy();
+      }
+    });
+  }
+
+  it('server-only: an anonymous client pins the server key; the server admits it when it requires no identity', async () => {
+    const server = key();
+    const [cr, sr] = await converse(...pair({ serverKey: server.publicKey }, { identities: [server] }));
+    expect(cr.peerIdentity?.type).to.equal('key');
+    expect(sr.peerIdentity).to.equal(undefined);
+  });
+
+  it('a client that pins the wrong key fails with ERR_QT_SERVER_KEY_MISMATCH at both ends', async () => {
+    const server = key();
+    const other = key();
+    const [ch, sh] = pair({ serverKey: other.publicKey }, { identities: [server] });
+    const err = await rejects(converse(ch, sh), ErrorCode.SERVER_KEY_MISMATCH);
+    expect(err.message).to.match(/does not hold|pinned/);
+  });
+
+  it('a server without identity keys refuses a pinned-key client (SERVER_KEY_MISMATCH)', async () => {
+    const server = key();
+    await rejects(converse(...pair({ serverKey: server.publicKey }, {})), ErrorCode.SERVER_KEY_MISMATCH);
+  });
+
+  it('refuses an unknown client key, a missing one, and an anonymous hello, with ERR_QT_UNKNOWN_PEER', async () => {
+    const server = key();
+    const stranger = key();
+    const friend = key();
+    const policy = { identities: [server], authorizedPeers: new AuthorizedPeers([friend.publicKey]), requirePeerIdentity: true };
+    await rejects(converse(...pair({ serverKey: server.publicKey, identity: stranger }, policy)), ErrorCode.UNKNOWN_PEER);
+    await rejects(converse(...pair({ serverKey: server.publicKey }, policy)), ErrorCode.UNKNOWN_PEER);
+    await rejects(converse(...pair({}, policy)), ErrorCode.UNKNOWN_PEER);
+  });
+
+  it('a server rotating keys accepts clients that pinned either key', async () => {
+    const old = key();
+    const next = key();
+    for (const pinned of [old, next]) {
+      const [cr] = await converse(...pair({ serverKey: pinned.publicKey }, { identities: [next, old] }));
+      expect(cr.peerIdentity).to.include({ fingerprint: pinned.fingerprint });
+    }
+  });
+
+  it('keys of another group than the key share work (a P-384 server key, an X25519 key share)', async function () {
+    const x = kemGroupById(KemGroup.X25519_MLKEM1024)!;
+    const p = kemGroupById(KemGroup.P384_MLKEM1024)!;
+    if (!x.permitted()) this.skip();
+    const server = key(p);
+    const client = key(x);
+    const [cr, sr] = await converse(...pair({ serverKey: server.publicKey, identity: client }, { identities: [server], authorizedPeers: new AuthorizedPeers([client.publicKey]) }, x));
+    expect(cr.group.id).to.equal(x.id);
+    expect(sr.peerIdentity).to.include({ fingerprint: client.fingerprint });
+  });
+
+  it('a passive observer sees neither public key nor fingerprint on the wire', async () => {
+    const server = key();
+    const client = key();
+    const wire: Buffer[] = [];
+    const record: Tamper = (_from, bytes) => {
+      wire.push(Buffer.from(bytes));
+      return bytes;
+    };
+    await converse(...pair({ serverKey: server.publicKey, identity: client }, { identities: [server], authorizedPeers: new AuthorizedPeers([client.publicKey]) }), record);
+    const all = Buffer.concat(wire);
+    for (const k of [server, client]) {
+      // Any 32-byte window of either public key (its classical key, or its ML-KEM key) would show.
+      for (let at = 0; at + 32 <= k.publicKey.bytes.length; at += 256) expect(all.includes(k.publicKey.bytes.subarray(at, at + 32))).to.equal(false);
+      expect(all.includes(Buffer.from(k.fingerprint.slice(7), 'base64'))).to.equal(false);
+    }
+  });
+
+  it('a changed bit anywhere in key_auth fails the handshake', async () => {
+    const server = key();
+    const client = key();
+    for (const where of ['ciphertext', 'identity'] as const) {
+      const tamper: Tamper = (from, bytes, index) => {
+        if (from !== 'client' || index !== 0) return bytes;
+        const hello = decodeClientHelloV2(frame(bytes).payload);
+        const ext = hello.extensions.find((e) => e.type === ExtensionType.KEY_AUTH)!;
+        const data = Buffer.from(ext.data);
+        data[where === 'ciphertext' ? 40 : data.length - 3]! ^= 0x01;
+        ext.data = data;
+        return encodeClientHelloV2(hello);
+      };
+      const [ch, sh] = pair({ serverKey: server.publicKey, identity: client }, { identities: [server], authorizedPeers: new AuthorizedPeers([client.publicKey]) });
+      await rejects(converse(ch, sh, tamper), ErrorCode.SERVER_KEY_MISMATCH);
+    }
+  });
+
+  it("a changed ciphertext to the client's key: the client cannot open the server's flight", async () => {
+    const server = key();
+    const client = key();
+    const tamper: Tamper = (from, bytes, index) => {
+      if (from !== 'server' || index !== 1) return bytes;
+      const out = Buffer.from(bytes);
+      out[out.length - 20]! ^= 0x01; // inside the ServerHello's key_auth ciphertext (the last field but the extension list end)
+      return out;
+    };
+    const [ch, sh] = pair({ serverKey: server.publicKey, identity: client }, { identities: [server], authorizedPeers: new AuthorizedPeers([client.publicKey]) });
+    // Handshake keys the two ends do not share: under a pinned key, reported as the server not proving it.
+    await rejects(converse(ch, sh, tamper), ErrorCode.SERVER_KEY_MISMATCH);
+  });
+
+  it('refuses key_auth together with PSK identities, and a malformed identity blob', async () => {
+    const server = key();
+    const addPsk: Tamper = (from, bytes, index) => {
+      if (from !== 'client' || index !== 0) return bytes;
+      const hello = decodeClientHelloV2(frame(bytes).payload);
+      hello.pskIdentities = [{ identity: Buffer.from('site-a'), obfuscatedTicketAge: 0 }];
+      hello.binders = [Buffer.alloc(48)];
+      return encodeClientHelloV2(hello);
+    };
+    await rejects(converse(...pair({ serverKey: server.publicKey }, { identities: [server] }), addPsk), ErrorCode.HANDSHAKE_FAILED);
+    // A client "key" of 5 bytes, sealed properly: the server finds it malformed.
+    const c = new ClientHandshakeV2({ cipherSuites: [AES], groups: [defaultGroup], serverKey: server.publicKey, identity: { publicKey: { blob: Buffer.of(0x01, 0x01, 1, 2, 3) } } as never });
+    await rejects(converse(c, new ServerHandshakeV2({ cipherSuites: [AES], groups: KEM_GROUPS, identities: [server], authorizedPeers: new AuthorizedPeers() })), ErrorCode.MALFORMED_MESSAGE);
+  });
+
+  it('a key-pinned session is not resumable (no tickets), whether or not the client presented a key', async () => {
+    const server = key();
+    const [cr, sr] = await converse(...pair({ serverKey: server.publicKey }, { identities: [server] }));
+    expect(cr.keyAuthenticated).to.equal(true);
+    expect(sr.keyAuthenticated).to.equal(true);
+    const [ar] = await converse(...pair({}, { identities: [server] }));
+    expect(ar.keyAuthenticated).to.equal(false);
+  });
+
+  it('a relay that holds neither private key cannot complete either side', async () => {
+    // The relay pins its own key towards the server, and answers the client with its own key.
+    const server = key();
+    const client = key();
+    const relay = key();
+    const clientSide = pair({ serverKey: server.publicKey, identity: client }, { identities: [relay] });
+    await rejects(converse(...clientSide), ErrorCode.SERVER_KEY_MISMATCH);
+    const serverSide = pair({ serverKey: server.publicKey, identity: relay }, { identities: [server], authorizedPeers: new AuthorizedPeers([client.publicKey]), requirePeerIdentity: true });
+    await rejects(converse(...serverSide), ErrorCode.UNKNOWN_PEER);
+  });
+
+  it('reflection: a server answering its own pinned-key hello fails', async () => {
+    // The client's hello is sent back to the client as if it were a ServerHello.
+    const server = key();
+    const c = new ClientHandshakeV2({ cipherSuites: [AES], groups: [defaultGroup], serverKey: server.publicKey });
+    const first = await c.start();
+    await rejects(c.receive(frame(first.send[0]!)), ErrorCode.UNEXPECTED_MESSAGE);
+  });
+
+  it('refuses configurations that cannot be right: identity without a server key, a PSK with keys', () => {
+    const k = key();
+    expect(() => new ClientHandshakeV2({ cipherSuites: [AES], groups: [defaultGroup], identity: k })).to.throw(QuantumTunnelError).with.property('code', ErrorCode.INVALID_ARGUMENT);
+  });
+});
