@@ -16,12 +16,15 @@
         "native/fips.cc",
         "native/hkdf.cc",
         "native/library_context.cc",
+        "native/mldsa.cc",
         "native/mlkem.cc",
+        "native/pem.cc",
         "native/private_key.cc",
         "native/random.cc",
         "native/secret.cc",
         "native/testing.cc",
-        "native/x25519.cc"
+        "native/x25519.cc",
+        "native/x509.cc"
       ],
       # Node-API only: the Node-API headers from npm, never Node's own include directory, which
       # also holds Node's (older) OpenSSL headers.

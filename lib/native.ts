@@ -20,17 +20,21 @@ export interface Secret {
   clone(): Secret;
 }
 
-/** A private key (X25519, P-384 or ML-KEM) held in native memory. */
+/** A private key (X25519, P-384, ML-KEM or ML-DSA-87) held in native memory. */
 export interface PrivateKey {
-  /** `X25519`, `P-384`, `ML-KEM-768` or `ML-KEM-1024`. */
+  /** `X25519`, `P-384`, `ML-KEM-768`, `ML-KEM-1024` or `ML-DSA-87`. */
   readonly algorithm: string;
   readonly destroyed: boolean;
   /** Frees (and so cleanses) the key now. Safe to call twice. */
   destroy(): void;
 }
 
-/** A parsed, checked ML-KEM encapsulation key (parse once, encapsulate many times). */
+/**
+ * A parsed, checked public key (parse once, use many times): an ML-KEM encapsulation key, an
+ * ML-DSA-87 verification key, or any of the private key kinds read from an SPKI or a certificate.
+ */
 export interface PublicKey {
+  /** As {@link PrivateKey.algorithm}. */
   readonly algorithm: string;
   readonly destroyed: boolean;
   destroy(): void;
@@ -120,6 +124,43 @@ export interface Encapsulation {
 
 type Part = Uint8Array | Secret;
 
+export interface MlDsaNativeSizes {
+  publicKey: number;
+  privateKey: number;
+  signature: number;
+  seed: number;
+  maxContext: number;
+  id: number;
+}
+
+/** The fields of a certificate, as native code reads them once. */
+export interface NativeCertificateInfo {
+  version: number;
+  subject: string;
+  issuer: string;
+  serialNumber: string;
+  notBefore: number;
+  notAfter: number;
+  dnsNames: string[];
+  ipAddresses: string[];
+  keyUsage: string[] | null;
+  extendedKeyUsage: string[] | null;
+  isCA: boolean;
+  pathLength: number | null;
+  publicKeyAlgorithm: string;
+  signatureAlgorithm: string;
+  selfSigned: boolean;
+  spkiFingerprint: Buffer;
+  fingerprint256: Buffer;
+}
+
+/** An X.509 certificate parsed natively (an X509 object). Holds nothing secret; freed by GC. */
+export interface NativeCertificate {
+  info(): NativeCertificateInfo;
+  publicKey(): PublicKey;
+  der(): Buffer;
+}
+
 /** The addon's exports, as native/addon.cc registers them. */
 export interface NativeAddon {
   setErrorConstructor(ctor: typeof QuantumTunnelError): void;
@@ -145,6 +186,66 @@ export interface NativeAddon {
   p384PublicKey(key: PrivateKey): Buffer;
   p384Derive(key: PrivateKey, peerPublicKey: Uint8Array): Secret;
   p384PrivateKeyFromBytes(bytes: Uint8Array): PrivateKey;
+  mldsaSizes: MlDsaNativeSizes;
+  mldsaGenerateKeyPair(seed?: Uint8Array): PrivateKey;
+  mldsaPublicKey(key: PrivateKey): Buffer;
+  mldsaImportPublicKey(publicKey: Uint8Array): PublicKey;
+  mldsaSign(key: PrivateKey, message: Uint8Array, context: Uint8Array | undefined, deterministic: boolean): Buffer;
+  mldsaVerify(publicKey: Uint8Array | PublicKey, message: Uint8Array, signature: Uint8Array, context: Uint8Array | undefined): boolean;
+  mldsaSignForTesting(key: PrivateKey, message: Uint8Array, context: Uint8Array | undefined, rnd: Uint8Array, iface: number): Buffer;
+  mldsaVerifyForTesting(
+    publicKey: Uint8Array | PublicKey,
+    message: Uint8Array,
+    signature: Uint8Array,
+    context: Uint8Array | undefined,
+    iface: number,
+  ): boolean;
+  mldsaPrivateKeyFromBytes(bytes: Uint8Array): PrivateKey;
+  keyFileLimits: { minIterations: number; maxIterations: number; maxPassphrase: number };
+  keyExportPrivatePem(key: PrivateKey, passphrase: Uint8Array | undefined, iterations: number): Buffer;
+  keyImportPrivatePem(pem: Uint8Array, passphrase: Uint8Array | undefined): PrivateKey;
+  keyExportPublicPem(key: PrivateKey | PublicKey): string;
+  keyImportPublic(spki: Uint8Array): PublicKey;
+  keyPublicKey(key: PrivateKey): PublicKey;
+  keyPublicBytes(key: PrivateKey | PublicKey): Buffer;
+  keySpki(key: PrivateKey | PublicKey): Buffer;
+  keySpkiFingerprint(key: PrivateKey | PublicKey): Buffer;
+  x509Parse(input: Uint8Array): NativeCertificate[];
+  x509Verify(
+    leaf: NativeCertificate,
+    intermediates: NativeCertificate[],
+    trusted: NativeCertificate[],
+    crls: Uint8Array[],
+    time: number,
+    name: string | undefined,
+    nameKind: number,
+    purpose: number,
+    crlCheckAll: boolean,
+  ): NativeCertificate[];
+  x509Issue(
+    issuerKey: PrivateKey,
+    issuer: NativeCertificate | null,
+    subjectKey: PrivateKey | PublicKey,
+    subject: string[],
+    serialNumber: Uint8Array | undefined,
+    notBefore: number,
+    notAfter: number,
+    dnsNames: string[],
+    ipAddresses: string[],
+    isCA: boolean,
+    pathLength: number,
+    keyUsage: number,
+    extendedKeyUsage: number,
+  ): NativeCertificate;
+  x509CreateCrl(
+    issuerKey: PrivateKey,
+    issuer: NativeCertificate,
+    serials: Uint8Array[],
+    revocationTimes: number[],
+    thisUpdate: number,
+    nextUpdate: number,
+    crlNumber: number,
+  ): Buffer;
   digestSizes: { sha3_256: number; sha384: number; maxShake256Output: number };
   shake256(parts: Part[], outputLength: number): Buffer;
   shake256Secrets(parts: Part[], sizes: number[]): Secret[];

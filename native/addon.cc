@@ -10,12 +10,15 @@
 #include "fips.h"
 #include "hkdf.h"
 #include "library_context.h"
+#include "mldsa.h"
 #include "mlkem.h"
+#include "pem.h"
 #include "private_key.h"
 #include "random.h"
 #include "secret.h"
 #include "testing.h"
 #include "x25519.h"
+#include "x509.h"
 
 namespace qt {
 
@@ -93,6 +96,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitRandom(env, exports);
   InitTesting(env, exports);
   InitFips(env, exports);
+  InitMlDsa(env, exports);
+  InitPem(env, exports);
+  data->certificate_constructor = Napi::Persistent(InitX509(env, exports));
   return exports;
 }
 

@@ -14,6 +14,7 @@ struct AddonData {
   Napi::FunctionReference private_key_constructor;
   Napi::FunctionReference public_key_constructor;
   Napi::FunctionReference aead_constructor;
+  Napi::FunctionReference certificate_constructor;
   // Process-wide contexts (see LibraryContext::Standard); not owned here.
   LibraryContext* standard_context = nullptr;
   // The context every new operation uses. FIPS mode swaps in a second LibraryContext; handles

@@ -2,6 +2,7 @@
 
 #include <openssl/core_names.h>
 
+#include <cstring>
 #include <vector>
 
 #include "addon_data.h"
@@ -38,6 +39,7 @@ const char* KeyKindName(KeyKind kind) {
     case KeyKind::kMlKem768: return "ML-KEM-768";
     case KeyKind::kMlKem1024: return "ML-KEM-1024";
     case KeyKind::kP384: return "P-384";
+    case KeyKind::kMlDsa87: return "ML-DSA-87";
   }
   return "unknown";
 }
@@ -103,6 +105,20 @@ KeyHandle<kPublic>* KeyHandle<kPublic>::FromValue(Napi::Env env, Napi::Value v, 
 }
 
 template <bool kPublic>
+KeyHandle<kPublic>* KeyHandle<kPublic>::FromValueAny(Napi::Env env, Napi::Value v, const char* what) {
+  if (!Is(env, v)) {
+    ThrowInvalidArgument(env, std::string(what) + " must be a " + ClassName<kPublic>() + " handle");
+    return nullptr;
+  }
+  KeyHandle* k = Napi::ObjectWrap<KeyHandle>::Unwrap(v.As<Napi::Object>());
+  if (k->pkey_ == nullptr) {
+    ThrowError(env, code::kDestroyed, std::string(what) + " has been destroyed");
+    return nullptr;
+  }
+  return k;
+}
+
+template <bool kPublic>
 Napi::Value KeyHandle<kPublic>::Algorithm(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), KeyKindName(kind_));
 }
@@ -120,6 +136,23 @@ void KeyHandle<kPublic>::Destroy(const Napi::CallbackInfo&) {
 
 template class KeyHandle<false>;
 template class KeyHandle<true>;
+
+bool KindOfKey(EVP_PKEY* pkey, KeyKind* kind) {
+  for (KeyKind k : {KeyKind::kMlDsa87, KeyKind::kMlKem1024, KeyKind::kMlKem768, KeyKind::kX25519}) {
+    if (EVP_PKEY_is_a(pkey, KeyKindName(k))) {
+      *kind = k;
+      return true;
+    }
+  }
+  char group[64] = {0};
+  size_t len = 0;
+  if (EVP_PKEY_is_a(pkey, "EC") && EVP_PKEY_get_group_name(pkey, group, sizeof group, &len) == 1 &&
+      (std::strcmp(group, "secp384r1") == 0 || std::strcmp(group, "P-384") == 0)) {
+    *kind = KeyKind::kP384;
+    return true;
+  }
+  return false;
+}
 
 Napi::Value ExportPublicKey(Napi::Env env, EVP_PKEY* pkey, KeyKind kind) {
   size_t len = 0;

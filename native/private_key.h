@@ -1,7 +1,7 @@
-// Keys as opaque handles over an EVP_PKEY: private keys (X25519, P-384, ML-KEM), whose material
+// Keys as opaque handles over an EVP_PKEY: private keys (X25519, P-384, ML-KEM, ML-DSA), whose material
 // stays in OpenSSL's memory (destroy() frees it, and OpenSSL cleanses private key material when it
-// frees a key), and parsed ML-KEM public keys, so a key used for many encapsulations is parsed and
-// checked once. An async operation still running holds its own reference, so destroy() is always safe.
+// frees a key), and parsed public keys (ML-KEM, so a key used for many encapsulations is parsed
+// and checked once; ML-DSA; and any kind read from an SPKI or a certificate). An async operation still running holds its own reference, so destroy() is always safe.
 #pragma once
 #include <napi.h>
 #include <openssl/evp.h>
@@ -10,7 +10,7 @@
 
 namespace qt {
 
-enum class KeyKind { kX25519 = 1, kMlKem768 = 2, kMlKem1024 = 3, kP384 = 4 };
+enum class KeyKind { kX25519 = 1, kMlKem768 = 2, kMlKem1024 = 3, kP384 = 4, kMlDsa87 = 5 };
 
 // The OpenSSL algorithm name (P-384: the group of an "EC" key), also the handle's `algorithm`.
 const char* KeyKindName(KeyKind kind);
@@ -23,6 +23,8 @@ class KeyHandle : public Napi::ObjectWrap<KeyHandle<kPublic>> {
   static Napi::Value Wrap(Napi::Env env, EVP_PKEY* pkey, KeyKind kind, LibraryContext* lc);
   // A live key of the given kind, or throws and returns nullptr.
   static KeyHandle* FromValue(Napi::Env env, Napi::Value v, KeyKind kind, const char* what);
+  // A live key of any kind, or throws and returns nullptr.
+  static KeyHandle* FromValueAny(Napi::Env env, Napi::Value v, const char* what);
   // Whether v is a handle of this class (live or destroyed).
   static bool Is(Napi::Env env, Napi::Value v);
 
@@ -46,7 +48,12 @@ class KeyHandle : public Napi::ObjectWrap<KeyHandle<kPublic>> {
 using PrivateKey = KeyHandle<false>;
 using PublicKey = KeyHandle<true>;
 
-// Raw public key bytes of a key pair (X25519: 32; ML-KEM: the encapsulation key).
+// The kind of a key OpenSSL decoded (from an SPKI, PKCS#8 or a certificate): false when it is none
+// of ours (P-384 means an EC key on that curve).
+bool KindOfKey(EVP_PKEY* pkey, KeyKind* kind);
+
+// Raw public key bytes of a key pair (X25519: 32; ML-KEM: the encapsulation key; ML-DSA: pk;
+// P-384: the uncompressed point).
 Napi::Value ExportPublicKey(Napi::Env env, EVP_PKEY* pkey, KeyKind kind);
 
 }  // namespace qt

@@ -91,6 +91,8 @@ Napi::Value ExportPrivateKey(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+bool TestHooksEnabled(Napi::Env env) { return ExportAllowed(env); }
+
 void InitTesting(Napi::Env env, Napi::Object exports) {
   exports.Set("enableSecretExportForTesting", Napi::Function::New<EnableSecretExport>(env));
   exports.Set("exportSecretForTesting", Napi::Function::New<ExportSecret>(env));

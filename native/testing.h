@@ -5,4 +5,6 @@
 
 namespace qt {
 void InitTesting(Napi::Env env, Napi::Object exports);
+// Whether quantum-tunnel/testing enabled the test-only hooks; throws ERR_QT_INVALID_STATE when not.
+bool TestHooksEnabled(Napi::Env env);
 }

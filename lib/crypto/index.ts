@@ -19,6 +19,9 @@ export {
 export { MlKem, mlkem1024, mlkem768, type MlKemKeyPair, type Encapsulation, type EncapsulationKey } from './mlkem.js';
 export * as x25519 from './x25519.js';
 export * as p384 from './p384.js';
+export * as mldsa87 from './mldsa.js';
+export * as keyFiles from './keyFiles.js';
+export * as x509 from './x509.js';
 export {
   AeadSuite,
   AEAD_SIZES,

@@ -9,11 +9,13 @@ import { type ChKemEncapsulation, type ChKemKeyPair, encapsulateWith, keyPairFro
 import { type MlKem, mlkem1024 } from './mlkem.js';
 import { P384_SIZES } from './p384.js';
 import { X25519_SIZES } from './x25519.js';
+import { ML_DSA_87_SIZES } from './mldsa.js';
 
 const KIND_OF_ALGORITHM: Record<string, number> = {
   X25519: 1,
   'ML-KEM-768': native.mlkemSizes['ML-KEM-768'].id,
   'ML-KEM-1024': native.mlkemSizes['ML-KEM-1024'].id,
+  'ML-DSA-87': native.mldsaSizes.id,
 };
 
 /** The bytes of a live secret. */
@@ -32,7 +34,7 @@ export function secretFromBytes(bytes: Uint8Array): Secret {
   return native.secretFromBytesForTesting(bytes);
 }
 
-/** The raw private key: the X25519 scalar, or the ML-KEM expanded decapsulation key. */
+/** The raw private key: the X25519 scalar, the ML-KEM expanded decapsulation key, or the ML-DSA expanded sk. */
 export function exportPrivateKey(key: PrivateKey): Buffer {
   const kind = KIND_OF_ALGORITHM[key?.algorithm ?? ''];
   if (kind === undefined) invalidArgument('key must be a PrivateKey handle');
@@ -78,4 +80,47 @@ export function chkemEncapsulateDeterministic(
   } finally {
     ephemeral.destroy();
   }
+}
+
+/** Imports an ML-DSA-87 expanded private key sk (4896 bytes; ACVP signature generation groups). */
+export function mldsaPrivateKeyFromBytes(bytes: Uint8Array): PrivateKey {
+  checkBytes(bytes, 'bytes', ML_DSA_87_SIZES.privateKey);
+  return native.mldsaPrivateKeyFromBytes(bytes);
+}
+
+/**
+ * The FIPS 204 interface a test signature goes through: `pure` (ML-DSA.Sign, Algorithm 2, with
+ * the context string), `internal` (ML-DSA.Sign_internal over M' as given: the ACVP groups without
+ * a signatureInterface field), `external-mu` (the message is μ itself, 64 bytes).
+ */
+export type MlDsaInterface = 'pure' | 'internal' | 'external-mu';
+
+const ML_DSA_INTERFACES: Record<MlDsaInterface, number> = { pure: 0, internal: 1, 'external-mu': 2 };
+
+function mldsaInterface(iface: MlDsaInterface): number {
+  const n = ML_DSA_INTERFACES[iface];
+  if (n === undefined) invalidArgument("interface must be 'pure', 'internal' or 'external-mu'");
+  return n;
+}
+
+/** ML-DSA-87 signing with a fixed rnd (32 bytes; all zeros is the deterministic variant). */
+export function mldsaSignWithRandomness(
+  privateKey: PrivateKey,
+  message: Uint8Array,
+  rnd: Uint8Array,
+  options: { interface?: MlDsaInterface; context?: Uint8Array } = {},
+): Buffer {
+  checkBytes(message, 'message');
+  checkBytes(rnd, 'rnd', 32);
+  return native.mldsaSignForTesting(privateKey, message, options.context, rnd, mldsaInterface(options.interface ?? 'pure'));
+}
+
+/** ML-DSA-87 verification through any of the three interfaces. */
+export function mldsaVerifyWithInterface(
+  publicKey: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+  options: { interface?: MlDsaInterface; context?: Uint8Array } = {},
+): boolean {
+  return native.mldsaVerifyForTesting(publicKey, message, signature, options.context, mldsaInterface(options.interface ?? 'pure'));
 }
