@@ -25,6 +25,10 @@ export const ErrorCode = {
   CERTIFICATE_REVOCATION_UNKNOWN: 'ERR_QT_CERTIFICATE_REVOCATION_UNKNOWN',
   CERTIFICATE_BAD_SIGNATURE: 'ERR_QT_CERTIFICATE_BAD_SIGNATURE',
   CERTIFICATE_WRONG_PURPOSE: 'ERR_QT_CERTIFICATE_WRONG_PURPOSE',
+  /** No certificate where one is required (§14): the peer has none, or did not ask for certificates. */
+  CERTIFICATE_REQUIRED: 'ERR_QT_CERTIFICATE_REQUIRED',
+  /** The peer refused our certificate (its alert bad_certificate): its chain, name, purpose or signature. */
+  CERTIFICATE_REJECTED: 'ERR_QT_CERTIFICATE_REJECTED',
   // Protocol and tunnel
   MESSAGE_TOO_LARGE: 'ERR_QT_MESSAGE_TOO_LARGE',
   MALFORMED_MESSAGE: 'ERR_QT_MALFORMED_MESSAGE',

@@ -24,7 +24,9 @@ import type { CipherName } from '../tunnel/options.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
 import { type Logger, maskAddress, type ObservabilityServer } from '../ops/index.js';
 import { ClientTicketStore, TicketIssuer } from '../protocol/v2/tickets.js';
-import { GROUPS_FLAG, LEGACY_V1_FLAG, PSK_FLAGS, protocolAndObservability, protocolFields, type ProtocolSetup } from './protocol.js';
+import { GROUPS_FLAG, KEY_AUTH_FLAGS, LEGACY_V1_FLAG, PSK_FLAGS, protocolAndObservability, protocolFields, type ProtocolSetup } from './protocol.js';
+import { defaultKnownServersPath } from './auth.js';
+import { knownServerKey } from '../identity/files.js';
 import { ConnectTimeoutError, BackendProbe, failureReason, ForwardMetrics } from './backend.js';
 import { type FlagSpec, type FlagValues, formatHostPort, type HostPort, type ParsedArgs, parseDuration, parseHostPort, UsageError } from './args.js';
 import {
@@ -34,6 +36,7 @@ import {
   ciphersFromFlag,
   type Command,
   describeError,
+  err,
   FIPS_FLAG,
   LOG_FLAGS,
   logTunnelError,
@@ -62,6 +65,13 @@ const FLAGS: FlagSpec[] = [
   GROUPS_FLAG,
   LEGACY_V1_FLAG,
   ...PSK_FLAGS,
+  ...KEY_AUTH_FLAGS,
+  {
+    name: 'no-auth',
+    kind: 'boolean',
+    default: false,
+    help: 'Run without authentication (anyone may connect, and a relay can read the traffic): forward refuses to start without --identity, --server-key / --known-servers or --psk-file unless this is given',
+  },
   {
     name: 'tickets',
     kind: 'boolean',
@@ -93,6 +103,39 @@ const FLAGS: FlagSpec[] = [
   FIPS_FLAG,
   ...RATE_LIMIT_FLAGS,
 ];
+
+/**
+ * forward carries other programs' traffic between machines: it refuses to run without an
+ * authentication mode unless --no-auth says so, and then warns.
+ */
+function requireAuthentication(f: FlagValues, role: 'client' | 'server', remote: HostPort): void {
+  const set = (name: string) => f[name] !== undefined && f[name] !== '' && f[name] !== false;
+  const modes = role === 'server'
+    ? ['psk-file', 'identity'].filter(set)
+    : ['psk-file', 'server-key', 'known-servers'].filter(set);
+  if (role === 'client' && modes.length === 0 && knownDefault(remote)) modes.push('known-servers');
+  if (f['no-auth'] === true) {
+    if (modes.length > 0) throw new UsageError(`--no-auth contradicts --${modes[0]}`);
+    err(`warning: --no-auth: ${role === 'server' ? 'any client may connect' : 'the server is not authenticated'}, and a relay on the path can read and change the traffic`);
+    return;
+  }
+  if (modes.length === 0) {
+    throw new UsageError(
+      role === 'server'
+        ? 'forward needs an authentication mode: --identity FILE (pinned keys; with --authorized-peers for the clients) or --psk-file FILE; or --no-auth to run without'
+        : "forward needs to authenticate the server: --server-key KEY, --known-servers FILE or --psk-file FILE; or --no-auth to run without",
+    );
+  }
+}
+
+/** Whether the default known-servers file lists the server. */
+function knownDefault(remote: HostPort): boolean {
+  try {
+    return knownServerKey(defaultKnownServersPath(), remote.host, remote.port) !== undefined;
+  } catch {
+    return false;
+  }
+}
 
 /** Resets a socket (RST) unless it is already gone. */
 function reset(socket: Socket): void {
@@ -290,6 +333,8 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
     legacyV1: c.protocol.legacyV1,
     groups: c.protocol.groups,
     psk: c.protocol.listenPsk(),
+    identity: c.protocol.keys.identities.length > 0 ? c.protocol.keys.identities : undefined,
+    authorizedPeers: c.protocol.keys.authorizedPeers,
     tickets: issuer,
   });
   // Until it listens, a failure (EADDRINUSE...) is reported once, below; after, it is logged.
@@ -432,7 +477,7 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
     dials.add(abort);
     const onEarlyClose = () => abort.abort();
     app.once('close', onEarlyClose);
-    dial(target, {
+    c.protocol.keys.dialOptions(remote.host, remote.port).then((keys) => dial(target, {
       ciphers: c.ciphers,
       observer: obs.observers,
       signal: abort.signal,
@@ -442,8 +487,9 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
       legacyV1: c.protocol.legacyV1,
       groups: c.protocol.groups,
       psk,
+      ...keys,
       ticketStore,
-    }).then(
+    })).then(
       (tunnel) => {
         dials.delete(abort);
         app.off('close', onEarlyClose);
@@ -538,7 +584,9 @@ export const forwardCommand: Command = {
     'HOST:PORT" once ready. SIGINT or SIGTERM stops accepting at once, lets open connections\n' +
     'finish for at most --drain-timeout, closes the rest gracefully and exits 0. The server side\n' +
     'probes the --to service; /readyz answers 503 while it cannot be reached. Tunnels speak\n' +
-    'protocol v2 unless --legacy-v1; give both sides the same --psk-file to authenticate them.',
+    'protocol v2 unless --legacy-v1. forward authenticates: pinned keys (server --identity, with\n' +
+    '--authorized-peers to admit clients by key; client --server-key or --known-servers, and\n' +
+    '--identity), or the same --psk-file on both sides; --no-auth runs without (with a warning).',
   flags: FLAGS,
   async run(args: ParsedArgs): Promise<number> {
     const f = args.flags;
@@ -562,6 +610,7 @@ export const forwardCommand: Command = {
     if (tickets && !hasTo && f['legacy-v1'] === true) throw new UsageError('--tickets is protocol v2 resumption; a client with --legacy-v1 speaks protocol v1 only');
     await applyFips(f);
     const ciphers = ciphersFromFlag(f.cipher as string | undefined);
+    requireAuthentication(f, hasTo ? 'server' : 'client', remote);
     const { setup: protocol, obs } = await protocolAndObservability(f, hasTo ? 'server' : 'client');
     const forwardMetrics = new ForwardMetrics(hasTo ? 'server' : 'client', obs.metrics.registry, obs.metrics.prefix, { ...METRIC_LABELS });
     const common: Common = { listenAddr, ciphers, protocol, tickets, connectTimeoutMs, handshakeTimeoutMs, lingerMs, drainTimeoutMs, obs, forwardMetrics };

@@ -12,6 +12,7 @@ import { demoCommand } from './demo.js';
 import { exampleCommand } from './example.js';
 import { fipsCommand, fipsFromEnvironment } from './fips.js';
 import { forwardCommand } from './forward.js';
+import { fingerprintCommand, keygenCommand, keyscanCommand } from './identity.js';
 import { pskCommand } from './psk.js';
 import { versionCommand } from './version.js';
 
@@ -39,7 +40,19 @@ const helpCommand: Command = {
   },
 };
 
-export const COMMANDS: readonly Command[] = [demoCommand, benchCommand, forwardCommand, pskCommand, exampleCommand, versionCommand, fipsCommand, helpCommand];
+export const COMMANDS: readonly Command[] = [
+  demoCommand,
+  benchCommand,
+  forwardCommand,
+  keygenCommand,
+  fingerprintCommand,
+  keyscanCommand,
+  pskCommand,
+  exampleCommand,
+  versionCommand,
+  fipsCommand,
+  helpCommand,
+];
 
 function findCommand(name: string): Command | undefined {
   return COMMANDS.find((c) => c.name === name);

@@ -7,9 +7,10 @@ import { KEM_GROUPS, defaultKemGroup, type KemGroupSpec } from '../protocol/v2/g
 import type { KemGroupName, PskOption } from '../tunnel/options.js';
 import { CliError, type FlagSpec, type FlagValues, printable, UsageError } from './args.js';
 import { type Observability, observabilityFromFlags } from './common.js';
+import { KEY_AUTH_FLAGS, keyAuthFromFlags, type KeyAuthSetup } from './auth.js';
 import { PSK_FLAGS, pskFromFlags, type PskSelection } from './psk.js';
 
-export { PSK_FLAGS };
+export { KEY_AUTH_FLAGS, PSK_FLAGS };
 
 export const LEGACY_V1_FLAG: FlagSpec = {
   name: 'legacy-v1',
@@ -65,6 +66,8 @@ export interface ProtocolSetup {
   dialPsk(): PskOption | undefined;
   /** The `psk` option of listen() (server). */
   listenPsk(): PskOption[] | undefined;
+  /** Pinned keys (--identity, --authorized-peers, --server-key, --known-servers). */
+  keys: KeyAuthSetup;
   /** Destroys the loaded keys (when the command stops). */
   destroy(): void;
 }
@@ -81,13 +84,24 @@ export function protocolFromFlags(flags: FlagValues, role: 'client' | 'server'):
     throw new UsageError('--groups applies to protocol v2; with --legacy-v1 a client speaks protocol v1 only');
   }
   const psk = pskFromFlags(flags, role);
+  let keys: KeyAuthSetup;
+  try {
+    keys = keyAuthFromFlags(flags, role, [psk && '--psk-file', legacyV1 && '--legacy-v1'].filter(Boolean) as string[]);
+  } catch (e) {
+    psk?.destroy();
+    throw e;
+  }
   return {
     legacyV1,
     groups,
     psk,
     dialPsk: () => (psk ? { identity: psk.keys[0]!.identity, secret: psk.keys[0]!.secret } : undefined),
     listenPsk: () => psk?.keys.map((k) => ({ identity: k.identity, secret: k.secret })),
-    destroy: () => psk?.destroy(),
+    keys,
+    destroy: () => {
+      psk?.destroy();
+      keys.destroy();
+    },
   };
 }
 
@@ -116,6 +130,7 @@ export interface ProtocolInfo {
 /** How the peer authenticated, in words: `PSK identity "name"` or `key SHA256:… (comment)`. */
 export function describePeerIdentity(peer: PeerIdentity): string {
   if (peer.type === 'psk') return `PSK identity "${printable(peer.identity)}"`;
+  if (peer.type === 'certificate') return `certificate "${printable(peer.subject)}" (${peer.fingerprint})`;
   return `key ${peer.fingerprint}${peer.comment ? ` (${printable(peer.comment)})` : ''}`;
 }
 
@@ -134,14 +149,18 @@ export function protocolSummary(info: ProtocolInfo): string {
 
 /**
  * Log fields of a tunnel's protocol: `protocol`, and `group` and `peer_identity` (the PSK identity
- * the peer proved; not secret, and not named `psk...`, which the logger redacts) or `peer_key`
+ * the peer proved; not secret, and not named `psk...`, which the logger redacts) or `peer_fingerprint`
  * (the fingerprint of the key it proved) when there are.
  */
 export function protocolFields(info: ProtocolInfo): Record<string, string> {
   const fields: Record<string, string> = { protocol: info.protocol };
   if (info.group !== undefined) fields.group = info.group;
   if (info.peerIdentity?.type === 'psk') fields.peer_identity = info.peerIdentity.identity;
-  if (info.peerIdentity?.type === 'key') fields.peer_key = info.peerIdentity.fingerprint;
+  if (info.peerIdentity?.type === 'key') fields.peer_fingerprint = info.peerIdentity.fingerprint;
+  if (info.peerIdentity?.type === 'certificate') {
+    fields.peer_subject = info.peerIdentity.subject;
+    fields.peer_fingerprint = info.peerIdentity.fingerprint;
+  }
   return fields;
 }
 

@@ -1,5 +1,5 @@
 /** Who the peer proved to be: what `tunnel.info().peerIdentity` reports (docs/SECURITY.md). */
-export type PeerIdentity = PskPeerIdentity | KeyPeerIdentity;
+export type PeerIdentity = PskPeerIdentity | KeyPeerIdentity | CertificatePeerIdentity;
 
 /** A peer that proved an external PSK (also when resumed from a ticket issued under one). */
 export interface PskPeerIdentity {
@@ -19,3 +19,18 @@ export interface KeyPeerIdentity {
   comment: string;
 }
 
+
+/** A peer that proved the key of an X.509 certificate that chains to a trusted CA (§14). */
+export interface CertificatePeerIdentity {
+  type: 'certificate';
+  /** The leaf's subject, RFC 4514 (`CN=db.example.com,O=Example`). */
+  subject: string;
+  issuer: string;
+  /** Upper-case hexadecimal. */
+  serialNumber: string;
+  /** `SHA256:…` of the leaf's SubjectPublicKeyInfo. */
+  fingerprint: string;
+  notAfter: Date;
+  dnsNames: string[];
+  ipAddresses: string[];
+}

@@ -30,6 +30,8 @@ import {
 import { SessionV2 } from './v2/session.js';
 import { destroyAll } from '../crypto/secret.js';
 import type { IdentityKey, PublicIdentityKey } from '../identity/keys.js';
+import type { CertificateIdentity } from '../identity/certificates.js';
+import type { ClientCertificatePolicy, ServerCertificatePolicy } from './v2/certAuth.js';
 
 /** What dial() hands every version's initiator; each reads what it uses. */
 export interface InitiatorConfig {
@@ -48,6 +50,9 @@ export interface InitiatorConfig {
   identity?: IdentityKey;
   /** v2: ask the server for its key (§13.6). */
   requestServerKey?: boolean;
+  /** v2 certificates (§14): how to verify the server's, and ours if it asks. */
+  serverCertificate?: ServerCertificatePolicy;
+  certificate?: CertificateIdentity;
   /** v2 known-answer vectors only. */
   fixed?: FixedHandshakeInputs;
 }
@@ -68,6 +73,9 @@ export interface ResponderConfig {
   identities?: readonly IdentityKey[];
   authorizedPeers?: PeerAuthorizer;
   requirePeerIdentity?: boolean;
+  /** v2 certificates (§14): ours, and the CAs of client certificates. */
+  certificate?: CertificateIdentity;
+  clientCertificates?: ClientCertificatePolicy;
   fixed?: FixedHandshakeInputs;
 }
 
@@ -110,6 +118,8 @@ export const V2: ProtocolVersionSpec = {
       serverKey: config.serverKey,
       identity: config.identity,
       requestServerKey: config.requestServerKey,
+      serverCertificate: config.serverCertificate,
+      certificate: config.certificate,
       offloadCrypto: config.offloadCrypto,
       fixed: config.fixed,
     }),
@@ -122,6 +132,8 @@ export const V2: ProtocolVersionSpec = {
       identities: config.identities,
       authorizedPeers: config.authorizedPeers,
       requirePeerIdentity: config.requirePeerIdentity,
+      certificate: config.certificate,
+      clientCertificates: config.clientCertificates,
       offloadCrypto: config.offloadCrypto,
       fixed: config.fixed,
     }),

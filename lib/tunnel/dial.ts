@@ -1,5 +1,5 @@
 /** dial(): connect to a tunnel server and run the client handshake. */
-import { connect, type Socket } from 'node:net';
+import { connect, isIP, type Socket } from 'node:net';
 import { ErrorCode, invalidArgument, qtError } from '../errors.js';
 import { runInitiatorHandshake } from './handshakeDriver.js';
 import { ObserverSet } from './observer.js';
@@ -7,7 +7,7 @@ import {
   applyFipsOption,
   DEFAULT_CONNECT_TIMEOUT_MS,
   type DialOptions,
-  resolveDialKeys,
+  resolveDialAuth,
   resolveDialPsk,
   resolveGroups,
   resolveHandshakeTimeout,
@@ -18,6 +18,8 @@ import { ClientTicketStore } from '../protocol/v2/tickets.js';
 import type { ResumptionOffer } from '../protocol/v2/handshake.js';
 import { Tunnel } from './tunnel.js';
 import type { IdentityKey, PublicIdentityKey } from '../identity/keys.js';
+import type { CertificateIdentity } from '../identity/certificates.js';
+import type { ServerCertificatePolicy } from '../protocol/v2/certAuth.js';
 
 /** `host:port`, `[v6]:port`, or `{ host, port }`. */
 export type DialAddress = string | { host?: string; port: number };
@@ -74,10 +76,15 @@ const MAX_LEARNED_KEYS = 1024;
 export async function dial(address: DialAddress, options: DialOptions = {}): Promise<Tunnel> {
   const target = parseAddress(address);
   applyFipsOption(options.fips); // first: which key groups are permitted depends on the mode
-  const keys = resolveDialKeys(options);
-  let serverKey = keys.serverKey;
-  if (keys.fingerprint !== undefined) serverKey = await keyOfFingerprint(target, options, keys.fingerprint);
-  return (await establish(target, options, { serverKey, identity: keys.identity })).tunnel;
+  const auth = resolveDialAuth(options);
+  let serverKey = auth.serverKey;
+  if (auth.fingerprint !== undefined) serverKey = await keyOfFingerprint(target, options, auth.fingerprint);
+  // Certificates name the server: by default the host dialled, as a DNS name or an IP address.
+  const expected = auth.serverCertificate && (auth.serverCertificate.name ?? target.host);
+  const serverCertificate = auth.serverCertificate && expected !== undefined
+    ? { trusted: auth.serverCertificate.trusted, crls: auth.serverCertificate.crls, ...(isIP(expected) ? { ipAddress: expected } : { dnsName: expected }) }
+    : undefined;
+  return (await establish(target, options, { serverKey, identity: auth.identity, serverCertificate, certificate: auth.certificate })).tunnel;
 }
 
 /**
@@ -109,14 +116,14 @@ async function keyOfFingerprint(target: { host: string; port: number }, options:
 async function establish(
   { host, port }: { host: string; port: number },
   options: DialOptions,
-  auth: { serverKey?: PublicIdentityKey; identity?: IdentityKey; requestServerKey?: boolean },
+  auth: { serverKey?: PublicIdentityKey; identity?: IdentityKey; requestServerKey?: boolean; serverCertificate?: ServerCertificatePolicy; certificate?: CertificateIdentity },
 ): Promise<{ tunnel: Tunnel; announcedServerKey?: PublicIdentityKey }> {
   applyFipsOption(options.fips);
   const suites = resolveSuites(options.ciphers);
   const groups = resolveGroups(options.groups);
   const legacyV1 = options.legacyV1 === true;
   const psk = resolveDialPsk(options);
-  const { serverKey, identity, requestServerKey } = auth;
+  const { serverKey, identity, requestServerKey, serverCertificate, certificate } = auth;
   if (options.ticketStore !== undefined && !(options.ticketStore instanceof ClientTicketStore)) invalidArgument('ticketStore must be a ClientTicketStore');
   if (legacyV1 && options.ticketStore) invalidArgument('ticketStore is protocol v2 resumption; legacyV1 resumes with `resumption`');
   if (!legacyV1 && options.resumption) invalidArgument('`resumption` is protocol v1 resumption; protocol v2 resumes with `ticketStore`');
@@ -128,7 +135,7 @@ async function establish(
   if (options.localAddress !== undefined && typeof options.localAddress !== 'string') invalidArgument('localAddress must be a string');
   const socket = await connectSocket(host, port, connectTimeoutMs, options.signal, options.localAddress);
   // A pinned-key client never resumes (a ticket would stand in for the server's key).
-  const stored = serverKey ? undefined : options.ticketStore?.take(ticketScope);
+  const stored = serverKey || serverCertificate ? undefined : options.ticketStore?.take(ticketScope);
   const ticket: ResumptionOffer | undefined = stored && {
     ticket: stored.ticket,
     psk: stored.psk,
@@ -139,7 +146,7 @@ async function establish(
     const handshaken = await runInitiatorHandshake(socket, {
       observers,
       legacyV1,
-      config: { cipherSuites: suites, groups, psk, ticket, serverKey, identity, requestServerKey, resumption: options.resumption, offloadCrypto: options.offloadCrypto },
+      config: { cipherSuites: suites, groups, psk, ticket, serverKey, identity, requestServerKey, serverCertificate, certificate, resumption: options.resumption, offloadCrypto: options.offloadCrypto },
       timeoutMs: handshakeTimeoutMs,
       signal: options.signal,
     });

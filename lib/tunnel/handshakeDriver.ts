@@ -44,6 +44,15 @@ const ALERTED = new Set<string>([
   ErrorCode.PSK_MISMATCH,
   ErrorCode.SERVER_KEY_MISMATCH,
   ErrorCode.UNKNOWN_PEER,
+  ErrorCode.CERTIFICATE_REQUIRED,
+  ErrorCode.CERTIFICATE_MALFORMED,
+  ErrorCode.CERTIFICATE_UNTRUSTED,
+  ErrorCode.CERTIFICATE_EXPIRED,
+  ErrorCode.CERTIFICATE_NAME_MISMATCH,
+  ErrorCode.CERTIFICATE_REVOKED,
+  ErrorCode.CERTIFICATE_REVOCATION_UNKNOWN,
+  ErrorCode.CERTIFICATE_BAD_SIGNATURE,
+  ErrorCode.CERTIFICATE_WRONG_PURPOSE,
 ]);
 
 /** Reads frames and Finished records from a socket until the handshake is over. */

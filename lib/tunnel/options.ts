@@ -1,5 +1,7 @@
 /** Options of listen() and dial(), their defaults and checks, named once. */
 import { AuthorizedPeers, IdentityKey, isFingerprint, PublicIdentityKey } from '../identity/keys.js';
+import { CertificateIdentity } from '../identity/certificates.js';
+import { Certificate, type CertificateInput, parseCertificates } from '../crypto/x509.js';
 import type { PeerAuthorizer } from '../protocol/v2/handshake.js';
 import type { Secret } from '../native.js';
 import { invalidArgument } from '../errors.js';
@@ -105,10 +107,12 @@ export interface DialOptions extends TunnelOptions {
    */
   server?: ServerAuthOption;
   /**
-   * Protocol v2: our identity key, for a server that authorizes clients by key. It is sealed to
-   * the server's pinned key, so only that server learns it. Needs `server.publicKey`.
+   * Protocol v2: who we are, for a server that authenticates clients. An {@link IdentityKey} with
+   * `server.publicKey` / `fingerprint` (sealed to the server's key, so only that server learns
+   * it); a {@link CertificateIdentity} with `server.ca` (sent only after the server's certificate
+   * verified, and only if the server asks).
    */
-  identity?: IdentityKey;
+  identity?: IdentityKey | CertificateIdentity;
   /**
    * Protocol v2 resumption: tickets the server sends are kept here, and the next dial to the same
    * address (and PSK identity) with the same store offers one (single use).
@@ -136,17 +140,28 @@ export interface ListenOptions extends TunnelOptions {
    */
   psk?: PskOption | readonly PskOption[] | ((identity: Buffer) => Secret | undefined);
   /**
-   * Protocol v2: this server's identity key (several while replacing one: clients that pinned
-   * any of them are accepted). Clients that pin it know they reach this server (§13).
+   * Protocol v2: who this server is. Identity keys (several while replacing one: clients that
+   * pinned any of them are accepted, §13), and at most one {@link CertificateIdentity} for clients
+   * that authenticate servers by certificate (§14). A server may hold both.
    */
-  identity?: IdentityKey | readonly IdentityKey[];
+  identity?: IdentityKey | CertificateIdentity | readonly (IdentityKey | CertificateIdentity)[];
   /**
    * Protocol v2: the clients admitted by key: an {@link AuthorizedPeers}, or public keys (objects
    * or one-line text) and `SHA256:` fingerprints. Needs `identity`; makes `requirePeerIdentity`
    * default to true.
    */
   authorizedPeers?: AuthorizedPeers | Iterable<PublicIdentityKey | string>;
-  /** Refuse clients that do not prove an authorized key (ERR_QT_UNKNOWN_PEER). Default: true with `authorizedPeers`. */
+  /**
+   * Protocol v2: admit clients by certificate: the CAs that issue them (PEM text or certificates).
+   * Needs a CertificateIdentity in `identity`; makes `requirePeerIdentity` default to true.
+   */
+  ca?: CertificateInput | readonly Certificate[];
+  /** CRLs the client certificates are checked against (with `ca`). */
+  crls?: readonly CertificateInput[];
+  /**
+   * Refuse clients that do not prove an authorized key (ERR_QT_UNKNOWN_PEER) or a certificate
+   * from `ca` (ERR_QT_CERTIFICATE_REQUIRED). Default: true with `authorizedPeers` or `ca`.
+   */
   requirePeerIdentity?: boolean;
   /** TCP backlog. */
   backlog?: number;
@@ -236,31 +251,61 @@ export function resolveListenPsk(options: ListenOptions): ((identity: Buffer) =>
 }
 
 /**
- * How a client authenticates the server by key: its whole public key (the fast path: proved within
- * the one round trip), or the fingerprint of it. With a fingerprint, the first dial to it asks the
- * server for its key (an extra handshake), checks the fingerprint and pins the key; later dials in
- * this process reuse it.
+ * How a client authenticates the server.
+ * - `publicKey`: its pinned identity key (a {@link PublicIdentityKey} or its one-line text): the
+ *   fast path, proved within the one round trip (docs/PROTOCOL.md §13).
+ * - `fingerprint`: the `SHA256:` fingerprint of that key. The first dial to it asks the server for
+ *   its key (an extra handshake), checks the fingerprint and pins the key; later dials in this
+ *   process reuse it.
+ * - `ca`: an ML-DSA-87 certificate chaining to one of these CAs (PEM text or parsed
+ *   certificates), for `name` (default: the host dialled; a DNS name or an IP address), optionally
+ *   checked against `crls` (§14).
  */
-export type ServerAuthOption = { publicKey: PublicIdentityKey | string; fingerprint?: undefined } | { fingerprint: string; publicKey?: undefined };
+export type ServerAuthOption =
+  | { publicKey: PublicIdentityKey | string; fingerprint?: undefined; ca?: undefined }
+  | { fingerprint: string; publicKey?: undefined; ca?: undefined }
+  | { ca: CertificateInput | readonly Certificate[]; name?: string; crls?: readonly CertificateInput[]; publicKey?: undefined; fingerprint?: undefined };
 
 function checkIdentityKey(key: unknown, name: string): IdentityKey {
-  if (!(key instanceof IdentityKey)) return invalidArgument(`${name} must be an IdentityKey (identity.generate() or identity.readPrivateKeyFile())`);
+  if (!(key instanceof IdentityKey)) return invalidArgument(`${name} must be an IdentityKey or a CertificateIdentity`);
   if (!key.group.permitted()) invalidArgument(`${name} is a ${key.group.option} key, which this mode does not permit (strict FIPS mode: p384-mlkem1024)`);
   return key;
 }
 
-/** The client's pinned-key authentication: the server's key and our own identity, if any. */
-export function resolveDialKeys(options: DialOptions): { serverKey?: PublicIdentityKey; fingerprint?: string; identity?: IdentityKey } {
+/** Trust anchors from PEM text or certificates. */
+function trustAnchors(ca: unknown, name: string): Certificate[] {
+  const list = Array.isArray(ca) ? [...ca] : typeof ca === 'string' || ca instanceof Uint8Array ? parseCertificates(ca) : invalidArgument(`${name} must be PEM text or certificates`);
+  if (list.length === 0 || !list.every((c) => c instanceof Certificate)) invalidArgument(`${name} must hold at least one certificate`);
+  return list as Certificate[];
+}
+
+/** The client's authentication of the server, and its own identity. */
+export interface DialAuth {
+  serverKey?: PublicIdentityKey;
+  fingerprint?: string;
+  identity?: IdentityKey;
+  /** Certificates: trust anchors, CRLs, and the expected name (undefined: the host dialled). */
+  serverCertificate?: { trusted: Certificate[]; crls?: readonly CertificateInput[]; name?: string };
+  certificate?: CertificateIdentity;
+}
+
+/** Checks `server` and `identity` of dial(). */
+export function resolveDialAuth(options: DialOptions): DialAuth {
   const { server, identity } = options;
   if (server === undefined) {
-    if (identity !== undefined) invalidArgument("identity needs server.publicKey: a client's key is sealed to the server's key");
+    if (identity !== undefined) invalidArgument("identity needs server: the client proves itself only to a server it authenticated");
     return {};
   }
-  if (typeof server !== 'object' || server === null || (server.publicKey === undefined) === (server.fingerprint === undefined)) {
-    invalidArgument('server must be { publicKey } or { fingerprint }');
+  if (typeof server !== 'object' || server === null || [server.publicKey, server.fingerprint, server.ca].filter((v) => v !== undefined).length !== 1) {
+    invalidArgument('server must be one of { publicKey }, { fingerprint } or { ca, name? }');
   }
   if (options.legacyV1) invalidArgument('legacyV1 cannot be combined with server: protocol v1 has no authentication');
-  if (options.psk !== undefined) invalidArgument('choose one authentication mode: psk or server (pinned keys)');
+  if (options.psk !== undefined) invalidArgument('choose one authentication mode: psk or server');
+  if (server.ca !== undefined) {
+    if (identity !== undefined && !(identity instanceof CertificateIdentity)) invalidArgument('with server.ca the client identity is a CertificateIdentity');
+    if (server.name !== undefined && (typeof server.name !== 'string' || server.name === '')) invalidArgument('server.name must be a non-empty string');
+    return { serverCertificate: { trusted: trustAnchors(server.ca, 'server.ca'), crls: server.crls, name: server.name }, certificate: identity as CertificateIdentity | undefined };
+  }
   const ours = identity === undefined ? undefined : checkIdentityKey(identity, 'identity');
   if (server.fingerprint !== undefined) {
     if (typeof server.fingerprint !== 'string' || !isFingerprint(server.fingerprint)) invalidArgument('server.fingerprint must be SHA256: and 43 base64 characters');
@@ -272,26 +317,47 @@ export function resolveDialKeys(options: DialOptions): { serverKey?: PublicIdent
   return { serverKey, identity: ours };
 }
 
-/** The listener's pinned-key authentication. */
-export function resolveListenKeys(options: ListenOptions): { identities?: IdentityKey[]; authorizedPeers?: PeerAuthorizer; requirePeerIdentity: boolean } {
-  const { identity, authorizedPeers } = options;
+/** The listener's identities and client policy. */
+export interface ListenAuth {
+  identities?: IdentityKey[];
+  certificate?: CertificateIdentity;
+  authorizedPeers?: PeerAuthorizer;
+  clientCertificates?: { trusted: Certificate[]; crls?: readonly CertificateInput[] };
+  requirePeerIdentity: boolean;
+}
+
+/** Checks `identity`, `authorizedPeers`, `ca` and `requirePeerIdentity` of listen(). */
+export function resolveListenAuth(options: ListenOptions): ListenAuth {
+  const { identity, authorizedPeers, ca } = options;
   if (options.requirePeerIdentity !== undefined && typeof options.requirePeerIdentity !== 'boolean') invalidArgument('requirePeerIdentity must be a boolean');
   if (identity === undefined) {
-    if (authorizedPeers !== undefined) invalidArgument("authorizedPeers needs identity: a client's key is sealed to the server's key");
-    if (options.requirePeerIdentity) invalidArgument('requirePeerIdentity needs identity and authorizedPeers');
+    if (authorizedPeers !== undefined || ca !== undefined) invalidArgument('authorizedPeers and ca need identity: clients prove themselves to a server that proved itself');
+    if (options.requirePeerIdentity) invalidArgument('requirePeerIdentity needs identity, and authorizedPeers or ca');
     return { requirePeerIdentity: false };
   }
   if (options.legacyV1) invalidArgument('legacyV1 cannot be combined with identity: protocol v1 has no authentication');
-  if (options.psk !== undefined) invalidArgument('choose one authentication mode: psk or identity (pinned keys)');
-  const identities = (Array.isArray(identity) ? [...identity] : [identity]).map((k, i) => checkIdentityKey(k, `identity[${i}]`));
-  if (identities.length === 0) invalidArgument('identity must name at least one key');
+  if (options.psk !== undefined) invalidArgument('choose one authentication mode: psk or identity');
+  const all = Array.isArray(identity) ? [...identity] : [identity];
+  if (all.length === 0) invalidArgument('identity must name at least one key or certificate');
+  const certificates = all.filter((i): i is CertificateIdentity => i instanceof CertificateIdentity);
+  if (certificates.length > 1) invalidArgument('identity holds at most one certificate');
+  const identities = all.filter((i) => !(i instanceof CertificateIdentity)).map((k, i) => checkIdentityKey(k, `identity[${i}]`));
   const peers = authorizedPeers === undefined ? undefined
     : authorizedPeers instanceof AuthorizedPeers ? authorizedPeers
     : typeof (authorizedPeers as Iterable<unknown>)[Symbol.iterator] === 'function' ? new AuthorizedPeers(authorizedPeers as Iterable<PublicIdentityKey | string>)
     : invalidArgument('authorizedPeers must be an AuthorizedPeers or a list of public keys and fingerprints');
-  const requirePeerIdentity = options.requirePeerIdentity ?? peers !== undefined;
-  if (requirePeerIdentity && peers === undefined) invalidArgument('requirePeerIdentity needs authorizedPeers');
-  return { identities, authorizedPeers: peers, requirePeerIdentity };
+  if (peers && identities.length === 0) invalidArgument('authorizedPeers needs an identity key (clients seal their key to it)');
+  if (ca !== undefined && certificates.length === 0) invalidArgument('ca needs a certificate identity (clients send certificates only to a server that sent one)');
+  const clientCertificates = ca === undefined ? undefined : { trusted: trustAnchors(ca, 'ca'), crls: options.crls };
+  const requirePeerIdentity = options.requirePeerIdentity ?? (peers !== undefined || clientCertificates !== undefined);
+  if (requirePeerIdentity && peers === undefined && clientCertificates === undefined) invalidArgument('requirePeerIdentity needs authorizedPeers or ca');
+  return {
+    identities: identities.length > 0 ? identities : undefined,
+    certificate: certificates[0],
+    authorizedPeers: peers,
+    clientCertificates,
+    requirePeerIdentity,
+  };
 }
 
 /** The `tickets` option split by version. */

@@ -108,17 +108,17 @@ describe('cli: an address already in use', function () {
 
   it('forward server: --listen in use, and --obs-addr in use', async () => {
     const port = await busyPort();
-    const listen = await runCli(['forward', '--listen', `127.0.0.1:${port}`, '--to', '127.0.0.1:1', '--obs-addr', '127.0.0.1:0']);
+    const listen = await runCli(['forward', '--no-auth', '--listen', `127.0.0.1:${port}`, '--to', '127.0.0.1:1', '--obs-addr', '127.0.0.1:0']);
     expectAddressInUse(listen, port, '--listen');
-    const obs = await runCli(['forward', '--listen', '127.0.0.1:0', '--to', '127.0.0.1:1', '--obs-addr', `127.0.0.1:${port}`]);
+    const obs = await runCli(['forward', '--no-auth', '--listen', '127.0.0.1:0', '--to', '127.0.0.1:1', '--obs-addr', `127.0.0.1:${port}`]);
     expectAddressInUse(obs, port, '--obs-addr');
   });
 
   it('forward client: --listen in use, and --obs-addr in use', async () => {
     const port = await busyPort();
-    const listen = await runCli(['forward', '--listen', `127.0.0.1:${port}`, '--connect', '127.0.0.1:1', '--obs-addr', '127.0.0.1:0']);
+    const listen = await runCli(['forward', '--no-auth', '--listen', `127.0.0.1:${port}`, '--connect', '127.0.0.1:1', '--obs-addr', '127.0.0.1:0']);
     expectAddressInUse(listen, port, '--listen');
-    const obs = await runCli(['forward', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', '--obs-addr', `127.0.0.1:${port}`]);
+    const obs = await runCli(['forward', '--no-auth', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', '--obs-addr', `127.0.0.1:${port}`]);
     expectAddressInUse(obs, port, '--obs-addr');
   });
 });

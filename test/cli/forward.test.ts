@@ -9,9 +9,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { expect } from 'chai';
-import { delay, freePort, httpGet, killAll, makePskFiles, metricValue, startCli, type CliProcess } from './helpers.js';
+import { delay, freePort, httpGet, killAll, makePskFiles, metricValue, runCli, startCli, type CliProcess } from './helpers.js';
 
 // ---- a minimal RESP client -------------------------------------------------------------------
 
@@ -149,11 +151,17 @@ async function startRedis(): Promise<{ proc: ChildProcess; port: number }> {
   return { proc, port };
 }
 
+const AUTH_FLAGS = ['--psk-file', '--identity', '--server-key', '--known-servers'];
+/** `--no-auth` unless the flags choose an authentication mode (forward refuses to run without one). */
+function authOr(extra: readonly string[]): string[] {
+  return extra.some((a) => AUTH_FLAGS.includes(a)) ? [] : ['--no-auth'];
+}
+
 /** forward server (--to target) and forward client in front of it; returns the client's port. */
-async function forwardPair(targetPort: number, serverExtra: string[] = []): Promise<{ fserver: CliProcess; fclient: CliProcess; port: number; tunnelPort: number }> {
-  const fserver = startCli(['forward', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${targetPort}`, '--linger', '2s', ...serverExtra]);
+async function forwardPair(targetPort: number, serverExtra: string[] = [], clientExtra: string[] = []): Promise<{ fserver: CliProcess; fclient: CliProcess; port: number; tunnelPort: number }> {
+  const fserver = startCli(['forward', ...authOr(serverExtra), '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${targetPort}`, '--linger', '2s', ...serverExtra]);
   const tunnelPort = await fserver.listeningPort();
-  const fclient = startCli(['forward', '--listen', '0', '--connect', `127.0.0.1:${tunnelPort}`, '--linger', '2s']);
+  const fclient = startCli(['forward', ...authOr(clientExtra), '--listen', '0', '--connect', `127.0.0.1:${tunnelPort}`, '--linger', '2s', ...clientExtra]);
   const port = await fclient.listeningPort();
   return { fserver, fclient, port, tunnelPort };
 }
@@ -218,6 +226,35 @@ describe('cli: forward with a real Redis server', function () {
     const metrics = await httpGet(await fserver.observabilityPort(), '/metrics');
     expect(metricValue(metrics.body, 'quantum_vpn_sessions_total')).to.be.at.least(5);
     expect(metricValue(metrics.body, 'quantum_vpn_bytes_received_total')).to.be.greaterThan(1024 * 1024);
+  });
+
+  it('behind a mutually authenticated forward, as docs/CLI.md shows it: keygen on both hosts, authorized peers, pinned server key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qt-forward-keys-'));
+    try {
+      const [serverKey, clientKey, strangerKey] = ['server', 'client', 'stranger'].map((n) => join(dir, `${n}.key`));
+      for (const file of [serverKey, clientKey, strangerKey]) expect((await runCli(['keygen', file!])).code).to.equal(0);
+      // The server admits the client's public key; the client pins the server's.
+      writeFileSync(join(dir, 'authorized_peers'), `# who may reach Redis\n${readFileSync(`${clientKey}.pub`, 'utf8')}`);
+      const { port, fserver } = await forwardPair(
+        redis!.port,
+        ['--identity', serverKey!, '--authorized-peers', join(dir, 'authorized_peers'), '--log-level', 'info'],
+        ['--identity', clientKey!, '--server-key', `${serverKey}.pub`],
+      );
+      const c = await client(port);
+      expect(await c.command('PING')).to.equal('PONG');
+      expect(await c.command('SET', 'qt:auth', 'mutual')).to.equal('OK');
+      expect(String(await c.command('GET', 'qt:auth'))).to.equal('mutual');
+      // The server logged the client's fingerprint.
+      const fingerprint = (await runCli(['fingerprint', `${clientKey}.pub`])).stdout.split(' ')[0]!.trim();
+      await fserver.waitFor(new RegExp(`peer_fingerprint="?${fingerprint.replace(/[+/]/g, '\\$&')}`), 10_000, 'stderr');
+      // A client whose key is not authorized gets nowhere near Redis.
+      const intruder = startCli(['forward', '--listen', '0', '--connect', `127.0.0.1:${await fserver.listeningPort()}`, '--identity', strangerKey!, '--server-key', `${serverKey}.pub`]);
+      const refused = await client(await intruder.listeningPort());
+      await refused.waitClosed();
+      await intruder.waitFor(/ERR_QT_UNKNOWN_PEER/, 10_000, 'stderr');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('half-close, app side: the app\'s FIN reaches Redis (it drops the client) and the app gets FIN back', async () => {
@@ -468,7 +505,7 @@ describe('cli: forward readiness, failure metrics and drain', function () {
 
   it('/readyz is 503 while the --to service is down and 200 once it answers; /health says why', async () => {
     const port = await freePort(); // nothing listens there yet
-    const fserver = startCli(['forward', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${port}`, '--obs-addr', '127.0.0.1:0', '--backend-check-interval', '200ms']);
+    const fserver = startCli(['forward', '--no-auth', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${port}`, '--obs-addr', '127.0.0.1:0', '--backend-check-interval', '200ms']);
     const obsPort = await fserver.observabilityPort();
     const down = await readyz(obsPort);
     expect(down.status).to.equal(503);
@@ -490,7 +527,7 @@ describe('cli: forward readiness, failure metrics and drain', function () {
 
   it('the probe is cached: scrapes do not connect to the service', async () => {
     const service = await echoService();
-    const fserver = startCli(['forward', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${service.port}`, '--obs-addr', '127.0.0.1:0', '--backend-check-interval', '10m']);
+    const fserver = startCli(['forward', '--no-auth', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${service.port}`, '--obs-addr', '127.0.0.1:0', '--backend-check-interval', '10m']);
     const obsPort = await fserver.observabilityPort();
     await eventually(() => service.accepted() === 1, 10_000, 'the start-up probe');
     for (let i = 0; i < 20; i++) expect((await readyz(obsPort)).status).to.equal(200);
@@ -500,9 +537,9 @@ describe('cli: forward readiness, failure metrics and drain', function () {
   it('counts failures: backend (server side) and dial (client side) by reason', async () => {
     const deadPort = await freePort();
     const { fserver, fclient, port } = await (async () => {
-      const fserver = startCli(['forward', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${deadPort}`, '--obs-addr', '127.0.0.1:0', '--backend-check-interval', '0']);
+      const fserver = startCli(['forward', '--no-auth', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${deadPort}`, '--obs-addr', '127.0.0.1:0', '--backend-check-interval', '0']);
       const tunnelPort = await fserver.listeningPort();
-      const fclient = startCli(['forward', '--listen', '0', '--connect', `127.0.0.1:${tunnelPort}`, '--obs-addr', '127.0.0.1:0']);
+      const fclient = startCli(['forward', '--no-auth', '--listen', '0', '--connect', `127.0.0.1:${tunnelPort}`, '--obs-addr', '127.0.0.1:0']);
       return { fserver, fclient, port: await fclient.listeningPort() };
     })();
     const a = await app(port);
@@ -530,7 +567,7 @@ describe('cli: forward readiness, failure metrics and drain', function () {
     servers.push(http);
     http.listen(0, '127.0.0.1');
     await once(http, 'listening');
-    const toHttp = startCli(['forward', '--listen', '0', '--connect', `127.0.0.1:${(http.address() as AddressInfo).port}`, '--obs-addr', '127.0.0.1:0']);
+    const toHttp = startCli(['forward', '--no-auth', '--listen', '0', '--connect', `127.0.0.1:${(http.address() as AddressInfo).port}`, '--obs-addr', '127.0.0.1:0']);
     const c = await app(await toHttp.listeningPort());
     await c.closed;
     await eventually(async () => /reason="refused"\} 1$/m.test((await httpGet(clientObs, '/metrics')).body), 10_000, 'the refused dial counted');
@@ -543,10 +580,10 @@ describe('cli: forward readiness, failure metrics and drain', function () {
 
   it('SIGTERM drains: new connections are refused and /readyz is 503 at once, open ones go on until they end', async () => {
     const service = await echoService();
-    const fserver = startCli(['forward', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${service.port}`, '--obs-addr', '127.0.0.1:0', '--drain-timeout', '2m']);
+    const fserver = startCli(['forward', '--no-auth', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${service.port}`, '--obs-addr', '127.0.0.1:0', '--drain-timeout', '2m']);
     const tunnelPort = await fserver.listeningPort();
     const obsPort = await fserver.observabilityPort();
-    const fclient = startCli(['forward', '--listen', '0', '--connect', `127.0.0.1:${tunnelPort}`]);
+    const fclient = startCli(['forward', '--no-auth', '--listen', '0', '--connect', `127.0.0.1:${tunnelPort}`]);
     const port = await fclient.listeningPort();
     const a = await app(port);
     expect(await a.echo('before')).to.equal('before');
@@ -610,9 +647,9 @@ describe('cli: forward with protocol options (--psk-file, --tickets, --legacy-v1
   }
 
   async function pair(servicePort: number, serverExtra: string[], clientExtra: string[]): Promise<{ fserver: CliProcess; fclient: CliProcess; port: number }> {
-    const fserver = startCli(['forward', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${servicePort}`, '--log-level', 'info', ...serverExtra]);
+    const fserver = startCli(['forward', ...authOr(serverExtra), '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${servicePort}`, '--log-level', 'info', ...serverExtra]);
     const tunnelPort = await fserver.listeningPort();
-    const fclient = startCli(['forward', '--listen', '0', '--connect', `127.0.0.1:${tunnelPort}`, '--log-level', 'info', ...clientExtra]);
+    const fclient = startCli(['forward', ...authOr(clientExtra), '--listen', '0', '--connect', `127.0.0.1:${tunnelPort}`, '--log-level', 'info', ...clientExtra]);
     return { fserver, fclient, port: await fclient.listeningPort() };
   }
 
@@ -663,7 +700,7 @@ describe('cli: forward with protocol options (--psk-file, --tickets, --legacy-v1
     await fserver.waitFor(/INFO +connection opened .*protocol=v1 suite=AES-256-GCM resumed=false/, 20_000, 'stderr');
     await fclient.waitFor(/INFO +connection opened .*protocol=v1 suite=AES-256-GCM/, 20_000, 'stderr');
     // A v2 client still gets through to the --legacy-v1 server.
-    const v2 = startCli(['forward', '--listen', '0', '--connect', `127.0.0.1:${await fserver.listeningPort()}`, '--log-level', 'info']);
+    const v2 = startCli(['forward', '--no-auth', '--listen', '0', '--connect', `127.0.0.1:${await fserver.listeningPort()}`, '--log-level', 'info']);
     expect((await roundTrip(await v2.listeningPort(), 'over v2')).reply).to.equal('over v2');
     await fserver.waitFor(/INFO +connection opened .*protocol=v2 group=/, 20_000, 'stderr');
   });

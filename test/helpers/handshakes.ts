@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { FrameReader, type Frame } from '../../lib/protocol/frame.js';
 import type { Handshake, HandshakeStep } from '../../lib/protocol/handshake.js';
 import type { V2HandshakeResult } from '../../lib/protocol/v2/handshake.js';
+import { QuantumTunnelError } from '../../lib/errors.js';
 
 export function frames(bytes: Buffer): Frame[] {
   const r = new FrameReader();
@@ -48,3 +49,15 @@ export async function converse(client: Handshake, server: Handshake, tamper?: Ta
   throw new Error('the handshake did not finish');
 }
 
+
+/** Resolves when `p` rejects with a QuantumTunnelError of `code` (fails the test otherwise). */
+export async function rejects(p: Promise<unknown>, code: string): Promise<QuantumTunnelError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).to.be.instanceOf(QuantumTunnelError);
+    expect((err as QuantumTunnelError).code, (err as Error).message).to.equal(code);
+    return err as QuantumTunnelError;
+  }
+  return expect.fail(`expected ${code}`);
+}

@@ -18,7 +18,7 @@ import { SessionV2 } from '../../lib/protocol/v2/session.js';
 import { ClientTicketStore, clientTicketFromMessage, decodeNewSessionTicket, TicketIssuer } from '../../lib/protocol/v2/tickets.js';
 import { MemoryAntiReplayStore } from '../../lib/protocol/antiReplay.js';
 import * as testing from '../../lib/testing.js';
-import { converse, frame, frames, type Tamper } from '../helpers/handshakes.js';
+import { converse, frame, frames, type Tamper, rejects } from '../helpers/handshakes.js';
 
 const chacha = crypto.info().chacha20.available;
 const AES = CipherSuite.AES_256_GCM;
@@ -45,16 +45,6 @@ function dataOf(events: SessionEvent[]): string {
   return events.map((e) => (e.kind === 'data' ? e.data.toString() : `<${e.kind}>`)).join('|');
 }
 
-async function rejects(p: Promise<unknown>, code: string): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(QuantumTunnelError);
-    expect((err as QuantumTunnelError).code, (err as Error).message).to.equal(code);
-    return;
-  }
-  expect.fail(`expected ${code}`);
-}
 
 function psk(identity: string, byte: number): ExternalPsk {
   return { identity: Buffer.from(identity), secret: testing.secretFromBytes(Buffer.alloc(32, byte)) };

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { connect } from 'node:net';
-import { AuthorizedPeers, type DialOptions, ErrorCode, fetchServerKey, IdentityKey, type Listener, type ListenOptions, listen, type Tunnel } from '../../lib/index.js';
+import { AuthorizedPeers, CertificateIdentity, crypto, type DialOptions, ErrorCode, fetchServerKey, IdentityKey, type Listener, type ListenOptions, listen, type Tunnel } from '../../lib/index.js';
 import { MessageType } from '../../lib/protocol/constants.js';
 import { FrameReader } from '../../lib/protocol/frame.js';
 import { decodeAlert } from '../../lib/protocol/messages.js';
@@ -96,6 +96,40 @@ describe('pinned identity keys end to end', function () {
     await until(() => handshakes === 3, 5000, 'one more handshake: the key was learned');
     expect(handshakes).to.equal(3);
     await rejectsWithCode(res.dial(listener, { server: { fingerprint: key().fingerprint } }), ErrorCode.SERVER_KEY_MISMATCH);
+  });
+
+  describe('certificates (§14)', () => {
+    const DAY = 86_400_000;
+    const rootKey = crypto.mldsa87.generateKeyPair().privateKey;
+    const root = crypto.x509.createSelfSignedCa({ privateKey: rootKey, subject: { commonName: 'Test Root' }, notAfter: new Date(Date.now() + 30 * DAY) });
+    const issue = (cn: string, extra: { dnsNames?: string[]; ipAddresses?: string[] }) => {
+      const { privateKey } = crypto.mldsa87.generateKeyPair();
+      const cert = crypto.x509.issueCertificate({ issuer: root, issuerKey: rootKey, publicKey: privateKey, subject: { commonName: cn }, notAfter: new Date(Date.now() + DAY), ...extra });
+      return new CertificateIdentity([cert], privateKey);
+    };
+    const serverId = issue('localhost', { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+    const clientId = issue('client-1', {});
+
+    it('mutual over sockets: the server name is the host dialled (an IP address here), both ends report the subject', async () => {
+      const { client, server } = await pair({ identity: serverId, ca: root.toPem() }, { server: { ca: [root] }, identity: clientId });
+      expect(client.info().peerIdentity).to.include({ type: 'certificate', subject: 'CN=localhost' });
+      expect(server.info().peerIdentity).to.include({ type: 'certificate', subject: 'CN=client-1' });
+      await assertEchoes(client, 'authenticated by certificates');
+    });
+
+    it('a wrong expected name: ERR_QT_CERTIFICATE_NAME_MISMATCH at the client, ERR_QT_CERTIFICATE_REJECTED (alert bad_certificate) at the server', async () => {
+      const listener = await res.listen({ identity: serverId });
+      await bothFail(listener, { server: { ca: [root], name: 'db.example.com' } }, ErrorCode.CERTIFICATE_NAME_MISMATCH, ErrorCode.CERTIFICATE_REJECTED);
+    });
+
+    it('a server with both a key and a certificate serves clients of either mode', async () => {
+      const serverKey = key();
+      const listener = await res.listen({ identity: [serverKey, serverId] }, echo);
+      const byKey = await res.dial(listener, { server: { publicKey: serverKey.publicKey } });
+      const byCert = await res.dial(listener, { server: { ca: [root] } });
+      expect(byKey.info().peerIdentity?.type).to.equal('key');
+      expect(byCert.info().peerIdentity?.type).to.equal('certificate');
+    });
   });
 
   it('refuses option combinations that cannot authenticate', () => {

@@ -19,6 +19,14 @@ export const V2AlertCode = Object.freeze({
   SERVER_KEY_MISMATCH: 0x0c,
   /** The server does not admit the client: no identity, or one it does not authorize (§13). */
   UNKNOWN_PEER: 0x0d,
+  /** A certificate chain, name, purpose or signature that does not verify (§14). */
+  BAD_CERTIFICATE: 0x0e,
+  /** No certificate where one is required (§14). */
+  CERTIFICATE_REQUIRED: 0x0f,
+  CERTIFICATE_EXPIRED: 0x10,
+  CERTIFICATE_REVOKED: 0x11,
+  /** No path from the certificate to a trust anchor. */
+  UNKNOWN_CA: 0x12,
 });
 
 /** The alert code that reports a local failure to the peer. */
@@ -40,6 +48,20 @@ export function alertCodeFor(code: string): number {
       return V2AlertCode.SERVER_KEY_MISMATCH;
     case ErrorCode.UNKNOWN_PEER:
       return V2AlertCode.UNKNOWN_PEER;
+    case ErrorCode.CERTIFICATE_REQUIRED:
+      return V2AlertCode.CERTIFICATE_REQUIRED;
+    case ErrorCode.CERTIFICATE_EXPIRED:
+      return V2AlertCode.CERTIFICATE_EXPIRED;
+    case ErrorCode.CERTIFICATE_REVOKED:
+      return V2AlertCode.CERTIFICATE_REVOKED;
+    case ErrorCode.CERTIFICATE_UNTRUSTED:
+      return V2AlertCode.UNKNOWN_CA;
+    case ErrorCode.CERTIFICATE_MALFORMED:
+    case ErrorCode.CERTIFICATE_NAME_MISMATCH:
+    case ErrorCode.CERTIFICATE_BAD_SIGNATURE:
+    case ErrorCode.CERTIFICATE_WRONG_PURPOSE:
+    case ErrorCode.CERTIFICATE_REVOCATION_UNKNOWN:
+      return V2AlertCode.BAD_CERTIFICATE;
     case ErrorCode.HANDSHAKE_FAILED:
     case ErrorCode.INVALID_KEY:
     case ErrorCode.X25519_LOW_ORDER_POINT:
@@ -56,6 +78,11 @@ const PEER_ERRORS: Readonly<Record<number, [ErrorCodeValue, string]>> = {
   [V2AlertCode.BAD_CIPHERTEXT]: [ErrorCode.AUTHENTICATION_FAILED, 'the peer could not authenticate a record of ours'],
   [V2AlertCode.SERVER_KEY_MISMATCH]: [ErrorCode.SERVER_KEY_MISMATCH, 'the server holds no key we pinned for it (a different server, or its key changed)'],
   [V2AlertCode.UNKNOWN_PEER]: [ErrorCode.UNKNOWN_PEER, 'the server does not authorize our identity (or requires one and we presented none)'],
+  [V2AlertCode.CERTIFICATE_REQUIRED]: [ErrorCode.CERTIFICATE_REQUIRED, 'the peer requires a certificate we did not give (or has none to give)'],
+  [V2AlertCode.UNKNOWN_CA]: [ErrorCode.CERTIFICATE_UNTRUSTED, 'the peer does not trust the CA of our certificate'],
+  [V2AlertCode.CERTIFICATE_EXPIRED]: [ErrorCode.CERTIFICATE_EXPIRED, 'the peer finds our certificate expired or not yet valid'],
+  [V2AlertCode.CERTIFICATE_REVOKED]: [ErrorCode.CERTIFICATE_REVOKED, 'the peer finds our certificate revoked'],
+  [V2AlertCode.BAD_CERTIFICATE]: [ErrorCode.CERTIFICATE_REJECTED, 'the peer refused our certificate (its chain, name, purpose or signature)'],
 };
 
 /** Errors that report the peer's own alert: the receiver of an alert closes without answering it. */

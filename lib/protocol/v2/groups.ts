@@ -88,6 +88,8 @@ export interface StaticKemKeyPair {
   readonly publicKey: Buffer;
   /** K from an encapsulation to this key (the server share format), under `label`. */
   decapsulate(ciphertext: Uint8Array, version: number, label: Uint8Array): Secret;
+  /** The private key handles (for an explicit export to a key file); still owned by the pair. */
+  privateKeys(): { classical: PrivateKey; mlkem: PrivateKey };
   destroy(): void;
 }
 
@@ -208,6 +210,7 @@ function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem
         checkBytes(ciphertext, 'ciphertext', serverShareSize);
         return completeDecapsulation(cl, pq.publicKey, ciphertext, version, kem.decapsulate(pq.privateKey, ciphertext.subarray(c)), label);
       },
+      privateKeys: () => ({ classical: cl.privateKey, mlkem: pq.privateKey }),
       destroy() {
         destroyed = true;
         destroyAll(cl.privateKey, pq.privateKey);

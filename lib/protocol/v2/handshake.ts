@@ -28,6 +28,22 @@ import type { KeyPeerIdentity, PeerIdentity } from '../peerIdentity.js';
 
 export type { KeyPeerIdentity, PeerIdentity, PskPeerIdentity } from '../peerIdentity.js';
 import {
+  certificateAuthExtension,
+  CERTIFICATE_AUTH,
+  certificateIdentityOf,
+  certificateVerifyBody,
+  checkCertificateVerify,
+  type ClientCertificatePolicy,
+  commonScheme,
+  decodeCertificateAuth,
+  decodeCertificateBody,
+  encodeCertificateBody,
+  type ServerCertificatePolicy,
+  verifyPeerChain,
+} from './certAuth.js';
+import type { CertificateIdentity } from '../../identity/certificates.js';
+import type { Certificate } from '../../crypto/x509.js';
+import {
   decodeClientKeyAuth,
   decodeServerKeyAuth,
   encodeClientKeyAuth,
@@ -59,7 +75,9 @@ import { alertError } from './alerts.js';
 /** Handshake message types inside epoch-1 records: `type ‖ BE24(length) ‖ body`. */
 export const HandshakeType = Object.freeze({
   ENCRYPTED_EXTENSIONS: 0x08,
-  // 0x0b and 0x0f: identity and proof messages (issue 10).
+  CERTIFICATE: 0x0b,
+  CERTIFICATE_REQUEST: 0x0d,
+  CERTIFICATE_VERIFY: 0x0f,
   FINISHED: 0x14,
 });
 
@@ -110,8 +128,8 @@ export interface V2HandshakeResult extends HandshakeSummary {
   serverTrafficSecret: Secret;
   exporterSecret: Secret;
   resumptionSecret: Secret;
-  /** The handshake used pinned keys (key_auth, §13): no tickets for this session. */
-  keyAuthenticated: boolean;
+  /** Whether the server may issue tickets: not after pinned keys or certificates (§13.5, §14.4). */
+  resumable: boolean;
   /**
    * Client, when it asked (§13.6): the key the server announced. Not proved in this handshake:
    * check its fingerprint, or trust it on first use, then pin it.
@@ -145,6 +163,10 @@ export interface V2InitiatorOptions {
   identity?: IdentityKey;
   /** Ask the server for its key (§13.6; without `serverKey`): unauthenticated, to check or pin. */
   requestServerKey?: boolean;
+  /** Certificate authentication of the server (§14): trust anchors and the name to expect. */
+  serverCertificate?: ServerCertificatePolicy;
+  /** Our certificate, sent when the server asks (needs `serverCertificate`). */
+  certificate?: CertificateIdentity;
   /** ML-KEM on the libuv threadpool (TunnelOptions.offloadCrypto). */
   offloadCrypto?: boolean;
   fixed?: FixedHandshakeInputs;
@@ -163,7 +185,11 @@ export interface V2ResponderOptions {
   identities?: readonly IdentityKey[];
   /** Client authentication by key: who is admitted. Unset: a client's key is not authenticated. */
   authorizedPeers?: PeerAuthorizer;
-  /** Refuse clients that do not prove an authorized key (unknown_peer). */
+  /** Our certificate (§14), for clients that authenticate us by certificate. */
+  certificate?: CertificateIdentity;
+  /** Client authentication by certificate: the CAs that issue client certificates. */
+  clientCertificates?: ClientCertificatePolicy;
+  /** Refuse clients that do not prove an authorized key or certificate (unknown_peer / certificate_required). */
   requirePeerIdentity?: boolean;
   /** ML-KEM on the libuv threadpool (TunnelOptions.offloadCrypto). */
   offloadCrypto?: boolean;
@@ -179,7 +205,7 @@ function handshakeMessage(type: number, body: Buffer): Buffer {
 }
 
 /** One handshake message from an epoch-1 record: exactly one per record. */
-function readHandshakeMessage(records: RecordLayer, frame: Frame, expected: number, name: string, foreignKeys?: () => Error): { raw: Buffer; body: Buffer } {
+function readHandshakeMessage(records: RecordLayer, frame: Frame, expected: number | readonly number[], name: string, foreignKeys?: () => Error): { type: number; raw: Buffer; body: Buffer } {
   if (frame.type === MessageType.ALERT) throw alertError(decodeAlert(frame.payload)?.code, 'during the handshake');
   let record;
   try {
@@ -194,9 +220,10 @@ function readHandshakeMessage(records: RecordLayer, frame: Frame, expected: numb
   }
   if (record.type !== InnerType.HANDSHAKE) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `expected ${name}, got a record of type ${record.type}`);
   const raw = record.content;
-  if (raw.length < 4 || raw[0] !== expected) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `expected ${name}`);
+  const allowed = typeof expected === 'number' ? [expected] : expected;
+  if (raw.length < 4 || !allowed.includes(raw[0]!)) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `expected ${name}`);
   if (raw.readUIntBE(1, 3) !== raw.length - 4) throw qtError(ErrorCode.MALFORMED_MESSAGE, `malformed ${name}`);
-  return { raw: Buffer.from(raw), body: Buffer.from(raw.subarray(4)) };
+  return { type: raw[0]!, raw: Buffer.from(raw), body: Buffer.from(raw.subarray(4)) };
 }
 
 /** EncryptedExtensions: vec16(extensions); server_key (§13.6) is the one defined. */
@@ -308,8 +335,11 @@ interface OfferedPsk {
 
 /** The client side. */
 export class ClientHandshakeV2 implements Handshake {
-  #state: 'initial' | 'wait-server-hello' | 'wait-encrypted-extensions' | 'wait-finished' | 'done' | 'failed' = 'initial';
+  #state: 'initial' | 'wait-server-hello' | 'wait-encrypted-extensions' | 'wait-certificate' | 'wait-certificate-verify' | 'wait-finished' | 'done' | 'failed' = 'initial';
   readonly #options: V2InitiatorOptions;
+  /** Certificate mode (§14): the server's verified leaf, and whether it asked for ours. */
+  #serverLeaf: Certificate | undefined;
+  #certificateRequested = false;
   readonly #secrets = new Secrets();
   readonly #transcript: Buffer[] = [];
   #share: ClientKeyShare | undefined;
@@ -324,9 +354,11 @@ export class ClientHandshakeV2 implements Handshake {
     if (options.cipherSuites.length === 0) throw qtError(ErrorCode.INVALID_ARGUMENT, 'offer at least one cipher suite');
     if (options.groups.length === 0) throw qtError(ErrorCode.INVALID_ARGUMENT, 'offer at least one key exchange group');
     if (options.identity && !options.serverKey) throw qtError(ErrorCode.INVALID_ARGUMENT, "a client identity key needs the server's key (it is sealed to it)");
-    if (options.serverKey && options.psk) throw qtError(ErrorCode.INVALID_ARGUMENT, 'choose one authentication mode: a PSK or pinned keys');
-    // Tickets would bypass the pinned key: a pinned-key client always runs the full handshake.
-    this.#options = options.serverKey ? { ...options, resumption: undefined } : options;
+    const modes = [options.serverKey, options.psk, options.serverCertificate].filter((m) => m !== undefined).length;
+    if (modes > 1) throw qtError(ErrorCode.INVALID_ARGUMENT, 'choose one authentication mode: a PSK, pinned keys or certificates');
+    if (options.certificate && !options.serverCertificate) throw qtError(ErrorCode.INVALID_ARGUMENT, "a client certificate needs the server's authenticated first (serverCertificate)");
+    // Tickets would stand in for the server's key or certificate: such a client always runs the full handshake.
+    this.#options = options.serverKey || options.serverCertificate ? { ...options, resumption: undefined } : options;
   }
 
   async start(): Promise<HandshakeStep> {
@@ -336,7 +368,9 @@ export class ClientHandshakeV2 implements Handshake {
     this.#share = o.offloadCrypto && !o.fixed ? await group.generateClientShareAsync() : group.generateClientShare(o.fixed?.clientShare);
     if (o.resumption) this.#offered.push({ kind: 'resumption', identity: o.resumption.ticket, psk: o.resumption.psk, peerIdentity: o.resumption.peerIdentity });
     if (o.psk) this.#offered.push({ kind: 'external', identity: o.psk.identity, psk: o.psk.secret, peerIdentity: o.psk.identity });
-    const extensions = o.serverKey ? [this.#keyAuth(o.serverKey, o.identity)] : o.requestServerKey ? [{ type: ExtensionType.SERVER_KEY, data: NO_IDENTITY }] : [];
+    const extensions = o.serverKey ? [this.#keyAuth(o.serverKey, o.identity)]
+      : o.serverCertificate ? [certificateAuthExtension()]
+      : o.requestServerKey ? [{ type: ExtensionType.SERVER_KEY, data: NO_IDENTITY }] : [];
     const hello: ClientHelloV2 = {
       random: o.fixed?.random ?? randomBytes(HELLO_RANDOM_SIZE),
       supportedVersions: [V2_VERSION_NUMBER],
@@ -382,6 +416,12 @@ export class ClientHandshakeV2 implements Handshake {
           return { send: [], next: 'frame' };
         case 'wait-encrypted-extensions':
           this.#onEncryptedExtensions(frame);
+          return { send: [], next: 'frame' };
+        case 'wait-certificate':
+          this.#onServerCertificate(frame);
+          return { send: [], next: 'frame' };
+        case 'wait-certificate-verify':
+          this.#onServerCertificateVerify(frame);
           return { send: [], next: 'frame' };
         case 'wait-finished':
           return this.#onFinished(frame);
@@ -456,6 +496,30 @@ export class ClientHandshakeV2 implements Handshake {
       this.#announcedServerKey = keyFromBlob(announced, 'server_key');
     }
     this.#transcript.push(ee.raw);
+    this.#state = this.#options.serverCertificate ? 'wait-certificate' : 'wait-finished';
+  }
+
+  /** [CertificateRequest], then the server's Certificate: its chain, verified with the name (§14.4). */
+  #onServerCertificate(frame: Frame): void {
+    const allowed = this.#certificateRequested ? [HandshakeType.CERTIFICATE] : [HandshakeType.CERTIFICATE_REQUEST, HandshakeType.CERTIFICATE];
+    const msg = readHandshakeMessage(this.#records!, frame, allowed, 'Certificate');
+    if (msg.type === HandshakeType.CERTIFICATE_REQUEST) {
+      decodeExtensionList(msg.body, 'CertificateRequest'); // no extensions defined; unknown ones ignored
+      this.#certificateRequested = true;
+      this.#transcript.push(msg.raw);
+      return;
+    }
+    const chain = decodeCertificateBody(msg.body);
+    this.#serverLeaf = verifyPeerChain(chain, 'server', this.#options.serverCertificate!);
+    this.#transcript.push(msg.raw);
+    this.#state = 'wait-certificate-verify';
+  }
+
+  #onServerCertificateVerify(frame: Frame): void {
+    const msg = readHandshakeMessage(this.#records!, frame, HandshakeType.CERTIFICATE_VERIFY, 'CertificateVerify');
+    const s = this.#secrets;
+    checkCertificateVerify(msg.body, this.#serverLeaf!, 'server', s.schedule.transcriptHash(this.#transcript));
+    this.#transcript.push(msg.raw);
     this.#state = 'wait-finished';
   }
 
@@ -470,8 +534,21 @@ export class ClientHandshakeV2 implements Handshake {
     }
     this.#transcript.push(fin.raw);
     s.enterApplication(s.schedule.transcriptHash(this.#transcript));
+    // Asked for a certificate (§14.4): ours (or an empty list), and our signature when we have one.
+    const send: Buffer[] = [];
+    if (this.#certificateRequested) {
+      const own = this.#options.certificate;
+      const certificate = handshakeMessage(HandshakeType.CERTIFICATE, encodeCertificateBody(own?.chain ?? []));
+      send.push(this.#records!.seal(InnerType.HANDSHAKE, certificate));
+      this.#transcript.push(certificate);
+      if (own) {
+        const verify = handshakeMessage(HandshakeType.CERTIFICATE_VERIFY, certificateVerifyBody(own, 'client', s.schedule.transcriptHash(this.#transcript)));
+        send.push(this.#records!.seal(InnerType.HANDSHAKE, verify));
+        this.#transcript.push(verify);
+      }
+    }
     const ours = handshakeMessage(HandshakeType.FINISHED, s.schedule.finishedMac(s.clientHs!, s.schedule.transcriptHash(this.#transcript)));
-    const record = this.#records!.seal(InnerType.HANDSHAKE, ours);
+    send.push(this.#records!.seal(InnerType.HANDSHAKE, ours));
     this.#transcript.push(ours);
     const fullHash = s.schedule.transcriptHash(this.#transcript);
     const secrets = s.take(fullHash);
@@ -485,13 +562,15 @@ export class ClientHandshakeV2 implements Handshake {
       sessionId: sessionIdOf(fullHash),
       resumed: this.#selected?.kind === 'resumption',
       resumptionAttempted: this.#options.resumption !== undefined,
-      peerIdentity: this.#options.serverKey ? keyIdentityOf(this.#options.serverKey, '') : peerIdentityOf(this.#selected?.peerIdentity),
-      keyAuthenticated: this.#options.serverKey !== undefined,
+      peerIdentity: this.#options.serverKey ? keyIdentityOf(this.#options.serverKey, '')
+        : this.#serverLeaf ? certificateIdentityOf(this.#serverLeaf)
+        : peerIdentityOf(this.#selected?.peerIdentity),
+      resumable: this.#options.serverKey === undefined && this.#options.serverCertificate === undefined,
       approvedServicesOnly: approved(this.#group!, this.#suite!),
       ...secrets,
       ...(this.#announcedServerKey ? { announcedServerKey: this.#announcedServerKey } : {}),
     };
-    return { send: [record], next: 'done', result };
+    return { send, next: 'done', result };
   }
 
   #fail(): void {
@@ -530,8 +609,12 @@ function binderValid(schedule: KeySchedule, psk: Secret, kind: 'resumption' | 'e
 
 /** The server side. */
 export class ServerHandshakeV2 implements Handshake {
-  #state: 'initial' | 'wait-client-hello' | 'wait-finished' | 'done' | 'failed' = 'initial';
+  #state: 'initial' | 'wait-client-hello' | 'wait-client-certificate' | 'wait-client-certificate-verify' | 'wait-finished' | 'done' | 'failed' = 'initial';
   readonly #options: V2ResponderOptions;
+  /** Certificate mode (§14): the client asked for ours; we ask for its; its verified leaf. */
+  #certificateAuth = false;
+  #certificateRequested = false;
+  #clientLeaf: Certificate | undefined;
   readonly #secrets = new Secrets();
   readonly #transcript: Buffer[] = [];
   #records: RecordLayer | undefined;
@@ -557,6 +640,8 @@ export class ServerHandshakeV2 implements Handshake {
     const frame = input as Frame;
     try {
       if (this.#state === 'wait-client-hello') return await this.#onClientHello(frame);
+      if (this.#state === 'wait-client-certificate') return this.#onClientCertificate(frame);
+      if (this.#state === 'wait-client-certificate-verify') return this.#onClientCertificateVerify(frame);
       if (this.#state === 'wait-finished') return this.#onFinished(frame);
       throw qtError(ErrorCode.INVALID_STATE, `handshake is ${this.#state}`);
     } catch (err) {
@@ -581,10 +666,7 @@ export class ServerHandshakeV2 implements Handshake {
     if (ch.keyShare.length !== group.clientShareSize) throw qtError(ErrorCode.MALFORMED_MESSAGE, 'a key share of the wrong size for its group');
     this.#suite = suite as CipherSuiteId;
     this.#group = group;
-    // key_auth and PSKs exclude each other (§13.2): refused before any ticket is looked at.
-    if (ch.pskIdentities.length > 0 && findExtension(ch.extensions, ExtensionType.KEY_AUTH) !== undefined) {
-      throw qtError(ErrorCode.HANDSHAKE_FAILED, 'a ClientHello may not combine PSK identities with key authentication');
-    }
+    this.#checkAuthenticationModes(ch);
     const selected = await this.#selectPsk(ch, frame.raw);
     // Pinned keys (§13): which of our keys the client sealed to, and who it is, before any
     // ephemeral work; then the encapsulation to its key if we authenticate it.
@@ -620,11 +702,75 @@ export class ServerHandshakeV2 implements Handshake {
     this.#records.installReceive(HANDSHAKE_EPOCH, s.clientHs!);
     const ee = encryptedExtensions(announcement);
     this.#transcript.push(ee);
+    const certificates = this.#certificateMessages();
+    this.#transcript.push(...certificates);
+    const flight = [ee, ...certificates];
     const fin = handshakeMessage(HandshakeType.FINISHED, s.schedule.finishedMac(s.serverHs!, s.schedule.transcriptHash(this.#transcript)));
     this.#transcript.push(fin);
     s.enterApplication(s.schedule.transcriptHash(this.#transcript));
+    this.#state = this.#certificateRequested ? 'wait-client-certificate' : 'wait-finished';
+    return { send: [sh, ...[...flight, fin].map((m) => this.#records!.seal(InnerType.HANDSHAKE, m))], next: 'frame' };
+  }
+
+  /**
+   * Which authentication the ClientHello asks for: key_auth, certificate_auth, PSK identities or
+   * none; at most one (§13.2, §14.2). A server that requires client authentication refuses a
+   * client that cannot give it before any work.
+   */
+  #checkAuthenticationModes(ch: ClientHelloV2): void {
+    const o = this.#options;
+    const keyAuth = findExtension(ch.extensions, ExtensionType.KEY_AUTH) !== undefined;
+    const certificateAuth = findExtension(ch.extensions, CERTIFICATE_AUTH);
+    if ([keyAuth, certificateAuth !== undefined, ch.pskIdentities.length > 0].filter(Boolean).length > 1) {
+      throw qtError(ErrorCode.HANDSHAKE_FAILED, 'a ClientHello may ask for one authentication mode only (PSK, key_auth or certificate_auth)');
+    }
+    if (certificateAuth !== undefined) {
+      if (o.certificate === undefined || commonScheme(decodeCertificateAuth(certificateAuth)) === undefined) {
+        throw qtError(ErrorCode.CERTIFICATE_REQUIRED, 'the client asks for a certificate (ML-DSA-87) and this server has none');
+      }
+      this.#certificateAuth = true;
+      this.#certificateRequested = o.clientCertificates !== undefined;
+    }
+    if (o.requirePeerIdentity) {
+      if (o.clientCertificates && !this.#certificateRequested) throw qtError(ErrorCode.CERTIFICATE_REQUIRED, 'this server requires a client certificate (the client did not ask for certificate authentication)');
+      if (o.authorizedPeers && !keyAuth) throw qtError(ErrorCode.UNKNOWN_PEER, 'the client presented no identity key and this server requires one');
+    }
+  }
+
+  /** Certificate mode (§14.4): [CertificateRequest], Certificate, CertificateVerify (over H(… Certificate)). */
+  #certificateMessages(): Buffer[] {
+    if (!this.#certificateAuth) return [];
+    const own = this.#options.certificate!;
+    const out: Buffer[] = [];
+    if (this.#certificateRequested) out.push(handshakeMessage(HandshakeType.CERTIFICATE_REQUEST, encodeExtensionList([])));
+    out.push(handshakeMessage(HandshakeType.CERTIFICATE, encodeCertificateBody(own.chain)));
+    const hash = this.#secrets.schedule.transcriptHash([...this.#transcript, ...out]);
+    out.push(handshakeMessage(HandshakeType.CERTIFICATE_VERIFY, certificateVerifyBody(own, 'server', hash)));
+    return out;
+  }
+
+  /** The client's Certificate: empty (refused when we require one) or a chain we verify (§14.4). */
+  #onClientCertificate(frame: Frame): HandshakeStep {
+    const msg = readHandshakeMessage(this.#records!, frame, HandshakeType.CERTIFICATE, 'Certificate');
+    const chain = decodeCertificateBody(msg.body);
+    if (chain.length === 0) {
+      if (this.#options.requirePeerIdentity) throw qtError(ErrorCode.CERTIFICATE_REQUIRED, 'the client sent no certificate and this server requires one');
+      this.#transcript.push(msg.raw);
+      this.#state = 'wait-finished';
+      return { send: [], next: 'frame' };
+    }
+    this.#clientLeaf = verifyPeerChain(chain, 'client', this.#options.clientCertificates!);
+    this.#transcript.push(msg.raw);
+    this.#state = 'wait-client-certificate-verify';
+    return { send: [], next: 'frame' };
+  }
+
+  #onClientCertificateVerify(frame: Frame): HandshakeStep {
+    const msg = readHandshakeMessage(this.#records!, frame, HandshakeType.CERTIFICATE_VERIFY, 'CertificateVerify');
+    checkCertificateVerify(msg.body, this.#clientLeaf!, 'client', this.#secrets.schedule.transcriptHash(this.#transcript));
+    this.#transcript.push(msg.raw);
     this.#state = 'wait-finished';
-    return { send: [sh, this.#records.seal(InnerType.HANDSHAKE, ee), this.#records.seal(InnerType.HANDSHAKE, fin)], next: 'frame' };
+    return { send: [], next: 'frame' };
   }
 
   /**
@@ -635,10 +781,7 @@ export class ServerHandshakeV2 implements Handshake {
   #acceptKeyAuth(ch: ClientHelloV2): PublicIdentityKey | undefined {
     const o = this.#options;
     const data = findExtension(ch.extensions, ExtensionType.KEY_AUTH);
-    if (data === undefined) {
-      if (o.requirePeerIdentity) throw qtError(ErrorCode.UNKNOWN_PEER, 'the client presented no identity key and this server requires one');
-      return undefined;
-    }
+    if (data === undefined) return undefined; // requirePeerIdentity: #checkAuthenticationModes
     const { ciphertext, sealedIdentity } = decodeClientKeyAuth(data);
     const s = this.#secrets;
     let payload: Buffer | undefined;
@@ -667,7 +810,7 @@ export class ServerHandshakeV2 implements Handshake {
     this.#keyAuthenticated = true;
     const clientKey = payload.length === 0 ? undefined : keyFromBlob(payload, 'the client identity');
     if (o.authorizedPeers === undefined) {
-      if (o.requirePeerIdentity) throw qtError(ErrorCode.UNKNOWN_PEER, 'no authorized peers are configured');
+      if (o.requirePeerIdentity) throw qtError(ErrorCode.UNKNOWN_PEER, 'this server admits clients by certificate, not by key');
       return undefined; // we do not authenticate clients by key: its identity is not used
     }
     if (clientKey === undefined) {
@@ -768,8 +911,8 @@ export class ServerHandshakeV2 implements Handshake {
       sessionId: sessionIdOf(fullHash),
       resumed: this.#psk?.kind === 'resumption',
       resumptionAttempted: this.#resumptionAttempted,
-      peerIdentity: this.#peerKey ?? peerIdentityOf(this.#psk?.peerIdentity),
-      keyAuthenticated: this.#keyAuthenticated,
+      peerIdentity: this.#peerKey ?? (this.#clientLeaf ? certificateIdentityOf(this.#clientLeaf) : peerIdentityOf(this.#psk?.peerIdentity)),
+      resumable: !this.#keyAuthenticated && !this.#certificateAuth,
       approvedServicesOnly: approved(this.#group!, this.#suite!),
       ...secrets,
     };

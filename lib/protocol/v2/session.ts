@@ -116,7 +116,7 @@ export class SessionV2 implements Session {
     this.sessionId = handshake.sessionId;
     this.resumed = handshake.resumed;
     this.peerIdentity = handshake.peerIdentity;
-    this.resumable = !handshake.keyAuthenticated;
+    this.resumable = handshake.resumable;
     this.approvedServicesOnly = handshake.approvedServicesOnly;
     this.#options = options;
     this.#now = options.now ?? Date.now;
