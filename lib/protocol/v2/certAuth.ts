@@ -106,8 +106,9 @@ function signedContent(role: 'server' | 'client', transcriptHash: Uint8Array): B
 }
 
 /** CertificateVerify body over `transcriptHash` (up to and including our Certificate). */
-export function certificateVerifyBody(identity: CertificateIdentity, role: 'server' | 'client', transcriptHash: Uint8Array): Buffer {
-  const signature = mldsa.sign(identity.privateKey, signedContent(role, transcriptHash));
+export function certificateVerifyBody(identity: CertificateIdentity, role: 'server' | 'client', transcriptHash: Uint8Array, deterministic = false): Buffer {
+  // Hedged signing (FIPS 204's default); deterministic only for known-answer vectors.
+  const signature = mldsa.sign(identity.privateKey, signedContent(role, transcriptHash), { deterministic });
   const out = Buffer.alloc(4 + signature.length);
   out.writeUInt16BE(SignatureScheme.ML_DSA_87, 0);
   out.writeUInt16BE(signature.length, 2);

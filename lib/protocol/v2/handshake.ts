@@ -146,6 +146,8 @@ export interface FixedHandshakeInputs {
   serverKeyShare?: FixedServerShare;
   /** The server's encapsulation to the client's key (§13). */
   clientKeyShare?: FixedServerShare;
+  /** Deterministic ML-DSA-87 CertificateVerify signatures (§14), so that vectors reproduce. */
+  deterministicSignatures?: boolean;
 }
 
 export interface V2InitiatorOptions {
@@ -542,7 +544,7 @@ export class ClientHandshakeV2 implements Handshake {
       send.push(this.#records!.seal(InnerType.HANDSHAKE, certificate));
       this.#transcript.push(certificate);
       if (own) {
-        const verify = handshakeMessage(HandshakeType.CERTIFICATE_VERIFY, certificateVerifyBody(own, 'client', s.schedule.transcriptHash(this.#transcript)));
+        const verify = handshakeMessage(HandshakeType.CERTIFICATE_VERIFY, certificateVerifyBody(own, 'client', s.schedule.transcriptHash(this.#transcript), this.#options.fixed?.deterministicSignatures));
         send.push(this.#records!.seal(InnerType.HANDSHAKE, verify));
         this.#transcript.push(verify);
       }
@@ -745,7 +747,7 @@ export class ServerHandshakeV2 implements Handshake {
     if (this.#certificateRequested) out.push(handshakeMessage(HandshakeType.CERTIFICATE_REQUEST, encodeExtensionList([])));
     out.push(handshakeMessage(HandshakeType.CERTIFICATE, encodeCertificateBody(own.chain)));
     const hash = this.#secrets.schedule.transcriptHash([...this.#transcript, ...out]);
-    out.push(handshakeMessage(HandshakeType.CERTIFICATE_VERIFY, certificateVerifyBody(own, 'server', hash)));
+    out.push(handshakeMessage(HandshakeType.CERTIFICATE_VERIFY, certificateVerifyBody(own, 'server', hash, this.#options.fixed?.deterministicSignatures)));
     return out;
   }
 
