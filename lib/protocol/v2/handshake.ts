@@ -237,6 +237,17 @@ function peerIdentityOf(identity: Buffer | undefined): PeerIdentity | undefined 
   return identity === undefined || identity.length === 0 ? undefined : { type: 'psk', identity: identity.toString('utf8') };
 }
 
+/** K_s under one of our keys, or undefined when the ciphertext's classical key is invalid for it (§13.3). */
+function decapsulateOrUndefined(key: IdentityKey, ciphertext: Buffer): Secret | undefined {
+  try {
+    return key.keyPair.decapsulate(ciphertext, V2_VERSION_NUMBER, SERVER_KEY_LABEL);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === ErrorCode.INVALID_KEY || code === ErrorCode.X25519_LOW_ORDER_POINT) return undefined;
+    throw err;
+  }
+}
+
 function keyIdentityOf(key: PublicIdentityKey, comment: string): KeyPeerIdentity {
   return { type: 'key', fingerprint: key.fingerprint, group: key.group.option, comment };
 }
@@ -792,7 +803,8 @@ export class ServerHandshakeV2 implements Handshake {
       const early = s.schedule.earlySecret();
       let ks: Secret;
       try {
-        const serverKeySecret = key.keyPair.decapsulate(ciphertext, V2_VERSION_NUMBER, SERVER_KEY_LABEL);
+        const serverKeySecret = decapsulateOrUndefined(key, ciphertext);
+        if (serverKeySecret === undefined) continue; // not a ciphertext for this key
         try {
           ks = s.schedule.keySecret(early, serverKeySecret);
         } finally {
