@@ -10,10 +10,14 @@
  *           --identity FILE          our key, for a server with --authorized-peers
  *   both:   --passphrase-file FILE   for an encrypted identity key
  *
+ * Certificates (§14): --cert FILE (our chain, leaf first) makes --identity its ML-DSA-87 key;
+ * --ca FILE is, on a server, the CAs of admitted clients, on a client the CAs of the server,
+ * whose certificate must name --server-name (default: the --connect host); --crl FILE adds CRLs.
+ *
  * Keys are loaded before anything listens; a client's known-servers entry is looked up when it
  * first dials, and kept.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { appendKnownServer, hostPortKey, knownServerKey, readAuthorizedPeers } from '../identity/files.js';
@@ -22,7 +26,10 @@ import { fetchServerKey } from '../tunnel/dial.js';
 import type { DialOptions, ServerAuthOption } from '../tunnel/options.js';
 import { CliError, type FlagSpec, type FlagValues, UsageError } from './args.js';
 import { err } from './common.js';
-import { loadIdentityKey, PASSPHRASE_FLAG, publicKeyFromArgument } from './identity.js';
+import { loadIdentityKey, PASSPHRASE_FLAG, publicKeyFromArgument, readPassphrase } from './identity.js';
+import { readPrivateFile } from './privateFiles.js';
+import { CertificateIdentity } from '../identity/certificates.js';
+import { type Certificate, parseCertificates } from '../crypto/x509.js';
 
 export const KEY_AUTH_FLAGS: FlagSpec[] = [
   {
@@ -52,6 +59,20 @@ export const KEY_AUTH_FLAGS: FlagSpec[] = [
     help: "Client: a file of 'HOST:PORT qtun-<group> <base64>' lines; the key listed for --connect must be proved",
   },
   {
+    name: 'cert',
+    kind: 'string',
+    metavar: 'FILE',
+    help: 'Our X.509 certificate chain (PEM, leaf first; quantum-vpn cert); --identity is then its ML-DSA-87 private key',
+  },
+  {
+    name: 'ca',
+    kind: 'string',
+    metavar: 'FILE',
+    help: 'CA certificates (PEM). Server: admit only clients with a certificate from them (needs --cert). Client: authenticate the server by a certificate from them',
+  },
+  { name: 'server-name', kind: 'string', metavar: 'NAME', help: 'Client, with --ca: the DNS name or IP address the server certificate must hold (default: the --connect host)' },
+  { name: 'crl', kind: 'string', metavar: 'FILE', help: 'With --ca: certificate revocation lists (PEM) the peer certificate is checked against' },
+  {
     name: 'trust-on-first-use',
     kind: 'boolean',
     default: false,
@@ -67,9 +88,13 @@ export function defaultKnownServersPath(): string {
 
 /** The key authentication of one listener or dialer, from the flags. */
 export interface KeyAuthSetup {
-  /** Server: our keys, and who is admitted. */
+  /** Server: our keys and certificate, and who is admitted. */
   identities: IdentityKey[];
   authorizedPeers: AuthorizedPeers | undefined;
+  certificate: CertificateIdentity | undefined;
+  /** Server: the CAs of admitted client certificates, and CRLs. */
+  clientCa: Certificate[] | undefined;
+  crls: string[] | undefined;
   /** Client: whether the server at host:port will be authenticated by key (forward refuses to run unauthenticated). */
   pinsServer(host: string, port: number): boolean;
   /** Client: the dial() options that pin the server's key (looked up and kept on the first call). */
@@ -96,8 +121,21 @@ export function keyAuthFromFlags(flags: FlagValues, role: 'client' | 'server', c
   const knownFile = given(flags, 'known-servers');
   const tofu = flags['trust-on-first-use'] === true;
   const passphraseFile = given(flags, 'passphrase-file');
-  const used = [identityFiles.length > 0 && '--identity', peersFile && '--authorized-peers', serverKeyArg && '--server-key', knownFile && '--known-servers', tofu && '--trust-on-first-use'].filter(Boolean) as string[];
-  if (used.length > 0 && conflicts.length > 0) throw new UsageError(`${used[0]} (pinned keys) cannot be combined with ${conflicts[0]}`);
+  const certFile = given(flags, 'cert');
+  const caFile = given(flags, 'ca');
+  const serverName = given(flags, 'server-name');
+  const crlFile = given(flags, 'crl');
+  const used = [identityFiles.length > 0 && '--identity', peersFile && '--authorized-peers', serverKeyArg && '--server-key', knownFile && '--known-servers', tofu && '--trust-on-first-use', caFile && '--ca', certFile && '--cert'].filter(Boolean) as string[];
+  if (used.length > 0 && conflicts.length > 0) throw new UsageError(`${used[0]} cannot be combined with ${conflicts[0]}`);
+  if (certFile && identityFiles.length !== 1) throw new UsageError('--cert needs --identity: the certificate\'s ML-DSA-87 private key');
+  if (serverName && !caFile) throw new UsageError('--server-name applies with --ca');
+  if (crlFile && !caFile) throw new UsageError('--crl applies with --ca');
+  if (caFile && (peersFile || serverKeyArg || knownFile)) throw new UsageError('--ca (certificates) and pinned keys (--authorized-peers, --server-key, --known-servers) are different modes: choose one');
+  const ca = caFile ? readCertificates(caFile, '--ca') : undefined;
+  const crls = crlFile ? [readText(crlFile, '--crl')] : undefined;
+  if (certFile) return certificateSetup(role, certFile, identityFiles[0]!, passphraseFile, ca, crls, serverName);
+  if (role === 'client' && ca) return certificateSetup(role, undefined, undefined, undefined, ca, crls, serverName);
+  if (role === 'server' && ca) throw new UsageError('--ca on the server needs --cert: clients send certificates only to a server that sent one');
   if (role === 'server') {
     for (const flag of ['server-key', 'known-servers', 'trust-on-first-use']) if (flags[flag] !== undefined && flags[flag] !== false && flags[flag] !== '') throw new UsageError(`--${flag} is for the client side`);
     if (peersFile && identityFiles.length === 0) throw new UsageError("--authorized-peers needs --identity: a client's key is sealed to the server's key");
@@ -120,6 +158,9 @@ export function keyAuthFromFlags(flags: FlagValues, role: 'client' | 'server', c
     return {
       identities,
       authorizedPeers: peers,
+      certificate: undefined,
+      clientCa: undefined,
+      crls: undefined,
       pinsServer: () => false,
       dialOptions: async () => ({}),
       describe: () =>
@@ -151,6 +192,9 @@ export function keyAuthFromFlags(flags: FlagValues, role: 'client' | 'server', c
   return {
     identities,
     authorizedPeers: undefined,
+    certificate: undefined,
+    clientCa: undefined,
+    crls: undefined,
     pinsServer: (host, port) => pinned !== undefined || knownFile !== undefined || (knownPath !== undefined && knownServerKey(knownPath, host, port) !== undefined),
     async dialOptions(host, port) {
       const server = await lookup(host, port);
@@ -167,4 +211,64 @@ function readPeers(path: string): AuthorizedPeers {
   } catch (e) {
     throw new CliError((e as Error).message, { cause: e });
   }
+}
+
+function readText(path: string, flag: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new CliError(`${flag}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+  }
+}
+
+function readCertificates(path: string, flag: string): Certificate[] {
+  try {
+    const certs = parseCertificates(readText(path, flag));
+    if (certs.length === 0) throw new CliError(`${flag}: ${path} holds no certificate`);
+    return certs;
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    throw new CliError(`${flag}: ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Certificate mode: our certificate and key (if any), the CAs we trust, the name to expect. */
+function certificateSetup(
+  role: 'client' | 'server',
+  certFile: string | undefined,
+  keyFile: string | undefined,
+  passphraseFile: string | undefined,
+  ca: Certificate[] | undefined,
+  crls: string[] | undefined,
+  serverName: string | undefined,
+): KeyAuthSetup {
+  let certificate: CertificateIdentity | undefined;
+  if (certFile && keyFile) {
+    const passphrase = passphraseFile ? readPassphrase(passphraseFile) : undefined;
+    const key = readPrivateFile(keyFile, 'private key file', 64 * 1024);
+    try {
+      certificate = CertificateIdentity.fromPem(readText(certFile, '--cert'), key, { passphrase });
+    } catch (e) {
+      throw new CliError(`--cert ${certFile} with --identity ${keyFile}: ${(e as Error).message}`, { cause: e });
+    } finally {
+      key.fill(0);
+      passphrase?.fill(0);
+    }
+  }
+  if (role === 'client' && !ca) throw new UsageError("--cert on the client needs --ca: the server's certificate is verified first");
+  const destroy = () => certificate?.destroy();
+  return {
+    identities: [],
+    authorizedPeers: undefined,
+    certificate: role === 'server' ? certificate : undefined,
+    clientCa: role === 'server' ? ca : undefined,
+    crls,
+    pinsServer: () => role === 'client',
+    dialOptions: async () => (role === 'client' ? { server: { ca: ca!, ...(serverName ? { name: serverName } : {}), ...(crls ? { crls } : {}) }, ...(certificate ? { identity: certificate } : {}) } : {}),
+    describe: () =>
+      role === 'server'
+        ? `Certificate: ${certificate!.leaf.subject}${ca ? `; admits clients with a certificate from ${ca.map((c) => c.subject).join(', ')}` : '; clients are not authenticated (no --ca)'}`
+        : `Server certificate: from ${ca!.map((c) => c.subject).join(', ')}${serverName ? `, name ${serverName}` : ''}`,
+    destroy,
+  };
 }

@@ -14,7 +14,7 @@ import type { TunnelObserver } from '../tunnel/observer.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
 import type { Logger } from '../ops/index.js';
 import { CliError, type FlagSpec, type FlagValues, formatHostPort, type ParsedArgs, parseDuration, parseHostPort, printable, UsageError } from './args.js';
-import { describePeerIdentity, GROUPS_FLAG, groupSpecs, LEGACY_V1_FLAG, PSK_FLAGS, protocolAndObservability, protocolSummary, type ProtocolSetup } from './protocol.js';
+import { describePeerIdentity, GROUPS_FLAG, KEY_AUTH_FLAGS, listenAuthOptions, groupSpecs, LEGACY_V1_FLAG, PSK_FLAGS, protocolAndObservability, protocolSummary, type ProtocolSetup } from './protocol.js';
 import { identityList } from './psk.js';
 import {
   applyFips,
@@ -68,6 +68,7 @@ const FLAGS: FlagSpec[] = [
   GROUPS_FLAG,
   LEGACY_V1_FLAG,
   ...PSK_FLAGS,
+  ...KEY_AUTH_FLAGS,
   FIPS_FLAG,
   ...RATE_LIMIT_FLAGS,
 ];
@@ -79,9 +80,12 @@ const SECURITY_V1 =
 /** What the tunnels of this process protect, in one line. */
 function securityLine(setup: ProtocolSetup, role: 'client' | 'server'): string {
   if (setup.legacyV1 && role === 'client') return SECURITY_V1;
+  const described = setup.keys.describe();
   const auth = setup.psk
     ? 'both ends prove the pre-shared key (mutual authentication)'
-    : 'no pre-shared key, so the peer is not authenticated (--psk-file authenticates both ends)';
+    : described !== undefined
+      ? `${role === 'server' ? 'this server proves its identity' : 'the server must prove its identity'} (${described})`
+      : 'nobody is authenticated (--identity with --server-key or --known-servers, --cert/--ca, or --psk-file authenticate the ends)';
   const legacy = setup.legacyV1 ? '; with --legacy-v1 it also answers protocol v1 clients, which are never authenticated' : '';
   return (
     'Security: protocol v2: hybrid key exchange (classical + ML-KEM), fresh keys per session, every handshake message ' +
@@ -165,6 +169,7 @@ async function runServer(flags: FlagValues): Promise<number> {
     legacyV1: setup.legacyV1,
     groups: setup.groups,
     psk: setup.listenPsk(),
+    ...listenAuthOptions(setup),
   });
   // Until it listens, a failure (EADDRINUSE...) is reported once, below; after, it is logged.
   const quiet = () => undefined;
@@ -351,6 +356,7 @@ async function runClient(flags: FlagValues): Promise<number> {
       legacyV1: setup.legacyV1,
       groups: setup.groups,
       psk,
+      ...(await setup.keys.dialOptions(addr.host, addr.port)),
     });
   } catch (e) {
     setup.destroy();

@@ -24,7 +24,7 @@ import type { CipherName } from '../tunnel/options.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
 import { type Logger, maskAddress, type ObservabilityServer } from '../ops/index.js';
 import { ClientTicketStore, TicketIssuer } from '../protocol/v2/tickets.js';
-import { GROUPS_FLAG, KEY_AUTH_FLAGS, LEGACY_V1_FLAG, PSK_FLAGS, protocolAndObservability, protocolFields, type ProtocolSetup } from './protocol.js';
+import { GROUPS_FLAG, KEY_AUTH_FLAGS, LEGACY_V1_FLAG, listenAuthOptions, PSK_FLAGS, protocolAndObservability, protocolFields, type ProtocolSetup } from './protocol.js';
 import { defaultKnownServersPath } from './auth.js';
 import { knownServerKey } from '../identity/files.js';
 import { ConnectTimeoutError, BackendProbe, failureReason, ForwardMetrics } from './backend.js';
@@ -112,7 +112,7 @@ function requireAuthentication(f: FlagValues, role: 'client' | 'server', remote:
   const set = (name: string) => f[name] !== undefined && f[name] !== '' && f[name] !== false;
   const modes = role === 'server'
     ? ['psk-file', 'identity'].filter(set)
-    : ['psk-file', 'server-key', 'known-servers'].filter(set);
+    : ['psk-file', 'server-key', 'known-servers', 'ca'].filter(set);
   if (role === 'client' && modes.length === 0 && knownDefault(remote)) modes.push('known-servers');
   if (f['no-auth'] === true) {
     if (modes.length > 0) throw new UsageError(`--no-auth contradicts --${modes[0]}`);
@@ -122,8 +122,8 @@ function requireAuthentication(f: FlagValues, role: 'client' | 'server', remote:
   if (modes.length === 0) {
     throw new UsageError(
       role === 'server'
-        ? 'forward needs an authentication mode: --identity FILE (pinned keys; with --authorized-peers for the clients) or --psk-file FILE; or --no-auth to run without'
-        : "forward needs to authenticate the server: --server-key KEY, --known-servers FILE or --psk-file FILE; or --no-auth to run without",
+        ? 'forward needs an authentication mode: --identity FILE (pinned keys, with --authorized-peers for the clients; or with --cert, a certificate, with --ca for the clients) or --psk-file FILE; or --no-auth to run without'
+        : "forward needs to authenticate the server: --server-key KEY, --known-servers FILE, --ca FILE (certificates) or --psk-file FILE; or --no-auth to run without",
     );
   }
 }
@@ -333,8 +333,7 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
     legacyV1: c.protocol.legacyV1,
     groups: c.protocol.groups,
     psk: c.protocol.listenPsk(),
-    identity: c.protocol.keys.identities.length > 0 ? c.protocol.keys.identities : undefined,
-    authorizedPeers: c.protocol.keys.authorizedPeers,
+    ...listenAuthOptions(c.protocol),
     tickets: issuer,
   });
   // Until it listens, a failure (EADDRINUSE...) is reported once, below; after, it is logged.

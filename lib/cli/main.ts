@@ -12,6 +12,7 @@ import { demoCommand } from './demo.js';
 import { exampleCommand } from './example.js';
 import { fipsCommand, fipsFromEnvironment } from './fips.js';
 import { forwardCommand } from './forward.js';
+import { certCommand } from './cert.js';
 import { fingerprintCommand, keygenCommand, keyscanCommand } from './identity.js';
 import { pskCommand } from './psk.js';
 import { versionCommand } from './version.js';
@@ -47,6 +48,7 @@ export const COMMANDS: readonly Command[] = [
   keygenCommand,
   fingerprintCommand,
   keyscanCommand,
+  certCommand,
   pskCommand,
   exampleCommand,
   versionCommand,

@@ -4,7 +4,7 @@
  */
 import type { PeerIdentity } from '../protocol/peerIdentity.js';
 import { KEM_GROUPS, defaultKemGroup, type KemGroupSpec } from '../protocol/v2/groups.js';
-import type { KemGroupName, PskOption } from '../tunnel/options.js';
+import type { KemGroupName, ListenOptions, PskOption } from '../tunnel/options.js';
 import { CliError, type FlagSpec, type FlagValues, printable, UsageError } from './args.js';
 import { type Observability, observabilityFromFlags } from './common.js';
 import { KEY_AUTH_FLAGS, keyAuthFromFlags, type KeyAuthSetup } from './auth.js';
@@ -102,6 +102,18 @@ export function protocolFromFlags(flags: FlagValues, role: 'client' | 'server'):
       psk?.destroy();
       keys.destroy();
     },
+  };
+}
+
+/** The identity and client-policy options of listen() from the flags (keys and certificates). */
+export function listenAuthOptions(setup: ProtocolSetup): Pick<ListenOptions, 'identity' | 'authorizedPeers' | 'ca' | 'crls'> {
+  const k = setup.keys;
+  const identity = [...k.identities, ...(k.certificate ? [k.certificate] : [])];
+  return {
+    ...(identity.length > 0 ? { identity } : {}),
+    ...(k.authorizedPeers ? { authorizedPeers: k.authorizedPeers } : {}),
+    ...(k.clientCa ? { ca: k.clientCa } : {}),
+    ...(k.crls ? { crls: k.crls } : {}),
   };
 }
 

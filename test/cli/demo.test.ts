@@ -70,7 +70,7 @@ describe('cli: demo', function () {
     await proc.waitFor(/^Protocols accepted: v2 \(groups .+\)$/m);
     const r = await runCli(['demo', '--mode', 'client', '--addr', `127.0.0.1:${port}`, '--verbose', '--message', 'hi']);
     expect(r.code, r.stderr).to.equal(0);
-    expect(r.stdout).to.match(/^Security: protocol v2: hybrid key exchange .*no pre-shared key, so the peer is not authenticated/m);
+    expect(r.stdout).to.match(/^Security: protocol v2: hybrid key exchange .*nobody is authenticated/m);
     expect(r.stdout).to.match(/^Offering protocol v2: key exchange groups /m);
     expect(r.stdout).to.match(/^  2\. ClientHello sent: key share for .+ \([\d,]+ bytes\)/m);
     expect(r.stdout).to.match(/^  3\. ServerHello received: .* suite AES-256-GCM$/m);

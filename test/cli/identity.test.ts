@@ -7,7 +7,8 @@ import { expect } from 'chai';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:net';
+import { type AddressInfo, connect, createServer } from 'node:net';
+import { once } from 'node:events';
 import { killAll, runCli, startCli } from './helpers.js';
 
 describe('cli: identities (keygen, fingerprint, keyscan, known servers)', function () {
@@ -61,6 +62,36 @@ describe('cli: identities (keygen, fingerprint, keyscan, known servers)', functi
     const open = startCli(['forward', '--no-auth', '--listen', '127.0.0.1:0', '--to', '127.0.0.1:1']);
     await open.listeningPort();
     await open.waitFor(/warning: --no-auth: any client may connect/, 5000, 'stderr');
+  });
+
+  it('certificates: cert ca / cert issue, a forward with --cert/--identity/--ca on both sides; a client without a certificate is refused', async () => {
+    const ca = join(dir, 'root');
+    expect((await runCli(['cert', 'ca', ca, '--subject', 'Test Root'])).code).to.equal(0);
+    expect((await runCli(['cert', 'issue', join(dir, 'srv'), '--ca', ca, '--ip', '127.0.0.1', '--usage', 'server'])).code).to.equal(0);
+    expect((await runCli(['cert', 'issue', join(dir, 'cli'), '--ca', ca, '--usage', 'client'])).code).to.equal(0);
+    expect(statSync(join(dir, 'srv.key')).mode & 0o777).to.equal(0o600);
+    const echo = createServer((s) => s.pipe(s));
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', () => r()));
+    try {
+      const service = (echo.address() as AddressInfo).port;
+      const server = startCli(['forward', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${service}`, '--cert', join(dir, 'srv.crt'), '--identity', join(dir, 'srv.key'), '--ca', `${ca}.crt`, '--log-level', 'info']);
+      const tunnelPort = await server.listeningPort();
+      const client = startCli(['forward', '--listen', '0', '--connect', `127.0.0.1:${tunnelPort}`, '--ca', `${ca}.crt`, '--cert', join(dir, 'cli.crt'), '--identity', join(dir, 'cli.key')]);
+      const app = connect(await client.listeningPort(), '127.0.0.1');
+      app.write('through certificates');
+      const [reply] = (await once(app, 'data')) as [Buffer];
+      expect(reply.toString()).to.equal('through certificates');
+      app.destroy();
+      await server.waitFor(/connection opened .*peer_subject="?CN=cli/, 10_000, 'stderr');
+      // No client certificate: the server refuses (certificate_required), the client logs why.
+      const bare = startCli(['forward', '--listen', '0', '--connect', `127.0.0.1:${tunnelPort}`, '--ca', `${ca}.crt`]);
+      const lonely = connect(await bare.listeningPort(), '127.0.0.1');
+      lonely.on('error', () => undefined);
+      await bare.waitFor(/ERR_QT_CERTIFICATE_REQUIRED/, 10_000, 'stderr');
+      lonely.destroy();
+    } finally {
+      echo.close();
+    }
   });
 
   it('keyscan prints the known-servers line; --known-servers pins it; --trust-on-first-use records an unknown server once', async () => {

@@ -12,19 +12,26 @@
  *      (HKDF-Expand-Label, the combiner, the key schedule, the record nonce, every encoding by
  *      hand) over a small set of primitives. It runs over two backends: the library's own
  *      primitives ({@link libraryPrimitives}: hkdf, HMAC, SHA-384, AEAD contexts, X25519, P-384,
- *      ML-KEM of the addon, and as cross-checks the library's expandLabel, combine, the AEAD
- *      record context and the identity keys' fingerprint and text form) and a reference made of
- *      node:crypto and @noble/post-quantum ({@link referencePrimitives}), which shares no code
- *      with the library.
+ *      ML-KEM and ML-DSA-87 of the addon, and as cross-checks the library's expandLabel, combine,
+ *      the AEAD record context, the identity keys' fingerprint and text form, and its X.509
+ *      parsing and path validation) and a reference made of node:crypto and @noble/post-quantum
+ *      ({@link referencePrimitives}), which shares no code with the library. The certificates of
+ *      the certificate cases are read from their DER here, by hand, and their signatures, like
+ *      every CertificateVerify signature, made and verified by each backend's ML-DSA-87.
  *
  * Importing this module generates nothing; scripts/v2-vectors.ts writes the files.
  */
 import { createCipheriv, createECDH, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { ml_dsa87 } from '@noble/post-quantum/ml-dsa.js';
 import { ml_kem1024, ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import type { PrivateKey, Secret } from '../../lib/native.js';
 import { AEAD_SIZES, createAead, createRecordAead, seal as aeadSealLib, sealRecord as aeadSealRecordLib } from '../../lib/crypto/aead.js';
 import { shake256, sha384 } from '../../lib/crypto/hash.js';
 import * as hkdf from '../../lib/crypto/hkdf.js';
+import * as mldsa from '../../lib/crypto/mldsa.js';
+import { createSelfSignedCa, issueCertificate, parseCertificate, pem, verifyChain } from '../../lib/crypto/x509.js';
+import { CertificateIdentity } from '../../lib/identity/certificates.js';
 import { type MlKem, mlkem1024, mlkem768 } from '../../lib/crypto/mlkem.js';
 import * as p384 from '../../lib/crypto/p384.js';
 import * as x25519 from '../../lib/crypto/x25519.js';
@@ -110,12 +117,21 @@ const P384_ORDER = BigInt('0xffffffffffffffffffffffffffffffffffffffffffffffffc76
 
 /**
  * 'key': the client pins the server's long-term key and stays anonymous; 'key-mutual': it also
- * presents its own key, which the server authorizes (docs/PROTOCOL.md §13).
+ * presents its own key, which the server authorizes (docs/PROTOCOL.md §13). 'certificate': the
+ * server authenticates by an ML-DSA-87 certificate and the client stays anonymous;
+ * 'certificate-mutual': the server also sends a CertificateRequest and the client its certificate
+ * (§14).
  */
-export type AuthMode = 'none' | 'psk' | 'resumption' | 'key' | 'key-mutual';
+export type AuthMode = 'none' | 'psk' | 'resumption' | 'key' | 'key-mutual' | 'certificate' | 'certificate-mutual';
 
 /** Whether a mode authenticates by pinned keys (§13). */
 export const isKeyMode = (auth: AuthMode): auth is 'key' | 'key-mutual' => auth === 'key' || auth === 'key-mutual';
+
+/** Whether a mode authenticates by certificates (§14). */
+export const isCertificateMode = (auth: AuthMode): auth is 'certificate' | 'certificate-mutual' => auth === 'certificate' || auth === 'certificate-mutual';
+
+/** Sessions authenticated by pinned keys or certificates get no tickets (§13.5, §14.4). */
+const issuesTickets = (auth: AuthMode): boolean => !isKeyMode(auth) && !isCertificateMode(auth);
 
 export interface CaseSpec {
   name: string;
@@ -133,8 +149,10 @@ function caseName(group: GroupDef, auth: AuthMode, suiteName: string): string {
 
 /**
  * The cases, in order: each group with no authentication, an external PSK, and resumption; then
- * ChaCha20-Poly1305; then each group with pinned keys, server key only and both keys (appended,
- * so that the earlier cases keep their numbers).
+ * ChaCha20-Poly1305; then each group with pinned keys, server key only and both keys; then
+ * certificates, server only and both ways, in x25519-mlkem1024 and in p384-mlkem1024 (the FIPS
+ * mode default, so that they run in strict FIPS mode too). Each group of cases is appended, so
+ * that the earlier cases keep their numbers.
  */
 export function caseSpecs(): CaseSpec[] {
   const out: CaseSpec[] = [];
@@ -149,6 +167,7 @@ export function caseSpecs(): CaseSpec[] {
   const g = GROUPS[0]!;
   out.push({ name: caseName(g, 'none', 'chacha20-poly1305'), group: g, suiteName: 'chacha20-poly1305', suite: CipherSuite.CHACHA20_POLY1305, auth: 'none' });
   for (const group of GROUPS) for (const auth of ['key', 'key-mutual'] as const) out.push(aes(group, auth));
+  for (const group of GROUPS.filter((x) => x.kem === 'ML-KEM-1024')) for (const auth of ['certificate', 'certificate-mutual'] as const) out.push(aes(group, auth));
   return out;
 }
 
@@ -196,6 +215,10 @@ function vec16(b: Uint8Array): Buffer {
   if (b.length > 0xffff) throw new Error('vec16 overflow');
   return cat(u16(b.length), b);
 }
+function vec24(b: Uint8Array): Buffer {
+  if (b.length > 0xffffff) throw new Error('vec24 overflow');
+  return cat(u24(b.length), b);
+}
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const fromHex = (s: string): Buffer => Buffer.from(s, 'hex');
 
@@ -238,6 +261,35 @@ export interface Primitives {
   sealRecord?(suite: number, key: Buffer, iv: Buffer, seq: number, ad: Buffer, plaintext: Buffer): Buffer;
   /** An identity key's fingerprint and text form (§13.1), from its group and public key. */
   identityKey?(groupId: number, publicKey: Buffer): { fingerprint: string; publicKeyText: string };
+  /** ML-DSA-87 (FIPS 204): pure, empty context; signing deterministic (rnd = 0^32), keys from the 32-byte seed ξ. */
+  mldsa87: MlDsa87;
+  /** A certificate as the library's X.509 parser reads it (library backend only: a cross-check of the DER reading below). */
+  certificateInfo?(der: Buffer): LibraryCertificateInfo;
+  /** RFC 5280 path validation by the library (OpenSSL) at a fixed time (library backend only). */
+  verifyCertificateChain?(leaf: Buffer, anchor: Buffer, purpose: 'server' | 'client', dnsName: string | undefined, time: Date): void;
+}
+
+export interface MlDsa87 {
+  /** pk of ML-DSA.KeyGen_internal(ξ). */
+  publicKey(seed: Buffer): Buffer;
+  /** ML-DSA.Sign with the key pair of ξ, ctx empty, deterministic. */
+  sign(seed: Buffer, message: Buffer): Buffer;
+  verify(publicKey: Buffer, message: Buffer, signature: Buffer): boolean;
+}
+
+export interface LibraryCertificateInfo {
+  subject: string;
+  issuer: string;
+  serialNumber: string;
+  notBefore: Date;
+  notAfter: Date;
+  dnsNames: readonly string[];
+  extendedKeyUsage: readonly string[] | null;
+  keyUsage: readonly string[] | null;
+  isCA: boolean;
+  publicKeyAlgorithm: string;
+  signatureAlgorithm: string;
+  spkiFingerprint: Buffer;
 }
 
 /** Runs `use` on secret handles made from bytes, destroys them, returns the bytes of a secret result. */
@@ -351,6 +403,42 @@ export function libraryPrimitives(): Primitives {
       const key = PublicIdentityKey.fromBytes(kemGroupById(groupId)!, publicKey);
       return { fingerprint: key.fingerprint, publicKeyText: key.toString() };
     },
+    mldsa87: {
+      publicKey(seed) {
+        const pair = mldsa.generateKeyPair(seed);
+        pair.privateKey.destroy();
+        return pair.publicKey;
+      },
+      sign(seed, message) {
+        const pair = mldsa.generateKeyPair(seed);
+        try {
+          return mldsa.sign(pair.privateKey, message, { deterministic: true });
+        } finally {
+          pair.privateKey.destroy();
+        }
+      },
+      verify: (publicKey, message, signature) => mldsa.verify(publicKey, message, signature),
+    },
+    certificateInfo(der) {
+      const c = parseCertificate(der);
+      return {
+        subject: c.subject,
+        issuer: c.issuer,
+        serialNumber: c.serialNumber,
+        notBefore: c.notBefore,
+        notAfter: c.notAfter,
+        dnsNames: c.dnsNames,
+        extendedKeyUsage: c.extendedKeyUsage,
+        keyUsage: c.keyUsage,
+        isCA: c.isCA,
+        publicKeyAlgorithm: c.publicKeyAlgorithm,
+        signatureAlgorithm: c.signatureAlgorithm,
+        spkiFingerprint: c.spkiFingerprint,
+      };
+    },
+    verifyCertificateChain(leaf, anchor, purpose, dnsName, time) {
+      verifyChain(parseCertificate(leaf), { trusted: [parseCertificate(anchor)], purpose, time, ...(dnsName !== undefined ? { dnsName } : {}) });
+    },
   };
 }
 
@@ -419,6 +507,11 @@ export function referencePrimitives(): Primitives {
         decapsulate: (dk, ct) => Buffer.from(kem.decapsulate(ct, dk)),
       };
     },
+    mldsa87: {
+      publicKey: (seed) => Buffer.from(ml_dsa87.keygen(seed).publicKey),
+      sign: (seed, message) => Buffer.from(ml_dsa87.sign(message, ml_dsa87.keygen(seed).secretKey, { extraEntropy: false })),
+      verify: (publicKey, message, signature) => ml_dsa87.verify(signature, message, publicKey),
+    },
   };
 }
 
@@ -476,7 +569,7 @@ function caseInputs(P: Primitives, spec: CaseSpec) {
 }
 type CaseInputs = ReturnType<typeof caseInputs>;
 
-/** The inputs of a NewSessionTicket, which the pinned-key cases do not have (§13.5: no tickets). */
+/** The inputs of a NewSessionTicket, which the pinned-key and certificate cases do not have (§13.5, §14.4: no tickets). */
 const TICKET_INPUTS = ['ticketNonce', 'ticketAgeAdd', 'ticketAeadNonce', 'ticketId'] as const;
 
 /**
@@ -501,6 +594,421 @@ function keyInputs(P: Primitives, spec: CaseSpec) {
     clientKeyEncapsulationMlkemCoins: derive(P, s, 'client key encapsulation mlkem coins', 32),
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Certificates (docs/PROTOCOL.md §14)
+
+/**
+ * The certificates of the certificate cases. Issuing a certificate draws a fresh (hedged) ML-DSA
+ * signature and the library takes no fixed randomness for it, so they were made once, by
+ * {@link createVectorCertificates}, and are kept in this fixture: the vectors read them and never
+ * issue any.
+ */
+export const CERTIFICATES_FIXTURE = new URL('../fixtures/v2-vector-certificates.json', import.meta.url);
+/** The server's name: its leaf's subjectAltName dNSName, the name the client expects. */
+export const SERVER_DNS_NAME = 'vector.server.test';
+export const CERTIFICATE_NOT_BEFORE = '2026-01-01T00:00:00Z';
+export const CERTIFICATE_NOT_AFTER = '2049-12-31T23:59:59Z';
+/**
+ * When the derivation validates the chains. The handshakes of the state machines validate them at
+ * the current time: ServerCertificatePolicy and ClientCertificatePolicy take no time.
+ */
+export const CERTIFICATE_CHECK_TIME = '2026-07-01T00:00:00Z';
+/** The ClientHello extension certificate_auth (§14.2) and its one scheme, ML-DSA-87. */
+const CERTIFICATE_AUTH = 0x0003;
+const ML_DSA_87_SCHEME = 0x0906;
+const CERTIFICATE_VERIFY_CONTEXT = { server: 'qtun2 server CertificateVerify', client: 'qtun2 client CertificateVerify' } as const;
+/** Handshake message types (§3.3, §14.3). */
+const Msg = { ENCRYPTED_EXTENSIONS: 0x08, CERTIFICATE: 0x0b, CERTIFICATE_REQUEST: 0x0d, CERTIFICATE_VERIFY: 0x0f, FINISHED: 0x14 } as const;
+/** id-ml-dsa-87 (RFC 9881): the key and signature algorithm, without parameters. */
+const ML_DSA_87_OID = '2.16.840.1.101.3.4.3.19';
+const ML_DSA_87_PUBLIC_KEY_SIZE = 2592;
+const ML_DSA_87_SIGNATURE_SIZE = 4627;
+
+export type CertificateRole = 'ca' | 'server' | 'client';
+export const CERTIFICATE_ROLES: readonly CertificateRole[] = ['ca', 'server', 'client'];
+
+interface CertificateProfile {
+  commonName: string;
+  /** Hex, the INTEGER's content octets. */
+  serialNumber: string;
+  dnsNames: string[];
+  /** RFC 5280 names, in the certificate's order; null: no such extension. */
+  keyUsage: string[];
+  extendedKeyUsage: string[] | null;
+  isCA: boolean;
+}
+
+/** What each certificate says. The CA (self-signed) issues both leaves; each key is KeyGen_internal(ξ) of its seed. */
+const CERTIFICATE_PROFILES: Readonly<Record<CertificateRole, CertificateProfile>> = {
+  ca: { commonName: 'qtun2 vector CA', serialNumber: '01', dnsNames: [], keyUsage: ['keyCertSign', 'cRLSign'], extendedKeyUsage: null, isCA: true },
+  server: { commonName: SERVER_DNS_NAME, serialNumber: '02', dnsNames: [SERVER_DNS_NAME], keyUsage: ['digitalSignature'], extendedKeyUsage: ['serverAuth'], isCA: false },
+  client: { commonName: 'qtun2 vector client', serialNumber: '03', dnsNames: [], keyUsage: ['digitalSignature'], extendedKeyUsage: ['clientAuth'], isCA: false },
+};
+
+/** ξ of each certificate's ML-DSA-87 key, derived like every other input. */
+function certificateSeed(P: Primitives, role: CertificateRole): DerivedInput {
+  return derive(P, 'global', `${role} certificate mldsa seed`, 32);
+}
+
+interface CertificatesFixture {
+  $comment: string;
+  certificates: Record<CertificateRole, { seed: { shake: string; hex: string }; der: string; pem: string }>;
+}
+
+/**
+ * Makes the certificates of the fixture (once: the fixture is then kept as it is). Run with
+ * QUANTUM_TUNNEL_TESTING=1 from the repository root:
+ *   node --import tsx --input-type=module -e "import {createVectorCertificates as c} from './test/helpers/v2Vectors.ts'; import {writeFileSync} from 'node:fs'; writeFileSync('test/fixtures/v2-vector-certificates.json', JSON.stringify(c(), null, 2) + '\n')"
+ */
+export function createVectorCertificates(): CertificatesFixture {
+  const P = libraryPrimitives();
+  const keys = Object.fromEntries(CERTIFICATE_ROLES.map((r) => [r, mldsa.generateKeyPair(certificateSeed(P, r).value)])) as Record<CertificateRole, mldsa.MlDsaKeyPair>;
+  try {
+    const notBefore = new Date(CERTIFICATE_NOT_BEFORE);
+    const notAfter = new Date(CERTIFICATE_NOT_AFTER);
+    const ca = createSelfSignedCa({ privateKey: keys.ca.privateKey, subject: { commonName: CERTIFICATE_PROFILES.ca.commonName }, serialNumber: CERTIFICATE_PROFILES.ca.serialNumber, notBefore, notAfter });
+    const leaf = (role: 'server' | 'client') => {
+      const p = CERTIFICATE_PROFILES[role];
+      return issueCertificate({
+        issuer: ca,
+        issuerKey: keys.ca.privateKey,
+        publicKey: keys[role].privateKey,
+        subject: { commonName: p.commonName },
+        dnsNames: p.dnsNames,
+        notBefore,
+        notAfter,
+        serialNumber: p.serialNumber,
+        extendedKeyUsage: p.extendedKeyUsage as Array<'serverAuth' | 'clientAuth'>,
+      });
+    };
+    const made = { ca, server: leaf('server'), client: leaf('client') };
+    const certificates = Object.fromEntries(
+      CERTIFICATE_ROLES.map((r) => {
+        const seed = certificateSeed(P, r);
+        return [r, { seed: { shake: seed.shake, hex: hex(seed.value) }, der: hex(made[r].der), pem: made[r].toPem() }];
+      }),
+    ) as CertificatesFixture['certificates'];
+    return {
+      $comment:
+        'The certificates of the certificate cases of the protocol v2 vectors (docs/PROTOCOL-V2-VECTORS.md), made once by createVectorCertificates() in ' +
+        'test/helpers/v2Vectors.ts and kept: issuing draws a hedged signature, so they are not made again. Each key is ML-DSA-87 KeyGen_internal(seed); ' +
+        `the CA is self-signed, serials 01 (CA), 02 (server), 03 (client), valid from ${CERTIFICATE_NOT_BEFORE} to ${CERTIFICATE_NOT_AFTER}.`,
+      certificates,
+    };
+  } finally {
+    for (const r of CERTIFICATE_ROLES) keys[r].privateKey.destroy();
+  }
+}
+
+function readCertificatesFixture(): CertificatesFixture {
+  let text: string;
+  try {
+    text = readFileSync(CERTIFICATES_FIXTURE, 'utf8');
+  } catch (err) {
+    throw new Error(`${CERTIFICATES_FIXTURE.pathname} is missing: the certificate cases read their certificates from it (createVectorCertificates)`, { cause: err });
+  }
+  return JSON.parse(text) as CertificatesFixture;
+}
+
+/** One DER TLV (definite lengths, low tag numbers: all a certificate uses). */
+interface Tlv {
+  tag: number;
+  raw: Buffer;
+  content: Buffer;
+}
+
+function readTlv(buf: Buffer, at: number, what: string): Tlv {
+  const bad = (why: string): never => {
+    throw new Error(`${what}: ${why}`);
+  };
+  if (at + 2 > buf.length) bad('truncated');
+  const tag = buf[at]!;
+  if ((tag & 0x1f) === 0x1f) bad('a high tag number');
+  let length = buf[at + 1]!;
+  let header = 2;
+  if (length & 0x80) {
+    const n = length & 0x7f;
+    if (n === 0 || n > 3 || at + 2 + n > buf.length) bad('a bad length');
+    length = buf.readUIntBE(at + 2, n);
+    if (length < 0x80 || buf[at + 2] === 0) bad('a length not in its shortest form (not DER)');
+    header += n;
+  }
+  if (at + header + length > buf.length) bad('truncated');
+  return { tag, raw: buf.subarray(at, at + header + length), content: buf.subarray(at + header, at + header + length) };
+}
+
+function derChildren(t: Tlv, what: string): Tlv[] {
+  const out: Tlv[] = [];
+  for (let at = 0; at < t.content.length; ) {
+    const c = readTlv(t.content, at, what);
+    out.push(c);
+    at += c.raw.length;
+  }
+  return out;
+}
+
+function tagged(t: Tlv | undefined, tag: number, what: string): Tlv {
+  if (t === undefined || t.tag !== tag) throw new Error(`${what}: expected tag 0x${tag.toString(16)}, got ${t === undefined ? 'nothing' : `0x${t.tag.toString(16)}`}`);
+  return t;
+}
+
+function derOid(t: Tlv | undefined, what: string): string {
+  const b = tagged(t, 0x06, what).content;
+  const arcs: number[] = [];
+  let v = 0;
+  for (const byte of b) {
+    v = v * 128 + (byte & 0x7f);
+    if (!(byte & 0x80)) {
+      arcs.push(v);
+      v = 0;
+    }
+  }
+  const first = arcs.shift()!;
+  const top = first < 80 ? Math.floor(first / 40) : 2;
+  return [top, first - 40 * top, ...arcs].join('.');
+}
+
+/** A BIT STRING without unused bits: its bytes. */
+function derBits(t: Tlv | undefined, what: string): Buffer {
+  const c = tagged(t, 0x03, what).content;
+  if (c[0] !== 0) throw new Error(`${what}: a BIT STRING with unused bits`);
+  return c.subarray(1);
+}
+
+/** UTCTime (YY < 50: 20YY) or GeneralizedTime, as ISO 8601 to the second. */
+function derTime(t: Tlv | undefined, what: string): string {
+  const s = t?.content.toString('ascii') ?? '';
+  let digits: string;
+  if (t?.tag === 0x17 && /^\d{12}Z$/.test(s)) digits = `${Number(s.slice(0, 2)) < 50 ? '20' : '19'}${s}`;
+  else if (t?.tag === 0x18 && /^\d{14}Z$/.test(s)) digits = s;
+  else throw new Error(`${what}: not a DER UTCTime or GeneralizedTime`);
+  return `${digits.slice(0, 4)}-${digits.slice(4, 6)}-${digits.slice(6, 8)}T${digits.slice(8, 10)}:${digits.slice(10, 12)}:${digits.slice(12, 14)}Z`;
+}
+
+const NAME_ATTRIBUTES: Readonly<Record<string, string>> = { '2.5.4.6': 'C', '2.5.4.8': 'ST', '2.5.4.7': 'L', '2.5.4.10': 'O', '2.5.4.11': 'OU', '2.5.4.3': 'CN' };
+
+/** A Name as RFC 4514 text (last RDN first), for the plain names used here (nothing to escape). */
+function derName(t: Tlv, what: string): string {
+  const rdns = derChildren(tagged(t, 0x30, what), what).map((set) =>
+    derChildren(tagged(set, 0x31, what), what)
+      .map((atv) => {
+        const [type, value] = derChildren(tagged(atv, 0x30, what), what);
+        const name = NAME_ATTRIBUTES[derOid(type, what)] ?? '';
+        const text = value?.content.toString('utf8') ?? '';
+        if (name === '' || ![0x0c, 0x13, 0x16].includes(value!.tag) || /[,+"\\<>;=#]/.test(text)) throw new Error(`${what}: a name attribute this reader does not handle`);
+        return `${name}=${text}`;
+      })
+      .join('+'),
+  );
+  return rdns.reverse().join(',');
+}
+
+const KEY_USAGE_NAMES = ['digitalSignature', 'nonRepudiation', 'keyEncipherment', 'dataEncipherment', 'keyAgreement', 'keyCertSign', 'cRLSign', 'encipherOnly', 'decipherOnly'];
+const EXTENDED_KEY_USAGE_NAMES: Readonly<Record<string, string>> = { '1.3.6.1.5.5.7.3.1': 'serverAuth', '1.3.6.1.5.5.7.3.2': 'clientAuth' };
+const Ext = { SUBJECT_KEY_ID: '2.5.29.14', KEY_USAGE: '2.5.29.15', SUBJECT_ALT_NAME: '2.5.29.17', BASIC_CONSTRAINTS: '2.5.29.19', EXTENDED_KEY_USAGE: '2.5.29.37', AUTHORITY_KEY_ID: '2.5.29.35' } as const;
+
+/** What the vectors read from a certificate, by hand (RFC 5280 §4.1, RFC 9881 for ML-DSA). */
+interface CertificateFields {
+  der: Buffer;
+  /** The signed part, tbsCertificate, as DER. */
+  tbs: Buffer;
+  signature: Buffer;
+  /** The serial INTEGER's content octets. */
+  serialNumber: Buffer;
+  issuerDer: Buffer;
+  subjectDer: Buffer;
+  issuer: string;
+  subject: string;
+  notBefore: string;
+  notAfter: string;
+  /** SubjectPublicKeyInfo DER. */
+  spki: Buffer;
+  publicKey: Buffer;
+  isCA: boolean;
+  keyUsage: string[] | null;
+  extendedKeyUsage: string[] | null;
+  dnsNames: string[];
+}
+
+function readCertificate(der: Buffer, what: string): CertificateFields {
+  const top = tagged(readTlv(der, 0, what), 0x30, what);
+  if (top.raw.length !== der.length) throw new Error(`${what}: bytes after the certificate`);
+  const [tbs, signatureAlgorithm, signatureValue, ...more] = derChildren(top, what);
+  if (more.length > 0 || tbs === undefined || signatureAlgorithm === undefined) throw new Error(`${what}: not a Certificate`);
+  const mlDsa87Algorithm = (t: Tlv | undefined, which: string): void => {
+    const parts = derChildren(tagged(t, 0x30, which), which);
+    if (parts.length !== 1 || derOid(parts[0], which) !== ML_DSA_87_OID) throw new Error(`${which}: not id-ml-dsa-87 without parameters`);
+  };
+  mlDsa87Algorithm(signatureAlgorithm, `${what}: signatureAlgorithm`);
+  const signature = derBits(signatureValue, `${what}: signatureValue`);
+  const f = derChildren(tagged(tbs, 0x30, what), what);
+  const version = derChildren(tagged(f[0], 0xa0, `${what}: version`), what);
+  if (version.length !== 1 || !tagged(version[0], 0x02, `${what}: version`).content.equals(Buffer.of(2))) throw new Error(`${what}: not X.509 v3`);
+  const serialNumber = tagged(f[1], 0x02, `${what}: serialNumber`).content;
+  if (!f[2]?.raw.equals(signatureAlgorithm.raw)) throw new Error(`${what}: the two signature algorithms differ`);
+  const issuer = f[3]!;
+  const [notBefore, notAfter] = derChildren(tagged(f[4], 0x30, `${what}: validity`), what);
+  const subject = f[5]!;
+  const spki = tagged(f[6], 0x30, `${what}: subjectPublicKeyInfo`);
+  const [spkiAlgorithm, spkiKey] = derChildren(spki, what);
+  mlDsa87Algorithm(spkiAlgorithm, `${what}: subjectPublicKeyInfo`);
+  const publicKey = derBits(spkiKey, `${what}: subjectPublicKey`);
+  if (publicKey.length !== ML_DSA_87_PUBLIC_KEY_SIZE || signature.length !== ML_DSA_87_SIGNATURE_SIZE) throw new Error(`${what}: ML-DSA-87 sizes`);
+  const fields: CertificateFields = {
+    der,
+    tbs: tbs.raw,
+    signature,
+    serialNumber,
+    issuerDer: issuer.raw,
+    subjectDer: subject.raw,
+    issuer: derName(issuer, `${what}: issuer`),
+    subject: derName(subject, `${what}: subject`),
+    notBefore: derTime(notBefore, `${what}: notBefore`),
+    notAfter: derTime(notAfter, `${what}: notAfter`),
+    spki: spki.raw,
+    publicKey,
+    isCA: false,
+    keyUsage: null,
+    extendedKeyUsage: null,
+    dnsNames: [],
+  };
+  if (f.length !== 8) throw new Error(`${what}: expected extensions and no unique identifiers`);
+  const seen = new Set<string>();
+  for (const ext of derChildren(tagged(derChildren(tagged(f[7], 0xa3, `${what}: extensions`), what)[0], 0x30, what), what)) {
+    const parts = derChildren(tagged(ext, 0x30, what), what);
+    const id = derOid(parts[0], what);
+    const critical = parts.length === 3 && tagged(parts[1], 0x01, what).content[0] === 0xff;
+    const value = readTlv(tagged(parts.at(-1), 0x04, what).content, 0, `${what}: extension ${id}`);
+    if (seen.has(id)) throw new Error(`${what}: extension ${id} twice`);
+    seen.add(id);
+    if (id === Ext.BASIC_CONSTRAINTS) {
+      const bc = derChildren(tagged(value, 0x30, what), what);
+      fields.isCA = bc[0]?.tag === 0x01 && bc[0].content[0] === 0xff;
+    } else if (id === Ext.KEY_USAGE) {
+      const bits = tagged(value, 0x03, what).content.subarray(1);
+      fields.keyUsage = KEY_USAGE_NAMES.filter((_, i) => ((bits[i >> 3] ?? 0) & (0x80 >> (i & 7))) !== 0);
+    } else if (id === Ext.EXTENDED_KEY_USAGE) {
+      fields.extendedKeyUsage = derChildren(tagged(value, 0x30, what), what).map((o) => {
+        const oid = derOid(o, what);
+        return EXTENDED_KEY_USAGE_NAMES[oid] ?? oid;
+      });
+    } else if (id === Ext.SUBJECT_ALT_NAME) {
+      for (const name of derChildren(tagged(value, 0x30, what), what)) {
+        if (name.tag !== 0x82) throw new Error(`${what}: a subjectAltName entry other than dNSName`);
+        fields.dnsNames.push(name.content.toString('ascii'));
+      }
+    } else if (critical || (id !== Ext.SUBJECT_KEY_ID && id !== Ext.AUTHORITY_KEY_ID)) {
+      throw new Error(`${what}: extension ${id} is not expected here`);
+    }
+  }
+  return fields;
+}
+
+/** PEM "CERTIFICATE" → DER, by hand. */
+function pemToDer(text: string, what: string): Buffer {
+  const m = /^-----BEGIN CERTIFICATE-----\n([A-Za-z0-9+/=\n]+)-----END CERTIFICATE-----\n$/.exec(text);
+  if (m === null) throw new Error(`${what}: not one PEM CERTIFICATE block`);
+  return Buffer.from(m[1]!.replace(/\n/g, ''), 'base64');
+}
+
+/** `SHA256:` ‖ base64(SHA-256(SubjectPublicKeyInfo DER)) without padding: how peers' certificates are reported. */
+function certificateFingerprint(P: Primitives, spki: Buffer): string {
+  return `SHA256:${P.sha256(spki).toString('base64').replace(/=+$/, '')}`;
+}
+
+/**
+ * RFC 5280 path validation of leaf ← anchor at `time`, by hand over the fields above (the
+ * signatures with the backend's ML-DSA-87), and, on the library backend, by the library too.
+ */
+function checkCertificatePath(P: Primitives, leaf: CertificateFields, anchor: CertificateFields, purpose: 'server' | 'client', dnsName: string | undefined, time: string): void {
+  const fail = (why: string): never => {
+    throw new Error(`the ${purpose} certificate does not validate: ${why}`);
+  };
+  if (!anchor.isCA || !anchor.keyUsage?.includes('keyCertSign')) fail('the anchor is not a CA');
+  if (!anchor.issuerDer.equals(anchor.subjectDer) || !P.mldsa87.verify(anchor.publicKey, anchor.tbs, anchor.signature)) fail('the anchor is not self-signed');
+  if (!leaf.issuerDer.equals(anchor.subjectDer)) fail('its issuer is not the anchor');
+  if (!P.mldsa87.verify(anchor.publicKey, leaf.tbs, leaf.signature)) fail("the CA's signature does not verify");
+  if (leaf.isCA) fail('a CA certificate');
+  for (const c of [anchor, leaf]) if (!(c.notBefore <= time && time <= c.notAfter)) fail(`not valid at ${time}`);
+  if (leaf.keyUsage !== null && !leaf.keyUsage.includes('digitalSignature')) fail('keyUsage without digitalSignature');
+  if (leaf.extendedKeyUsage !== null && !leaf.extendedKeyUsage.includes(`${purpose}Auth`)) fail(`extendedKeyUsage without ${purpose}Auth`);
+  if (dnsName !== undefined && !leaf.dnsNames.includes(dnsName)) fail(`no dNSName ${dnsName}`);
+  P.verifyCertificateChain?.(leaf.der, anchor.der, purpose, dnsName, new Date(time));
+}
+
+/** The certificates, read from the fixture and checked against their seeds, profiles and one another. */
+function deriveCertificates(P: Primitives) {
+  const fixture = readCertificatesFixture();
+  const fields = {} as Record<CertificateRole, CertificateFields>;
+  const seeds = {} as Record<CertificateRole, DerivedInput>;
+  const doc: Record<string, unknown> = { verificationTime: CERTIFICATE_CHECK_TIME };
+  for (const role of CERTIFICATE_ROLES) {
+    const what = `the ${role} certificate (${CERTIFICATES_FIXTURE.pathname})`;
+    const fail = (why: string): never => {
+      throw new Error(`${what}: ${why}`);
+    };
+    const seed = certificateSeed(P, role);
+    const stored = fixture.certificates[role];
+    if (stored.seed.shake !== seed.shake || stored.seed.hex !== hex(seed.value)) fail('its seed is not the derived one');
+    const der = fromHex(stored.der);
+    if (!pemToDer(stored.pem, what).equals(der)) fail('its PEM and DER differ');
+    const c = readCertificate(der, what);
+    const publicKey = P.mldsa87.publicKey(seed.value);
+    if (!c.publicKey.equals(publicKey)) fail('it does not hold the key of its seed');
+    const p = CERTIFICATE_PROFILES[role];
+    const profile = (name: string, got: unknown, want: unknown) => {
+      if (JSON.stringify(got) !== JSON.stringify(want)) fail(`${name} is ${JSON.stringify(got)}, not ${JSON.stringify(want)}`);
+    };
+    profile('subject', c.subject, `CN=${p.commonName}`);
+    profile('issuer', c.issuer, `CN=${CERTIFICATE_PROFILES.ca.commonName}`);
+    profile('serialNumber', hex(c.serialNumber), p.serialNumber);
+    profile('validity', [c.notBefore, c.notAfter], [CERTIFICATE_NOT_BEFORE, CERTIFICATE_NOT_AFTER]);
+    profile('dNSNames', c.dnsNames, p.dnsNames);
+    profile('keyUsage', c.keyUsage, p.keyUsage);
+    profile('extendedKeyUsage', c.extendedKeyUsage, p.extendedKeyUsage);
+    profile('basicConstraints cA', c.isCA, p.isCA);
+    const fingerprint = certificateFingerprint(P, c.spki);
+    if (P.certificateInfo) {
+      // The library's reading of the same DER.
+      const l = P.certificateInfo(der);
+      const second = (d: Date) => d.toISOString().replace(/\.000Z$/, 'Z');
+      profile('subject (library)', l.subject, c.subject);
+      profile('issuer (library)', l.issuer, c.issuer);
+      // (x509.ts says "without leading zeros"; it gives whole octets, "01".)
+      profile('serialNumber (library)', l.serialNumber.replace(/^0+(?=.)/, ''), hex(c.serialNumber).toUpperCase().replace(/^0+(?=.)/, ''));
+      profile('validity (library)', [second(l.notBefore), second(l.notAfter)], [c.notBefore, c.notAfter]);
+      profile('dNSNames (library)', l.dnsNames, c.dnsNames);
+      profile('keyUsage (library)', l.keyUsage, c.keyUsage);
+      profile('extendedKeyUsage (library)', l.extendedKeyUsage, c.extendedKeyUsage);
+      profile('cA (library)', l.isCA, c.isCA);
+      profile('algorithms (library)', [l.publicKeyAlgorithm, l.signatureAlgorithm], ['ML-DSA-87', 'ML-DSA-87']);
+      profile('SPKI fingerprint (library)', certificateFingerprint(P, c.spki), `SHA256:${l.spkiFingerprint.toString('base64').replace(/=+$/, '')}`);
+    }
+    fields[role] = c;
+    seeds[role] = seed;
+    doc[role] = {
+      mldsaSeed: seed,
+      publicKey,
+      subject: c.subject,
+      issuer: c.issuer,
+      serialNumber: c.serialNumber,
+      notBefore: c.notBefore,
+      notAfter: c.notAfter,
+      basicConstraintsCa: c.isCA,
+      keyUsage: c.keyUsage!.join(', '),
+      ...(c.extendedKeyUsage ? { extendedKeyUsage: c.extendedKeyUsage.join(', ') } : {}),
+      ...(c.dnsNames.length > 0 ? { dnsName: c.dnsNames.join(', ') } : {}),
+      fingerprint,
+      der,
+      pem: stored.pem,
+    };
+  }
+  checkCertificatePath(P, fields.server, fields.ca, 'server', SERVER_DNS_NAME, CERTIFICATE_CHECK_TIME);
+  checkCertificatePath(P, fields.client, fields.ca, 'client', undefined, CERTIFICATE_CHECK_TIME);
+  return { doc, fields, seeds };
+}
+type VectorCertificates = ReturnType<typeof deriveCertificates>;
 
 // ---------------------------------------------------------------------------------------------
 // (b) The specification, step by step
@@ -601,6 +1109,19 @@ class Spec {
     };
   }
 
+  /**
+   * CertificateVerify (§14.3): signed content = 0x20 × 64 ‖ context ‖ 0x00 ‖ H(transcript up to and
+   * including the Certificate); signature = ML-DSA-87.Sign(leaf key, signed content, ctx = empty),
+   * deterministic here; verified with the key read from the certificate.
+   */
+  certificateVerify(role: 'server' | 'client', seed: Buffer, leafPublicKey: Buffer, transcriptHash: Buffer) {
+    const signedContent = cat(Buffer.alloc(64, 0x20), ascii(CERTIFICATE_VERIFY_CONTEXT[role]), u8(0), transcriptHash);
+    const signature = this.P.mldsa87.sign(seed, signedContent);
+    if (signature.length !== ML_DSA_87_SIGNATURE_SIZE) throw new Error(`the ${role}'s signature is ${signature.length} bytes`);
+    if (!this.P.mldsa87.verify(leafPublicKey, signedContent, signature)) throw new Error(`the ${role}'s CertificateVerify does not verify with its certificate's key`);
+    return { transcriptHash, signedContent, signature, message: cat(u8(Msg.CERTIFICATE_VERIFY), u24(4 + signature.length), u16(ML_DSA_87_SCHEME), vec16(signature)) };
+  }
+
   /** record = 0x30 ‖ BE32(2 + |sealed|) ‖ BE16(epoch) ‖ AEAD(key, iv XOR BE96(seq), AD = those 7 bytes, content ‖ type). */
   record(d: Direction, type: number, content: Buffer) {
     const seq = d.seq++;
@@ -655,7 +1176,7 @@ const frame = (type: number, payload: Buffer): Buffer => cat(u8(type), u32(paylo
 const updateBody = (mode: 0 | 1, epoch: number, share?: Buffer): Buffer => cat(u8(mode), u16(epoch), share ? vec16(share) : EMPTY);
 
 /** One case, derived from its inputs by the specification alone. */
-function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof globalInputs>, resumed: IssuedTicketState | undefined) {
+function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof globalInputs>, resumed: IssuedTicketState | undefined, certificates: VectorCertificates) {
   const S = new Spec(P, spec.suite);
   const g = spec.group;
   const I = caseInputs(P, spec);
@@ -731,6 +1252,12 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
   /** One extension: BE16(type) ‖ vec16(data). */
   const extension = (type: number, data: Buffer): Buffer => cat(u16(type), vec16(data));
 
+  // ---- Certificates (§14): the client lists ML-DSA-87 in certificate_auth.
+  const certificateMode = isCertificateMode(spec.auth);
+  const certificateMutual = spec.auth === 'certificate-mutual';
+  const certificateAuth = certificateMode ? vec16(u16(ML_DSA_87_SCHEME)) : undefined;
+  const clientHelloExtensions = keyAuth ? extension(KEY_AUTH, keyAuth.clientHelloData) : certificateAuth ? extension(CERTIFICATE_AUTH, certificateAuth) : EMPTY;
+
   const chBody = cat(
     u8(2),
     u8(0),
@@ -741,7 +1268,7 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
     u16(g.id),
     vec16(hs.initiatorShare),
     vec16(offered ? cat(vec16(offered.identity), u32(offered.obfuscatedAge)) : EMPTY),
-    vec16(keyAuth ? extension(KEY_AUTH, keyAuth.clientHelloData) : EMPTY), // extensions
+    vec16(clientHelloExtensions),
   );
   let clientHello: Buffer;
   let binder: Record<string, Buffer> = {};
@@ -771,15 +1298,45 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
   const cHsKeys = S.trafficKeys(cHs);
   const sHsKeys = S.trafficKeys(sHs);
 
-  // ---- The server's flight: ServerHello, {EncryptedExtensions}, {Finished}
+  // ---- The server's flight: ServerHello, {EncryptedExtensions}, in the certificate modes
+  // [{CertificateRequest}], {Certificate}, {CertificateVerify}; then {Finished}.
+  const transcript: Buffer[] = [clientHello, serverHello];
   const serverHsDir: Direction = { epoch: 1, keys: sHsKeys, seq: 0 };
-  const ee = handshakeMessage(0x08, vec16(EMPTY));
+  const ee = handshakeMessage(Msg.ENCRYPTED_EXTENSIONS, vec16(EMPTY));
   const eeRecord = S.record(serverHsDir, Inner.HANDSHAKE, ee);
-  const eeHash = H(clientHello, serverHello, ee);
-  const sFin = S.finished(sHs, eeHash);
-  const sf = handshakeMessage(0x14, sFin.mac);
+  transcript.push(ee);
+  const eeHash = H(...transcript);
+  const serverCertificates = certificateMode ? serverCertificateMessages() : undefined;
+  function serverCertificateMessages() {
+    // CertificateRequest: vec16(extensions), none defined.
+    const cr = certificateMutual ? handshakeMessage(Msg.CERTIFICATE_REQUEST, vec16(EMPTY)) : undefined;
+    const crRecord = cr && S.record(serverHsDir, Inner.HANDSHAKE, cr);
+    if (cr) transcript.push(cr);
+    // Certificate: vec24(certificate_list), each entry vec24(DER); the leaf alone (the CA is the client's anchor).
+    const certificate = handshakeMessage(Msg.CERTIFICATE, vec24(vec24(certificates.fields.server.der)));
+    const certificateRecord = S.record(serverHsDir, Inner.HANDSHAKE, certificate);
+    transcript.push(certificate);
+    const verify = S.certificateVerify('server', certificates.seeds.server.value, certificates.fields.server.publicKey, H(...transcript));
+    const verifyRecord = S.record(serverHsDir, Inner.HANDSHAKE, verify.message);
+    transcript.push(verify.message);
+    return {
+      ...(cr ? { certificateRequest: cr, certificateRequestRecord: crRecord } : {}),
+      serverCertificate: certificate,
+      serverCertificateRecord: certificateRecord,
+      transcriptHashServerCertificate: verify.transcriptHash,
+      serverCertificateVerifySignedContent: verify.signedContent,
+      serverCertificateVerifySignature: verify.signature,
+      serverCertificateVerify: verify.message,
+      serverCertificateVerifyRecord: verifyRecord,
+      transcriptHashServerCertificateVerify: H(...transcript),
+    };
+  }
+  // The server's Finished covers the transcript up to its last message before it.
+  const sFin = S.finished(sHs, H(...transcript));
+  const sf = handshakeMessage(Msg.FINISHED, sFin.mac);
   const sfRecord = S.record(serverHsDir, Inner.HANDSHAKE, sf);
-  const sfHash = H(clientHello, serverHello, ee, sf);
+  transcript.push(sf);
+  const sfHash = H(...transcript);
 
   // ---- Master secret and application secrets
   const hsDerived = S.deriveSecret(handshakeSecret, 'derived', emptyHash);
@@ -788,11 +1345,32 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
   const sAp = S.deriveSecret(master, 's ap traffic', sfHash);
   const exporterMaster = S.deriveSecret(master, 'exp master', sfHash);
 
-  // ---- The client's flight: {Finished}
-  const cFin = S.finished(cHs, sfHash);
-  const cf = handshakeMessage(0x14, cFin.mac);
-  const cfRecord = S.record({ epoch: 1, keys: cHsKeys, seq: 0 }, Inner.HANDSHAKE, cf);
-  const cfHash = H(clientHello, serverHello, ee, sf, cf);
+  // ---- The client's flight: in certificate-mutual {Certificate}, {CertificateVerify}; then {Finished}.
+  const clientHsDir: Direction = { epoch: 1, keys: cHsKeys, seq: 0 };
+  const clientCertificates = certificateMutual ? clientCertificateMessages() : undefined;
+  function clientCertificateMessages() {
+    const certificate = handshakeMessage(Msg.CERTIFICATE, vec24(vec24(certificates.fields.client.der)));
+    const certificateRecord = S.record(clientHsDir, Inner.HANDSHAKE, certificate);
+    transcript.push(certificate);
+    const verify = S.certificateVerify('client', certificates.seeds.client.value, certificates.fields.client.publicKey, H(...transcript));
+    const verifyRecord = S.record(clientHsDir, Inner.HANDSHAKE, verify.message);
+    transcript.push(verify.message);
+    return {
+      clientCertificate: certificate,
+      clientCertificateRecord: certificateRecord,
+      transcriptHashClientCertificate: verify.transcriptHash,
+      clientCertificateVerifySignedContent: verify.signedContent,
+      clientCertificateVerifySignature: verify.signature,
+      clientCertificateVerify: verify.message,
+      clientCertificateVerifyRecord: verifyRecord,
+      transcriptHashClientCertificateVerify: H(...transcript),
+    };
+  }
+  const cFin = S.finished(cHs, H(...transcript));
+  const cf = handshakeMessage(Msg.FINISHED, cFin.mac);
+  const cfRecord = S.record(clientHsDir, Inner.HANDSHAKE, cf);
+  transcript.push(cf);
+  const cfHash = H(...transcript);
   const resumptionMaster = S.deriveSecret(master, 'res master', cfHash);
 
   // ---- The session script
@@ -808,8 +1386,8 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
   };
 
   // Ticket (server): PSK, key ID, AD, plaintext, sealed ticket, NewSessionTicket. Sessions
-  // authenticated by keys get none (§13.5).
-  const ticket = keyMode ? undefined : issueTicket();
+  // authenticated by keys or certificates get none (§13.5, §14.4).
+  const ticket = issuesTickets(spec.auth) ? issueTicket() : undefined;
   function issueTicket() {
     const ticketKey = global.ticketKey.value;
     const ageAdd = I.ticketAgeAdd.value.readUInt32BE(0);
@@ -905,7 +1483,7 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
   }
 
   const inputs: Record<string, unknown> = { ...I, ...KI };
-  if (keyMode) for (const name of TICKET_INPUTS) delete inputs[name];
+  if (!issuesTickets(spec.auth)) for (const name of TICKET_INPUTS) delete inputs[name];
   if (spec.auth === 'resumption') {
     inputs.resumption = {
       resumes: spec.resumes!,
@@ -946,6 +1524,7 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
               keyAuth: keyAuth.clientHelloData,
             }
           : {}),
+        ...(certificateAuth ? { certificateAuth } : {}),
         frame: clientHello,
       },
       serverHello: {
@@ -978,7 +1557,7 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
       serverFlight: {
         encryptedExtensions: ee,
         encryptedExtensionsRecord: eeRecord,
-        transcriptHashEncryptedExtensions: eeHash,
+        ...(serverCertificates ?? { transcriptHashEncryptedExtensions: eeHash }),
         serverFinishedKey: sFin.key,
         serverVerifyData: sFin.mac,
         serverFinished: sf,
@@ -993,6 +1572,7 @@ function deriveCase(P: Primitives, spec: CaseSpec, global: ReturnType<typeof glo
         exporterMasterSecret: exporterMaster,
       },
       clientFlight: {
+        ...(clientCertificates ?? {}),
         clientFinishedKey: cFin.key,
         clientVerifyData: cFin.mac,
         clientFinished: cf,
@@ -1066,13 +1646,53 @@ export const FIELD_DESCRIPTIONS: Readonly<Record<string, string>> = {
   'global.ticketLifetimeSeconds': 'Lifetime of every ticket, seconds.',
   'global.ticketIssuedAtMs': 'issuedAtMs in every ticket (ms since the Unix epoch).',
   'global.resumptionTicketAgeMs': 'The ticket age (ms) when a resumption case offers its ticket.',
+  'global.certificates.verificationTime': 'Certificate cases: the time at which the generator validates both chains (RFC 5280, by hand and by the library). The handshakes themselves validate them at the current time.',
+  'global.certificates.ca.mldsaSeed': 'Certificate cases: the CA\'s ML-DSA-87 key is KeyGen_internal(ξ) of this 32-byte seed ξ (FIPS 204).',
+  'global.certificates.ca.publicKey': 'Certificate cases: the CA\'s ML-DSA-87 public key pk (2592 bytes), the subjectPublicKey of its certificate.',
+  'global.certificates.ca.subject': 'Certificate cases: the CA certificate\'s subject (RFC 4514).',
+  'global.certificates.ca.issuer': 'Certificate cases: its issuer: itself (self-signed, the trust anchor of both chains).',
+  'global.certificates.ca.serialNumber': 'Certificate cases: its serial number (the INTEGER\'s content octets).',
+  'global.certificates.ca.notBefore': 'Certificate cases: start of its validity.',
+  'global.certificates.ca.notAfter': 'Certificate cases: end of its validity.',
+  'global.certificates.ca.basicConstraintsCa': 'Certificate cases: basicConstraints cA (critical).',
+  'global.certificates.ca.keyUsage': 'Certificate cases: its keyUsage bits (critical).',
+  'global.certificates.ca.fingerprint': 'Certificate cases: "SHA256:" ‖ base64(SHA-256(SubjectPublicKeyInfo DER)) without padding.',
+  'global.certificates.ca.der': 'Certificate cases: the CA certificate, DER (X.509 v3, signature id-ml-dsa-87: pure ML-DSA-87, empty context, over the tbsCertificate DER).',
+  'global.certificates.ca.pem': 'Certificate cases: the same certificate, PEM.',
+  'global.certificates.server.mldsaSeed': 'Certificate cases: the server\'s ML-DSA-87 key is KeyGen_internal(ξ) of this seed; it signs the server\'s CertificateVerify.',
+  'global.certificates.server.publicKey': 'Certificate cases: the server\'s ML-DSA-87 public key, the subjectPublicKey of its certificate.',
+  'global.certificates.server.subject': 'Certificate cases: the server certificate\'s subject (its CN is never checked as a name, §14.1).',
+  'global.certificates.server.issuer': 'Certificate cases: its issuer, the CA.',
+  'global.certificates.server.serialNumber': 'Certificate cases: its serial number.',
+  'global.certificates.server.notBefore': 'Certificate cases: start of its validity.',
+  'global.certificates.server.notAfter': 'Certificate cases: end of its validity.',
+  'global.certificates.server.basicConstraintsCa': 'Certificate cases: basicConstraints cA (an end entity).',
+  'global.certificates.server.keyUsage': 'Certificate cases: its keyUsage bits (critical).',
+  'global.certificates.server.extendedKeyUsage': 'Certificate cases: its extendedKeyUsage.',
+  'global.certificates.server.dnsName': 'Certificate cases: its subjectAltName dNSName, the name the client expects (ServerCertificatePolicy.dnsName).',
+  'global.certificates.server.fingerprint': 'Certificate cases: "SHA256:" ‖ base64(SHA-256(SubjectPublicKeyInfo DER)) without padding: the client\'s peerIdentity.fingerprint.',
+  'global.certificates.server.der': 'Certificate cases: the server certificate, DER, issued by the CA: the one entry of the server\'s Certificate message.',
+  'global.certificates.server.pem': 'Certificate cases: the same certificate, PEM.',
+  'global.certificates.client.mldsaSeed': 'certificate-mutual: the client\'s ML-DSA-87 key is KeyGen_internal(ξ) of this seed; it signs the client\'s CertificateVerify.',
+  'global.certificates.client.publicKey': 'certificate-mutual: the client\'s ML-DSA-87 public key, the subjectPublicKey of its certificate.',
+  'global.certificates.client.subject': 'certificate-mutual: the client certificate\'s subject.',
+  'global.certificates.client.issuer': 'certificate-mutual: its issuer, the CA.',
+  'global.certificates.client.serialNumber': 'certificate-mutual: its serial number.',
+  'global.certificates.client.notBefore': 'certificate-mutual: start of its validity.',
+  'global.certificates.client.notAfter': 'certificate-mutual: end of its validity.',
+  'global.certificates.client.basicConstraintsCa': 'certificate-mutual: basicConstraints cA (an end entity).',
+  'global.certificates.client.keyUsage': 'certificate-mutual: its keyUsage bits (critical).',
+  'global.certificates.client.extendedKeyUsage': 'certificate-mutual: its extendedKeyUsage (no subjectAltName: a client\'s name is not checked).',
+  'global.certificates.client.fingerprint': 'certificate-mutual: "SHA256:" ‖ base64(SHA-256(SubjectPublicKeyInfo DER)) without padding: the server\'s peerIdentity.fingerprint.',
+  'global.certificates.client.der': 'certificate-mutual: the client certificate, DER, issued by the CA: the one entry of the client\'s Certificate message.',
+  'global.certificates.client.pem': 'certificate-mutual: the same certificate, PEM.',
   'cases[].name': 'The case: group/authentication/suite; also the scope of its input labels.',
   'cases[].group': 'BE16 group ID of the key share and of the ServerHello.',
   'cases[].groupName': 'The group\'s option name.',
   'cases[].suite': 'BE16 cipher suite chosen by the server.',
   'cases[].suiteName': 'The suite\'s option name.',
   'cases[].auth':
-    'Authentication: none, psk (external PSK), resumption (a ticket from the case named in inputs.resumption.resumes), key (the client pins the server\'s long-term key and stays anonymous, §13) or key-mutual (both long-term keys; the server authorizes the client\'s). The pinned-key cases get no NewSessionTicket (§13.5).',
+    'Authentication: none, psk (external PSK), resumption (a ticket from the case named in inputs.resumption.resumes), key (the client pins the server\'s long-term key and stays anonymous, §13) or key-mutual (both long-term keys; the server authorizes the client\'s), certificate (the server proves the key of its ML-DSA-87 certificate, global.certificates.server; the client stays anonymous, §14) or certificate-mutual (the server also sends a CertificateRequest and the client proves global.certificates.client). The pinned-key and certificate cases get no NewSessionTicket (§13.5, §14.4).',
   'cases[].offeredCipherSuites': 'The ClientHello\'s cipher suite list (BE16 each): the case\'s suite first.',
   'cases[].offeredGroups': 'The ClientHello\'s group list (BE16 each): the case\'s group first, the key share is for it.',
   'cases[].inputs.clientRandom': 'ClientHello random (32 bytes).',
@@ -1142,6 +1762,7 @@ export const FIELD_DESCRIPTIONS: Readonly<Record<string, string>> = {
   'cases[].handshake.clientHello.identity': 'Pinned-key modes: the identity sealed: the client\'s keyBlob (key-mutual), or empty (key).',
   'cases[].handshake.clientHello.sealedIdentity': 'Pinned-key modes: AES-256-GCM(identityBlockKey, nonce = identityBlockIv, AD = empty, identity): ciphertext ‖ 16-byte tag.',
   'cases[].handshake.clientHello.keyAuth': 'Pinned-key modes: the data of the ClientHello\'s key_auth extension (type 0x0001): vec16(serverKeyEncapsulation.ciphertext) ‖ vec16(sealedIdentity); the extensions list is vec16(BE16(0x0001) ‖ vec16(keyAuth)).',
+  'cases[].handshake.clientHello.certificateAuth': 'Certificate modes: the data of the ClientHello\'s certificate_auth extension (type 0x0003): vec16(signature schemes, BE16 each) = ML-DSA-87 (0x0906) alone; the extensions list is vec16(BE16(0x0003) ‖ vec16(certificateAuth)).',
   'cases[].handshake.clientHello.frame': 'The ClientHello on the wire: 01 ‖ BE32(length) ‖ payload (the transcript\'s first message).',
   'cases[].handshake.serverHello.serverClassicalPublicKey': 'Server\'s classical public key.',
   'cases[].handshake.serverHello.mlkemCiphertext': 'ML-KEM ciphertext to the client\'s encapsulation key.',
@@ -1175,19 +1796,32 @@ export const FIELD_DESCRIPTIONS: Readonly<Record<string, string>> = {
   'cases[].handshake.schedule.serverHandshakeIv': 'HKDF-Expand-Label(s_hs, "iv", "", 12).',
   'cases[].handshake.serverFlight.encryptedExtensions': 'EncryptedExtensions message: 08 ‖ BE24(2) ‖ vec16(no extensions).',
   'cases[].handshake.serverFlight.transcriptHashEncryptedExtensions': 'SHA-384(CH ‖ SH ‖ EE), what the server\'s Finished covers.',
+  'cases[].handshake.serverFlight.certificateRequest': 'certificate-mutual: CertificateRequest message: 0d ‖ BE24(2) ‖ vec16(no extensions).',
+  'cases[].handshake.serverFlight.serverCertificate': 'Certificate modes: the server\'s Certificate message: 0b ‖ BE24(length) ‖ vec24(certificate_list), the list holding one entry, vec24(global.certificates.server.der).',
+  'cases[].handshake.serverFlight.transcriptHashServerCertificate': 'Certificate modes: SHA-384(CH ‖ SH ‖ EE ‖ [CertificateRequest] ‖ server Certificate), what the server\'s CertificateVerify signs.',
+  'cases[].handshake.serverFlight.serverCertificateVerifySignedContent': 'Certificate modes: the content the server signs: 0x20 × 64 ‖ "qtun2 server CertificateVerify" ‖ 00 ‖ transcriptHashServerCertificate.',
+  'cases[].handshake.serverFlight.serverCertificateVerifySignature': 'Certificate modes: ML-DSA-87.Sign(server key, signed content, ctx = empty), pure, deterministic (rnd = 0^32) so that it reproduces; our endpoints sign hedged.',
+  'cases[].handshake.serverFlight.serverCertificateVerify': 'Certificate modes: the server\'s CertificateVerify message: 0f ‖ BE24(length) ‖ BE16(0x0906) ‖ vec16(signature).',
+  'cases[].handshake.serverFlight.transcriptHashServerCertificateVerify': 'Certificate modes: SHA-384(CH ‖ SH ‖ EE ‖ [CertificateRequest] ‖ Certificate ‖ CertificateVerify), what the server\'s Finished covers.',
   'cases[].handshake.serverFlight.serverFinishedKey': 'HKDF-Expand-Label(s_hs, "finished", "", 48).',
-  'cases[].handshake.serverFlight.serverVerifyData': 'HMAC-SHA-384(serverFinishedKey, transcriptHashEncryptedExtensions).',
+  'cases[].handshake.serverFlight.serverVerifyData': 'HMAC-SHA-384(serverFinishedKey, transcriptHashEncryptedExtensions); certificate modes: over transcriptHashServerCertificateVerify.',
   'cases[].handshake.serverFlight.serverFinished': 'Finished message: 14 ‖ BE24(48) ‖ verify_data.',
-  'cases[].handshake.serverFlight.transcriptHashServerFinished': 'SHA-384(CH ‖ SH ‖ EE ‖ server Finished).',
+  'cases[].handshake.serverFlight.transcriptHashServerFinished': 'SHA-384(CH ‖ SH ‖ EE ‖ server Finished); certificate modes: SHA-384(CH ‖ SH ‖ EE ‖ [CertificateRequest] ‖ Certificate ‖ CertificateVerify ‖ server Finished).',
   'cases[].handshake.application.handshakeDerived': 'Derive-Secret(handshake, "derived", "").',
   'cases[].handshake.application.masterSecret': 'HKDF-Extract(handshakeDerived, 0^48).',
   'cases[].handshake.application.clientApplicationTrafficSecret': 'c_ap = Derive-Secret(master, "c ap traffic", CH … server Finished).',
   'cases[].handshake.application.serverApplicationTrafficSecret': 's_ap = Derive-Secret(master, "s ap traffic", CH … server Finished).',
   'cases[].handshake.application.exporterMasterSecret': 'Derive-Secret(master, "exp master", CH … server Finished).',
+  'cases[].handshake.clientFlight.clientCertificate': 'certificate-mutual: the client\'s Certificate message: 0b ‖ BE24(length) ‖ vec24(certificate_list), one entry, vec24(global.certificates.client.der).',
+  'cases[].handshake.clientFlight.transcriptHashClientCertificate': 'certificate-mutual: SHA-384(CH … server Finished ‖ client Certificate), what the client\'s CertificateVerify signs.',
+  'cases[].handshake.clientFlight.clientCertificateVerifySignedContent': 'certificate-mutual: the content the client signs: 0x20 × 64 ‖ "qtun2 client CertificateVerify" ‖ 00 ‖ transcriptHashClientCertificate.',
+  'cases[].handshake.clientFlight.clientCertificateVerifySignature': 'certificate-mutual: ML-DSA-87.Sign(client key, signed content, ctx = empty), pure, deterministic (rnd = 0^32).',
+  'cases[].handshake.clientFlight.clientCertificateVerify': 'certificate-mutual: the client\'s CertificateVerify message: 0f ‖ BE24(length) ‖ BE16(0x0906) ‖ vec16(signature).',
+  'cases[].handshake.clientFlight.transcriptHashClientCertificateVerify': 'certificate-mutual: SHA-384(CH … server Finished ‖ client Certificate ‖ client CertificateVerify), what the client\'s Finished covers.',
   'cases[].handshake.clientFlight.clientFinishedKey': 'HKDF-Expand-Label(c_hs, "finished", "", 48).',
-  'cases[].handshake.clientFlight.clientVerifyData': 'HMAC-SHA-384(clientFinishedKey, transcriptHashServerFinished).',
+  'cases[].handshake.clientFlight.clientVerifyData': 'HMAC-SHA-384(clientFinishedKey, transcriptHashServerFinished); certificate-mutual: over transcriptHashClientCertificateVerify.',
   'cases[].handshake.clientFlight.clientFinished': 'Finished message: 14 ‖ BE24(48) ‖ verify_data.',
-  'cases[].handshake.clientFlight.transcriptHashClientFinished': 'SHA-384(CH ‖ SH ‖ EE ‖ server Finished ‖ client Finished).',
+  'cases[].handshake.clientFlight.transcriptHashClientFinished': 'SHA-384(CH ‖ SH ‖ EE ‖ server Finished ‖ client Finished); in the certificate modes every handshake message in order, the certificate messages included.',
   'cases[].handshake.clientFlight.resumptionMasterSecret': 'Derive-Secret(master, "res master", CH … client Finished).',
   'cases[].handshake.clientFlight.sessionId': 'The first 16 bytes of transcriptHashClientFinished (info().sessionId; not on the wire).',
   'cases[].session.epoch2.clientTrafficSecret': 'Epoch 2 (first application keys): c_ap.',
@@ -1262,6 +1896,7 @@ export function describe(path: string): string | undefined {
  */
 export function deriveDocument(P: Primitives, options: { chacha?: boolean; group?: (id: number) => boolean } = {}): Record<string, unknown> {
   const global = globalInputs(P);
+  const certificates = deriveCertificates(P);
   const issued = new Map<string, IssuedTicketState>();
   const cases: unknown[] = [];
   for (const spec of caseSpecs()) {
@@ -1269,7 +1904,7 @@ export function deriveDocument(P: Primitives, options: { chacha?: boolean; group
     if (options.group && !options.group(spec.group.id)) continue;
     const resumed = spec.resumes === undefined ? undefined : issued.get(spec.resumes);
     if (spec.resumes !== undefined && resumed === undefined) throw new Error(`${spec.name}: ${spec.resumes} comes first`);
-    const { doc, issued: ticket } = deriveCase(P, spec, global, resumed);
+    const { doc, issued: ticket } = deriveCase(P, spec, global, resumed, certificates);
     if (ticket) issued.set(spec.name, ticket);
     cases.push(doc);
   }
@@ -1287,6 +1922,7 @@ export function deriveDocument(P: Primitives, options: { chacha?: boolean; group
       ticketLifetimeSeconds: TICKET_LIFETIME_SECONDS,
       ticketIssuedAtMs: TICKET_ISSUED_AT_MS,
       resumptionTicketAgeMs: RESUMPTION_TICKET_AGE_MS,
+      certificates: certificates.doc,
     },
     cases,
   };
@@ -1335,18 +1971,43 @@ export async function runStateMachines(doc: Record<string, unknown>): Promise<Re
   const resumeAt = TICKET_ISSUED_AT_MS + RESUMPTION_TICKET_AGE_MS;
   const issuer = new TicketIssuer({ key: ticketKey, serverIdentity: ascii(SERVER_IDENTITY), lifetimeSeconds: TICKET_LIFETIME_SECONDS, now: () => resumeAt });
   const store = new ClientTicketStore({ now: () => resumeAt });
+  const certificates = global.certificates as Record<CertificateRole, { mldsaSeed: { hex: string }; der: string; fingerprint: string }>;
   const out: unknown[] = [];
+  const peerFingerprints: Partial<Record<'server' | 'client', string>> = {};
   try {
-    for (const c of doc.cases as Array<Record<string, unknown>>) out.push(await runCase(c, { issuer, store, pskKey }));
+    for (const c of doc.cases as Array<Record<string, unknown>>) out.push(await runCase(c, { issuer, store, pskKey, certificates, peerFingerprints }));
   } finally {
     issuer.destroy();
     store.destroy();
     pskKey.destroy();
   }
-  return { cases: out };
+  // The fingerprints the certificate cases' ends reported for their peers' certificates.
+  const fingerprints = Object.entries(peerFingerprints).map(([role, fingerprint]) => [role, { fingerprint }]);
+  return { ...(fingerprints.length > 0 ? { global: { certificates: Object.fromEntries(fingerprints) } } : {}), cases: out };
 }
 
-async function runCase(doc: Record<string, unknown>, ctx: { issuer: TicketIssuer; store: ClientTicketStore; pskKey: Secret }): Promise<Record<string, unknown>> {
+interface MachineContext {
+  issuer: TicketIssuer;
+  store: ClientTicketStore;
+  pskKey: Secret;
+  /** The certificates and their seeds, from the document's global.certificates. */
+  certificates: Record<CertificateRole, { mldsaSeed: { hex: string }; der: string; fingerprint: string }>;
+  /** Filled by the certificate cases: the fingerprint each end reported for its peer's certificate. */
+  peerFingerprints: Partial<Record<'server' | 'client', string>>;
+}
+
+/** A certificate identity (§14) from the document: the leaf and the key pair of its seed. */
+function certificateIdentityOf(certificates: MachineContext['certificates'], role: 'server' | 'client'): CertificateIdentity {
+  const key = mldsa.generateKeyPair(fromHex(certificates[role].mldsaSeed.hex)).privateKey;
+  try {
+    return new CertificateIdentity([parseCertificate(fromHex(certificates[role].der))], key);
+  } catch (err) {
+    key.destroy();
+    throw err;
+  }
+}
+
+async function runCase(doc: Record<string, unknown>, ctx: MachineContext): Promise<Record<string, unknown>> {
   const name = doc.name as string;
   const spec = caseSpecs().find((s) => s.name === name);
   if (spec === undefined) throw new Error(`unknown case ${name}`);
@@ -1367,14 +2028,30 @@ async function runCase(doc: Record<string, unknown>, ctx: { issuer: TicketIssuer
   const keyShareOf = (which: 'server' | 'client') => ({ classical: importClassical(inputOf(I, `${which}KeyEncapsulationClassicalPrivateKey`)), coins: inputOf(I, `${which}KeyEncapsulationMlkemCoins`) });
   let serverIdentity: IdentityKey | undefined;
   let clientIdentity: IdentityKey | undefined;
+  // Certificates (§14): the identities from the seeds and certificates of the document.
+  let serverCertificate: CertificateIdentity | undefined;
+  let clientCertificate: CertificateIdentity | undefined;
   try {
     serverIdentity = keyMode ? identityKeyFrom('server') : undefined;
     clientIdentity = mutual ? identityKeyFrom('client') : undefined;
     const pinned = keyMode ? PublicIdentityKey.parse(H.identityKeys!.server!.publicKeyText as string) : undefined;
-    return await runHandshakeAndSession({ doc, ctx, spec, I, importClassical, fail, keys: { serverIdentity, clientIdentity, pinned, keyShareOf } });
+    serverCertificate = isCertificateMode(spec.auth) ? certificateIdentityOf(ctx.certificates, 'server') : undefined;
+    clientCertificate = spec.auth === 'certificate-mutual' ? certificateIdentityOf(ctx.certificates, 'client') : undefined;
+    return await runHandshakeAndSession({
+      doc,
+      ctx,
+      spec,
+      I,
+      importClassical,
+      fail,
+      keys: { serverIdentity, clientIdentity, pinned, keyShareOf },
+      certificates: { server: serverCertificate, client: clientCertificate },
+    });
   } finally {
     serverIdentity?.destroy();
     clientIdentity?.destroy();
+    serverCertificate?.destroy();
+    clientCertificate?.destroy();
   }
 }
 
@@ -1390,18 +2067,24 @@ interface CaseKeys {
 
 async function runHandshakeAndSession(args: {
   doc: Record<string, unknown>;
-  ctx: { issuer: TicketIssuer; store: ClientTicketStore; pskKey: Secret };
+  ctx: MachineContext;
   spec: CaseSpec;
   I: Record<string, unknown>;
   importClassical: (b: Buffer) => PrivateKey;
   fail: (what: string) => never;
   keys: CaseKeys;
+  certificates: { server: CertificateIdentity | undefined; client: CertificateIdentity | undefined };
 }): Promise<Record<string, unknown>> {
   const { ctx, spec, I, importClassical, fail } = args;
   const { serverIdentity, clientIdentity, pinned, keyShareOf } = args.keys;
   const name = spec.name;
   const keyMode = isKeyMode(spec.auth);
   const mutual = spec.auth === 'key-mutual';
+  const certificateMode = isCertificateMode(spec.auth);
+  const certificateMutual = spec.auth === 'certificate-mutual';
+  // The client trusts the CA and expects the server's name; in certificate-mutual the server
+  // trusts the same CA for clients and requires a certificate.
+  const anchor = certificateMode ? [parseCertificate(fromHex(ctx.certificates.ca.der))] : [];
   const H = args.doc.handshake as Record<string, Record<string, Record<string, unknown>>>;
   let resumption: ResumptionOffer | undefined;
   let ticketPskHandle: Secret | undefined;
@@ -1417,10 +2100,13 @@ async function runHandshakeAndSession(args: {
     ...(resumption ? { resumption } : {}),
     ...(pinned ? { serverKey: pinned } : {}),
     ...(clientIdentity ? { identity: clientIdentity } : {}),
+    ...(certificateMode ? { serverCertificate: { trusted: anchor, dnsName: SERVER_DNS_NAME } } : {}),
+    ...(args.certificates.client ? { certificate: args.certificates.client } : {}),
     fixed: {
       random: inputOf(I, 'clientRandom'),
       clientShare: { classical: importClassical(inputOf(I, 'clientClassicalPrivateKey')), mlkemSeed: inputOf(I, 'clientMlkemSeed') },
       ...(keyMode ? { serverKeyShare: keyShareOf('server') } : {}),
+      ...(certificateMode ? { deterministicSignatures: true } : {}),
     },
   });
   const server = new ServerHandshakeV2({
@@ -1430,10 +2116,13 @@ async function runHandshakeAndSession(args: {
     ...(spec.auth === 'resumption' ? { tickets: ctx.issuer } : {}),
     ...(serverIdentity ? { identities: [serverIdentity] } : {}),
     ...(mutual ? { authorizedPeers: new AuthorizedPeers([H.identityKeys!.client!.fingerprint as string]), requirePeerIdentity: true } : {}),
+    ...(args.certificates.server ? { certificate: args.certificates.server } : {}),
+    ...(certificateMutual ? { clientCertificates: { trusted: anchor }, requirePeerIdentity: true } : {}),
     fixed: {
       random: inputOf(I, 'serverRandom'),
       serverShare: { classical: importClassical(inputOf(I, 'serverClassicalPrivateKey')), coins: inputOf(I, 'serverMlkemCoins') },
       ...(mutual ? { clientKeyShare: keyShareOf('client') } : {}),
+      ...(certificateMode ? { deterministicSignatures: true } : {}),
     },
   });
 
@@ -1443,14 +2132,30 @@ async function runHandshakeAndSession(args: {
   if (c1.send.length !== 1) fail('the client sent more than a ClientHello');
   const clientHello = c1.send[0]!;
   const s1 = await server.receive(oneFrame(clientHello));
-  if (s1.send.length !== 3) fail('the server flight is not ServerHello, EncryptedExtensions, Finished');
-  const [serverHello, eeRecord, sfRecord] = s1.send as [Buffer, Buffer, Buffer];
+  // ServerHello, EncryptedExtensions, [CertificateRequest, ] [Certificate, CertificateVerify, ] Finished.
+  const serverRecordNames = [
+    'encryptedExtensionsRecord',
+    ...(certificateMutual ? ['certificateRequestRecord'] : []),
+    ...(certificateMode ? ['serverCertificateRecord', 'serverCertificateVerifyRecord'] : []),
+    'serverFinishedRecord',
+  ];
+  if (s1.send.length !== 1 + serverRecordNames.length) fail(`the server flight is not ServerHello and ${serverRecordNames.join(', ')}`);
+  const [serverHello, ...serverRecords] = s1.send as [Buffer, ...Buffer[]];
   let c: HandshakeStep = c1;
-  for (const b of s1.send) c = await client.receive(oneFrame(b));
-  if (c.next !== 'done' || c.send.length !== 1 || c.result === undefined) fail('the client did not finish with one Finished record');
-  const cfRecord = c.send[0]!;
-  const s2 = await server.receive(oneFrame(cfRecord));
+  for (const b of s1.send) {
+    if (c.next === 'done') fail('the client finished before the end of the server flight');
+    c = await client.receive(oneFrame(b));
+  }
+  // [Certificate, CertificateVerify, ] Finished.
+  const clientRecordNames = [...(certificateMutual ? ['clientCertificateRecord', 'clientCertificateVerifyRecord'] : []), 'clientFinishedRecord'];
+  if (c.next !== 'done' || c.send.length !== clientRecordNames.length || c.result === undefined) fail(`the client did not finish with ${clientRecordNames.join(', ')}`);
+  let s2: HandshakeStep = s1;
+  for (const b of c.send) {
+    if (s2.next === 'done') fail('the server finished before the end of the client flight');
+    s2 = await server.receive(oneFrame(b));
+  }
   if (s2.next !== 'done' || s2.result === undefined) fail('the server did not finish');
+  const recordsOf = (names: string[], records: Buffer[]) => Object.fromEntries(names.map((n, i) => [n, { record: records[i]! }]));
   ticketPskHandle?.destroy();
   const cr = c.result as V2HandshakeResult;
   const sr = s2.result as V2HandshakeResult;
@@ -1474,6 +2179,17 @@ async function runHandshakeAndSession(args: {
   const keyFingerprint = (p: V2HandshakeResult['peerIdentity']) => (p?.type === 'key' ? p.fingerprint : undefined);
   if (keyFingerprint(cr.peerIdentity) !== serverIdentity?.fingerprint) fail("the client's peerIdentity is not the server's key");
   if (keyFingerprint(sr.peerIdentity) !== clientIdentity?.fingerprint) fail("the server's peerIdentity is not the client's key");
+  // Certificates: the client proved nothing; the server's certificate, and in certificate-mutual the client's.
+  const certificateOf = (p: V2HandshakeResult['peerIdentity']) => (p?.type === 'certificate' ? p : undefined);
+  const serverLeaf = certificateOf(cr.peerIdentity);
+  const clientLeaf = certificateOf(sr.peerIdentity);
+  if ((serverLeaf !== undefined) !== certificateMode || (clientLeaf !== undefined) !== certificateMutual) fail('peerIdentity (certificates)');
+  if (serverLeaf) {
+    if (serverLeaf.dnsNames.join() !== SERVER_DNS_NAME) fail("the client's peerIdentity is not the server's certificate");
+    ctx.peerFingerprints.server = serverLeaf.fingerprint;
+  }
+  if (clientLeaf) ctx.peerFingerprints.client = clientLeaf.fingerprint;
+  if (cr.resumable !== issuesTickets(spec.auth) || sr.resumable !== issuesTickets(spec.auth)) fail('resumable');
   if (cr.suite !== spec.suite || sr.group.id !== spec.group.id) fail('suite or group');
 
   // ---- The session script.
@@ -1501,8 +2217,8 @@ async function runHandshakeAndSession(args: {
   };
 
   try {
-    // Sessions authenticated by keys get no tickets (§13.5).
-    const ticket = keyMode ? undefined : issueTicket(ctx, name, I, ss, cs, deliver, records);
+    // Sessions authenticated by keys or certificates get no tickets (§13.5, §14.4).
+    const ticket = issuesTickets(spec.auth) ? issueTicket(ctx, name, I, ss, cs, deliver, records) : undefined;
 
     data(cs, ss, TEXTS.clientEpoch2);
     data(ss, cs, TEXTS.serverEpoch2);
@@ -1535,13 +2251,13 @@ async function runHandshakeAndSession(args: {
         ...(serverIdentity ? { identityKeys: { server: keyDoc(serverIdentity), ...(clientIdentity ? { client: keyDoc(clientIdentity) } : {}) } } : {}),
         clientHello: { frame: clientHello },
         serverHello: { frame: serverHello },
-        serverFlight: { encryptedExtensionsRecord: { record: eeRecord }, serverFinishedRecord: { record: sfRecord } },
+        serverFlight: recordsOf(serverRecordNames, serverRecords),
         application: {
           clientApplicationTrafficSecret: clientSecrets.clientApplicationTrafficSecret,
           serverApplicationTrafficSecret: clientSecrets.serverApplicationTrafficSecret,
           exporterMasterSecret: clientSecrets.exporterMasterSecret,
         },
-        clientFlight: { clientFinishedRecord: { record: cfRecord }, resumptionMasterSecret: clientSecrets.resumptionMasterSecret, sessionId: cr.sessionId },
+        clientFlight: { ...recordsOf(clientRecordNames, c.send), resumptionMasterSecret: clientSecrets.resumptionMasterSecret, sessionId: cr.sessionId },
       },
       session: {
         ...(ticket ? { ticket } : {}),

@@ -8,10 +8,13 @@
 export const HEX_LINE = 64;
 
 /** String fields that hold text; every other string is lowercase hex. */
-const TEXT_KEYS = new Set(['title', 'generator', 'inputDerivation', 'labelPrefix', 'name', 'groupName', 'suiteName', 'auth', 'resumes', 'what', 'from', 'innerType', 'text', 'label', 'fingerprint', 'publicKeyText']);
+const TEXT_KEYS = new Set([
+  'title', 'generator', 'inputDerivation', 'labelPrefix', 'name', 'groupName', 'suiteName', 'auth', 'resumes', 'what', 'from', 'innerType', 'text', 'label', 'fingerprint', 'publicKeyText',
+  'verificationTime', 'subject', 'issuer', 'notBefore', 'notAfter', 'keyUsage', 'extendedKeyUsage', 'dnsName', 'pem',
+]);
 
-/** Text fields too long for a line of prose: a code block, on one line (a public key's text form). */
-const TEXT_BLOCK_KEYS = new Set(['publicKeyText']);
+/** Text fields too long for a line of prose: a code block, as their lines (a public key's text form, a PEM certificate). */
+const TEXT_BLOCK_KEYS = new Set(['publicKeyText', 'pem']);
 
 const SECTION_TITLES: Readonly<Record<string, string>> = {
   inputs: 'Inputs',
@@ -23,8 +26,11 @@ const SECTION_TITLES: Readonly<Record<string, string>> = {
   hybrid: 'Hybrid secret K (combiner)',
   schedule: 'Early and handshake secrets, handshake traffic keys',
   serverFlight: 'Server flight: EncryptedExtensions and Finished (epoch 1)',
+  serverFlightCertificates: 'Server flight: EncryptedExtensions, Certificate, CertificateVerify and Finished (epoch 1)',
+  serverFlightCertificateRequest: 'Server flight: EncryptedExtensions, CertificateRequest, Certificate, CertificateVerify and Finished (epoch 1)',
   application: 'Master secret and application secrets',
   clientFlight: 'Client flight: Finished (epoch 1)',
+  clientFlightCertificates: 'Client flight: Certificate, CertificateVerify and Finished (epoch 1)',
   epoch2: 'Epoch 2: first application traffic keys',
   ticket: 'NewSessionTicket and ticket PSK',
   epoch3: 'Epoch 3: symmetric KeyUpdate (started by the client)',
@@ -79,7 +85,10 @@ function fieldList(obj: JsonObject, indent = '', skip: readonly string[] = []): 
     } else if (Array.isArray(value)) {
       throw new Error(`${key}: an array inside a field list`);
     } else if (typeof value === 'string') {
-      if (TEXT_BLOCK_KEYS.has(key)) out.push(`${indent}- ${label} (${value.length} characters):`, '', `${indent}  \`\`\``, `${indent}  ${value}`, `${indent}  \`\`\``, '');
+      if (TEXT_BLOCK_KEYS.has(key)) {
+        const textLines = value.replace(/\n$/, '').split('\n');
+        out.push(`${indent}- ${label} (${value.length} characters):`, '', `${indent}  \`\`\``, ...textLines.map((l) => `${indent}  ${l}`), `${indent}  \`\`\``, '');
+      }
       else if (TEXT_KEYS.has(key)) out.push(`${indent}- ${label}: "${value}"`);
       else {
         checkHex(key, value);
@@ -110,6 +119,16 @@ function section(lines: string[], level: number, title: string): void {
   lines.push(`${'#'.repeat(level)} ${title}`, '');
 }
 
+/** The section a part of a case gets: the flights name the certificate messages they hold. */
+function sectionKey(key: string, value: Json): string {
+  if (!isObject(value)) return key;
+  if (key === 'serverFlight' && value.serverCertificate !== undefined) return value.certificateRequest !== undefined ? 'serverFlightCertificateRequest' : 'serverFlightCertificates';
+  if (key === 'clientFlight' && value.clientCertificate !== undefined) return 'clientFlightCertificates';
+  return key;
+}
+
+const CERTIFICATE_TITLES: Readonly<Record<string, string>> = { ca: 'The CA (trust anchor)', server: 'The server\'s certificate', client: 'The client\'s certificate' };
+
 function renderCase(lines: string[], c: JsonObject, index: number): void {
   section(lines, 2, `B.${index}. ${c.name as string}`);
   const head: JsonObject = {};
@@ -120,7 +139,7 @@ function renderCase(lines: string[], c: JsonObject, index: number): void {
   for (const part of ['handshake', 'session'] as const) {
     const obj = c[part] as JsonObject;
     for (const [key, value] of Object.entries(obj)) {
-      const title = SECTION_TITLES[key] ?? key;
+      const title = SECTION_TITLES[sectionKey(key, value)] ?? key;
       section(lines, 3, `${part === 'handshake' ? 'Handshake' : 'Session'}: ${title}`);
       if (key === 'records') {
         (value as JsonObject[]).forEach((r, i) => {
@@ -152,10 +171,11 @@ export function renderV2Vectors(doc: JsonObject): string {
     '     test/protocol/v2-vectors.test.ts checks that this page is exactly what the generator renders. -->',
     '',
     'Known-answer vectors for protocol v2: for every hybrid group and every authentication mode (none, an external PSK, resumption',
-    'with a ticket, a pinned server key, pinned keys both ways), a complete handshake from fixed inputs, every secret of the key',
-    'schedule, the traffic keys and IVs, the records of both flights, then the same session script: a NewSessionTicket, data both',
-    'ways, Ping and Pong, a symmetric KeyUpdate, a KEM KeyUpdate, data in each new epoch, close_notify, and exporter outputs. Nothing',
-    'is truncated. The same values, with the same field names, are in `test/fixtures/v2-vectors.json`.',
+    'with a ticket, a pinned server key, pinned keys both ways, a server certificate, certificates both ways), a complete handshake',
+    'from fixed inputs, every secret of the key schedule, the traffic keys and IVs, every handshake message and the records of both',
+    'flights, then the same session script: a NewSessionTicket, data both ways, Ping and Pong, a symmetric KeyUpdate, a KEM',
+    'KeyUpdate, data in each new epoch, close_notify, and exporter outputs. Nothing is truncated. The same values, with the same',
+    'field names, are in `test/fixtures/v2-vectors.json`.',
     '',
     'Every value was computed three ways that agree: the specification followed step by step over the library\'s primitives, the',
     'same steps over an independent reference (node:crypto and @noble/post-quantum), and the library\'s real handshake and session',
@@ -182,12 +202,28 @@ export function renderV2Vectors(doc: JsonObject): string {
     'client\'s first. A resumption case offers only the ticket issued in the session of the case named in `resumes` (same group),',
     'as its single PSK identity. The external PSK case offers only the PSK identity; its obfuscated ticket age is 0.',
     '',
-    'The pinned-key cases (docs/PROTOCOL.md §13) come last. Their long-term keys are of the case\'s group, each made from a classical',
+    'The pinned-key cases (docs/PROTOCOL.md §13) come next. Their long-term keys are of the case\'s group, each made from a classical',
     'private key and an ML-KEM seed derived like the other inputs. In `key` the client pins the server\'s key (by its text form) and',
     'seals an empty identity; the server holds that key and no list of clients, and does not authenticate the client. In',
     '`key-mutual` the client also seals its own key blob; the server admits it by its fingerprint (and requires a client key) and',
     'answers with an encapsulation to it in its ServerHello. Each encapsulation to a long-term key has its own fixed inputs (a fresh',
     'classical private key and the ML-KEM message m), listed with the case\'s inputs.',
+    '',
+    'The certificate cases (§14) follow, in x25519-mlkem1024 and in p384-mlkem1024 (the FIPS mode default: they also run in strict',
+    'FIPS mode). Their certificates are common to all of them and listed under "Certificates" below: a self-signed ML-DSA-87 CA that',
+    'issued a server certificate (subjectAltName dNSName `vector.server.test`, extendedKeyUsage serverAuth) and a client certificate',
+    '(clientAuth), each key `ML-DSA.KeyGen_internal(ξ)` of a seed derived like every input. Issuing a certificate draws a hedged',
+    'signature, so they were made once and are kept in `test/fixtures/v2-vector-certificates.json`; the generator reads them, checks',
+    'that each holds the key of its seed, and validates both chains (RFC 5280) at `verificationTime`, by hand and with the library. In',
+    '`certificate` the client sends `certificate_auth` listing ML-DSA-87, trusts the CA and expects the name `vector.server.test`; the',
+    'server sends its Certificate (the leaf alone) and CertificateVerify after EncryptedExtensions; the client stays anonymous. In',
+    '`certificate-mutual` the server also sends an empty CertificateRequest before its Certificate, requires a client certificate from',
+    'the same CA, and the client answers with its Certificate and CertificateVerify before its Finished. The CertificateVerify',
+    'signatures are deterministic ML-DSA-87 (rnd = 0^32) so that they reproduce; endpoints sign hedged, and any valid signature',
+    'verifies. Each derivation makes them with its own ML-DSA-87 (the reference with @noble/post-quantum) and verifies them, as it',
+    'verifies the certificates\' signatures, with the public key it read from the certificate\'s DER. The state machines validate',
+    'the chains at the current time (their certificate policies take no time): the certificates are valid from 2026 to the end of',
+    '2049.',
     '',
     '## The session script',
     '',
@@ -200,8 +236,8 @@ export function renderV2Vectors(doc: JsonObject): string {
   });
   lines.push(
     '',
-    'The pinned-key cases skip record 1: sessions authenticated by keys get no tickets (§13.5), so their records start with the',
-    'client\'s data.',
+    'The pinned-key and certificate cases skip record 1: sessions authenticated by keys or certificates get no tickets (§13.5,',
+    '§14.4), so their records start with the client\'s data.',
     '',
     'The symmetric KeyUpdate ratchets both traffic secrets: `next = HKDF-Expand-Label(secret, "traffic upd", "", 48)`. The KEM',
     'KeyUpdate carries a fresh hybrid key share of the session\'s group, `classical pk ‖ ek` in the key_update and `classical pk ‖ ct`',
@@ -218,7 +254,17 @@ export function renderV2Vectors(doc: JsonObject): string {
   lines.push('', '## Fields', '', `${comment.about as string}`, '', '| Field | Meaning |', '|---|---|');
   for (const [path, meaning] of Object.entries(fields)) lines.push(`| \`${path}\` | ${meaning.replace(/\|/g, '\\|')} |`);
   section(lines, 2, 'Common inputs');
-  lines.push(...fieldList(doc.global as JsonObject));
+  const { certificates, ...global } = doc.global as JsonObject;
+  lines.push(...fieldList(global));
+  if (isObject(certificates)) {
+    section(lines, 2, 'Certificates (the certificate cases, §14)');
+    const { verificationTime, ...each } = certificates;
+    lines.push(...fieldList({ verificationTime: verificationTime ?? null }));
+    for (const [role, cert] of Object.entries(each)) {
+      section(lines, 3, CERTIFICATE_TITLES[role] ?? role);
+      lines.push(...fieldList(cert as JsonObject));
+    }
+  }
   cases.forEach((c, i) => renderCase(lines, c, i + 1));
   return tidy(lines);
 }

@@ -26,6 +26,7 @@ import { renderV2Vectors } from '../helpers/v2VectorsRender.js';
 
 const FIXTURE = new URL('../fixtures/v2-vectors.json', import.meta.url);
 const DOC = new URL('../../docs/PROTOCOL-V2-VECTORS.md', import.meta.url);
+const CERTIFICATES = new URL('../fixtures/v2-vector-certificates.json', import.meta.url);
 
 const fixtureText = readFileSync(FIXTURE, 'utf8');
 const fixture = JSON.parse(fixtureText) as Record<string, unknown>;
@@ -46,7 +47,7 @@ function noDifferences(diffs: string[]): void {
 }
 
 describe('protocol v2: test vectors (docs/PROTOCOL-V2-VECTORS.md)', () => {
-  it('has every case: each group with no authentication, an external PSK and resumption, ChaCha20-Poly1305, and each group with pinned keys (server key; both keys)', () => {
+  it('has every case: each group with no authentication, an external PSK and resumption, ChaCha20-Poly1305, each group with pinned keys (server key; both keys), and the ML-KEM-1024 groups with certificates (server; both ways)', () => {
     const names = (fixture.cases as Array<{ name: string }>).map((c) => c.name);
     expect(names).to.deep.equal([
       'x25519-mlkem1024/none/aes-256-gcm',
@@ -65,6 +66,10 @@ describe('protocol v2: test vectors (docs/PROTOCOL-V2-VECTORS.md)', () => {
       'p384-mlkem1024/key-mutual/aes-256-gcm',
       'x25519-mlkem768/key/aes-256-gcm',
       'x25519-mlkem768/key-mutual/aes-256-gcm',
+      'x25519-mlkem1024/certificate/aes-256-gcm',
+      'x25519-mlkem1024/certificate-mutual/aes-256-gcm',
+      'p384-mlkem1024/certificate/aes-256-gcm',
+      'p384-mlkem1024/certificate-mutual/aes-256-gcm',
     ]);
   });
 
@@ -86,13 +91,37 @@ describe('protocol v2: test vectors (docs/PROTOCOL-V2-VECTORS.md)', () => {
     const produced = new Set(leaves(machines).map(([p]) => p));
     const wire = leaves(want).filter(([p]) => /\.(frame|record|newSessionTicket|ticket|output|psk|fingerprint|publicKeyText)$/.test(p) && p.startsWith('cases[') && !p.includes('.inputs.'));
     // Per case: 2 hellos, 3 handshake records, the session's records and 6 exporter outputs; with a
-    // ticket (not in the pinned-key modes, §13.5) its record and 3 ticket values; with pinned keys
-    // the fingerprint and text form of each long-term key.
+    // ticket (not in the pinned-key and certificate modes, §13.5, §14.4) its record and 3 ticket
+    // values; with pinned keys the fingerprint and text form of each long-term key; with
+    // certificates 2 more handshake records (Certificate, CertificateVerify) for each side that
+    // proves one, and the CertificateRequest record in certificate-mutual.
     (want.cases as Array<{ auth: string }>).forEach((c, i) => {
-      const expectedCount = { key: 2 + 3 + 13 + 6 + 2, 'key-mutual': 2 + 3 + 13 + 6 + 4 }[c.auth] ?? 2 + 3 + 14 + 6 + 3;
+      const expectedCount =
+        { key: 2 + 3 + 13 + 6 + 2, 'key-mutual': 2 + 3 + 13 + 6 + 4, certificate: 2 + 3 + 2 + 13 + 6, 'certificate-mutual': 2 + 3 + 5 + 13 + 6 }[c.auth] ?? 2 + 3 + 14 + 6 + 3;
       expect(wire.filter(([p]) => p.startsWith(`cases[${i}].`)).length, `wire values of case ${i}`).to.equal(expectedCount);
     });
     expect(wire.filter(([p]) => !produced.has(p)).map(([p]) => p)).to.deep.equal([]);
+    // The certificate cases' ends reported their peers' certificates by these fingerprints.
+    const certificates = (want.global as { certificates: Record<string, { fingerprint: string }> }).certificates;
+    const auths = (want.cases as Array<{ auth: string }>).map((c) => c.auth);
+    expect(machines.global).to.deep.equal({
+      certificates: {
+        server: { fingerprint: certificates.server!.fingerprint },
+        ...(auths.includes('certificate-mutual') ? { client: { fingerprint: certificates.client!.fingerprint } } : {}),
+      },
+    });
+  });
+
+  it('the certificate cases use the certificates of test/fixtures/v2-vector-certificates.json, which are valid now', () => {
+    const kept = JSON.parse(readFileSync(CERTIFICATES, 'utf8')) as { certificates: Record<string, { der: string; pem: string }> };
+    const published = (fixture.global as { certificates: Record<string, { der: string; pem: string; notBefore: string; notAfter: string }> }).certificates;
+    for (const role of ['ca', 'server', 'client']) {
+      expect(published[role]!.der, role).to.equal(kept.certificates[role]!.der);
+      expect(published[role]!.pem, role).to.equal(kept.certificates[role]!.pem);
+      // The handshakes verify the chains at the current time (their certificate policies take no time).
+      const now = new Date().toISOString();
+      expect(published[role]!.notBefore <= now && now <= published[role]!.notAfter, `${role} certificate valid now`).to.equal(true);
+    }
   });
 
   it('describes every field, and every description is used', () => {

@@ -122,6 +122,17 @@ describe('pinned identity keys end to end', function () {
       await bothFail(listener, { server: { ca: [root], name: 'db.example.com' } }, ErrorCode.CERTIFICATE_NAME_MISMATCH, ErrorCode.CERTIFICATE_REJECTED);
     });
 
+    it('a client without the certificate the server requires: the client completes, then its tunnel fails with ERR_QT_CERTIFICATE_REQUIRED', async () => {
+      const listener = await res.listen({ identity: serverId, ca: [root] });
+      const errors = handshakeErrors(listener);
+      const client = await res.dial(listener, { server: { ca: [root] } });
+      const failed = new Promise<Error>((resolve) => client.once('error', resolve));
+      client.resume();
+      expect((await failed as { code?: string }).code).to.equal(ErrorCode.CERTIFICATE_REQUIRED);
+      await until(() => errors.length === 1, 5000, 'the server handshakeError');
+      expect(errors[0]!.error.code).to.equal(ErrorCode.CERTIFICATE_REQUIRED);
+    });
+
     it('a server with both a key and a certificate serves clients of either mode', async () => {
       const serverKey = key();
       const listener = await res.listen({ identity: [serverKey, serverId] }, echo);

@@ -19,9 +19,9 @@ import type { Secret } from '../../native.js';
 import { ErrorCode, type QuantumTunnelError, qtError } from '../../errors.js';
 import { destroyAll } from '../../crypto/secret.js';
 import * as hkdf from '../../crypto/hkdf.js';
-import type { CipherSuiteId } from '../constants.js';
+import { type CipherSuiteId, MessageType } from '../constants.js';
 import type { Frame } from '../frame.js';
-import { AlertLevel } from '../messages.js';
+import { AlertLevel, decodeAlert } from '../messages.js';
 import type { Session, SessionEvent, SessionOptions, SessionStats } from '../session.js';
 import { alertBody, alertCodeFor, alertError } from './alerts.js';
 import type { ClientKeyShare, KemGroupSpec } from './groups.js';
@@ -129,6 +129,9 @@ export class SessionV2 implements Session {
     this.#installBoth(this.#epoch, 'now');
   }
 
+  /** Whether a record from the peer arrived (before it, a client accepts a plaintext Alert). */
+  #peerRecordSeen = false;
+
   get groupName(): string {
     return this.group.displayName;
   }
@@ -154,7 +157,13 @@ export class SessionV2 implements Session {
   receive(frame: Frame): SessionEvent {
     this.#assertLive();
     if (this.#peerClosed) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'record after close_notify');
+    // A server that refuses our Finished or certificate answers with a plaintext Alert (§9),
+    // which can only come before its first record.
+    if (frame.type === MessageType.ALERT && this.#isClient && !this.#peerRecordSeen) {
+      throw alertError(decodeAlert(frame.payload)?.code, 'in answer to our Finished');
+    }
     const record = this.#records.open(frame);
+    this.#peerRecordSeen = true;
     switch (record.type) {
       case InnerType.DATA:
         if (record.content.length === 0) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'an empty data record');
