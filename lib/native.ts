@@ -251,6 +251,7 @@ export interface NativeAddon {
   shake256Secrets(parts: Part[], sizes: number[]): Secret[];
   sha3_256(parts: Part[]): Buffer;
   sha384(parts: Uint8Array[]): Buffer;
+  sha256(parts: Uint8Array[]): Buffer;
   hkdfDigests: { SHA256: number; SHA384: number };
   hkdfSizes: {
     hashLength: { SHA256: number; SHA384: number };

@@ -157,6 +157,35 @@ Napi::Value Sha384(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// sha256(parts) -> Buffer(32): fingerprints of public keys (docs/PROTOCOL.md §13.1). Public
+// inputs only, like sha384; SHA2-256 is fetched per call (fingerprints are not a hot path).
+Napi::Value Sha256(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<Napi::Value> parts;
+  if (!RequireOperational(env) || !ReadParts(env, info[0], &parts) || !RequireOperational(env)) return env.Undefined();
+  for (const Napi::Value& part : parts) {
+    if (!part.IsTypedArray()) {
+      ThrowInvalidArgument(env, "each part must be a Uint8Array (SHA-256 takes public inputs only)");
+      return env.Undefined();
+    }
+  }
+  LibraryContext* lc = Data(env).active_context;
+  std::unique_ptr<EVP_MD, decltype(&EVP_MD_free)> md(EVP_MD_fetch(lc->ctx(), "SHA2-256", lc->propq()), EVP_MD_free);
+  MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!md || !ctx || !Absorb(env, ctx.get(), md.get(), parts)) {
+    if (!env.IsExceptionPending()) ThrowError(env, code::kCryptoFailure, "SHA-256 failed");
+    return env.Undefined();
+  }
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, 32);
+  if (out.IsEmpty()) return env.Undefined();
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), out.Data(), &len) != 1 || len != 32) {
+    ThrowError(env, code::kCryptoFailure, "SHA-256 failed");
+    return env.Undefined();
+  }
+  return out;
+}
+
 }  // namespace
 
 void InitDigest(Napi::Env env, Napi::Object exports) {
@@ -164,6 +193,7 @@ void InitDigest(Napi::Env env, Napi::Object exports) {
   exports.Set("shake256Secrets", Napi::Function::New<Shake256Secrets>(env));
   exports.Set("sha3_256", Napi::Function::New<Sha3_256>(env));
   exports.Set("sha384", Napi::Function::New<Sha384>(env));
+  exports.Set("sha256", Napi::Function::New<Sha256>(env));
   Napi::Object sizes = Napi::Object::New(env);
   sizes.Set("sha3_256", static_cast<double>(kSha3_256Size));
   sizes.Set("sha384", static_cast<double>(kSha384Size));

@@ -49,3 +49,10 @@ export function sha384(input: Uint8Array | readonly Uint8Array[]): Buffer {
   for (const p of parts) if (!(p instanceof Uint8Array)) invalidArgument('SHA-384 inputs must be Uint8Arrays');
   return native.sha384(parts);
 }
+
+/** SHA-256 of the concatenation of `input`, public bytes only (fingerprints of public keys). */
+export function sha256(input: Uint8Array | readonly Uint8Array[]): Buffer {
+  const parts = Array.isArray(input) ? [...input] : [input as Uint8Array];
+  for (const p of parts) if (!(p instanceof Uint8Array)) invalidArgument('SHA-256 inputs must be Uint8Arrays');
+  return native.sha256(parts);
+}

@@ -8,9 +8,9 @@
  *   qtun-<group option> <base64(public key)> [comment]
  * Fingerprint: "SHA256:" ‖ base64 without padding of SHA-256(BE16(group id) ‖ public key).
  */
-import { createHash } from 'node:crypto';
 import { ErrorCode, invalidArgument, qtError } from '../errors.js';
 import { checkBytes } from '../crypto/bytes.js';
+import { sha256 } from '../crypto/hash.js';
 import { defaultKemGroup, type KemGroupSpec, kemGroupById, kemGroupByOption, KEM_GROUPS, type StaticKemKeyPair } from '../protocol/v2/groups.js';
 import type { PrivateKey } from '../native.js';
 
@@ -27,7 +27,7 @@ export function fingerprintOf(group: KemGroupSpec, publicKey: Uint8Array): strin
   const blob = Buffer.alloc(2 + publicKey.length);
   blob.writeUInt16BE(group.id, 0);
   blob.set(publicKey, 2);
-  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+  return `SHA256:${sha256(blob).toString('base64').replace(/=+$/, '')}`;
 }
 
 /** Whether `text` has the form of a fingerprint (it says nothing about which key). */

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { crypto, QuantumTunnelError } from '../../lib/index.js';
 import { hex, loadFixture } from '../helpers/fixtures.js';
 import * as testing from '../../lib/testing.js';
+import { sha256 } from '../../lib/crypto/hash.js';
 
 const V = loadFixture('fips202.json');
 
@@ -46,5 +47,21 @@ describe('SHA3-256 and SHAKE-256 (FIPS 202)', () => {
     bad(() => crypto.sha3_256([Buffer.alloc(1), 5] as never));
     bad(() => crypto.shake256Secrets(Buffer.alloc(1), []));
     bad(() => crypto.shake256Secrets(Buffer.alloc(1), [0]));
+  });
+});
+
+describe('SHA-256 (FIPS 180-4), for public-key fingerprints', () => {
+  // FIPS 180-4 examples (NIST CSRC "SHA256.pdf"): "abc", the 448-bit message, and the empty string.
+  it('known answers, and parts hash as their concatenation', () => {
+    expect(sha256(Buffer.from('abc')).toString('hex')).to.equal('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+    expect(sha256(Buffer.from('abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq')).toString('hex')).to.equal('248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1');
+    expect(sha256([]).toString('hex')).to.equal('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
+    expect(sha256([Buffer.from('ab'), Buffer.from('c')]).equals(sha256(Buffer.from('abc')))).to.equal(true);
+  });
+
+  it('takes public bytes only: a Secret handle is refused', () => {
+    const secret = crypto.randomSecret(32);
+    expect(() => sha256([secret as unknown as Uint8Array])).to.throw().with.property('code', 'ERR_QT_INVALID_ARGUMENT');
+    secret.destroy();
   });
 });
