@@ -17,7 +17,7 @@ import * as os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { dial, type DialOptions, IdentityKey, listen, type ListenOptions, type Tunnel } from '../lib/index.js';
+import { CertificateIdentity, crypto, dial, type DialOptions, IdentityKey, listen, type ListenOptions, type Tunnel } from '../lib/index.js';
 import { startDelayProxy } from '../test/helpers/proxies.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -85,17 +85,18 @@ async function firstByteMs(ep: Endpoint, runs: number): Promise<number> {
   return times[Math.floor(times.length / 2)]!;
 }
 
-async function tlsEndpoint(creds: { key: string; cert: string }, onStream: (s: tls.TLSSocket) => void): Promise<Endpoint & { group: () => string }> {
-  const server = tls.createServer({ ...creds, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_256_GCM_SHA384' }, onStream);
+async function tlsEndpoint(creds: { key: string; cert: string }, onStream: (s: tls.TLSSocket) => void, mutual = false): Promise<Endpoint & { group: () => string }> {
+  // Mutual: the same certificate authenticates the client too (the cost is what is measured).
+  const server = tls.createServer({ ...creds, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_256_GCM_SHA384', ...(mutual ? { requestCert: true, rejectUnauthorized: true, ca: creds.cert } : {}) }, onStream);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
   let group = '?';
   return {
-    name: 'node:tls TLS 1.3 (Node default groups, ECDSA P-256, AES-256-GCM)',
+    name: `node:tls TLS 1.3 (Node default groups, ECDSA P-256${mutual ? ', mutual' : ''}, AES-256-GCM)`,
     port,
     group: () => group,
     connect: (to = port) => new Promise((resolveConn, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port: to, ca: creds.cert, servername: 'localhost', minVersion: 'TLSv1.3', ciphersuites: 'TLS_AES_256_GCM_SHA384' } as tls.ConnectionOptions, () => {
+      const s = tls.connect({ host: '127.0.0.1', port: to, ca: creds.cert, servername: 'localhost', minVersion: 'TLSv1.3', ciphersuites: 'TLS_AES_256_GCM_SHA384', ...(mutual ? { key: creds.key, cert: creds.cert } : {}) } as tls.ConnectionOptions, () => {
         const info = s.getEphemeralKeyInfo() as { name?: string } | null;
         group = info?.name ?? group;
         resolveConn(s);
@@ -268,15 +269,35 @@ async function main(): Promise<void> {
         dial: { server: { publicKey: serverKey.publicKey }, identity: clientKey },
       }),
     ];
+    // Certificates: ML-DSA-87 (ours) against node:tls 1.3 with the ECDSA P-256 certificate above.
+    const day = 86_400_000;
+    const caKey = crypto.mldsa87.generateKeyPair().privateKey;
+    const ca = crypto.x509.createSelfSignedCa({ privateKey: caKey, subject: { commonName: 'bench CA' }, notAfter: new Date(Date.now() + day) });
+    const leaf = (cn: string) => {
+      const { privateKey } = crypto.mldsa87.generateKeyPair();
+      const cert = crypto.x509.issueCertificate({ issuer: ca, issuerKey: caKey, publicKey: privateKey, subject: { commonName: cn }, ipAddresses: ['127.0.0.1'], notAfter: new Date(Date.now() + day) });
+      return new CertificateIdentity([cert], privateKey);
+    };
+    const serverCert = leaf('bench server');
+    const clientCert = leaf('bench client');
+    eps.push(
+      await quantumEndpoint(drain, 'v2', { name: 'v2 certificate (ML-DSA-87)', listen: { identity: serverCert }, dial: { server: { ca: [ca] } } }),
+      await quantumEndpoint(drain, 'v2', { name: 'v2 certificates, mutual', listen: { identity: serverCert, ca: [ca] }, dial: { server: { ca: [ca] }, identity: clientCert } }),
+      await tlsEndpoint(creds, (st) => { st.resume(); st.on('end', () => st.end()); }),
+      await tlsEndpoint(creds, (st) => { st.resume(); st.on('end', () => st.end()); }, true),
+    );
     for (const ep of eps) await sequentialHandshakes(ep, 5);
-    const rates = [0, 0, 0];
-    for (const order of [[0, 1, 2], [2, 1, 0], [1, 0, 2]]) for (const i of order) rates[i] = Math.max(rates[i]!, await sequentialHandshakes(eps[i]!, SEQUENTIAL));
-    const [anon, server, mutual] = rates as [number, number, number];
+    const rates = eps.map(() => 0);
+    const orders = [eps.map((_, i) => i), eps.map((_, i) => eps.length - 1 - i)];
+    for (const order of orders) for (const i of order) rates[i] = Math.max(rates[i]!, await sequentialHandshakes(eps[i]!, SEQUENTIAL));
+    const [anon, server, mutual, cert, certMutual, tlsCert, tlsMutual] = rates as [number, number, number, number, number, number, number];
     console.log(`handshakes/s sequential, pinned keys: anonymous ${anon.toFixed(1)}, server key ${server.toFixed(1)} (${(server / anon).toFixed(2)}x), mutual ${mutual.toFixed(1)} (${(mutual / anon).toFixed(2)}x ${mutual / anon >= 0.8 ? 'met' : 'MISSED'}, target 0.8x)`);
+    console.log(`handshakes/s sequential, certificates: ML-DSA-87 server ${cert.toFixed(1)}, mutual ${certMutual.toFixed(1)}; node:tls 1.3 ECDSA P-256 server ${tlsCert.toFixed(1)}, mutual ${tlsMutual.toFixed(1)} (ours/TLS: ${(cert / tlsCert).toFixed(2)}x, mutual ${(certMutual / tlsMutual).toFixed(2)}x)`);
     results['handshakes/s sequential, pinned keys'] = { anonymous: anon, serverKey: server, mutual, mutualVsAnonymous: mutual / anon, target: 0.8 };
+    results['handshakes/s sequential, certificates'] = { mldsa87Server: cert, mldsa87Mutual: certMutual, tlsEcdsaP256Server: tlsCert, tlsEcdsaP256Mutual: tlsMutual };
     for (const ep of eps) await ep.close();
-    serverKey.destroy();
-    clientKey.destroy();
+    for (const k of [serverKey, clientKey, serverCert, clientCert]) k.destroy();
+    caKey.destroy();
   }
 
   // Round trips: time to the first echoed byte through a delaying proxy.

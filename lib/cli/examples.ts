@@ -322,6 +322,73 @@ psk.secret.destroy();
 console.log('done');
 `;
 
+const identities = `// Identities (docs/PROTOCOL.md §13, §14): pinned keys, as WireGuard does it, and certificates.
+import { AuthorizedPeers, CertificateIdentity, crypto, dial, IdentityKey, listen, type QuantumTunnelError, type Tunnel } from 'quantum-tunnel';
+
+const echo = (tunnel: Tunnel) => {
+  tunnel.on('error', () => {});
+  tunnel.pipe(tunnel);
+};
+
+// 1. Pinned keys. Each side has an identity key (made in memory here;
+//    \`quantum-vpn keygen FILE\` writes one to a 0600 file, which \`forward --identity\` reads).
+//    The client pins the server's public key; the server admits the client's key (or fingerprint).
+const serverKey = IdentityKey.generate();
+const clientKey = IdentityKey.generate();
+console.log(\`server key: \${serverKey.fingerprint}\`); // SHA256:..., what people compare
+const listener = listen({
+  host: '127.0.0.1',
+  port: 0,
+  identity: serverKey,
+  authorizedPeers: new AuthorizedPeers([clientKey.publicKey.toString('laptop')]),
+});
+await listener.ready;
+listener.on('tunnel', (tunnel: Tunnel) => {
+  const peer = tunnel.info().peerIdentity;
+  console.log(\`server: the client proved \${peer?.type === 'key' ? peer.comment : 'nothing'}\`);
+  echo(tunnel);
+});
+const address = \`127.0.0.1:\${listener.address().port}\`;
+const tunnel = await dial(address, { server: { publicKey: serverKey.publicKey }, identity: clientKey });
+console.log(\`client: the server proved \${tunnel.info().peerIdentity?.type === 'key' ? 'its pinned key' : 'nothing'}\`);
+await tunnel.close();
+
+// A client that pins another key, or one the server does not admit, is refused on both ends.
+for (const attempt of [{ server: { publicKey: IdentityKey.generate().publicKey } }, { server: { publicKey: serverKey.publicKey }, identity: IdentityKey.generate() }]) {
+  try {
+    await dial(address, attempt);
+  } catch (err) {
+    console.log(\`refused: \${(err as QuantumTunnelError).code}\`); // ERR_QT_SERVER_KEY_MISMATCH, ERR_QT_UNKNOWN_PEER
+  }
+}
+await listener.close({ tunnels: true });
+
+// 2. Certificates: an ML-DSA-87 CA (\`quantum-vpn cert ca\` and \`cert issue\` make the files) and a
+//    server certificate for the name clients dial; the client checks chain, validity and name.
+const caKey = crypto.mldsa87.generateKeyPair().privateKey;
+const ca = crypto.x509.createSelfSignedCa({ privateKey: caKey, subject: { commonName: 'Example CA' }, notAfter: new Date(Date.now() + 86_400_000) });
+const leafKey = crypto.mldsa87.generateKeyPair().privateKey;
+const leaf = crypto.x509.issueCertificate({
+  issuer: ca,
+  issuerKey: caKey,
+  publicKey: leafKey,
+  subject: { commonName: 'db.example.test' },
+  ipAddresses: ['127.0.0.1'],
+  notAfter: new Date(Date.now() + 86_400_000),
+});
+const certified = listen({ host: '127.0.0.1', port: 0, identity: new CertificateIdentity([leaf], leafKey) });
+await certified.ready;
+certified.on('tunnel', echo);
+const viaCa = await dial(\`127.0.0.1:\${certified.address().port}\`, { server: { ca: ca.toPem() } }); // name: the host dialled
+const who = viaCa.info().peerIdentity;
+console.log(\`client: the server proved \${who?.type === 'certificate' ? who.subject : 'nothing'}\`); // CN=db.example.test
+await viaCa.close();
+await certified.close({ tunnels: true });
+for (const k of [serverKey, clientKey]) k.destroy();
+caKey.destroy();
+console.log('done');
+`;
+
 export const EXAMPLES: readonly Example[] = [
   { name: 'basic', title: 'Echo server and client (listen, dial, message API)', expect: ['connected: AES-256-GCM', 'Echo: hello, post-quantum world'], code: basic },
   { name: 'streams', title: 'Tunnels as streams (pipe, backpressure, for-await)', expect: ['echoed 4194304 bytes, sha256 matches'], code: streams },
@@ -341,5 +408,18 @@ export const EXAMPLES: readonly Example[] = [
       'done',
     ],
     code: security,
+  },
+  {
+    name: 'identities',
+    title: 'Identities: pinned keys and ML-DSA-87 certificates (protocol v2)',
+    expect: [
+      'server: the client proved laptop',
+      'client: the server proved its pinned key',
+      'refused: ERR_QT_SERVER_KEY_MISMATCH',
+      'refused: ERR_QT_UNKNOWN_PEER',
+      'client: the server proved CN=db.example.test',
+      'done',
+    ],
+    code: identities,
   },
 ];
