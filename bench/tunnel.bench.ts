@@ -7,7 +7,8 @@
  *   - memory per idle established tunnel at 1,000 tunnels, beyond plain TCP sockets;
  *   - FIPS mode (v2, P-384 + ML-KEM-1024) against standard mode (v2, X25519 + ML-KEM-1024).
  * TLS uses its Node 24 defaults (group X25519MLKEM768) with an ECDSA P-256 certificate.
- * Flags: --quick (short run), --json PATH (default bench/results/tunnel.json).
+ * Flags: --quick (short run), --json PATH (default bench/results/tunnel.json), --identities (that
+ * block alone).
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -85,9 +86,10 @@ async function firstByteMs(ep: Endpoint, runs: number): Promise<number> {
   return times[Math.floor(times.length / 2)]!;
 }
 
-async function tlsEndpoint(creds: { key: string; cert: string }, onStream: (s: tls.TLSSocket) => void, mutual = false): Promise<Endpoint & { group: () => string }> {
+async function tlsEndpoint(creds: { key: string; cert: string; ca?: string }, onStream: (s: tls.TLSSocket) => void, mutual = false): Promise<Endpoint & { group: () => string }> {
   // Mutual: the same certificate authenticates the client too (the cost is what is measured).
-  const server = tls.createServer({ ...creds, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_256_GCM_SHA384', ...(mutual ? { requestCert: true, rejectUnauthorized: true, ca: creds.cert } : {}) }, onStream);
+  const trusted = creds.ca ?? creds.cert;
+  const server = tls.createServer({ key: creds.key, cert: creds.cert, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_256_GCM_SHA384', ...(mutual ? { requestCert: true, rejectUnauthorized: true, ca: trusted } : {}) }, onStream);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
   let group = '?';
@@ -96,7 +98,7 @@ async function tlsEndpoint(creds: { key: string; cert: string }, onStream: (s: t
     port,
     group: () => group,
     connect: (to = port) => new Promise((resolveConn, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port: to, ca: creds.cert, servername: 'localhost', minVersion: 'TLSv1.3', ciphersuites: 'TLS_AES_256_GCM_SHA384', ...(mutual ? { key: creds.key, cert: creds.cert } : {}) } as tls.ConnectionOptions, () => {
+      const s = tls.connect({ host: '127.0.0.1', port: to, ca: trusted, servername: 'localhost', checkServerIdentity: creds.ca ? () => undefined : tls.checkServerIdentity, minVersion: 'TLSv1.3', ciphersuites: 'TLS_AES_256_GCM_SHA384', ...(mutual ? { key: creds.key, cert: creds.cert } : {}) } as tls.ConnectionOptions, () => {
         const info = s.getEphemeralKeyInfo() as { name?: string } | null;
         group = info?.name ?? group;
         resolveConn(s);
@@ -205,14 +207,75 @@ function childRate(env: NodeJS.ProcessEnv): number {
   return (JSON.parse(out.trim().split('\n').pop()!) as { rate: number }).rate;
 }
 
+/**
+ * Identities, sequential handshakes/s, every endpoint interleaved: pinned keys (docs/PROTOCOL.md
+ * §13) against the anonymous v2 handshake, and ML-DSA-87 certificates (§14) against node:tls 1.3
+ * with the same kind of certificate and with ECDSA P-256.
+ */
+async function identityRows(creds: { key: string; cert: string }, results: Record<string, unknown>): Promise<void> {
+  const serverKey = IdentityKey.generate();
+  const clientKey = IdentityKey.generate();
+  const drain = (tn: Tunnel) => { tn.resume(); tn.on('end', () => tn.end()); };
+  const eps = [
+    await quantumEndpoint(drain, 'v2', { name: 'v2 anonymous' }),
+    await quantumEndpoint(drain, 'v2', { name: 'v2 pinned server key', listen: { identity: serverKey }, dial: { server: { publicKey: serverKey.publicKey } } }),
+    await quantumEndpoint(drain, 'v2', {
+      name: 'v2 pinned keys, mutual',
+      listen: { identity: serverKey, authorizedPeers: [clientKey.publicKey] },
+      dial: { server: { publicKey: serverKey.publicKey }, identity: clientKey },
+    }),
+  ];
+  // Certificates: ML-DSA-87 (ours) against node:tls 1.3 with the ECDSA P-256 certificate above.
+  const day = 86_400_000;
+  const caKey = crypto.mldsa87.generateKeyPair().privateKey;
+  const ca = crypto.x509.createSelfSignedCa({ privateKey: caKey, subject: { commonName: 'bench CA' }, notAfter: new Date(Date.now() + day) });
+  const leaf = (cn: string) => {
+    const { privateKey } = crypto.mldsa87.generateKeyPair();
+    const cert = crypto.x509.issueCertificate({ issuer: ca, issuerKey: caKey, publicKey: privateKey, subject: { commonName: cn }, ipAddresses: ['127.0.0.1'], notAfter: new Date(Date.now() + day) });
+    return new CertificateIdentity([cert], privateKey);
+  };
+  const serverCert = leaf('bench server');
+  const clientCert = leaf('bench client');
+  // node:tls 1.3 with the same kind of certificate (Node 24's OpenSSL 3.5 signs with ML-DSA-87).
+  const mldsaCreds = {
+    key: crypto.keyFiles.exportPrivateKeyPem(serverCert.privateKey).toString(),
+    cert: serverCert.leaf.toPem(),
+    ca: ca.toPem(),
+  };
+  eps.push(
+    await quantumEndpoint(drain, 'v2', { name: 'v2 certificate (ML-DSA-87)', listen: { identity: serverCert }, dial: { server: { ca: [ca] } } }),
+    await quantumEndpoint(drain, 'v2', { name: 'v2 certificates, mutual', listen: { identity: serverCert, ca: [ca] }, dial: { server: { ca: [ca] }, identity: clientCert } }),
+    await tlsEndpoint(creds, (st) => { st.resume(); st.on('end', () => st.end()); }),
+    await tlsEndpoint(creds, (st) => { st.resume(); st.on('end', () => st.end()); }, true),
+    await tlsEndpoint(mldsaCreds, (st) => { st.resume(); st.on('end', () => st.end()); }),
+    await tlsEndpoint(mldsaCreds, (st) => { st.resume(); st.on('end', () => st.end()); }, true),
+  );
+  for (const ep of eps) await sequentialHandshakes(ep, 5);
+  const rates = eps.map(() => 0);
+  const orders = [eps.map((_, i) => i), eps.map((_, i) => eps.length - 1 - i)];
+  for (const order of orders) for (const i of order) rates[i] = Math.max(rates[i]!, await sequentialHandshakes(eps[i]!, SEQUENTIAL));
+  const [anon, server, mutual, cert, certMutual, tlsCert, tlsMutual, tlsMldsa, tlsMldsaMutual] = rates as [number, number, number, number, number, number, number, number, number];
+  console.log(`handshakes/s sequential, pinned keys: anonymous ${anon.toFixed(1)}, server key ${server.toFixed(1)} (${(server / anon).toFixed(2)}x), mutual ${mutual.toFixed(1)} (${(mutual / anon).toFixed(2)}x ${mutual / anon >= 0.8 ? 'met' : 'MISSED'}, target 0.8x)`);
+  console.log(`handshakes/s sequential, certificates: ours (ML-DSA-87) server ${cert.toFixed(1)}, mutual ${certMutual.toFixed(1)}; node:tls 1.3 ML-DSA-87 server ${tlsMldsa.toFixed(1)}, mutual ${tlsMldsaMutual.toFixed(1)} (ours/TLS: ${(cert / tlsMldsa).toFixed(2)}x, mutual ${(certMutual / tlsMldsaMutual).toFixed(2)}x); node:tls 1.3 ECDSA P-256 server ${tlsCert.toFixed(1)}, mutual ${tlsMutual.toFixed(1)}`);
+  results['handshakes/s sequential, pinned keys'] = { anonymous: anon, serverKey: server, mutual, mutualVsAnonymous: mutual / anon, target: 0.8 };
+  results['handshakes/s sequential, certificates'] = { mldsa87Server: cert, mldsa87Mutual: certMutual, tlsMldsa87Server: tlsMldsa, tlsMldsa87Mutual: tlsMldsaMutual, tlsEcdsaP256Server: tlsCert, tlsEcdsaP256Mutual: tlsMutual };
+  for (const ep of eps) await ep.close();
+  for (const k of [serverKey, clientKey, serverCert, clientCert]) k.destroy();
+  caKey.destroy();
+  }
+
 async function main(): Promise<void> {
   if (process.argv.includes('--handshakes-only')) return handshakesOnly();
   const creds = certificate();
+  if (process.argv.includes('--identities')) {
+  await identityRows(creds, {});
+  return;
+  }
   const sinks = { v2: sink(), v1: sink(), tls: sink() };
   const echoFirst = (stream: { once(e: 'data', f: (d: Buffer) => void): unknown; write(d: Buffer): unknown }) => stream.once('data', (d) => stream.write(d.subarray(0, 1)));
   const serve = (which: 'v2' | 'v1' | 'tls') => (stream: Tunnel | tls.TLSSocket) => {
-    sinks[which].attach(stream);
-    stream.on('end', () => stream.end());
+  sinks[which].attach(stream);
+  stream.on('end', () => stream.end());
   };
   const q = await quantumEndpoint(serve('v2'), 'v2');
   const q1 = await quantumEndpoint(serve('v1'), 'v1');
@@ -220,11 +283,11 @@ async function main(): Promise<void> {
   const results: Record<string, unknown> = {};
   /** One row: v2, v1 and TLS side by side; `higherIsBetter` false for times. */
   const row = (name: string, v2: number, v1: number, tlsValue: number, unit: string, targets: { tls?: number; v1?: number } = {}, higherIsBetter = true) => {
-    const vsTls = higherIsBetter ? v2 / tlsValue : tlsValue / v2;
-    const vsV1 = higherIsBetter ? v2 / v1 : v1 / v2;
-    const verdict = (ratio: number, target?: number) => (target === undefined ? '' : ratio >= target ? 'met' : `MISSED (${target}x)`);
-    console.log(`${name.padEnd(36)} ${v2.toFixed(1).padStart(9)} ${v1.toFixed(1).padStart(9)} ${tlsValue.toFixed(1).padStart(9)} ${unit.padEnd(5)} ${vsTls.toFixed(2).padStart(6)}x ${verdict(vsTls, targets.tls).padEnd(12)} ${vsV1.toFixed(2).padStart(6)}x ${verdict(vsV1, targets.v1)}`);
-    results[name] = { v2, v1, tls: tlsValue, unit, v2VsTls: vsTls, v2VsV1: vsV1, targets };
+  const vsTls = higherIsBetter ? v2 / tlsValue : tlsValue / v2;
+  const vsV1 = higherIsBetter ? v2 / v1 : v1 / v2;
+  const verdict = (ratio: number, target?: number) => (target === undefined ? '' : ratio >= target ? 'met' : `MISSED (${target}x)`);
+  console.log(`${name.padEnd(36)} ${v2.toFixed(1).padStart(9)} ${v1.toFixed(1).padStart(9)} ${tlsValue.toFixed(1).padStart(9)} ${unit.padEnd(5)} ${vsTls.toFixed(2).padStart(6)}x ${verdict(vsTls, targets.tls).padEnd(12)} ${vsV1.toFixed(2).padStart(6)}x ${verdict(vsV1, targets.v1)}`);
+  results[name] = { v2, v1, tls: tlsValue, unit, v2VsTls: vsTls, v2VsV1: vsV1, targets };
   };
   console.log(`Node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}; quantum-tunnel v2 and v1 vs node:tls (ratios: v2 over the other, better = higher)`);
   console.log(`${'case'.padEnd(36)} ${'v2'.padStart(9)} ${'v1'.padStart(9)} ${'tls'.padStart(9)} unit  ${'v2/tls'.padStart(7)} ${''.padEnd(12)} ${'v2/v1'.padStart(7)}`);
@@ -234,71 +297,28 @@ async function main(): Promise<void> {
   // Each case runs twice with the three endpoints interleaved, in rotated order, and keeps each
   // endpoint's better run: no endpoint always goes first (cold) or last (after the others' garbage).
   const best = async (measure: (ep: Endpoint, i: number) => Promise<number>): Promise<[number, number, number]> => {
-    const eps = [q, q1, t];
-    const out = [0, 0, 0];
-    for (const order of [[0, 1, 2], [2, 1, 0]]) for (const i of order) out[i] = Math.max(out[i]!, await measure(eps[i]!, i));
-    return out as [number, number, number];
+  const eps = [q, q1, t];
+  const out = [0, 0, 0];
+  for (const order of [[0, 1, 2], [2, 1, 0]]) for (const i of order) out[i] = Math.max(out[i]!, await measure(eps[i]!, i));
+  return out as [number, number, number];
   };
   row('handshakes/s sequential', ...(await best((ep) => sequentialHandshakes(ep, SEQUENTIAL))), 'hs/s', { tls: 3, v1: 1 });
   console.log(`  (TLS key exchange group: ${t.group()})`);
   row(`handshakes/s concurrent (${CONCURRENCY} clients)`, ...(await best((ep) => concurrentHandshakes(ep, CONCURRENT_TOTAL, CONCURRENCY))), 'hs/s', { v1: 1 });
   const nexts = [sinks.v2.next, sinks.v1.next, sinks.tls.next];
   for (const size of [64 * 1024, 8 * 1024]) {
-    const rates = await best(async (ep, i) => {
-      const r = await bulk(ep, nexts[i]!, size);
-      if (!r.ok) throw new Error('bulk transfer corrupted or incomplete');
-      return r.mbps;
-    });
-    row(`throughput ${BULK_BYTES / 2 ** 20} MiB, ${size / 1024} KiB writes`, ...rates, 'MB/s', { tls: 1.5, v1: 1 });
+  const rates = await best(async (ep, i) => {
+    const r = await bulk(ep, nexts[i]!, size);
+    if (!r.ok) throw new Error('bulk transfer corrupted or incomplete');
+    return r.mbps;
+  });
+  row(`throughput ${BULK_BYTES / 2 ** 20} MiB, ${size / 1024} KiB writes`, ...rates, 'MB/s', { tls: 1.5, v1: 1 });
   }
   await q.close();
   await q1.close();
   await t.close();
 
-  // Identities: pinned keys (docs/PROTOCOL.md §13) against the anonymous v2 handshake, interleaved.
-  {
-    const serverKey = IdentityKey.generate();
-    const clientKey = IdentityKey.generate();
-    const drain = (tn: Tunnel) => { tn.resume(); tn.on('end', () => tn.end()); };
-    const eps = [
-      await quantumEndpoint(drain, 'v2', { name: 'v2 anonymous' }),
-      await quantumEndpoint(drain, 'v2', { name: 'v2 pinned server key', listen: { identity: serverKey }, dial: { server: { publicKey: serverKey.publicKey } } }),
-      await quantumEndpoint(drain, 'v2', {
-        name: 'v2 pinned keys, mutual',
-        listen: { identity: serverKey, authorizedPeers: [clientKey.publicKey] },
-        dial: { server: { publicKey: serverKey.publicKey }, identity: clientKey },
-      }),
-    ];
-    // Certificates: ML-DSA-87 (ours) against node:tls 1.3 with the ECDSA P-256 certificate above.
-    const day = 86_400_000;
-    const caKey = crypto.mldsa87.generateKeyPair().privateKey;
-    const ca = crypto.x509.createSelfSignedCa({ privateKey: caKey, subject: { commonName: 'bench CA' }, notAfter: new Date(Date.now() + day) });
-    const leaf = (cn: string) => {
-      const { privateKey } = crypto.mldsa87.generateKeyPair();
-      const cert = crypto.x509.issueCertificate({ issuer: ca, issuerKey: caKey, publicKey: privateKey, subject: { commonName: cn }, ipAddresses: ['127.0.0.1'], notAfter: new Date(Date.now() + day) });
-      return new CertificateIdentity([cert], privateKey);
-    };
-    const serverCert = leaf('bench server');
-    const clientCert = leaf('bench client');
-    eps.push(
-      await quantumEndpoint(drain, 'v2', { name: 'v2 certificate (ML-DSA-87)', listen: { identity: serverCert }, dial: { server: { ca: [ca] } } }),
-      await quantumEndpoint(drain, 'v2', { name: 'v2 certificates, mutual', listen: { identity: serverCert, ca: [ca] }, dial: { server: { ca: [ca] }, identity: clientCert } }),
-      await tlsEndpoint(creds, (st) => { st.resume(); st.on('end', () => st.end()); }),
-      await tlsEndpoint(creds, (st) => { st.resume(); st.on('end', () => st.end()); }, true),
-    );
-    for (const ep of eps) await sequentialHandshakes(ep, 5);
-    const rates = eps.map(() => 0);
-    const orders = [eps.map((_, i) => i), eps.map((_, i) => eps.length - 1 - i)];
-    for (const order of orders) for (const i of order) rates[i] = Math.max(rates[i]!, await sequentialHandshakes(eps[i]!, SEQUENTIAL));
-    const [anon, server, mutual, cert, certMutual, tlsCert, tlsMutual] = rates as [number, number, number, number, number, number, number];
-    console.log(`handshakes/s sequential, pinned keys: anonymous ${anon.toFixed(1)}, server key ${server.toFixed(1)} (${(server / anon).toFixed(2)}x), mutual ${mutual.toFixed(1)} (${(mutual / anon).toFixed(2)}x ${mutual / anon >= 0.8 ? 'met' : 'MISSED'}, target 0.8x)`);
-    console.log(`handshakes/s sequential, certificates: ML-DSA-87 server ${cert.toFixed(1)}, mutual ${certMutual.toFixed(1)}; node:tls 1.3 ECDSA P-256 server ${tlsCert.toFixed(1)}, mutual ${tlsMutual.toFixed(1)} (ours/TLS: ${(cert / tlsCert).toFixed(2)}x, mutual ${(certMutual / tlsMutual).toFixed(2)}x)`);
-    results['handshakes/s sequential, pinned keys'] = { anonymous: anon, serverKey: server, mutual, mutualVsAnonymous: mutual / anon, target: 0.8 };
-    results['handshakes/s sequential, certificates'] = { mldsa87Server: cert, mldsa87Mutual: certMutual, tlsEcdsaP256Server: tlsCert, tlsEcdsaP256Mutual: tlsMutual };
-    for (const ep of eps) await ep.close();
-    for (const k of [serverKey, clientKey, serverCert, clientCert]) k.destroy();
-    caKey.destroy();
-  }
+  await identityRows(creds, results);
 
   // Round trips: time to the first echoed byte through a delaying proxy.
   const echoServers = [await quantumEndpoint((s) => echoFirst(s), 'v2'), await quantumEndpoint((s) => echoFirst(s), 'v1'), await tlsEndpoint(creds, (s) => echoFirst(s))];
@@ -316,9 +336,9 @@ async function main(): Promise<void> {
   idleServer.on('tunnel', (tn) => serverSide.push(tn));
   await idleServer.ready;
   const tun = await idleMemory(async (n) => {
-    const out: Tunnel[] = [];
-    for (let i = 0; i < n; i++) out.push(await dial({ host: '127.0.0.1', port: idleServer.address().port }));
-    return [...out, ...serverSide];
+  const out: Tunnel[] = [];
+  for (let i = 0; i < n; i++) out.push(await dial({ host: '127.0.0.1', port: idleServer.address().port }));
+  return [...out, ...serverSide];
   }, IDLE_TUNNELS);
   await idleServer.close();
   const beyond = { rssKiB: tun.rssKiB - base.rssKiB, heapKiB: tun.heapKiB - base.heapKiB, externalKiB: tun.externalKiB - base.externalKiB };
@@ -328,13 +348,13 @@ async function main(): Promise<void> {
   // FIPS mode against standard mode, each in its own process (FIPS mode is process-wide). Needs
   // the FIPS configuration of this machine (npm run fips:install).
   try {
-    const standard = childRate({ QUANTUM_TUNNEL_FIPS: '' });
-    const fipsRate = childRate({ QUANTUM_TUNNEL_FIPS: '1' });
-    const ratio = fipsRate / standard;
-    console.log(`handshakes/s, FIPS mode (v2, P-384 + ML-KEM-1024) ${fipsRate.toFixed(1)} vs standard mode (v2, X25519 + ML-KEM-1024) ${standard.toFixed(1)}: ${ratio.toFixed(2)}x ${ratio >= 0.5 ? 'met' : 'MISSED'} (target 0.5x)`);
-    results['handshakes/s, FIPS mode vs standard'] = { fips: fipsRate, standard, ratio, target: 0.5 };
+  const standard = childRate({ QUANTUM_TUNNEL_FIPS: '' });
+  const fipsRate = childRate({ QUANTUM_TUNNEL_FIPS: '1' });
+  const ratio = fipsRate / standard;
+  console.log(`handshakes/s, FIPS mode (v2, P-384 + ML-KEM-1024) ${fipsRate.toFixed(1)} vs standard mode (v2, X25519 + ML-KEM-1024) ${standard.toFixed(1)}: ${ratio.toFixed(2)}x ${ratio >= 0.5 ? 'met' : 'MISSED'} (target 0.5x)`);
+  results['handshakes/s, FIPS mode vs standard'] = { fips: fipsRate, standard, ratio, target: 0.5 };
   } catch (err) {
-    console.log(`FIPS comparison skipped: ${(err as Error).message.split('\n')[0]} (run npm run fips:install)`);
+  console.log(`FIPS comparison skipped: ${(err as Error).message.split('\n')[0]} (run npm run fips:install)`);
   }
 
   mkdirSync(dirname(jsonPath), { recursive: true });
