@@ -95,13 +95,13 @@ describe('cli: identities (keygen, fingerprint, keyscan, known servers)', functi
   });
 
   it('keyscan prints the known-servers line; --known-servers pins it; --trust-on-first-use records an unknown server once', async () => {
-    const key = join(dir, 'srv.key');
+    const key = join(dir, 'scan.key');
     expect((await runCli(['keygen', key])).code).to.equal(0);
     const fingerprint = (await runCli(['fingerprint', `${key}.pub`])).stdout.split(' ')[0]!.trim();
     const server = startCli(['forward', '--listen', '127.0.0.1:0', '--to', '127.0.0.1:1', '--identity', key]);
     const port = await server.listeningPort();
     const scan = await runCli(['keyscan', `127.0.0.1:${port}`]);
-    expect(scan.code, scan.stderr).to.equal(0);
+    expect(scan.code, `${scan.stdout}\n${scan.stderr}`).to.equal(0);
     const line = scan.stdout.split('\n')[0]!;
     expect(line.startsWith(`127.0.0.1:${port} qtun-`)).to.equal(true);
     expect(scan.stdout).to.include(fingerprint);

@@ -135,7 +135,7 @@ describe('cli: help and usage errors', function () {
   it('example --list names the examples; example NAME prints one', async () => {
     const list = await runCli(['example', '--list']);
     expect(list.code).to.equal(0);
-    expect(list.stdout.trim().split('\n').map((l) => l.split(/\s+/)[0])).to.deep.equal(['basic', 'streams', 'crypto', 'config', 'resumption', 'errors', 'security']);
+    expect(list.stdout.trim().split('\n').map((l) => l.split(/\s+/)[0])).to.deep.equal(['basic', 'streams', 'crypto', 'config', 'resumption', 'errors', 'security', 'identities']);
     const one = await runCli(['example', 'basic']);
     expect(one.code).to.equal(0);
     expect(one.stdout).to.match(/==== 1\. basic:/);
