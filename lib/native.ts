@@ -251,6 +251,8 @@ export interface NativeAddon {
   shake256Secrets(parts: Part[], sizes: number[]): Secret[];
   sha3_256(parts: Part[]): Buffer;
   sha384(parts: Uint8Array[]): Buffer;
+  /** A running SHA-384 (public inputs): digest() hashes everything so far and goes on. */
+  Sha384Hash: new () => { update(bytes: Uint8Array): void; digest(): Buffer };
   sha256(parts: Uint8Array[]): Buffer;
   hkdfDigests: { SHA256: number; SHA384: number };
   hkdfSizes: {
@@ -258,11 +260,15 @@ export interface NativeAddon {
     maxExpandBlocks: number;
     maxInfo: number;
     maxKeyInput: number;
+    maxExpandOutputs: number;
   };
-  hkdfExtract(digest: number, salt: Uint8Array | Secret | null, ikm: Part[]): Secret;
+  hkdfExtract(digest: number, salt: Uint8Array | Secret | null, ikm: Part[], saltInfo?: Uint8Array): Secret;
   hkdfExpand(digest: number, prk: Secret, info: Uint8Array, length: number): Secret;
-  hmac(digest: number, key: Secret, parts: Uint8Array[]): Buffer;
-  hmacVerify(digest: number, key: Secret, parts: Uint8Array[], expected: Uint8Array): boolean;
+  hkdf(digest: number, salt: Uint8Array | Secret | null, ikm: Part[], info: Uint8Array, length: number): Secret;
+  hkdfExpandSecrets(digest: number, prk: Secret, infos: Uint8Array[], lengths: number[]): Secret[];
+  hkdfExpandAead(digest: number, secret: Secret, suite: number, keyInfo: Uint8Array, ivInfo: Uint8Array): NativeRecordAeadContext;
+  hmac(digest: number, key: Secret, parts: Uint8Array[], keyInfo?: Uint8Array): Buffer;
+  hmacVerify(digest: number, key: Secret, parts: Uint8Array[], expected: Uint8Array, keyInfo?: Uint8Array): boolean;
   aeadSizes: { key: number; nonce: number; iv: number; tag: number; batchRowWords: number; recordBatchRowWords: number };
   aeadSuites: { AES_256_GCM: number; CHACHA20_POLY1305: number };
   aeadCreate(suite: number, key: Secret): NativeAeadContext;

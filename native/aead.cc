@@ -557,6 +557,12 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
     }
     iv = iv_secret->bytes().data();
   }
+  return NewAeadContext(env, suite, key->bytes().data(), iv);
+}
+
+}  // namespace
+
+Napi::Value NewAeadContext(Napi::Env env, int suite, const uint8_t* key, const uint8_t* iv) {
   LibraryContext* lc = Data(env).active_context;
   const EVP_CIPHER* cipher = suite == kSuiteAes256Gcm ? lc->aes256gcm()
                              : suite == kSuiteChaCha20Poly1305 ? lc->chacha20poly1305()
@@ -567,11 +573,9 @@ Napi::Value Create(const Napi::CallbackInfo& info) {
                                                : "unknown AEAD suite");
     return env.Undefined();
   }
-  Aead::CreateArgs args{cipher, suite, key->bytes().data(), iv};
+  Aead::CreateArgs args{cipher, suite, key, iv};
   return Data(env).aead_constructor.New({Napi::External<Aead::CreateArgs>::New(env, &args)});
 }
-
-}  // namespace
 
 void InitAead(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = Aead::Init(env);

@@ -4,6 +4,12 @@
 #pragma once
 #include <napi.h>
 
+#include <cstdint>
+
 namespace qt {
 void InitAead(Napi::Env env, Napi::Object exports);
+// A new AEAD context for `suite` (one of aeadSuites) with a 32-byte key and, for a record
+// context, a 12-byte IV (else nullptr); both are copied. Undefined with an exception pending on
+// failure. For native callers that derive the key themselves (hkdfExpandAead).
+Napi::Value NewAeadContext(Napi::Env env, int suite, const uint8_t* key, const uint8_t* iv);
 }

@@ -41,6 +41,19 @@ bool Absorb(Napi::Env env, EVP_MD_CTX* ctx, const EVP_MD* md, const std::vector<
   return true;
 }
 
+// Finalizes `ctx` into a new Buffer of `size` bytes (a fixed-length digest), or undefined with an
+// exception pending.
+Napi::Value FinalBuffer(Napi::Env env, EVP_MD_CTX* ctx, size_t size, const char* failure) {
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, size);
+  if (out.IsEmpty()) return env.Undefined();  // allocation failed: a RangeError is pending
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(ctx, out.Data(), &len) != 1 || len != size) {
+    ThrowError(env, code::kCryptoFailure, failure);
+    return env.Undefined();
+  }
+  return out;
+}
+
 // shake256(parts, outputLength) -> Buffer
 Napi::Value Shake256(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -123,14 +136,7 @@ Napi::Value Sha3_256(const Napi::CallbackInfo& info) {
   if (!RequireOperational(env) || !ReadParts(env, info[0], &parts) || !RequireOperational(env)) return env.Undefined();
   MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   if (!ctx || !Absorb(env, ctx.get(), Data(env).active_context->sha3_256(), parts)) return env.Undefined();
-  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kSha3_256Size);
-  if (out.IsEmpty()) return env.Undefined();
-  unsigned int len = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), out.Data(), &len) != 1 || len != kSha3_256Size) {
-    ThrowError(env, code::kCryptoFailure, "SHA3-256 failed");
-    return env.Undefined();
-  }
-  return out;
+  return FinalBuffer(env, ctx.get(), kSha3_256Size, "SHA3-256 failed");
 }
 
 // sha384(parts) -> Buffer(48): the transcript hash of a TLS 1.3-like key schedule. Public inputs
@@ -147,14 +153,7 @@ Napi::Value Sha384(const Napi::CallbackInfo& info) {
   }
   MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   if (!ctx || !Absorb(env, ctx.get(), Data(env).active_context->sha384(), parts)) return env.Undefined();
-  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, kSha384Size);
-  if (out.IsEmpty()) return env.Undefined();
-  unsigned int len = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), out.Data(), &len) != 1 || len != kSha384Size) {
-    ThrowError(env, code::kCryptoFailure, "SHA-384 failed");
-    return env.Undefined();
-  }
-  return out;
+  return FinalBuffer(env, ctx.get(), kSha384Size, "SHA-384 failed");
 }
 
 // sha256(parts) -> Buffer(32): fingerprints of public keys (docs/PROTOCOL.md §13.1). Public
@@ -176,19 +175,57 @@ Napi::Value Sha256(const Napi::CallbackInfo& info) {
     if (!env.IsExceptionPending()) ThrowError(env, code::kCryptoFailure, "SHA-256 failed");
     return env.Undefined();
   }
-  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, 32);
-  if (out.IsEmpty()) return env.Undefined();
-  unsigned int len = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), out.Data(), &len) != 1 || len != 32) {
-    ThrowError(env, code::kCryptoFailure, "SHA-256 failed");
-    return env.Undefined();
-  }
-  return out;
+  return FinalBuffer(env, ctx.get(), 32, "SHA-256 failed");
 }
+
+// A running SHA-384 (new Sha384Hash()): a transcript hash absorbs each handshake message once,
+// and digest() returns the hash of everything so far without ending it (a copy is finalized), so
+// a handshake's many transcript hashes cost one pass over its messages. Public inputs only.
+class Sha384Hash : public Napi::ObjectWrap<Sha384Hash> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Sha384Hash",
+                       {InstanceMethod<&Sha384Hash::Update>("update"), InstanceMethod<&Sha384Hash::Digest>("digest")});
+  }
+
+  explicit Sha384Hash(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Sha384Hash>(info) {
+    Napi::Env env = info.Env();
+    if (!RequireOperational(env)) return;
+    if (!ctx_ || EVP_DigestInit_ex2(ctx_.get(), Data(env).active_context->sha384(), nullptr) != 1) {
+      ThrowError(env, code::kCryptoFailure, "SHA-384 initialisation failed");
+    }
+  }
+
+ private:
+  // update(bytes): absorbs a Uint8Array.
+  void Update(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ByteView view;
+    if (!RequireOperational(env) || !GetBytes(env, info[0], "bytes", &view)) return;
+    if (view.size > 0 && EVP_DigestUpdate(ctx_.get(), view.data, view.size) != 1) {
+      ThrowError(env, code::kCryptoFailure, "SHA-384 update failed");
+    }
+  }
+
+  // digest() -> Buffer(48): the hash of everything absorbed so far.
+  Napi::Value Digest(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!RequireOperational(env)) return env.Undefined();
+    MdCtx copy(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    if (!copy || EVP_MD_CTX_copy_ex(copy.get(), ctx_.get()) != 1) {
+      ThrowError(env, code::kCryptoFailure, "SHA-384 copy failed");
+      return env.Undefined();
+    }
+    return FinalBuffer(env, copy.get(), kSha384Size, "SHA-384 failed");
+  }
+
+  MdCtx ctx_{EVP_MD_CTX_new(), EVP_MD_CTX_free};
+};
 
 }  // namespace
 
 void InitDigest(Napi::Env env, Napi::Object exports) {
+  exports.Set("Sha384Hash", Sha384Hash::Init(env));
   exports.Set("shake256", Napi::Function::New<Shake256>(env));
   exports.Set("shake256Secrets", Napi::Function::New<Shake256Secrets>(env));
   exports.Set("sha3_256", Napi::Function::New<Sha3_256>(env));

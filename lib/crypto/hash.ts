@@ -50,6 +50,26 @@ export function sha384(input: Uint8Array | readonly Uint8Array[]): Buffer {
   return native.sha384(parts);
 }
 
+/**
+ * A running SHA-384 over public bytes (a handshake transcript): each message is absorbed once,
+ * and {@link Sha384Hash.digest} returns the hash of everything so far without ending it.
+ */
+export class Sha384Hash {
+  readonly #state = new native.Sha384Hash();
+
+  /** Absorbs `bytes`. */
+  update(bytes: Uint8Array): this {
+    if (!(bytes instanceof Uint8Array)) invalidArgument('SHA-384 inputs must be Uint8Arrays');
+    this.#state.update(bytes);
+    return this;
+  }
+
+  /** SHA-384 of everything absorbed so far (48 bytes). */
+  digest(): Buffer {
+    return this.#state.digest();
+  }
+}
+
 /** SHA-256 of the concatenation of `input`, public bytes only (fingerprints of public keys). */
 export function sha256(input: Uint8Array | readonly Uint8Array[]): Buffer {
   const parts = Array.isArray(input) ? [...input] : [input as Uint8Array];

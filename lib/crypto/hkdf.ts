@@ -7,7 +7,7 @@
  * SHA-256 is here so that RFC 5869's own vectors can test the construction; the protocol uses
  * SHA-384.
  */
-import { native, type Secret } from '../native.js';
+import { native, type NativeRecordAeadContext, type Secret } from '../native.js';
 import { invalidArgument } from '../errors.js';
 import { checkBytes, checkInteger } from './bytes.js';
 import { isSecret } from './secret.js';
@@ -64,6 +64,10 @@ function publicParts(parts: readonly Uint8Array[]): Uint8Array[] {
 export function extract(digest: HkdfDigestId, salt: Uint8Array | Secret | null, ikm: ReadonlyArray<Uint8Array | Secret>): Secret {
   hashLength(digest);
   if (salt !== null) checkKeyInput(salt, 'salt');
+  return native.hkdfExtract(digest, salt, ikmParts(ikm));
+}
+
+function ikmParts(ikm: ReadonlyArray<Uint8Array | Secret>): Array<Uint8Array | Secret> {
   if (!Array.isArray(ikm)) invalidArgument('ikm must be an array of Uint8Arrays and Secret handles');
   const parts = [...ikm];
   let total = 0;
@@ -72,7 +76,32 @@ export function extract(digest: HkdfDigestId, salt: Uint8Array | Secret | null, 
     total += p.length;
   }
   if (total > MAX_KEY_INPUT_LENGTH) invalidArgument(`the IKM must be at most ${MAX_KEY_INPUT_LENGTH} bytes`);
-  return native.hkdfExtract(digest, salt, parts);
+  return parts;
+}
+
+function checkInfo(info: Uint8Array, name: string): void {
+  checkBytes(info, name);
+  if (info.length > MAX_INFO_LENGTH) invalidArgument(`${name} must be at most ${MAX_INFO_LENGTH} bytes`);
+}
+
+/**
+ * HKDF-Extract(HKDF-Expand(salt, saltInfo, HashLen), IKM) in one native call, the expanded salt
+ * never a handle: TLS 1.3's `Derive-Secret(previous, "derived", "")` followed by the next
+ * extract, with `saltInfo` that Derive-Secret's encoded HkdfLabel.
+ */
+export function extractWithDerivedSalt(digest: HkdfDigestId, salt: Secret, saltInfo: Uint8Array, ikm: ReadonlyArray<Uint8Array | Secret>): Secret {
+  hashLength(digest);
+  checkSecret(salt, 'salt');
+  checkInfo(saltInfo, 'saltInfo');
+  return native.hkdfExtract(digest, salt, ikmParts(ikm), saltInfo);
+}
+
+/** HKDF(salt, IKM, info, L) = Expand(Extract(salt, IKM), info, L) in one call, the PRK never a handle. */
+export function hkdf(digest: HkdfDigestId, salt: Uint8Array | Secret | null, ikm: ReadonlyArray<Uint8Array | Secret>, info: Uint8Array, length: number): Secret {
+  checkInteger(length, 'length', 1, maxExpandLength(digest));
+  if (salt !== null) checkKeyInput(salt, 'salt');
+  checkInfo(info, 'info');
+  return native.hkdf(digest, salt, ikmParts(ikm), info, length);
 }
 
 /**
@@ -82,25 +111,53 @@ export function extract(digest: HkdfDigestId, salt: Uint8Array | Secret | null, 
 export function expand(digest: HkdfDigestId, prk: Secret, info: Uint8Array, length: number): Secret {
   checkInteger(length, 'length', 1, maxExpandLength(digest));
   checkSecret(prk, 'prk');
-  checkBytes(info, 'info');
-  if (info.length > MAX_INFO_LENGTH) invalidArgument(`info must be at most ${MAX_INFO_LENGTH} bytes`);
+  checkInfo(info, 'info');
   return native.hkdfExpand(digest, prk, info, length);
 }
 
+/** Most outputs one {@link expandSecrets} call makes. */
+export const MAX_EXPAND_OUTPUTS = native.hkdfSizes.maxExpandOutputs;
+
+/** Several HKDF-Expand outputs of one PRK in one native call: `infos[i]` and `lengths[i]` each. */
+export function expandSecrets(digest: HkdfDigestId, prk: Secret, infos: readonly Uint8Array[], lengths: readonly number[]): Secret[] {
+  checkSecret(prk, 'prk');
+  if (!Array.isArray(infos) || !Array.isArray(lengths) || infos.length !== lengths.length || infos.length < 1 || infos.length > MAX_EXPAND_OUTPUTS) {
+    invalidArgument(`infos and lengths must be arrays of the same length, 1 to ${MAX_EXPAND_OUTPUTS}`);
+  }
+  const max = maxExpandLength(digest);
+  for (const info of infos) checkInfo(info, 'each info');
+  for (const length of lengths) checkInteger(length, 'each length', 1, max);
+  return native.hkdfExpandSecrets(digest, prk, [...infos], [...lengths]);
+}
+
+/**
+ * A record AEAD context (see crypto/aead.ts) keyed from a traffic secret in one native call:
+ * key = HKDF-Expand(secret, keyInfo, 32), iv = HKDF-Expand(secret, ivInfo, 12), neither a handle.
+ */
+export function expandRecordAead(digest: HkdfDigestId, secret: Secret, suite: number, keyInfo: Uint8Array, ivInfo: Uint8Array): NativeRecordAeadContext {
+  hashLength(digest);
+  checkSecret(secret, 'secret');
+  checkInfo(keyInfo, 'keyInfo');
+  checkInfo(ivInfo, 'ivInfo');
+  return native.hkdfExpandAead(digest, secret, suite, keyInfo, ivInfo);
+}
+
 /** HMAC(key, parts…) over the concatenation of `parts` (public bytes): HashLen bytes. */
-export function hmac(digest: HkdfDigestId, key: Secret, parts: readonly Uint8Array[]): Buffer {
+export function hmac(digest: HkdfDigestId, key: Secret, parts: readonly Uint8Array[], keyInfo?: Uint8Array): Buffer {
   hashLength(digest);
   checkSecret(key, 'key');
-  return native.hmac(digest, key, publicParts(parts));
+  if (keyInfo !== undefined) checkInfo(keyInfo, 'keyInfo');
+  return native.hmac(digest, key, publicParts(parts), keyInfo);
 }
 
 /**
  * Whether `expected` is HMAC(key, parts…), compared in constant time. Only a full HashLen tag can
  * match; any other length is false (lengths are public).
  */
-export function hmacVerify(digest: HkdfDigestId, key: Secret, parts: readonly Uint8Array[], expected: Uint8Array): boolean {
+export function hmacVerify(digest: HkdfDigestId, key: Secret, parts: readonly Uint8Array[], expected: Uint8Array, keyInfo?: Uint8Array): boolean {
   hashLength(digest);
   checkSecret(key, 'key');
   checkBytes(expected, 'expected');
-  return native.hmacVerify(digest, key, publicParts(parts), expected);
+  if (keyInfo !== undefined) checkInfo(keyInfo, 'keyInfo');
+  return native.hmacVerify(digest, key, publicParts(parts), expected, keyInfo);
 }

@@ -11,6 +11,7 @@ export {
   shake256Secrets,
   sha3_256,
   sha384,
+  Sha384Hash,
   SHA3_256_SIZE,
   SHA384_SIZE,
   MAX_SHAKE256_OUTPUT,

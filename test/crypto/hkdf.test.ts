@@ -199,6 +199,106 @@ describe('HKDF (RFC 5869) with secret handles', () => {
   });
 });
 
+describe('HKDF in one call: hkdf, derived salts, several outputs, finished keys, record keys', () => {
+  it('hkdf() is Expand(Extract()) (RFC 5869 A.1-A.3 OKM) and Wycheproof HKDF-SHA-384', () => {
+    for (const c of RFC5869.cases) {
+      const okm = hkdf.hkdf(SHA256, c.saltHex === '' ? null : hex(c.saltHex), [hex(c.ikmHex)], hex(c.infoHex), c.length);
+      expect(bytesOf(okm), c.name).to.equal(c.okmHex);
+    }
+    for (const w of WYCHEPROOF.tests.filter((t: { result: string }) => t.result === 'valid').slice(0, 20)) {
+      expect(bytesOf(hkdf.hkdf(SHA384, hex(w.salt), [hex(w.ikm)], hex(w.info), w.size)), `tcId ${w.tcId}`).to.equal(w.okm);
+    }
+  });
+
+  it('extractWithDerivedSalt(s, info, ikm) = extract(expand(s, info, HashLen), ikm), checked against node:crypto', () => {
+    for (const [digest, name, len] of [[SHA384, 'sha384', 48], [SHA256, 'sha256', 32]] as const) {
+      const prev = randomBytes(len);
+      const info = randomBytes(30);
+      const ikm = [randomBytes(32), randomBytes(17)];
+      // node's hkdfSync always extracts: Expand(prev, info, HashLen) is T(1) = HMAC(prev, info ‖ 0x01).
+      const t1 = createHmac(name, prev).update(Buffer.concat([info, Buffer.of(1)])).digest().subarray(0, len);
+      const expected = createHmac(name, t1).update(Buffer.concat(ikm)).digest('hex');
+      expect(bytesOf(hkdf.extractWithDerivedSalt(digest, secret(prev), info, [ikm[0]!, secret(ikm[1]!)]))).to.equal(expected);
+    }
+  });
+
+  it('expandSecrets() gives each expand() output, in order, as independent handles', () => {
+    const prk = secret(randomBytes(48));
+    const infos = [Buffer.from('one'), Buffer.alloc(0), randomBytes(200)];
+    const lengths = [48, 12, 100];
+    const many = hkdf.expandSecrets(SHA384, prk, infos, lengths);
+    expect(many.map(bytesOf)).to.deep.equal(infos.map((info, i) => bytesOf(hkdf.expand(SHA384, prk, info, lengths[i]!))));
+    many[0]!.destroy();
+    expect(many[1]!.destroyed).to.equal(false);
+    expectCode(() => hkdf.expandSecrets(SHA384, prk, [], []), INVALID);
+    expectCode(() => hkdf.expandSecrets(SHA384, prk, [Buffer.alloc(1)], [48, 48]), INVALID);
+    expectCode(() => hkdf.expandSecrets(SHA384, prk, Array(hkdf.MAX_EXPAND_OUTPUTS + 1).fill(Buffer.alloc(1)), Array(hkdf.MAX_EXPAND_OUTPUTS + 1).fill(1)), INVALID);
+    expectCode(() => hkdf.expandSecrets(SHA384, prk, [Buffer.alloc(1)], [0]), INVALID);
+    expectCode(() => native.hkdfExpandSecrets(SHA384, prk, [secret(Buffer.alloc(4)) as unknown as Uint8Array], [4]), INVALID);
+    expectCode(() => native.hkdfExpandSecrets(SHA384, secret(Buffer.alloc(47)), [Buffer.alloc(1)], [4]), INVALID_KEY);
+  });
+
+  it('hmac()/hmacVerify() with keyInfo use Expand(key, keyInfo, HashLen) as the key (a Finished MAC)', () => {
+    const base = secret(randomBytes(48));
+    const info = Buffer.from('finished label');
+    const key = hkdf.expand(SHA384, base, info, 48);
+    const data = [randomBytes(48)];
+    const mac = hkdf.hmac(SHA384, base, data, info);
+    expect(mac.toString('hex')).to.equal(hkdf.hmac(SHA384, key, data).toString('hex'));
+    expect(hkdf.hmacVerify(SHA384, base, data, mac, info)).to.equal(true);
+    expect(hkdf.hmacVerify(SHA384, base, data, mac, Buffer.from('other label'))).to.equal(false);
+    expect(hkdf.hmacVerify(SHA384, key, data, mac)).to.equal(true);
+    expectCode(() => native.hmac(SHA384, secret(Buffer.alloc(32)), data, info), INVALID_KEY);
+  });
+
+  it('expandRecordAead() seals as a record context keyed with expand(secret, keyInfo, 32) and IV expand(secret, ivInfo, 12)', () => {
+    const traffic = secret(randomBytes(48));
+    const keyInfo = Buffer.from('key label');
+    const ivInfo = Buffer.from('iv label');
+    const fromSecret = hkdf.expandRecordAead(SHA384, traffic, crypto.AeadSuite.AES_256_GCM, keyInfo, ivInfo);
+    const explicit = crypto.createRecordAead(crypto.AeadSuite.AES_256_GCM, hkdf.expand(SHA384, traffic, keyInfo, 32), hkdf.expand(SHA384, traffic, ivInfo, 12));
+    expect(fromSecret.hasIv).to.equal(true);
+    const plaintext = randomBytes(100);
+    const aad = Buffer.from('header');
+    for (const seq of [0, 1, 2 ** 40]) {
+      const a = Buffer.alloc(116);
+      const b = Buffer.alloc(116);
+      fromSecret.sealRecord(a, 0, seq, aad, plaintext);
+      explicit.sealRecord(b, 0, seq, aad, plaintext);
+      expect(a.toString('hex')).to.equal(b.toString('hex'));
+    }
+    expectCode(() => native.hkdfExpandAead(SHA384, traffic, 99, keyInfo, ivInfo), 'ERR_QT_UNSUPPORTED_ALGORITHM');
+    expectCode(() => native.hkdfExpandAead(SHA384, secret(Buffer.alloc(16)), crypto.AeadSuite.AES_256_GCM, keyInfo, ivInfo), INVALID_KEY);
+  });
+
+  it('a running SHA-384 digests every prefix without ending: the same as sha384() of that prefix', () => {
+    const h = new crypto.Sha384Hash();
+    const messages = [randomBytes(1600), Buffer.alloc(0), randomBytes(33), randomBytes(5000)];
+    const seen: Buffer[] = [];
+    expect(h.digest().toString('hex')).to.equal(crypto.sha384([]).toString('hex'));
+    for (const m of messages) {
+      seen.push(m);
+      h.update(m);
+      expect(h.digest().toString('hex')).to.equal(crypto.sha384(seen).toString('hex'));
+    }
+    expectCode(() => h.update('text' as unknown as Uint8Array), INVALID);
+    const gone = own(Buffer.alloc(64));
+    detach(gone.buffer);
+    expectCode(() => new native.Sha384Hash().update(gone), INVALID);
+  });
+
+  it('re-entrancy: an infos getter that destroys the PRK, a lengths getter that detaches an info: typed errors', () => {
+    const prk = secret(Buffer.alloc(48, 7));
+    expectCode(() => native.hkdfExpandSecrets(SHA384, prk, withGetter([own('a'), own('b')], 1, () => prk.destroy()), [4, 4]), DESTROYED);
+    const info = own(Buffer.alloc(1 << 20, 1));
+    expectCode(() => native.hkdfExpandSecrets(SHA384, secret(Buffer.alloc(48)), [info, own('b')], withGetter([4, 4], 1, () => detach(info.buffer))), INVALID);
+    const salt = secret(Buffer.alloc(48, 2));
+    expectCode(() => native.hkdfExtract(SHA384, salt, withGetter([own('a'), own('b')], 1, () => salt.destroy()), own('info')), DESTROYED);
+    const hkdfInfo = own(Buffer.alloc(1 << 20, 3));
+    expectCode(() => native.hkdf(SHA384, null, withGetter([own('a'), own('b')], 1, () => detach(hkdfInfo.buffer)), hkdfInfo, 48), INVALID);
+  });
+});
+
 describe('HMAC-SHA-384 (RFC 4231) and SHA-384 (FIPS 180-4)', () => {
   it(`RFC 4231 test cases 1-7 (HMAC-SHA-384; case 5 checks the 128-bit truncation as a prefix)`, () => {
     expect(RFC4231.cases).to.have.length(7);
@@ -436,14 +536,18 @@ describe('HKDF, HMAC and SHA-384 in FIPS mode', function () {
       qt.fips.enable();
       const { hkdf } = qt.crypto;
       const prk = hkdf.extract(hkdf.HkdfDigest.SHA384, null, [Buffer.alloc(48, 1)]);
+      const running = new qt.crypto.Sha384Hash();
       native.fipsEnterErrorState('test');
       const out = [];
       for (const op of [() => hkdf.extract(hkdf.HkdfDigest.SHA384, null, [Buffer.alloc(48)]), () => hkdf.expand(hkdf.HkdfDigest.SHA384, prk, Buffer.alloc(0), 48),
-                        () => hkdf.hmac(hkdf.HkdfDigest.SHA384, prk, []), () => hkdf.hmacVerify(hkdf.HkdfDigest.SHA384, prk, [], Buffer.alloc(48)), () => qt.crypto.sha384(Buffer.alloc(1))]) {
+                        () => hkdf.hmac(hkdf.HkdfDigest.SHA384, prk, []), () => hkdf.hmacVerify(hkdf.HkdfDigest.SHA384, prk, [], Buffer.alloc(48)), () => qt.crypto.sha384(Buffer.alloc(1)),
+                        () => hkdf.hkdf(hkdf.HkdfDigest.SHA384, null, [Buffer.alloc(48)], Buffer.alloc(0), 48), () => hkdf.extractWithDerivedSalt(hkdf.HkdfDigest.SHA384, prk, Buffer.alloc(1), []),
+                        () => hkdf.expandSecrets(hkdf.HkdfDigest.SHA384, prk, [Buffer.alloc(1)], [48]), () => hkdf.expandRecordAead(hkdf.HkdfDigest.SHA384, prk, 1, Buffer.alloc(1), Buffer.alloc(1)),
+                        () => hkdf.hmac(hkdf.HkdfDigest.SHA384, prk, [], Buffer.alloc(1)), () => running.update(Buffer.alloc(1)), () => running.digest(), () => new qt.crypto.Sha384Hash()]) {
         try { op(); out.push('ran'); } catch (e) { out.push(e.code); }
       }
       return out;`, env);
     expect(r.json?.ok, r.stdout + r.stderr).to.equal(true);
-    expect(r.json.value).to.deep.equal(Array(5).fill('ERR_QT_FIPS_SELFTEST_FAILED'));
+    expect(r.json.value).to.deep.equal(Array(13).fill('ERR_QT_FIPS_SELFTEST_FAILED'));
   });
 });

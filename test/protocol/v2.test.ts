@@ -81,6 +81,23 @@ describe('protocol v2: key schedule (RFC 8446 §7.1)', () => {
     expect(v2.exporter(exporter, 'EXPORTER-test', Buffer.from('ctx'), 32).equals(a.subarray(0, 32))).to.equal(false); // length is in the label
   });
 
+  it('without a PSK (early undefined) the schedule equals the one from the explicit zero early secret; application secrets in one call', () => {
+    const v2 = new KeySchedule();
+    const shared = crypto.randomSecret(48);
+    const implicit = v2.handshakeSecret(undefined, shared);
+    const explicit = v2.handshakeSecret(v2.earlySecret(), shared);
+    expect(testing.exportSecret(implicit).equals(testing.exportSecret(explicit))).to.equal(true);
+    expect(testing.exportSecret(v2.keySecret(undefined, shared)).equals(testing.exportSecret(v2.keySecret(v2.earlySecret(), shared)))).to.equal(true);
+    const master = v2.masterSecret(implicit);
+    const hash = Buffer.alloc(48, 9);
+    const all = v2.applicationSecrets(master, hash);
+    const pair = v2.applicationTrafficSecrets(master, hash);
+    expect(testing.exportSecret(all.client).equals(testing.exportSecret(pair.client))).to.equal(true);
+    expect(testing.exportSecret(all.server).equals(testing.exportSecret(pair.server))).to.equal(true);
+    expect(testing.exportSecret(all.exporter).equals(testing.exportSecret(v2.exporterMasterSecret(master, hash)))).to.equal(true);
+    expect(testing.exportSecret(all.client).equals(testing.exportSecret(all.server))).to.equal(false);
+  });
+
   it('the public HKDF-Expand-Label (exporters) equals the native one, for lengths across block boundaries', () => {
     const secret = crypto.randomSecret(48);
     for (const length of [1, 47, 48, 49, 100, 255]) {

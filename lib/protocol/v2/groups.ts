@@ -166,12 +166,7 @@ export function combine(
       ...vec16(publicValues.encapsulationKey),
       ...vec16(publicValues.ciphertext),
     ]);
-    const prk = hkdf.extract(hkdf.HkdfDigest.SHA384, label, [classicalSecret, mlkemSecret]);
-    try {
-      return hkdf.expand(hkdf.HkdfDigest.SHA384, prk, fixedInfo, HYBRID_SECRET_SIZE);
-    } finally {
-      prk.destroy();
-    }
+    return hkdf.hkdf(hkdf.HkdfDigest.SHA384, label, [classicalSecret, mlkemSecret], fixedInfo, HYBRID_SECRET_SIZE);
   } finally {
     destroyAll(classicalSecret, mlkemSecret);
   }

@@ -15,6 +15,7 @@
 import type { Secret } from '../../native.js';
 import { ErrorCode, qtError } from '../../errors.js';
 import { randomBytes } from '../../crypto/random.js';
+import { Sha384Hash } from '../../crypto/hash.js';
 import { destroyAll } from '../../crypto/secret.js';
 import { cryptoPolicy } from '../../crypto/policy.js';
 import { type CipherSuiteId, MessageType } from '../constants.js';
@@ -270,6 +271,7 @@ function approved(group: KemGroupSpec, suite: number): boolean {
 /** The schedule state both sides walk through: early → handshake → master. */
 class Secrets {
   readonly schedule = new KeySchedule();
+  /** The early secret with a PSK, ks in pinned-key mode; undefined: the early secret without PSK. */
   early: Secret | undefined;
   handshake: Secret | undefined;
   clientHs: Secret | undefined;
@@ -282,7 +284,7 @@ class Secrets {
 
   /** Pinned-key mode (§13): the key secret ks takes the early secret's place. Consumes K_s. */
   enterKeySecret(serverKeySecret: Secret): void {
-    const early = this.early ?? this.schedule.earlySecret();
+    const early = this.early;
     try {
       this.early = this.schedule.keySecret(early, serverKeySecret);
     } finally {
@@ -292,7 +294,6 @@ class Secrets {
 
   /** Handshake secret and both handshake traffic secrets, over CH ‖ SH. Consumes K (and K_c). */
   enterHandshake(shared: Secret, helloHash: Buffer, clientKeySecret?: Secret): void {
-    this.early ??= this.schedule.earlySecret();
     try {
       this.handshake = this.schedule.handshakeSecret(this.early, shared, clientKeySecret);
     } finally {
@@ -306,10 +307,10 @@ class Secrets {
   /** Master secret, application traffic and exporter secrets, over CH … server Finished. */
   enterApplication(serverFinishedHash: Buffer): void {
     this.master = this.schedule.masterSecret(this.handshake!);
-    const t = this.schedule.applicationTrafficSecrets(this.master, serverFinishedHash);
+    const t = this.schedule.applicationSecrets(this.master, serverFinishedHash);
     this.clientAp = t.client;
     this.serverAp = t.server;
-    this.exporter = this.schedule.exporterMasterSecret(this.master, serverFinishedHash);
+    this.exporter = t.exporter;
   }
 
   /** Hands the session its secrets; everything else is cleansed. */
@@ -354,7 +355,8 @@ export class ClientHandshakeV2 implements Handshake {
   #serverLeaf: Certificate | undefined;
   #certificateRequested = false;
   readonly #secrets = new Secrets();
-  readonly #transcript: Buffer[] = [];
+  /** Every handshake message so far, absorbed once (docs/PROTOCOL.md §3.6). */
+  readonly #transcript = new Sha384Hash();
   #share: ClientKeyShare | undefined;
   #records: RecordLayer | undefined;
   #offered: OfferedPsk[] = [];
@@ -403,7 +405,7 @@ export class ClientHandshakeV2 implements Handshake {
       hello.binders = this.#offered.map((p) => binder(this.#secrets.schedule, p.psk, p.kind, truncatedHash));
     }
     const frame = encodeClientHelloV2(hello);
-    this.#transcript.push(frame);
+    this.#transcript.update(frame);
     this.#state = 'wait-server-hello';
     return { send: [frame], next: 'frame' };
   }
@@ -469,7 +471,7 @@ export class ClientHandshakeV2 implements Handshake {
     }
     this.#suite = sh.cipherSuite as CipherSuiteId;
     this.#group = this.#share!.group;
-    this.#transcript.push(frame.raw);
+    this.#transcript.update(frame.raw);
     const share = this.#share!;
     this.#share = undefined;
     const clientKeySecret = keyAuth ? this.#decapsulateClientKey(keyAuth) : undefined;
@@ -482,7 +484,7 @@ export class ClientHandshakeV2 implements Handshake {
     }
     const s = this.#secrets;
     if (this.#selected) s.early = s.schedule.earlySecret(this.#selected.psk);
-    s.enterHandshake(shared, s.schedule.transcriptHash(this.#transcript), clientKeySecret);
+    s.enterHandshake(shared, this.#transcript.digest(), clientKeySecret);
     this.#records = new RecordLayer(this.#suite);
     this.#records.installReceive(HANDSHAKE_EPOCH, s.serverHs!);
     this.#records.installSend(HANDSHAKE_EPOCH, s.clientHs!);
@@ -508,7 +510,7 @@ export class ClientHandshakeV2 implements Handshake {
       if (!this.#options.requestServerKey || this.#options.serverKey) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'a server_key we did not ask for');
       this.#announcedServerKey = keyFromBlob(announced, 'server_key');
     }
-    this.#transcript.push(ee.raw);
+    this.#transcript.update(ee.raw);
     this.#state = this.#options.serverCertificate ? 'wait-certificate' : 'wait-finished';
   }
 
@@ -519,51 +521,51 @@ export class ClientHandshakeV2 implements Handshake {
     if (msg.type === HandshakeType.CERTIFICATE_REQUEST) {
       decodeExtensionList(msg.body, 'CertificateRequest'); // no extensions defined; unknown ones ignored
       this.#certificateRequested = true;
-      this.#transcript.push(msg.raw);
+      this.#transcript.update(msg.raw);
       return;
     }
     const chain = decodeCertificateBody(msg.body);
     this.#serverLeaf = verifyPeerChain(chain, 'server', this.#options.serverCertificate!);
-    this.#transcript.push(msg.raw);
+    this.#transcript.update(msg.raw);
     this.#state = 'wait-certificate-verify';
   }
 
   #onServerCertificateVerify(frame: Frame): void {
     const msg = readHandshakeMessage(this.#records!, frame, HandshakeType.CERTIFICATE_VERIFY, 'CertificateVerify');
     const s = this.#secrets;
-    checkCertificateVerify(msg.body, this.#serverLeaf!, 'server', s.schedule.transcriptHash(this.#transcript));
-    this.#transcript.push(msg.raw);
+    checkCertificateVerify(msg.body, this.#serverLeaf!, 'server', this.#transcript.digest());
+    this.#transcript.update(msg.raw);
     this.#state = 'wait-finished';
   }
 
   #onFinished(frame: Frame): HandshakeStep {
     const fin = readHandshakeMessage(this.#records!, frame, HandshakeType.FINISHED, 'Finished');
     const s = this.#secrets;
-    if (!s.schedule.verifyFinished(s.serverHs!, s.schedule.transcriptHash(this.#transcript), fin.body)) {
+    if (!s.schedule.verifyFinished(s.serverHs!, this.#transcript.digest(), fin.body)) {
       // With a PSK the likeliest cause is the other PSK; without one, a changed message.
       throw this.#selected
         ? qtError(ErrorCode.PSK_MISMATCH, 'the server did not prove our PSK (wrong key, or a relay)')
         : qtError(ErrorCode.HANDSHAKE_FAILED, "the server's Finished does not match the transcript");
     }
-    this.#transcript.push(fin.raw);
-    s.enterApplication(s.schedule.transcriptHash(this.#transcript));
+    this.#transcript.update(fin.raw);
+    s.enterApplication(this.#transcript.digest());
     // Asked for a certificate (§14.4): ours (or an empty list), and our signature when we have one.
     const send: Buffer[] = [];
     if (this.#certificateRequested) {
       const own = this.#options.certificate;
       const certificate = handshakeMessage(HandshakeType.CERTIFICATE, encodeCertificateBody(own?.chain ?? []));
       send.push(this.#records!.seal(InnerType.HANDSHAKE, certificate));
-      this.#transcript.push(certificate);
+      this.#transcript.update(certificate);
       if (own) {
-        const verify = handshakeMessage(HandshakeType.CERTIFICATE_VERIFY, certificateVerifyBody(own, 'client', s.schedule.transcriptHash(this.#transcript), this.#options.fixed?.deterministicSignatures));
+        const verify = handshakeMessage(HandshakeType.CERTIFICATE_VERIFY, certificateVerifyBody(own, 'client', this.#transcript.digest(), this.#options.fixed?.deterministicSignatures));
         send.push(this.#records!.seal(InnerType.HANDSHAKE, verify));
-        this.#transcript.push(verify);
+        this.#transcript.update(verify);
       }
     }
-    const ours = handshakeMessage(HandshakeType.FINISHED, s.schedule.finishedMac(s.clientHs!, s.schedule.transcriptHash(this.#transcript)));
+    const ours = handshakeMessage(HandshakeType.FINISHED, s.schedule.finishedMac(s.clientHs!, this.#transcript.digest()));
     send.push(this.#records!.seal(InnerType.HANDSHAKE, ours));
-    this.#transcript.push(ours);
-    const fullHash = s.schedule.transcriptHash(this.#transcript);
+    this.#transcript.update(ours);
+    const fullHash = this.#transcript.digest();
     const secrets = s.take(fullHash);
     this.#records!.destroy();
     this.#state = 'done';
@@ -629,7 +631,8 @@ export class ServerHandshakeV2 implements Handshake {
   #certificateRequested = false;
   #clientLeaf: Certificate | undefined;
   readonly #secrets = new Secrets();
-  readonly #transcript: Buffer[] = [];
+  /** Every handshake message so far, absorbed once (docs/PROTOCOL.md §3.6). */
+  readonly #transcript = new Sha384Hash();
   #records: RecordLayer | undefined;
   #suite: CipherSuiteId | undefined;
   #group: KemGroupSpec | undefined;
@@ -688,7 +691,7 @@ export class ServerHandshakeV2 implements Handshake {
     let clientKeyAuth: { share: Buffer; secret: Secret } | undefined;
     if (clientKey) clientKeyAuth = clientKey.group.encapsulate(clientKey.bytes, V2_VERSION_NUMBER, o.fixed?.clientKeyShare, CLIENT_KEY_LABEL);
     // Everything the client offered is in the transcript from here on.
-    this.#transcript.push(frame.raw);
+    this.#transcript.update(frame.raw);
     let ephemeral: { share: Buffer; secret: Secret };
     try {
       ephemeral = o.offloadCrypto && !o.fixed
@@ -706,21 +709,20 @@ export class ServerHandshakeV2 implements Handshake {
       selectedPsk: selected,
       extensions: clientKeyAuth ? [encodeServerKeyAuth(clientKeyAuth.share)] : [],
     });
-    this.#transcript.push(sh);
+    this.#transcript.update(sh);
     const s = this.#secrets;
     if (this.#psk) s.early = s.schedule.earlySecret(this.#psk.secret);
-    s.enterHandshake(ephemeral.secret, s.schedule.transcriptHash(this.#transcript), clientKeyAuth?.secret);
+    s.enterHandshake(ephemeral.secret, this.#transcript.digest(), clientKeyAuth?.secret);
     this.#records = new RecordLayer(this.#suite);
     this.#records.installSend(HANDSHAKE_EPOCH, s.serverHs!);
     this.#records.installReceive(HANDSHAKE_EPOCH, s.clientHs!);
     const ee = encryptedExtensions(announcement);
-    this.#transcript.push(ee);
+    this.#transcript.update(ee);
     const certificates = this.#certificateMessages();
-    this.#transcript.push(...certificates);
     const flight = [ee, ...certificates];
-    const fin = handshakeMessage(HandshakeType.FINISHED, s.schedule.finishedMac(s.serverHs!, s.schedule.transcriptHash(this.#transcript)));
-    this.#transcript.push(fin);
-    s.enterApplication(s.schedule.transcriptHash(this.#transcript));
+    const fin = handshakeMessage(HandshakeType.FINISHED, s.schedule.finishedMac(s.serverHs!, this.#transcript.digest()));
+    this.#transcript.update(fin);
+    s.enterApplication(this.#transcript.digest());
     this.#state = this.#certificateRequested ? 'wait-client-certificate' : 'wait-finished';
     return { send: [sh, ...[...flight, fin].map((m) => this.#records!.seal(InnerType.HANDSHAKE, m))], next: 'frame' };
   }
@@ -750,15 +752,20 @@ export class ServerHandshakeV2 implements Handshake {
     }
   }
 
-  /** Certificate mode (§14.4): [CertificateRequest], Certificate, CertificateVerify (over H(… Certificate)). */
+  /**
+   * Certificate mode (§14.4): [CertificateRequest], Certificate, CertificateVerify (over
+   * H(… Certificate)), each added to the transcript.
+   */
   #certificateMessages(): Buffer[] {
     if (!this.#certificateAuth) return [];
     const own = this.#options.certificate!;
     const out: Buffer[] = [];
     if (this.#certificateRequested) out.push(handshakeMessage(HandshakeType.CERTIFICATE_REQUEST, encodeExtensionList([])));
     out.push(handshakeMessage(HandshakeType.CERTIFICATE, encodeCertificateBody(own.chain)));
-    const hash = this.#secrets.schedule.transcriptHash([...this.#transcript, ...out]);
-    out.push(handshakeMessage(HandshakeType.CERTIFICATE_VERIFY, certificateVerifyBody(own, 'server', hash, this.#options.fixed?.deterministicSignatures)));
+    for (const m of out) this.#transcript.update(m);
+    const verify = handshakeMessage(HandshakeType.CERTIFICATE_VERIFY, certificateVerifyBody(own, 'server', this.#transcript.digest(), this.#options.fixed?.deterministicSignatures));
+    this.#transcript.update(verify);
+    out.push(verify);
     return out;
   }
 
@@ -768,20 +775,20 @@ export class ServerHandshakeV2 implements Handshake {
     const chain = decodeCertificateBody(msg.body);
     if (chain.length === 0) {
       if (this.#options.requirePeerIdentity) throw qtError(ErrorCode.CERTIFICATE_REQUIRED, 'the client sent no certificate and this server requires one');
-      this.#transcript.push(msg.raw);
+      this.#transcript.update(msg.raw);
       this.#state = 'wait-finished';
       return { send: [], next: 'frame' };
     }
     this.#clientLeaf = verifyPeerChain(chain, 'client', this.#options.clientCertificates!);
-    this.#transcript.push(msg.raw);
+    this.#transcript.update(msg.raw);
     this.#state = 'wait-client-certificate-verify';
     return { send: [], next: 'frame' };
   }
 
   #onClientCertificateVerify(frame: Frame): HandshakeStep {
     const msg = readHandshakeMessage(this.#records!, frame, HandshakeType.CERTIFICATE_VERIFY, 'CertificateVerify');
-    checkCertificateVerify(msg.body, this.#clientLeaf!, 'client', this.#secrets.schedule.transcriptHash(this.#transcript));
-    this.#transcript.push(msg.raw);
+    checkCertificateVerify(msg.body, this.#clientLeaf!, 'client', this.#transcript.digest());
+    this.#transcript.update(msg.raw);
     this.#state = 'wait-finished';
     return { send: [], next: 'frame' };
   }
@@ -800,18 +807,13 @@ export class ServerHandshakeV2 implements Handshake {
     let payload: Buffer | undefined;
     for (const key of o.identities ?? []) {
       if (ciphertext.length !== key.group.serverShareSize) continue;
-      const early = s.schedule.earlySecret();
+      const serverKeySecret = decapsulateOrUndefined(key, ciphertext);
+      if (serverKeySecret === undefined) continue; // not a ciphertext for this key
       let ks: Secret;
       try {
-        const serverKeySecret = decapsulateOrUndefined(key, ciphertext);
-        if (serverKeySecret === undefined) continue; // not a ciphertext for this key
-        try {
-          ks = s.schedule.keySecret(early, serverKeySecret);
-        } finally {
-          serverKeySecret.destroy();
-        }
+        ks = s.schedule.keySecret(undefined, serverKeySecret); // no PSK with key_auth (§13.4)
       } finally {
-        early.destroy();
+        serverKeySecret.destroy();
       }
       payload = openIdentity(s.schedule, ks, sealedIdentity);
       if (payload !== undefined) {
@@ -907,13 +909,13 @@ export class ServerHandshakeV2 implements Handshake {
   #onFinished(frame: Frame): HandshakeStep {
     const fin = readHandshakeMessage(this.#records!, frame, HandshakeType.FINISHED, 'Finished');
     const s = this.#secrets;
-    if (!s.schedule.verifyFinished(s.clientHs!, s.schedule.transcriptHash(this.#transcript), fin.body)) {
+    if (!s.schedule.verifyFinished(s.clientHs!, this.#transcript.digest(), fin.body)) {
       throw this.#psk
         ? qtError(ErrorCode.PSK_MISMATCH, 'the client did not prove the PSK (a relay?)')
         : qtError(ErrorCode.HANDSHAKE_FAILED, "the client's Finished does not match the transcript");
     }
-    this.#transcript.push(fin.raw);
-    const fullHash = s.schedule.transcriptHash(this.#transcript);
+    this.#transcript.update(fin.raw);
+    const fullHash = this.#transcript.digest();
     const secrets = s.take(fullHash);
     this.#records!.destroy();
     this.#state = 'done';

@@ -10,6 +10,7 @@ import type { Secret } from '../../native.js';
 import { invalidArgument } from '../../errors.js';
 import { sha384 } from '../../crypto/hash.js';
 import * as hkdf from '../../crypto/hkdf.js';
+import type { AeadSuiteId, RecordAeadContext } from '../../crypto/aead.js';
 
 /** The hash and label prefix a schedule uses. */
 export interface ScheduleParams {
@@ -66,28 +67,64 @@ export function expandLabelPublic(params: ScheduleParams, secret: Secret, label:
   return Buffer.concat(blocks).subarray(0, length);
 }
 
-const emptyHashes = new WeakMap<ScheduleParams, Buffer>();
-
-/** Hash(""), computed once per parameter set (every Derive-Secret with an empty context uses it). */
-function emptyHashOf(params: ScheduleParams): Buffer {
-  let h = emptyHashes.get(params);
-  if (h === undefined) {
-    h = params.hash([]);
-    emptyHashes.set(params, h);
-  }
-  return h;
+/** What a schedule computes once per parameter set: Hash(""), and the encoded labels it reuses. */
+interface Constants {
+  emptyHash: Buffer;
+  /** Derive-Secret(·, "derived", "")'s HkdfLabel. */
+  derived: Buffer;
+  finished: Buffer;
+  /** The record key and IV labels of AES-256-GCM / ChaCha20-Poly1305 (32-byte key, 12-byte IV). */
+  key: Buffer;
+  iv: Buffer;
+  /**
+   * Derive-Secret(Early Secret, "derived", "") without a PSK: a public constant (its inputs are
+   * all zeros), so a handshake without PSK starts its schedule at the handshake secret's extract.
+   */
+  noPskDerived: Secret;
 }
 
-/** The secrets of one handshake, in the order the schedule produces them. Owner destroys. */
+const constantsOf = new WeakMap<ScheduleParams, Constants>();
+
+function constants(params: ScheduleParams): Constants {
+  let c = constantsOf.get(params);
+  if (c === undefined) {
+    const hashLen = hkdf.hashLength(params.digest);
+    const emptyHash = params.hash([]);
+    const derived = hkdfLabel(params, 'derived', emptyHash, hashLen);
+    const early = hkdf.extract(params.digest, null, [Buffer.alloc(hashLen)]);
+    let noPskDerived: Secret;
+    try {
+      noPskDerived = hkdf.expand(params.digest, early, derived, hashLen);
+    } finally {
+      early.destroy();
+    }
+    c = {
+      emptyHash,
+      derived,
+      finished: hkdfLabel(params, 'finished', Buffer.alloc(0), hashLen),
+      key: hkdfLabel(params, 'key', Buffer.alloc(0), 32),
+      iv: hkdfLabel(params, 'iv', Buffer.alloc(0), 12),
+      noPskDerived,
+    };
+    constantsOf.set(params, c);
+  }
+  return c;
+}
+
+/**
+ * The secrets of one handshake, in the order the schedule produces them. Owner destroys. Each
+ * step is one native call: the "derived" salt, the finished_key and record keys are computed
+ * inside the call that uses them and never become handles.
+ */
 export class KeySchedule {
   readonly #params: ScheduleParams;
   readonly #hashLen: number;
-  readonly #emptyHash: Buffer;
+  readonly #c: Constants;
 
   constructor(params: ScheduleParams = V2_SCHEDULE) {
     this.#params = params;
     this.#hashLen = hkdf.hashLength(params.digest);
-    this.#emptyHash = emptyHashOf(params);
+    this.#c = constants(params);
   }
 
   get params(): ScheduleParams {
@@ -98,65 +135,71 @@ export class KeySchedule {
     return this.#params.hash(messages);
   }
 
-  /** Early Secret = HKDF-Extract(0, PSK or 0^HashLen). */
+  /** Early Secret = HKDF-Extract(0, PSK or 0^HashLen). Without a PSK, pass `undefined` on instead. */
   earlySecret(psk?: Secret): Secret {
     return hkdf.extract(this.#params.digest, null, [psk ?? Buffer.alloc(this.#hashLen)]);
   }
 
   /** The binder key: "ext binder" for an external PSK, "res binder" for a resumption PSK. */
   binderKey(early: Secret, kind: 'external' | 'resumption'): Secret {
-    return deriveSecret(this.#params, early, kind === 'external' ? 'ext binder' : 'res binder', this.#emptyHash);
+    return deriveSecret(this.#params, early, kind === 'external' ? 'ext binder' : 'res binder', this.#c.emptyHash);
   }
 
   /**
    * Key Secret ks = HKDF-Extract(Derive-Secret(early, "derived", ""), K_s): pinned-key mode only
    * (§13), K_s the encapsulation to the server's key. It takes the early secret's place below.
+   * `early` undefined: the early secret without a PSK.
    */
-  keySecret(early: Secret, serverKeySecret: Secret): Secret {
-    return this.#next(early, serverKeySecret);
+  keySecret(early: Secret | undefined, serverKeySecret: Secret): Secret {
+    return this.#next(early, [serverKeySecret]);
   }
 
   /** The identity block's secret (§13.2): Derive-Secret(ks, "c identity", ""). */
   identitySecret(ks: Secret): Secret {
-    return deriveSecret(this.#params, ks, 'c identity', this.#emptyHash);
+    return deriveSecret(this.#params, ks, 'c identity', this.#c.emptyHash);
   }
 
   /**
    * Handshake Secret = HKDF-Extract(Derive-Secret(early or ks, "derived", ""), K ‖ K_c), K_c (the
    * encapsulation to the client's key, §13) only when the server authenticates the client by key.
+   * `early` undefined: the early secret without a PSK.
    */
-  handshakeSecret(early: Secret, sharedSecret: Secret, clientKeySecret?: Secret): Secret {
-    return this.#next(early, sharedSecret, clientKeySecret);
+  handshakeSecret(early: Secret | undefined, sharedSecret: Secret, clientKeySecret?: Secret): Secret {
+    return this.#next(early, clientKeySecret === undefined ? [sharedSecret] : [sharedSecret, clientKeySecret]);
   }
 
   /** Master Secret = HKDF-Extract(Derive-Secret(handshake, "derived", ""), 0). */
   masterSecret(handshake: Secret): Secret {
-    return this.#next(handshake, Buffer.alloc(this.#hashLen));
+    return this.#next(handshake, [Buffer.alloc(this.#hashLen)]);
   }
 
-  #next(previous: Secret, input: Secret | Buffer, more?: Secret): Secret {
-    const derived = deriveSecret(this.#params, previous, 'derived', this.#emptyHash);
-    try {
-      return hkdf.extract(this.#params.digest, derived, more === undefined ? [input] : [input, more]);
-    } finally {
-      derived.destroy();
-    }
+  #next(previous: Secret | undefined, ikm: Array<Secret | Buffer>): Secret {
+    if (previous === undefined) return hkdf.extract(this.#params.digest, this.#c.noPskDerived, ikm);
+    return hkdf.extractWithDerivedSalt(this.#params.digest, previous, this.#c.derived, ikm);
+  }
+
+  /** Derive-Secret(secret, label_i, ·) for each label over one transcript hash, in one call. */
+  #deriveSecrets(secret: Secret, labels: readonly string[], transcriptHash: Uint8Array): Secret[] {
+    const infos = labels.map((label) => hkdfLabel(this.#params, label, transcriptHash, this.#hashLen));
+    return hkdf.expandSecrets(this.#params.digest, secret, infos, infos.map(() => this.#hashLen));
   }
 
   /** Client and server handshake traffic secrets, over the hash of ClientHello ‖ ServerHello. */
   handshakeTrafficSecrets(handshake: Secret, helloHash: Uint8Array): { client: Secret; server: Secret } {
-    return {
-      client: deriveSecret(this.#params, handshake, 'c hs traffic', helloHash),
-      server: deriveSecret(this.#params, handshake, 's hs traffic', helloHash),
-    };
+    const [client, server] = this.#deriveSecrets(handshake, ['c hs traffic', 's hs traffic'], helloHash);
+    return { client: client!, server: server! };
+  }
+
+  /** Client and server application traffic secrets and the exporter master secret, over CH … server Finished. */
+  applicationSecrets(master: Secret, serverFinishedHash: Uint8Array): { client: Secret; server: Secret; exporter: Secret } {
+    const [client, server, exporter] = this.#deriveSecrets(master, ['c ap traffic', 's ap traffic', 'exp master'], serverFinishedHash);
+    return { client: client!, server: server!, exporter: exporter! };
   }
 
   /** Client and server application traffic secrets, over the transcript up to the server's Finished. */
   applicationTrafficSecrets(master: Secret, serverFinishedHash: Uint8Array): { client: Secret; server: Secret } {
-    return {
-      client: deriveSecret(this.#params, master, 'c ap traffic', serverFinishedHash),
-      server: deriveSecret(this.#params, master, 's ap traffic', serverFinishedHash),
-    };
+    const [client, server] = this.#deriveSecrets(master, ['c ap traffic', 's ap traffic'], serverFinishedHash);
+    return { client: client!, server: server! };
   }
 
   exporterMasterSecret(master: Secret, serverFinishedHash: Uint8Array): Secret {
@@ -175,6 +218,14 @@ export class KeySchedule {
     };
   }
 
+  /**
+   * A record AEAD context for `suite` (crypto/aead.ts) keyed by a traffic secret's key and IV
+   * ({@link trafficKeys} with a 32-byte key), derived inside the one native call that creates it.
+   */
+  recordAead(secret: Secret, suite: AeadSuiteId): RecordAeadContext {
+    return hkdf.expandRecordAead(this.#params.digest, secret, suite, this.#c.key, this.#c.iv);
+  }
+
   /** The next generation of an application traffic secret (KeyUpdate). */
   nextTrafficSecret(secret: Secret): Secret {
     return expandLabel(this.#params, secret, 'traffic upd', Buffer.alloc(0), this.#hashLen);
@@ -182,27 +233,17 @@ export class KeySchedule {
 
   /** verify_data = HMAC(finished_key, transcript hash), finished_key from a traffic (or binder) secret. */
   finishedMac(base: Secret, transcriptHash: Uint8Array): Buffer {
-    const key = expandLabel(this.#params, base, 'finished', Buffer.alloc(0), this.#hashLen);
-    try {
-      return hkdf.hmac(this.#params.digest, key, [transcriptHash]);
-    } finally {
-      key.destroy();
-    }
+    return hkdf.hmac(this.#params.digest, base, [transcriptHash], this.#c.finished);
   }
 
   /** Whether `mac` is the verify_data of `base` over `transcriptHash` (constant time). */
   verifyFinished(base: Secret, transcriptHash: Uint8Array, mac: Uint8Array): boolean {
-    const key = expandLabel(this.#params, base, 'finished', Buffer.alloc(0), this.#hashLen);
-    try {
-      return hkdf.hmacVerify(this.#params.digest, key, [transcriptHash], mac);
-    } finally {
-      key.destroy();
-    }
+    return hkdf.hmacVerify(this.#params.digest, base, [transcriptHash], mac, this.#c.finished);
   }
 
   /** RFC 8446 §7.5: TLS-Exporter(label, context, length) over the exporter master secret. */
   exporter(exporterMaster: Secret, label: string, context: Uint8Array, length: number): Buffer {
-    const secret = deriveSecret(this.#params, exporterMaster, label, this.#emptyHash);
+    const secret = deriveSecret(this.#params, exporterMaster, label, this.#c.emptyHash);
     try {
       return expandLabelPublic(this.#params, secret, 'exporter', this.#params.hash([context]), length);
     } finally {

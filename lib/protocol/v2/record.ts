@@ -13,12 +13,12 @@
  */
 import type { Secret } from '../../native.js';
 import { ErrorCode, qtError } from '../../errors.js';
-import { AEAD_SIZES, createRecordAead, type RecordAeadContext } from '../../crypto/aead.js';
+import { AEAD_SIZES, type RecordAeadContext } from '../../crypto/aead.js';
 import { destroyAll } from '../../crypto/secret.js';
 import { type CipherSuiteId, MAX_MESSAGE_SIZE, MAX_RECORD_PLAINTEXT } from '../constants.js';
 import { cipherSuiteById } from '../suites.js';
 import type { Frame } from '../frame.js';
-import { expandLabel, V2_SCHEDULE } from './keySchedule.js';
+import { KeySchedule } from './keySchedule.js';
 
 /** The frame type of every v2 record. */
 export const RECORD_TYPE = 0x30;
@@ -81,14 +81,11 @@ export class EpochKey {
 export function epochKey(suite: CipherSuiteId, epoch: number, trafficSecret: Secret, now: number): EpochKey {
   const spec = cipherSuiteById(suite);
   if (spec === undefined) throw qtError(ErrorCode.UNSUPPORTED_CIPHER_SUITE, 'unknown cipher suite');
-  const key = expandLabel(V2_SCHEDULE, trafficSecret, 'key', Buffer.alloc(0), AEAD_SIZES.key);
-  const iv = expandLabel(V2_SCHEDULE, trafficSecret, 'iv', Buffer.alloc(0), AEAD_SIZES.nonce);
-  try {
-    return new EpochKey(epoch, createRecordAead(spec.aead, key, iv), now);
-  } finally {
-    destroyAll(key, iv);
-  }
+  return new EpochKey(epoch, recordKeys.recordAead(trafficSecret, spec.aead), now);
 }
+
+/** Derives record keys only (a schedule holds no secrets of its own). */
+const recordKeys = new KeySchedule();
 
 /** An opened record. */
 export interface OpenedRecord {
