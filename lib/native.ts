@@ -183,6 +183,7 @@ export interface NativeAddon {
   x25519PrivateKeyFromBytes(bytes: Uint8Array): PrivateKey;
   p384Sizes: { publicKey: number; privateKey: number; sharedSecret: number };
   p384GenerateKeyPair(): PrivateKey;
+  p384GenerateKeyPairAsync(): Promise<PrivateKey>;
   p384PublicKey(key: PrivateKey): Buffer;
   p384Derive(key: PrivateKey, peerPublicKey: Uint8Array): Secret;
   p384PrivateKeyFromBytes(bytes: Uint8Array): PrivateKey;

@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "addon_data.h"
+#include "async_job.h"
 #include "args.h"
 #include "bytes.h"
 #include "errors.h"
@@ -93,29 +94,59 @@ EVP_PKEY* ImportPeerKey(LibraryContext* lc, uint8_t* bytes) {
   return peer.release();
 }
 
+// A new P-384 key pair in `lc`, on any thread (one body for the sync call and the threadpool job).
+EVP_PKEY* Generate(LibraryContext* lc, OpStatus* st) {
+  PkeyCtx ctx = EcContext(lc);
+  EVP_PKEY* raw = nullptr;
+  if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1 || EVP_PKEY_CTX_set_group_name(ctx.get(), "P-384") != 1 ||
+      EVP_PKEY_generate(ctx.get(), &raw) != 1) {
+    st->Fail(code::kCryptoFailure, "P-384 key generation failed");
+    return nullptr;
+  }
+  // In FIPS mode the provider has run the FIPS 140-3 pairwise consistency test inside
+  // EVP_PKEY_generate (ec_generate_key: an ECDSA sign/verify and a known-answer test of Q = d·G);
+  // a failure is the provider's error state and fails the generation above.
+  if (lc->fips() && ReportedUnapproved(ctx.get())) {
+    EVP_PKEY_free(raw);
+    st->Fail(kNotApproved, "the FIPS provider reported P-384 key generation as not approved");
+    return nullptr;
+  }
+  return raw;
+}
+
 // p384GenerateKeyPair() -> PrivateKey
 Napi::Value GenerateKeyPair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   LibraryContext* lc = Operational(env);
   if (lc == nullptr) return env.Undefined();
-  PkeyCtx ctx = EcContext(lc);
-  EVP_PKEY* raw = nullptr;
-  if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1 || EVP_PKEY_CTX_set_group_name(ctx.get(), "P-384") != 1 ||
-      EVP_PKEY_generate(ctx.get(), &raw) != 1) {
-    ThrowError(env, code::kCryptoFailure, "P-384 key generation failed");
-    return env.Undefined();
+  OpStatus st;
+  EVP_PKEY* pkey = Generate(lc, &st);
+  if (st.ThrowIfFailed(env)) return env.Undefined();
+  return PrivateKey::Wrap(env, pkey, KeyKind::kP384, lc);
+}
+
+class GenerateJob : public PromiseJob {
+ public:
+  GenerateJob(Napi::Env env, LibraryContext* lc) : PromiseJob(env), lc_(lc) {}
+  ~GenerateJob() override { EVP_PKEY_free(pkey_); }
+
+ private:
+  void Run(OpStatus* st) override { pkey_ = Generate(lc_, st); }
+  Napi::Value Result(Napi::Env env) override {
+    EVP_PKEY* p = pkey_;
+    pkey_ = nullptr;
+    return PrivateKey::Wrap(env, p, KeyKind::kP384, lc_);
   }
-  Pkey pkey(raw, EVP_PKEY_free);
-  if (lc->fips()) {
-    if (ReportedUnapproved(ctx.get())) {
-      ThrowError(env, kNotApproved, "the FIPS provider reported P-384 key generation as not approved");
-      return env.Undefined();
-    }
-    // The FIPS 140-3 pairwise consistency test has run inside the provider (ec_generate_key: an
-    // ECDSA sign/verify and a known-answer test of Q = d·G, every key pair generated in FIPS
-    // mode; a failure is the provider's error state and fails EVP_PKEY_generate above).
-  }
-  return PrivateKey::Wrap(env, pkey.release(), KeyKind::kP384, lc);
+  LibraryContext* lc_;
+  EVP_PKEY* pkey_ = nullptr;
+};
+
+// p384GenerateKeyPairAsync() -> Promise<PrivateKey>: the same on the libuv threadpool.
+Napi::Value GenerateKeyPairAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  LibraryContext* lc = Operational(env);
+  if (lc == nullptr) return env.Undefined();
+  return QueueJob<GenerateJob>(env, lc);
 }
 
 // p384PublicKey(privateKey) -> Buffer (97 bytes, 0x04 || X || Y)
@@ -232,6 +263,7 @@ Napi::Value PrivateKeyFromBytes(const Napi::CallbackInfo& info) {
 
 void InitEcdh(Napi::Env env, Napi::Object exports) {
   exports.Set("p384GenerateKeyPair", Napi::Function::New<GenerateKeyPair>(env));
+  exports.Set("p384GenerateKeyPairAsync", Napi::Function::New<GenerateKeyPairAsync>(env));
   exports.Set("p384PublicKey", Napi::Function::New<PublicKeyOf>(env));
   exports.Set("p384Derive", Napi::Function::New<Derive>(env));
   exports.Set("p384PrivateKeyFromBytes", Napi::Function::New<PrivateKeyFromBytes>(env));

@@ -6,6 +6,7 @@
 import { native, type PrivateKey, type Secret } from '../native.js';
 import { ErrorCode, qtError } from '../errors.js';
 import { checkBytes } from './bytes.js';
+import { KeyReserve } from './keyReserve.js';
 
 /** Byte sizes, from the addon: publicKey 97 (uncompressed point), privateKey 48, sharedSecret 48. */
 export const P384_SIZES = Object.freeze({ ...native.p384Sizes });
@@ -18,11 +19,18 @@ export interface P384KeyPair {
 }
 
 /**
- * A fresh P-384 key pair. In FIPS mode the addon runs a pairwise consistency test on it
- * (SP 800-56A rev. 3 §5.6.2.1.4); a failure puts the module in its error state.
+ * Key pairs made ahead on the threadpool (see keyReserve.ts): a P-384 key generation costs about
+ * a millisecond here in FIPS mode, most of it the provider's pairwise test.
+ */
+export const reserve = new KeyReserve(() => native.p384GenerateKeyPairAsync());
+
+/**
+ * A fresh P-384 key pair, never used before: one made ahead on the threadpool when one is ready,
+ * else generated now. In FIPS mode the provider runs its pairwise consistency test on every key
+ * pair it generates; a failure puts it in its error state.
  */
 export function generateKeyPair(): P384KeyPair {
-  const privateKey = native.p384GenerateKeyPair();
+  const privateKey = reserve.take() ?? native.p384GenerateKeyPair();
   return { privateKey, publicKey: native.p384PublicKey(privateKey) };
 }
 
