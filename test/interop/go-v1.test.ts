@@ -103,12 +103,16 @@ async function roundTrip(t: Tunnel, data: Buffer): Promise<Buffer> {
   return readExactly(t, data.length, 15_000);
 }
 
-/** Flips the last byte (inside the AEAD tag) of the first Data record, if `frame` is that record. */
-function tamperFirstData(): { rewrite: (frame: WireFrame) => Buffer; tampered: () => boolean } {
+/**
+ * Flips the last byte (inside the AEAD tag) of the second Data record of a direction: the first
+ * passes untouched, so each test first proves that the same path works.
+ */
+function tamperSecondData(): { rewrite: (frame: WireFrame) => Buffer; tampered: () => boolean } {
+  let seen = 0;
   let done = false;
   return {
     rewrite: (frame) => {
-      if (done || frame.type !== TYPE_DATA) return frame.raw;
+      if (done || frame.type !== TYPE_DATA || ++seen < 2) return frame.raw;
       done = true;
       const bad = Buffer.from(frame.raw);
       bad[bad.length - 1]! ^= 0x01;
@@ -199,9 +203,10 @@ describe(GO_BIN ? `protocol v1 against the Go reference (${GO_BIN})` : 'protocol
 
     it('a record tampered on the wire towards the Go server is refused by it', async () => {
       const { go, port } = await goServer(peers);
-      const tamper = tamperFirstData();
+      const tamper = tamperSecondData();
       const proxy = await res.proxy(startFrameRewriteProxy({ targetPort: port, clientToServer: tamper.rewrite }));
       const t = await res.dial(proxy.port, { legacyV1: true });
+      expect((await roundTrip(t, Buffer.from('untouched'))).toString()).to.equal('untouched');
       let echoed = 0;
       t.on('data', (d: Buffer) => (echoed += d.length));
       t.write('tampered in flight');
@@ -216,9 +221,10 @@ describe(GO_BIN ? `protocol v1 against the Go reference (${GO_BIN})` : 'protocol
 
     it('a record tampered on the wire from the Go server is refused by us', async () => {
       const { port } = await goServer(peers);
-      const tamper = tamperFirstData();
+      const tamper = tamperSecondData();
       const proxy = await res.proxy(startFrameRewriteProxy({ targetPort: port, serverToClient: tamper.rewrite }));
       const t = await res.dial(proxy.port, { legacyV1: true });
+      expect((await roundTrip(t, Buffer.from('untouched'))).toString()).to.equal('untouched');
       const failed = new Promise<Error>((resolve) => t.once('error', resolve));
       let echoed = 0;
       t.on('data', (d: Buffer) => (echoed += d.length));
@@ -267,19 +273,19 @@ describe(GO_BIN ? `protocol v1 against the Go reference (${GO_BIN})` : 'protocol
       expect(await within(states[0]!, 10_000, 'our server tunnel to close')).to.equal('clean');
     });
 
-    it('a record tampered on the wire from the Go client is refused by us, and the Go client gets no echo', async () => {
+    it('a record tampered on the wire from the Go client is refused by us, and the Go client gets no echo of it', async () => {
       const errors: string[] = [];
       const listener = await res.listen({ legacyV1: true }, (t) => {
         t.on('error', (e: Error & { code?: string }) => errors.push(String(e.code)));
         t.on('data', (d: Buffer) => t.write(d));
       });
-      const tamper = tamperFirstData();
+      const tamper = tamperSecondData();
       const proxy = await res.proxy(startFrameRewriteProxy({ targetPort: listener.address().port, clientToServer: tamper.rewrite }));
-      const go = new GoPeer(['client', '-addr', `127.0.0.1:${proxy.port}`, '-msg', 'tampered']);
+      const go = new GoPeer(['client', '-addr', `127.0.0.1:${proxy.port}`, '-msg', 'untouched', '-msg', 'tampered']);
       peers.push(go);
       expect(await within(go.exited, 20_000, 'the Go client')).to.equal(1);
       expect(tamper.tampered()).to.equal(true);
-      expect(go.events('echo')).to.have.length(0);
+      expect(go.events('echo').map((e) => [e.text, e.equal])).to.deep.equal([['untouched', true]]);
       expect(go.events('error')).to.have.length(1);
       await until(() => errors.length > 0, 5000, 'our server tunnel to fail');
       expect(errors).to.deep.equal([ErrorCode.AUTHENTICATION_FAILED]);
