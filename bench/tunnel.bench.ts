@@ -9,8 +9,15 @@
  * TLS uses its Node 24 defaults (group X25519MLKEM768) with an ECDSA P-256 certificate.
  * Flags: --quick (short run), --json PATH (default bench/results/tunnel.json), --identities (that
  * block alone).
+ * With QUANTUM_GO_BIN set, the first three cases also get a Go column: the Go reference's client
+ * against its own server (a Go driver program over Quantum-Go's tunnel API, built outside this
+ * repository; test/interop/go-v1.test.ts documents it). The benches use three more of its modes:
+ * `sink` (a server that discards, prints {"port"}, answers "ok" to "__fin__"), `bench-hs -addr
+ * A -n N -c C` ({"perSecond"}: N Dial+Close, C at once) and `bench-tp -addr A -bytes B -chunk K`
+ * ({"MiBps"}: B bytes in K-byte writes, each cut into Sends of at most 65,479 bytes, the
+ * reference's limit).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
@@ -112,6 +119,23 @@ async function tlsEndpoint(creds: { key: string; cert: string; ca?: string }, on
 function closeConn(c: Socket | Tunnel): Promise<void> {
   if ('close' in c && typeof (c as Tunnel).close === 'function' && !(c instanceof tls.TLSSocket)) return (c as Tunnel).close();
   return new Promise((r) => { c.once('close', () => r()); c.end(); });
+}
+
+/** The Go reference's own client and server (QUANTUM_GO_BIN), or undefined without it. */
+async function goReference(): Promise<{ measure(args: string[]): number; close(): void } | undefined> {
+  const bin = process.env.QUANTUM_GO_BIN;
+  if (!bin) return undefined;
+  const server = spawn(bin, ['sink', '-addr', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const first = await new Promise<string>((r) => server.stdout.once('data', (d: Buffer) => r(d.toString())));
+  const addr = `127.0.0.1:${(JSON.parse(first.split('\n')[0]!) as { port: string }).port}`;
+  return {
+    // The Go client runs in its own process: this one waits, so it adds no load.
+    measure: (args) => {
+      const out = JSON.parse(execFileSync(bin, [args[0]!, '-addr', addr, ...args.slice(1)], { encoding: 'utf8' }).trim()) as { perSecond?: number; MiBps?: number };
+      return out.perSecond ?? (out.MiBps! * 2 ** 20) / 1e6;
+    },
+    close: () => server.kill(),
+  };
 }
 
 async function sequentialHandshakes(ep: Endpoint, n: number): Promise<number> {
@@ -302,18 +326,40 @@ async function main(): Promise<void> {
   for (const order of [[0, 1, 2], [2, 1, 0]]) for (const i of order) out[i] = Math.max(out[i]!, await measure(eps[i]!, i));
   return out as [number, number, number];
   };
-  row('handshakes/s sequential', ...(await best((ep) => sequentialHandshakes(ep, SEQUENTIAL))), 'hs/s', { tls: 3, v1: 1 });
+  const go = await goReference();
+  /** With the Go column: Go runs before and after the others (best of the two, as in best()). */
+  const withGo = async (goArgs: string[], others: () => Promise<[number, number, number]>): Promise<{ rates: [number, number, number]; go?: number }> => {
+    const goFirst = go?.measure(goArgs);
+    const rates = await others();
+    return { rates, go: go ? Math.max(goFirst!, go.measure(goArgs)) : undefined };
+  };
+  /** The Go line under a row, with v2 and v1 over Go (better = higher). */
+  const goRow = (name: string, unit: string, [v2, v1]: [number, number, number], goValue?: number) => {
+    if (goValue === undefined) return;
+    console.log(`  Go reference (Go client <-> Go server) ${goValue.toFixed(1)} ${unit}: v2/Go ${(v2 / goValue).toFixed(2)}x, v1/Go ${(v1 / goValue).toFixed(2)}x`);
+    results[`${name}, Go reference`] = { go: goValue, unit, v2VsGo: v2 / goValue, v1VsGo: v1 / goValue };
+  };
+  const sequential = await withGo(['bench-hs', '-n', String(SEQUENTIAL), '-c', '1'], () => best((ep) => sequentialHandshakes(ep, SEQUENTIAL)));
+  row('handshakes/s sequential', ...sequential.rates, 'hs/s', { tls: 3, v1: 1 });
+  goRow('handshakes/s sequential', 'hs/s', sequential.rates, sequential.go);
   console.log(`  (TLS key exchange group: ${t.group()})`);
-  row(`handshakes/s concurrent (${CONCURRENCY} clients)`, ...(await best((ep) => concurrentHandshakes(ep, CONCURRENT_TOTAL, CONCURRENCY))), 'hs/s', { v1: 1 });
+  const concurrentName = `handshakes/s concurrent (${CONCURRENCY} clients)`;
+  const concurrent = await withGo(['bench-hs', '-n', String(CONCURRENT_TOTAL), '-c', String(CONCURRENCY)], () => best((ep) => concurrentHandshakes(ep, CONCURRENT_TOTAL, CONCURRENCY)));
+  row(concurrentName, ...concurrent.rates, 'hs/s', { v1: 1 });
+  goRow(concurrentName, 'hs/s', concurrent.rates, concurrent.go);
   const nexts = [sinks.v2.next, sinks.v1.next, sinks.tls.next];
   for (const size of [64 * 1024, 8 * 1024]) {
-  const rates = await best(async (ep, i) => {
+  const name = `throughput ${BULK_BYTES / 2 ** 20} MiB, ${size / 1024} KiB writes`;
+  const measureAll = () => best(async (ep, i) => {
     const r = await bulk(ep, nexts[i]!, size);
     if (!r.ok) throw new Error('bulk transfer corrupted or incomplete');
     return r.mbps;
   });
-  row(`throughput ${BULK_BYTES / 2 ** 20} MiB, ${size / 1024} KiB writes`, ...rates, 'MB/s', { tls: 1.5, v1: 1 });
+  const measured = size === 64 * 1024 ? await withGo(['bench-tp', '-bytes', String(BULK_BYTES), '-chunk', String(size)], measureAll) : { rates: await measureAll() };
+  row(name, ...measured.rates, 'MB/s', { tls: 1.5, v1: 1 });
+  goRow(name, 'MB/s', measured.rates, measured.go);
   }
+  go?.close();
   await q.close();
   await q1.close();
   await t.close();
