@@ -75,12 +75,12 @@ export class RekeyController {
     if (this.#waiters.length > 0 && !this.host.session.rekeyInProgress) this.completed();
   }
 
-  /** The tunnel ended: pending rekey() calls reject with `reason`. */
-  destroy(reason: Error): void {
+  /** The tunnel ended: pending rekey() calls reject with `reason()` (only called when one is pending). */
+  destroy(reason: () => Error): void {
     clearInterval(this.#check);
     clearTimeout(this.#timer);
-    for (const w of this.#waiters.splice(0)) w.reject(reason);
-    this.#watch?.failed((reason as QuantumTunnelError).code ?? ErrorCode.TUNNEL_CLOSED);
+    for (const w of this.#waiters.splice(0)) w.reject(reason());
+    this.#watch?.failed((reason() as QuantumTunnelError).code ?? ErrorCode.TUNNEL_CLOSED);
     this.#watch = undefined;
   }
 }

@@ -403,10 +403,13 @@ export class Tunnel extends Duplex {
     clearTimeout(this.#closeTimer);
     // destroy() called by the application (or a stream helper such as pipeline) is recorded too.
     this.#close.ended(err);
-    const reason = err ?? qtError(ErrorCode.TUNNEL_CLOSED, 'tunnel closed');
+    // Built only when someone is waiting for it: an Error captures a stack, and most tunnels
+    // close with no rekey, ping or held-back write pending.
+    let closed: Error | undefined;
+    const reason = (): Error => (closed ??= err ?? qtError(ErrorCode.TUNNEL_CLOSED, 'tunnel closed'));
     this.#rekeys.destroy(reason);
-    for (const w of this.#pingWaiters.splice(0)) { clearTimeout(w.timer); w.reject(reason); }
-    if (this.#stalled) this.#stalled.callback(reason);
+    for (const w of this.#pingWaiters.splice(0)) { clearTimeout(w.timer); w.reject(reason()); }
+    if (this.#stalled) this.#stalled.callback(reason());
     this.#stalled = undefined;
     // A failure the application did not ask for reaches messages() as a rejection.
     if (err) this.#inbox.fail(err);

@@ -491,6 +491,23 @@ describe('tunnel e2e: rekey', function () {
     await rejectsWithCode(client.rekey(), ErrorCode.TUNNEL_CLOSED);
     await rejectsWithCode(client.ping(), ErrorCode.TUNNEL_CLOSED);
   });
+
+  it('destroy() with a rekey and a ping pending: both reject with the same ERR_QT_TUNNEL_CLOSED; destroy(err) rejects them with err', async () => {
+    const listener = await res.listen({}, echo);
+    const client = await res.dial(listener);
+    const rekey = client.rekey().catch((e: unknown) => e);
+    const ping = client.ping().catch((e: unknown) => e);
+    client.destroy();
+    const [r, p] = await within(Promise.all([rekey, ping]), 5000, 'the pending calls to settle');
+    expect((r as { code?: string }).code).to.equal(ErrorCode.TUNNEL_CLOSED);
+    expect(p).to.equal(r);
+    const other = await res.dial(listener);
+    other.on('error', () => undefined);
+    const pending = other.ping().catch((e: unknown) => e);
+    const cause = new Error('application failure');
+    other.destroy(cause);
+    expect(await within(pending, 5000, 'the ping to settle')).to.equal(cause);
+  });
 });
 
 describe('tunnel e2e: resumption, v1 (legacy): TicketManager, issueTicket() and resumptionState()', function () {
