@@ -6,7 +6,7 @@ import { EventEmitter, once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
 import type { CipherSuiteId } from '../protocol/constants.js';
-import { runResponderHandshake } from './handshakeDriver.js';
+import { releaseHeldWrites, runResponderHandshake } from './handshakeDriver.js';
 import { ObserverSet } from './observer.js';
 import {
   applyFipsOption,
@@ -165,6 +165,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
         settled();
         if (this.closing) {
           handshaken.version.discard(handshaken.result);
+          releaseHeldWrites(socket); // our last flight still goes out, as the client expects
           socket.destroy();
           return;
         }

@@ -16,7 +16,7 @@ import { DEFAULT_REKEY_MIN_INTERVAL_MS, type Session, type SessionEvent, type Se
 import type { TicketManager } from '../protocol/ticket.js';
 import { type ClientTicketStore, clientTicketFromMessage, decodeNewSessionTicket, type TicketIssuer } from '../protocol/v2/tickets.js';
 import { type CloseState, CloseTracker } from './closeState.js';
-import type { Handshaken } from './handshakeDriver.js';
+import { type Handshaken, releaseHeldWrites } from './handshakeDriver.js';
 import { MessageInbox } from './inbox.js';
 import { ObserverSet, type PeerAddress } from './observer.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS, type ResumptionState, resolveTimeout, type TunnelOptions } from './options.js';
@@ -187,8 +187,13 @@ export class Tunnel extends Duplex {
     socket.on('error', (err) => this.#end(this.#close.connectionEnded('error', this.writableEnded, err)));
     socket.on('close', () => this.#end(this.#close.connectionEnded('close', this.writableEnded)));
     socket.on('drain', () => this.#onSocketDrain());
-    // Bytes that arrived right behind the handshake are processed before new ones.
-    if (this.#reader.buffered > 0) queueMicrotask(() => this.#processFrames());
+    // Bytes that arrived right behind the handshake are processed before new ones, with the
+    // socket's writes no longer held (handshakeDriver.ts): what they ask for (Pongs, a
+    // close_notify) meets the socket's real back-pressure.
+    if (this.#reader.buffered > 0) {
+      releaseHeldWrites(socket);
+      queueMicrotask(() => this.#processFrames());
+    }
     if (init.ticketIssuer) this.#issueTicketInBand(init.ticketIssuer);
     socket.resume();
   }
@@ -421,6 +426,8 @@ export class Tunnel extends Duplex {
       bytesReceived: stats.bytesReceived,
     });
     this.#session.destroy();
+    // destroy() right after dial() still delivers our Finished: the server sees a tunnel, then the end.
+    releaseHeldWrites(this.#socket);
     this.#socket.destroy();
     callback(err);
   }

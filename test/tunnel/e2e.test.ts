@@ -732,6 +732,21 @@ describe('tunnel e2e: graceful close', function () {
     await within(closed, 5000, 'server close');
   });
 
+  for (const wire of WIRES) {
+    it(`${wire.name}: destroy() right after dial() resolves: the server still completes the handshake (a tunnel, no handshakeError)`, async () => {
+      const listener = await res.listen(wire.options);
+      const errors = handshakeErrors(listener);
+      const serverSide = nextTunnel(listener, 5000);
+      const client = await res.dial(listener, wire.options);
+      client.destroy(); // in the same tick: the client's last flight must not be lost with the socket
+      const server = await serverSide;
+      server.on('error', () => undefined);
+      expect(errors).to.deep.equal([]);
+      await until(() => server.destroyed, 5000, 'the server tunnel to end');
+      expect(server.info().closeState).to.equal('truncated');
+    });
+  }
+
   it('listener.close({ tunnels: true }) closes established tunnels with close_notify', async () => {
     const listener = await res.listen();
     const client = await res.dial(listener);
