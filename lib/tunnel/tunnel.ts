@@ -172,14 +172,16 @@ export class Tunnel extends Duplex {
       },
       init.options.autoRekey !== false && this.#session.canStartRekey,
     );
-    this.#observers.notify('onTunnelOpen', {
-      role: this.#role,
-      protocol: this.#session.version,
-      suite: cipherSuiteName(this.#session.suite),
-      group: this.#session.groupName,
-      resumed: this.#session.resumed,
-      ...this.#peer,
-    });
+    if (!this.#observers.empty) {
+      this.#observers.notify('onTunnelOpen', {
+        role: this.#role,
+        protocol: this.#session.version,
+        suite: cipherSuiteName(this.#session.suite),
+        group: this.#session.groupName,
+        resumed: this.#session.resumed,
+        ...this.#peer,
+      });
+    }
     const socket = this.#socket;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onSocketData(chunk));

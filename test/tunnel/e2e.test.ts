@@ -886,6 +886,19 @@ describe('tunnel e2e: resets, half-open sockets and handshake timeouts', functio
     expect(errors[0]!.remotePort).to.equal(localPort);
   });
 
+  it('listener.close() aborts a handshake in progress at once: handshakeError ERR_QT_ABORTED, the socket closed', async () => {
+    const listener = await res.listen({ handshakeTimeoutMs: 30_000 });
+    const errors = handshakeErrors(listener);
+    const peer = new RawPeer(await res.connect(listener.address().port)); // connects, never speaks
+    await until(() => listener.pendingHandshakes === 1, 5000, 'the handshake to start');
+    const closed = listener.close();
+    await until(() => errors.length === 1, 5000, 'the handshakeError event');
+    expect(errors[0]!.error.code).to.equal(ErrorCode.ABORTED);
+    await within(peer.waitClosed(), 5000, 'the connection to close');
+    expect(listener.pendingHandshakes).to.equal(0);
+    await within(closed, 5000, 'listener close');
+  });
+
   it('a client handshake timeout against a silent server: ERR_QT_HANDSHAKE_TIMEOUT', async () => {
     const { port } = await res.rawServer(() => undefined);
     await rejectsWithCode(res.dial(port, { handshakeTimeoutMs: 300 }), ErrorCode.HANDSHAKE_TIMEOUT, 5000);
