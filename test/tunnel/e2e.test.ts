@@ -34,6 +34,7 @@ import {
   WIRES,
 } from '../helpers/tunnel.js';
 import * as testing from '../../lib/testing.js';
+import { checkAutomaticRekeys } from '../../lib/tunnel/rekeyController.js';
 
 
 const chachaAvailable = crypto.info().chacha20.available;
@@ -339,6 +340,31 @@ describe('tunnel e2e: rekey', function () {
   this.timeout(60_000);
   const res = new Resources();
   afterEach(() => res.cleanup());
+
+  it('v2, automatic time-based KeyUpdate: one check interval for all tunnels (not one each) rekeys each tunnel that is due', async () => {
+    const realSetInterval = globalThis.setInterval;
+    const realNow = Date.now;
+    let checkIntervals = 0;
+    let skew = 0;
+    globalThis.setInterval = ((fn: () => void, ms?: number) => {
+      if (ms === 60_000) checkIntervals++;
+      return realSetInterval(fn, ms);
+    }) as typeof setInterval;
+    Date.now = () => realNow() + skew; // the sessions' clock
+    try {
+      const listener = await res.listen({}, echo);
+      const clients = [await res.dial(listener), await res.dial(listener), await res.dial(listener)];
+      await until(() => listener.activeTunnels === 3, 5000, 'the server tunnels');
+      expect(checkIntervals, 'rekey check intervals created for 6 tunnels').to.be.at.most(1);
+      skew = 11 * 60_000; // past the symmetric update interval (10 min)
+      checkAutomaticRekeys();
+      await until(() => clients.every((c) => c.info().rekeys >= 1), 5000, 'every client to rekey');
+      for (const c of clients) await assertEchoes(c, 'after the automatic KeyUpdate');
+    } finally {
+      globalThis.setInterval = realSetInterval;
+      Date.now = realNow;
+    }
+  });
 
   it('explicit rekey() with traffic flowing both ways; rekey events on both sides', async () => {
     const listener = await res.listen({ rekeyMinIntervalMs: 0 });
