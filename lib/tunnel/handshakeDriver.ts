@@ -145,7 +145,17 @@ interface DriveOptions {
   /** Bytes the peer may have buffered before the handshake completes (default 16,384). */
   maxBufferedBytes?: number;
   signal?: AbortSignal;
+  /**
+   * The listener's abort without an AbortController per connection: the driver sets `abort`
+   * while the handshake runs and clears it when it settles.
+   */
+  handle?: HandshakeHandle;
   observers?: ObserverSet;
+}
+
+/** How a listener aborts one handshake in progress (its close()). */
+export interface HandshakeHandle {
+  abort?: () => void;
 }
 
 /** Runs `steps` with the deadline and abort signal; on failure alerts the peer when it is at fault and drops the socket. */
@@ -155,12 +165,16 @@ async function drive(
   steps: (io: SocketReader, spoken: { version?: ProtocolVersionSpec }) => Promise<{ version: ProtocolVersionSpec; result: HandshakeSummary }>,
 ): Promise<Handshaken> {
   const started = performance.now();
-  const watch = options.observers?.startHandshake({
+  // Read while connected: the socket keeps the peer's address for the tunnel's info() even if the
+  // connection drops right after the handshake.
+  const address = socket.remoteAddress;
+  // The context and the outcome are only built for someone to read them.
+  const watch = options.observers?.empty === false ? options.observers.startHandshake({
     role: options.role,
     resumptionAttempted: options.resumptionAttempted,
-    address: socket.remoteAddress,
+    address,
     port: socket.remotePort,
-  });
+  }) : undefined;
   const io = new SocketReader(socket, options.maxBufferedBytes ?? DEFAULT_MAX_HANDSHAKE_BYTES);
   const timer = options.timeoutMs > 0
     ? setTimeout(() => io.fail(qtError(ErrorCode.HANDSHAKE_TIMEOUT, `handshake not complete after ${options.timeoutMs} ms`)), options.timeoutMs)
@@ -168,6 +182,7 @@ async function drive(
   const onAbort = () => io.fail(qtError(ErrorCode.ABORTED, 'handshake aborted'));
   const spoken: { version?: ProtocolVersionSpec } = {};
   options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.handle) options.handle.abort = onAbort;
   try {
     if (options.signal?.aborted) throw qtError(ErrorCode.ABORTED, 'handshake aborted');
     const { version, result } = await steps(io, spoken);
@@ -190,7 +205,24 @@ async function drive(
   } finally {
     if (timer) clearTimeout(timer);
     options.signal?.removeEventListener('abort', onAbort);
+    if (options.handle) options.handle.abort = undefined;
   }
+}
+
+/**
+ * Corks the socket until the current tick's promise jobs have run, so the handshake's last flight
+ * leaves in one write with what the tunnel and the application send right behind it (a ticket,
+ * the first data, close_notify): the same bytes in fewer syscalls. end() uncorks at once; the
+ * tunnel uncorks before it handles bytes that came behind the handshake.
+ */
+function holdWritesForThisTick(socket: Socket): void {
+  socket.cork();
+  process.nextTick(() => socket.uncork());
+}
+
+/** Sends writes still held now: before the socket is destroyed (that would drop them) or must answer the peer. */
+export function releaseHeldWrites(socket: Socket): void {
+  if (socket.writableCorked > 0) socket.uncork();
 }
 
 function write(socket: Socket, bytes: Buffer): void {
@@ -208,6 +240,7 @@ async function runSteps(socket: Socket, io: SocketReader, hs: Handshake, first?:
     let step = await hs.start();
     let pending = first;
     for (;;) {
+      if (step.next === 'done') holdWritesForThisTick(socket);
       // One flight, one write (v2's server flight is three messages).
       if (step.send.length > 1) write(socket, Buffer.concat(step.send));
       else if (step.send.length === 1) write(socket, step.send[0]!);

@@ -6,7 +6,7 @@ import { EventEmitter, once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
 import type { CipherSuiteId } from '../protocol/constants.js';
-import { runResponderHandshake } from './handshakeDriver.js';
+import { type HandshakeHandle, releaseHeldWrites, runResponderHandshake } from './handshakeDriver.js';
 import { ObserverSet } from './observer.js';
 import {
   applyFipsOption,
@@ -51,7 +51,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
   private readonly ticketIssuer: TicketIssuer | undefined;
   private readonly handshakeTimeoutMs: number;
   private readonly observers: ObserverSet;
-  private readonly handshakes = new Set<AbortController>();
+  private readonly handshakes = new Set<HandshakeHandle>();
   /** Handshakes in progress per remote address (the pending-handshake caps). */
   private readonly pendingByAddress = new Map<string, number>();
   private readonly maxPending: number;
@@ -142,12 +142,12 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
       }
       socket.once('close', verdict.release);
     }
-    const abort = new AbortController();
-    this.handshakes.add(abort);
+    const handle: HandshakeHandle = {};
+    this.handshakes.add(handle);
     this.pendingByAddress.set(address, fromAddress + 1);
     this.observers.notify('onPendingHandshakes', this.handshakes.size);
     const settled = () => {
-      this.handshakes.delete(abort);
+      this.handshakes.delete(handle);
       const left = (this.pendingByAddress.get(address) ?? 1) - 1;
       if (left > 0) this.pendingByAddress.set(address, left);
       else this.pendingByAddress.delete(address);
@@ -159,12 +159,13 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
       observers: this.observers,
       timeoutMs: this.handshakeTimeoutMs,
       maxBufferedBytes: this.maxHandshakeBytes,
-      signal: abort.signal,
+      handle,
     }).then(
       (handshaken) => {
         settled();
         if (this.closing) {
           handshaken.version.discard(handshaken.result);
+          releaseHeldWrites(socket); // our last flight still goes out, as the client expects
           socket.destroy();
           return;
         }
@@ -225,7 +226,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
   async close(options: { tunnels?: boolean } = {}): Promise<void> {
     if (!this.closing) {
       this.closing = true;
-      for (const h of this.handshakes) h.abort();
+      for (const h of this.handshakes) h.abort?.();
       for (const w of this.waiters.splice(0)) w({ value: undefined, done: true });
       this.server.close();
     }

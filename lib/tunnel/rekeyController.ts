@@ -23,16 +23,30 @@ export interface RekeyHost {
   fail(err: unknown): void;
 }
 
+/**
+ * The tunnels with the automatic trigger on, checked by one interval for the whole process rather
+ * than a timer per tunnel (one less timer to create and clear per connection).
+ */
+const checked = new Set<RekeyController>();
+let checkTimer: NodeJS.Timeout | undefined;
+
+/** @internal The interval's check, run on every tunnel now (tests call it instead of waiting a minute). */
+export function checkAutomaticRekeys(): void {
+  for (const c of checked) c.maybeRekey();
+}
+
 export class RekeyController {
   #waiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   #timer: NodeJS.Timeout | undefined;
-  readonly #check: NodeJS.Timeout | undefined;
   #watch: { succeeded(): void; failed(code: string): void } | undefined;
 
   constructor(private readonly host: RekeyHost, readonly automatic: boolean) {
     if (automatic) {
-      this.#check = setInterval(() => this.maybeRekey(), REKEY_CHECK_INTERVAL_MS);
-      this.#check.unref();
+      checked.add(this);
+      if (checkTimer === undefined) {
+        checkTimer = setInterval(checkAutomaticRekeys, REKEY_CHECK_INTERVAL_MS);
+        checkTimer.unref();
+      }
     }
   }
 
@@ -75,12 +89,15 @@ export class RekeyController {
     if (this.#waiters.length > 0 && !this.host.session.rekeyInProgress) this.completed();
   }
 
-  /** The tunnel ended: pending rekey() calls reject with `reason`. */
-  destroy(reason: Error): void {
-    clearInterval(this.#check);
+  /** The tunnel ended: pending rekey() calls reject with `reason()` (only called when one is pending). */
+  destroy(reason: () => Error): void {
+    if (checked.delete(this) && checked.size === 0) {
+      clearInterval(checkTimer);
+      checkTimer = undefined;
+    }
     clearTimeout(this.#timer);
-    for (const w of this.#waiters.splice(0)) w.reject(reason);
-    this.#watch?.failed((reason as QuantumTunnelError).code ?? ErrorCode.TUNNEL_CLOSED);
+    for (const w of this.#waiters.splice(0)) w.reject(reason());
+    this.#watch?.failed((reason() as QuantumTunnelError).code ?? ErrorCode.TUNNEL_CLOSED);
     this.#watch = undefined;
   }
 }

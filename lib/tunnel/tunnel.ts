@@ -16,7 +16,7 @@ import { DEFAULT_REKEY_MIN_INTERVAL_MS, type Session, type SessionEvent, type Se
 import type { TicketManager } from '../protocol/ticket.js';
 import { type ClientTicketStore, clientTicketFromMessage, decodeNewSessionTicket, type TicketIssuer } from '../protocol/v2/tickets.js';
 import { type CloseState, CloseTracker } from './closeState.js';
-import type { Handshaken } from './handshakeDriver.js';
+import { type Handshaken, releaseHeldWrites } from './handshakeDriver.js';
 import { MessageInbox } from './inbox.js';
 import { ObserverSet, type PeerAddress } from './observer.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS, type ResumptionState, resolveTimeout, type TunnelOptions } from './options.js';
@@ -172,14 +172,16 @@ export class Tunnel extends Duplex {
       },
       init.options.autoRekey !== false && this.#session.canStartRekey,
     );
-    this.#observers.notify('onTunnelOpen', {
-      role: this.#role,
-      protocol: this.#session.version,
-      suite: cipherSuiteName(this.#session.suite),
-      group: this.#session.groupName,
-      resumed: this.#session.resumed,
-      ...this.#peer,
-    });
+    if (!this.#observers.empty) {
+      this.#observers.notify('onTunnelOpen', {
+        role: this.#role,
+        protocol: this.#session.version,
+        suite: cipherSuiteName(this.#session.suite),
+        group: this.#session.groupName,
+        resumed: this.#session.resumed,
+        ...this.#peer,
+      });
+    }
     const socket = this.#socket;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onSocketData(chunk));
@@ -187,8 +189,13 @@ export class Tunnel extends Duplex {
     socket.on('error', (err) => this.#end(this.#close.connectionEnded('error', this.writableEnded, err)));
     socket.on('close', () => this.#end(this.#close.connectionEnded('close', this.writableEnded)));
     socket.on('drain', () => this.#onSocketDrain());
-    // Bytes that arrived right behind the handshake are processed before new ones.
-    if (this.#reader.buffered > 0) queueMicrotask(() => this.#processFrames());
+    // Bytes that arrived right behind the handshake are processed before new ones, with the
+    // socket's writes no longer held (handshakeDriver.ts): what they ask for (Pongs, a
+    // close_notify) meets the socket's real back-pressure.
+    if (this.#reader.buffered > 0) {
+      releaseHeldWrites(socket);
+      queueMicrotask(() => this.#processFrames());
+    }
     if (init.ticketIssuer) this.#issueTicketInBand(init.ticketIssuer);
     socket.resume();
   }
@@ -403,10 +410,13 @@ export class Tunnel extends Duplex {
     clearTimeout(this.#closeTimer);
     // destroy() called by the application (or a stream helper such as pipeline) is recorded too.
     this.#close.ended(err);
-    const reason = err ?? qtError(ErrorCode.TUNNEL_CLOSED, 'tunnel closed');
+    // Built only when someone is waiting for it: an Error captures a stack, and most tunnels
+    // close with no rekey, ping or held-back write pending.
+    let closed: Error | undefined;
+    const reason = (): Error => (closed ??= err ?? qtError(ErrorCode.TUNNEL_CLOSED, 'tunnel closed'));
     this.#rekeys.destroy(reason);
-    for (const w of this.#pingWaiters.splice(0)) { clearTimeout(w.timer); w.reject(reason); }
-    if (this.#stalled) this.#stalled.callback(reason);
+    for (const w of this.#pingWaiters.splice(0)) { clearTimeout(w.timer); w.reject(reason()); }
+    if (this.#stalled) this.#stalled.callback(reason());
     this.#stalled = undefined;
     // A failure the application did not ask for reaches messages() as a rejection.
     if (err) this.#inbox.fail(err);
@@ -418,6 +428,8 @@ export class Tunnel extends Duplex {
       bytesReceived: stats.bytesReceived,
     });
     this.#session.destroy();
+    // destroy() right after dial() still delivers our Finished: the server sees a tunnel, then the end.
+    releaseHeldWrites(this.#socket);
     this.#socket.destroy();
     callback(err);
   }

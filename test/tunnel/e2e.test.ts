@@ -34,6 +34,7 @@ import {
   WIRES,
 } from '../helpers/tunnel.js';
 import * as testing from '../../lib/testing.js';
+import { checkAutomaticRekeys } from '../../lib/tunnel/rekeyController.js';
 
 
 const chachaAvailable = crypto.info().chacha20.available;
@@ -340,6 +341,31 @@ describe('tunnel e2e: rekey', function () {
   const res = new Resources();
   afterEach(() => res.cleanup());
 
+  it('v2, automatic time-based KeyUpdate: one check interval for all tunnels (not one each) rekeys each tunnel that is due', async () => {
+    const realSetInterval = globalThis.setInterval;
+    const realNow = Date.now;
+    let checkIntervals = 0;
+    let skew = 0;
+    globalThis.setInterval = ((fn: () => void, ms?: number) => {
+      if (ms === 60_000) checkIntervals++;
+      return realSetInterval(fn, ms);
+    }) as typeof setInterval;
+    Date.now = () => realNow() + skew; // the sessions' clock
+    try {
+      const listener = await res.listen({}, echo);
+      const clients = [await res.dial(listener), await res.dial(listener), await res.dial(listener)];
+      await until(() => listener.activeTunnels === 3, 5000, 'the server tunnels');
+      expect(checkIntervals, 'rekey check intervals created for 6 tunnels').to.be.at.most(1);
+      skew = 11 * 60_000; // past the symmetric update interval (10 min)
+      checkAutomaticRekeys();
+      await until(() => clients.every((c) => c.info().rekeys >= 1), 5000, 'every client to rekey');
+      for (const c of clients) await assertEchoes(c, 'after the automatic KeyUpdate');
+    } finally {
+      globalThis.setInterval = realSetInterval;
+      Date.now = realNow;
+    }
+  });
+
   it('explicit rekey() with traffic flowing both ways; rekey events on both sides', async () => {
     const listener = await res.listen({ rekeyMinIntervalMs: 0 });
     const serverSide = nextTunnel(listener);
@@ -490,6 +516,23 @@ describe('tunnel e2e: rekey', function () {
     await within(client.close(), 5000, 'close');
     await rejectsWithCode(client.rekey(), ErrorCode.TUNNEL_CLOSED);
     await rejectsWithCode(client.ping(), ErrorCode.TUNNEL_CLOSED);
+  });
+
+  it('destroy() with a rekey and a ping pending: both reject with the same ERR_QT_TUNNEL_CLOSED; destroy(err) rejects them with err', async () => {
+    const listener = await res.listen({}, echo);
+    const client = await res.dial(listener);
+    const rekey = client.rekey().catch((e: unknown) => e);
+    const ping = client.ping().catch((e: unknown) => e);
+    client.destroy();
+    const [r, p] = await within(Promise.all([rekey, ping]), 5000, 'the pending calls to settle');
+    expect((r as { code?: string }).code).to.equal(ErrorCode.TUNNEL_CLOSED);
+    expect(p).to.equal(r);
+    const other = await res.dial(listener);
+    other.on('error', () => undefined);
+    const pending = other.ping().catch((e: unknown) => e);
+    const cause = new Error('application failure');
+    other.destroy(cause);
+    expect(await within(pending, 5000, 'the ping to settle')).to.equal(cause);
   });
 });
 
@@ -715,6 +758,21 @@ describe('tunnel e2e: graceful close', function () {
     await within(closed, 5000, 'server close');
   });
 
+  for (const wire of WIRES) {
+    it(`${wire.name}: destroy() right after dial() resolves: the server still completes the handshake (a tunnel, no handshakeError)`, async () => {
+      const listener = await res.listen(wire.options);
+      const errors = handshakeErrors(listener);
+      const serverSide = nextTunnel(listener, 5000);
+      const client = await res.dial(listener, wire.options);
+      client.destroy(); // in the same tick: the client's last flight must not be lost with the socket
+      const server = await serverSide;
+      server.on('error', () => undefined);
+      expect(errors).to.deep.equal([]);
+      await until(() => server.destroyed, 5000, 'the server tunnel to end');
+      expect(server.info().closeState).to.equal('truncated');
+    });
+  }
+
   it('listener.close({ tunnels: true }) closes established tunnels with close_notify', async () => {
     const listener = await res.listen();
     const client = await res.dial(listener);
@@ -852,6 +910,19 @@ describe('tunnel e2e: resets, half-open sockets and handshake timeouts', functio
     await until(() => errors.length === 1, 5000, 'the handshakeError event');
     expect(errors[0]!.remoteAddress).to.equal('127.0.0.1');
     expect(errors[0]!.remotePort).to.equal(localPort);
+  });
+
+  it('listener.close() aborts a handshake in progress at once: handshakeError ERR_QT_ABORTED, the socket closed', async () => {
+    const listener = await res.listen({ handshakeTimeoutMs: 30_000 });
+    const errors = handshakeErrors(listener);
+    const peer = new RawPeer(await res.connect(listener.address().port)); // connects, never speaks
+    await until(() => listener.pendingHandshakes === 1, 5000, 'the handshake to start');
+    const closed = listener.close();
+    await until(() => errors.length === 1, 5000, 'the handshakeError event');
+    expect(errors[0]!.error.code).to.equal(ErrorCode.ABORTED);
+    await within(peer.waitClosed(), 5000, 'the connection to close');
+    expect(listener.pendingHandshakes).to.equal(0);
+    await within(closed, 5000, 'listener close');
   });
 
   it('a client handshake timeout against a silent server: ERR_QT_HANDSHAKE_TIMEOUT', async () => {
