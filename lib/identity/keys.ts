@@ -192,6 +192,8 @@ export interface AuthorizedPeer {
  */
 export class AuthorizedPeers {
   readonly #byFingerprint = new Map<string, AuthorizedPeer>();
+  /** The keys that fingerprint entries admitted. */
+  readonly #learned = new Map<string, PublicIdentityKey>();
 
   constructor(entries: Iterable<PublicIdentityKey | string | AuthorizedPeer> = []) {
     for (const e of entries) this.add(e);
@@ -219,6 +221,12 @@ export class AuthorizedPeers {
   lookup(key: PublicIdentityKey): AuthorizedPeer | undefined {
     const peer = this.#byFingerprint.get(key.fingerprint);
     if (peer?.key !== undefined && peer.key !== key && !peer.key.equals(key)) return undefined;
+    if (peer?.key === undefined && peer !== undefined && !this.#learned.has(peer.fingerprint)) {
+      // A fingerprint entry admitted its key: keep that key (one per entry) so the next
+      // handshakes get it back from fromBlob, parsed and hashed already, like a key entry's.
+      this.#learned.set(peer.fingerprint, key);
+      rememberKey(key);
+    }
     return peer;
   }
 

@@ -149,6 +149,18 @@ describe('protocol v2: pinned identity keys (§13)', function () {
       expect(other.bytes.equals(lookalike.subarray(2))).to.equal(true);
       expect(peers.lookup(other)).to.equal(undefined);
     });
+
+    it('a fingerprint entry keeps the key it admitted, and hands it back for the next handshakes', () => {
+      const k = key();
+      const stranger = key();
+      const peers = new AuthorizedPeers([`${k.fingerprint} by-fingerprint`]);
+      expect(peers.lookup(PublicIdentityKey.fromBlob(stranger.publicKey.blob))).to.equal(undefined);
+      expect(PublicIdentityKey.fromBlob(stranger.publicKey.blob)).to.not.equal(PublicIdentityKey.fromBlob(stranger.publicKey.blob));
+      const first = PublicIdentityKey.fromBlob(k.publicKey.blob);
+      expect(PublicIdentityKey.fromBlob(k.publicKey.blob)).to.not.equal(first); // not admitted yet
+      expect(peers.lookup(first)?.comment).to.equal('by-fingerprint');
+      expect(PublicIdentityKey.fromBlob(k.publicKey.blob)).to.equal(first);
+    });
   });
 
   for (const group of permitted) {
