@@ -5,6 +5,8 @@
  * a server rotating keys.
  */
 import { createHash } from 'node:crypto';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { expect } from 'chai';
 import { ErrorCode, QuantumTunnelError } from '../../lib/index.js';
 import { CipherSuite } from '../../lib/protocol/constants.js';
@@ -148,6 +150,28 @@ describe('protocol v2: pinned identity keys (§13)', function () {
       expect(other).to.not.equal(presented);
       expect(other.bytes.equals(lookalike.subarray(2))).to.equal(true);
       expect(peers.lookup(other)).to.equal(undefined);
+    });
+
+    it('listed keys and their parsed ML-KEM keys go with the list: nothing else holds them', async () => {
+      v8.setFlagsFromString('--expose-gc');
+      const gc = vm.runInNewContext('gc') as () => void;
+      let collected = 0;
+      const watch = new FinalizationRegistry(() => collected++);
+      (() => {
+        const k = key();
+        const peers = new AuthorizedPeers([k.publicKey.toString()]);
+        const listed = peers.lookup(k.publicKey)!.key!;
+        expect(listed).to.not.equal(k.publicKey);
+        expect(PublicIdentityKey.fromBlob(k.publicKey.blob)).to.equal(listed);
+        defaultGroup.encapsulate(listed.bytes, V2_VERSION_NUMBER, undefined, SERVER_KEY_LABEL).secret.destroy(); // parsed and kept
+        watch.register(listed, 'listed');
+        watch.register(listed.bytes, 'its bytes, the parsed key cache\'s key');
+      })();
+      for (let i = 0; i < 20 && collected < 2; i++) {
+        gc();
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      expect(collected).to.equal(2);
     });
 
     it('a fingerprint entry keeps the key it admitted, and hands it back for the next handshakes', () => {
