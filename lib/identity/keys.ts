@@ -11,7 +11,7 @@
 import { ErrorCode, invalidArgument, qtError } from '../errors.js';
 import { checkBytes } from '../crypto/bytes.js';
 import { sha256 } from '../crypto/hash.js';
-import { defaultKemGroup, type KemGroupSpec, kemGroupById, kemGroupByOption, KEM_GROUPS, type StaticKemKeyPair } from '../protocol/v2/groups.js';
+import { defaultKemGroup, type KemGroupSpec, kemGroupById, kemGroupByOption, KEM_GROUPS, markStaticPublicKey, type StaticKemKeyPair } from '../protocol/v2/groups.js';
 import type { PrivateKey } from '../native.js';
 
 /** The prefix of a public key's type word: `qtun-x25519-mlkem1024`. */
@@ -35,6 +35,29 @@ export function isFingerprint(text: string): boolean {
   return /^SHA256:[A-Za-z0-9+/]{43}$/.test(text);
 }
 
+/**
+ * The keys of authorized-peers lists, by a tag of their bytes, so that the key a client presents
+ * comes back as the listed object, with its fingerprint computed and its ML-KEM key parsed once
+ * (groups.ts) instead of on every handshake. Only lists add to it (never a peer); entries are weak
+ * and go with the keys.
+ */
+const known = new Map<string, WeakRef<PublicIdentityKey>>();
+const forgetKnown = new FinalizationRegistry<string>((tag) => {
+  if (known.get(tag)?.deref() === undefined) known.delete(tag);
+});
+
+/** Group and the last 32 bytes (ML-KEM's random seed rho): equal keys share it; equality is checked on use. */
+function tagOf(groupId: number, bytes: Uint8Array): string {
+  return `${groupId}:${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1', bytes.length - 32)}`;
+}
+
+function rememberKey(key: PublicIdentityKey): void {
+  const tag = tagOf(key.group.id, key.bytes);
+  if (known.get(tag)?.deref() === key) return;
+  known.set(tag, new WeakRef(key));
+  forgetKnown.register(key, tag);
+}
+
 /** A peer's public identity key. Immutable; compare with {@link PublicIdentityKey.equals}. */
 export class PublicIdentityKey {
   /** The hybrid group the key belongs to. */
@@ -48,6 +71,7 @@ export class PublicIdentityKey {
     this.group = group;
     this.bytes = Buffer.from(bytes);
     this.fingerprint = fingerprintOf(group, this.bytes);
+    markStaticPublicKey(this.bytes);
     Object.freeze(this);
   }
 
@@ -56,6 +80,8 @@ export class PublicIdentityKey {
     const g = groupOf(group);
     checkBytes(bytes, 'bytes');
     if (bytes.length !== g.clientShareSize) throw qtError(ErrorCode.INVALID_KEY, `a ${g.option} public key is ${g.clientShareSize} bytes, not ${bytes.length}`);
+    const listed = known.get(tagOf(g.id, bytes))?.deref();
+    if (listed !== undefined && listed.group === g && listed.bytes.equals(bytes)) return listed;
     return new PublicIdentityKey(g, bytes);
   }
 
@@ -166,6 +192,8 @@ export interface AuthorizedPeer {
  */
 export class AuthorizedPeers {
   readonly #byFingerprint = new Map<string, AuthorizedPeer>();
+  /** The keys that fingerprint entries admitted. */
+  readonly #learned = new Map<string, PublicIdentityKey>();
 
   constructor(entries: Iterable<PublicIdentityKey | string | AuthorizedPeer> = []) {
     for (const e of entries) this.add(e);
@@ -185,13 +213,20 @@ export class AuthorizedPeers {
         peer = { key, fingerprint: key.fingerprint, comment };
       }
     } else peer = entry;
+    if (peer.key instanceof PublicIdentityKey) rememberKey(peer.key);
     this.#byFingerprint.set(peer.fingerprint, peer);
   }
 
   /** The entry that admits `key`, if any. */
   lookup(key: PublicIdentityKey): AuthorizedPeer | undefined {
     const peer = this.#byFingerprint.get(key.fingerprint);
-    if (peer?.key !== undefined && !peer.key.equals(key)) return undefined;
+    if (peer?.key !== undefined && peer.key !== key && !peer.key.equals(key)) return undefined;
+    if (peer?.key === undefined && peer !== undefined && !this.#learned.has(peer.fingerprint)) {
+      // A fingerprint entry admitted its key: keep that key (one per entry) so the next
+      // handshakes get it back from fromBlob, parsed and hashed already, like a key entry's.
+      this.#learned.set(peer.fingerprint, key);
+      rememberKey(key);
+    }
     return peer;
   }
 

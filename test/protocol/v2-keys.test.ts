@@ -5,15 +5,20 @@
  * a server rotating keys.
  */
 import { createHash } from 'node:crypto';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { expect } from 'chai';
 import { ErrorCode, QuantumTunnelError } from '../../lib/index.js';
 import { CipherSuite } from '../../lib/protocol/constants.js';
 import { AuthorizedPeers, fingerprintOf, IdentityKey, isFingerprint, parsePublicKeyLine, PublicIdentityKey } from '../../lib/identity/keys.js';
-import { KEM_GROUPS, KemGroup, kemGroupById, type KemGroupSpec } from '../../lib/protocol/v2/groups.js';
+import { KEM_GROUPS, KemGroup, kemGroupById, type KemGroupSpec, SERVER_KEY_LABEL } from '../../lib/protocol/v2/groups.js';
 import { ClientHandshakeV2, ServerHandshakeV2, type V2InitiatorOptions, type V2ResponderOptions } from '../../lib/protocol/v2/handshake.js';
 import { ExtensionType } from '../../lib/protocol/v2/keyAuth.js';
 import { decodeClientHelloV2, encodeClientHelloV2 } from '../../lib/protocol/v2/messages.js';
 import { V2 } from '../../lib/protocol/versions.js';
+import { native } from '../../lib/native.js';
+import { mlkem1024 } from '../../lib/crypto/mlkem.js';
+import { V2_VERSION_NUMBER } from '../../lib/protocol/v2/messages.js';
 import { converse, frame, type Tamper, rejects } from '../helpers/handshakes.js';
 
 const AES = CipherSuite.AES_256_GCM;
@@ -72,6 +77,113 @@ describe('protocol v2: pinned identity keys (§13)', function () {
       expect(peers.lookup(a.publicKey)?.comment).to.equal('a-key');
       expect(peers.lookup(b.publicKey)?.comment).to.equal('b-fingerprint');
       expect(peers.lookup(c.publicKey)).to.equal(undefined);
+    });
+  });
+
+  describe('each long-term key is parsed once, not on every handshake', () => {
+    /** Runs `fn` with native calls of `names` recorded (their arguments). */
+    async function recording<T>(names: string[], fn: () => Promise<T> | T): Promise<{ result: T; calls: Map<string, unknown[][]> }> {
+      const calls = new Map<string, unknown[][]>(names.map((n) => [n, []]));
+      const saved = names.map((n) => (native as unknown as Record<string, (...a: unknown[]) => unknown>)[n]!);
+      names.forEach((n, i) => {
+        (native as unknown as Record<string, unknown>)[n] = (...a: unknown[]) => {
+          calls.get(n)!.push(a);
+          return saved[i]!.apply(native, a);
+        };
+      });
+      try {
+        return { result: await fn(), calls };
+      } finally {
+        names.forEach((n, i) => ((native as unknown as Record<string, unknown>)[n] = saved[i]));
+      }
+    }
+
+    it('mutual handshakes encapsulate to parsed keys and hash no fingerprint', async () => {
+      const server = key();
+      const client = key();
+      const options = () => pair({ serverKey: server.publicKey, identity: client }, { identities: [server], authorizedPeers: new AuthorizedPeers([client.publicKey]), requirePeerIdentity: true });
+      await converse(...options()); // the first handshake parses both keys
+      const { calls } = await recording(['mlkemEncapsulate', 'mlkemImportPublicKey', 'sha256'], async () => {
+        for (let i = 0; i < 3; i++) await converse(...options());
+      });
+      // Per handshake one encapsulation to each long-term key, parsed; bytes only for ephemeral keys
+      // (the key share from the wire, and in FIPS mode the pairwise test of our own share).
+      const encapsulations = calls.get('mlkemEncapsulate')!;
+      expect(encapsulations.filter(([, pk]) => !(pk instanceof Uint8Array))).to.have.length(6);
+      const longTerm = [server, client].map((k) => k.publicKey.bytes.subarray(-mlkem1024.sizes.publicKey)); // both default groups use ML-KEM-1024
+      expect(encapsulations.filter(([, pk]) => pk instanceof Uint8Array && longTerm.some((ek) => ek.equals(pk)))).to.have.length(0);
+      expect(calls.get('mlkemImportPublicKey')).to.have.length(0);
+      expect(calls.get('sha256')).to.have.length(0);
+    });
+
+    it('an encapsulation to a key whose bytes changed since it was parsed goes to the new bytes', () => {
+      const target = key();
+      const other = key();
+      const publicKey = PublicIdentityKey.fromBytes(defaultGroup, target.publicKey.bytes);
+      const version = V2_VERSION_NUMBER;
+      defaultGroup.encapsulate(publicKey.bytes, version, undefined, SERVER_KEY_LABEL).secret.destroy(); // parsed and kept
+      publicKey.bytes.set(other.publicKey.bytes); // a caller writing into the key's buffer
+      const { share, secret } = defaultGroup.encapsulate(publicKey.bytes, version, undefined, SERVER_KEY_LABEL);
+      const theirs = other.keyPair.decapsulate(share, version, SERVER_KEY_LABEL);
+      try {
+        expect(native.timingSafeEqual(secret, theirs)).to.equal(true);
+      } finally {
+        secret.destroy();
+        theirs.destroy();
+      }
+    });
+
+    it("a listed key comes back as the list's object; other keys, and keys sharing its tag, do not", () => {
+      const listed = key();
+      const unlisted = key();
+      const peers = new AuthorizedPeers([listed.publicKey.toString('listed')]);
+      const presented = PublicIdentityKey.fromBlob(listed.publicKey.blob);
+      expect(peers.lookup(presented)?.comment).to.equal('listed');
+      expect(presented).to.equal(PublicIdentityKey.fromBlob(listed.publicKey.blob));
+      expect(presented.equals(listed.publicKey)).to.equal(true);
+      // Not interned: a key no list holds (what any peer may send) is a new object every time.
+      expect(PublicIdentityKey.fromBlob(unlisted.publicKey.blob)).to.not.equal(PublicIdentityKey.fromBlob(unlisted.publicKey.blob));
+      // The same last 32 bytes (ML-KEM's rho) but another classical key: another key.
+      const lookalike = Buffer.from(listed.publicKey.blob);
+      lookalike[2]! ^= 1;
+      const other = PublicIdentityKey.fromBlob(lookalike);
+      expect(other).to.not.equal(presented);
+      expect(other.bytes.equals(lookalike.subarray(2))).to.equal(true);
+      expect(peers.lookup(other)).to.equal(undefined);
+    });
+
+    it('listed keys and their parsed ML-KEM keys go with the list: nothing else holds them', async () => {
+      v8.setFlagsFromString('--expose-gc');
+      const gc = vm.runInNewContext('gc') as () => void;
+      let collected = 0;
+      const watch = new FinalizationRegistry(() => collected++);
+      (() => {
+        const k = key();
+        const peers = new AuthorizedPeers([k.publicKey.toString()]);
+        const listed = peers.lookup(k.publicKey)!.key!;
+        expect(listed).to.not.equal(k.publicKey);
+        expect(PublicIdentityKey.fromBlob(k.publicKey.blob)).to.equal(listed);
+        defaultGroup.encapsulate(listed.bytes, V2_VERSION_NUMBER, undefined, SERVER_KEY_LABEL).secret.destroy(); // parsed and kept
+        watch.register(listed, 'listed');
+        watch.register(listed.bytes, 'its bytes, the parsed key cache\'s key');
+      })();
+      for (let i = 0; i < 20 && collected < 2; i++) {
+        gc();
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      expect(collected).to.equal(2);
+    });
+
+    it('a fingerprint entry keeps the key it admitted, and hands it back for the next handshakes', () => {
+      const k = key();
+      const stranger = key();
+      const peers = new AuthorizedPeers([`${k.fingerprint} by-fingerprint`]);
+      expect(peers.lookup(PublicIdentityKey.fromBlob(stranger.publicKey.blob))).to.equal(undefined);
+      expect(PublicIdentityKey.fromBlob(stranger.publicKey.blob)).to.not.equal(PublicIdentityKey.fromBlob(stranger.publicKey.blob));
+      const first = PublicIdentityKey.fromBlob(k.publicKey.blob);
+      expect(PublicIdentityKey.fromBlob(k.publicKey.blob)).to.not.equal(first); // not admitted yet
+      expect(peers.lookup(first)?.comment).to.equal('by-fingerprint');
+      expect(PublicIdentityKey.fromBlob(k.publicKey.blob)).to.equal(first);
     });
   });
 

@@ -11,12 +11,12 @@
  * HKDF-SHA-384 over Z' = Z_classical ‖ Z_mlkem is the SP 800-56C rev. 2 two-step KDF (§5, with
  * the hybrid Z' of §2), so with P-384 + ML-KEM-1024 every step is an approved service.
  */
-import type { PrivateKey, Secret } from '../../native.js';
+import type { PrivateKey, PublicKey, Secret } from '../../native.js';
 import { ErrorCode, invalidArgument, qtError } from '../../errors.js';
 import { checkBytes } from '../../crypto/bytes.js';
 import { sha384 } from '../../crypto/hash.js';
 import * as hkdf from '../../crypto/hkdf.js';
-import { type Encapsulation, type MlKem, mlkem1024, mlkem768 } from '../../crypto/mlkem.js';
+import { type Encapsulation, type EncapsulationKey, type MlKem, mlkem1024, mlkem768 } from '../../crypto/mlkem.js';
 import * as p384 from '../../crypto/p384.js';
 import { cryptoPolicy } from '../../crypto/policy.js';
 import { destroyAll } from '../../crypto/secret.js';
@@ -172,6 +172,35 @@ export function combine(
   }
 }
 
+/**
+ * Long-term public keys (PublicIdentityKey bytes) whose ML-KEM half is parsed once, on the first
+ * encapsulation to it, and reused: parsing an encapsulation key (the FIPS 203 check and the
+ * matrix expansion) is about a third of an encapsulation. Weak: an entry lives as long as the
+ * Buffer it is keyed by. `copy` is the key as parsed, so a Buffer changed since is parsed anew.
+ */
+const staticKeys = new WeakMap<Uint8Array, { copy?: Buffer; parsed?: PublicKey; fips?: boolean } | undefined>();
+
+/** Marks `bytes` (a long-term public key in the client share format) for parse-once encapsulation. */
+export function markStaticPublicKey(bytes: Uint8Array): void {
+  if (!staticKeys.has(bytes)) staticKeys.set(bytes, undefined);
+}
+
+/** The parsed ML-KEM key of a marked long-term key, or the bytes themselves (parsed by the encapsulation). */
+function encapsulationKeyOf(kem: MlKem, share: Uint8Array, ek: Uint8Array): EncapsulationKey {
+  if (!staticKeys.has(share)) return ek;
+  const entry = staticKeys.get(share);
+  // A handle belongs to the library context (FIPS or standard) it was parsed in.
+  if (entry?.parsed !== undefined && entry.fips === cryptoPolicy.fips && entry.copy!.equals(ek)) return entry.parsed;
+  let parsed: PublicKey;
+  try {
+    parsed = kem.importPublicKey(ek);
+  } catch {
+    return ek; // an invalid key: the encapsulation reports it as it always has
+  }
+  staticKeys.set(share, { copy: Buffer.from(ek), parsed, fips: cryptoPolicy.fips });
+  return parsed;
+}
+
 function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem): KemGroupSpec {
   const c = classical.publicKeySize;
   const clientShareSize = c + kem.sizes.publicKey;
@@ -258,7 +287,7 @@ function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem
     clientShare: Uint8Array,
     version: number,
     fixed: FixedServerShare | undefined,
-    encapsulate: (ek: Uint8Array) => R extends Promise<unknown> ? Promise<Encapsulation> : Encapsulation,
+    encapsulate: (ek: EncapsulationKey) => R extends Promise<unknown> ? Promise<Encapsulation> : Encapsulation,
     label: Uint8Array = HYBRID_LABEL,
   ): R => {
     checkBytes(clientShare, 'clientShare', clientShareSize);
@@ -277,7 +306,7 @@ function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem
     };
     try {
       zc = classical.derive(cl.privateKey, clientClassical);
-      const enc = encapsulate(encapsulationKey);
+      const enc = encapsulate(encapsulationKeyOf(kem, clientShare, encapsulationKey));
       if (enc instanceof Promise) {
         return enc.then(assemble).finally(release) as R;
       }
