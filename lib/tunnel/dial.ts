@@ -11,6 +11,7 @@ import {
   resolveDialPsk,
   resolveGroups,
   resolveHandshakeTimeout,
+  checkTunnelOptions,
   resolveSuites,
   resolveTimeout,
 } from './options.js';
@@ -122,6 +123,7 @@ async function establish(
   auth: { serverKey?: PublicIdentityKey; identity?: IdentityKey; requestServerKey?: boolean; serverCertificate?: ServerCertificatePolicy; certificate?: CertificateIdentity },
 ): Promise<{ tunnel: Tunnel; announcedServerKey?: PublicIdentityKey }> {
   applyFipsOption(options.fips);
+  checkTunnelOptions(options);
   const suites = resolveSuites(options.ciphers);
   const groups = resolveGroups(options.groups);
   const legacyV1 = options.legacyV1 === true;

@@ -15,6 +15,7 @@ import {
   DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS,
   type ListenOptions,
   resolveHandshakeTimeout,
+  checkTunnelOptions,
   resolveGroups,
   resolveLimit,
   resolveListenAuth,
@@ -81,6 +82,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
       offloadCrypto: options.offloadCrypto,
     };
     this.handshakeTimeoutMs = resolveHandshakeTimeout(options);
+    checkTunnelOptions(options);
     this.maxPending = resolveLimit(options.maxPendingHandshakes, DEFAULT_MAX_PENDING_HANDSHAKES, 'maxPendingHandshakes');
     this.maxPendingPerAddress = resolveLimit(options.maxPendingHandshakesPerAddress, DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS, 'maxPendingHandshakesPerAddress');
     this.maxHandshakeBytes = resolveLimit(options.maxHandshakeBytes, DEFAULT_MAX_HANDSHAKE_BYTES, 'maxHandshakeBytes');

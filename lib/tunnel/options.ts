@@ -200,6 +200,16 @@ export function resolveLimit(value: number | undefined, fallback: number, name: 
   return value;
 }
 
+/**
+ * Checks the options a Tunnel reads only after its handshake (rekeyMinIntervalMs,
+ * closeTimeoutMs), so that a bad one fails dial() before it connects and listen() before it
+ * accepts anything.
+ */
+export function checkTunnelOptions(options: TunnelOptions): void {
+  resolveTimeout(options.rekeyMinIntervalMs, 0, 'rekeyMinIntervalMs');
+  resolveTimeout(options.closeTimeoutMs, 0, 'closeTimeoutMs');
+}
+
 export function resolveHandshakeTimeout(options: TunnelOptions): number {
   return resolveTimeout(options.handshakeTimeoutMs, DEFAULT_HANDSHAKE_TIMEOUT_MS, 'handshakeTimeoutMs');
 }

@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import { defaultKemGroup } from '../../lib/protocol/v2/groups.js';
-import { crypto, dial, ErrorCode, type Listener, TicketManager, type Tunnel, type ResumptionState } from '../../lib/index.js';
+import { crypto, dial, ErrorCode, listen, type Listener, TicketManager, type Tunnel, type ResumptionState } from '../../lib/index.js';
 import { MAX_RECORD_PLAINTEXT } from '../../lib/protocol/constants.js';
 import type { Session } from '../../lib/protocol/session.js';
 import { RECORD_TYPE } from '../../lib/protocol/v2/record.js';
@@ -988,6 +988,25 @@ describe('tunnel e2e: dial errors', function () {
     const listener = await res.listen();
     await rejectsWithCode(res.dial(listener, { handshakeTimeoutMs: -1 }), ErrorCode.INVALID_ARGUMENT);
     await rejectsWithCode(res.dial(listener, { connectTimeoutMs: Number.NaN }), ErrorCode.INVALID_ARGUMENT);
+  });
+
+  it('options the tunnel reads after the handshake are checked before connecting: nothing reaches the server', async () => {
+    let connections = 0;
+    const server = createServer((s) => {
+      connections++;
+      s.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      await rejectsWithCode(dial({ host: '127.0.0.1', port }, { rekeyMinIntervalMs: -1 }), ErrorCode.INVALID_ARGUMENT);
+      await rejectsWithCode(dial({ host: '127.0.0.1', port }, { closeTimeoutMs: Number.POSITIVE_INFINITY }), ErrorCode.INVALID_ARGUMENT);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(connections).to.equal(0);
+    } finally {
+      server.close();
+    }
+    expect(() => listen({ port: 0, closeTimeoutMs: -5 })).to.throw().with.property('code', ErrorCode.INVALID_ARGUMENT);
   });
 
   for (const wire of WIRES) {
