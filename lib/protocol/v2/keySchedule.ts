@@ -29,15 +29,30 @@ export const V2_SCHEDULE: ScheduleParams = Object.freeze({
 
 /** The encoded HkdfLabel of RFC 8446 §7.1: BE16(length) ‖ vec8(prefix ‖ label) ‖ vec8(context). */
 export function hkdfLabel(params: ScheduleParams, label: string, context: Uint8Array, length: number): Buffer {
-  const full = Buffer.from(params.labelPrefix + label, 'ascii');
+  const full = labelBytes(params, label);
   if (full.length > 255 || context.length > 255) invalidArgument('a label and its context are at most 255 bytes each');
-  const out = Buffer.alloc(2 + 1 + full.length + 1 + context.length);
+  const out = Buffer.allocUnsafe(2 + 1 + full.length + 1 + context.length);
   out.writeUInt16BE(length, 0);
   out[2] = full.length;
   full.copy(out, 3);
   out[3 + full.length] = context.length;
-  Buffer.from(context.buffer, context.byteOffset, context.length).copy(out, 4 + full.length);
+  out.set(context, 4 + full.length);
   return out;
+}
+
+/** prefix ‖ label as ASCII, encoded once per parameter set and label (labels are a fixed set). */
+const labelCache = new WeakMap<ScheduleParams, Map<string, Buffer>>();
+
+function labelBytes(params: ScheduleParams, label: string): Buffer {
+  let labels = labelCache.get(params);
+  if (labels === undefined) labelCache.set(params, (labels = new Map()));
+  let full = labels.get(label);
+  if (full === undefined) {
+    full = Buffer.from(params.labelPrefix + label, 'ascii');
+    // Exporter labels come from the application: only the protocol's own few are kept.
+    if (labels.size < 64) labels.set(label, full);
+  }
+  return full;
 }
 
 /** HKDF-Expand-Label(Secret, Label, Context, Length) → a secret. */

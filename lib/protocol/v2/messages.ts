@@ -66,14 +66,21 @@ class Reader {
     this.#offset += n;
     return out;
   }
+  // The integers are read in place (no subarray per field).
+  #advance(n: number): number {
+    const at = this.#offset;
+    if (n > this.buf.length - at) malformed(this.what);
+    this.#offset = at + n;
+    return at;
+  }
   u8(): number {
-    return this.bytes(1)[0]!;
+    return this.buf[this.#advance(1)]!;
   }
   u16(): number {
-    return this.bytes(2).readUInt16BE(0);
+    return this.buf.readUInt16BE(this.#advance(2));
   }
   u32(): number {
-    return this.bytes(4).readUInt32BE(0);
+    return this.buf.readUInt32BE(this.#advance(4));
   }
   vec8(): Buffer {
     return this.bytes(this.u8());
@@ -107,9 +114,8 @@ class Writer {
     return this.raw(Buffer.of(n));
   }
   u16(n: number): this {
-    const b = Buffer.alloc(2);
-    b.writeUInt16BE(n);
-    return this.raw(b);
+    if (!(n >= 0 && n <= 0xffff)) invalidArgument(`${n} does not fit 16 bits`);
+    return this.raw(Buffer.of(n >>> 8, n & 0xff));
   }
   u32(n: number): this {
     const b = Buffer.alloc(4);
