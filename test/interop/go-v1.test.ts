@@ -21,8 +21,8 @@
  *       (equal: the reply is byte-identical), then {"event":"done","version","suite"} and closes.
  *       Any failure prints {"event":"error","error"} and exits 1.
  *
- * Re-running the Go side: see the report in the go-interop branch history (the Go source,
- * toolchain and binary stay outside the repository).
+ * How the Go side was obtained and built here (none of it is in this repository), and the last
+ * results: docs/BENCHMARKS.md, "The Go reference (Quantum-Go)".
  */
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
