@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import { crypto, ErrorCode, QuantumTunnelError } from '../../lib/index.js';
 import { KEM_GROUPS, KemGroup, combine, defaultKemGroup, kemGroupById, kemGroupByOption } from '../../lib/protocol/v2/groups.js';
-import { expandLabel, expandLabelPublic, hkdfLabel, KeySchedule, type ScheduleParams, V2_SCHEDULE } from '../../lib/protocol/v2/keySchedule.js';
+import { deriveSecret, expandLabel, expandLabelPublic, hkdfLabel, KeySchedule, type ScheduleParams, V2_SCHEDULE } from '../../lib/protocol/v2/keySchedule.js';
 import { hex, loadFixture } from '../helpers/fixtures.js';
 import * as testing from '../../lib/testing.js';
 
@@ -44,12 +44,12 @@ describe('protocol v2: key schedule (RFC 8446 §7.1)', () => {
     const sk = ks.trafficKeys(h.server, 16, 12);
     expect([out(ck.key), out(ck.iv), out(sk.key), out(sk.iv)]).to.deep.equal([R.clientHandshakeKey, R.clientHandshakeIv, R.serverHandshakeKey, R.serverHandshakeIv]);
     const master = testing.secretFromBytes(hex(R.masterSecret));
-    const ap = ks.applicationTrafficSecrets(master, hex(R.serverFinishedHash));
+    const ap = ks.applicationSecrets(master, hex(R.serverFinishedHash));
     expect([out(ap.client), out(ap.server)]).to.deep.equal([R.clientApplicationTrafficSecret, R.serverApplicationTrafficSecret]);
     const ca = ks.trafficKeys(ap.client, 16, 12);
     const sa = ks.trafficKeys(ap.server, 16, 12);
     expect([out(ca.key), out(ca.iv), out(sa.key), out(sa.iv)]).to.deep.equal([R.clientApplicationKey, R.clientApplicationIv, R.serverApplicationKey, R.serverApplicationIv]);
-    expect(out(ks.exporterMasterSecret(master, hex(R.serverFinishedHash)))).to.equal(R.exporterMasterSecret);
+    expect(out(ap.exporter)).to.equal(R.exporterMasterSecret);
     expect(out(ks.resumptionMasterSecret(master, hex(R.clientFinishedHash)))).to.equal(R.resumptionMasterSecret);
   });
 
@@ -72,7 +72,7 @@ describe('protocol v2: key schedule (RFC 8446 §7.1)', () => {
     const v2 = new KeySchedule();
     const early = v2.earlySecret();
     expect(testing.exportSecret(early).length).to.equal(48);
-    const exporter = v2.exporterMasterSecret(v2.masterSecret(v2.handshakeSecret(early, crypto.randomSecret(48))), Buffer.alloc(48, 1));
+    const exporter = v2.applicationSecrets(v2.masterSecret(v2.handshakeSecret(early, crypto.randomSecret(48))), Buffer.alloc(48, 1)).exporter;
     const a = v2.exporter(exporter, 'EXPORTER-test', Buffer.from('ctx'), 64);
     expect(a.length).to.equal(64);
     expect(v2.exporter(exporter, 'EXPORTER-test', Buffer.from('ctx'), 64).equals(a)).to.equal(true);
@@ -91,10 +91,10 @@ describe('protocol v2: key schedule (RFC 8446 §7.1)', () => {
     const master = v2.masterSecret(implicit);
     const hash = Buffer.alloc(48, 9);
     const all = v2.applicationSecrets(master, hash);
-    const pair = v2.applicationTrafficSecrets(master, hash);
-    expect(testing.exportSecret(all.client).equals(testing.exportSecret(pair.client))).to.equal(true);
-    expect(testing.exportSecret(all.server).equals(testing.exportSecret(pair.server))).to.equal(true);
-    expect(testing.exportSecret(all.exporter).equals(testing.exportSecret(v2.exporterMasterSecret(master, hash)))).to.equal(true);
+    // Each is its own Derive-Secret (RFC 8446 §7.1) over the one transcript hash.
+    for (const [secret, label] of [[all.client, 'c ap traffic'], [all.server, 's ap traffic'], [all.exporter, 'exp master']] as const) {
+      expect(testing.exportSecret(secret).equals(testing.exportSecret(deriveSecret(V2_SCHEDULE, master, label, hash))), label).to.equal(true);
+    }
     expect(testing.exportSecret(all.client).equals(testing.exportSecret(all.server))).to.equal(false);
   });
 

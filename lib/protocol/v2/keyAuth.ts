@@ -6,8 +6,7 @@
  * Both secrets enter the key schedule (keySchedule.ts), so each side's Finished proves its key.
  */
 import type { Secret } from '../../native.js';
-import { AeadSuite, createRecordAead, openRecord, sealRecord } from '../../crypto/aead.js';
-import { destroyAll } from '../../crypto/secret.js';
+import { AeadSuite, openRecord, sealRecord } from '../../crypto/aead.js';
 import { ErrorCode, qtError } from '../../errors.js';
 import type { Extension } from './messages.js';
 import type { KeySchedule } from './keySchedule.js';
@@ -76,11 +75,10 @@ export function findExtension(extensions: readonly Extension[], type: number): B
 /** The identity block's record context: key and IV from Derive-Secret(ks, "c identity", ""). */
 function identityContext(schedule: KeySchedule, ks: Secret) {
   const secret = schedule.identitySecret(ks);
-  const { key, iv } = schedule.trafficKeys(secret);
   try {
-    return createRecordAead(IDENTITY_AEAD, key, iv);
+    return schedule.recordAead(secret, IDENTITY_AEAD);
   } finally {
-    destroyAll(secret, key, iv);
+    secret.destroy();
   }
 }
 

@@ -211,16 +211,6 @@ export class KeySchedule {
     return { client: client!, server: server!, exporter: exporter! };
   }
 
-  /** Client and server application traffic secrets, over the transcript up to the server's Finished. */
-  applicationTrafficSecrets(master: Secret, serverFinishedHash: Uint8Array): { client: Secret; server: Secret } {
-    const [client, server] = this.#deriveSecrets(master, ['c ap traffic', 's ap traffic'], serverFinishedHash);
-    return { client: client!, server: server! };
-  }
-
-  exporterMasterSecret(master: Secret, serverFinishedHash: Uint8Array): Secret {
-    return deriveSecret(this.#params, master, 'exp master', serverFinishedHash);
-  }
-
   resumptionMasterSecret(master: Secret, clientFinishedHash: Uint8Array): Secret {
     return deriveSecret(this.#params, master, 'res master', clientFinishedHash);
   }
