@@ -102,6 +102,26 @@ bool CheckImported(LibraryContext* lc, EVP_PKEY* pkey, KeyKind kind, bool is_pri
   return ctx && (is_private ? EVP_PKEY_pairwise_check(ctx.get()) : EVP_PKEY_public_check(ctx.get())) == 1;
 }
 
+// The end of every import: a key was decoded (else `malformed`), it is of a kind we hold, and it
+// passes CheckImported. Returns the key (owned by the caller) or nullptr with `st` failed.
+EVP_PKEY* FinishImport(LibraryContext* lc, Pkey pkey, bool is_private, const char* malformed, KeyKind* kind,
+                       OpStatus* st) {
+  const char* which = is_private ? "private" : "public";
+  if (!pkey) {
+    st->Fail(code::kInvalidKey, malformed);
+    return nullptr;
+  }
+  if (!KindOfKey(pkey.get(), kind)) {
+    st->Fail(code::kUnsupported, std::string("the ") + which + " key is not ML-DSA-87, ML-KEM-1024, ML-KEM-768, X25519 or P-384");
+    return nullptr;
+  }
+  if (!CheckImported(lc, pkey.get(), *kind, is_private)) {
+    st->Fail(code::kInvalidKey, std::string("the ") + KeyKindName(*kind) + " " + which + " key is invalid");
+    return nullptr;
+  }
+  return pkey.release();
+}
+
 // The private key in a decoded PKCS#8 PrivateKeyInfo. X25519 is outside the approved services in
 // FIPS mode: its key management is fetched with the context's X25519 query, so its keys are made
 // from the raw bytes (the base provider's decoders are fips=yes and would not find it); the same
@@ -128,19 +148,8 @@ EVP_PKEY* DecodePkcs8(LibraryContext* lc, const PKCS8_PRIV_KEY_INFO* p8, KeyKind
   } else {
     pkey.reset(EVP_PKCS82PKEY_ex(p8, lc->ctx(), lc->propq()));
   }
-  if (!pkey) {
-    st->Fail(code::kInvalidKey, "the private key is malformed or of an algorithm this build does not have");
-    return nullptr;
-  }
-  if (!KindOfKey(pkey.get(), kind)) {
-    st->Fail(code::kUnsupported, "the private key is not ML-DSA-87, ML-KEM-1024, ML-KEM-768, X25519 or P-384");
-    return nullptr;
-  }
-  if (!CheckImported(lc, pkey.get(), *kind, true)) {
-    st->Fail(code::kInvalidKey, std::string("the ") + KeyKindName(*kind) + " private key is invalid");
-    return nullptr;
-  }
-  return pkey.release();
+  return FinishImport(lc, std::move(pkey), true, "the private key is malformed or of an algorithm this build does not have",
+                      kind, st);
 }
 
 // The key derivation an encrypted file asks for, read before decrypting: so a hostile file cannot
@@ -499,19 +508,8 @@ EVP_PKEY* DecodeSpki(LibraryContext* lc, const uint8_t* der, size_t len, KeyKind
     p = der;
     pkey.reset(d2i_PUBKEY_ex(nullptr, &p, static_cast<long>(len), lc->ctx(), lc->propq()));
   }
-  if (!pkey) {
-    st->Fail(code::kInvalidKey, "the public key is malformed, invalid, or of an algorithm this build does not have");
-    return nullptr;
-  }
-  if (!KindOfKey(pkey.get(), kind)) {
-    st->Fail(code::kUnsupported, "the public key is not ML-DSA-87, ML-KEM-1024, ML-KEM-768, X25519 or P-384");
-    return nullptr;
-  }
-  if (!CheckImported(lc, pkey.get(), *kind, false)) {
-    st->Fail(code::kInvalidKey, std::string("the ") + KeyKindName(*kind) + " public key is invalid");
-    return nullptr;
-  }
-  return pkey.release();
+  return FinishImport(lc, std::move(pkey), false,
+                      "the public key is malformed, invalid, or of an algorithm this build does not have", kind, st);
 }
 
 bool EncodeSpki(EVP_PKEY* pkey, std::vector<uint8_t>* out) {
