@@ -193,6 +193,8 @@ export interface NativeAddon {
   mldsaImportPublicKey(publicKey: Uint8Array): PublicKey;
   mldsaSign(key: PrivateKey, message: Uint8Array, context: Uint8Array | undefined, deterministic: boolean): Buffer;
   mldsaVerify(publicKey: Uint8Array | PublicKey, message: Uint8Array, signature: Uint8Array, context: Uint8Array | undefined): boolean;
+  mldsaSignAsync(key: PrivateKey, message: Uint8Array, context: Uint8Array | undefined, deterministic: boolean): Promise<Buffer>;
+  mldsaVerifyAsync(publicKey: Uint8Array | PublicKey, message: Uint8Array, signature: Uint8Array, context?: Uint8Array): Promise<boolean>;
   mldsaSignForTesting(key: PrivateKey, message: Uint8Array, context: Uint8Array | undefined, rnd: Uint8Array, iface: number): Buffer;
   mldsaVerifyForTesting(
     publicKey: Uint8Array | PublicKey,

@@ -243,6 +243,87 @@ Napi::Value ImportPublicKeyHandle(const Napi::CallbackInfo& info) {
   return PublicKey::Wrap(env, pkey, KeyKind::kMlDsa87, lc);
 }
 
+// The arguments of mldsaSign(Async), read and checked; `o.context` points into the caller's bytes.
+bool SignArgs(const Napi::CallbackInfo& info, PrivateKey** key, ByteView* msg, SignOptions* o) {
+  Napi::Env env = info.Env();
+  *key = PrivateKey::FromValue(env, info[0], KeyKind::kMlDsa87, "privateKey");
+  if (*key == nullptr || !GetBytes(env, info[1], "message", msg) || !ContextArg(env, info[2], o)) return false;
+  if (!info[3].IsBoolean()) {
+    ThrowInvalidArgument(env, "deterministic must be a boolean");
+    return false;
+  }
+  o->deterministic = info[3].As<Napi::Boolean>().Value();
+  return true;
+}
+
+// The message, signature and context of mldsaVerify(Async); the public key (info[0]) is read later.
+bool VerifyArgs(const Napi::CallbackInfo& info, ByteView* msg, ByteView* sig, SignOptions* o) {
+  Napi::Env env = info.Env();
+  return GetBytes(env, info[1], "message", msg) && GetBytes(env, info[2], "signature", sig) && ContextArg(env, info[3], o);
+}
+
+// A signing or verification on the threadpool: it owns copies of the message, the context and
+// the signature, and a reference to the key (so destroy() on the handle cannot free it mid-job).
+class SignatureJob : public PromiseJob {
+ public:
+  SignatureJob(Napi::Env env, LibraryContext* lc, EVP_PKEY* key, const ByteView& msg, const SignOptions& o,
+               const ByteView* sig)
+      : PromiseJob(env), lc_(lc), key_(key), msg_(msg.data, msg.data + msg.size),
+        context_(o.context, o.context + o.context_len), verify_(sig != nullptr) {
+    if (sig != nullptr) sig_.assign(sig->data, sig->data + sig->size);
+    options_ = o;
+    options_.context = o.context == nullptr ? nullptr : context_.data();
+  }
+  ~SignatureJob() override { EVP_PKEY_free(key_); }
+
+ private:
+  void Run(OpStatus* st) override {
+    if (verify_) {
+      valid_ = Verify(lc_, key_, msg_.data(), msg_.size(), sig_.data(), sig_.size(), options_, st) == 1;
+    } else {
+      Sign(lc_, key_, msg_.data(), msg_.size(), options_, &sig_, st);
+    }
+  }
+  Napi::Value Result(Napi::Env env) override {
+    if (verify_) return Napi::Boolean::New(env, valid_);
+    return CopyToBuffer(env, sig_.data(), sig_.size());
+  }
+  LibraryContext* lc_;
+  EVP_PKEY* key_;  // one reference of ours
+  std::vector<uint8_t> msg_, context_, sig_;
+  SignOptions options_;
+  bool verify_;
+  bool valid_ = false;
+};
+
+// mldsaSignAsync(privateKey, message, context?, deterministic) -> Promise<Buffer>: mldsaSign on
+// the libuv threadpool (a signature costs milliseconds: the event loop keeps serving meanwhile).
+Napi::Value SignAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
+  PrivateKey* key;
+  ByteView msg;
+  SignOptions o;
+  if (!SignArgs(info, &key, &msg, &o)) return env.Undefined();
+  EVP_PKEY_up_ref(key->pkey());
+  return QueueJob<SignatureJob>(env, key->context(), key->pkey(), msg, o, nullptr);
+}
+
+// mldsaVerifyAsync(publicKey: bytes | PublicKey, message, signature, context?) -> Promise<boolean>
+Napi::Value VerifyAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return env.Undefined();
+  ByteView msg, sig;
+  SignOptions o;
+  if (!VerifyArgs(info, &msg, &sig, &o)) return env.Undefined();
+  LibraryContext* lc = Data(env).active_context;
+  OpStatus st;
+  bool thrown;
+  EVP_PKEY* pub = PublicKeyArg(env, info[0], lc, &st, &thrown);  // a reference of ours
+  if (thrown || st.ThrowIfFailed(env)) return env.Undefined();
+  return QueueJob<SignatureJob>(env, lc, pub, msg, o, &sig);
+}
+
 Napi::Value SignWith(Napi::Env env, PrivateKey* key, const ByteView& msg, const SignOptions& o) {
   std::vector<uint8_t> sig;
   OpStatus st;
@@ -256,17 +337,10 @@ Napi::Value SignWith(Napi::Env env, PrivateKey* key, const ByteView& msg, const 
 Napi::Value SignPure(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  PrivateKey* key = PrivateKey::FromValue(env, info[0], KeyKind::kMlDsa87, "privateKey");
+  PrivateKey* key;
   ByteView msg;
   SignOptions o;
-  if (key == nullptr || !GetBytes(env, info[1], "message", &msg) || !ContextArg(env, info[2], &o)) {
-    return env.Undefined();
-  }
-  if (!info[3].IsBoolean()) {
-    ThrowInvalidArgument(env, "deterministic must be a boolean");
-    return env.Undefined();
-  }
-  o.deterministic = info[3].As<Napi::Boolean>().Value();
+  if (!SignArgs(info, &key, &msg, &o)) return env.Undefined();
   return SignWith(env, key, msg, o);
 }
 
@@ -290,10 +364,7 @@ Napi::Value VerifyPure(const Napi::CallbackInfo& info) {
   if (!RequireOperational(env)) return env.Undefined();
   ByteView msg, sig;
   SignOptions o;
-  if (!GetBytes(env, info[1], "message", &msg) || !GetBytes(env, info[2], "signature", &sig) ||
-      !ContextArg(env, info[3], &o)) {
-    return env.Undefined();
-  }
+  if (!VerifyArgs(info, &msg, &sig, &o)) return env.Undefined();
   return VerifyWith(env, info[0], msg, sig, o);
 }
 
@@ -360,6 +431,8 @@ void InitMlDsa(Napi::Env env, Napi::Object exports) {
   exports.Set("mldsaImportPublicKey", Napi::Function::New<ImportPublicKeyHandle>(env));
   exports.Set("mldsaSign", Napi::Function::New<SignPure>(env));
   exports.Set("mldsaVerify", Napi::Function::New<VerifyPure>(env));
+  exports.Set("mldsaSignAsync", Napi::Function::New<SignAsync>(env));
+  exports.Set("mldsaVerifyAsync", Napi::Function::New<VerifyAsync>(env));
   exports.Set("mldsaSignForTesting", Napi::Function::New<SignForTesting>(env));
   exports.Set("mldsaVerifyForTesting", Napi::Function::New<VerifyForTesting>(env));
   exports.Set("mldsaPrivateKeyFromBytes", Napi::Function::New<PrivateKeyFromBytes>(env));

@@ -76,6 +76,23 @@ export function sign(privateKey: PrivateKey, message: Uint8Array, options: SignO
   return native.mldsaSign(privateKey, message, context, deterministic);
 }
 
+/** {@link sign} on the libuv threadpool: a signature costs milliseconds, the event loop keeps serving. */
+export function signAsync(privateKey: PrivateKey, message: Uint8Array, options: SignOptions = {}): Promise<Buffer> {
+  checkBytes(message, 'message');
+  const context = checkContext(options.context);
+  const deterministic = options.deterministic ?? false;
+  if (typeof deterministic !== 'boolean') invalidArgument('deterministic must be a boolean');
+  return native.mldsaSignAsync(privateKey, message, context, deterministic);
+}
+
+/** {@link verify} on the libuv threadpool. */
+export function verifyAsync(publicKey: Uint8Array | PublicKey, message: Uint8Array, signature: Uint8Array, options: VerifyOptions = {}): Promise<boolean> {
+  if (!(publicKey instanceof PublicKeyClass)) checkBytes(publicKey, 'publicKey');
+  checkBytes(message, 'message');
+  checkBytes(signature, 'signature');
+  return native.mldsaVerifyAsync(publicKey, message, signature, checkContext(options.context));
+}
+
 /**
  * Whether `signature` is a valid ML-DSA-87 signature of `message` (with the same context) under
  * `publicKey` (pk bytes, or a handle from {@link importPublicKey} or a certificate). A signature

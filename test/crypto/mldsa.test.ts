@@ -134,6 +134,36 @@ describe('ML-DSA-87 signing and verification', () => {
     expect(d1.equals(a)).to.equal(false);
   });
 
+  it('on the threadpool: signAsync and verifyAsync agree with sign and verify, contexts and keys included', async () => {
+    const context = Buffer.from('ctx');
+    const hedged = await mldsa87.signAsync(kp.privateKey, message, { context });
+    expect(hedged).to.have.length(4627);
+    expect(mldsa87.verify(kp.publicKey, message, hedged, { context })).to.equal(true);
+    expect(await mldsa87.verifyAsync(kp.publicKey, message, hedged, { context })).to.equal(true);
+    expect(await mldsa87.verifyAsync(mldsa87.importPublicKey(kp.publicKey), message, hedged, { context })).to.equal(true);
+    expect(await mldsa87.verifyAsync(kp.publicKey, message, hedged)).to.equal(false); // another context
+    const tampered = Buffer.from(hedged);
+    tampered[100]! ^= 1;
+    expect(await mldsa87.verifyAsync(kp.publicKey, message, tampered, { context })).to.equal(false);
+    expect(await mldsa87.verifyAsync(kp.publicKey, message, hedged.subarray(1), { context })).to.equal(false);
+    const deterministic = await mldsa87.signAsync(kp.privateKey, message, { deterministic: true });
+    expect(deterministic.equals(mldsa87.sign(kp.privateKey, message, { deterministic: true }))).to.equal(true);
+  });
+
+  it('on the threadpool: the job keeps its own copies, so destroying the key or changing the message after the call does not matter', async () => {
+    const k = mldsa87.generateKeyPair();
+    const m = Buffer.from(message);
+    const signing = mldsa87.signAsync(k.privateKey, m, { deterministic: true });
+    k.privateKey.destroy();
+    m.fill(0);
+    const signature = await signing;
+    expect(mldsa87.verify(k.publicKey, message, signature)).to.equal(true);
+    const verifying = mldsa87.verifyAsync(k.publicKey, m, signature);
+    m.set(message.subarray(0, m.length));
+    expect(await verifying).to.equal(false); // it checked the zeroed message it was given
+    expect(() => mldsa87.signAsync(k.privateKey, message)).to.throw(QuantumTunnelError).with.property('code', 'ERR_QT_HANDLE_DESTROYED');
+  });
+
   it('refuses a changed message, signature, context or key', () => {
     const ctx = Buffer.from('ctx');
     const sig = mldsa87.sign(kp.privateKey, message, { context: ctx });

@@ -105,10 +105,14 @@ function signedContent(role: 'server' | 'client', transcriptHash: Uint8Array): B
   return Buffer.concat([PAD, role === 'server' ? SERVER_CONTEXT : CLIENT_CONTEXT, Buffer.of(0), transcriptHash]);
 }
 
-/** CertificateVerify body over `transcriptHash` (up to and including our Certificate). */
-export function certificateVerifyBody(identity: CertificateIdentity, role: 'server' | 'client', transcriptHash: Uint8Array, deterministic = false): Buffer {
+/**
+ * CertificateVerify body over `transcriptHash` (up to and including our Certificate). The
+ * signature (milliseconds) is made on the threadpool, so the event loop keeps serving other
+ * tunnels while a server signs for a client that asked.
+ */
+export async function certificateVerifyBody(identity: CertificateIdentity, role: 'server' | 'client', transcriptHash: Uint8Array, deterministic = false): Promise<Buffer> {
   // Hedged signing (FIPS 204's default); deterministic only for known-answer vectors.
-  const signature = mldsa.sign(identity.privateKey, signedContent(role, transcriptHash), { deterministic });
+  const signature = await mldsa.signAsync(identity.privateKey, signedContent(role, transcriptHash), { deterministic });
   const out = Buffer.alloc(4 + signature.length);
   out.writeUInt16BE(SignatureScheme.ML_DSA_87, 0);
   out.writeUInt16BE(signature.length, 2);
@@ -116,15 +120,15 @@ export function certificateVerifyBody(identity: CertificateIdentity, role: 'serv
   return out;
 }
 
-/** Checks a peer's CertificateVerify with its leaf's key. */
-export function checkCertificateVerify(body: Buffer, leaf: Certificate, role: 'server' | 'client', transcriptHash: Uint8Array): void {
+/** Checks a peer's CertificateVerify with its leaf's key (the verification on the threadpool). */
+export async function checkCertificateVerify(body: Buffer, leaf: Certificate, role: 'server' | 'client', transcriptHash: Uint8Array): Promise<void> {
   if (body.length < 4 || body.readUInt16BE(2) !== body.length - 4) throw qtError(ErrorCode.MALFORMED_MESSAGE, 'malformed CertificateVerify');
   if (body.readUInt16BE(0) !== SignatureScheme.ML_DSA_87 || leaf.publicKeyAlgorithm !== 'ML-DSA-87') {
     throw qtError(ErrorCode.CERTIFICATE_BAD_SIGNATURE, 'the CertificateVerify scheme is not ML-DSA-87 with an ML-DSA-87 certificate');
   }
   const key = leaf.publicKey();
   try {
-    if (!mldsa.verify(key, signedContent(role, transcriptHash), body.subarray(4))) {
+    if (!(await mldsa.verifyAsync(key, signedContent(role, transcriptHash), body.subarray(4)))) {
       throw qtError(ErrorCode.CERTIFICATE_BAD_SIGNATURE, `the ${role}'s CertificateVerify signature does not verify`);
     }
   } finally {

@@ -436,10 +436,10 @@ export class ClientHandshakeV2 implements Handshake {
           this.#onServerCertificate(frame);
           return { send: [], next: 'frame' };
         case 'wait-certificate-verify':
-          this.#onServerCertificateVerify(frame);
+          await this.#onServerCertificateVerify(frame);
           return { send: [], next: 'frame' };
         case 'wait-finished':
-          return this.#onFinished(frame);
+          return await this.#onFinished(frame);
         default:
           throw qtError(ErrorCode.INVALID_STATE, `handshake is ${this.#state}`);
       }
@@ -530,15 +530,14 @@ export class ClientHandshakeV2 implements Handshake {
     this.#state = 'wait-certificate-verify';
   }
 
-  #onServerCertificateVerify(frame: Frame): void {
+  async #onServerCertificateVerify(frame: Frame): Promise<void> {
     const msg = readHandshakeMessage(this.#records!, frame, HandshakeType.CERTIFICATE_VERIFY, 'CertificateVerify');
-    const s = this.#secrets;
-    checkCertificateVerify(msg.body, this.#serverLeaf!, 'server', this.#transcript.digest());
+    await checkCertificateVerify(msg.body, this.#serverLeaf!, 'server', this.#transcript.digest());
     this.#transcript.update(msg.raw);
     this.#state = 'wait-finished';
   }
 
-  #onFinished(frame: Frame): HandshakeStep {
+  async #onFinished(frame: Frame): Promise<HandshakeStep> {
     const fin = readHandshakeMessage(this.#records!, frame, HandshakeType.FINISHED, 'Finished');
     const s = this.#secrets;
     if (!s.schedule.verifyFinished(s.serverHs!, this.#transcript.digest(), fin.body)) {
@@ -557,7 +556,7 @@ export class ClientHandshakeV2 implements Handshake {
       send.push(this.#records!.seal(InnerType.HANDSHAKE, certificate));
       this.#transcript.update(certificate);
       if (own) {
-        const verify = handshakeMessage(HandshakeType.CERTIFICATE_VERIFY, certificateVerifyBody(own, 'client', this.#transcript.digest(), this.#options.fixed?.deterministicSignatures));
+        const verify = handshakeMessage(HandshakeType.CERTIFICATE_VERIFY, await certificateVerifyBody(own, 'client', this.#transcript.digest(), this.#options.fixed?.deterministicSignatures));
         send.push(this.#records!.seal(InnerType.HANDSHAKE, verify));
         this.#transcript.update(verify);
       }
@@ -657,7 +656,7 @@ export class ServerHandshakeV2 implements Handshake {
     try {
       if (this.#state === 'wait-client-hello') return await this.#onClientHello(frame);
       if (this.#state === 'wait-client-certificate') return this.#onClientCertificate(frame);
-      if (this.#state === 'wait-client-certificate-verify') return this.#onClientCertificateVerify(frame);
+      if (this.#state === 'wait-client-certificate-verify') return await this.#onClientCertificateVerify(frame);
       if (this.#state === 'wait-finished') return this.#onFinished(frame);
       throw qtError(ErrorCode.INVALID_STATE, `handshake is ${this.#state}`);
     } catch (err) {
@@ -718,7 +717,7 @@ export class ServerHandshakeV2 implements Handshake {
     this.#records.installReceive(HANDSHAKE_EPOCH, s.clientHs!);
     const ee = encryptedExtensions(announcement);
     this.#transcript.update(ee);
-    const certificates = this.#certificateMessages();
+    const certificates = await this.#certificateMessages();
     const flight = [ee, ...certificates];
     const fin = handshakeMessage(HandshakeType.FINISHED, s.schedule.finishedMac(s.serverHs!, this.#transcript.digest()));
     this.#transcript.update(fin);
@@ -756,14 +755,14 @@ export class ServerHandshakeV2 implements Handshake {
    * Certificate mode (§14.4): [CertificateRequest], Certificate, CertificateVerify (over
    * H(… Certificate)), each added to the transcript.
    */
-  #certificateMessages(): Buffer[] {
+  async #certificateMessages(): Promise<Buffer[]> {
     if (!this.#certificateAuth) return [];
     const own = this.#options.certificate!;
     const out: Buffer[] = [];
     if (this.#certificateRequested) out.push(handshakeMessage(HandshakeType.CERTIFICATE_REQUEST, encodeExtensionList([])));
     out.push(handshakeMessage(HandshakeType.CERTIFICATE, encodeCertificateBody(own.chain)));
     for (const m of out) this.#transcript.update(m);
-    const verify = handshakeMessage(HandshakeType.CERTIFICATE_VERIFY, certificateVerifyBody(own, 'server', this.#transcript.digest(), this.#options.fixed?.deterministicSignatures));
+    const verify = handshakeMessage(HandshakeType.CERTIFICATE_VERIFY, await certificateVerifyBody(own, 'server', this.#transcript.digest(), this.#options.fixed?.deterministicSignatures));
     this.#transcript.update(verify);
     out.push(verify);
     return out;
@@ -785,9 +784,9 @@ export class ServerHandshakeV2 implements Handshake {
     return { send: [], next: 'frame' };
   }
 
-  #onClientCertificateVerify(frame: Frame): HandshakeStep {
+  async #onClientCertificateVerify(frame: Frame): Promise<HandshakeStep> {
     const msg = readHandshakeMessage(this.#records!, frame, HandshakeType.CERTIFICATE_VERIFY, 'CertificateVerify');
-    checkCertificateVerify(msg.body, this.#clientLeaf!, 'client', this.#transcript.digest());
+    await checkCertificateVerify(msg.body, this.#clientLeaf!, 'client', this.#transcript.digest());
     this.#transcript.update(msg.raw);
     this.#state = 'wait-finished';
     return { send: [], next: 'frame' };
