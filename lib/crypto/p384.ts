@@ -21,6 +21,7 @@ export interface P384KeyPair {
 /**
  * Key pairs made ahead on the threadpool (see keyReserve.ts): a P-384 key generation costs about
  * a millisecond here in FIPS mode, most of it the provider's pairwise test.
+ * @internal
  */
 export const reserve = new KeyReserve(() => native.p384GenerateKeyPairAsync());
 

@@ -321,10 +321,27 @@ export function resolveDialAuth(options: DialOptions): DialAuth {
     if (typeof server.fingerprint !== 'string' || !isFingerprint(server.fingerprint)) invalidArgument('server.fingerprint must be SHA256: and 43 base64 characters');
     return { fingerprint: server.fingerprint, identity: ours };
   }
-  const serverKey = typeof server.publicKey === 'string' ? PublicIdentityKey.parse(server.publicKey)
+  const serverKey = typeof server.publicKey === 'string' ? parsedServerKey(server.publicKey)
     : server.publicKey instanceof PublicIdentityKey ? server.publicKey : invalidArgument('server.publicKey must be a PublicIdentityKey or its text form');
   if (!serverKey.group.permitted()) invalidArgument(`the server key is a ${serverKey.group.option} key, which this mode does not permit`);
   return { serverKey, identity: ours };
+}
+
+/**
+ * Server keys given as text, parsed once: the same key object (its ML-KEM key parsed on first use,
+ * see groups.ts) serves every dial that names it. Bounded: the oldest is dropped past 64 keys.
+ */
+const serverKeysByText = new Map<string, PublicIdentityKey>();
+const MAX_SERVER_KEYS_BY_TEXT = 64;
+
+function parsedServerKey(text: string): PublicIdentityKey {
+  let key = serverKeysByText.get(text);
+  if (key === undefined) {
+    key = PublicIdentityKey.parse(text);
+    if (serverKeysByText.size >= MAX_SERVER_KEYS_BY_TEXT) serverKeysByText.delete(serverKeysByText.keys().next().value!);
+    serverKeysByText.set(text, key);
+  }
+  return key;
 }
 
 /** The listener's identities and client policy. */

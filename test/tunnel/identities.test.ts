@@ -13,6 +13,7 @@ import { V2AlertCode } from '../../lib/protocol/v2/alerts.js';
 import { defaultKemGroup } from '../../lib/protocol/v2/groups.js';
 import { encodeClientKeyAuth } from '../../lib/protocol/v2/keyAuth.js';
 import { encodeClientHelloV2, V2_VERSION_NUMBER } from '../../lib/protocol/v2/messages.js';
+import { resolveDialAuth } from '../../lib/tunnel/options.js';
 import { assertEchoes, echo, handshakeErrors, nextTunnel, rejectsWithCode, Resources, until } from '../helpers/tunnel.js';
 
 describe('pinned identity keys end to end', function () {
@@ -51,6 +52,19 @@ describe('pinned identity keys end to end', function () {
     expect(client.info().peerIdentity).to.deep.equal({ type: 'key', fingerprint: serverKey.fingerprint, group: serverKey.group.option, comment: '' });
     expect(server.info().peerIdentity).to.deep.equal({ type: 'key', fingerprint: clientKey.fingerprint, group: clientKey.group.option, comment: 'ci-runner' });
     await assertEchoes(client, 'authenticated by key');
+  });
+
+  it('a server key given as text is parsed once: every dial naming it gets the same key object (at most 64 kept)', () => {
+    const serverKey = key();
+    const text = serverKey.publicKey.toString('laptop');
+    const first = resolveDialAuth({ server: { publicKey: text } }).serverKey!;
+    expect(first.fingerprint).to.equal(serverKey.fingerprint);
+    expect(resolveDialAuth({ server: { publicKey: text } }).serverKey).to.equal(first);
+    // 64 other keys push it out; it is parsed again (an equal key, a new object).
+    for (let i = 0; i < 64; i++) resolveDialAuth({ server: { publicKey: serverKey.publicKey.toString(`other ${i}`) } });
+    const again = resolveDialAuth({ server: { publicKey: text } }).serverKey!;
+    expect(again).to.not.equal(first);
+    expect(again.fingerprint).to.equal(first.fingerprint);
   });
 
   it('an authorized-peers entry by fingerprint admits the client', async () => {
