@@ -136,6 +136,9 @@ export type SessionEvent =
   /** Nothing to do (a repeated close_notify). */
   | { kind: 'none' };
 
+/** Gives a buffer of exactly `size` bytes for sealed records (see Session.sealData). */
+export type OutputAllocator = (size: number) => Buffer;
+
 /**
  * An established session of some protocol version: the record layer, the rekey ratchet and the
  * control messages, pure. The tunnel feeds it frames and sends the bytes it returns.
@@ -153,8 +156,11 @@ export interface Session {
   readonly rekeyInProgress: boolean;
   /** Handles one received frame; throws a QuantumTunnelError for anything fatal (answer with {@link fatalAlert}). */
   receive(frame: Frame): SessionEvent;
-  /** Seals application data as consecutive records. */
-  sealData(chunks: readonly Buffer[]): Buffer;
+  /**
+   * Seals application data as consecutive records, into a buffer of the exact size from `alloc`
+   * (default a new Buffer; the tunnel passes reused ones).
+   */
+  sealData(chunks: readonly Buffer[], alloc?: OutputAllocator): Buffer;
   /** How many records may be sealed now (a pending rekey can hold some back). */
   sendBudget(): number;
   needsRekey(): boolean;
@@ -296,8 +302,8 @@ export class SecureSession implements Session {
     return { kind: 'peer-close' };
   }
 
-  sealData(chunks: readonly Buffer[]): Buffer {
-    return this.sealRecords(MessageType.DATA, chunks);
+  sealData(chunks: readonly Buffer[], alloc?: OutputAllocator): Buffer {
+    return this.sealRecords(MessageType.DATA, chunks, alloc);
   }
 
   // v1's control messages are plaintext frames (§8.6, §8.7).
@@ -357,7 +363,7 @@ export class SecureSession implements Session {
    * Seals plaintext chunks (each 1..65,479 bytes) as consecutive records into one buffer, with one
    * native call per run of chunks under one key.
    */
-  sealRecords(type: typeof MessageType.DATA | typeof MessageType.REKEY, chunks: readonly Buffer[]): Buffer {
+  sealRecords(type: typeof MessageType.DATA | typeof MessageType.REKEY, chunks: readonly Buffer[], alloc: OutputAllocator = Buffer.allocUnsafe): Buffer {
     this.#assertLive();
     const n = chunks.length;
     if (n > this.sendBudget()) throw qtError(ErrorCode.INVALID_STATE, 'records would pass the rekey activation point');
@@ -370,7 +376,7 @@ export class SecureSession implements Session {
       total += RECORD_OVERHEAD + c.length;
     }
     if (this.#table.length < n * ROW) this.#table = new Uint32Array(n * ROW * 2);
-    const out = Buffer.allocUnsafe(total);
+    const out = alloc(total);
     // One native call per run of pieces that sit back to back in one buffer and share a key (a
     // large write split into records is one run), so no plaintext is copied before encryption.
     let o = 0;

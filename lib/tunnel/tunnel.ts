@@ -20,6 +20,7 @@ import { type Handshaken, releaseHeldWrites } from './handshakeDriver.js';
 import { MessageInbox } from './inbox.js';
 import { ObserverSet, type PeerAddress } from './observer.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS, type ResumptionState, resolveTimeout, type TunnelOptions } from './options.js';
+import { outputFor } from './outputBuffers.js';
 import { RekeyController } from './rekeyController.js';
 
 export type { CloseState } from './closeState.js';
@@ -364,11 +365,11 @@ export class Tunnel extends Duplex {
       const budget = this.#session.sendBudget();
       if (budget < pieces.length) {
         // Waiting for a rekey response: send what the old key may still cover, hold the rest.
-        if (budget > 0) this.#socket.write(this.#sealData(pieces.slice(0, budget)));
+        if (budget > 0) this.#writeSealed(pieces.slice(0, budget));
         this.#stalled = { pieces: pieces.slice(budget), callback };
         return;
       }
-      const ok = this.#socket.write(this.#sealData(pieces));
+      const ok = this.#writeSealed(pieces);
       if (this.#rekeys.automatic) setImmediate(() => this.#rekeys.maybeRekey());
       if (ok) callback();
       else this.once('_drain', () => callback());
@@ -381,14 +382,23 @@ export class Tunnel extends Duplex {
     }
   }
 
-  #sealData(pieces: Buffer[]): Buffer {
-    const frames = this.#session.sealData(pieces);
+  /** Seals `pieces` into a reused output buffer and writes it; the buffer returns once written. */
+  #writeSealed(pieces: Buffer[]): boolean {
+    const output = outputFor();
+    let frames: Buffer;
+    try {
+      frames = this.#session.sealData(pieces, output.alloc);
+    } catch (err) {
+      output.release();
+      throw err;
+    }
     if (!this.#observers.empty) {
       let bytes = 0;
       for (const p of pieces) bytes += p.length;
       this.#observers.notify('onTraffic', 'sent', bytes, pieces.length);
     }
-    return frames;
+    // Called once the bytes are written, or with an error when they never will be.
+    return this.#socket.write(frames, output.release);
   }
 
   override _final(callback: (err?: Error | null) => void): void {

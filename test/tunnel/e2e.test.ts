@@ -35,6 +35,7 @@ import {
 } from '../helpers/tunnel.js';
 import * as testing from '../../lib/testing.js';
 import { checkAutomaticRekeys } from '../../lib/tunnel/rekeyController.js';
+import { idleSlabs, SLAB_SIZE } from '../../lib/tunnel/outputBuffers.js';
 
 
 const chachaAvailable = crypto.info().chacha20.available;
@@ -741,6 +742,47 @@ describe('tunnel e2e: graceful close', function () {
     expect(got.length).to.equal(16 * 1024 * 1024);
     expect(got.digest).to.equal(h.digest('hex'));
     await within(closed, 5000, 'client close');
+  });
+
+  it('sealed records go out through reused output slabs, each back in the pool only once written: a stalled tunnel\'s queued bytes survive another tunnel\'s writes', async () => {
+    const listener = await res.listen();
+    let serverSide = nextTunnel(listener);
+    const stalled = await res.dial(listener);
+    const stalledServer = await serverSide;
+    serverSide = nextTunnel(listener);
+    const busy = await res.dial(listener);
+    const busyServer = await serverSide;
+    // The stalled tunnel's peer does not read: its socket fills and its last sealed writes wait in
+    // the socket's queue, in slabs. Meanwhile the busy tunnel seals a lot through the same pool.
+    stalledServer.pause();
+    const h = sha256();
+    let sent = 0;
+    while (sent < 64 * 1024 * 1024) {
+      const c = pattern(64 * 1024, 900 + (sent % 17));
+      h.update(c);
+      sent += c.length;
+      if (!stalled.write(c)) break;
+    }
+    const busyReceived = readAllUntilEnd(busyServer);
+    const hb = sha256();
+    for (let i = 0; i < 64; i++) {
+      const c = pattern(64 * 1024, 100 + (i % 7));
+      hb.update(c);
+      if (!busy.write(c)) await once(busy, 'drain');
+    }
+    const big = pattern(SLAB_SIZE + 1, 77); // larger than a slab: its own buffer
+    hb.update(big);
+    busy.write(big);
+    void busy.close();
+    const gotBusy = await within(busyReceived, 20_000, 'the busy tunnel to reach end');
+    expect(gotBusy.digest).to.equal(hb.digest('hex'));
+    const stalledReceived = readAllUntilEnd(stalledServer);
+    stalledServer.resume();
+    void stalled.close();
+    const got = await within(stalledReceived, 20_000, 'the stalled tunnel to reach end');
+    expect(got.length).to.equal(sent);
+    expect(got.digest).to.equal(h.digest('hex'));
+    expect(idleSlabs()).to.be.within(1, 8);
   });
 
   it('server close() flushes too: 4 MiB then close, the client gets all of it before end', async () => {

@@ -18,6 +18,7 @@ import { destroyAll } from '../../crypto/secret.js';
 import { type CipherSuiteId, MAX_MESSAGE_SIZE, MAX_RECORD_PLAINTEXT } from '../constants.js';
 import { cipherSuiteById } from '../suites.js';
 import type { Frame } from '../frame.js';
+import type { OutputAllocator } from '../session.js';
 import { KeySchedule } from './keySchedule.js';
 
 /** The frame type of every v2 record. */
@@ -191,7 +192,7 @@ export class RecordLayer {
    * per run of chunks that sit back to back in one buffer (a large write split into records is one
    * run) encrypts each chunk followed by the DATA type byte, without copying the plaintext.
    */
-  sealData(chunks: readonly Buffer[]): Buffer {
+  sealData(chunks: readonly Buffer[], alloc: OutputAllocator = Buffer.allocUnsafe): Buffer {
     const n = chunks.length;
     let total = 0;
     let content = 0;
@@ -202,7 +203,7 @@ export class RecordLayer {
     }
     const key = this.#sendKeyFor(n, content);
     if (this.#table.length < n * ROW) this.#table = new Uint32Array(n * ROW * 2);
-    const out = Buffer.allocUnsafe(total);
+    const out = alloc(total);
     const t = this.#table;
     let o = 0;
     let runStart = 0;

@@ -22,7 +22,7 @@ import * as hkdf from '../../crypto/hkdf.js';
 import { type CipherSuiteId, MessageType } from '../constants.js';
 import type { Frame } from '../frame.js';
 import { AlertLevel, decodeAlert } from '../messages.js';
-import type { Session, SessionEvent, SessionOptions, SessionStats } from '../session.js';
+import type { OutputAllocator, Session, SessionEvent, SessionOptions, SessionStats } from '../session.js';
 import { alertBody, alertCodeFor, alertError } from './alerts.js';
 import type { ClientKeyShare, KemGroupSpec } from './groups.js';
 import type { PeerIdentity, V2HandshakeResult } from './handshake.js';
@@ -295,9 +295,9 @@ export class SessionV2 implements Session {
     return this.#records.seal(type, content);
   }
 
-  sealData(chunks: readonly Buffer[]): Buffer {
+  sealData(chunks: readonly Buffer[], alloc?: OutputAllocator): Buffer {
     this.#assertLive();
-    const out = this.#records.sealData(chunks);
+    const out = this.#records.sealData(chunks, alloc);
     this.stats.recordsSent += chunks.length;
     for (const c of chunks) this.stats.bytesSent += c.length;
     return out;
