@@ -7,9 +7,12 @@
  */
 import type { OutputAllocator } from '../protocol/session.js';
 
-/** One slab holds a write of up to 256 KiB of records (larger writes get their own buffer). */
-export const SLAB_SIZE = 256 * 1024;
-const MAX_FREE = 8;
+/**
+ * One slab holds the records of a write of up to 64 KiB with their overhead (larger writes get a
+ * buffer of their own): a write stuck behind a slow reader holds no more than before.
+ */
+export const SLAB_SIZE = 80 * 1024;
+const MAX_FREE = 16;
 const free: Buffer[] = [];
 
 /** Idle slabs (for tests). */
