@@ -243,9 +243,11 @@ Napi::Value ImportPublicKeyHandle(const Napi::CallbackInfo& info) {
   return PublicKey::Wrap(env, pkey, KeyKind::kMlDsa87, lc);
 }
 
-// The arguments of mldsaSign(Async), read and checked; `o.context` points into the caller's bytes.
+// The arguments of mldsaSign(Async), read and checked (the module operational first); `o.context`
+// points into the caller's bytes.
 bool SignArgs(const Napi::CallbackInfo& info, PrivateKey** key, ByteView* msg, SignOptions* o) {
   Napi::Env env = info.Env();
+  if (!RequireOperational(env)) return false;
   *key = PrivateKey::FromValue(env, info[0], KeyKind::kMlDsa87, "privateKey");
   if (*key == nullptr || !GetBytes(env, info[1], "message", msg) || !ContextArg(env, info[2], o)) return false;
   if (!info[3].IsBoolean()) {
@@ -299,14 +301,12 @@ class SignatureJob : public PromiseJob {
 // mldsaSignAsync(privateKey, message, context?, deterministic) -> Promise<Buffer>: mldsaSign on
 // the libuv threadpool (a signature costs milliseconds: the event loop keeps serving meanwhile).
 Napi::Value SignAsync(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!RequireOperational(env)) return env.Undefined();
   PrivateKey* key;
   ByteView msg;
   SignOptions o;
-  if (!SignArgs(info, &key, &msg, &o)) return env.Undefined();
+  if (!SignArgs(info, &key, &msg, &o)) return info.Env().Undefined();
   EVP_PKEY_up_ref(key->pkey());
-  return QueueJob<SignatureJob>(env, key->context(), key->pkey(), msg, o, nullptr);
+  return QueueJob<SignatureJob>(info.Env(), key->context(), key->pkey(), msg, o, nullptr);
 }
 
 // mldsaVerifyAsync(publicKey: bytes | PublicKey, message, signature, context?) -> Promise<boolean>
@@ -335,13 +335,11 @@ Napi::Value SignWith(Napi::Env env, PrivateKey* key, const ByteView& msg, const 
 // mldsaSign(privateKey, message, context?, deterministic) -> Buffer (4627 bytes). Pure ML-DSA
 // (FIPS 204 Algorithm 2): hedged with fresh randomness unless deterministic is true.
 Napi::Value SignPure(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!RequireOperational(env)) return env.Undefined();
   PrivateKey* key;
   ByteView msg;
   SignOptions o;
-  if (!SignArgs(info, &key, &msg, &o)) return env.Undefined();
-  return SignWith(env, key, msg, o);
+  if (!SignArgs(info, &key, &msg, &o)) return info.Env().Undefined();
+  return SignWith(info.Env(), key, msg, o);
 }
 
 Napi::Value VerifyWith(Napi::Env env, Napi::Value pub_arg, const ByteView& msg, const ByteView& sig,
