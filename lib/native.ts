@@ -78,6 +78,12 @@ export interface NativeAeadContext extends NativeAeadContextBase {
 export interface NativeRecordAeadContext extends NativeAeadContextBase {
   sealRecord(dst: Uint8Array, dstOffset: number, seq: number, aad: Uint8Array, plaintext: Uint8Array): number;
   openRecord(dst: Uint8Array, dstOffset: number, seq: number, aad: Uint8Array, sealed: Uint8Array): number;
+  /**
+   * Opens a record whose ciphertext ‖ tag lies in `parts` (1..16 disjoint arrays, in order), each
+   * decrypted in place: a record spanning socket reads needs no gathering copy. Returns the
+   * plaintext length (the parts' first bytes, in order); on a bad tag wipes them and throws.
+   */
+  openRecordParts(parts: Uint8Array[], seq: number, aad: Uint8Array): number;
   /** `trailer` (0..255): a byte appended to every row's plaintext (v2's inner content type). */
   sealRecordBatch(src: Uint8Array, dst: Uint8Array, table: Uint32Array, count: number, firstSeq: number, trailer?: number): number;
   openRecordBatch(

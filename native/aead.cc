@@ -28,6 +28,7 @@ constexpr size_t kKeySize = 32, kNonceSize = 12, kTagSize = 16;
 constexpr size_t kRowWords = 6;        // batch table row: inOff, inLen, outOff, nonceOff, aadOff, aadLen
 constexpr size_t kRecordRowWords = 5;  // record batch row: inOff, inLen, outOff, aadOff, aadLen
 constexpr size_t kMaxRecord = INT_MAX - kTagSize;
+constexpr size_t kMaxOpenParts = 16;  // openRecordParts: a record spread over more reads is gathered by the caller
 const napi_type_tag kAeadTag = {0x51c0e8a2b7d94f16ULL, 0x3a7f25d6e0c1b948ULL};
 
 bool Overlap(const uint8_t* a, size_t a_len, const uint8_t* b, size_t b_len) {
@@ -51,6 +52,7 @@ class Aead : public Napi::ObjectWrap<Aead> {
                            InstanceMethod<&Aead::OpenWithSecret>("openWithSecret"),
                            InstanceMethod<&Aead::Seal<true>>("sealRecord"),
                            InstanceMethod<&Aead::Open<true>>("openRecord"),
+                           InstanceMethod<&Aead::OpenRecordParts>("openRecordParts"),
                            InstanceMethod<&Aead::SealBatch<true>>("sealRecordBatch"),
                            InstanceMethod<&Aead::OpenBatch<true>>("openRecordBatch"),
                            InstanceMethod<&Aead::Destroy>("destroy"),
@@ -248,6 +250,83 @@ class Aead : public Napi::ObjectWrap<Aead> {
       return env.Undefined();
     }
     if (!OpenOne(nonce.data, aad.data, aad.size, ct.data, ct.size, out)) {
+      ThrowError(env, code::kAuthFailed, "AEAD authentication failed");
+      return env.Undefined();
+    }
+    return Napi::Number::New(env, static_cast<double>(body));
+  }
+
+  // openRecordParts(parts, seq, aad) -> plaintext length. `parts` (1..kMaxOpenParts Uint8Arrays,
+  // pairwise disjoint) hold ciphertext || tag in order, as a record that spans socket reads lies
+  // in their buffers; each part is decrypted in place, so the record is opened without being
+  // gathered into one buffer first. On a bad tag every byte written is wiped and it throws
+  // ERR_QT_AUTHENTICATION_FAILED.
+  Napi::Value OpenRecordParts(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    // Reading the array can run JS: read it all, then check everything and take pointers.
+    std::vector<Napi::Value> parts;
+    if (!Usable(env, true) || !ReadParts(env, info[0], &parts)) return env.Undefined();
+    Nonce nonce;
+    ByteView aad;
+    if (!Usable(env, true) || !NonceArg(env, info[1], true, &nonce) || !GetBytes(env, info[2], "aad", &aad)) {
+      return env.Undefined();
+    }
+    if (parts.empty() || parts.size() > kMaxOpenParts) {
+      ThrowInvalidArgument(env, "parts must hold 1 to " + std::to_string(kMaxOpenParts) + " byte arrays");
+      return env.Undefined();
+    }
+    ByteView views[kMaxOpenParts];
+    size_t total = 0;
+    for (size_t i = 0; i < parts.size(); i++) {
+      if (!parts[i].IsTypedArray()) {
+        ThrowInvalidArgument(env, "each part must be a Uint8Array");
+        return env.Undefined();
+      }
+      if (!GetBytes(env, parts[i], "each part", &views[i], Shared::kRefuse)) return env.Undefined();
+      for (size_t j = 0; j < i; j++) {
+        if (Overlap(views[i].data, views[i].size, views[j].data, views[j].size)) {
+          ThrowInvalidArgument(env, "parts overlap");
+          return env.Undefined();
+        }
+      }
+      total += views[i].size;  // each part is at most a buffer's length: no overflow in 16 of them
+    }
+    if (total < kTagSize) {
+      ThrowError(env, code::kAuthFailed, "ciphertext is shorter than the tag");
+      return env.Undefined();
+    }
+    if (total > kMaxRecord || aad.size > INT_MAX) {
+      ThrowInvalidArgument(env, "the record is too large");
+      return env.Undefined();
+    }
+    const size_t body = total - kTagSize;
+    uint8_t tag[kTagSize];
+    size_t done = 0;  // ciphertext bytes decrypted so far
+    int len = 0;
+    bool ok = EVP_DecryptInit_ex2(dec_, nullptr, nullptr, nonce.data, nullptr) == 1 &&
+              (aad.size == 0 || EVP_DecryptUpdate(dec_, nullptr, &len, aad.data, static_cast<int>(aad.size)) == 1);
+    size_t at = 0;  // offset of the current part in the record
+    for (size_t i = 0; ok && i < parts.size(); i++) {
+      const ByteView& v = views[i];
+      const size_t ct = at < body ? std::min(v.size, body - at) : 0;
+      if (ct > 0) ok = EVP_DecryptUpdate(dec_, v.data, &len, v.data, static_cast<int>(ct)) == 1;
+      if (ok) done += ct;
+      // The tag may itself be split between parts.
+      for (size_t k = ct; k < v.size; k++) tag[at + k - body] = v.data[k];
+      at += v.size;
+    }
+    uint8_t final_out[kTagSize];
+    ok = ok && EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_AEAD_SET_TAG, kTagSize, tag) == 1 &&
+         EVP_DecryptFinal_ex(dec_, final_out, &len) == 1;
+    if (!ok) {
+      // Unverified plaintext never stays behind.
+      size_t wiped = 0;
+      for (size_t i = 0; i < parts.size() && wiped < done; i++) {
+        const size_t n = std::min(views[i].size, done - wiped);
+        OPENSSL_cleanse(views[i].data, n);
+        wiped += n;
+      }
+      ERR_clear_error();
       ThrowError(env, code::kAuthFailed, "AEAD authentication failed");
       return env.Undefined();
     }

@@ -53,6 +53,9 @@ export type AeadContext = NativeAeadContext;
  * - `sealRecord(dst, off, seq, aad, plaintext)` writes ciphertext‖tag at `dst[off]`, returns its length.
  * - `openRecord(dst, off, seq, aad, sealed)` writes the plaintext, returns its length, throws
  *   ERR_QT_AUTHENTICATION_FAILED (and wipes what it wrote) when the tag does not verify.
+ * - `openRecordParts(parts, seq, aad)`: the same for a record whose ciphertext‖tag lies in
+ *   `parts` (1..16 disjoint Uint8Arrays, in order, as a record spanning socket reads does), each
+ *   decrypted in place; returns the plaintext length (the parts' first bytes, in order).
  * - `sealRecordBatch(src, dst, table, count, firstSeq)`: row i of `table`
  *   ({@link AEAD_SIZES}.recordBatchRowWords words a row: inOffset, inLength, outOffset, aadOffset,
  *   aadLength) seals `src[inOffset..]` into `dst[outOffset..]` with seq `firstSeq + i`, reading the

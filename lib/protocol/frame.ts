@@ -13,6 +13,22 @@ export interface Frame {
   raw: Buffer;
 }
 
+/**
+ * A frame whose payload spans socket reads, handed over without gathering it: `head` is a copy
+ * of the frame header and the payload's first `splitAt` bytes (see {@link FrameReader.nextFrame}),
+ * `parts` views of the rest of the payload, in order, in the reads' own buffers.
+ */
+export interface SplitFrame {
+  type: number;
+  head: Buffer;
+  parts: Buffer[];
+}
+
+/** Payloads spanning reads are split only above this size (a smaller copy costs less) ... */
+const MIN_SPLIT_PAYLOAD = 2048;
+/** ... and over at most this many reads (openRecordParts' limit). */
+const MAX_SPLIT_PARTS = 16;
+
 /** Encodes `type ‖ BE32(payload.length) ‖ payload`. */
 export function encodeFrame(type: number, payload: Uint8Array = Buffer.alloc(0)): Buffer {
   const out = Buffer.allocUnsafe(FRAME_HEADER_SIZE + payload.length);
@@ -54,17 +70,63 @@ export class FrameReader {
     this.length += chunk.length;
   }
 
-  /** The next complete plaintext frame, or null if more bytes are needed. Throws on a length over the limit. */
-  nextFrame(): Frame | null {
+  /**
+   * The next complete plaintext frame, or null if more bytes are needed. Throws on a length over
+   * the limit. With `splitAt`, a large frame that spans reads comes as a {@link SplitFrame} whose
+   * head holds the payload's first `splitAt` bytes (the record header a v2 record authenticates).
+   */
+  nextFrame(): Frame | null;
+  nextFrame(splitAt: number | undefined): Frame | SplitFrame | null;
+  nextFrame(splitAt?: number): Frame | SplitFrame | null {
     if (this.length < FRAME_HEADER_SIZE) return null;
     const header = this.peek(FRAME_HEADER_SIZE);
     const payloadLength = header.readUInt32BE(1);
     if (payloadLength > MAX_MESSAGE_SIZE) {
       throw qtError(ErrorCode.MESSAGE_TOO_LARGE, 'frame length exceeds 65536 bytes');
     }
-    if (this.length < FRAME_HEADER_SIZE + payloadLength) return null;
-    const raw = this.take(FRAME_HEADER_SIZE + payloadLength);
+    const size = FRAME_HEADER_SIZE + payloadLength;
+    if (this.length < size) return null;
+    if (splitAt !== undefined && this.chunks[0]!.length < size && payloadLength - splitAt >= MIN_SPLIT_PAYLOAD) {
+      const headSize = FRAME_HEADER_SIZE + splitAt;
+      if (this.#readsSpanned(headSize, size) <= MAX_SPLIT_PARTS) {
+        const head = this.take(headSize);
+        return { type: head[0]!, head, parts: this.#takeViews(size - headSize) };
+      }
+    }
+    const raw = this.take(size);
     return { type: raw[0]!, payload: raw.subarray(FRAME_HEADER_SIZE), raw };
+  }
+
+  /** How many buffered reads bytes [from, to) of the buffer lie in. */
+  #readsSpanned(from: number, to: number): number {
+    let start = 0;
+    let count = 0;
+    for (const chunk of this.chunks) {
+      const end = start + chunk.length;
+      if (end > from) count++;
+      if (end >= to) break;
+      start = end;
+    }
+    return count;
+  }
+
+  /** Consumes n bytes as views of the reads they lie in (no copy). */
+  #takeViews(n: number): Buffer[] {
+    const views: Buffer[] = [];
+    this.length -= n;
+    while (n > 0) {
+      const chunk = this.chunks[0]!;
+      if (chunk.length <= n) {
+        views.push(chunk);
+        this.chunks.shift();
+        n -= chunk.length;
+      } else {
+        views.push(chunk.subarray(0, n));
+        this.chunks[0] = chunk.subarray(n);
+        n = 0;
+      }
+    }
+    return views;
   }
 
   /** The next encrypted handshake record's sealed bytes, or null if more bytes are needed. */

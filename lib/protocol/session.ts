@@ -46,7 +46,7 @@ import {
   SEQ_SIZE,
   TAG_SIZE,
 } from './constants.js';
-import type { Frame } from './frame.js';
+import type { Frame, SplitFrame } from './frame.js';
 import type { HandshakeResult } from './handshake.js';
 import type { FixedClientShare, FixedServerShare } from './v2/groups.js';
 import { deriveRekeyMaster, deriveTrafficKeys } from './keySchedule.js';
@@ -113,6 +113,8 @@ class TrafficKey {
 export type RecordEvent =
   /** `seq`: v1's record sequence number (v2's is implicit). */
   | { kind: 'data'; data: Buffer; seq?: bigint }
+  /** One data record that spanned socket reads, as views of them in order (v2). */
+  | { kind: 'data-parts'; parts: Buffer[] }
   | { kind: 'rekey-response-sent'; frame: Buffer }
   | { kind: 'rekey-complete' };
 
@@ -154,8 +156,13 @@ export interface Session {
   readonly resumed: boolean;
   readonly stats: SessionStats;
   readonly rekeyInProgress: boolean;
+  /**
+   * Set when the session takes a large record that spans socket reads unjoined: as a SplitFrame
+   * whose head holds this many payload bytes (FrameReader.nextFrame(splitAt)).
+   */
+  readonly splitAt?: number;
   /** Handles one received frame; throws a QuantumTunnelError for anything fatal (answer with {@link fatalAlert}). */
-  receive(frame: Frame): SessionEvent;
+  receive(frame: Frame | SplitFrame): SessionEvent;
   /**
    * Seals application data as consecutive records, into a buffer of the exact size from `alloc`
    * (default a new Buffer; the tunnel passes reused ones).

@@ -1,8 +1,16 @@
 /**
  * Received messages, boundaries intact, until the application shows how it reads: the stream
  * side drains them, or `messages()` takes them one by one (then waiting readers are served
- * first). Flow control (pausing the socket) stays with the tunnel.
+ * first). Flow control (pausing the socket) stays with the tunnel. A record that spanned socket
+ * reads arrives as its pieces: the stream side takes them as they are, a message is joined.
  */
+
+/** One received message: a buffer, or the pieces of one record that spanned socket reads. */
+export type Received = Buffer | Buffer[];
+
+function whole(data: Received): Buffer {
+  return Array.isArray(data) ? Buffer.concat(data) : data;
+}
 
 interface Waiter {
   resolve: (value: IteratorResult<Buffer>) => void;
@@ -10,7 +18,7 @@ interface Waiter {
 }
 
 export class MessageInbox {
-  readonly #queue: Buffer[] = [];
+  readonly #queue: Received[] = [];
   #waiters: Waiter[] = [];
   /** messages() was called: records go to it, not to the readable side. */
   messageMode = false;
@@ -20,13 +28,20 @@ export class MessageInbox {
   }
 
   /** A received message: to a waiting messages() reader, else queued. */
-  deliver(data: Buffer): void {
+  deliver(data: Received): void {
     const waiter = this.messageMode ? this.#waiters.shift() : undefined;
-    if (waiter) waiter.resolve({ value: data, done: false });
+    if (waiter) waiter.resolve({ value: whole(data), done: false });
     else this.#queue.push(data);
   }
 
+  /** The next message, whole. */
   take(): Buffer | undefined {
+    const data = this.#queue.shift();
+    return data === undefined ? undefined : whole(data);
+  }
+
+  /** The next message as received (the stream side needs no joined copy). */
+  takePieces(): Received | undefined {
     return this.#queue.shift();
   }
 

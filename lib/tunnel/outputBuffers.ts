@@ -12,6 +12,8 @@ import type { OutputAllocator } from '../protocol/session.js';
  * buffer of their own): a write stuck behind a slow reader holds no more than before.
  */
 export const SLAB_SIZE = 80 * 1024;
+/** Application bytes per slab: 64 KiB of records leaves 16 KiB for their headers and tags. */
+export const SLAB_CONTENT = 64 * 1024;
 const MAX_FREE = 16;
 const free: Buffer[] = [];
 
@@ -22,7 +24,7 @@ export function idleSlabs(): number {
 
 /**
  * One write's output: `alloc` for Session.sealData, and `release`, to be called when the socket
- * has written the returned buffer (or will never write it).
+ * has written the returned buffer (or will never write it); calls after the first do nothing.
  */
 export function outputFor(): { alloc: OutputAllocator; release: () => void } {
   let slab: Buffer | undefined;

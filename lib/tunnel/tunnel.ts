@@ -17,10 +17,10 @@ import type { TicketManager } from '../protocol/ticket.js';
 import { type ClientTicketStore, clientTicketFromMessage, decodeNewSessionTicket, type TicketIssuer } from '../protocol/v2/tickets.js';
 import { type CloseState, CloseTracker } from './closeState.js';
 import { type Handshaken, releaseHeldWrites } from './handshakeDriver.js';
-import { MessageInbox } from './inbox.js';
+import { MessageInbox, type Received } from './inbox.js';
 import { ObserverSet, type PeerAddress } from './observer.js';
 import { DEFAULT_CLOSE_TIMEOUT_MS, type ResumptionState, resolveTimeout, type TunnelOptions } from './options.js';
-import { outputFor } from './outputBuffers.js';
+import { outputFor, SLAB_CONTENT } from './outputBuffers.js';
 import { RekeyController } from './rekeyController.js';
 
 export type { CloseState } from './closeState.js';
@@ -214,7 +214,8 @@ export class Tunnel extends Duplex {
     const bytes = before.bytesReceived;
     const records = before.recordsReceived;
     try {
-      for (let frame = this.#reader.nextFrame(); frame !== null && !this.destroyed; frame = this.#reader.nextFrame()) {
+      const splitAt = this.#session.splitAt;
+      for (let frame = this.#reader.nextFrame(splitAt); frame !== null && !this.destroyed; frame = this.#reader.nextFrame(splitAt)) {
         this.#onSessionEvent(this.#session.receive(frame));
       }
     } catch (err) {
@@ -228,6 +229,8 @@ export class Tunnel extends Duplex {
     switch (event.kind) {
       case 'data':
         return this.#deliver(event.data);
+      case 'data-parts':
+        return this.#deliver(event.parts);
       case 'rekey-response-sent':
         this.#socket.write(event.frame);
         this.#rekeys.answered();
@@ -254,7 +257,7 @@ export class Tunnel extends Duplex {
   }
 
   /** A received message: to a waiting messages() reader, the readable side, or the inbox. */
-  #deliver(data: Buffer): void {
+  #deliver(data: Received): void {
     this.#inbox.deliver(data);
     if (!this.#inbox.messageMode) this.#flushReadable();
     if (this.#inbox.length >= INBOX_HIGH_WATER) this.#pauseReading();
@@ -263,8 +266,12 @@ export class Tunnel extends Duplex {
   /** Moves received records into the readable side while the consumer wants more. */
   #flushReadable(): void {
     while (this.#wantsData && this.#inbox.length > 0) {
-      const data = this.#inbox.take()!;
-      if (data.length > 0) this.#wantsData = this.push(data);
+      const data = this.#inbox.takePieces()!;
+      if (!Array.isArray(data)) {
+        if (data.length > 0) this.#wantsData = this.push(data);
+      } else {
+        for (const piece of data) this.#wantsData = this.push(piece);
+      }
     }
     if (this.#inbox.length === 0 && this.#readableEndPending) {
       this.#readableEndPending = false;
@@ -382,23 +389,54 @@ export class Tunnel extends Duplex {
     }
   }
 
-  /** Seals `pieces` into a reused output buffer and writes it; the buffer returns once written. */
+  /**
+   * Seals `pieces` into reused output slabs and writes them; each slab returns once written. A
+   * writev of many buffered writes is cut into slab-sized groups (one buffer each, written
+   * together under one cork): one large fresh buffer per writev cost more than sealing it.
+   */
   #writeSealed(pieces: Buffer[]): boolean {
-    const output = outputFor();
-    let frames: Buffer;
-    try {
-      frames = this.#session.sealData(pieces, output.alloc);
-    } catch (err) {
-      output.release();
-      throw err;
-    }
     if (!this.#observers.empty) {
       let bytes = 0;
       for (const p of pieces) bytes += p.length;
       this.#observers.notify('onTraffic', 'sent', bytes, pieces.length);
     }
-    // Called once the bytes are written, or with an error when they never will be.
-    return this.#socket.write(frames, output.release);
+    const socket = this.#socket;
+    const groups = slabGroups(pieces);
+    let ok: boolean;
+    let released: Array<() => void>;
+    if (groups === undefined) {
+      const output = this.#sealGroup(pieces);
+      ok = socket.write(output.frames, output.release);
+      released = [output.release];
+    } else {
+      released = [];
+      ok = true;
+      socket.cork();
+      try {
+        for (const group of groups) {
+          const output = this.#sealGroup(group);
+          released.push(output.release);
+          ok = socket.write(output.frames, output.release);
+        }
+      } finally {
+        socket.uncork();
+      }
+    }
+    // Nothing left in the socket's queue: the kernel has every byte, so the slabs are free now,
+    // not a tick later. (A writer that never waits would otherwise use a new slab per write.)
+    if (socket.writableLength === 0) for (const release of released) release();
+    return ok;
+  }
+
+  /** One group's records, sealed into a slab; `release` (once written) returns the slab. */
+  #sealGroup(pieces: Buffer[]): { frames: Buffer; release: () => void } {
+    const output = outputFor();
+    try {
+      return { frames: this.#session.sealData(pieces, output.alloc), release: output.release };
+    } catch (err) {
+      output.release();
+      throw err;
+    }
   }
 
   override _final(callback: (err?: Error | null) => void): void {
@@ -665,6 +703,30 @@ const sessions = new WeakMap<Tunnel, Session>();
 /** @internal The session behind a tunnel (tests read its keys through lib/testing.ts). */
 export function sessionOf(tunnel: Tunnel): Session | undefined {
   return sessions.get(tunnel);
+}
+
+/**
+ * `pieces` cut into groups of at most SLAB_CONTENT bytes (a group holds at least one piece), or
+ * undefined when they already fit one slab.
+ */
+function slabGroups(pieces: Buffer[]): Buffer[][] | undefined {
+  let total = 0;
+  for (const p of pieces) total += p.length;
+  if (total <= SLAB_CONTENT) return undefined;
+  const groups: Buffer[][] = [];
+  let group: Buffer[] = [];
+  let size = 0;
+  for (const p of pieces) {
+    if (group.length > 0 && size + p.length > SLAB_CONTENT) {
+      groups.push(group);
+      group = [];
+      size = 0;
+    }
+    group.push(p);
+    size += p.length;
+  }
+  groups.push(group);
+  return groups;
 }
 
 /** Splits a write into record-sized pieces (empty writes send nothing). */

@@ -17,7 +17,7 @@ import { AEAD_SIZES, type RecordAeadContext } from '../../crypto/aead.js';
 import { destroyAll } from '../../crypto/secret.js';
 import { type CipherSuiteId, MAX_MESSAGE_SIZE, MAX_RECORD_PLAINTEXT } from '../constants.js';
 import { cipherSuiteById } from '../suites.js';
-import type { Frame } from '../frame.js';
+import type { Frame, SplitFrame } from '../frame.js';
 import type { OutputAllocator } from '../session.js';
 import { KeySchedule } from './keySchedule.js';
 
@@ -95,6 +95,13 @@ export interface OpenedRecord {
   epoch: number;
 }
 
+/** An opened record that spanned socket reads: its content in pieces, in order, none empty. */
+export interface OpenedRecordParts {
+  type: InnerTypeValue;
+  parts: Buffer[];
+  epoch: number;
+}
+
 function header(out: Buffer, offset: number, sealedLength: number, epoch: number): void {
   out[offset] = RECORD_TYPE;
   out.writeUInt32BE(2 + sealedLength, offset + 1);
@@ -109,6 +116,36 @@ function innerRecord(plaintext: Buffer, epoch: number): OpenedRecord {
   const type = plaintext[end - 1]!;
   if (type > MAX_INNER_TYPE) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `unknown record content type 0x${type.toString(16)}`);
   return { type: type as InnerTypeValue, content: plaintext.subarray(0, end - 1), epoch };
+}
+
+/**
+ * {@link innerRecord} over a plaintext of `length` bytes lying at the start of `parts`, in order:
+ * the content as views of the parts (no copy), empty pieces left out.
+ */
+function innerRecordParts(parts: readonly Buffer[], length: number, epoch: number): OpenedRecordParts {
+  // The plaintext's pieces, then the content type: the last non-zero byte.
+  const pieces: Buffer[] = [];
+  for (let i = 0, left = length; i < parts.length && left > 0; i++) {
+    const p = parts[i]!.subarray(0, left);
+    pieces.push(p);
+    left -= p.length;
+  }
+  for (let i = pieces.length - 1; i >= 0; i--) {
+    const p = pieces[i]!;
+    let end = p.length;
+    while (end > 0 && p[end - 1] === 0) end--;
+    if (end === 0) continue;
+    const type = p[end - 1]!;
+    if (type > MAX_INNER_TYPE) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `unknown record content type 0x${type.toString(16)}`);
+    const content = pieces.slice(0, i);
+    if (end > 1) content.push(p.subarray(0, end - 1));
+    return { type: type as InnerTypeValue, parts: content.filter((c) => c.length > 0), epoch };
+  }
+  throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'a record without a content type');
+}
+
+function unexpectedFrame(type: number): Error {
+  return qtError(ErrorCode.UNEXPECTED_MESSAGE, `unexpected frame type 0x${type.toString(16)} where a record belongs`);
 }
 
 const ROW = AEAD_SIZES.recordBatchRowWords;
@@ -244,32 +281,60 @@ export class RecordLayer {
   /** Opens one record frame; throws for anything but exactly the next record under the expected key. */
   open(frame: Frame): OpenedRecord {
     this.#assertLive();
-    if (frame.type !== RECORD_TYPE) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `unexpected frame type 0x${frame.type.toString(16)} where a record belongs`);
+    if (frame.type !== RECORD_TYPE) throw unexpectedFrame(frame.type);
     const payload = frame.payload;
     if (payload.length < 2 + AEAD_SIZES.tag + 1) throw qtError(ErrorCode.MALFORMED_MESSAGE, 'record too short');
     const epoch = payload.readUInt16BE(0);
+    const sealed = payload.subarray(2);
+    const key = this.#receiveKeyFor(epoch, sealed.length);
+    // Decrypted in place: the ciphertext becomes the plaintext in the frame's own bytes. Any
+    // failure (forged, replayed, dropped, reordered) shows here: the nonce is the next seq.
+    key.ctx.openRecord(sealed, 0, key.seq, frame.raw.subarray(0, RECORD_HEADER_SIZE), sealed);
+    this.#opened(key);
+    const record = innerRecord(sealed.subarray(0, sealed.length - AEAD_SIZES.tag), epoch);
+    key.bytes += record.content.length;
+    return record;
+  }
+
+  /** {@link open} for a record that spans socket reads: each part is opened where it lies. */
+  openParts(frame: SplitFrame): OpenedRecordParts {
+    this.#assertLive();
+    if (frame.type !== RECORD_TYPE) throw unexpectedFrame(frame.type);
+    const head = frame.head;
+    if (head.length !== RECORD_HEADER_SIZE) throw qtError(ErrorCode.INVALID_ARGUMENT, 'a split record needs its 7-byte header as head');
+    let sealedLength = 0;
+    for (const p of frame.parts) sealedLength += p.length;
+    if (sealedLength < AEAD_SIZES.tag + 1) throw qtError(ErrorCode.MALFORMED_MESSAGE, 'record too short');
+    const epoch = head.readUInt16BE(5);
+    const key = this.#receiveKeyFor(epoch, sealedLength);
+    const plaintextLength = key.ctx.openRecordParts(frame.parts, key.seq, head);
+    this.#opened(key);
+    const record = innerRecordParts(frame.parts, plaintextLength, epoch);
+    for (const p of record.parts) key.bytes += p.length;
+    return record;
+  }
+
+  /** The key for a record of `epoch`, if it is the current or the announced next one and has room. */
+  #receiveKeyFor(epoch: number, sealedLength: number): EpochKey {
     let key = this.#receive;
     const next = this.#nextReceive;
     if (next !== undefined && epoch === next.epoch) key = next;
     if (key === undefined || epoch !== key.epoch) {
       throw qtError(ErrorCode.UNEXPECTED_MESSAGE, `a record of epoch ${epoch} where epoch ${this.#receive?.epoch ?? 'none'} was expected`);
     }
-    const sealed = payload.subarray(2);
-    if (!key.fits(1, sealed.length - AEAD_SIZES.tag - 1)) throw qtError(ErrorCode.SEQUENCE_EXHAUSTED, 'the peer passed its key usage limit');
-    // Decrypted in place: the ciphertext becomes the plaintext in the frame's own bytes. Any
-    // failure (forged, replayed, dropped, reordered) shows here: the nonce is the next seq.
-    key.ctx.openRecord(sealed, 0, key.seq, frame.raw.subarray(0, RECORD_HEADER_SIZE), sealed);
-    const plaintext = sealed.subarray(0, sealed.length - AEAD_SIZES.tag);
-    if (key === next) {
+    if (!key.fits(1, sealedLength - AEAD_SIZES.tag - 1)) throw qtError(ErrorCode.SEQUENCE_EXHAUSTED, 'the peer passed its key usage limit');
+    return key;
+  }
+
+  /** After a record opened under `key`: the peer's first record under a new key retires the old one. */
+  #opened(key: EpochKey): void {
+    if (key === this.#nextReceive) {
       this.#receive?.destroy();
-      this.#receive = next;
+      this.#receive = key;
       this.#nextReceive = undefined;
     }
     key.seq++;
     key.records++;
-    const record = innerRecord(plaintext, epoch);
-    key.bytes += record.content.length;
-    return record;
   }
 
   destroy(): void {

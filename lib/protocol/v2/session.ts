@@ -20,7 +20,7 @@ import { ErrorCode, type QuantumTunnelError, qtError } from '../../errors.js';
 import { destroyAll } from '../../crypto/secret.js';
 import * as hkdf from '../../crypto/hkdf.js';
 import { type CipherSuiteId, MessageType } from '../constants.js';
-import type { Frame } from '../frame.js';
+import type { Frame, SplitFrame } from '../frame.js';
 import { AlertLevel, decodeAlert } from '../messages.js';
 import type { OutputAllocator, Session, SessionEvent, SessionOptions, SessionStats } from '../session.js';
 import { alertBody, alertCodeFor, alertError } from './alerts.js';
@@ -154,23 +154,49 @@ export class SessionV2 implements Session {
 
   // ---- receiving ------------------------------------------------------------------------------
 
-  receive(frame: Frame): SessionEvent {
+  /** Spanning records come split after their epoch: the head is the whole record header. */
+  readonly splitAt = 2;
+
+  receive(frame: Frame | SplitFrame): SessionEvent {
     this.#assertLive();
     if (this.#peerClosed) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'record after close_notify');
     // A server that refuses our Finished or certificate answers with a plaintext Alert (§9),
     // which can only come before its first record.
     if (frame.type === MessageType.ALERT && this.#isClient && !this.#peerRecordSeen) {
-      throw alertError(decodeAlert(frame.payload)?.code, 'in answer to our Finished');
+      throw alertError('payload' in frame ? decodeAlert(frame.payload)?.code : undefined, 'in answer to our Finished');
     }
+    if ('parts' in frame) return this.#receiveParts(frame);
     const record = this.#records.open(frame);
     this.#peerRecordSeen = true;
+    if (record.type === InnerType.DATA) {
+      this.#countData(record.content.length);
+      return { kind: 'data', data: record.content };
+    }
+    return this.#onControl(record);
+  }
+
+  /** A record that spanned socket reads: data stays in the reads' buffers, anything else is joined. */
+  #receiveParts(frame: SplitFrame): SessionEvent {
+    const record = this.#records.openParts(frame);
+    this.#peerRecordSeen = true;
+    if (record.type === InnerType.DATA) {
+      let length = 0;
+      for (const p of record.parts) length += p.length;
+      this.#countData(length);
+      return { kind: 'data-parts', parts: record.parts };
+    }
+    return this.#onControl({ type: record.type, content: Buffer.concat(record.parts), epoch: record.epoch });
+  }
+
+  #countData(length: number): void {
+    if (length === 0) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'an empty data record');
+    // Stats count data records, as v1's do (its control messages are not records).
+    this.stats.recordsReceived++;
+    this.stats.bytesReceived += length;
+  }
+
+  #onControl(record: OpenedRecord): SessionEvent {
     switch (record.type) {
-      case InnerType.DATA:
-        if (record.content.length === 0) throw qtError(ErrorCode.UNEXPECTED_MESSAGE, 'an empty data record');
-        // Stats count data records, as v1's do (its control messages are not records).
-        this.stats.recordsReceived++;
-        this.stats.bytesReceived += record.content.length;
-        return { kind: 'data', data: record.content };
       case InnerType.PING:
         return this.#empty(record, { kind: 'ping' });
       case InnerType.PONG:
