@@ -50,11 +50,12 @@ if (!existsSync(join(root, 'build', 'Release', 'quantum_tunnel.node')) && !proce
 const argv = process.argv.slice(2);
 const onlyIndex = argv.indexOf('--only');
 const only = onlyIndex >= 0 ? argv.splice(onlyIndex, 2)[1] : undefined;
-const suites = ['crypto', 'tunnel'].filter((s) => !only || s === only);
+// `--only costs` (npm run bench:costs) runs bench/costs.bench.ts: counts per handshake and per MiB.
+const suites = only === 'costs' ? ['costs'] : ['crypto', 'tunnel'].filter((s) => !only || s === only);
 
 function runSuite(name) {
   return new Promise((resolveRun) => {
-    const args = ['--expose-gc', '--import', tsxLoader, join(root, 'bench', `${name}.bench.ts`), ...(name === 'crypto' ? argv : argv.filter((a) => a === '--quick'))];
+    const args = ['--expose-gc', '--import', tsxLoader, join(root, 'bench', `${name}.bench.ts`), ...(name === 'tunnel' ? argv.filter((a) => a === '--quick') : argv)];
     const child = spawn(node24, args, { cwd: root, stdio: 'inherit' });
     const forward = (sig) => child.kill(sig);
     process.on('SIGINT', forward);
