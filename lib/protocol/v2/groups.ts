@@ -137,14 +137,19 @@ export interface KemGroupSpec {
   staticKeyFrom(classical: PrivateKey, mlkem: PrivateKey): StaticKemKeyPair;
 }
 
-function be16(n: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(n);
-  return b;
-}
-
-function vec16(bytes: Uint8Array): Buffer[] {
-  return [be16(bytes.length), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)];
+/** FixedInfo: label ‖ BE16(version) ‖ BE16(group) ‖ vec16(each public value), in one buffer. */
+function fixedInfoOf(label: Uint8Array, version: number, groupId: number, values: readonly Uint8Array[]): Buffer {
+  let size = label.length + 4;
+  for (const v of values) size += 2 + v.length;
+  const out = Buffer.allocUnsafe(size);
+  out.set(label, 0);
+  let at = out.writeUInt16BE(groupId, out.writeUInt16BE(version, label.length));
+  for (const v of values) {
+    at = out.writeUInt16BE(v.length, at);
+    out.set(v, at);
+    at += v.length;
+  }
+  return out;
 }
 
 /** The combiner; consumes (destroys) both component secrets. `label` names the exchange's role. */
@@ -158,13 +163,7 @@ export function combine(
 ): Secret {
   try {
     const fixedInfo = sha384([
-      label,
-      be16(version),
-      be16(groupId),
-      ...vec16(publicValues.initiatorClassical),
-      ...vec16(publicValues.responderClassical),
-      ...vec16(publicValues.encapsulationKey),
-      ...vec16(publicValues.ciphertext),
+      fixedInfoOf(label, version, groupId, [publicValues.initiatorClassical, publicValues.responderClassical, publicValues.encapsulationKey, publicValues.ciphertext]),
     ]);
     return hkdf.hkdf(hkdf.HkdfDigest.SHA384, label, [classicalSecret, mlkemSecret], fixedInfo, HYBRID_SECRET_SIZE);
   } finally {

@@ -103,24 +103,46 @@ class Reader {
   }
 }
 
-/** Builds payloads with checked length prefixes. */
+/**
+ * Builds payloads with checked length prefixes, into one buffer that grows as needed (a hello is
+ * written with a handful of allocations, not one per field).
+ */
 class Writer {
-  readonly #parts: Buffer[] = [];
+  #buf = Buffer.allocUnsafe(256);
+  #length = 0;
+
+  /** Room for n more bytes; returns where they go. */
+  #reserve(n: number): number {
+    const at = this.#length;
+    if (at + n > this.#buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.#buf.length, at + n));
+      this.#buf.copy(grown, 0, 0, at);
+      this.#buf = grown;
+    }
+    this.#length = at + n;
+    return at;
+  }
   raw(b: Uint8Array): this {
-    this.#parts.push(Buffer.from(b.buffer, b.byteOffset, b.length));
+    const at = this.#reserve(b.length); // first: it may replace the buffer
+    this.#buf.set(b, at);
     return this;
   }
   u8(n: number): this {
-    return this.raw(Buffer.of(n));
+    if (!(n >= 0 && n <= 0xff)) invalidArgument(`${n} does not fit 8 bits`);
+    const at = this.#reserve(1);
+    this.#buf[at] = n;
+    return this;
   }
   u16(n: number): this {
     if (!(n >= 0 && n <= 0xffff)) invalidArgument(`${n} does not fit 16 bits`);
-    return this.raw(Buffer.of(n >>> 8, n & 0xff));
+    const at = this.#reserve(2);
+    this.#buf.writeUInt16BE(n, at);
+    return this;
   }
   u32(n: number): this {
-    const b = Buffer.alloc(4);
-    b.writeUInt32BE(n);
-    return this.raw(b);
+    const at = this.#reserve(4);
+    this.#buf.writeUInt32BE(n, at);
+    return this;
   }
   vec(lengthBytes: 1 | 2, body: Uint8Array): this {
     if (body.length >= 2 ** (8 * lengthBytes)) invalidArgument(`a field of ${body.length} bytes does not fit a ${lengthBytes}-byte length`);
@@ -131,8 +153,9 @@ class Writer {
     for (const x of items) item(w, x);
     return this.vec(lengthBytes, w.bytes());
   }
+  /** What was written (a view of the writer's buffer). */
   bytes(): Buffer {
-    return Buffer.concat(this.#parts);
+    return this.#buf.subarray(0, this.#length);
   }
 }
 
