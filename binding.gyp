@@ -16,6 +16,7 @@
         "native/fips.cc",
         "native/hkdf.cc",
         "native/library_context.cc",
+        "native/hybrid.cc",
         "native/mldsa.cc",
         "native/mlkem.cc",
         "native/pem.cc",

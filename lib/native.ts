@@ -186,6 +186,17 @@ export interface NativeAddon {
   x25519GenerateKeyPair(): PrivateKey;
   x25519PublicKey(key: PrivateKey): Buffer;
   x25519Derive(key: PrivateKey, peerPublicKey: Uint8Array): Secret;
+  /**
+   * Protocol v2's X25519 + ML-KEM exchange, one call per side's step (standard mode only; `group`
+   * 0x0101 or 0x0103): the client's two key pairs and share; the server's share and K; the
+   * client's K. With `async` true, the step runs as one threadpool job and a Promise is returned.
+   */
+  hybridClientShare(group: number, async: false): { classical: PrivateKey; mlkem: PrivateKey; share: Buffer };
+  hybridClientShare(group: number, async: true): Promise<{ classical: PrivateKey; mlkem: PrivateKey; share: Buffer }>;
+  hybridEncapsulate(group: number, version: number, clientShare: Uint8Array, label: Uint8Array, async: false): { share: Buffer; secret: Secret };
+  hybridEncapsulate(group: number, version: number, clientShare: Uint8Array, label: Uint8Array, async: true): Promise<{ share: Buffer; secret: Secret }>;
+  hybridDecapsulate(group: number, version: number, classicalKey: PrivateKey, mlkemKey: PrivateKey, clientShare: Uint8Array, serverShare: Uint8Array, label: Uint8Array, async: false): Secret;
+  hybridDecapsulate(group: number, version: number, classicalKey: PrivateKey, mlkemKey: PrivateKey, clientShare: Uint8Array, serverShare: Uint8Array, label: Uint8Array, async: true): Promise<Secret>;
   x25519PrivateKeyFromBytes(bytes: Uint8Array): PrivateKey;
   p384Sizes: { publicKey: number; privateKey: number; sharedSecret: number };
   p384GenerateKeyPair(): PrivateKey;

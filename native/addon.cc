@@ -10,6 +10,7 @@
 #include "fips.h"
 #include "hkdf.h"
 #include "library_context.h"
+#include "hybrid.h"
 #include "mldsa.h"
 #include "mlkem.h"
 #include "pem.h"
@@ -97,6 +98,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitTesting(env, exports);
   InitFips(env, exports);
   InitMlDsa(env, exports);
+  InitHybrid(env, exports);
   InitPem(env, exports);
   data->certificate_constructor = Napi::Persistent(InitX509(env, exports));
   return exports;

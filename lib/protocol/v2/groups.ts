@@ -19,6 +19,7 @@ import * as hkdf from '../../crypto/hkdf.js';
 import { type Encapsulation, type EncapsulationKey, type MlKem, mlkem1024, mlkem768 } from '../../crypto/mlkem.js';
 import * as p384 from '../../crypto/p384.js';
 import { cryptoPolicy } from '../../crypto/policy.js';
+import * as oneCall from '../../crypto/hybrid.js';
 import { destroyAll } from '../../crypto/secret.js';
 import * as x25519 from '../../crypto/x25519.js';
 
@@ -281,6 +282,45 @@ function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem
       destroy,
     };
   };
+  /**
+   * X25519 groups in standard mode run each side's step as one native call (crypto/hybrid.ts):
+   * the same K, fewer crossings and handles, and a whole step per threadpool job when offloaded.
+   */
+  const native = classical === X25519;
+  const nativeNow = () => native && oneCall.hybridAvailable();
+  /** A client share made by one native call; its K comes from one call too. */
+  const nativeClientShare = (keys: oneCall.HybridClientKeys): ClientKeyShare => {
+    let spent = false;
+    const destroy = () => {
+      spent = true;
+      destroyAll(keys.classical, keys.mlkem);
+    };
+    const begin = (serverShare: Uint8Array) => {
+      if (spent) throw qtError(ErrorCode.INVALID_STATE, 'this key share was already used');
+      checkBytes(serverShare, 'serverShare', serverShareSize);
+    };
+    return {
+      group: spec,
+      share: keys.share,
+      finish(serverShare, version) {
+        try {
+          begin(serverShare);
+          return oneCall.hybridDecapsulate(id, version, keys, serverShare, HYBRID_LABEL);
+        } finally {
+          destroy();
+        }
+      },
+      async finishAsync(serverShare, version) {
+        try {
+          begin(serverShare);
+          return await oneCall.hybridDecapsulateAsync(id, version, keys, serverShare, HYBRID_LABEL);
+        } finally {
+          destroy();
+        }
+      },
+      destroy,
+    };
+  };
   /** The server's share and K for a client share; `encapsulate` is ML-KEM's, sync or on the threadpool. */
   const serverShareOf = <R extends { share: Buffer; secret: Secret } | Promise<{ share: Buffer; secret: Secret }>>(
     clientShare: Uint8Array,
@@ -326,10 +366,12 @@ function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem
     serverShareSize,
     permitted: () => !(cryptoPolicy.fips && cryptoPolicy.strict && !classical.fipsApproved),
     generateClientShare(fixed?: FixedClientShare): ClientKeyShare {
+      if (!fixed && nativeNow()) return nativeClientShare(oneCall.hybridClientShare(id));
       const cl = fixed ? { privateKey: fixed.classical, publicKey: classical.publicKeyOf(fixed.classical) } : classical.generate();
       return clientShareOf(cl, kem.generateKeyPair(fixed?.mlkemSeed));
     },
     async generateClientShareAsync(): Promise<ClientKeyShare> {
+      if (nativeNow()) return nativeClientShare(await oneCall.hybridClientShareAsync(id));
       const pq = await kem.generateKeyPairAsync();
       let cl;
       try {
@@ -341,9 +383,18 @@ function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem
       return clientShareOf(cl, pq);
     },
     encapsulate(clientShare, version, fixed, label) {
+      // Long-term keys (marked) keep the path that parses their ML-KEM key once.
+      if (!fixed && nativeNow() && !staticKeys.has(clientShare)) {
+        checkBytes(clientShare, 'clientShare', clientShareSize);
+        return oneCall.hybridEncapsulate(id, version, clientShare, label ?? HYBRID_LABEL);
+      }
       return serverShareOf(clientShare, version, fixed, (ek) => kem.encapsulate(ek, fixed?.coins), label);
     },
     encapsulateAsync(clientShare, version) {
+      if (nativeNow()) {
+        checkBytes(clientShare, 'clientShare', clientShareSize);
+        return oneCall.hybridEncapsulateAsync(id, version, clientShare, HYBRID_LABEL);
+      }
       return serverShareOf(clientShare, version, undefined, (ek) => kem.encapsulateAsync(ek));
     },
     generateStaticKey() {
