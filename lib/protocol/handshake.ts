@@ -42,6 +42,7 @@ import {
 } from './messages.js';
 import { suitePermitted } from './suites.js';
 import type { TicketManager } from './ticket.js';
+import { type OffloadPolicy, offloadNow } from './offload.js';
 
 /** What every version's completed handshake says about itself (its secrets are the version's own). */
 export interface HandshakeSummary {
@@ -186,7 +187,7 @@ export interface InitiatorOptions {
   /** Resume with a ticket and the PSK (the master secret of the session the ticket came from). */
   resumption?: { ticket: Uint8Array; psk: Secret };
   /** Run ML-KEM on the libuv threadpool instead of the event loop (see TunnelOptions.offloadCrypto). */
-  offloadCrypto?: boolean;
+  offloadCrypto?: OffloadPolicy;
   /** Fixed inputs for known-answer tests; normally generated. */
   keyPair?: chkem.ChKemKeyPair;
   random?: Buffer;
@@ -207,7 +208,7 @@ export class InitiatorHandshake extends HandshakeSide<'initial' | 'clientHelloSe
 
   /** Creates the initiator with a fresh CH-KEM key pair (ML-KEM key generation on the threadpool). */
   static async create(options: InitiatorOptions): Promise<InitiatorHandshake> {
-    const keyPair = options.keyPair ?? (options.offloadCrypto ? await chkem.generateKeyPairAsync() : chkem.generateKeyPair());
+    const keyPair = options.keyPair ?? (offloadNow(options.offloadCrypto) ? await chkem.generateKeyPairAsync() : chkem.generateKeyPair());
     return new InitiatorHandshake(options, keyPair);
   }
 
@@ -246,7 +247,7 @@ export class InitiatorHandshake extends HandshakeSide<'initial' | 'clientHelloSe
         throw qtError(ErrorCode.UNSUPPORTED_CIPHER_SUITE, 'server chose a cipher suite we did not offer');
       }
       const suite = hello.cipherSuite as CipherSuiteId;
-      const fresh = this.options.offloadCrypto
+      const fresh = offloadNow(this.options.offloadCrypto)
         ? await chkem.decapsulateAsync(this.keyPair, hello.ciphertext)
         : chkem.decapsulate(this.keyPair, hello.ciphertext);
       this.keyPair.destroy();
@@ -304,7 +305,7 @@ export interface ResponderOptions {
   /** Enables resumption: tickets in ClientHello are redeemed here. */
   tickets?: TicketManager;
   /** Run ML-KEM on the libuv threadpool instead of the event loop (see TunnelOptions.offloadCrypto). */
-  offloadCrypto?: boolean;
+  offloadCrypto?: OffloadPolicy;
   /** Fixed inputs for known-answer tests; normally generated. */
   random?: Buffer;
   sessionId?: Buffer;
@@ -364,7 +365,7 @@ export class ResponderHandshake extends HandshakeSide<'initial' | 'serverHelloSe
 
       const enc = this.options.encapsulate
         ? this.options.encapsulate(hello.publicKey)
-        : this.options.offloadCrypto ? await chkem.encapsulateAsync(hello.publicKey) : chkem.encapsulate(hello.publicKey);
+        : offloadNow(this.options.offloadCrypto) ? await chkem.encapsulateAsync(hello.publicKey) : chkem.encapsulate(hello.publicKey);
       let master = enc.sharedSecret;
       if (psk) {
         master = deriveResumptionMaster(psk, enc.sharedSecret);

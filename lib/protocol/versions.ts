@@ -32,11 +32,12 @@ import { destroyAll } from '../crypto/secret.js';
 import type { IdentityKey, PublicIdentityKey } from '../identity/keys.js';
 import type { CertificateIdentity } from '../identity/certificates.js';
 import type { ClientCertificatePolicy, ServerCertificatePolicy } from './v2/certAuth.js';
+import type { OffloadPolicy } from './offload.js';
 
 /** What dial() hands every version's initiator; each reads what it uses. */
 export interface InitiatorConfig {
   cipherSuites: readonly CipherSuiteId[];
-  offloadCrypto?: boolean;
+  offloadCrypto?: OffloadPolicy;
   /** v1: a ticket and the master secret it resumes. */
   resumption?: { ticket: Uint8Array; psk: Secret };
   /** v2: the groups to offer, the key share for the first. */
@@ -60,7 +61,7 @@ export interface InitiatorConfig {
 /** What listen() hands every version's responder. */
 export interface ResponderConfig {
   cipherSuites: readonly CipherSuiteId[];
-  offloadCrypto?: boolean;
+  offloadCrypto?: OffloadPolicy;
   /** v1 tickets. */
   tickets?: TicketManager;
   /** v2 groups accepted. */

@@ -11,6 +11,7 @@ import {
   resolveDialPsk,
   resolveGroups,
   resolveHandshakeTimeout,
+  resolveOffload,
   checkTunnelOptions,
   resolveSuites,
   resolveTimeout,
@@ -151,7 +152,7 @@ async function establish(
     const handshaken = await runInitiatorHandshake(socket, {
       observers,
       legacyV1,
-      config: { cipherSuites: suites, groups, psk, ticket, serverKey, identity, requestServerKey, serverCertificate, certificate, resumption: options.resumption, offloadCrypto: options.offloadCrypto },
+      config: { cipherSuites: suites, groups, psk, ticket, serverKey, identity, requestServerKey, serverCertificate, certificate, resumption: options.resumption, offloadCrypto: resolveOffload(options.offloadCrypto) },
       timeoutMs: handshakeTimeoutMs,
       signal: options.signal,
     });

@@ -22,6 +22,7 @@ import { decodeAlert, HANDSHAKE_FAILURE_ALERT } from '../protocol/messages.js';
 import { cryptoPolicy } from '../crypto/policy.js';
 import type { ObserverSet } from './observer.js';
 import { DEFAULT_MAX_HANDSHAKE_BYTES } from './options.js';
+import * as handshakeLoad from './handshakeLoad.js';
 
 /** A completed handshake: its version and result, the reader holding any bytes that came after it, and its duration. */
 export interface Handshaken {
@@ -183,6 +184,7 @@ async function drive(
   const spoken: { version?: ProtocolVersionSpec } = {};
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.handle) options.handle.abort = onAbort;
+  handshakeLoad.started();
   try {
     if (options.signal?.aborted) throw qtError(ErrorCode.ABORTED, 'handshake aborted');
     const { version, result } = await steps(io, spoken);
@@ -203,6 +205,7 @@ async function drive(
     }
     throw error;
   } finally {
+    handshakeLoad.ended();
     if (timer) clearTimeout(timer);
     options.signal?.removeEventListener('abort', onAbort);
     if (options.handle) options.handle.abort = undefined;

@@ -15,6 +15,7 @@ import {
   DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS,
   type ListenOptions,
   resolveHandshakeTimeout,
+  resolveOffload,
   checkTunnelOptions,
   resolveGroups,
   resolveLimit,
@@ -79,7 +80,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
       ...resolveListenAuth(options),
       tickets: tickets.v1,
       ticketOpener: tickets.v2,
-      offloadCrypto: options.offloadCrypto,
+      offloadCrypto: resolveOffload(options.offloadCrypto),
     };
     this.handshakeTimeoutMs = resolveHandshakeTimeout(options);
     checkTunnelOptions(options);

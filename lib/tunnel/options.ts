@@ -14,6 +14,8 @@ import { defaultKemGroup, KEM_GROUPS, kemGroupByOption, type KemGroupSpec } from
 import type { ExternalPsk } from '../protocol/v2/handshake.js';
 import { isSecret } from '../crypto/secret.js';
 import type { ConnectionAdmission, TunnelObserver } from './observer.js';
+import { autoOffload } from './handshakeLoad.js';
+import type { OffloadPolicy } from '../protocol/offload.js';
 import { enable as enableFips, type FipsOptions } from '../fips/index.js';
 
 /** Key exchange group names accepted in options and on the command line (protocol v2). */
@@ -70,11 +72,15 @@ export interface TunnelOptions {
   /** Rekey automatically on the §9.1 triggers (initiator only). Default true. */
   autoRekey?: boolean;
   /**
-   * Run the handshake's ML-KEM operations on the libuv threadpool. Default false: each is tens of
-   * microseconds, less than a threadpool round trip costs, so (like node:tls) they run inline.
-   * Turn it on when the event loop must never block even for that long.
+   * Where the handshake's key-exchange steps run. `false`: inline on the event loop (a step is
+   * tens of microseconds, about what a threadpool round trip costs). `true`: always on the libuv
+   * threadpool, so the event loop never blocks even for that long. `'auto'`: on the threadpool
+   * only while at least AUTO_OFFLOAD_FROM (4) handshakes run at once in this process, when another
+   * core can do them while the event loop carries on (docs/BENCHMARKS.md, "Both cores", has the
+   * crossover measured). In standard mode a step (a client share, the server's share and K, the
+   * client's K) is one job; in FIPS mode the ML-KEM operations are. Default `'auto'`.
    */
-  offloadCrypto?: boolean;
+  offloadCrypto?: boolean | 'auto';
   /** Metrics, tracing and logging hooks (see lib/ops). */
   observer?: TunnelObserver | readonly TunnelObserver[];
   /**
@@ -206,8 +212,16 @@ export function resolveLimit(value: number | undefined, fallback: number, name: 
  * accepts anything.
  */
 export function checkTunnelOptions(options: TunnelOptions): void {
+  resolveOffload(options.offloadCrypto);
   resolveTimeout(options.rekeyMinIntervalMs, 0, 'rekeyMinIntervalMs');
   resolveTimeout(options.closeTimeoutMs, 0, 'closeTimeoutMs');
+}
+
+/** The offload policy of an `offloadCrypto` option (default 'auto'). */
+export function resolveOffload(option: TunnelOptions['offloadCrypto']): OffloadPolicy {
+  if (option === undefined || option === 'auto') return autoOffload;
+  if (typeof option !== 'boolean') invalidArgument("offloadCrypto must be true, false or 'auto'");
+  return option;
 }
 
 export function resolveHandshakeTimeout(options: TunnelOptions): number {

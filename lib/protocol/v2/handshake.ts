@@ -72,6 +72,7 @@ import {
 } from './messages.js';
 import { HANDSHAKE_EPOCH, InnerType, RecordLayer } from './record.js';
 import { alertError } from './alerts.js';
+import { type OffloadPolicy, offloadNow } from '../offload.js';
 
 /** Handshake message types inside epoch-1 records: `type ‖ BE24(length) ‖ body`. */
 export const HandshakeType = Object.freeze({
@@ -170,8 +171,8 @@ export interface V2InitiatorOptions {
   serverCertificate?: ServerCertificatePolicy;
   /** Our certificate, sent when the server asks (needs `serverCertificate`). */
   certificate?: CertificateIdentity;
-  /** ML-KEM on the libuv threadpool (TunnelOptions.offloadCrypto). */
-  offloadCrypto?: boolean;
+  /** Key-exchange steps on the libuv threadpool (TunnelOptions.offloadCrypto). */
+  offloadCrypto?: OffloadPolicy;
   fixed?: FixedHandshakeInputs;
 }
 
@@ -194,8 +195,8 @@ export interface V2ResponderOptions {
   clientCertificates?: ClientCertificatePolicy;
   /** Refuse clients that do not prove an authorized key or certificate (unknown_peer / certificate_required). */
   requirePeerIdentity?: boolean;
-  /** ML-KEM on the libuv threadpool (TunnelOptions.offloadCrypto). */
-  offloadCrypto?: boolean;
+  /** Key-exchange steps on the libuv threadpool (TunnelOptions.offloadCrypto). */
+  offloadCrypto?: OffloadPolicy;
   fixed?: FixedHandshakeInputs;
 }
 
@@ -380,7 +381,7 @@ export class ClientHandshakeV2 implements Handshake {
     if (this.#state !== 'initial') throw qtError(ErrorCode.INVALID_STATE, 'handshake already started');
     const o = this.#options;
     const group = o.groups[0]!;
-    this.#share = o.offloadCrypto && !o.fixed ? await group.generateClientShareAsync() : group.generateClientShare(o.fixed?.clientShare);
+    this.#share = offloadNow(o.offloadCrypto) && !o.fixed ? await group.generateClientShareAsync() : group.generateClientShare(o.fixed?.clientShare);
     if (o.resumption) this.#offered.push({ kind: 'resumption', identity: o.resumption.ticket, psk: o.resumption.psk, peerIdentity: o.resumption.peerIdentity });
     if (o.psk) this.#offered.push({ kind: 'external', identity: o.psk.identity, psk: o.psk.secret, peerIdentity: o.psk.identity });
     const extensions = o.serverKey ? [this.#keyAuth(o.serverKey, o.identity)]
@@ -477,7 +478,7 @@ export class ClientHandshakeV2 implements Handshake {
     const clientKeySecret = keyAuth ? this.#decapsulateClientKey(keyAuth) : undefined;
     let shared: Secret;
     try {
-      shared = o.offloadCrypto ? await share.finishAsync(sh.keyShare, V2_VERSION_NUMBER) : share.finish(sh.keyShare, V2_VERSION_NUMBER);
+      shared = offloadNow(o.offloadCrypto) ? await share.finishAsync(sh.keyShare, V2_VERSION_NUMBER) : share.finish(sh.keyShare, V2_VERSION_NUMBER);
     } catch (err) {
       clientKeySecret?.destroy();
       throw err;
@@ -693,7 +694,7 @@ export class ServerHandshakeV2 implements Handshake {
     this.#transcript.update(frame.raw);
     let ephemeral: { share: Buffer; secret: Secret };
     try {
-      ephemeral = o.offloadCrypto && !o.fixed
+      ephemeral = offloadNow(o.offloadCrypto) && !o.fixed
         ? await group.encapsulateAsync(ch.keyShare, V2_VERSION_NUMBER)
         : group.encapsulate(ch.keyShare, V2_VERSION_NUMBER, o.fixed?.serverShare);
     } catch (err) {
