@@ -27,7 +27,7 @@ import { dirname, join, resolve } from 'node:path';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { alternate, checkTarget, formatTargets, median, type TargetResult } from '../lib/cli/benchCompare.js';
-import { goPeer, GO_MAX_BULK_BYTES, selfSignedP256, type TlsCredentials, tlsPeer } from '../lib/cli/benchPeers.js';
+import { checkTlsSocket, goPeer, GO_MAX_BULK_BYTES, selfSignedP256, TLS13_SUITES, type TlsCredentials, tlsPeer } from '../lib/cli/benchPeers.js';
 import { CertificateIdentity, crypto, dial, type DialOptions, IdentityKey, listen, type ListenOptions, type Tunnel } from '../lib/index.js';
 import type { CipherName } from '../lib/tunnel/options.js';
 import { startDelayProxy } from '../test/helpers/proxies.js';
@@ -93,11 +93,8 @@ async function precheck(ep: Endpoint, expected: { protocol?: 'v2' | 'v1'; suite:
   const c = await ep.connect();
   try {
     if (c instanceof tls.TLSSocket) {
-      const group = (c.getEphemeralKeyInfo() as { name?: string } | null)?.name;
-      const cipher = c.getCipher();
-      if ((cipher.standardName ?? cipher.name) !== expected.suite || group !== TLS_GROUP) {
-        throw new Error(`${ep.name}: negotiated ${cipher.standardName ?? cipher.name} with ${group}, the table says ${expected.suite} with ${TLS_GROUP} (run under Node 24)`);
-      }
+      const { group } = checkTlsSocket(c, expected.suite);
+      if (group !== TLS_GROUP) throw new Error(`${ep.name}: negotiated ${group}, the table says ${TLS_GROUP} (run under Node 24)`);
     } else {
       const i = (c as Tunnel).info();
       if (i.protocol !== expected.protocol || i.suite !== expected.suite) throw new Error(`${ep.name}: negotiated ${i.protocol} ${i.suite}, the table says ${expected.protocol} ${expected.suite}`);
@@ -315,7 +312,7 @@ async function main(): Promise<void> {
     const eps = [await quantumEndpoint(serve(0), 'v2', {}, cipher), await quantumEndpoint(serve(1), 'v1', {}, cipher), await tlsEndpoint(creds, serve(2), false, cipher)] as const;
     await precheck(eps[0], { protocol: 'v2', suite: SUITE_NAMES[cipher] });
     await precheck(eps[1], { protocol: 'v1', suite: SUITE_NAMES[cipher] });
-    await precheck(eps[2], { suite: cipher === 'aes-256-gcm' ? 'TLS_AES_256_GCM_SHA384' : 'TLS_CHACHA20_POLY1305_SHA256' });
+    await precheck(eps[2], { suite: TLS13_SUITES[cipher] });
     return { eps, nexts: sinks.map((s) => s.next), close: async () => { for (const ep of eps) await ep.close(); } };
   };
   const aes = await trio('aes-256-gcm');
@@ -430,7 +427,10 @@ async function main(): Promise<void> {
     const beyond = { rssKiB: tun.rssKiB - base.rssKiB, heapKiB: tun.heapKiB - base.heapKiB, externalKiB: tun.externalKiB - base.externalKiB };
     console.log(`memory per idle ${version} tunnel end at ${IDLE_TUNNELS} tunnels, beyond a plain TCP socket: RSS ${beyond.rssKiB.toFixed(1)} KiB, JS heap ${beyond.heapKiB.toFixed(1)} KiB, external ${beyond.externalKiB.toFixed(1)} KiB`);
     memory[version] = { tunnel: tun, beyondSocket: beyond };
-    targets.push(checkTarget('idleMemory', version, beyond.rssKiB, undefined, undefined, 'RSS'));
+    // RSS moves in pages and barely at all at the quick run's 200 tunnels, so the verdict takes
+    // the larger of it and what the JS heap and external buffers grew by.
+    const judged = Math.max(beyond.rssKiB, beyond.heapKiB + beyond.externalKiB);
+    targets.push(checkTarget('idleMemory', version, judged, undefined, undefined, judged === beyond.rssKiB ? 'RSS' : 'JS heap + external, above RSS'));
   }
   results.memoryPerIdleTunnel = memory;
 
