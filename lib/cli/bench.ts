@@ -1,16 +1,22 @@
 /**
  * `quantum-vpn bench`: handshake latency and bulk throughput against a listener in this process,
- * over loopback TCP, for protocol v2 and legacy v1 side by side. Unlike the reference, `--cipher`
- * really selects the suite (both ends offer and accept only that one), and every tunnel is
- * checked to have negotiated the suite, protocol and group of its run.
+ * over loopback TCP, for protocol v2 and legacy v1 side by side, and by default beside Node's own
+ * TLS 1.3 and (with QUANTUM_GO_BIN) the Go reference, in alternating rounds reported as medians,
+ * with the ratios against the targets of lib/cli/benchCompare.ts. Unlike the reference, `--cipher`
+ * really selects the suite (both ends offer and accept only that one, TLS's too), and every
+ * connection is checked to have negotiated the suite, protocol and group of its run.
  */
 import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { info as cryptoInfo } from '../crypto/info.js';
 import { defaultKemGroup, KEM_GROUPS, type KemGroupSpec } from '../protocol/v2/groups.js';
 import { dial } from '../tunnel/dial.js';
 import { listen, type Listener } from '../tunnel/listener.js';
 import type { CipherName, DialOptions, KemGroupName } from '../tunnel/options.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
+import { alternate, checkTarget, formatTargets, median, medianBy, type TargetId, type TargetResult } from './benchCompare.js';
+import { type GoPeer, goPeer, GO_MAX_BULK_BYTES, selfSignedP256, TLS13_SUITES, type TlsCredentials, type TlsNegotiated, tlsPeer } from './benchPeers.js';
 import { CliError, type FlagSpec, formatBytes, type ParsedArgs, parseDuration, parseSize, UsageError } from './args.js';
 import { applyFips, cipherFlag, ciphersFromFlag, type Command, displayName, describeError, err, FIPS_FLAG, out, VERSION } from './common.js';
 import { GROUPS_FLAG, groupsFromFlag, LEGACY_V1_FLAG, protocolSummary, v1Permitted, V1_KEY_EXCHANGE } from './protocol.js';
@@ -29,6 +35,14 @@ const FLAGS: FlagSpec[] = [
     help: 'Protocol v2 groups to run, comma-separated: one handshake run for each; the throughput test uses the first',
   },
   { ...LEGACY_V1_FLAG, help: 'Run protocol v1 (Quantum-Go) only: the same as --protocols v1' },
+  {
+    name: 'compare',
+    kind: 'string',
+    metavar: 'LIST',
+    default: 'tls,go',
+    help: 'Peers measured side by side with ours, comma-separated: tls (node:tls 1.3 in this process), go (the Go reference at QUANTUM_GO_BIN; skipped when unset), or none',
+  },
+  { name: 'rounds', kind: 'int', metavar: 'N', default: 3, help: 'Rounds of each test, every side once per round in rotating order; each figure is the median round' },
   { name: 'json', kind: 'boolean', default: false, help: 'Print one JSON object instead of the report' },
   FIPS_FLAG,
 ];
@@ -49,10 +63,12 @@ export interface HandshakeResults {
   p99Ms: number;
   rating: string;
   suite: string;
-  /** `v2` or `v1`. */
+  /** `v2` or `v1` (`TLS 1.3` for node:tls). */
   protocol: string;
-  /** The v2 group's name (`X25519 + ML-KEM-1024`); null in v1. */
+  /** The v2 group's name (`X25519 + ML-KEM-1024`); null in v1; the negotiated group for node:tls. */
   group: string | null;
+  /** Handshakes/s of every round, in order (this result is the median round's). */
+  perRound: number[];
   firstError?: string;
 }
 
@@ -72,6 +88,45 @@ export interface ThroughputResults {
   suite: string;
   protocol: string;
   group: string | null;
+  /** Receive MB/s of every round, in order (this result is the median round's). */
+  perRound: number[];
+}
+
+/** node:tls 1.3 measured beside ours (`compare.tls` of the JSON). */
+export interface TlsComparison {
+  /** `node:tls 1.3 (Node v24.x), X25519MLKEM768, ECDSA P-256, TLS_AES_256_GCM_SHA384`. */
+  summary: string;
+  node: string;
+  suite: string;
+  /** The key exchange group TLS negotiated, as OpenSSL names it. */
+  group: string;
+  /** True when that group includes ML-KEM (TLS-PQ); Node 20's TLS has none. */
+  postQuantum: boolean;
+  handshakes?: HandshakeResults;
+  throughput?: ThroughputResults;
+}
+
+/** The Go reference measured beside ours (`compare.go` of the JSON). */
+export interface GoComparison {
+  /** `Quantum-Go client and server (protocol v1 wire), AES-256-GCM`, or why it did not run. */
+  summary: string;
+  skipped?: string;
+  handshakes?: { count: number; concurrency: number; perSecond: number; perRound: number[] };
+  throughput?: { bytes: number; chunkBytes: number; receiveMBps: number; perRound: number[] };
+  /** Why a test of it did not run (ChaCha20-Poly1305, which its driver cannot choose). */
+  notes?: string[];
+}
+
+/** One ratio of ours over a peer, from the figures the report shows. */
+export interface BenchRatio {
+  /** Our run's name (`v2 x25519-mlkem1024`, `v1`). */
+  run: string;
+  against: 'tls' | 'go';
+  /** `handshakes/s` (perSecond) or `MB/s` (receiveMBps). */
+  metric: 'handshakes/s' | 'MB/s';
+  ours: number;
+  theirs: number;
+  ratio: number;
 }
 
 /** One configuration measured: a protocol and, for v2, a group. */
@@ -125,27 +180,36 @@ function checkTunnel(tunnel: Tunnel, run: BenchRun, expectedSuite: string): void
   if (run.group !== null && i.group !== run.group) throw new CliError(`negotiated ${i.group}, expected ${run.group}`);
 }
 
-async function benchHandshakes(port: number, run: BenchRun, ciphers: CipherName[], count: number, concurrency: number): Promise<HandshakeResults> {
-  const expected = displayName(ciphers[0]!);
-  const options = runOptions(run, ciphers);
+/** What a handshake or throughput result reports as having run. */
+interface RunLabels {
+  suite: string;
+  protocol: string;
+  group: string | null;
+}
+
+/** A connection benchHandshakes times and then closes. */
+interface Connected {
+  close(): Promise<void>;
+  destroy(): void;
+}
+
+/** Times `count` connects (each checked by `connect`), `concurrency` at once, then closes each. */
+async function benchHandshakes(connect: () => Promise<Connected>, labels: RunLabels, count: number, concurrency: number): Promise<HandshakeResults> {
   const latencies: number[] = [];
   let failed = 0;
   let firstError: string | undefined;
   let started = 0;
   const one = async () => {
     const t0 = performance.now();
-    let tunnel: Tunnel | undefined;
+    let conn: Connected | undefined;
     try {
-      tunnel = await dial({ host: '127.0.0.1', port }, options);
-      const ms = performance.now() - t0;
-      tunnel.on('error', () => undefined);
-      checkTunnel(tunnel, run, expected);
-      latencies.push(ms);
-      await tunnel.close();
+      conn = await connect();
+      latencies.push(performance.now() - t0);
+      await conn.close();
     } catch (e) {
       failed++;
       firstError ??= describeError(e);
-      tunnel?.destroy();
+      conn?.destroy();
     }
   };
   const worker = async () => {
@@ -172,44 +236,42 @@ async function benchHandshakes(port: number, run: BenchRun, ciphers: CipherName[
     p50Ms: round(percentile(sorted, 50)),
     p99Ms: round(percentile(sorted, 99)),
     rating: sorted.length ? handshakeRating(avg) : 'Failed',
-    suite: expected,
-    protocol: run.protocol,
-    group: run.group,
+    ...labels,
+    perRound: [],
   };
   if (firstError !== undefined) result.firstError = firstError;
   return result;
 }
 
-async function benchThroughput(listener: Listener, run: BenchRun, ciphers: CipherName[], size: number, durationMs: number): Promise<ThroughputResults> {
-  const expected = displayName(ciphers[0]!);
-  const port = listener.address().port;
-  let start = 0;
-  const received = new Promise<{ bytes: number; last: number }>((resolve, reject) => {
-    listener.once('tunnel', (t: Tunnel) => {
-      let bytes = 0;
-      let last = 0;
-      t.on('data', (d: Buffer) => {
-        bytes += d.length;
-        last = performance.now();
-      });
-      t.on('end', () => resolve({ bytes, last }));
-      t.on('error', reject);
+/** Counts what a server-side stream receives until its end, and when the last byte came. */
+function countReceived(stream: Duplex): Promise<{ bytes: number; last: number }> {
+  return new Promise((resolve, reject) => {
+    let bytes = 0;
+    let last = 0;
+    stream.on('data', (d: Buffer) => {
+      bytes += d.length;
+      last = performance.now();
     });
+    stream.on('end', () => resolve({ bytes, last }));
+    stream.on('error', reject);
   });
+}
+
+/** A client connection (checked) and what its server end will have received. */
+interface BulkConnection {
+  client: Duplex;
+  received: Promise<{ bytes: number; last: number }>;
+}
+
+async function benchThroughput(open: () => Promise<BulkConnection>, labels: RunLabels, size: number, durationMs: number): Promise<ThroughputResults> {
+  const { client, received } = await open();
   received.catch(() => undefined);
-  const client = await dial({ host: '127.0.0.1', port }, runOptions(run, ciphers));
   const failure = new Promise<never>((_, reject) => client.once('error', reject));
   failure.catch(() => undefined);
-  try {
-    checkTunnel(client, run, expected);
-  } catch (e) {
-    client.destroy();
-    throw e;
-  }
   const chunk = randomBytes(CHUNK);
   let sent = 0;
   let stoppedByDuration = false;
-  start = performance.now();
+  const start = performance.now();
   while (sent < size) {
     if (performance.now() - start >= durationMs) {
       stoppedByDuration = true;
@@ -242,10 +304,114 @@ async function benchThroughput(listener: Listener, run: BenchRun, ciphers: Ciphe
     sendMbps: round(sendMBps * 8, 1),
     receiveMbps: round(receiveMBps * 8, 1),
     rating: throughputRating(Math.min(sendMBps, receiveMBps)),
-    suite: expected,
-    protocol: run.protocol,
-    group: run.group,
+    ...labels,
+    perRound: [],
   };
+}
+
+// ---- our runs and the peers, one measurement each ----------------------------------------------
+
+/** Our handshakes for `run`, against a listener of its own. */
+function ourHandshakes(run: BenchRun, ciphers: CipherName[], count: number, concurrency: number): Promise<HandshakeResults> {
+  const suite = displayName(ciphers[0]!);
+  return withListener(run, ciphers, (listener) => {
+    // Each server tunnel is read so that the client's close_notify is seen and answered at once.
+    listener.on('tunnel', (t: Tunnel) => {
+      t.on('error', () => undefined);
+      t.resume();
+    });
+    const connect = async () => {
+      const tunnel = await dial({ host: '127.0.0.1', port: listener.address().port }, runOptions(run, ciphers));
+      tunnel.on('error', () => undefined);
+      try {
+        checkTunnel(tunnel, run, suite);
+      } catch (e) {
+        tunnel.destroy();
+        throw e;
+      }
+      return tunnel;
+    };
+    return benchHandshakes(connect, { suite, protocol: run.protocol, group: run.group }, count, concurrency);
+  });
+}
+
+/** Our throughput for `run`, against a listener of its own. */
+function ourThroughput(run: BenchRun, ciphers: CipherName[], size: number, durationMs: number): Promise<ThroughputResults> {
+  const suite = displayName(ciphers[0]!);
+  return withListener(run, ciphers, (listener) =>
+    benchThroughput(
+      async () => {
+        const received = new Promise<{ bytes: number; last: number }>((resolve, reject) => listener.once('tunnel', (t: Tunnel) => countReceived(t).then(resolve, reject)));
+        const client = await dial({ host: '127.0.0.1', port: listener.address().port }, runOptions(run, ciphers));
+        try {
+          checkTunnel(client, run, suite);
+        } catch (e) {
+          client.destroy();
+          throw e;
+        }
+        return { client, received };
+      },
+      { suite, protocol: run.protocol, group: run.group },
+      size,
+      durationMs,
+    ),
+  );
+}
+
+/** Closes a TLS client the way our tunnels close: end, then wait for the server's end. */
+function closeTls(s: TLSSocket): Promise<void> {
+  return new Promise((resolve) => {
+    if (s.destroyed) return resolve();
+    s.once('close', () => resolve());
+    s.end();
+  });
+}
+
+/** node:tls 1.3 with the same suite as ours: each measurement gets a server of its own. */
+class TlsSide {
+  private readonly creds: TlsCredentials = selfSignedP256();
+  negotiated: TlsNegotiated | undefined;
+
+  constructor(private readonly cipher: CipherName) {}
+
+  private labels(): RunLabels {
+    return { suite: TLS13_SUITES[this.cipher], protocol: 'TLS 1.3', group: this.negotiated?.group ?? null };
+  }
+
+  async handshakes(count: number, concurrency: number): Promise<HandshakeResults> {
+    const peer = await tlsPeer({ credentials: this.creds, cipher: this.cipher, onStream: (s) => { s.on('error', () => undefined); s.resume(); s.on('end', () => s.end()); } });
+    try {
+      const connect = async () => {
+        const s = await peer.connect();
+        return { close: () => closeTls(s), destroy: () => s.destroy() };
+      };
+      const r = await benchHandshakes(connect, this.labels(), count, concurrency);
+      this.negotiated = peer.negotiated() ?? this.negotiated;
+      return { ...r, ...this.labels() };
+    } finally {
+      await peer.close();
+    }
+  }
+
+  async throughput(size: number, durationMs: number): Promise<ThroughputResults> {
+    let receiver: ((s: TLSSocket) => void) | undefined;
+    const peer = await tlsPeer({ credentials: this.creds, cipher: this.cipher, onStream: (s) => { s.on('error', () => undefined); s.on('end', () => s.end()); receiver?.(s); } });
+    try {
+      const r = await benchThroughput(
+        async () => {
+          const received = new Promise<{ bytes: number; last: number }>((resolve, reject) => (receiver = (s) => countReceived(s).then(resolve, reject)));
+          return { client: await peer.connect(), received };
+        },
+        this.labels(),
+        size,
+        durationMs,
+      );
+      this.negotiated = peer.negotiated() ?? this.negotiated;
+      return { ...r, ...this.labels() };
+    } finally {
+      await peer.close();
+    }
+  }
 }
 
 // ---- report -------------------------------------------------------------------------------------
@@ -257,48 +423,83 @@ function columnName(run: BenchRun): string {
   return run.protocol === 'v1' ? 'v1 (legacy)' : `v2 ${run.group!.replace(/ \+ /g, '+')}`;
 }
 
-/** Rows of a table, one column per run. */
-function table(runs: readonly BenchRun[], rows: Array<[string, (run: BenchRun) => string]>): void {
-  const width = Math.max(16, ...runs.map((r) => columnName(r).length + 3), ...runs.flatMap((r) => rows.map(([, cell]) => cell(r).length + 3)));
-  const line = (label: string, cells: string[]) => out(`${label.padEnd(LABEL_WIDTH)}${cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(width))).join('')}`.trimEnd());
-  line('', runs.map(columnName));
-  for (const [label, cell] of rows) line(`  ${label}`, runs.map(cell));
+/**
+ * A column of the report: one of our runs or a peer. The Go reference reports its rate alone
+ * (`rate` in handshakes/s, `mbps` in MB/s), so its other cells are `-`.
+ */
+interface Column {
+  name: string;
+  handshakes?: HandshakeResults;
+  throughput?: ThroughputResults;
+  rate?: number;
+  mbps?: number;
 }
 
-function printHandshakes(runs: readonly BenchRun[]): void {
-  const first = runs[0]!.handshakes!;
-  const each = runs.length > 1 ? ' per run' : '';
+const TLS_COLUMN = 'node:tls 1.3';
+const GO_COLUMN = 'Go reference';
+
+/** Rows of a table, one column each. */
+function table<T>(columns: readonly T[], name: (c: T) => string, rows: Array<[string, (c: T) => string]>): void {
+  const width = Math.max(16, ...columns.map((c) => name(c).length + 3), ...columns.flatMap((c) => rows.map(([, cell]) => cell(c).length + 3)));
+  const labelWidth = Math.max(LABEL_WIDTH, ...rows.map(([label]) => label.length + 3));
+  const line = (label: string, cells: string[]) => out(`${label.padEnd(labelWidth)}${cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(width))).join('')}`.trimEnd());
+  line('', columns.map(name));
+  for (const [label, cell] of rows) line(`  ${label}`, columns.map(cell));
+}
+
+function printHandshakes(columns: readonly Column[]): void {
+  const first = columns[0]!.handshakes!;
+  const each = columns.length > 1 ? ' per run' : '';
   out(`Handshake benchmark: ${first.count} handshakes${each}, ${first.concurrency === 1 ? 'sequential' : `concurrency ${first.concurrency}`}`);
-  const h = (r: BenchRun) => r.handshakes!;
-  const ok = (r: BenchRun, text: string) => (h(r).successful > 0 ? text : '-');
-  table(runs, [
-    ['Successful:', (r) => String(h(r).successful)],
-    ['Failed:', (r) => String(h(r).failed)],
-    ['Total time:', (r) => `${h(r).totalMs.toFixed(2)} ms`],
-    ['Average:', (r) => ok(r, `${h(r).avgMs.toFixed(3)} ms`)],
-    ['Min / max:', (r) => ok(r, `${h(r).minMs.toFixed(3)} / ${h(r).maxMs.toFixed(3)} ms`)],
-    ['p50 / p99:', (r) => ok(r, `${h(r).p50Ms.toFixed(3)} / ${h(r).p99Ms.toFixed(3)} ms`)],
-    ['Handshakes/s:', (r) => ok(r, h(r).perSecond.toFixed(1))],
-    ['Rating:', (r) => h(r).rating],
+  const cell = (c: Column, text: (h: HandshakeResults) => string) => (c.handshakes && c.handshakes.successful > 0 ? text(c.handshakes) : '-');
+  table(columns, (c) => c.name, [
+    ['Successful:', (c) => (c.handshakes ? String(c.handshakes.successful) : '-')],
+    ['Failed:', (c) => (c.handshakes ? String(c.handshakes.failed) : '-')],
+    ['Total time:', (c) => (c.handshakes ? `${c.handshakes.totalMs.toFixed(2)} ms` : '-')],
+    ['Average:', (c) => cell(c, (h) => `${h.avgMs.toFixed(3)} ms`)],
+    ['Min / max:', (c) => cell(c, (h) => `${h.minMs.toFixed(3)} / ${h.maxMs.toFixed(3)} ms`)],
+    ['p50 / p99:', (c) => cell(c, (h) => `${h.p50Ms.toFixed(3)} / ${h.p99Ms.toFixed(3)} ms`)],
+    ['Handshakes/s:', (c) => (c.rate !== undefined ? rateText(c.rate) : cell(c, (h) => h.perSecond.toFixed(1)))],
+    ['Rating:', (c) => c.handshakes?.rating ?? '-'],
   ]);
-  for (const r of runs) if (h(r).firstError) out(`  First error (${columnName(r)}): ${h(r).firstError}`);
+  for (const c of columns) if (c.handshakes?.firstError) out(`  First error (${c.name}): ${c.handshakes.firstError}`);
 }
 
-function printThroughput(runs: readonly BenchRun[]): void {
-  const first = runs[0]!.throughput!;
-  const each = runs.length > 1 ? ' per run' : '';
+function printThroughput(columns: readonly Column[]): void {
+  const first = columns[0]!.throughput!;
+  const each = columns.length > 1 ? ' per run' : '';
   out(`Throughput benchmark: ${formatBytes(first.requestedBytes)} requested${each}, ${formatBytes(first.chunkBytes)} writes, client to server`);
-  const t = (r: BenchRun) => r.throughput!;
-  table(runs, [
-    ['Bytes sent:', (r) => `${t(r).bytes} (${formatBytes(t(r).bytes)})${t(r).stoppedByDuration ? ' *' : ''}`],
-    ['Bytes received:', (r) => `${t(r).receivedBytes} (${formatBytes(t(r).receivedBytes)})`],
-    ['Send time:', (r) => `${t(r).sendSeconds.toFixed(3)} s`],
-    ['Receive time:', (r) => `${t(r).receiveSeconds.toFixed(3)} s`],
-    ['Send:', (r) => `${t(r).sendMBps.toFixed(2)} MB/s (${t(r).sendMbps.toFixed(1)} Mbps)`],
-    ['Receive:', (r) => `${t(r).receiveMBps.toFixed(2)} MB/s (${t(r).receiveMbps.toFixed(1)} Mbps)`],
-    ['Rating:', (r) => t(r).rating],
+  const cell = (c: Column, text: (t: ThroughputResults) => string) => (c.throughput ? text(c.throughput) : '-');
+  table(columns, (c) => c.name, [
+    ['Bytes sent:', (c) => cell(c, (t) => `${t.bytes} (${formatBytes(t.bytes)})${t.stoppedByDuration ? ' *' : ''}`)],
+    ['Bytes received:', (c) => cell(c, (t) => `${t.receivedBytes} (${formatBytes(t.receivedBytes)})`)],
+    ['Send time:', (c) => cell(c, (t) => `${t.sendSeconds.toFixed(3)} s`)],
+    ['Receive time:', (c) => cell(c, (t) => `${t.receiveSeconds.toFixed(3)} s`)],
+    ['Send:', (c) => cell(c, (t) => `${t.sendMBps.toFixed(2)} MB/s (${t.sendMbps.toFixed(1)} Mbps)`)],
+    ['Receive:', (c) => (c.mbps !== undefined ? (Number.isNaN(c.mbps) ? 'failed' : `${c.mbps.toFixed(2)} MB/s (${(c.mbps * 8).toFixed(1)} Mbps)`) : cell(c, (t) => `${t.receiveMBps.toFixed(2)} MB/s (${t.receiveMbps.toFixed(1)} Mbps)`))],
+    ['Rating:', (c) => cell(c, (t) => t.rating)],
   ]);
-  if (runs.some((r) => t(r).stoppedByDuration)) out('  * stopped by --duration');
+  if (columns.some((c) => c.throughput?.stoppedByDuration)) out('  * stopped by --duration');
+}
+
+const rateText = (v: number) => (Number.isNaN(v) ? 'failed' : v.toFixed(1));
+
+/** Ours over each peer, one column per run of ours that has the figure. */
+function printRatios(runs: readonly BenchRun[], ratios: readonly BenchRatio[]): void {
+  const rows: Array<[string, BenchRatio['against'], BenchRatio['metric']]> = [
+    ['Handshakes/s vs node:tls:', 'tls', 'handshakes/s'],
+    ['Handshakes/s vs Go:', 'go', 'handshakes/s'],
+    ['MB/s vs node:tls:', 'tls', 'MB/s'],
+    ['MB/s vs Go:', 'go', 'MB/s'],
+  ];
+  const present = rows.filter(([, against, metric]) => ratios.some((r) => r.against === against && r.metric === metric));
+  if (present.length === 0) return;
+  const find = (run: BenchRun, against: string, metric: string) => ratios.find((r) => r.run === run.name && r.against === against && r.metric === metric);
+  out('Ratios, ours over the other (better = higher; MB/s as received):');
+  table(runs, columnName, present.map(([label, against, metric]) => [label, (run: BenchRun) => {
+    const r = find(run, against, metric);
+    return r && Number.isFinite(r.ratio) ? `${r.ratio.toFixed(2)}x` : '-';
+  }]));
 }
 
 // ---- runs ---------------------------------------------------------------------------------------
@@ -352,20 +553,91 @@ async function withListener<T>(run: BenchRun, ciphers: CipherName[], fn: (listen
   }
 }
 
+/** The peers `--compare` names. */
+function compareFromFlag(value: string): { tls: boolean; go: boolean } {
+  const names = value.split(',').map((p) => p.trim().toLowerCase()).filter((p) => p !== '');
+  const bad = () => new UsageError(`invalid --compare ${JSON.stringify(value)}: expected tls, go, tls,go or none`);
+  if (names.length === 0) throw bad();
+  if (names.includes('none')) {
+    if (names.length > 1) throw bad();
+    return { tls: false, go: false };
+  }
+  for (const n of names) if (n !== 'tls' && n !== 'go') throw bad();
+  return { tls: names.includes('tls'), go: names.includes('go') };
+}
+
+/** The median round of results, with every round's figure in `perRound`. */
+function medianRound<T extends { perRound: number[] }>(rounds: T[], figure: (r: T) => number): T {
+  return { ...medianBy(rounds, figure), perRound: rounds.map(figure) };
+}
+
+/** What the TLS column stands for, from what its handshakes negotiated. */
+function tlsSummary(suite: string, n: TlsNegotiated | undefined): string {
+  const group = n === undefined ? 'group unknown' : n.postQuantum ? `${n.group} (TLS-PQ)` : `${n.group} (no ML-KEM: not TLS-PQ)`;
+  return `node:tls 1.3 (Node ${process.version}), ${group}, ECDSA P-256, ${suite}`;
+}
+
+const GO_CHACHA = 'the Go driver cannot choose ChaCha20-Poly1305';
+
+/**
+ * The ratios of every run of ours over each peer (from the figures reported), and issue 11's
+ * targets for the runs they are set for: v2 with the default group, and v1.
+ */
+function comparisons(runs: readonly BenchRun[], tls: TlsComparison | undefined, go: GoComparison | undefined, cipher: CipherName): { ratios: BenchRatio[]; targets: TargetResult[]; notes: string[] } {
+  const ratios: BenchRatio[] = [];
+  const targets: TargetResult[] = [];
+  const notes: string[] = [];
+  const add = (run: BenchRun, against: 'tls' | 'go', metric: BenchRatio['metric'], ours: number | undefined, theirs: number | undefined) => {
+    if (ours === undefined || theirs === undefined || !(theirs > 0)) return;
+    ratios.push({ run: run.name, against, metric, ours, theirs, ratio: round(ours / theirs, 4) });
+  };
+  for (const run of runs) {
+    add(run, 'tls', 'handshakes/s', run.handshakes?.perSecond, tls?.handshakes?.perSecond);
+    add(run, 'go', 'handshakes/s', run.handshakes?.perSecond, go?.handshakes?.perSecond);
+    add(run, 'tls', 'MB/s', run.throughput?.receiveMBps, tls?.throughput?.receiveMBps);
+    add(run, 'go', 'MB/s', run.throughput?.receiveMBps, go?.throughput?.receiveMBps);
+  }
+  const notPq = tls && !tls.postQuantum ? `node:tls negotiated ${tls.group}, not TLS-PQ` : undefined;
+  const goAbsent = go?.skipped;
+  const concurrency = runs.find((r) => r.handshakes)?.handshakes?.concurrency;
+  const handshakeIds: [TargetId, TargetId] | undefined =
+    concurrency === 1 ? ['handshakesSequentialVsTlsPq', 'handshakesSequentialVsGo'] : concurrency === 64 ? ['handshakesConcurrentVsTlsPq', 'handshakesConcurrentVsGo'] : undefined;
+  if (concurrency !== undefined && handshakeIds === undefined && (tls || go)) notes.push(`no handshake targets at concurrency ${concurrency}: issue 11 sets them for 1 (sequential) and 64`);
+  const bulkIds: [TargetId, TargetId] = cipher === 'aes-256-gcm' ? ['throughputAesVsTls', 'throughputAesVsGo'] : ['throughputChachaVsTls', 'throughputChachaVsGo'];
+  const defaultGroup = defaultKemGroup().option;
+  for (const run of runs.filter((r) => r.protocol === 'v1' || r.groupOption === defaultGroup)) {
+    const side = columnName(run);
+    const h = run.handshakes?.perSecond;
+    if (h !== undefined && handshakeIds) {
+      if (tls?.handshakes) targets.push(checkTarget(handshakeIds[0], side, h, tls.handshakes.perSecond, notPq, tls.group));
+      if (go) targets.push(checkTarget(handshakeIds[1], side, h, go.handshakes?.perSecond, goAbsent));
+    }
+    const t = run.throughput?.receiveMBps;
+    if (t !== undefined) {
+      if (tls?.throughput) targets.push(checkTarget(bulkIds[0], side, t, tls.throughput.receiveMBps));
+      if (go) targets.push(checkTarget(bulkIds[1], side, t, go.throughput?.receiveMBps, goAbsent ?? (cipher === 'aes-256-gcm' ? undefined : GO_CHACHA)));
+    }
+  }
+  return { ratios, targets, notes };
+}
+
 export const benchCommand: Command = {
   name: 'bench',
-  summary: 'Handshake and throughput benchmarks over loopback, protocol v2 and v1 side by side',
+  summary: 'Handshake and throughput benchmarks over loopback: v2 and v1 beside node:tls and Go',
   synopsis:
     'quantum-vpn bench [--handshakes N [--concurrency C]] [--throughput [--size SIZE] [--duration D]] [--cipher NAME]\n' +
-    '                  [--protocols v2,v1 | --legacy-v1] [--groups LIST] [--json]',
+    '                  [--protocols v2,v1 | --legacy-v1] [--groups LIST] [--compare tls,go | none] [--rounds N] [--json]',
   description:
     'Runs listeners and clients in this process over 127.0.0.1 (so both ends share one event loop),\n' +
     'once for each protocol v2 group (by default the default group and P-384 + ML-KEM-1024) and once\n' +
     'for protocol v1, and prints the runs side by side. The throughput test runs for the first v2\n' +
-    'group and for v1 (the group changes only the handshake). Handshake latency is from the start of\n' +
-    'the TCP connect to the established tunnel. MB/s means 10^6 bytes per second. Give at least one\n' +
-    'of --handshakes and --throughput. Exits 1 if every handshake of a run fails or a throughput\n' +
-    'test fails.',
+    'group and for v1 (the group changes only the handshake). By default node:tls 1.3 (limited to the\n' +
+    'same suite) runs beside them, and the Go reference too when QUANTUM_GO_BIN names its driver; every\n' +
+    'side runs --rounds times in rotating order, each figure is its median round, and the report ends\n' +
+    'with the ratios of ours over each peer and the targets of issue 11. Handshake latency is from the\n' +
+    'start of the TCP connect to the established connection. MB/s means 10^6 bytes per second. Give at\n' +
+    'least one of --handshakes and --throughput. Exits 1 if every handshake of a round fails or a\n' +
+    'throughput test fails.',
   flags: FLAGS,
   async run(args: ParsedArgs): Promise<number> {
     const f = args.flags;
@@ -374,59 +646,107 @@ export const benchCommand: Command = {
     const throughput = f.throughput === true;
     if (count === 0 && !throughput) throw new UsageError('nothing to run: give --handshakes N and/or --throughput');
     if (concurrency < 1) throw new UsageError('--concurrency must be at least 1');
+    const rounds = Number(f.rounds);
+    if (rounds < 1) throw new UsageError('--rounds must be at least 1');
+    const compare = compareFromFlag(String(f.compare));
     const size = parseSize(String(f.size));
     const durationMs = parseDuration(String(f.duration), '--duration');
     if (durationMs <= 0) throw new UsageError('--duration must be more than 0');
     await applyFips(f);
     const ciphers = ciphersFromFlag(String(f.cipher))!;
-    const suite = displayName(ciphers[0]!);
+    const cipher = ciphers[0]!;
+    const suite = displayName(cipher);
     const { runs, notes } = runsFromFlags(args, suite);
     if (runs.length === 0) throw new CliError('nothing to run in this mode');
     const json = f.json === true;
     const info = cryptoInfo();
+    const tlsSide = compare.tls ? new TlsSide(cipher) : undefined;
+    const tls: TlsComparison | undefined = tlsSide ? { summary: '', node: process.version, suite: TLS13_SUITES[cipher], group: 'unknown', postQuantum: false } : undefined;
+    let goDriver: GoPeer | undefined;
+    let go: GoComparison | undefined;
+    if (compare.go) {
+      const skipped = 'QUANTUM_GO_BIN is not set';
+      goDriver = await goPeer();
+      go = goDriver ? { summary: `Quantum-Go client and server (${goDriver.bin}), protocol v1 wire, AES-256-GCM` } : { summary: `skipped: ${skipped}`, skipped };
+    }
     if (!json) {
       out(`quantum-vpn bench: ${suite}, ${info.openssl} (addon), FIPS mode ${info.fips ? 'on' : 'off'}`);
       for (const n of notes) out(`Note: ${n}`);
     }
 
     let code = 0;
-    // Each server tunnel is read so that the client's close_notify is seen and answered at once.
-    const drain = (t: Tunnel) => {
-      t.on('error', () => undefined);
-      t.resume();
-    };
-    if (count > 0) {
-      for (const run of runs) {
-        run.handshakes = await withListener(run, ciphers, async (listener) => {
-          listener.on('tunnel', drain);
-          return benchHandshakes(listener.address().port, run, ciphers, count, concurrency);
+    try {
+      if (count > 0) {
+        const sides: Array<() => Promise<HandshakeResults | number>> = runs.map((run) => () => ourHandshakes(run, ciphers, count, concurrency));
+        if (tlsSide) sides.push(() => tlsSide.handshakes(count, concurrency));
+        if (goDriver) sides.push(async () => goDriver.handshakes(count, concurrency));
+        const results = await alternate(sides, rounds);
+        runs.forEach((run, i) => {
+          const each = results[i] as HandshakeResults[];
+          run.handshakes = medianRound(each, (h) => h.perSecond);
+          const failedRound = each.find((h) => h.successful === 0);
+          if (failedRound) {
+            err(`quantum-vpn: every handshake of a round failed (${run.summary})${failedRound.firstError ? `: ${failedRound.firstError}` : ''}`);
+            code = 1;
+          }
         });
-        if (run.handshakes.successful === 0) {
-          err(`quantum-vpn: every handshake failed (${run.summary})${run.handshakes.firstError ? `: ${run.handshakes.firstError}` : ''}`);
-          code = 1;
+        if (tlsSide) tls!.handshakes = medianRound(results[runs.length] as HandshakeResults[], (h) => h.perSecond);
+        if (goDriver) {
+          const rates = (results.at(-1) as number[]).map((r) => round(r, 1));
+          go!.handshakes = { count, concurrency: Math.min(concurrency, count), perSecond: round(median(rates), 1), perRound: rates };
         }
       }
-    }
-    // Bulk throughput depends on the protocol's record layer, not on the group: the first v2 run and v1.
-    const bulk = runs.filter((r, i) => r.protocol === 'v1' || runs.findIndex((x) => x.protocol === 'v2') === i);
-    if (throughput) {
-      for (const run of bulk) {
-        try {
-          run.throughput = await withListener(run, ciphers, (listener) => benchThroughput(listener, run, ciphers, size, durationMs));
-        } catch (e) {
-          err(`quantum-vpn: throughput test failed (${run.summary}): ${describeError(e)}`);
-          code = 1;
+      // Bulk throughput depends on the protocol's record layer, not on the group: the first v2 run and v1.
+      const bulk = runs.filter((r, i) => r.protocol === 'v1' || runs.findIndex((x) => x.protocol === 'v2') === i);
+      if (throughput) {
+        // A failed round gives its error, so the other sides still run and are reported.
+        const attempt = <T>(fn: () => Promise<T>) => () => fn().catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+        const sides: Array<() => Promise<ThroughputResults | number | Error>> = bulk.map((run) => attempt(() => ourThroughput(run, ciphers, size, durationMs)));
+        if (tlsSide) sides.push(attempt(() => tlsSide.throughput(size, durationMs)));
+        const goBytes = Math.min(size, GO_MAX_BULK_BYTES);
+        if (goDriver && cipher !== 'aes-256-gcm') (go!.notes ??= []).push(`throughput skipped: ${GO_CHACHA}`);
+        else if (goDriver) sides.push(async () => goDriver.throughput(goBytes, CHUNK));
+        const results = await alternate(sides, rounds);
+        const pick = (each: Array<ThroughputResults | number | Error>, what: string): ThroughputResults | undefined => {
+          const failure = each.find((r): r is Error => r instanceof Error);
+          if (failure) {
+            err(`quantum-vpn: throughput test failed (${what}): ${describeError(failure)}`);
+            code = 1;
+            return undefined;
+          }
+          return medianRound(each as ThroughputResults[], (t) => t.receiveMBps);
+        };
+        bulk.forEach((run, i) => {
+          const t = pick(results[i]!, run.summary);
+          if (t) run.throughput = t;
+        });
+        if (tlsSide) {
+          const t = pick(results[bulk.length]!, 'node:tls');
+          if (t) tls!.throughput = t;
+        }
+        if (goDriver && cipher === 'aes-256-gcm') {
+          const rates = (results.at(-1) as number[]).map((r) => round(r, 2));
+          go!.throughput = { bytes: goBytes, chunkBytes: CHUNK, receiveMBps: round(median(rates), 2), perRound: rates };
+          if (goBytes < size) (go!.notes ??= []).push(`throughput sent ${formatBytes(goBytes)}, its most (it stalls at its 1 GiB rekey point)`);
         }
       }
+    } finally {
+      goDriver?.close();
     }
+    if (tls) {
+      Object.assign(tls, tlsSide!.negotiated ?? {});
+      tls.suite = TLS13_SUITES[cipher];
+      tls.summary = tlsSummary(tls.suite, tlsSide!.negotiated);
+    }
+    const compared = comparisons(runs, tls, go, cipher);
+    const bulkRuns = runs.filter((r) => r.throughput);
 
     if (json) {
       const first = runs[0]!;
-      const report: Record<string, unknown> = { version: VERSION, openssl: info.openssl, fips: info.fips, cipher: suite };
+      const report: Record<string, unknown> = { version: VERSION, openssl: info.openssl, fips: info.fips, cipher: suite, rounds };
       // The first run's results under the names of earlier versions, then every run.
       if (first.handshakes) report.handshakes = first.handshakes;
-      const firstBulk = bulk.find((r) => r.throughput);
-      if (firstBulk) report.throughput = firstBulk.throughput;
+      if (bulkRuns[0]) report.throughput = bulkRuns[0].throughput;
       report.runs = runs.map(({ name, protocol, groupOption, group, summary, handshakes, throughput: t }) => ({
         name,
         protocol,
@@ -436,22 +756,44 @@ export const benchCommand: Command = {
         ...(handshakes ? { handshakes } : {}),
         ...(t ? { throughput: t } : {}),
       }));
-      if (notes.length > 0) report.notes = notes;
+      if (tls || go) report.compare = { ...(tls ? { tls } : {}), ...(go ? { go } : {}) };
+      if (compared.ratios.length > 0) report.ratios = compared.ratios;
+      if (compared.targets.length > 0) report.targets = compared.targets;
+      const allNotes = [...notes, ...compared.notes];
+      if (allNotes.length > 0) report.notes = allNotes;
       out(JSON.stringify(report, null, 2));
       return code;
     }
     out('Runs:');
-    const nameWidth = Math.max(...runs.map((r) => columnName(r).length)) + 3;
-    for (const r of runs) out(`  ${columnName(r).padEnd(nameWidth)}${r.summary}`);
-    const handshakeRuns = runs.filter((r) => r.handshakes);
-    if (handshakeRuns.length > 0) {
+    const listed: Array<[string, string]> = runs.map((r) => [columnName(r), r.summary]);
+    if (tls) listed.push([TLS_COLUMN, tls.summary]);
+    if (go) listed.push([GO_COLUMN, go.summary]);
+    const nameWidth = Math.max(...listed.map(([n]) => n.length)) + 3;
+    for (const [n, summary] of listed) out(`  ${n.padEnd(nameWidth)}${summary}`);
+    if (tls || go) out(`Each figure is the median of ${rounds} alternating round${rounds === 1 ? '' : 's'}.`);
+    const handshakeColumns: Column[] = runs.filter((r) => r.handshakes).map((r) => ({ name: columnName(r), handshakes: r.handshakes! }));
+    if (handshakeColumns.length > 0) {
+      if (tls?.handshakes) handshakeColumns.push({ name: TLS_COLUMN, handshakes: tls.handshakes });
+      if (go?.handshakes) handshakeColumns.push({ name: GO_COLUMN, rate: go.handshakes.perSecond });
       out('');
-      printHandshakes(handshakeRuns);
+      printHandshakes(handshakeColumns);
     }
-    const bulkRuns = bulk.filter((r) => r.throughput);
-    if (bulkRuns.length > 0) {
+    const bulkColumns: Column[] = bulkRuns.map((r) => ({ name: columnName(r), throughput: r.throughput! }));
+    if (bulkColumns.length > 0) {
+      if (tls?.throughput) bulkColumns.push({ name: TLS_COLUMN, throughput: tls.throughput });
+      if (go?.throughput) bulkColumns.push({ name: GO_COLUMN, mbps: go.throughput.receiveMBps });
       out('');
-      printThroughput(bulkRuns);
+      printThroughput(bulkColumns);
+    }
+    for (const n of go?.notes ?? []) out(`  Go reference: ${n}`);
+    if (compared.ratios.length > 0) {
+      out('');
+      printRatios(runs, compared.ratios);
+    }
+    if (compared.targets.length > 0 || compared.notes.length > 0) {
+      out('');
+      for (const line of formatTargets(compared.targets)) out(line);
+      for (const n of compared.notes) out(`Note: ${n}`);
     }
     return code;
   },
