@@ -22,6 +22,7 @@ import {
 import { SessionV2 } from '../../lib/protocol/v2/session.js';
 import * as testing from '../../lib/testing.js';
 import { converse } from '../helpers/handshakes.js';
+import { pattern } from '../helpers/tunnel.js';
 
 const SPLIT_AT = 2;
 const MIN_SPLIT = 2048;
@@ -36,16 +37,13 @@ function isSplit(f: Frame | SplitFrame | null): f is SplitFrame {
   return f !== null && 'parts' in f;
 }
 
-/** A small deterministic generator (xorshift32). */
+/** Reproducible choices below `n`, drawn from the test pattern's bytes for `seed`. */
 function rng(seed: number): (n: number) => number {
-  let x = (seed * 2654435761) >>> 0 || 1;
+  const words = pattern(1 << 16, seed);
+  let i = 0;
   return (n: number) => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x % n;
+    i = (i + 4) % words.length;
+    return words.readUInt32LE(i) % n;
   };
 }
 
@@ -74,10 +72,7 @@ function expectCode(fn: () => unknown, code: string): void {
   expect(fn).to.throw(QuantumTunnelError).with.property('code', code);
 }
 
-const payloadOf = (n: number, seed: number) => {
-  const next = rng(seed);
-  return Buffer.from(Array.from({ length: n }, () => next(256)));
-};
+const payloadOf = (n: number, seed: number) => pattern(n, seed);
 
 // ---- FrameReader --------------------------------------------------------------------------------
 
@@ -388,7 +383,7 @@ describe('RecordLayer.openParts', () => {
   it('a replayed, reordered, dropped or tampered split record fails authentication and its decrypted bytes are wiped; frame type and head are checked', () => {
     for (const attack of ['replay', 'reorder', 'tamper-ct', 'tamper-tag', 'tamper-head'] as const) {
       const { tx, rx } = layers(CipherSuite.AES_256_GCM);
-      const contents = [0, 1, 2].map((i) => payloadOf(3000 + i, 30 + i).map((b) => b | 1));
+      const contents = [0, 1, 2].map((i) => Buffer.from(payloadOf(3000 + i, 30 + i).map((b) => b | 1)));
       const records = contents.map((c) => tx.sealData([c]));
       const openOk = (i: number) => expect(Buffer.concat(rx.openParts(splitOf(Buffer.from(records[i]!), [1500]).frame).parts).equals(contents[i]!)).to.equal(true);
       openOk(0);
