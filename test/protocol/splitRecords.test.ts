@@ -20,6 +20,8 @@ import {
   RecordLayer,
 } from '../../lib/protocol/v2/record.js';
 import { SessionV2 } from '../../lib/protocol/v2/session.js';
+import { plaintextAlert } from '../../lib/protocol/v2/alerts.js';
+import { qtError } from '../../lib/errors.js';
 import * as testing from '../../lib/testing.js';
 import { converse } from '../helpers/handshakes.js';
 import { pattern } from '../helpers/tunnel.js';
@@ -493,6 +495,30 @@ describe('SessionV2: split records', () => {
     expectCode(() => s.receive(fr!), ErrorCode.AUTHENTICATION_FAILED);
     c.destroy();
     s.destroy();
+  });
+
+  it("a server's plaintext Alert before its first record names the same error whether it came in one read or across reads", async () => {
+    // The alert our server sends when it refuses a PSK, followed by bytes an Alert does not use
+    // (decodeAlert reads the level, code and description and ignores the rest): a peer's long
+    // alert is read the same way however TCP cut it.
+    const alert = plaintextAlert(qtError(ErrorCode.PSK_MISMATCH, 'refused'));
+    const long = encodeFrame(alert[0]!, Buffer.concat([alert.subarray(5), Buffer.alloc(3000)]));
+    const outcome = async (cuts: number[]) => {
+      const { c, s } = await sessions();
+      const f = readerOf(chunksAt(long, cuts)).nextFrame(c.splitAt)!;
+      let code: string | undefined;
+      try {
+        c.receive(f);
+      } catch (err) {
+        code = (err as QuantumTunnelError).code;
+      }
+      c.destroy();
+      s.destroy();
+      return { split: isSplit(f), code };
+    };
+    expect(await outcome([])).to.deep.equal({ split: false, code: ErrorCode.PSK_MISMATCH });
+    expect(await outcome([1500])).to.deep.equal({ split: true, code: ErrorCode.PSK_MISMATCH });
+    expect(await outcome([3, 10, 2000])).to.deep.equal({ split: true, code: ErrorCode.PSK_MISMATCH });
   });
 
   it('a split frame of another type where a record belongs: UNEXPECTED_MESSAGE', async () => {
