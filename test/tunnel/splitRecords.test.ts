@@ -170,14 +170,16 @@ class RechunkProxy {
 // ---- counting the split path --------------------------------------------------------------------
 
 /** openParts calls (all tunnels of this process), and how many of them threw which code. */
-const splitOpens = { calls: 0, failures: [] as string[] };
+const splitOpens = { calls: 0, failures: [] as string[], epochs: new Set<number>() };
 const originalOpenParts = RecordLayer.prototype.openParts;
 
 function installSpy(): void {
   RecordLayer.prototype.openParts = function (this: RecordLayer, ...args: Parameters<RecordLayer['openParts']>) {
     splitOpens.calls++;
     try {
-      return originalOpenParts.apply(this, args);
+      const opened = originalOpenParts.apply(this, args);
+      splitOpens.epochs.add(opened.epoch);
+      return opened;
     } catch (err) {
       splitOpens.failures.push((err as QuantumTunnelError).code ?? String(err));
       throw err;
@@ -242,6 +244,30 @@ describe('v2 records that span socket reads, end to end through a re-chunking pr
     expect(splitOpens.failures).to.deep.equal([]);
     const s = testing.sessionOf(server)!.stats;
     expect(s.bytesReceived).to.equal(total);
+  });
+
+  it('rekeys while 4 MiB stream both ways: records of every epoch (2 to 5) are opened in parts and every byte comes back', async () => {
+    const listener = await res.listen({ rekeyMinIntervalMs: 0 });
+    const { client, server } = await proxied(listener, { min: 1000, max: 10_000, timerEvery: 30, seed: 10 });
+    splitOpens.epochs.clear();
+    server.pipe(server);
+    const before = splitOpens.calls;
+    const back = streamIn(client, 4 * 1024 * 1024);
+    const h = sha256();
+    // A MiB, then a rekey (client, server, client in turn) while it is still on its way, four times.
+    for (const [phase, side] of [client, server, client, undefined].entries()) {
+      const chunk = pattern(1024 * 1024, 20 + phase);
+      h.update(chunk);
+      client.write(chunk);
+      if (side) await within(side.rekey(), 10_000, 'a rekey');
+    }
+    expect(await within(back.done, 30_000, 'the echo')).to.equal(h.digest('hex'));
+    expect(splitOpens.calls - before).to.be.greaterThan(100);
+    expect(splitOpens.failures).to.deep.equal([]);
+    expect(client.info().rekeys).to.equal(3);
+    expect(server.info().rekeys).to.equal(3);
+    // Epoch 2 (the first application keys) and every later one came through openParts.
+    expect([...splitOpens.epochs].sort()).to.include.members([2, 3, 4, 5]);
   });
 
   it('messages(): send() of 40 messages of 1..65,479 bytes each way keeps every boundary and byte', async () => {
