@@ -19,7 +19,7 @@ import type { Secret } from '../../native.js';
 import { ErrorCode, type QuantumTunnelError, qtError } from '../../errors.js';
 import { destroyAll } from '../../crypto/secret.js';
 import * as hkdf from '../../crypto/hkdf.js';
-import { type CipherSuiteId, MessageType } from '../constants.js';
+import { type CipherSuiteId, FRAME_HEADER_SIZE, MessageType } from '../constants.js';
 import type { Frame, SplitFrame } from '../frame.js';
 import { AlertLevel, decodeAlert } from '../messages.js';
 import type { OutputAllocator, Session, SessionEvent, SessionOptions, SessionStats } from '../session.js';
@@ -163,7 +163,9 @@ export class SessionV2 implements Session {
     // A server that refuses our Finished or certificate answers with a plaintext Alert (§9),
     // which can only come before its first record.
     if (frame.type === MessageType.ALERT && this.#isClient && !this.#peerRecordSeen) {
-      throw alertError('payload' in frame ? decodeAlert(frame.payload)?.code : undefined, 'in answer to our Finished');
+      // Read the same however the reads cut it (a long one may come split).
+      const payload = 'payload' in frame ? frame.payload : Buffer.concat([frame.head.subarray(FRAME_HEADER_SIZE), ...frame.parts]);
+      throw alertError(decodeAlert(payload)?.code, 'in answer to our Finished');
     }
     if ('parts' in frame) return this.#receiveParts(frame);
     const record = this.#records.open(frame);
