@@ -265,7 +265,7 @@ class Aead : public Napi::ObjectWrap<Aead> {
     Napi::Env env = info.Env();
     // Reading the array can run JS: read it all, then check everything and take pointers.
     std::vector<Napi::Value> parts;
-    if (!Usable(env, true) || !ReadParts(env, info[0], &parts)) return env.Undefined();
+    if (!Usable(env, true) || !ReadParts(env, info[0], &parts, kMaxOpenParts)) return env.Undefined();
     Nonce nonce;
     ByteView aad;
     if (!Usable(env, true) || !NonceArg(env, info[1], true, &nonce) || !GetBytes(env, info[2], "aad", &aad)) {

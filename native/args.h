@@ -18,13 +18,18 @@ namespace qt {
 // Array.prototype for a hole) that may detach or shrink a buffer or destroy a handle, so callers
 // read the whole array first and take pointers with PartBytes afterwards, all JS done. The length
 // is read once: a getter that grows the array cannot keep the loop going. A Proxy is not an array.
-inline bool ReadParts(Napi::Env env, Napi::Value v, std::vector<Napi::Value>* out) {
+// An array longer than `max` is refused before any element is read.
+inline bool ReadParts(Napi::Env env, Napi::Value v, std::vector<Napi::Value>* out, uint32_t max = UINT32_MAX) {
   if (!v.IsArray()) {
     ThrowInvalidArgument(env, "parts must be an array");
     return false;
   }
   Napi::Array array = v.As<Napi::Array>();
   const uint32_t n = array.Length();
+  if (n > max) {
+    ThrowInvalidArgument(env, "parts must hold at most " + std::to_string(max) + " elements");
+    return false;
+  }
   out->reserve(n < 64 ? n : 64);  // the length is caller-controlled; holes fail below
   for (uint32_t i = 0; i < n; i++) {
     Napi::Value p = array.Get(i);
