@@ -644,6 +644,9 @@ export const forwardCommand: Command = {
     if (hasTo && workers > 1 && slot === undefined) {
       // The primary loads no key and runs no crypto: each worker does, and reports its own errors.
       const logger = loggerFromFlags(f);
+      if (tickets) {
+        err(`warning: --tickets with ${plural(workers, 'worker')}: each worker has its own ticket key, and round robin sends a client's next connection to another worker, which cannot open its ticket and runs a full handshake`);
+      }
       const target = formatHostPort(remote.host, remote.port);
       return runPrimary({
         workers,

@@ -123,6 +123,11 @@ function send(m: FromWorker): void {
 
 // ---- the primary --------------------------------------------------------------------------------
 
+/** Sends `m` to a worker unless its channel is gone; a send that fails (it is exiting) is ignored. */
+function order(worker: Worker, m: ToWorker): void {
+  if (worker.isConnected()) worker.send(m, () => undefined);
+}
+
 export interface PrimaryOptions {
   workers: number;
   logger: Logger;
@@ -256,6 +261,8 @@ class WorkerPool {
     // The exit counts once its last output is through, so a drain's lines precede ours.
     this.exits.set(worker, Promise.all([exited, stdoutClosed]).then(([e]) => this.exited(slot, worker, e.code, e.signal)));
     this.log.debug('worker started', { worker: slot.n, pid: slot.pid });
+    // A failed send (the worker is exiting) is an 'error' event; its exit is handled below.
+    worker.on('error', (e) => this.log.debug('worker IPC error', { worker: slot.n, pid: slot.pid, error: e }));
     return new Promise((resolve) => {
       worker.on('message', (m: unknown) => {
         if (!isMessage<FromWorker>(m)) return;
@@ -316,7 +323,7 @@ class WorkerPool {
     const live = this.slots.filter((s) => s.worker !== undefined);
     if (signal) out(`${signal} received: draining ${plural(live.filter((s) => s.listening).length, 'worker')}`);
     for (const s of live) {
-      if (s.listening) s.worker!.send({ qt: 'drain', signal: signal ?? 'SIGTERM' } satisfies ToWorker);
+      if (s.listening) order(s.worker!, { qt: 'drain', signal: signal ?? 'SIGTERM' });
       else s.worker!.process.kill('SIGKILL');
     }
     const all = Promise.all([...this.exits.values()]);
@@ -374,7 +381,7 @@ class WorkerPool {
         }
         resolve();
       });
-      if (worker.isConnected()) worker.send({ qt: 'status', id } satisfies ToWorker);
+      order(worker, { qt: 'status', id });
     });
   }
 

@@ -10,13 +10,14 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { ClientTicketStore } from '../../lib/protocol/v2/tickets.js';
 import { dial } from '../../lib/tunnel/dial.js';
 import type { Tunnel } from '../../lib/tunnel/tunnel.js';
 import { delay, httpGet, killAll, metricValue, runCli, startCli, type CliProcess } from './helpers.js';
 
 /** Sends `text` through a new tunnel to the echo service and returns the tunnel and the echo. */
-async function echo(port: number, text: string, keepOpen = false): Promise<{ tunnel: Tunnel; reply: string }> {
-  const tunnel = await dial(`127.0.0.1:${port}`, { handshakeTimeoutMs: 15_000 });
+async function echo(port: number, text: string, keepOpen = false, ticketStore?: ClientTicketStore): Promise<{ tunnel: Tunnel; reply: string }> {
+  const tunnel = await dial(`127.0.0.1:${port}`, { handshakeTimeoutMs: 15_000, ticketStore });
   const reply = new Promise<string>((resolve, reject) => {
     let got = '';
     tunnel.on('data', (d: Buffer) => {
@@ -168,6 +169,42 @@ describe('cli: forward --workers (the server side on every core)', function () {
     expect(metricValue(metrics, 'quantum_vpn_sessions_total')).to.equal(4); // the dead worker's 2 are kept
     for (let i = 0; i < 4; i++) expect((await echo(port, `y${i}`)).reply).to.equal(`y${i}`);
     expect((await httpGet(obsPort, '/readyz')).status).to.equal(200);
+  });
+
+  it('--tickets: a ticket from one worker is not accepted by the other, which runs a full handshake; the primary warns', async () => {
+    const { fserver, port } = await startCluster(['--tickets']);
+    expect(fserver.stderr).to.match(/warning: --tickets with 2 workers: each worker has its own ticket key/);
+    const store = new ClientTicketStore();
+    try {
+      const resumed: boolean[] = [];
+      for (let i = 0; i < 4; i++) {
+        const { tunnel, reply } = await echo(port, `t${i}`, false, store);
+        expect(reply).to.equal(`t${i}`);
+        resumed.push(tunnel.info().resumed);
+        await delay(100); // the ticket arrives after the handshake
+      }
+      await fserver.waitFor(/(?:"msg":"connection opened".*\n[^]*){4}/, 10_000, 'stderr');
+      const opened = logLines(fserver, 'connection opened');
+      // Round robin alternates the workers, so each connection offers the other worker's ticket.
+      const workers = opened.map((r) => r.worker);
+      expect(workers.every((w, i) => i === 0 || w !== workers[i - 1]), `workers ${workers.join(',')}`).to.equal(true);
+      expect(resumed).to.deep.equal([false, false, false, false]);
+      expect(store.size).to.be.above(0); // tickets were issued: only their redemption failed
+    } finally {
+      store.destroy();
+    }
+    // The control: one process resumes with the same client.
+    const single = startCli(['forward', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${servicePort}`, '--no-auth', '--tickets']);
+    const singlePort = await single.listeningPort();
+    const again = new ClientTicketStore();
+    try {
+      const first = await echo(singlePort, 'a', false, again);
+      await delay(100);
+      const second = await echo(singlePort, 'b', false, again);
+      expect([first.tunnel.info().resumed, second.tunnel.info().resumed]).to.deep.equal([false, true]);
+    } finally {
+      again.destroy();
+    }
   });
 
   describe('start-up errors fail fast with the single process\'s message and code', () => {
