@@ -46,14 +46,16 @@ interface Run {
   failed: number;
   /** CPU of the server's process tree per tunnel (user + system), in ms. */
   serverCpuMsPerTunnel: number;
+  /** Of that, the top process's: the primary with workers, the whole server with 1. */
+  topCpuMsPerTunnel: number;
   /** The server tree's CPU over the window, in cores (1.0 = one core busy). */
   serverCores: number;
   /** This process's (the client's) CPU over the window, in cores. */
   clientCores: number;
 }
 
-/** utime + stime (clock ticks) of `pid` and every process below it. */
-function treeTicks(pid: number): number {
+/** utime + stime (clock ticks) of `pid` and every process below it, and of `pid` alone. */
+function treeTicks(pid: number): { tree: number; top: number } {
   const stats = new Map<number, { ppid: number; ticks: number }>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -72,7 +74,7 @@ function treeTicks(pid: number): number {
     total += stats.get(p)?.ticks ?? 0;
     for (const [child, s] of stats) if (s.ppid === p) queue.push(child);
   }
-  return total;
+  return { tree: total, top: stats.get(pid)?.ticks ?? 0 };
 }
 
 function percentile(sorted: number[], q: number): number {
@@ -147,7 +149,8 @@ async function measure(workers: number, round: number, servicePort: number): Pro
   child.kill('SIGTERM');
   await once(child, 'exit');
   latencies.sort((a, b) => a - b);
-  const cpuMs = ((ticks1 - ticks0) / CLK_TCK) * 1000;
+  const cpuMs = ((ticks1.tree - ticks0.tree) / CLK_TCK) * 1000;
+  const topMs = ((ticks1.top - ticks0.top) / CLK_TCK) * 1000;
   return {
     workers,
     round,
@@ -157,6 +160,7 @@ async function measure(workers: number, round: number, servicePort: number): Pro
     p99Ms: Math.round(percentile(latencies, 0.99) * 100) / 100,
     failed,
     serverCpuMsPerTunnel: tunnels > 0 ? Math.round((cpuMs / tunnels) * 1000) / 1000 : 0,
+    topCpuMsPerTunnel: tunnels > 0 ? Math.round((topMs / tunnels) * 1000) / 1000 : 0,
     serverCores: Math.round((cpuMs / 1000 / elapsed) * 100) / 100,
     clientCores: Math.round(((client.user + client.system) / 1e6 / elapsed) * 100) / 100,
   };
@@ -178,7 +182,7 @@ for (let round = 1; round <= rounds; round++) {
     runs.push(run);
     console.log(
       `round ${round}, ${workers} worker${workers === 1 ? '' : 's'}: ${run.perSecond} tunnels/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, ` +
-        `server ${run.serverCores} cores, ${run.serverCpuMsPerTunnel} ms CPU per tunnel, client ${run.clientCores} cores, ${run.failed} failed`,
+        `server ${run.serverCores} cores, ${run.serverCpuMsPerTunnel} ms CPU per tunnel (top process ${run.topCpuMsPerTunnel}), client ${run.clientCores} cores, ${run.failed} failed`,
     );
   }
 }

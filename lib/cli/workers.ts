@@ -167,29 +167,30 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
   const watch = shutdownSignal();
   const pool = new WorkerPool(o);
   try {
-    const started = await Promise.race([pool.start(), watch.signal.then((signal) => ({ signal }))]);
-    if ('signal' in started) return await pool.drain(started.signal);
-    if ('code' in started) {
-      await pool.drain(undefined);
-      return started.code;
-    }
+    // First, so a port in use fails before any worker starts; /readyz is 503 until all listen.
     const obsServer = await startObservability(o.obsAddr, pool.metrics, () => pool.ready(), o.logger, {
       refresh: () => pool.refresh(),
       checks: () => pool.checks(),
       fipsCheck: () => pool.merged('fips') ?? { status: 'warn', detail: 'no worker answered' },
-    }).catch(async (e) => {
-      await pool.drain(undefined);
-      throw e;
     });
-    out(o.announce(started));
-    if (obsServer) {
-      const a = obsServer.address();
-      out(`observability on http://${formatHostPort(a.address, a.port)} (/metrics, /health, /healthz, /readyz)`);
+    try {
+      const started = await Promise.race([pool.start(), watch.signal.then((signal) => ({ signal }))]);
+      if ('signal' in started) return await pool.drain(started.signal);
+      if ('code' in started) {
+        await pool.drain(undefined);
+        return started.code;
+      }
+      out(o.announce(started));
+      if (obsServer) {
+        const a = obsServer.address();
+        out(`observability on http://${formatHostPort(a.address, a.port)} (/metrics, /health, /healthz, /readyz)`);
+      }
+      const code = await pool.drain(await watch.signal);
+      out('forwarder stopped');
+      return code;
+    } finally {
+      await obsServer?.close();
     }
-    const code = await pool.drain(await watch.signal);
-    await obsServer?.close();
-    out('forwarder stopped');
-    return code;
   } finally {
     watch.remove();
   }

@@ -215,9 +215,10 @@ describe('cli: forward --workers (the server side on every core)', function () {
     after(() => rmSync(dir, { recursive: true, force: true }));
 
     for (const [name, args] of [
-      ['a bad identity file', () => ['--identity', join(dir, 'bad.key')]],
-      ['a port in use', () => []],
-    ] as Array<[string, () => string[]]>) {
+      ['a bad identity file', () => ['--listen', '127.0.0.1:0', '--identity', join(dir, 'bad.key')]],
+      ['--listen in use', (taken: number) => ['--listen', `127.0.0.1:${taken}`, '--no-auth']],
+      ['--obs-addr in use', (taken: number) => ['--listen', '127.0.0.1:0', '--no-auth', '--obs-addr', `127.0.0.1:${taken}`]],
+    ] as Array<[string, (taken: number) => string[]]>) {
       it(name, async () => {
         const key = join(dir, 'bad.key');
         writeFileSync(key, 'not a key\n');
@@ -225,9 +226,8 @@ describe('cli: forward --workers (the server side on every core)', function () {
         const taken = createServer();
         taken.listen(0, '127.0.0.1');
         await once(taken, 'listening');
-        const listen = name === 'a port in use' ? `127.0.0.1:${(taken.address() as AddressInfo).port}` : '127.0.0.1:0';
         try {
-          const common = ['forward', '--listen', listen, '--to', `127.0.0.1:${servicePort}`, ...(args().length > 0 ? args() : ['--no-auth'])];
+          const common = ['forward', '--to', `127.0.0.1:${servicePort}`, ...args((taken.address() as AddressInfo).port)];
           const single = await runCli(common);
           const started = Date.now();
           const workers = await runCli([...common, '--workers', '2']);
