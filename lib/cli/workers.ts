@@ -250,6 +250,7 @@ class WorkerPool {
 
   /** Forks the worker of `slot`; resolves once it listens (never, if it exits first). */
   private fork(slot: Slot): Promise<{ address: string; port: number }> {
+    if (this.phase === 'draining') return new Promise(() => undefined); // a signal during the start
     const worker = cluster.fork({ [SLOT_VARIABLE]: String(slot.n) });
     slot.worker = worker;
     slot.pid = worker.process.pid;
