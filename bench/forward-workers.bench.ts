@@ -2,14 +2,14 @@
  * `quantum-vpn forward --workers N`: handshakes per second with 1 and with N worker processes
  * (issue 11, item 3). Not part of `npm run bench`; run it from the repository root:
  *
- *   node --import tsx bench/forward-workers.bench.ts [--workers 1,2] [--rounds 3] [--seconds 8] [--concurrency 64] [--json PATH]
+ *   node --import tsx bench/forward-workers.bench.ts [--workers 1,2] [--rounds 3] [--seconds 8] [--warmup 1] [--concurrency 64] [--json PATH]
  *
  * Each round starts, for each worker count in turn (so the counts alternate and share the
  * machine's drift), a forward server (`node --import tsx lib/cli/main.ts forward --listen
  * 127.0.0.1:0 --to <echo> --no-auth --workers N`) in its own process tree, with a TCP echo service
  * in this process. This process is the client: `--concurrency` loops, each one tunnel at a time
  * (dial(), protocol v2 with its default group, send 16 bytes, read them back, close and wait for
- * the close), for 1 s of warm-up and then `--seconds` measured. Reported per run: tunnels
+ * the close), for `--warmup` seconds (default 1) and then `--seconds` measured. Reported per run: tunnels
  * completed per second, latency p50/p99 of one loop iteration, and the CPU the server's process
  * tree used per tunnel (the primary and its workers, from /proc). The summary is the median of the
  * rounds. Client and server share the machine's cores.
@@ -33,6 +33,7 @@ const workerCounts = (flag('--workers') ?? '1,2').split(',').map(Number);
 const rounds = Number(flag('--rounds') ?? 3);
 const seconds = Number(flag('--seconds') ?? 8);
 const concurrency = Number(flag('--concurrency') ?? 64);
+const warmupSeconds = Number(flag('--warmup') ?? 1);
 const jsonPath = resolve(flag('--json') ?? join(root, 'bench/results/forward-workers.json'));
 const CLK_TCK = 100; // USER_HZ on Linux
 
@@ -48,6 +49,8 @@ interface Run {
   serverCpuMsPerTunnel: number;
   /** Of that, the top process's: the primary with workers, the whole server with 1. */
   topCpuMsPerTunnel: number;
+  /** Of that, the kernel's (system time). */
+  systemCpuMsPerTunnel: number;
   /** The server tree's CPU over the window, in cores (1.0 = one core busy). */
   serverCores: number;
   /** This process's (the client's) CPU over the window, in cores. */
@@ -55,26 +58,28 @@ interface Run {
 }
 
 /** utime + stime (clock ticks) of `pid` and every process below it, and of `pid` alone. */
-function treeTicks(pid: number): { tree: number; top: number } {
-  const stats = new Map<number, { ppid: number; ticks: number }>();
+function treeTicks(pid: number): { tree: number; top: number; system: number } {
+  const stats = new Map<number, { ppid: number; ticks: number; system: number }>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const text = readFileSync(`/proc/${name}/stat`, 'utf8');
       const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-      stats.set(Number(name), { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) });
+      stats.set(Number(name), { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]), system: Number(fields[12]) });
     } catch {
       /* gone meanwhile */
     }
   }
   let total = 0;
+  let system = 0;
   const queue = [pid];
   while (queue.length > 0) {
     const p = queue.pop()!;
     total += stats.get(p)?.ticks ?? 0;
+    system += stats.get(p)?.system ?? 0;
     for (const [child, s] of stats) if (s.ppid === p) queue.push(child);
   }
-  return { tree: total, top: stats.get(pid)?.ticks ?? 0 };
+  return { tree: total, top: stats.get(pid)?.ticks ?? 0, system };
 }
 
 function percentile(sorted: number[], q: number): number {
@@ -134,7 +139,7 @@ async function measure(workers: number, round: number, servicePort: number): Pro
     }
   };
   const loops = Array.from({ length: concurrency }, loop);
-  await new Promise((r) => setTimeout(r, 1_000));
+  await new Promise((r) => setTimeout(r, warmupSeconds * 1_000));
   phase = 'measure';
   const t0 = performance.now();
   const ticks0 = treeTicks(child.pid!);
@@ -151,6 +156,7 @@ async function measure(workers: number, round: number, servicePort: number): Pro
   latencies.sort((a, b) => a - b);
   const cpuMs = ((ticks1.tree - ticks0.tree) / CLK_TCK) * 1000;
   const topMs = ((ticks1.top - ticks0.top) / CLK_TCK) * 1000;
+  const systemMs = ((ticks1.system - ticks0.system) / CLK_TCK) * 1000;
   return {
     workers,
     round,
@@ -161,6 +167,7 @@ async function measure(workers: number, round: number, servicePort: number): Pro
     failed,
     serverCpuMsPerTunnel: tunnels > 0 ? Math.round((cpuMs / tunnels) * 1000) / 1000 : 0,
     topCpuMsPerTunnel: tunnels > 0 ? Math.round((topMs / tunnels) * 1000) / 1000 : 0,
+    systemCpuMsPerTunnel: tunnels > 0 ? Math.round((systemMs / tunnels) * 1000) / 1000 : 0,
     serverCores: Math.round((cpuMs / 1000 / elapsed) * 100) / 100,
     clientCores: Math.round(((client.user + client.system) / 1e6 / elapsed) * 100) / 100,
   };
@@ -182,7 +189,7 @@ for (let round = 1; round <= rounds; round++) {
     runs.push(run);
     console.log(
       `round ${round}, ${workers} worker${workers === 1 ? '' : 's'}: ${run.perSecond} tunnels/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, ` +
-        `server ${run.serverCores} cores, ${run.serverCpuMsPerTunnel} ms CPU per tunnel (top process ${run.topCpuMsPerTunnel}), client ${run.clientCores} cores, ${run.failed} failed`,
+        `server ${run.serverCores} cores, ${run.serverCpuMsPerTunnel} ms CPU per tunnel (top process ${run.topCpuMsPerTunnel}, system ${run.systemCpuMsPerTunnel}), client ${run.clientCores} cores, ${run.failed} failed`,
     );
   }
 }

@@ -229,8 +229,9 @@ class WorkerPool {
     this.restarts = new Counter({ name: `${o.metricsPrefix}forward_worker_restarts_total`, help: 'Forward workers replaced after exiting unexpectedly', labelNames, registers });
     this.running.set(o.metricLabels, 0);
     this.restarts.inc(o.metricLabels, 0);
-    // Round-robin must be chosen before the first fork; worker stdout is prefixed with its slot.
-    cluster.schedulingPolicy = cluster.SCHED_RR;
+    // Round robin unless Node's own NODE_CLUSTER_SCHED_POLICY=none asks for the kernel's
+    // distribution (chosen before the first fork); worker stdout is prefixed with its slot.
+    if (process.env.NODE_CLUSTER_SCHED_POLICY !== 'none') cluster.schedulingPolicy = cluster.SCHED_RR;
     cluster.setupPrimary({ stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   }
 

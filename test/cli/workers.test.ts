@@ -244,6 +244,20 @@ describe('cli: forward --workers (the server side on every core)', function () {
     }
   });
 
+  it('NODE_CLUSTER_SCHED_POLICY=none: the workers accept from the shared socket themselves, and tunnels work', async () => {
+    const fserver = startCli(
+      ['forward', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${servicePort}`, '--no-auth', '--workers', '2', '--log-level', 'info', '--log-format', 'json'],
+      { env: { NODE_CLUSTER_SCHED_POLICY: 'none' } },
+    );
+    const port = await fserver.listeningPort(60_000);
+    for (let i = 0; i < 4; i++) expect((await echo(port, `n${i}`)).reply).to.equal(`n${i}`);
+    await fserver.waitFor(/(?:"msg":"connection opened".*\n[^]*){4}/, 10_000, 'stderr');
+    const workers = logLines(fserver, 'connection opened').map((r) => r.worker);
+    expect(workers.every((w) => w === 1 || w === 2)).to.equal(true);
+    fserver.kill('SIGTERM');
+    expect(await fserver.exit()).to.equal(0);
+  });
+
   it('--workers is for the server side, and takes auto or 1 to 256', async () => {
     const client = await runCli(['forward', '--listen', '127.0.0.1:0', '--connect', '127.0.0.1:1', '--no-auth', '--workers', '2']);
     expect(client.code).to.equal(1);
