@@ -113,6 +113,7 @@ export class ForwardMetrics {
         help: 'Whether the backend service (--to) answered the last probe (1) or not (0)',
         labelNames: Object.keys(labels),
         registers,
+        aggregator: 'min', // over forward workers: up only when every worker reaches it
       });
       this.backendUp.set(labels, 0);
     }

@@ -7,12 +7,13 @@ import { info as cryptoInfo } from '../crypto/info.js';
 import { cipherSuiteByOption, suitePermitted } from '../protocol/suites.js';
 import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
 import {
-  type CheckResult,
   createLogger,
   LoggingObserver,
   type Logger,
   maskAddress,
+  type MetricsSource,
   type ObservabilityServer,
+  type ObservabilityServerOptions,
   parseLogLevel,
   RateLimiter,
   startObservabilityServer,
@@ -131,8 +132,11 @@ export function displayName(option: CipherName): string {
   return cipherSuiteByOption(option)!.displayName;
 }
 
-/** The logger of --log-level / --log-format, writing to stderr with `app=quantum-vpn`. */
-export function loggerFromFlags(flags: FlagValues): Logger {
+/**
+ * The logger of --log-level / --log-format, writing to stderr with `app=quantum-vpn` and `fields`
+ * on every line (a forward worker's `worker`).
+ */
+export function loggerFromFlags(flags: FlagValues, fields: Record<string, unknown> = {}): Logger {
   let level;
   try {
     level = parseLogLevel(String(flags['log-level']));
@@ -141,7 +145,7 @@ export function loggerFromFlags(flags: FlagValues): Logger {
   }
   const format = String(flags['log-format']).trim().toLowerCase();
   if (format !== 'text' && format !== 'json') throw new UsageError(`invalid --log-format ${JSON.stringify(flags['log-format'])}: expected text or json`);
-  return createLogger({ level, format, stream: process.stderr, base: { app: 'quantum-vpn' } });
+  return createLogger({ level, format, stream: process.stderr, base: { app: 'quantum-vpn', ...fields } });
 }
 
 /** Applies --fips if given (before anything else touches the crypto core). */
@@ -195,20 +199,21 @@ export function parseObsAddr(value: string): { host: string; port: number } | un
 }
 
 /**
- * Starts the observability server, or returns undefined when `--obs-addr` is empty. `checks` adds
- * health checks (the forward server's backend probe).
+ * Starts the observability server, or returns undefined when `--obs-addr` is empty. `more` adds
+ * health checks (the forward server's backend probe) or, for a forward primary, gathers its
+ * workers' state before each answer and replaces the `fips` check with theirs.
  */
 export async function startObservability(
   value: string,
-  metrics: TunnelMetrics,
+  metrics: MetricsSource,
   ready: () => boolean,
   logger: Logger,
-  checks?: () => Record<string, CheckResult>,
+  more: Pick<ObservabilityServerOptions, 'checks' | 'refresh' | 'fipsCheck'> = {},
 ): Promise<ObservabilityServer | undefined> {
   const addr = parseObsAddr(value);
   if (!addr) return undefined;
   try {
-    return await startObservabilityServer({ host: addr.host, port: addr.port, version: VERSION, metrics, ready, logger, checks });
+    return await startObservabilityServer({ host: addr.host, port: addr.port, version: VERSION, metrics, ready, logger, ...more });
   } catch (e) {
     throw cannotListen(e, addr, '--obs-addr', 'choose another --obs-addr, or disable the observability server with --obs-addr ""');
   }

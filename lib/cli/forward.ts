@@ -22,12 +22,13 @@ import { listen, type Listener } from '../tunnel/listener.js';
 import type { HandshakeErrorEvent } from '../tunnel/listener.js';
 import type { CipherName } from '../tunnel/options.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
-import { type Logger, maskAddress, type ObservabilityServer } from '../ops/index.js';
+import { DEFAULT_METRICS_PREFIX, fipsSelfTestCheck, type Logger, maskAddress, type ObservabilityServer } from '../ops/index.js';
 import { ClientTicketStore, TicketIssuer } from '../protocol/v2/tickets.js';
 import { GROUPS_FLAG, KEY_AUTH_FLAGS, LEGACY_V1_FLAG, listenAuthOptions, PSK_FLAGS, protocolAndObservability, protocolFields, type ProtocolSetup } from './protocol.js';
 import { defaultKnownServersPath } from './auth.js';
 import { knownServerKey } from '../identity/files.js';
 import { ConnectTimeoutError, BackendProbe, failureReason, ForwardMetrics } from './backend.js';
+import { parseWorkerCount, runPrimary, WorkerLink, workerSlot } from './workers.js';
 import { type FlagSpec, type FlagValues, formatHostPort, type HostPort, type ParsedArgs, parseDuration, parseHostPort, UsageError } from './args.js';
 import {
   applyFips,
@@ -39,6 +40,7 @@ import {
   err,
   FIPS_FLAG,
   LOG_FLAGS,
+  loggerFromFlags,
   logTunnelError,
   METRIC_LABELS,
   obsFlag,
@@ -97,6 +99,15 @@ const FLAGS: FlagSpec[] = [
     default: '10s',
     help: 'Server side: how often the --to service is probed (a TCP connect) while no forwarded connection reaches it; /readyz is 503 while it is down (0 = no probe)',
   },
+  {
+    name: 'workers',
+    kind: 'string',
+    metavar: 'N',
+    default: '1',
+    help:
+      'Server side: run N worker processes that share the --listen port (Node cluster), or auto: one per CPU. ' +
+      'Each worker loads the keys itself; tickets and rate limits are per worker (docs/CLI.md)',
+  },
   obsFlag(''),
   ...LOG_FLAGS,
   TRACING_FLAG,
@@ -108,7 +119,7 @@ const FLAGS: FlagSpec[] = [
  * forward carries other programs' traffic between machines: it refuses to run without an
  * authentication mode unless --no-auth says so, and then warns.
  */
-function requireAuthentication(f: FlagValues, role: 'client' | 'server', remote: HostPort): void {
+function requireAuthentication(f: FlagValues, role: 'client' | 'server', remote: HostPort, warn: boolean): void {
   const set = (name: string) => f[name] !== undefined && f[name] !== '' && f[name] !== false;
   const modes = role === 'server'
     ? ['psk-file', 'identity'].filter(set)
@@ -116,7 +127,7 @@ function requireAuthentication(f: FlagValues, role: 'client' | 'server', remote:
   if (role === 'client' && modes.length === 0 && knownDefault(remote)) modes.push('known-servers');
   if (f['no-auth'] === true) {
     if (modes.length > 0) throw new UsageError(`--no-auth contradicts --${modes[0]}`);
-    err(`warning: --no-auth: ${role === 'server' ? 'any client may connect' : 'the server is not authenticated'}, and a relay on the path can read and change the traffic`);
+    if (warn) err(`warning: --no-auth: ${role === 'server' ? 'any client may connect' : 'the server is not authenticated'}, and a relay on the path can read and change the traffic`);
     return;
   }
   if (modes.length === 0) {
@@ -306,7 +317,11 @@ function formatMs(ms: number): string {
 
 // ---- server side: tunnels in, plain TCP out -----------------------------------------------------
 
-async function runServer(flags: FlagValues, c: Common, to: HostPort, backendCheckMs: number): Promise<number> {
+/**
+ * The server side. As a forward worker (`link`), the primary serves the observability endpoints
+ * and prints the listening line, and its drain order counts as the first signal.
+ */
+async function runServer(flags: FlagValues, c: Common, to: HostPort, backendCheckMs: number, link: WorkerLink | undefined): Promise<number> {
   const { obs, forwardMetrics } = c;
   const logger = obs.logger.child({ component: 'forward' });
   const admission = rateLimiterFromFlags(flags, obs.logger);
@@ -369,7 +384,8 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
   const ready = () => !closing && (probe?.reachable ?? true);
   let obsServer: ObservabilityServer | undefined;
   try {
-    obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, ready, obs.logger, probe ? () => ({ backend: probe.check() }) : undefined);
+    const checks = probe ? () => ({ backend: probe.check() }) : undefined;
+    if (!link) obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, ready, obs.logger, { checks });
   } catch (e) {
     watch.remove();
     await listener.close();
@@ -380,7 +396,15 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
   // Every socket listens; the first check makes /readyz right from the moment we announce.
   await probe?.start();
   const bound = listener.address();
-  out(`listening on ${formatHostPort(bound.address, bound.port)} (tunnel), forwarding to ${target} (TCP)`);
+  if (link) {
+    link.serveStatus(async () => ({
+      ready: ready(),
+      checks: { fips: fipsSelfTestCheck(), ...(probe ? { backend: probe.check() } : {}) },
+      snapshot: obs.metrics.snapshot(),
+      metrics: await obs.metrics.registry.getMetricsAsJSON(),
+    }));
+    link.listening(bound);
+  } else out(listeningLine(bound, target));
   if (obsServer) {
     const a = obsServer.address();
     out(`observability on http://${formatHostPort(a.address, a.port)} (/metrics, /health, /healthz, /readyz)`);
@@ -423,7 +447,7 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
     });
   });
 
-  const signal = await watch.signal;
+  const signal = await (link ? Promise.race([watch.signal, link.drainOrder]) : watch.signal);
   closing = true; // /readyz answers 503 from now on
   listener.close().catch((e) => logger.warn('error while closing the listener', { error: e })); // stop accepting at once; established tunnels go on
   await drain(signal, open, c, async () => {
@@ -437,6 +461,11 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
   out('forwarder stopped');
   watch.remove();
   return 0;
+}
+
+/** What the server side prints once it accepts tunnels. */
+function listeningLine(bound: { address: string; port: number }, target: string): string {
+  return `listening on ${formatHostPort(bound.address, bound.port)} (tunnel), forwarding to ${target} (TCP)`;
 }
 
 // ---- client side: plain TCP in, tunnels out -----------------------------------------------------
@@ -585,7 +614,9 @@ export const forwardCommand: Command = {
     'probes the --to service; /readyz answers 503 while it cannot be reached. Tunnels speak\n' +
     'protocol v2 unless --legacy-v1. forward authenticates: pinned keys (server --identity, with\n' +
     '--authorized-peers to admit clients by key; client --server-key or --known-servers, and\n' +
-    '--identity), or the same --psk-file on both sides; --no-auth runs without (with a warning).',
+    '--identity), or the same --psk-file on both sides; --no-auth runs without (with a warning).\n' +
+    'Server side with --workers N: N processes share the port, each loading the keys itself; the\n' +
+    'primary serves --obs-addr for all of them and replaces a worker that dies.',
   flags: FLAGS,
   async run(args: ParsedArgs): Promise<number> {
     const f = args.flags;
@@ -601,18 +632,43 @@ export const forwardCommand: Command = {
     const drainTimeoutMs = parseDuration(String(f['drain-timeout']), '--drain-timeout');
     const backendCheckMs = parseDuration(String(f['backend-check-interval']), '--backend-check-interval');
     if (!hasTo) {
-      for (const name of [...RATE_LIMIT_FLAGS.map((s) => s.name), 'backend-check-interval']) {
+      for (const name of [...RATE_LIMIT_FLAGS.map((s) => s.name), 'backend-check-interval', 'workers']) {
         if (args.given.has(name)) throw new UsageError(`--${name} applies to the server side (--to) only`);
       }
     }
+    const workers = parseWorkerCount(String(f.workers));
     const tickets = f.tickets === true;
     if (tickets && !hasTo && f['legacy-v1'] === true) throw new UsageError('--tickets is protocol v2 resumption; a client with --legacy-v1 speaks protocol v1 only');
-    await applyFips(f);
-    const ciphers = ciphersFromFlag(f.cipher as string | undefined);
-    requireAuthentication(f, hasTo ? 'server' : 'client', remote);
-    const { setup: protocol, obs } = await protocolAndObservability(f, hasTo ? 'server' : 'client');
-    const forwardMetrics = new ForwardMetrics(hasTo ? 'server' : 'client', obs.metrics.registry, obs.metrics.prefix, { ...METRIC_LABELS });
-    const common: Common = { listenAddr, ciphers, protocol, tickets, connectTimeoutMs, handshakeTimeoutMs, lingerMs, drainTimeoutMs, obs, forwardMetrics };
-    return hasTo ? runServer(f, common, remote, backendCheckMs) : runClient(f, common, remote);
+    const slot = workerSlot();
+    requireAuthentication(f, hasTo ? 'server' : 'client', remote, slot === undefined);
+    if (hasTo && workers > 1 && slot === undefined) {
+      // The primary loads no key and runs no crypto: each worker does, and reports its own errors.
+      const logger = loggerFromFlags(f);
+      if (tickets) {
+        err(`warning: --tickets with ${plural(workers, 'worker')}: each worker has its own ticket key, and round robin sends a client's next connection to another worker, which cannot open its ticket and runs a full handshake`);
+      }
+      const target = formatHostPort(remote.host, remote.port);
+      return runPrimary({
+        workers,
+        logger,
+        drainTimeoutMs,
+        obsAddr: String(f['obs-addr']),
+        metricsPrefix: DEFAULT_METRICS_PREFIX,
+        metricLabels: { ...METRIC_LABELS },
+        announce: (bound) => `${listeningLine(bound, target)}, ${plural(workers, 'worker')}`,
+      });
+    }
+    const link = slot !== undefined ? new WorkerLink(slot) : undefined;
+    try {
+      await applyFips(f);
+      const ciphers = ciphersFromFlag(f.cipher as string | undefined);
+      const logger = loggerFromFlags(f, link ? { worker: link.slot } : {});
+      const { setup: protocol, obs } = await protocolAndObservability(f, hasTo ? 'server' : 'client', logger);
+      const forwardMetrics = new ForwardMetrics(hasTo ? 'server' : 'client', obs.metrics.registry, obs.metrics.prefix, { ...METRIC_LABELS });
+      const common: Common = { listenAddr, ciphers, protocol, tickets, connectTimeoutMs, handshakeTimeoutMs, lingerMs, drainTimeoutMs, obs, forwardMetrics };
+      return await (hasTo ? runServer(f, common, remote, backendCheckMs, link) : runClient(f, common, remote));
+    } finally {
+      link?.close();
+    }
   },
 };

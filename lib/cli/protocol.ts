@@ -3,6 +3,7 @@
  * `--psk-file` / `--psk-identity`, and how a tunnel's protocol is described in output and logs.
  */
 import type { PeerIdentity } from '../protocol/peerIdentity.js';
+import type { Logger } from '../ops/index.js';
 import { KEM_GROUPS, defaultKemGroup, type KemGroupSpec } from '../protocol/v2/groups.js';
 import type { KemGroupName, ListenOptions, PskOption } from '../tunnel/options.js';
 import { CliError, type FlagSpec, type FlagValues, printable, UsageError } from './args.js';
@@ -119,12 +120,13 @@ export function listenAuthOptions(setup: ProtocolSetup): Pick<ListenOptions, 'id
 
 /**
  * The protocol flags (loading any PSK file first, so a bad one fails before anything starts),
- * then the logger, metrics and tracing; the loaded keys are destroyed if the latter fails.
+ * then the logger (`logger`, or the one of the flags), metrics and tracing; the loaded keys are
+ * destroyed if the latter fails.
  */
-export async function protocolAndObservability(flags: FlagValues, role: 'client' | 'server'): Promise<{ setup: ProtocolSetup; obs: Observability }> {
+export async function protocolAndObservability(flags: FlagValues, role: 'client' | 'server', logger?: Logger): Promise<{ setup: ProtocolSetup; obs: Observability }> {
   const setup = protocolFromFlags(flags, role);
   try {
-    return { setup, obs: await observabilityFromFlags(flags) };
+    return { setup, obs: await observabilityFromFlags(flags, logger) };
   } catch (e) {
     setup.destroy();
     throw e;

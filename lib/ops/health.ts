@@ -19,7 +19,7 @@ import type { AddressInfo } from 'node:net';
 import { ErrorCode, qtError } from '../errors.js';
 import { status as fipsStatus } from '../fips/index.js';
 import type { Logger } from './logger.js';
-import type { TunnelMetrics } from './metrics.js';
+import type { MetricsSnapshot } from './metrics.js';
 
 export type CheckStatus = 'pass' | 'warn' | 'fail';
 export interface CheckResult {
@@ -28,6 +28,15 @@ export interface CheckResult {
 }
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
 
+/**
+ * What /metrics and /health read: a TunnelMetrics, or anything with a registry and a snapshot (a
+ * cluster primary's sum of its workers' metrics, lib/cli/workers.ts).
+ */
+export interface MetricsSource {
+  readonly registry: { metrics(): Promise<string>; readonly contentType: string };
+  snapshot(): MetricsSnapshot;
+}
+
 export interface ObservabilityServerOptions {
   /** Default `127.0.0.1`. */
   host?: string;
@@ -35,11 +44,17 @@ export interface ObservabilityServerOptions {
   port: number;
   version: string;
   /** Serves /metrics from `metrics.registry` and adds counters to /health. Without it /metrics is 404. */
-  metrics?: TunnelMetrics;
+  metrics?: MetricsSource;
   /** Whether the service accepts tunnels (listening and not shutting down). */
   ready: () => boolean;
   /** Extra health checks, evaluated on every /health and /readyz request. */
   checks?: () => Record<string, CheckResult>;
+  /**
+   * Awaited before every /metrics, /health and /readyz answer, to gather what `ready`, `checks`
+   * and `metrics` then read synchronously (a cluster primary asks its workers). If it rejects, the
+   * answer uses what was gathered before, and the failure is logged.
+   */
+  refresh?: () => Promise<void>;
   logger?: Logger;
   /** The built-in `fips` check: true (default), false, or a replacement. */
   fipsCheck?: boolean | (() => CheckResult);
@@ -211,6 +226,9 @@ export async function startObservabilityServer(options: ObservabilityServerOptio
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET, HEAD' });
       return;
+    }
+    if (options.refresh && path !== '/healthz') {
+      await options.refresh().catch((err) => logger?.warn('observability refresh failed', { error: err }));
     }
     switch (path) {
       case '/metrics': {

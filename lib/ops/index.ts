@@ -17,6 +17,7 @@ export {
   healthReport,
   type ObservabilityServer,
   type ObservabilityServerOptions,
+  type MetricsSource,
   type CheckResult,
   type CheckStatus,
   type HealthReport,

@@ -222,6 +222,7 @@ export class TunnelMetrics implements TunnelObserver {
           help: 'Seconds since the metrics were created',
           labelNames,
           registers,
+          aggregator: 'max', // summed over cluster workers it would mean nothing: the oldest counts
           collect() {
             self.setGauge(this, self.uptimeSeconds());
           },
@@ -236,6 +237,7 @@ export class TunnelMetrics implements TunnelObserver {
           help: 'Whether the crypto core runs in FIPS mode (1) or not (0)',
           labelNames,
           registers,
+          aggregator: 'min', // over cluster workers: 1 only when every one runs in FIPS mode
           collect() {
             let on = false;
             try {

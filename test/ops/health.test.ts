@@ -221,6 +221,37 @@ describe('ops: observability server', function () {
     }
   });
 
+  it('refresh is awaited before /metrics, /health and /readyz (not /healthz); a failing one is logged and the answer still comes', async () => {
+    let ready = false;
+    const calls: string[] = [];
+    let fail = false;
+    const lines: string[] = [];
+    const logger = createLogger({ format: 'json', stream: { write: (l: string) => lines.push(l) } as unknown as NodeJS.WritableStream });
+    const { url } = await start({
+      ready: () => ready,
+      metrics: new TunnelMetrics(),
+      logger,
+      refresh: async () => {
+        calls.push('refresh');
+        if (fail) throw new Error('a worker is gone');
+        await new Promise((r) => setTimeout(r, 20));
+        ready = true; // what the answer reads was gathered by the refresh
+      },
+    });
+    expect((await getJson(url('/healthz'))).status).to.equal(200);
+    expect(calls).to.deep.equal([]);
+    expect((await getJson(url('/readyz'))).status).to.equal(200);
+    expect(calls).to.have.length(1);
+    expect((await within(fetch(url('/metrics')), 5000, 'GET /metrics')).status).to.equal(200);
+    expect(calls).to.have.length(2);
+    fail = true;
+    ready = false;
+    const health = await getJson(url('/health'));
+    expect(health.status).to.equal(200);
+    expect(health.body.ready).to.equal(false);
+    expect(lines.map((l) => JSON.parse(l) as Record<string, unknown>).some((r) => r.msg === 'observability refresh failed')).to.equal(true);
+  });
+
   it('logs where it listens', async () => {
     const lines: string[] = [];
     const logger = createLogger({ format: 'json', stream: { write: (l: string) => lines.push(l) } as unknown as NodeJS.WritableStream });
