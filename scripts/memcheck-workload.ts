@@ -3,6 +3,7 @@
  * destroyed and handles left to the finalizer, so valgrind can see leaks and bad accesses.
  */
 import { crypto } from '../lib/index.js';
+import * as hybrid from '../lib/crypto/hybrid.js';
 
 const rounds = Number(process.argv[2] ?? 5);
 for (let i = 0; i < rounds; i++) {
@@ -24,6 +25,18 @@ for (let i = 0; i < rounds; i++) {
   try { crypto.openRecord(rec, i + 1, Buffer.from('hd'), record); } catch { /* expected: wrong seq */ }
   rec.sealRecordBatch(Buffer.alloc(128, 7), dst, Uint32Array.from([0, 64, 8, 0, 8, 64, 64, 96, 88, 8]), 2, i);
   try { (rec as unknown as crypto.AeadContext).seal(dst, 0, Buffer.alloc(12), Buffer.alloc(0), Buffer.alloc(1)); } catch { /* expected: a record context */ }
+  // A record spanning reads, opened part by part; then a forged one (every part wiped).
+  const spanning = crypto.sealRecord(rec, i + 7, Buffer.from('hd'), Buffer.alloc(300, i));
+  rec.openRecordParts([spanning.subarray(0, 100), spanning.subarray(100, 310), spanning.subarray(310)], i + 7, Buffer.from('hd'));
+  spanning[5]! ^= 1;
+  try { rec.openRecordParts([spanning.subarray(0, 200), spanning.subarray(200)], i + 7, Buffer.from('hd')); } catch { /* expected: forged */ }
+  try { rec.openRecordParts(new Array(17).fill(spanning), i, Buffer.from('hd')); } catch { /* expected: too many parts */ }
+  // v2's one-call key exchange: the client's share, the server's step, the client's step, and a bad share.
+  const keys = hybrid.hybridClientShare(0x0101);
+  const server = hybrid.hybridEncapsulate(0x0101, 0x0200, keys.share, Buffer.from('qtun v2 hybrid'));
+  hybrid.hybridDecapsulate(0x0101, 0x0200, keys, server.share, Buffer.from('qtun v2 hybrid')).destroy();
+  try { hybrid.hybridDecapsulate(0x0101, 0x0200, keys, Buffer.alloc(server.share.length), Buffer.from('x')); } catch { /* expected: low order */ }
+  if (i % 2 === 0) { keys.classical.destroy(); keys.mlkem.destroy(); server.secret.destroy(); }
   if (i % 2 === 0) rec.destroy();
   crypto.deriveSecrets('label', k, [32, 32]).forEach((s) => s.destroy());
   crypto.deriveKeyMultiple('label', [k, Buffer.alloc(5)], 64);
@@ -40,6 +53,14 @@ for (let i = 0; i < rounds; i++) {
   crypto.randomBytes(64);
 }
 await Promise.all([crypto.mlkem768.generateKeyPairAsync(), crypto.chkem.generateKeyPairAsync()]);
+{
+  const keys = await hybrid.hybridClientShareAsync(0x0103);
+  const server = await hybrid.hybridEncapsulateAsync(0x0103, 0x0200, keys.share, Buffer.from('qtun v2 hybrid'));
+  const pending = hybrid.hybridDecapsulateAsync(0x0103, 0x0200, keys, server.share, Buffer.from('qtun v2 hybrid'));
+  keys.classical.destroy(); // the job holds its own references
+  (await pending).destroy();
+  await hybrid.hybridEncapsulateAsync(0x0103, 0x0200, Buffer.alloc(keys.share.length, 0xff), Buffer.from('x')).catch(() => undefined);
+}
 const gc = (globalThis as { gc?: () => void }).gc;
 gc?.();
 console.log('workload done');
