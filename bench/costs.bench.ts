@@ -6,7 +6,8 @@
  *  - Buffer allocations made through the Buffer API (calls and bytes; Node's own socket read
  *    buffers are allocated in C++ and show up as page faults instead),
  *  - event-loop turns, garbage collections and their time, minor page faults, CPU time.
- * For protocol v2, legacy v1 and Node's TLS 1.3 side by side. Not a timed test: a measurement.
+ * For protocol v2, legacy v1, Node's TLS 1.3 and plain TCP (the floor) side by side. Not a timed
+ * test: a measurement.
  *
  *   npm run bench:costs -- [--handshakes N] [--megabytes N] [--json FILE]
  */
@@ -15,6 +16,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
+import net from 'node:net';
 import tls from 'node:tls';
 import { parseArgs } from 'node:util';
 import { native } from '../lib/native.js';
@@ -263,10 +265,54 @@ async function tlsEndpoint(): Promise<Endpoint> {
   };
 }
 
+/**
+ * Plain TCP, no protocol and no cryptography: the floor any Node implementation with both ends in
+ * one process starts from. Its "handshake" has v2's shape: connect, a ClientHello-sized message,
+ * a ServerHello-flight-sized answer, a Finished-sized message, then both ends close.
+ */
+async function plainTcpEndpoint(): Promise<Endpoint> {
+  let sink: ((n: number) => void) | undefined;
+  const server = net.createServer({ noDelay: true }, (s) => {
+    s.once('data', () => {
+      s.write(Buffer.alloc(1700));
+      s.on('data', (d: Buffer) => sink?.(d.length));
+    });
+    s.on('end', () => s.end());
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const connect = () =>
+    new Promise<net.Socket>((resolve, reject) => {
+      const c = net.connect({ host: '127.0.0.1', port, noDelay: true }, () => c.write(Buffer.alloc(1650)));
+      c.once('data', () => {
+        c.write(Buffer.alloc(90));
+        resolve(c);
+      });
+      c.once('error', reject);
+    });
+  const end = (c: net.Socket) => new Promise<void>((r) => { c.once('close', () => r()); c.end(); c.resume(); });
+  return {
+    name: 'plain TCP',
+    async handshake() {
+      await end(await connect());
+    },
+    async bulk(bytes) {
+      const c = await connect();
+      let got = 0; // (the 90-byte "Finished" may count too: 90 bytes early, never a hang)
+      const done = new Promise<void>((r) => (sink = (n) => (got += n) >= bytes && r()));
+      await pump((b) => c.write(b), (ev, f) => c.once(ev, f), bytes);
+      await done;
+      await end(c);
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
 // ---- run --------------------------------------------------------------------------------------
 
 const results: Record<string, { handshake: Costs; megabyte: Costs }> = {};
-for (const make of [() => tunnelEndpoint(false), () => tunnelEndpoint(true), tlsEndpoint]) {
+for (const make of [() => tunnelEndpoint(false), () => tunnelEndpoint(true), tlsEndpoint, plainTcpEndpoint]) {
   const e = await make();
   for (let i = 0; i < 30; i++) await e.handshake(); // warm up
   const handshake = await measure(HANDSHAKES, async () => {
