@@ -67,6 +67,18 @@ export class RekeyController {
     return done;
   }
 
+  #checkQueued = false;
+
+  /** After a write: the triggers are checked once per turn of the event loop, however many writes it had. */
+  afterWrite(): void {
+    if (!this.automatic || this.#checkQueued) return;
+    this.#checkQueued = true;
+    setImmediate(() => {
+      this.#checkQueued = false;
+      this.maybeRekey();
+    });
+  }
+
   /** The automatic trigger (after writes and on the interval). */
   maybeRekey(): void {
     if (this.automatic && this.host.open() && this.host.session.needsRekey()) this.request().catch(() => undefined);

@@ -377,7 +377,7 @@ export class Tunnel extends Duplex {
         return;
       }
       const ok = this.#writeSealed(pieces);
-      if (this.#rekeys.automatic) setImmediate(() => this.#rekeys.maybeRekey());
+      this.#rekeys.afterWrite();
       if (ok) callback();
       else this.once('_drain', () => callback());
     } catch (err) {

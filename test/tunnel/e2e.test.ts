@@ -367,6 +367,34 @@ describe('tunnel e2e: rekey', function () {
     }
   });
 
+  it('v2, automatic KeyUpdate from the write path: one trigger check per event-loop turn, however many writes', async () => {
+    const realNow = Date.now;
+    const realSetImmediate = globalThis.setImmediate;
+    let skew = 0;
+    let immediates = 0;
+    Date.now = () => realNow() + skew;
+    try {
+      const listener = await res.listen({}, echo);
+      const client = await res.dial(listener);
+      await assertEchoes(client);
+      skew = 11 * 60_000; // due now; nothing calls checkAutomaticRekeys: the writes must notice
+      globalThis.setImmediate = ((fn: (...a: unknown[]) => void, ...a: unknown[]) => {
+        immediates++;
+        return realSetImmediate(fn, ...a);
+      }) as typeof setImmediate;
+      for (let i = 0; i < 50; i++) client.write(Buffer.alloc(100, i));
+      globalThis.setImmediate = realSetImmediate;
+      expect(immediates, 'immediates queued by 50 writes in one turn').to.equal(1);
+      await until(() => client.info().rekeys >= 1, 5000, 'the client to rekey');
+      const echoed = await readExactly(client, 5000);
+      expect(echoed.equals(Buffer.concat(Array.from({ length: 50 }, (_, i) => Buffer.alloc(100, i))))).to.equal(true);
+      await assertEchoes(client, 'after the KeyUpdate the writes triggered');
+    } finally {
+      Date.now = realNow;
+      globalThis.setImmediate = realSetImmediate;
+    }
+  });
+
   it('explicit rekey() with traffic flowing both ways; rekey events on both sides', async () => {
     const listener = await res.listen({ rekeyMinIntervalMs: 0 });
     const serverSide = nextTunnel(listener);
