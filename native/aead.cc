@@ -301,7 +301,6 @@ class Aead : public Napi::ObjectWrap<Aead> {
     }
     const size_t body = total - kTagSize;
     uint8_t tag[kTagSize];
-    size_t done = 0;  // ciphertext bytes decrypted so far
     int len = 0;
     bool ok = EVP_DecryptInit_ex2(dec_, nullptr, nullptr, nonce.data, nullptr) == 1 &&
               (aad.size == 0 || EVP_DecryptUpdate(dec_, nullptr, &len, aad.data, static_cast<int>(aad.size)) == 1);
@@ -309,8 +308,7 @@ class Aead : public Napi::ObjectWrap<Aead> {
     for (size_t i = 0; ok && i < parts.size(); i++) {
       const ByteView& v = views[i];
       const size_t ct = at < body ? std::min(v.size, body - at) : 0;
-      if (ct > 0) ok = EVP_DecryptUpdate(dec_, v.data, &len, v.data, static_cast<int>(ct)) == 1;
-      if (ok) done += ct;
+      if (ct > 0) ok = EVP_DecryptUpdate(dec_, v.data, &len, v.data, static_cast<int>(ct)) == 1 && len == static_cast<int>(ct);
       // The tag may itself be split between parts.
       for (size_t k = ct; k < v.size; k++) tag[at + k - body] = v.data[k];
       at += v.size;
@@ -319,10 +317,11 @@ class Aead : public Napi::ObjectWrap<Aead> {
     ok = ok && EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_AEAD_SET_TAG, kTagSize, tag) == 1 &&
          EVP_DecryptFinal_ex(dec_, final_out, &len) == 1;
     if (!ok) {
-      // Unverified plaintext never stays behind.
+      // Unverified plaintext never stays behind: the whole ciphertext area is wiped, whatever
+      // step failed (the tag bytes stay as received).
       size_t wiped = 0;
-      for (size_t i = 0; i < parts.size() && wiped < done; i++) {
-        const size_t n = std::min(views[i].size, done - wiped);
+      for (size_t i = 0; i < parts.size() && wiped < body; i++) {
+        const size_t n = std::min(views[i].size, body - wiped);
         OPENSSL_cleanse(views[i].data, n);
         wiped += n;
       }

@@ -127,7 +127,7 @@ Napi::Value GenerateKeyPair(const Napi::CallbackInfo& info) {
 
 class GenerateJob : public PromiseJob {
  public:
-  GenerateJob(Napi::Env env, LibraryContext* lc) : PromiseJob(env), lc_(lc) {}
+  explicit GenerateJob(LibraryContext* lc) : lc_(lc) {}
   ~GenerateJob() override { EVP_PKEY_free(pkey_); }
 
  private:

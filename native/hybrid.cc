@@ -294,7 +294,7 @@ template <typename Op>
 class OpJob : public PromiseJob {
  public:
   template <typename... Args>
-  OpJob(Napi::Env env, Args&&... args) : PromiseJob(env), op_(std::forward<Args>(args)...) {}
+  explicit OpJob(Args&&... args) : op_(std::forward<Args>(args)...) {}
 
  private:
   void Run(OpStatus* st) override { op_.Run(st); }

@@ -268,9 +268,8 @@ bool VerifyArgs(const Napi::CallbackInfo& info, ByteView* msg, ByteView* sig, Si
 // the signature, and a reference to the key (so destroy() on the handle cannot free it mid-job).
 class SignatureJob : public PromiseJob {
  public:
-  SignatureJob(Napi::Env env, LibraryContext* lc, EVP_PKEY* key, const ByteView& msg, const SignOptions& o,
-               const ByteView* sig)
-      : PromiseJob(env), lc_(lc), key_(key), msg_(msg.data, msg.data + msg.size),
+  SignatureJob(LibraryContext* lc, EVP_PKEY* key, const ByteView& msg, const SignOptions& o, const ByteView* sig)
+      : lc_(lc), key_(key), msg_(msg.data, msg.data + msg.size),
         context_(o.context, o.context + o.context_len), verify_(sig != nullptr) {
     if (sig != nullptr) sig_.assign(sig->data, sig->data + sig->size);
     options_ = o;

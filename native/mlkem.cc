@@ -174,7 +174,7 @@ Napi::Value GenerateKeyPair(const Napi::CallbackInfo& info) {
 
 class GenerateJob : public PromiseJob {
  public:
-  GenerateJob(Napi::Env env, KeyKind kind, LibraryContext* lc) : PromiseJob(env), kind_(kind), lc_(lc) {}
+  GenerateJob(KeyKind kind, LibraryContext* lc) : kind_(kind), lc_(lc) {}
   ~GenerateJob() override { EVP_PKEY_free(pkey_); }
 
  private:
@@ -262,8 +262,8 @@ Napi::Value EncapsulateSync(const Napi::CallbackInfo& info) {
 class EncapsulateJob : public PromiseJob {
  public:
   // Takes ownership of pub.
-  EncapsulateJob(Napi::Env env, KeyKind kind, LibraryContext* lc, EVP_PKEY* pub)
-      : PromiseJob(env), kind_(kind), lc_(lc), pub_(pub), ss_(std::make_unique<SecretBytes>(kSharedSecretSize)) {}
+  EncapsulateJob(KeyKind kind, LibraryContext* lc, EVP_PKEY* pub)
+      : kind_(kind), lc_(lc), pub_(pub), ss_(std::make_unique<SecretBytes>(kSharedSecretSize)) {}
   ~EncapsulateJob() override { EVP_PKEY_free(pub_); }
 
  private:
@@ -310,8 +310,8 @@ Napi::Value DecapsulateSync(const Napi::CallbackInfo& info) {
 
 class DecapsulateJob : public PromiseJob {
  public:
-  DecapsulateJob(Napi::Env env, PrivateKey* key, KeyKind kind, const ByteView& ct)
-      : PromiseJob(env), kind_(kind), lc_(key->context()), pkey_(key->pkey()), ct_(ct.data, ct.data + ct.size),
+  DecapsulateJob(PrivateKey* key, KeyKind kind, const ByteView& ct)
+      : kind_(kind), lc_(key->context()), pkey_(key->pkey()), ct_(ct.data, ct.data + ct.size),
         ss_(std::make_unique<SecretBytes>(kSharedSecretSize)) {
     EVP_PKEY_up_ref(pkey_);  // survives a destroy() of the handle while the job runs
   }

@@ -189,13 +189,28 @@ export interface GoPeer {
 export async function goPeer(bin = process.env.QUANTUM_GO_BIN): Promise<GoPeer | undefined> {
   if (!bin) return undefined;
   const server: ChildProcess = spawn(bin, ['sink', '-addr', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  const first = await new Promise<string>((resolve, reject) => {
-    server.once('error', reject);
-    server.once('exit', (code) => reject(new Error(`the Go driver ${bin} exited (${code}) before listening`)));
-    server.stdout!.once('data', (d: Buffer) => resolve(d.toString()));
-  });
-  server.removeAllListeners('exit');
-  const addr = `127.0.0.1:${(JSON.parse(first.split('\n')[0]!) as { port: string }).port}`;
+  let addr: string;
+  try {
+    // The first line it prints (which may come in several chunks) names its port.
+    const first = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      server.once('error', reject);
+      server.once('exit', (code) => reject(new Error(`the Go driver ${bin} exited (${code}) before listening`)));
+      server.stdout!.on('data', (d: Buffer) => {
+        text += d.toString();
+        const end = text.indexOf('\n');
+        if (end >= 0) resolve(text.slice(0, end));
+      });
+    });
+    addr = `127.0.0.1:${(JSON.parse(first) as { port: string }).port}`;
+  } catch (err) {
+    server.kill(); // never left running behind a failed start
+    throw err;
+  } finally {
+    server.removeAllListeners('exit');
+    server.stdout!.removeAllListeners('data');
+    server.stdout!.resume(); // later output must not fill the pipe
+  }
   // The Go client runs in its own process while this one waits, so it adds no load here.
   const run = (args: string[]): { perSecond?: number; MiBps?: number } | undefined => {
     try {

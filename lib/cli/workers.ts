@@ -148,6 +148,11 @@ interface Slot {
   listening: boolean;
   /** The last status it sent, until it exits or fails to answer. */
   status: WorkerStatus | undefined;
+  /**
+   * The last status it answered with, kept when it misses one: its counters stay in the sums
+   * (a sum that dropped would read as a counter reset to Prometheus) until it exits and retires.
+   */
+  lastGood: WorkerStatus | undefined;
   /** Consecutive short runs, for the back-off. */
   failures: number;
   startedAt: number;
@@ -221,7 +226,7 @@ class WorkerPool {
   constructor(private readonly o: PrimaryOptions) {
     this.log = o.logger.child({ component: 'workers' });
     this.slots = Array.from({ length: o.workers }, (_, i) => ({
-      n: i + 1, worker: undefined, pid: undefined, listening: false, status: undefined, failures: 0, startedAt: 0, restartTimer: undefined, down: 'not started',
+      n: i + 1, worker: undefined, pid: undefined, listening: false, status: undefined, lastGood: undefined, failures: 0, startedAt: 0, restartTimer: undefined, down: 'not started',
     }));
     const registers = [this.own];
     const labelNames = Object.keys(o.metricLabels);
@@ -257,6 +262,7 @@ class WorkerPool {
     slot.pid = worker.process.pid;
     slot.startedAt = performance.now();
     slot.status = undefined;
+    slot.lastGood = undefined;
     const lines = createInterface({ input: worker.process.stdout!, crlfDelay: Infinity });
     lines.on('line', (line) => out(`worker ${slot.n}: ${line}`));
     const stdoutClosed = new Promise<void>((resolve) => lines.once('close', () => resolve()));
@@ -289,8 +295,9 @@ class WorkerPool {
     slot.worker = undefined;
     slot.listening = false;
     this.running.set(this.o.metricLabels, this.slots.filter((s) => s.listening).length);
-    if (slot.status) this.retire(slot.status);
+    if (slot.lastGood) this.retire(slot.lastGood);
     slot.status = undefined;
+    slot.lastGood = undefined;
     const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
     const status = signal ? 1 : (code ?? 1);
     if (this.phase === 'starting') {
@@ -361,7 +368,7 @@ class WorkerPool {
     if (this.retiredPending.length > 0) {
       this.retired = await AggregatorRegistry.aggregate([this.retired, ...this.retiredPending.splice(0)]).getMetricsAsJSON();
     }
-    const live = this.slots.flatMap((s) => (s.status ? [s.status.metrics] : []));
+    const live = this.slots.flatMap((s) => (s.lastGood ? [s.lastGood.metrics] : []));
     this.aggregated = AggregatorRegistry.aggregate([...live, this.retired, await this.own.getMetricsAsJSON()]);
   }
 
@@ -380,6 +387,7 @@ class WorkerPool {
         this.replies.delete(id);
         if (slot.worker === worker) {
           slot.status = status;
+          slot.lastGood = status;
           slot.down = undefined;
         }
         resolve();

@@ -75,10 +75,12 @@ export interface TunnelOptions {
    * Where the handshake's key-exchange steps run. `false`: inline on the event loop (a step is
    * tens of microseconds, about what a threadpool round trip costs). `true`: always on the libuv
    * threadpool, so the event loop never blocks even for that long. `'auto'`: on the threadpool
-   * only while at least AUTO_OFFLOAD_FROM (4) handshakes run at once in this process, when another
-   * core can do them while the event loop carries on (docs/BENCHMARKS.md, "Both cores", has the
-   * crossover measured). In standard mode a step (a client share, the server's share and K, the
-   * client's K) is one job; in FIPS mode the ML-KEM operations are. Default `'auto'`.
+   * only while at least AUTO_OFFLOAD_FROM (4) handshakes are in progress in this process (those
+   * waiting for their peer included), when another core can do the work while the event loop
+   * carries on (docs/BENCHMARKS.md, "Issue 11", has the crossover measured). With an X25519 group
+   * in standard mode a step (a client share, the server's share and K, the client's K) is one
+   * job; with P-384 + ML-KEM-1024, in FIPS mode and in protocol v1 the ML-KEM operations are.
+   * Default `'auto'`.
    */
   offloadCrypto?: boolean | 'auto';
   /** Metrics, tracing and logging hooks (see lib/ops). */

@@ -395,11 +395,6 @@ export class Tunnel extends Duplex {
    * together under one cork): one large fresh buffer per writev cost more than sealing it.
    */
   #writeSealed(pieces: Buffer[]): boolean {
-    if (!this.#observers.empty) {
-      let bytes = 0;
-      for (const p of pieces) bytes += p.length;
-      this.#observers.notify('onTraffic', 'sent', bytes, pieces.length);
-    }
     const socket = this.#socket;
     const groups = slabGroups(pieces);
     let ok: boolean;
@@ -425,6 +420,11 @@ export class Tunnel extends Duplex {
     // Nothing left in the socket's queue: the kernel has every byte, so the slabs are free now,
     // not a tick later. (A writer that never waits would otherwise use a new slab per write.)
     if (socket.writableLength === 0) for (const release of released) release();
+    if (!this.#observers.empty) {
+      let bytes = 0;
+      for (const p of pieces) bytes += p.length;
+      this.#observers.notify('onTraffic', 'sent', bytes, pieces.length);
+    }
     return ok;
   }
 

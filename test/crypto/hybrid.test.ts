@@ -4,6 +4,7 @@
  * which reproduces docs/PROTOCOL.md Appendix B): every pairing of a one-call side with a composed
  * side agrees on K, sync and threadpool forms alike, and every failure is a typed error.
  */
+import { createHook } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { crypto, ErrorCode, QuantumTunnelError } from '../../lib/index.js';
@@ -130,6 +131,46 @@ describe('one-call hybrid exchange (X25519 + ML-KEM)', function () {
     keys.classical.destroy();
     other.classical.destroy();
     other.mlkem.destroy();
+  });
+
+  it('JS that runs while a job is created (an async_hooks init hook) cannot reach its inputs: they are copied first', async () => {
+    const id = KemGroup.X25519_MLKEM1024;
+    const keys = hybrid.hybridClientShare(id);
+    const server = composedServerShare(id, keys.share);
+    const serverShare = Buffer.from(server.share);
+    const mlkemKey = crypto.mlkem1024.generateKeyPair();
+    const enc = crypto.mlkem1024.encapsulate(mlkemKey.publicKey);
+    let onInit: (() => void) | undefined;
+    const hook = createHook({
+      init() {
+        const f = onInit;
+        onInit = undefined;
+        f?.();
+      },
+    }).enable();
+    try {
+      // Everything the pending call was given, destroyed or changed before the job could run.
+      onInit = () => {
+        keys.classical.destroy();
+        keys.mlkem.destroy();
+        serverShare.fill(0);
+      };
+      const k = hybrid.hybridDecapsulateAsync(id, VERSION, keys, serverShare, HYBRID_LABEL);
+      expect(onInit, 'the hook ran during the call').to.equal(undefined);
+      const expectedSecret = out(enc.sharedSecret);
+      const ciphertext = Buffer.from(enc.ciphertext);
+      onInit = () => {
+        mlkemKey.privateKey.destroy();
+        enc.ciphertext.fill(0);
+      };
+      const z = crypto.mlkem1024.decapsulateAsync(mlkemKey.privateKey, enc.ciphertext);
+      expect(onInit, 'the hook ran during the call').to.equal(undefined);
+      expect(out(await k)).to.equal(out(server.secret));
+      expect(out(await z)).to.equal(expectedSecret);
+      expect(ciphertext.equals(enc.ciphertext)).to.equal(false); // the hook did change it
+    } finally {
+      hook.disable();
+    }
   });
 
   it('destroying the keys while the threadpool step runs is safe: the job holds its own references', async () => {
