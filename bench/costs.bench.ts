@@ -247,22 +247,7 @@ async function tlsEndpoint(): Promise<Endpoint> {
       const s = tls.connect({ host: '127.0.0.1', port, ca: cert, servername: 'localhost', minVersion: 'TLSv1.3', ciphers: 'TLS_AES_256_GCM_SHA384' }, () => resolve(s));
       s.once('error', reject);
     });
-  const end = (s: tls.TLSSocket) => new Promise<void>((r) => { s.once('close', () => r()); s.end(); s.resume(); });
-  return {
-    name: 'node:tls',
-    async handshake() {
-      await end(await connect());
-    },
-    async bulk(bytes) {
-      const s = await connect();
-      let got = 0;
-      const done = new Promise<void>((r) => (sink = (n) => (got += n) >= bytes && r()));
-      await pump((b) => s.write(b), (ev, f) => s.once(ev, f), bytes);
-      await done;
-      await end(s);
-    },
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
+  return socketEndpoint('node:tls', connect, (f) => (sink = f), () => new Promise<void>((r) => server.close(() => r())));
 }
 
 /**
@@ -291,21 +276,27 @@ async function plainTcpEndpoint(): Promise<Endpoint> {
       });
       c.once('error', reject);
     });
-  const end = (c: net.Socket) => new Promise<void>((r) => { c.once('close', () => r()); c.end(); c.resume(); });
+  // (The 90-byte "Finished" may reach the sink during bulk: the count ends 90 bytes early, never hangs.)
+  return socketEndpoint('plain TCP', connect, (f) => (sink = f), () => new Promise<void>((r) => server.close(() => r())));
+}
+
+/** handshake() and bulk() over a connect() that gives a ready socket; the server's sink counts what arrives. */
+function socketEndpoint(name: string, connect: () => Promise<net.Socket>, onSink: (f: (n: number) => void) => void, close: () => Promise<void>): Endpoint {
+  const end = (s: net.Socket) => new Promise<void>((r) => { s.once('close', () => r()); s.end(); s.resume(); });
   return {
-    name: 'plain TCP',
+    name,
     async handshake() {
       await end(await connect());
     },
     async bulk(bytes) {
-      const c = await connect();
-      let got = 0; // (the 90-byte "Finished" may count too: 90 bytes early, never a hang)
-      const done = new Promise<void>((r) => (sink = (n) => (got += n) >= bytes && r()));
-      await pump((b) => c.write(b), (ev, f) => c.once(ev, f), bytes);
+      const s = await connect();
+      let got = 0;
+      const done = new Promise<void>((r) => onSink((n) => (got += n) >= bytes && r()));
+      await pump((b) => s.write(b), (ev, f) => s.once(ev, f), bytes);
       await done;
-      await end(c);
+      await end(s);
     },
-    close: () => new Promise<void>((r) => server.close(() => r())),
+    close,
   };
 }
 
