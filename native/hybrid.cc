@@ -26,8 +26,10 @@
 #include "async_job.h"
 #include "bytes.h"
 #include "errors.h"
+#include "mlkem.h"
 #include "private_key.h"
 #include "secret.h"
+#include "x25519.h"
 
 namespace qt {
 
@@ -39,7 +41,6 @@ constexpr size_t kHybridSecretSize = 48;
 constexpr size_t kSha384Size = 48;
 constexpr size_t kMaxLabel = 64;
 
-using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)>;
 using Pkey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 using KdfCtx = std::unique_ptr<EVP_KDF_CTX, decltype(&EVP_KDF_CTX_free)>;
 
@@ -78,36 +79,10 @@ LibraryContext* StandardContext(Napi::Env env) {
 
 // ---- primitives (any thread) ----------------------------------------------------------------
 
-EVP_PKEY* GenerateKey(LibraryContext* lc, const char* name, const char* propq, OpStatus* st) {
-  PkeyCtx ctx(EVP_PKEY_CTX_new_from_name(lc->ctx(), name, propq), EVP_PKEY_CTX_free);
-  EVP_PKEY* pkey = nullptr;
-  if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1 || EVP_PKEY_generate(ctx.get(), &pkey) != 1) {
-    st->Fail(code::kCryptoFailure, std::string(name) + " key generation failed");
-    return nullptr;
-  }
-  return pkey;
-}
-
 bool RawPublicKey(EVP_PKEY* pkey, uint8_t* out, size_t size, OpStatus* st) {
   size_t len = size;
   if (EVP_PKEY_get_raw_public_key(pkey, out, &len) != 1 || len != size) {
     return st->Fail(code::kCryptoFailure, "cannot read a public key");
-  }
-  return true;
-}
-
-// Z = X25519(ours, peer); an all-zero result (a low-order peer point) is refused (RFC 7748 §6.1).
-bool X25519Agree(LibraryContext* lc, EVP_PKEY* ours, const uint8_t* peer_bytes, uint8_t* z, OpStatus* st) {
-  Pkey peer(EVP_PKEY_new_raw_public_key_ex(lc->ctx(), "X25519", lc->x25519_propq(), peer_bytes, kX25519Size),
-            EVP_PKEY_free);
-  if (!peer) return st->Fail(code::kInvalidKey, "X25519 peer public key is invalid");
-  PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(lc->ctx(), ours, lc->x25519_propq()), EVP_PKEY_CTX_free);
-  size_t len = kX25519Size;
-  static const uint8_t kZeros[kX25519Size] = {0};
-  if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 || EVP_PKEY_derive_set_peer_ex(ctx.get(), peer.get(), 0) != 1 ||
-      EVP_PKEY_derive(ctx.get(), z, &len) != 1 || len != kX25519Size || CRYPTO_memcmp(z, kZeros, kX25519Size) == 0) {
-    ERR_clear_error();
-    return st->Fail(code::kLowOrderPoint, "X25519 produced no shared secret (low-order or invalid peer key)");
   }
   return true;
 }
@@ -160,9 +135,9 @@ class ClientShareOp {
     EVP_PKEY_free(m_);
   }
   void Run(OpStatus* st) {
-    x_ = GenerateKey(lc_, "X25519", lc_->x25519_propq(), st);
+    x_ = X25519Generate(lc_, st);
     if (x_ == nullptr) return;
-    m_ = GenerateKey(lc_, KeyKindName(g_->kem), lc_->propq(), st);
+    m_ = MlKemGenerate(lc_, g_->kem, nullptr, st);
     if (m_ == nullptr) return;
     share_.resize(kX25519Size + g_->ek_size);
     if (!RawPublicKey(x_, share_.data(), kX25519Size, st)) return;
@@ -199,30 +174,20 @@ class EncapsulateOp {
   void Run(OpStatus* st) {
     const uint8_t* client_pk = client_share_.data();
     const uint8_t* ek = client_share_.data() + kX25519Size;
-    Pkey x(GenerateKey(lc_, "X25519", lc_->x25519_propq(), st), EVP_PKEY_free);
+    Pkey x(X25519Generate(lc_, st), EVP_PKEY_free);
     if (!x) return;
-    share_.resize(kX25519Size + g_->ct_size);
+    share_.resize(kX25519Size);
     if (!RawPublicKey(x.get(), share_.data(), kX25519Size, st)) return;
-    if (!ikm_.ok() || !k_->ok()) {
+    if (!ikm_.ok() || !k_->ok() || !zm_.ok()) {
       st->Fail(code::kCryptoFailure, "out of memory");
       return;
     }
-    if (!X25519Agree(lc_, x.get(), client_pk, ikm_.data(), st)) return;
-    // The encapsulation key is parsed (and checked, FIPS 203 §7.2) from our own copy.
-    Pkey pub(EVP_PKEY_new_raw_public_key_ex(lc_->ctx(), KeyKindName(g_->kem), lc_->propq(), ek, g_->ek_size),
-             EVP_PKEY_free);
-    if (!pub) {
-      st->Fail(code::kInvalidKey, std::string(KeyKindName(g_->kem)) + " public key is invalid");
-      return;
-    }
-    PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(lc_->ctx(), pub.get(), lc_->propq()), EVP_PKEY_CTX_free);
-    size_t ct_len = g_->ct_size, ss_len = kMlKemSecretSize;
-    if (!ctx || EVP_PKEY_encapsulate_init(ctx.get(), nullptr) != 1 ||
-        EVP_PKEY_encapsulate(ctx.get(), share_.data() + kX25519Size, &ct_len, ikm_.data() + kX25519Size, &ss_len) != 1 ||
-        ct_len != g_->ct_size || ss_len != kMlKemSecretSize) {
-      st->Fail(code::kCryptoFailure, "ML-KEM encapsulation failed");
-      return;
-    }
+    if (!X25519Derive(lc_, x.get(), client_pk, ikm_.data(), st)) return;
+    Pkey pub(MlKemImportPublicKey(lc_, g_->kem, ek, g_->ek_size, st), EVP_PKEY_free);
+    std::vector<uint8_t> ct;
+    if (!pub || !MlKemEncapsulate(lc_, g_->kem, pub.get(), nullptr, &ct, &zm_, st)) return;
+    share_.insert(share_.end(), ct.begin(), ct.end());
+    std::memcpy(ikm_.data() + kX25519Size, zm_.data(), kMlKemSecretSize);
     Combine(lc_, label_, version_, g_->id, client_pk, share_.data(), ek, g_->ek_size, share_.data() + kX25519Size,
             g_->ct_size, ikm_, k_.get(), st);
   }
@@ -238,6 +203,7 @@ class EncapsulateOp {
   const Group* g_;
   uint16_t version_;
   std::vector<uint8_t> client_share_, label_, share_;
+  SecretBytes zm_{kMlKemSecretSize};
   SecretBytes ikm_{kX25519Size + kMlKemSecretSize};
   std::unique_ptr<SecretBytes> k_ = std::make_unique<SecretBytes>(kHybridSecretSize);
 };
@@ -259,21 +225,17 @@ class DecapsulateOp {
     EVP_PKEY_free(m_);
   }
   void Run(OpStatus* st) {
-    if (!ikm_.ok() || !k_->ok()) {
+    if (!ikm_.ok() || !k_->ok() || !zm_.ok()) {
       st->Fail(code::kCryptoFailure, "out of memory");
       return;
     }
     const uint8_t* server_pk = server_share_.data();
     const uint8_t* ct = server_share_.data() + kX25519Size;
-    if (!X25519Agree(lc_, x_, server_pk, ikm_.data(), st)) return;
-    PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(lc_->ctx(), m_, lc_->propq()), EVP_PKEY_CTX_free);
-    size_t ss_len = kMlKemSecretSize;
-    if (!ctx || EVP_PKEY_decapsulate_init(ctx.get(), nullptr) != 1 ||
-        EVP_PKEY_decapsulate(ctx.get(), ikm_.data() + kX25519Size, &ss_len, ct, g_->ct_size) != 1 ||
-        ss_len != kMlKemSecretSize) {
-      st->Fail(code::kCryptoFailure, "ML-KEM decapsulation failed");
+    if (!X25519Derive(lc_, x_, server_pk, ikm_.data(), st) ||
+        !MlKemDecapsulate(lc_, m_, g_->kem, ct, g_->ct_size, &zm_, st)) {
       return;
     }
+    std::memcpy(ikm_.data() + kX25519Size, zm_.data(), kMlKemSecretSize);
     Combine(lc_, label_, version_, g_->id, client_share_.data(), server_pk, client_share_.data() + kX25519Size,
             g_->ek_size, ct, g_->ct_size, ikm_, k_.get(), st);
   }
@@ -286,6 +248,7 @@ class DecapsulateOp {
   EVP_PKEY* x_;
   EVP_PKEY* m_;
   std::vector<uint8_t> client_share_, server_share_, label_;
+  SecretBytes zm_{kMlKemSecretSize};
   SecretBytes ikm_{kX25519Size + kMlKemSecretSize};
   std::unique_ptr<SecretBytes> k_ = std::make_unique<SecretBytes>(kHybridSecretSize);
 };

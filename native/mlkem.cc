@@ -43,8 +43,10 @@ MlKemSizes SizesOf(KeyKind kind) {
 
 using PkeyCtx = std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)>;
 
+}  // namespace
+
 // Key generation; `seed` (d || z, 64 bytes) makes it deterministic (FIPS 203 ML-KEM.KeyGen_internal).
-EVP_PKEY* Generate(LibraryContext* lc, KeyKind kind, const uint8_t* seed, OpStatus* st) {
+EVP_PKEY* MlKemGenerate(LibraryContext* lc, KeyKind kind, const uint8_t* seed, OpStatus* st) {
   PkeyCtx ctx(EVP_PKEY_CTX_new_from_name(lc->ctx(), KeyKindName(kind), lc->propq()), EVP_PKEY_CTX_free);
   if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1) {
     st->Fail(code::kUnsupported, std::string(KeyKindName(kind)) + " is not available");
@@ -70,7 +72,7 @@ EVP_PKEY* Generate(LibraryContext* lc, KeyKind kind, const uint8_t* seed, OpStat
 // Parses an encapsulation key; OpenSSL applies the FIPS 203 §7.2 modulus check here. OpenSSL
 // decodes the key and then hashes the same bytes, so it parses a private copy: a
 // SharedArrayBuffer view changed between the two reads would give a key whose hash is not its own.
-EVP_PKEY* ImportPublicKey(LibraryContext* lc, KeyKind kind, const uint8_t* ek, size_t len, OpStatus* st) {
+EVP_PKEY* MlKemImportPublicKey(LibraryContext* lc, KeyKind kind, const uint8_t* ek, size_t len, OpStatus* st) {
   if (len != SizesOf(kind).public_key) {
     st->Fail(code::kInvalidKey, std::string(KeyKindName(kind)) + " public key has the wrong length");
     return nullptr;
@@ -81,8 +83,8 @@ EVP_PKEY* ImportPublicKey(LibraryContext* lc, KeyKind kind, const uint8_t* ek, s
   return pkey;
 }
 
-bool EncapsulateTo(LibraryContext* lc, KeyKind kind, EVP_PKEY* pub, const uint8_t* coins, std::vector<uint8_t>* ct,
-                   SecretBytes* ss, OpStatus* st) {
+bool MlKemEncapsulate(LibraryContext* lc, KeyKind kind, EVP_PKEY* pub, const uint8_t* coins, std::vector<uint8_t>* ct,
+                      SecretBytes* ss, OpStatus* st) {
   PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(lc->ctx(), pub, lc->propq()), EVP_PKEY_CTX_free);
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_octet_string(OSSL_KEM_PARAM_IKME, const_cast<uint8_t*>(coins), kEncapsulationCoinsSize),
@@ -99,8 +101,8 @@ bool EncapsulateTo(LibraryContext* lc, KeyKind kind, EVP_PKEY* pub, const uint8_
   return true;
 }
 
-bool Decapsulate(LibraryContext* lc, EVP_PKEY* priv, KeyKind kind, const uint8_t* ct, size_t ct_len,
-                 SecretBytes* ss, OpStatus* st) {
+bool MlKemDecapsulate(LibraryContext* lc, EVP_PKEY* priv, KeyKind kind, const uint8_t* ct, size_t ct_len,
+                      SecretBytes* ss, OpStatus* st) {
   if (ct_len != SizesOf(kind).ciphertext) {
     return st->Fail(code::kInvalidArgument, std::string(KeyKindName(kind)) + " ciphertext has the wrong length");
   }
@@ -112,6 +114,8 @@ bool Decapsulate(LibraryContext* lc, EVP_PKEY* priv, KeyKind kind, const uint8_t
   }
   return true;
 }
+
+namespace {
 
 // The public key argument: a PublicKey handle (parsed once), or encapsulation-key bytes parsed and
 // checked now. Returns a key the caller frees, or nullptr with the failure in *st.
@@ -131,7 +135,7 @@ EVP_PKEY* PublicKeyArg(Napi::Env env, Napi::Value v, KeyKind kind, LibraryContex
     *thrown = true;
     return nullptr;
   }
-  return ImportPublicKey(lc, kind, ek.data, ek.size, st);
+  return MlKemImportPublicKey(lc, kind, ek.data, ek.size, st);
 }
 
 using Pkey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
@@ -167,7 +171,7 @@ Napi::Value GenerateKeyPair(const Napi::CallbackInfo& info) {
   }
   LibraryContext* lc = Data(env).active_context;
   OpStatus st;
-  EVP_PKEY* pkey = Generate(lc, kind, seed_copy ? seed_copy->data() : nullptr, &st);
+  EVP_PKEY* pkey = MlKemGenerate(lc, kind, seed_copy ? seed_copy->data() : nullptr, &st);
   if (st.ThrowIfFailed(env)) return env.Undefined();
   return PrivateKey::Wrap(env, pkey, kind, lc);
 }
@@ -178,7 +182,7 @@ class GenerateJob : public PromiseJob {
   ~GenerateJob() override { EVP_PKEY_free(pkey_); }
 
  private:
-  void Run(OpStatus* st) override { pkey_ = Generate(lc_, kind_, nullptr, st); }
+  void Run(OpStatus* st) override { pkey_ = MlKemGenerate(lc_, kind_, nullptr, st); }
   Napi::Value Result(Napi::Env env) override {
     EVP_PKEY* p = pkey_;
     pkey_ = nullptr;
@@ -215,7 +219,7 @@ Napi::Value CheckPublicKey(const Napi::CallbackInfo& info) {
   ByteView ek;
   if (!ParseKind(env, info[0], &kind) || !GetBytes(env, info[1], "publicKey", &ek)) return env.Undefined();
   OpStatus st;
-  EVP_PKEY* pkey = ImportPublicKey(Data(env).active_context, kind, ek.data, ek.size, &st);
+  EVP_PKEY* pkey = MlKemImportPublicKey(Data(env).active_context, kind, ek.data, ek.size, &st);
   EVP_PKEY_free(pkey);
   if (st.ThrowIfFailed(env)) return env.Undefined();
   return Napi::Boolean::New(env, true);
@@ -230,7 +234,7 @@ Napi::Value ImportPublicKeyHandle(const Napi::CallbackInfo& info) {
   if (!ParseKind(env, info[0], &kind) || !GetBytes(env, info[1], "publicKey", &ek)) return env.Undefined();
   LibraryContext* lc = Data(env).active_context;
   OpStatus st;
-  EVP_PKEY* pkey = ImportPublicKey(lc, kind, ek.data, ek.size, &st);
+  EVP_PKEY* pkey = MlKemImportPublicKey(lc, kind, ek.data, ek.size, &st);
   if (st.ThrowIfFailed(env)) return env.Undefined();
   return PublicKey::Wrap(env, pkey, kind, lc);
 }
@@ -254,7 +258,7 @@ Napi::Value EncapsulateSync(const Napi::CallbackInfo& info) {
   if (thrown || st.ThrowIfFailed(env)) return env.Undefined();
   std::vector<uint8_t> ct;
   auto ss = std::make_unique<SecretBytes>(kSharedSecretSize);
-  EncapsulateTo(lc, kind, pub.get(), coins_copy ? coins_copy->data() : nullptr, &ct, ss.get(), &st);
+  MlKemEncapsulate(lc, kind, pub.get(), coins_copy ? coins_copy->data() : nullptr, &ct, ss.get(), &st);
   if (st.ThrowIfFailed(env)) return env.Undefined();
   return EncapsulationResult(env, ct, std::move(ss));
 }
@@ -267,7 +271,7 @@ class EncapsulateJob : public PromiseJob {
   ~EncapsulateJob() override { EVP_PKEY_free(pub_); }
 
  private:
-  void Run(OpStatus* st) override { EncapsulateTo(lc_, kind_, pub_, nullptr, &ct_, ss_.get(), st); }
+  void Run(OpStatus* st) override { MlKemEncapsulate(lc_, kind_, pub_, nullptr, &ct_, ss_.get(), st); }
   Napi::Value Result(Napi::Env env) override { return EncapsulationResult(env, ct_, std::move(ss_)); }
   KeyKind kind_;
   LibraryContext* lc_;
@@ -303,7 +307,7 @@ Napi::Value DecapsulateSync(const Napi::CallbackInfo& info) {
   std::vector<uint8_t> ct_copy(ct.data, ct.data + ct.size);
   auto ss = std::make_unique<SecretBytes>(kSharedSecretSize);
   OpStatus st;
-  Decapsulate(key->context(), key->pkey(), kind, ct_copy.data(), ct_copy.size(), ss.get(), &st);
+  MlKemDecapsulate(key->context(), key->pkey(), kind, ct_copy.data(), ct_copy.size(), ss.get(), &st);
   if (st.ThrowIfFailed(env)) return env.Undefined();
   return Secret::Wrap(env, std::move(ss));
 }
@@ -318,7 +322,7 @@ class DecapsulateJob : public PromiseJob {
   ~DecapsulateJob() override { EVP_PKEY_free(pkey_); }
 
  private:
-  void Run(OpStatus* st) override { Decapsulate(lc_, pkey_, kind_, ct_.data(), ct_.size(), ss_.get(), st); }
+  void Run(OpStatus* st) override { MlKemDecapsulate(lc_, pkey_, kind_, ct_.data(), ct_.size(), ss_.get(), st); }
   Napi::Value Result(Napi::Env env) override { return Secret::Wrap(env, std::move(ss_)); }
   KeyKind kind_;
   LibraryContext* lc_;
