@@ -10,6 +10,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
+import { fips } from '../../lib/index.js'; // applies QUANTUM_TUNNEL_FIPS here as the CLI does
 import { ClientTicketStore } from '../../lib/protocol/v2/tickets.js';
 import { dial } from '../../lib/tunnel/dial.js';
 import type { Tunnel } from '../../lib/tunnel/tunnel.js';
@@ -116,7 +117,8 @@ describe('cli: forward --workers (the server side on every core)', function () {
     expect(metricValue(metrics, 'quantum_vpn_handshake_duration_seconds_count')).to.equal(6);
     expect(metricValue(metrics, 'quantum_vpn_forward_workers')).to.equal(2);
     expect(metricValue(metrics, 'quantum_vpn_forward_backend_up')).to.equal(1); // min, not the sum
-    expect(metricValue(metrics, 'quantum_vpn_fips_mode')).to.equal(0);
+    // The workers run in the mode this process runs in (the FIPS job runs the suite in FIPS mode).
+    expect(metricValue(metrics, 'quantum_vpn_fips_mode')).to.equal(fips.isEnabled() ? 1 : 0);
     expect((await httpGet(obsPort, '/readyz')).status).to.equal(200);
   });
 
