@@ -11,15 +11,13 @@
  *
  *   npm run bench:costs -- [--handshakes N] [--megabytes N] [--json FILE]
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import net from 'node:net';
 import tls from 'node:tls';
 import { parseArgs } from 'node:util';
 import { native } from '../lib/native.js';
+import { selfSignedP256, TLS13_SUITES } from '../lib/cli/benchPeers.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -228,14 +226,10 @@ async function tunnelEndpoint(legacyV1: boolean): Promise<Endpoint> {
 }
 
 async function tlsEndpoint(): Promise<Endpoint> {
-  // A throwaway self-signed ECDSA P-256 certificate, as bench/tunnel.bench.ts makes one.
-  const dir = mkdtempSync(join(os.tmpdir(), 'qt-costs-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
-  const key = readFileSync(join(dir, 'key.pem'), 'utf8');
-  const cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
+  const { key, cert } = selfSignedP256(); // the certificate bench/tunnel.bench.ts compares with
+  const suite = TLS13_SUITES['aes-256-gcm'];
   let sink: ((n: number) => void) | undefined;
-  const server = tls.createServer({ key, cert, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_256_GCM_SHA384' }, (s) => {
+  const server = tls.createServer({ key, cert, minVersion: 'TLSv1.3', ciphers: suite }, (s) => {
     s.on('data', (d: Buffer) => sink?.(d.length));
     s.on('end', () => s.end());
     s.on('error', () => {});
@@ -244,7 +238,7 @@ async function tlsEndpoint(): Promise<Endpoint> {
   const port = (server.address() as { port: number }).port;
   const connect = () =>
     new Promise<tls.TLSSocket>((resolve, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port, ca: cert, servername: 'localhost', minVersion: 'TLSv1.3', ciphers: 'TLS_AES_256_GCM_SHA384' }, () => resolve(s));
+      const s = tls.connect({ host: '127.0.0.1', port, ca: cert, servername: 'localhost', minVersion: 'TLSv1.3', ciphers: suite }, () => resolve(s));
       s.once('error', reject);
     });
   return socketEndpoint('node:tls', connect, (f) => (sink = f), () => new Promise<void>((r) => server.close(() => r())));
