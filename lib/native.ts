@@ -324,11 +324,27 @@ function packageRoot(): string {
 /** The C library of this Linux machine (prebuilt addons exist per libc); undefined elsewhere. */
 export function linuxLibc(): 'glibc' | 'musl' | undefined {
   if (process.platform !== 'linux') return undefined;
+  // The C library mapped into this process names itself (a millisecond; Node's diagnostic report,
+  // the fallback, takes tens).
+  try {
+    const maps = readFileSync('/proc/self/maps', 'utf8');
+    if (/\/ld-musl-[^/\s]+\.so/.test(maps)) return 'musl';
+    if (/\/libc\.so\.6\b/.test(maps)) return 'glibc';
+  } catch {
+    // no /proc: ask the report
+  }
   return glibcVersion() === undefined ? 'musl' : 'glibc';
 }
 
+let glibc: { version: string | undefined } | undefined;
+
 /** The running glibc's version (`2.36`), from Node's own diagnostic report; undefined on musl. */
 function glibcVersion(): string | undefined {
+  glibc ??= { version: reportedGlibc() };
+  return glibc.version;
+}
+
+function reportedGlibc(): string | undefined {
   const report = process.report as NodeJS.ProcessReport & { excludeNetwork?: boolean };
   const excludeNetwork = report.excludeNetwork;
   report.excludeNetwork = true; // the report would otherwise resolve network interfaces (slow)
