@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm run prebuild`: builds the release addon (cmake-js, standard profile, OpenSSL 3.5 linked
+// `npm run build:prebuild` (not `prebuild`, which npm would run before every `npm run build` as
+// its pre-script): builds the release addon (cmake-js, standard profile, OpenSSL 3.5 linked
 // statically with its symbols hidden: the same build as `npm run build:native`) and lays it out as
 // the package ships it, so a dependent needs no compiler and no install script:
 //
