@@ -21,6 +21,7 @@ if (process.env.QUANTUM_TUNNEL_SKIP_BUILD === '1') {
 
 /** prebuilds/<platform>-<arch>, with -musl on a musl Linux (as lib/native.ts looks it up). */
 function prebuildDir() {
+  process.report.excludeNetwork = true; // the report need not resolve network interfaces
   const musl = process.platform === 'linux' && !process.report.getReport().header.glibcVersionRuntime;
   return join(root, 'prebuilds', `${process.platform}-${process.arch}${musl ? '-musl' : ''}`);
 }
