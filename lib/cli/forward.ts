@@ -24,6 +24,7 @@ import type { CipherName } from '../tunnel/options.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
 import { DEFAULT_METRICS_PREFIX, fipsSelfTestCheck, type Logger, maskAddress, type ObservabilityServer } from '../ops/index.js';
 import { ClientTicketStore, TicketIssuer } from '../protocol/v2/tickets.js';
+import { PROXY_PROTOCOL_FLAGS, proxyProtocolFromFlags } from './proxyProtocol.js';
 import { GROUPS_FLAG, KEY_AUTH_FLAGS, LEGACY_V1_FLAG, listenAuthOptions, PSK_FLAGS, protocolAndObservability, protocolFields, type ProtocolSetup } from './protocol.js';
 import { defaultKnownServersPath } from './auth.js';
 import { knownServerKey } from '../identity/files.js';
@@ -113,6 +114,7 @@ const FLAGS: FlagSpec[] = [
   TRACING_FLAG,
   FIPS_FLAG,
   ...RATE_LIMIT_FLAGS,
+  ...PROXY_PROTOCOL_FLAGS,
 ];
 
 /**
@@ -350,6 +352,7 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
     psk: c.protocol.listenPsk(),
     ...listenAuthOptions(c.protocol),
     tickets: issuer,
+    proxyProtocol: proxyProtocolFromFlags(flags),
   });
   // Until it listens, a failure (EADDRINUSE...) is reported once, below; after, it is logged.
   const quiet = () => undefined;
@@ -632,10 +635,11 @@ export const forwardCommand: Command = {
     const drainTimeoutMs = parseDuration(String(f['drain-timeout']), '--drain-timeout');
     const backendCheckMs = parseDuration(String(f['backend-check-interval']), '--backend-check-interval');
     if (!hasTo) {
-      for (const name of [...RATE_LIMIT_FLAGS.map((s) => s.name), 'backend-check-interval', 'workers']) {
+      for (const name of [...RATE_LIMIT_FLAGS.map((s) => s.name), ...PROXY_PROTOCOL_FLAGS.map((s) => s.name), 'backend-check-interval', 'workers']) {
         if (args.given.has(name)) throw new UsageError(`--${name} applies to the server side (--to) only`);
       }
     }
+    if (hasTo) proxyProtocolFromFlags(f); // checked before any worker starts; runServer passes it to listen()
     const workers = parseWorkerCount(String(f.workers));
     const tickets = f.tickets === true;
     if (tickets && !hasTo && f['legacy-v1'] === true) throw new UsageError('--tickets is protocol v2 resumption; a client with --legacy-v1 speaks protocol v1 only');

@@ -8,6 +8,9 @@ import { type AddressInfo, connect, createServer, type Server, type Socket } fro
 import { expect } from 'chai';
 import { ErrorCode, listen, type Listener, type PeerAddress, QuantumTunnelError, RateLimiter, type TunnelObserver } from '../../lib/index.js';
 import { DEFAULT_MAX_V2_LENGTH, ProxyHeaderParser, V2_SIGNATURE } from '../../lib/tunnel/proxyProtocol.js';
+import { killAll, startCli } from '../cli/helpers.js';
+import { type FlagValues, UsageError } from '../../lib/cli/args.js';
+import { proxyProtocolFromFlags } from '../../lib/cli/proxyProtocol.js';
 import { assertEchoes, delay, echo, handshakeErrors, nextTunnel, rejectsWithCode, Resources, until, within } from '../helpers/tunnel.js';
 
 // ---- header bytes ------------------------------------------------------------------------------
@@ -38,6 +41,11 @@ function v2Inet6(src: Buffer, dst: Buffer, sport: number, dport: number): Buffer
 
 const LOOPBACK6 = Buffer.from('00000000000000000000000000000001', 'hex');
 const DOC6 = Buffer.from('20010db8000000000000000000000007', 'hex'); // 2001:db8::7
+
+/** Resolves when the socket has closed, by a FIN or a reset (once() would reject on the reset's 'error'). */
+function closed(socket: Socket): Promise<void> {
+  return new Promise((resolve) => (socket.destroyed ? resolve() : socket.once('close', () => resolve())));
+}
 
 function parseAll(bytes: Buffer, accept: 'v1' | 'v2' | 'any' = 'any') {
   return new ProxyHeaderParser(accept).push(bytes);
@@ -146,11 +154,11 @@ describe('PROXY protocol parser', () => {
 type HeaderDelivery = 'whole' | 'byte-by-byte' | 'with-first-bytes';
 
 /**
- * A TCP load balancer for tests: each client connection is relayed to the listener from
+ * A TCP load balancer for tests: each client connection is relayed to `targetPort` from
  * `localAddress`, behind the header `headerFor(n)` (n counts connections), sent as `delivery` says.
  */
 async function startBalancer(
-  listener: Listener,
+  targetPort: number,
   headerFor: (n: number) => Buffer,
   delivery: HeaderDelivery = 'whole',
   localAddress = '127.0.0.1',
@@ -159,7 +167,7 @@ async function startBalancer(
   let n = 0;
   const server = createServer({ noDelay: true }, (client) => {
     const header = headerFor(n++);
-    const upstream = connect({ host: '127.0.0.1', port: listener.address().port, localAddress, noDelay: true });
+    const upstream = connect({ host: '127.0.0.1', port: targetPort, localAddress, noDelay: true });
     for (const s of [client, upstream]) {
       sockets.add(s);
       s.on('error', () => undefined);
@@ -206,7 +214,7 @@ describe('listen({ proxyProtocol })', function () {
   });
 
   async function balancer(l: Listener, headerFor: (n: number) => Buffer, delivery: HeaderDelivery = 'whole', localAddress?: string) {
-    const b = await startBalancer(l, headerFor, delivery, localAddress);
+    const b = await startBalancer(l.address().port, headerFor, delivery, localAddress);
     balancers.push(b);
     return b.port;
   }
@@ -285,7 +293,7 @@ describe('listen({ proxyProtocol })', function () {
     for (const bytes of malformed) {
       const s = await res.connect(listener.address().port);
       s.write(bytes);
-      await within(once(s, 'close'), 5000, 'the listener to close a malformed header');
+      await within(closed(s), 5000, 'the listener to close a malformed header');
     }
     await until(() => errors.length === malformed.length, 5000, 'every failure reported');
     expect(errors.map((e) => e.error.code)).to.deep.equal(malformed.map(() => ErrorCode.PROXY_HEADER_INVALID));
@@ -300,7 +308,7 @@ describe('listen({ proxyProtocol })', function () {
     const s = await res.connect(listener.address().port);
     s.write(latin1('PROXY TCP4')); // half a header
     const started = Date.now();
-    await within(once(s, 'close'), 3000, 'the header deadline');
+    await within(closed(s), 3000, 'the header deadline');
     expect(Date.now() - started).to.be.lessThan(2000);
     await until(() => errors.length === 1, 2000, 'the failure reported');
     expect(errors[0]!.error.code).to.equal(ErrorCode.PROXY_HEADER_TIMEOUT);
@@ -312,7 +320,7 @@ describe('listen({ proxyProtocol })', function () {
     const errors = handshakeErrors(listener);
     const s = await res.connect(listener.address().port); // from 127.0.0.1
     s.write(latin1('PROXY TCP4 192.0.2.1 127.0.0.1 1 2\r\n'));
-    await within(once(s, 'close'), 5000, 'the untrusted connection to close');
+    await within(closed(s), 5000, 'the untrusted connection to close');
     await until(() => errors.length === 1, 2000, 'the refusal reported');
     expect(errors[0]!.error.code).to.equal(ErrorCode.PROXY_SOURCE_UNTRUSTED);
     // The trusted balancer on 127.0.0.2 gets through.
@@ -357,7 +365,7 @@ describe('listen({ proxyProtocol })', function () {
     }
     await until(() => listener.pendingHandshakes === 2, 2000, 'two headers in progress');
     const third = await res.connect(listener.address().port);
-    await within(once(third, 'close'), 2000, 'the third connection refused');
+    await within(closed(third), 2000, 'the third connection refused');
     expect(limited).to.deep.equal(['pending-handshakes']);
     // A finished header frees the balancer's place: the client's handshake is counted under its own address.
     half[0]!.write(latin1('1 127.0.0.1 1 2\r\n'));
@@ -366,5 +374,48 @@ describe('listen({ proxyProtocol })', function () {
     fourth.write(latin1('PROXY TCP4 192.0.2.'));
     await until(() => listener.pendingHandshakes === 3, 2000, 'the fourth header in progress');
     expect(limited).to.have.length(1);
+  });
+});
+
+describe('quantum-vpn forward --proxy-protocol', function () {
+  this.timeout(60_000);
+  const res = new Resources();
+  const cleanup: Array<() => void> = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0)) c();
+    await killAll();
+    await res.cleanup();
+  });
+
+  it('logs the client the balancer names, and refuses connections that bypass the balancer', async () => {
+    const service = await res.rawServer((s) => s.pipe(s));
+    const fserver = startCli(['forward', '--no-auth', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${service.port}`, '--log-level', 'info',
+      '--proxy-protocol', 'v1', '--proxy-from', '127.0.0.1,10.0.0.0/8']);
+    const tunnelPort = await fserver.listeningPort();
+    const b = await startBalancer(tunnelPort, () => latin1('PROXY TCP4 203.0.113.7 127.0.0.1 4242 443\r\n'));
+    cleanup.push(() => {
+      for (const s of b.sockets) s.destroy();
+      b.server.close();
+    });
+    await assertEchoes(await res.dial(b.port));
+    await fserver.waitFor(/INFO +connection opened .*peer=203\.0\.113\.x:4242/, 20_000, 'stderr');
+    // Straight from 127.0.0.2, not a trusted balancer: refused before any header is read.
+    const direct = res.socket(connect({ host: '127.0.0.1', port: tunnelPort, localAddress: '127.0.0.2' }));
+    direct.write(latin1('PROXY TCP4 192.0.2.1 127.0.0.1 1 2\r\n'));
+    await within(closed(direct), 5000, 'the bypassing connection closed');
+    await fserver.waitFor(/WARN +handshake failed .*error=ERR_QT_PROXY_SOURCE_UNTRUSTED/, 20_000, 'stderr');
+  });
+
+  it('refuses --proxy-protocol without --proxy-from, --proxy-from alone, and bad values (usage errors)', () => {
+    expect(proxyProtocolFromFlags({})).to.equal(undefined);
+    expect(proxyProtocolFromFlags({ 'proxy-protocol': 'v2', 'proxy-from': '127.0.0.1, 10.0.0.0/8' })).to.deep.equal({ accept: 'v2', trustedSources: ['127.0.0.1', '10.0.0.0/8'] });
+    const cases: Array<[FlagValues, RegExp]> = [
+      [{ 'proxy-protocol': 'v1' }, /--proxy-protocol needs --proxy-from/],
+      [{ 'proxy-from': '10.0.0.1' }, /--proxy-from needs --proxy-protocol/],
+      [{ 'proxy-protocol': 'v3', 'proxy-from': '10.0.0.1' }, /invalid --proxy-protocol "v3"/],
+      [{ 'proxy-protocol': 'any', 'proxy-from': '10.0.0.0/40' }, /invalid --proxy-from: "10\.0\.0\.0\/40" is not an IP address or CIDR block/],
+      [{ 'proxy-protocol': 'any', 'proxy-from': '10.0.0.1,' }, /invalid --proxy-from: "" is not/],
+    ];
+    for (const [flags, message] of cases) expect(() => proxyProtocolFromFlags(flags), JSON.stringify(flags)).to.throw(UsageError, message);
   });
 });
