@@ -315,6 +315,18 @@ describe('listen({ proxyProtocol })', function () {
     expect(errors[0]!.remoteAddress).to.equal('127.0.0.1');
   });
 
+  it('close() aborts headers in progress at once', async () => {
+    const listener = await res.listen(trusted('any', 30_000));
+    const errors = handshakeErrors(listener);
+    const s = await res.connect(listener.address().port);
+    s.write(latin1('PROXY TCP4 192.0.2.'));
+    await until(() => listener.pendingHandshakes === 1, 2000, 'the header in progress');
+    await within(listener.close(), 2000, 'close() with a header in progress');
+    await within(closed(s), 2000, 'the connection closed');
+    expect(errors.map((e) => e.error.code)).to.deep.equal([ErrorCode.ABORTED]);
+    expect(listener.pendingHandshakes).to.equal(0);
+  });
+
   it('refuses connections from sources not in trustedSources, header or not', async () => {
     const listener = await res.listen({ proxyProtocol: { accept: 'any', trustedSources: ['127.0.0.2', '10.0.0.0/8'] } }, echo);
     const errors = handshakeErrors(listener);
