@@ -1,6 +1,7 @@
 /**
  * `quantum-vpn forward --proxy-protocol v1|v2|any --proxy-from CIDR[,CIDR]`: the server side
- * behind a TCP load balancer that sends PROXY protocol headers (listen()'s `proxyProtocol`).
+ * behind a TCP load balancer that sends PROXY protocol headers (listen()'s `proxyProtocol`); and
+ * `--send-proxy v1|v2`: the server side sending one to its --to service.
  */
 import { QuantumTunnelError } from '../errors.js';
 import type { ProxyProtocolOption } from '../tunnel/options.js';
@@ -20,7 +21,28 @@ export const PROXY_PROTOCOL_FLAGS: FlagSpec[] = [
     metavar: 'CIDR[,CIDR]',
     help: 'Server side, with --proxy-protocol: the balancers\' addresses or CIDR blocks; connections from anywhere else are refused',
   },
+  {
+    name: 'send-proxy',
+    kind: 'string',
+    metavar: 'v1|v2',
+    help: 'Server side: start each connection to the --to service with a PROXY protocol header naming the tunnel\'s client, for services that read one (nginx proxy_protocol, HAProxy accept-proxy)',
+  },
 ];
+
+/** The PROXY protocol settings of forward's server side. */
+export interface ProxyFlags {
+  /** listen()'s `proxyProtocol` (--proxy-protocol, --proxy-from). */
+  listen?: ProxyProtocolOption;
+  /** The header version sent to the --to service (--send-proxy). */
+  send?: 'v1' | 'v2';
+}
+
+/** The PROXY protocol flags, checked (usage errors name the flag). */
+export function proxyFlags(flags: FlagValues): ProxyFlags {
+  const send = flags['send-proxy'];
+  if (send !== undefined && send !== 'v1' && send !== 'v2') throw new UsageError(`invalid --send-proxy ${JSON.stringify(send)}: expected v1 or v2`);
+  return { listen: proxyProtocolFromFlags(flags), send };
+}
 
 /** The `proxyProtocol` listen() option of the flags, or undefined without --proxy-protocol. */
 export function proxyProtocolFromFlags(flags: FlagValues): ProxyProtocolOption | undefined {

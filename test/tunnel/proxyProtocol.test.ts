@@ -7,10 +7,11 @@ import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { expect } from 'chai';
 import { ErrorCode, listen, type Listener, type PeerAddress, QuantumTunnelError, RateLimiter, type TunnelObserver } from '../../lib/index.js';
-import { DEFAULT_MAX_V2_LENGTH, ProxyHeaderParser, V2_SIGNATURE } from '../../lib/tunnel/proxyProtocol.js';
+import { DEFAULT_MAX_V2_LENGTH, type ProxyHeader, ProxyHeaderParser, V2_SIGNATURE } from '../../lib/tunnel/proxyProtocol.js';
+import { encodeProxyHeader } from '../../lib/tunnel/proxyHeaderWriter.js';
 import { killAll, startCli } from '../cli/helpers.js';
 import { type FlagValues, UsageError } from '../../lib/cli/args.js';
-import { proxyProtocolFromFlags } from '../../lib/cli/proxyProtocol.js';
+import { proxyFlags, proxyProtocolFromFlags } from '../../lib/cli/proxyProtocol.js';
 import { assertEchoes, delay, echo, handshakeErrors, nextTunnel, rejectsWithCode, Resources, until, within } from '../helpers/tunnel.js';
 
 // ---- header bytes ------------------------------------------------------------------------------
@@ -146,6 +147,34 @@ describe('PROXY protocol parser', () => {
     for (const [what, bytes, accept] of bad) expect(parseError(bytes, accept), what).to.equal(ErrorCode.PROXY_HEADER_INVALID);
     // The longest valid v1 line is 107 bytes; 106 without CRLF is still incomplete.
     expect(parseError(latin1(`PROXY UNKNOWN ${'x'.repeat(92)}`))).to.equal('incomplete');
+  });
+});
+
+describe('PROXY protocol writer (forward --send-proxy)', () => {
+  it('writes headers the parser reads back: IPv4, IPv6, mixed families as IPv4-mapped IPv6, unknown', () => {
+    const cases: Array<[[string | undefined, string | undefined], string | undefined, string | undefined]> = [
+      [['192.0.2.1', '10.0.0.1'], '192.0.2.1', '10.0.0.1'],
+      [['::ffff:192.0.2.1', '10.0.0.1'], '192.0.2.1', '10.0.0.1'],
+      [['2001:DB8:0:0::7', '::1'], '2001:db8::7', '::1'],
+      [['192.0.2.1', '::'], '::ffff:c000:201', '::'],
+      [[undefined, '10.0.0.1'], undefined, undefined],
+      [['not an address', '10.0.0.1'], undefined, undefined],
+    ];
+    for (const version of ['v1', 'v2'] as const) {
+      for (const [[src, dst], wantSrc, wantDst] of cases) {
+        const bytes = encodeProxyHeader(version, { address: src, port: 4242 }, { address: dst, port: 443 });
+        const { header, rest } = new ProxyHeaderParser(version).push(bytes)!;
+        const what = `${version} ${src} -> ${dst}`;
+        expect(rest.length, what).to.equal(0);
+        expect(header.command, what).to.equal('proxy');
+        expect(header.source?.address, what).to.equal(wantSrc);
+        expect(header.destination?.address, what).to.equal(wantDst);
+        if (wantSrc !== undefined) expect([header.source!.port, header.destination!.port], what).to.deep.equal([4242, 443]);
+      }
+    }
+    expect(encodeProxyHeader('v1', { address: '192.0.2.1', port: 1 }, { address: '10.0.0.1', port: 2 }).toString('latin1')).to.equal('PROXY TCP4 192.0.2.1 10.0.0.1 1 2\r\n');
+    expect(encodeProxyHeader('v2', { address: '192.0.2.1', port: 1 }, { address: '10.0.0.1', port: 2 }).toString('hex'))
+      .to.equal(`${V2_SIGNATURE.toString('hex')}2111000cc00002010a00000100010002`);
   });
 });
 
@@ -399,10 +428,23 @@ describe('quantum-vpn forward --proxy-protocol', function () {
     await res.cleanup();
   });
 
-  it('logs the client the balancer names, and refuses connections that bypass the balancer', async () => {
-    const service = await res.rawServer((s) => s.pipe(s));
+  it('logs the client the balancer names, passes it on to the service (--send-proxy), and refuses connections that bypass the balancer', async () => {
+    // The service reads the header forward sends, then echoes.
+    const received: ProxyHeader[] = [];
+    const service = await res.rawServer((s) => {
+      const parser = new ProxyHeaderParser('v2');
+      const onData = (chunk: Buffer) => {
+        const found = parser.push(chunk);
+        if (found === null) return;
+        received.push(found.header);
+        s.off('data', onData);
+        s.write(found.rest);
+        s.pipe(s);
+      };
+      s.on('data', onData);
+    });
     const fserver = startCli(['forward', '--no-auth', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${service.port}`, '--log-level', 'info',
-      '--proxy-protocol', 'v1', '--proxy-from', '127.0.0.1,10.0.0.0/8']);
+      '--proxy-protocol', 'v1', '--proxy-from', '127.0.0.1,10.0.0.0/8', '--send-proxy', 'v2']);
     const tunnelPort = await fserver.listeningPort();
     const b = await startBalancer(tunnelPort, () => latin1('PROXY TCP4 203.0.113.7 127.0.0.1 4242 443\r\n'));
     cleanup.push(() => {
@@ -411,6 +453,7 @@ describe('quantum-vpn forward --proxy-protocol', function () {
     });
     await assertEchoes(await res.dial(b.port));
     await fserver.waitFor(/INFO +connection opened .*peer=203\.0\.113\.x:4242/, 20_000, 'stderr');
+    expect(received).to.deep.equal([{ version: 2, command: 'proxy', source: { address: '203.0.113.7', port: 4242 }, destination: { address: '127.0.0.1', port: tunnelPort } }]);
     // Straight from 127.0.0.2, not a trusted balancer: refused before any header is read.
     const direct = res.socket(connect({ host: '127.0.0.1', port: tunnelPort, localAddress: '127.0.0.2' }));
     direct.write(latin1('PROXY TCP4 192.0.2.1 127.0.0.1 1 2\r\n'));
@@ -418,7 +461,7 @@ describe('quantum-vpn forward --proxy-protocol', function () {
     await fserver.waitFor(/WARN +handshake failed .*error=ERR_QT_PROXY_SOURCE_UNTRUSTED/, 20_000, 'stderr');
   });
 
-  it('refuses --proxy-protocol without --proxy-from, --proxy-from alone, and bad values (usage errors)', () => {
+  it('refuses --proxy-protocol without --proxy-from, --proxy-from alone, and bad values of the three flags (usage errors)', () => {
     expect(proxyProtocolFromFlags({})).to.equal(undefined);
     expect(proxyProtocolFromFlags({ 'proxy-protocol': 'v2', 'proxy-from': '127.0.0.1, 10.0.0.0/8' })).to.deep.equal({ accept: 'v2', trustedSources: ['127.0.0.1', '10.0.0.0/8'] });
     const cases: Array<[FlagValues, RegExp]> = [
@@ -427,7 +470,9 @@ describe('quantum-vpn forward --proxy-protocol', function () {
       [{ 'proxy-protocol': 'v3', 'proxy-from': '10.0.0.1' }, /invalid --proxy-protocol "v3"/],
       [{ 'proxy-protocol': 'any', 'proxy-from': '10.0.0.0/40' }, /invalid --proxy-from: "10\.0\.0\.0\/40" is not an IP address or CIDR block/],
       [{ 'proxy-protocol': 'any', 'proxy-from': '10.0.0.1,' }, /invalid --proxy-from: "" is not/],
+      [{ 'send-proxy': 'v3' }, /invalid --send-proxy "v3": expected v1 or v2/],
     ];
-    for (const [flags, message] of cases) expect(() => proxyProtocolFromFlags(flags), JSON.stringify(flags)).to.throw(UsageError, message);
+    for (const [flags, message] of cases) expect(() => proxyFlags(flags), JSON.stringify(flags)).to.throw(UsageError, message);
+    expect(proxyFlags({ 'send-proxy': 'v1' })).to.deep.equal({ listen: undefined, send: 'v1' });
   });
 });
