@@ -150,12 +150,12 @@ function parseV2(bytes: Buffer, maxLength: number): { header: ProxyHeader; lengt
   if (bytes.length < V2_FIXED + blockLength) return null;
   const block = bytes.subarray(V2_FIXED, V2_FIXED + blockLength);
   const length = V2_FIXED + blockLength;
+  // LOCAL: the balancer's own connection (a health check); family and block are ignored (spec 2.2).
+  if (command === 0) return { header: { version: 2, command: 'local' }, length };
   if (family > AF_UNIX || transport > 2) invalid('unknown v2 address family or transport');
   const addressLength = ADDRESS_LENGTH[family] ?? 0;
   if (blockLength < addressLength) invalid('v2 address block shorter than its family needs');
   checkTlvs(block.subarray(addressLength));
-  // LOCAL: the balancer's own connection (a health check); the address block is ignored (spec 2.2).
-  if (command === 0) return { header: { version: 2, command: 'local' }, length };
   if (family === AF_UNSPEC || family === AF_UNIX) return { header: { version: 2, command: 'proxy' }, length };
   if (transport !== STREAM) invalid('v2 header for a non-stream transport');
   const header: ProxyHeader = family === AF_INET

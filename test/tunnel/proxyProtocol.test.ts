@@ -103,6 +103,7 @@ describe('PROXY protocol parser', () => {
     // LOCAL ignores whatever address block follows.
     expect(parseAll(v2(0x20, 0x00))!.header).to.deep.equal({ version: 2, command: 'local' });
     expect(parseAll(v2(0x20, 0x11, Buffer.alloc(12)))!.header).to.deep.equal({ version: 2, command: 'local' });
+    expect(parseAll(v2(0x20, 0xff, Buffer.alloc(3)))!.header).to.deep.equal({ version: 2, command: 'local' });
     expect(parseAll(v2(0x21, 0x00))!.header).to.deep.equal({ version: 2, command: 'proxy' });
     expect(parseAll(v2(0x21, 0x31, Buffer.alloc(216)))!.header).to.deep.equal({ version: 2, command: 'proxy' });
   });
