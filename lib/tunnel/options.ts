@@ -59,6 +59,19 @@ export interface TunnelOptions {
   /** After a graceful close, how long to wait for the peer before dropping the socket (ms). Default 2,000. */
   closeTimeoutMs?: number;
   /**
+   * Keepalive (ms): when the peer has sent nothing for this long, send it an authenticated Ping;
+   * if it is still silent this long after, the tunnel fails with ERR_QT_TIMEOUT. Finds dead peers
+   * (a crashed host, a dropped NAT mapping) that TCP alone notices only after minutes, and keeps
+   * NAT mappings open. Any frame from the peer counts, so a busy tunnel sends no Pings.
+   * Default 0 (off).
+   */
+  keepAliveMs?: number;
+  /**
+   * Idle timeout (ms): no application data in either direction for this long closes the tunnel
+   * gracefully (close_notify; Pings do not count as data). Default 0 (off).
+   */
+  idleTimeoutMs?: number;
+  /**
    * Half-close: after the peer's close_notify this side may keep writing, and after our own
    * end() we keep reading until the peer's close_notify (no close timeout). Default false: a
    * close_notify closes both directions, and after ours we wait at most `closeTimeoutMs`, because
@@ -275,13 +288,25 @@ export function resolveLimit(value: number | undefined, fallback: number, name: 
 
 /**
  * Checks the options a Tunnel reads only after its handshake (rekeyMinIntervalMs,
- * closeTimeoutMs), so that a bad one fails dial() before it connects and listen() before it
+ * closeTimeoutMs, keepAliveMs, idleTimeoutMs), so that a bad one fails dial() before it connects and listen() before it
  * accepts anything.
  */
 export function checkTunnelOptions(options: TunnelOptions): void {
   resolveOffload(options.offloadCrypto);
   resolveTimeout(options.rekeyMinIntervalMs, 0, 'rekeyMinIntervalMs');
   resolveTimeout(options.closeTimeoutMs, 0, 'closeTimeoutMs');
+  resolveInterval(options.keepAliveMs, 'keepAliveMs');
+  resolveInterval(options.idleTimeoutMs, 'idleTimeoutMs');
+}
+
+/** Longest timer Node keeps (a longer one fires after 1 ms instead). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A timer period option (keepAliveMs, idleTimeoutMs): 0 (off) by default, at most ~24.8 days. */
+export function resolveInterval(value: number | undefined, name: string): number {
+  const ms = resolveTimeout(value, 0, name);
+  if (ms > MAX_TIMER_MS) invalidArgument(`${name} must be at most ${MAX_TIMER_MS} ms`);
+  return ms;
 }
 
 /** The offload policy of an `offloadCrypto` option (default 'auto'). */

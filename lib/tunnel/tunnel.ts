@@ -18,8 +18,9 @@ import { type ClientTicketStore, clientTicketFromMessage, decodeNewSessionTicket
 import { type CloseState, CloseTracker } from './closeState.js';
 import { type Handshaken, releaseHeldWrites } from './handshakeDriver.js';
 import { MessageInbox, type Received } from './inbox.js';
+import { Liveness } from './liveness.js';
 import { ObserverSet, type PeerAddress } from './observer.js';
-import { DEFAULT_CLOSE_TIMEOUT_MS, type ResumptionState, resolveTimeout, type TunnelOptions } from './options.js';
+import { DEFAULT_CLOSE_TIMEOUT_MS, type ResumptionState, resolveInterval, resolveTimeout, type TunnelOptions } from './options.js';
 import { outputFor, SLAB_CONTENT } from './outputBuffers.js';
 import { RekeyController } from './rekeyController.js';
 
@@ -144,6 +145,9 @@ export class Tunnel extends Duplex {
   readonly #wholeMessages = new WeakSet<object>();
   #closeTimer: NodeJS.Timeout | undefined;
   #readPaused = false;
+  /** Frames received, for the keepalive timer (any frame is a sign of life). */
+  #framesReceived = 0;
+  readonly #liveness: Liveness | undefined;
 
   /** @internal Use dial() or listen(). */
   constructor(init: TunnelInit) {
@@ -205,6 +209,23 @@ export class Tunnel extends Duplex {
       queueMicrotask(() => this.#processFrames());
     }
     if (init.ticketIssuer) this.#issueTicketInBand(init.ticketIssuer);
+    const keepAliveMs = resolveInterval(init.options.keepAliveMs, 'keepAliveMs');
+    const idleTimeoutMs = resolveInterval(init.options.idleTimeoutMs, 'idleTimeoutMs');
+    if (keepAliveMs > 0 || idleTimeoutMs > 0) {
+      this.#liveness = new Liveness(
+        {
+          framesReceived: () => this.#framesReceived,
+          dataBytes: () => {
+            const s = this.#session.stats;
+            return s.bytesSent + s.bytesReceived;
+          },
+          ping: () => void this.ping().catch(() => undefined),
+          unresponsive: () => this.#end(qtError(ErrorCode.TIMEOUT, `the peer did not answer a keepalive ping within ${keepAliveMs} ms`)),
+          idle: () => void this.close(),
+        },
+        { keepAliveMs, idleTimeoutMs },
+      );
+    }
     socket.resume();
   }
 
@@ -223,6 +244,7 @@ export class Tunnel extends Duplex {
     try {
       const splitAt = this.#session.splitAt;
       for (let frame = this.#reader.nextFrame(splitAt); frame !== null && !this.destroyed; frame = this.#reader.nextFrame(splitAt)) {
+        this.#framesReceived++;
         this.#onSessionEvent(this.#session.receive(frame));
       }
     } catch (err) {
@@ -463,6 +485,7 @@ export class Tunnel extends Duplex {
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     clearTimeout(this.#closeTimer);
+    this.#liveness?.stop();
     // destroy() called by the application (or a stream helper such as pipeline) is recorded too.
     this.#close.ended(err);
     // Built only when someone is waiting for it: an Error captures a stack, and most tunnels
