@@ -12,7 +12,7 @@ export { QuantumTunnelError, ErrorCode, type ErrorCodeValue } from './errors.js'
 export { listen, Listener, type HandshakeErrorEvent } from './tunnel/listener.js';
 export { dial, fetchServerKey, type DialAddress } from './tunnel/dial.js';
 export { Tunnel, type TunnelInfo, type AlertEvent, type CloseState } from './tunnel/tunnel.js';
-export type { CipherName, DialOptions, KemGroupName, ListenOptions, PskOption, ResumptionState, ServerAuthOption, TunnelOptions } from './tunnel/options.js';
+export type { CipherName, DialOptions, KemGroupName, ListenOptions, ProxyProtocolOption, PskOption, ResumptionState, ServerAuthOption, TunnelOptions } from './tunnel/options.js';
 export { IdentityKey, PublicIdentityKey, AuthorizedPeers, type AuthorizedPeer } from './identity/keys.js';
 export { CertificateIdentity } from './identity/certificates.js';
 export type { PeerIdentity, PskPeerIdentity, KeyPeerIdentity, CertificatePeerIdentity } from './protocol/peerIdentity.js';

@@ -24,6 +24,8 @@ import type { CipherName } from '../tunnel/options.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
 import { DEFAULT_METRICS_PREFIX, fipsSelfTestCheck, type Logger, maskAddress, type ObservabilityServer } from '../ops/index.js';
 import { ClientTicketStore, TicketIssuer } from '../protocol/v2/tickets.js';
+import { PROXY_PROTOCOL_FLAGS, proxyFlags } from './proxyProtocol.js';
+import { encodeProxyHeader } from '../tunnel/proxyHeaderWriter.js';
 import { GROUPS_FLAG, KEY_AUTH_FLAGS, LEGACY_V1_FLAG, listenAuthOptions, PSK_FLAGS, protocolAndObservability, protocolFields, type ProtocolSetup } from './protocol.js';
 import { defaultKnownServersPath } from './auth.js';
 import { knownServerKey } from '../identity/files.js';
@@ -113,6 +115,7 @@ const FLAGS: FlagSpec[] = [
   TRACING_FLAG,
   FIPS_FLAG,
   ...RATE_LIMIT_FLAGS,
+  ...PROXY_PROTOCOL_FLAGS,
 ];
 
 /**
@@ -337,6 +340,7 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
     c.protocol.destroy();
   };
 
+  const proxy = proxyFlags(flags);
   const listener: Listener = listen({
     host: c.listenAddr.host,
     port: c.listenAddr.port,
@@ -350,6 +354,7 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
     psk: c.protocol.listenPsk(),
     ...listenAuthOptions(c.protocol),
     tickets: issuer,
+    proxyProtocol: proxy.listen,
   });
   // Until it listens, a failure (EADDRINUSE...) is reported once, below; after, it is logged.
   const quiet = () => undefined;
@@ -416,6 +421,7 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
     tunnel.on('error', () => undefined); // reported by bridge()
     // allowHalfOpen: the service's FIN must not close our side before the tunnel has finished.
     const service = tcpConnect({ host: to.host, port: to.port, noDelay: true, allowHalfOpen: true });
+    if (proxy.send) service.write(encodeProxyHeader(proxy.send, { address: info.remoteAddress, port: info.remotePort }, listener.address())); // sent first, once connected
     active.add(service);
     const serviceClosed = new Promise<void>((resolve) => service.once('close', () => resolve()));
     const tunnelClosed = new Promise<void>((resolve) => tunnel.once('close', () => resolve()));
@@ -632,10 +638,11 @@ export const forwardCommand: Command = {
     const drainTimeoutMs = parseDuration(String(f['drain-timeout']), '--drain-timeout');
     const backendCheckMs = parseDuration(String(f['backend-check-interval']), '--backend-check-interval');
     if (!hasTo) {
-      for (const name of [...RATE_LIMIT_FLAGS.map((s) => s.name), 'backend-check-interval', 'workers']) {
+      for (const name of [...RATE_LIMIT_FLAGS.map((s) => s.name), ...PROXY_PROTOCOL_FLAGS.map((s) => s.name), 'backend-check-interval', 'workers']) {
         if (args.given.has(name)) throw new UsageError(`--${name} applies to the server side (--to) only`);
       }
     }
+    if (hasTo) proxyFlags(f); // checked before any worker starts; runServer uses them
     const workers = parseWorkerCount(String(f.workers));
     const tickets = f.tickets === true;
     if (tickets && !hasTo && f['legacy-v1'] === true) throw new UsageError('--tickets is protocol v2 resumption; a client with --legacy-v1 speaks protocol v1 only');

@@ -56,8 +56,11 @@ export interface TunnelInfo extends SessionStats {
   resumed: boolean;
   establishedAt: Date;
   handshakeMs: number;
+  /** The client: the socket's peer, or behind a PROXY protocol balancer the address its header named. */
   remoteAddress: string | undefined;
   remotePort: number | undefined;
+  /** The balancer a PROXY protocol header came through (listen()'s `proxyProtocol`); undefined without one. */
+  proxiedBy: PeerAddress | undefined;
   /** The handshake ran in FIPS mode (the FIPS provider's library context). */
   fips: boolean;
   /**
@@ -98,6 +101,8 @@ export interface TunnelInit {
   observers?: ObserverSet;
   /** Admission control for rekeys the peer asks for (a listener's `admission`). */
   admitRekey?: () => boolean;
+  /** Who the peer is when not the socket's own address, and the balancer that said so (PROXY protocol). */
+  proxied?: { peer: PeerAddress; by: PeerAddress };
 }
 
 /**
@@ -125,6 +130,7 @@ export class Tunnel extends Duplex {
   readonly #halfOpen: boolean;
   readonly #observers: ObserverSet;
   readonly #peer: PeerAddress;
+  readonly #proxiedBy: PeerAddress | undefined;
   readonly #close: CloseTracker;
   readonly #inbox = new MessageInbox();
   readonly #rekeys: RekeyController;
@@ -166,7 +172,8 @@ export class Tunnel extends Duplex {
     this.#ticketStore = init.ticketStore;
     this.#closeTimeoutMs = resolveTimeout(init.options.closeTimeoutMs, DEFAULT_CLOSE_TIMEOUT_MS, 'closeTimeoutMs');
     this.#observers = init.observers ?? new ObserverSet(init.options.observer);
-    this.#peer = { address: this.#socket.remoteAddress, port: this.#socket.remotePort };
+    this.#peer = init.proxied?.peer ?? { address: this.#socket.remoteAddress, port: this.#socket.remotePort };
+    this.#proxiedBy = init.proxied?.by;
     this.#rekeys = new RekeyController(
       {
         session: this.#session,
@@ -712,6 +719,7 @@ export class Tunnel extends Duplex {
       ...s,
       remoteAddress: this.#peer.address,
       remotePort: this.#peer.port,
+      proxiedBy: this.#proxiedBy,
       fips: this.#fipsMode,
       approvedServicesOnly: this.#session.approvedServicesOnly === true,
       closeState: this.#close.state,
