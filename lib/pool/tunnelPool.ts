@@ -275,7 +275,8 @@ class Pool extends EventEmitter implements TunnelPool {
     if (take) {
       this.#forget(entry);
       this.#counts.taken++;
-      this.#pump(); // back to minIdle
+      // Back to minIdle, once the caller has its tunnel: a dial's synchronous start need not delay it.
+      setImmediate(() => this.#pump());
     } else {
       entry.state = 'leased';
       entry.readers = readers(entry.tunnel);
@@ -336,8 +337,10 @@ class Pool extends EventEmitter implements TunnelPool {
       }, this.#backoffUntil - Date.now()).unref();
       return;
     }
-    // After a failure, one dial tries the water before the others follow.
-    for (let i = 0; i < (this.#failuresInRow > 0 ? 1 : dials); i++) this.#dial();
+    // After a failure, one dial at a time tries the water; the others follow once one succeeds.
+    const probing = this.#failuresInRow > 0;
+    if (probing && this.#pendingDials > 0) return;
+    for (let i = 0; i < (probing ? 1 : dials); i++) this.#dial();
   }
 
   #dial(): void {
