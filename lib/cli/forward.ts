@@ -646,7 +646,7 @@ export const forwardCommand: Command = {
         if (args.given.has(name)) throw new UsageError(`--${name} applies to the server side (--to) only`);
       }
     }
-    checkPoolFlags(args.given, hasTo);
+    checkPoolFlags(f, args.given, hasTo);
     const workers = parseWorkerCount(String(f.workers));
     const tickets = f.tickets === true;
     if (tickets && !hasTo && f['legacy-v1'] === true) throw new UsageError('--tickets is protocol v2 resumption; a client with --legacy-v1 speaks protocol v1 only');

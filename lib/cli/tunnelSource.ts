@@ -33,10 +33,13 @@ export const POOL_FLAGS: FlagSpec[] = [
   },
 ];
 
-/** Refuses the pool flags where they mean nothing (the server side). */
-export function checkPoolFlags(given: ReadonlySet<string>, serverSide: boolean): void {
-  if (!serverSide) return;
-  for (const { name } of POOL_FLAGS) if (given.has(name)) throw new UsageError(`--${name} applies to the client side (--connect) only`);
+/** Checks the pool flags before anything starts; refuses them where they mean nothing (the server side). */
+export function checkPoolFlags(flags: FlagValues, given: ReadonlySet<string>, serverSide: boolean): void {
+  if (serverSide) {
+    for (const { name } of POOL_FLAGS) if (given.has(name)) throw new UsageError(`--${name} applies to the client side (--connect) only`);
+    return;
+  }
+  parseDuration(String(flags['pool-max-lifetime'] ?? '0'), '--pool-max-lifetime');
 }
 
 /** Gives one tunnel per forwarded connection. */

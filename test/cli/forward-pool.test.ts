@@ -86,9 +86,12 @@ describe('quantum-vpn forward --pool-min-idle', function () {
     expect(fserver.stderr + fserver.stdout).to.not.match(/TRUNCATED|truncated/);
   });
 
-  it('the server side refuses the pool flags', async () => {
+  it('the server side refuses the pool flags; a bad --pool-max-lifetime stops the client before it starts', async () => {
     const r = await runCli(['forward', '--no-auth', '--listen', '127.0.0.1:0', '--to', '127.0.0.1:1', '--pool-min-idle', '1']);
     expect(r.code).to.equal(1);
     expect(r.stderr).to.include('--pool-min-idle applies to the client side (--connect) only');
+    const bad = await runCli(['forward', '--no-auth', '--listen', '0', '--connect', '127.0.0.1:1', '--pool-min-idle', '1', '--pool-max-lifetime', 'soon']);
+    expect(bad.code).to.equal(1);
+    expect(bad.stderr).to.match(/invalid --pool-max-lifetime "soon"/);
   });
 });
