@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { Registry } from 'prom-client';
-import type { Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { createTunnelPool, ErrorCode, registerTunnelPoolMetrics, type Listener, type Tunnel, type TunnelPool, type TunnelPoolOptions } from '../../lib/index.js';
 import { delay, echo, readExactly, rejectsWithCode, Resources, until, within } from '../helpers/tunnel.js';
 import { startFrameRewriteProxy } from '../helpers/proxies.js';
@@ -176,7 +176,7 @@ describe('tunnel pool', function () {
       targetPort: l.address().port,
       serverToClient: (frame, _index, connection) => (silent && connection === 0 ? null : frame.raw),
     }));
-    const p = pool(proxy.port, { max: 2, minIdle: 1, healthCheckIntervalMs: 50, healthCheckTimeoutMs: 150 });
+    const p = pool(proxy.port, { max: 2, minIdle: 1, healthCheckIntervalMs: 50, healthCheckTimeoutMs: 400 });
     await until(() => p.stats().idle === 1, 5000, 'one idle tunnel');
     await delay(120); // a few checks pass while the peer answers
     expect(p.stats().healthCheckFailures).to.equal(0);
@@ -230,6 +230,28 @@ describe('tunnel pool', function () {
     expect(connections).to.be.within(5, 12);
     await until(() => p.stats().pendingDials === 0, 2000, 'the last dial');
     expect(p.stats().dialFailures).to.equal(connections);
+  });
+
+  it('recovers once the server is back: the next dial after the backoff fills the pool', async () => {
+    const l = await echoServer();
+    let up = false;
+    // A relay that hangs up while the server is "down", and passes bytes through once it is up.
+    const relay = await res.rawServer((s: Socket) => {
+      if (!up) return void s.destroy();
+      const server = connect({ host: '127.0.0.1', port: l.address().port });
+      server.on('error', () => s.destroy());
+      s.on('close', () => server.destroy());
+      s.pipe(server).pipe(s);
+    });
+    const p = pool(relay.port, { max: 2, minIdle: 1, dialBackoffMs: 50, dialBackoffMaxMs: 200 });
+    await until(() => p.stats().dialFailures >= 2, 3000, 'failed dials');
+    expect(p.stats().idle).to.equal(0);
+    up = true;
+    await until(() => p.stats().idle === 1, 3000, 'an idle tunnel after recovery');
+    expect(p.stats().created).to.equal(1);
+    const lease = await p.acquire();
+    expect(await roundTrip(lease.tunnel, 'back')).to.equal('back');
+    lease.release();
   });
 
   it('close() rejects waiters, closes idle tunnels, waits for leases within a bound, and leaves no handles', async () => {
