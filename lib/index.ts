@@ -20,6 +20,9 @@ export type { RateLimitKind, TunnelObserver, HandshakeWatch, HandshakeOutcome, H
 export { TicketManager, type TicketManagerOptions, type TicketRedemption } from './protocol/ticket.js';
 export { TicketIssuer, ClientTicketStore, type TicketIssuerOptions, type ClientTicketStoreOptions } from './protocol/v2/tickets.js';
 export { MemoryAntiReplayStore, type AntiReplayStore, type MemoryAntiReplayStoreOptions } from './protocol/antiReplay.js';
+/** Pools of pre-opened tunnels to one server: `createTunnelPool()` (docs/OPERATIONS.md, "Connection pool"). */
+export { createTunnelPool, type TunnelPool, type TunnelPoolOptions, type TunnelPoolStats, type PooledTunnel, type PoolDialOptions, type AcquireOptions } from './pool/tunnelPool.js';
+export { registerTunnelPoolMetrics, type TunnelPoolMetrics, type TunnelPoolMetricsOptions } from './pool/poolMetrics.js';
 
 // QUANTUM_TUNNEL_FIPS=1 or a FIPS-profile build: FIPS mode before anything else runs.
 import { enableFromEnvironment } from './fips/index.js';

@@ -17,7 +17,6 @@
  */
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { ErrorCode, qtError } from '../errors.js';
-import { dial } from '../tunnel/dial.js';
 import { listen, type Listener } from '../tunnel/listener.js';
 import type { HandshakeErrorEvent } from '../tunnel/listener.js';
 import type { CipherName } from '../tunnel/options.js';
@@ -31,6 +30,7 @@ import { defaultKnownServersPath } from './auth.js';
 import { knownServerKey } from '../identity/files.js';
 import { ConnectTimeoutError, BackendProbe, failureReason, ForwardMetrics } from './backend.js';
 import { parseWorkerCount, runPrimary, WorkerLink, workerSlot } from './workers.js';
+import { checkPoolFlags, POOL_FLAGS, tunnelSource } from './tunnelSource.js';
 import { type FlagSpec, type FlagValues, formatHostPort, type HostPort, type ParsedArgs, parseDuration, parseHostPort, UsageError } from './args.js';
 import {
   applyFips,
@@ -110,6 +110,7 @@ const FLAGS: FlagSpec[] = [
       'Server side: run N worker processes that share the --listen port (Node cluster), or auto: one per CPU. ' +
       'Each worker loads the keys itself; tickets and rate limits are per worker (docs/CLI.md)',
   },
+  ...POOL_FLAGS,
   obsFlag(''),
   ...LOG_FLAGS,
   TRACING_FLAG,
@@ -488,7 +489,28 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
   const watch = shutdownSignal();
   const ticketStore = c.tickets ? new ClientTicketStore() : undefined;
   const psk = c.protocol.dialPsk();
+  const source = tunnelSource(flags, {
+    target,
+    connectTimeoutMs: c.connectTimeoutMs,
+    handshakeTimeoutMs: c.handshakeTimeoutMs,
+    obs,
+    logger,
+    dialOptions: (signal) => c.protocol.keys.dialOptions(remote.host, remote.port).then((keys) => ({
+      ciphers: c.ciphers,
+      observer: obs.observers,
+      signal,
+      connectTimeoutMs: c.connectTimeoutMs,
+      handshakeTimeoutMs: c.handshakeTimeoutMs,
+      allowHalfOpen: true,
+      legacyV1: c.protocol.legacyV1,
+      groups: c.protocol.groups,
+      psk,
+      ...keys,
+      ticketStore,
+    })),
+  });
   const release = () => {
+    void source.close();
     ticketStore?.destroy();
     c.protocol.destroy();
   };
@@ -511,19 +533,7 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
     dials.add(abort);
     const onEarlyClose = () => abort.abort();
     app.once('close', onEarlyClose);
-    c.protocol.keys.dialOptions(remote.host, remote.port).then((keys) => dial(target, {
-      ciphers: c.ciphers,
-      observer: obs.observers,
-      signal: abort.signal,
-      connectTimeoutMs: c.connectTimeoutMs,
-      handshakeTimeoutMs: c.handshakeTimeoutMs,
-      allowHalfOpen: true,
-      legacyV1: c.protocol.legacyV1,
-      groups: c.protocol.groups,
-      psk,
-      ...keys,
-      ticketStore,
-    })).then(
+    source.open(abort.signal).then(
       (tunnel) => {
         dials.delete(abort);
         app.off('close', onEarlyClose);
@@ -589,7 +599,7 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
   const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
   await drain(signal, open, c, async () => {
     for (const d of dials) d.abort();
-    await Promise.all([...tunnels].map((t) => t.close()));
+    await Promise.all([source.close(), ...[...tunnels].map((t) => t.close())]);
     for (const s of sockets) s.destroy();
   });
   await atMost(serverClosed, CLOSE_GRACE_MS);
@@ -643,6 +653,7 @@ export const forwardCommand: Command = {
       }
     }
     if (hasTo) proxyFlags(f); // checked before any worker starts; runServer uses them
+    checkPoolFlags(f, args.given, hasTo);
     const workers = parseWorkerCount(String(f.workers));
     const tickets = f.tickets === true;
     if (tickets && !hasTo && f['legacy-v1'] === true) throw new UsageError('--tickets is protocol v2 resumption; a client with --legacy-v1 speaks protocol v1 only');
