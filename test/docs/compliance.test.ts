@@ -68,6 +68,9 @@ const NETWORK_MODULES_ALLOWED = new Set([
   'lib/tunnel/listener.ts',
   'lib/tunnel/handshakeDriver.ts',
   'lib/tunnel/tunnel.ts',
+  'lib/tunnel/options.ts', // BlockList and isIP, to check the PROXY protocol's trusted sources
+  'lib/tunnel/proxyProtocol.ts', // isIP, to validate the addresses a PROXY header carries
+  'lib/tunnel/proxyHeaderWriter.ts', // isIP, to write them
 ]);
 const HTTP_IMPORT = /['"](?:node:)?(?:http|https|http2)['"]/;
 const NET_IMPORT = /['"](?:node:)?(?:net|tls|dgram|dns)['"]/;
