@@ -133,6 +133,7 @@ describe('deployment files (deploy/)', function () {
     it('the Dockerfile lints clean (dockerfile-utils), and a broken one does not', () => {
       expect(validateDockerfile(dockerfile).map((d) => `${d.range.start.line + 1}: ${d.message}`)).to.deep.equal([]);
       expect(validateDockerfile(dockerfile.replace('WORKDIR /src', 'WORKDIRR /src'))).to.have.length.greaterThan(0);
+      expect(validateDockerfile(read(join(DEPLOY, 'docker', 'smoke.Containerfile')))).to.deep.equal([]);
     });
 
     it('builds in two stages and runs as a fixed non-root user with a health check and the entrypoint', () => {
