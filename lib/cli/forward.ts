@@ -773,8 +773,8 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
 export interface ForwardSettings {
   role: 'server' | 'client';
   listenAddr: HostPort;
-  /** Server side: the --to service; client side: the --connect server. */
-  remote: HostPort;
+  /** Server side: the --to service (`echo` for serve's echo role); client side: the --connect server. */
+  remote: HostPort | 'echo';
   connectTimeoutMs: number;
   handshakeTimeoutMs: number;
   lingerMs: number;
@@ -789,13 +789,14 @@ export interface ForwardSettings {
  * throws UsageError naming the flag. serve checks each service's keys with it, so a value means
  * the same in a flag and in a configuration file.
  */
-export function forwardSettings(f: FlagValues, given: ReadonlySet<string>): ForwardSettings {
+export function forwardSettings(f: FlagValues, given: ReadonlySet<string>, echo = false): ForwardSettings {
   if (f.listen === undefined || f.listen === '') throw new UsageError('--listen is required');
-  const hasTo = f.to !== undefined && f.to !== '';
+  const hasTo = echo || (f.to !== undefined && f.to !== '');
   const hasConnect = f.connect !== undefined && f.connect !== '';
   if (hasTo === hasConnect) throw new UsageError('give exactly one of --to (server side) and --connect (client side)');
   const listenAddr = parseHostPort(String(f.listen), '--listen', { defaultHost: hasTo ? '0.0.0.0' : '127.0.0.1', allowZero: true });
-  const remote = parseHostPort(String(hasTo ? f.to : f.connect), hasTo ? '--to' : '--connect', { defaultHost: '127.0.0.1' });
+  // serve's echo role is a server side whose "service" answers in-process.
+  const remote = echo ? 'echo' : parseHostPort(String(hasTo ? f.to : f.connect), hasTo ? '--to' : '--connect', { defaultHost: '127.0.0.1' });
   const connectTimeoutMs = parseDuration(String(f['connect-timeout']), '--connect-timeout');
   const handshakeTimeoutMs = parseDuration(String(f['handshake-timeout']), '--handshake-timeout');
   const lingerMs = parseDuration(String(f.linger), '--linger');
@@ -837,8 +838,9 @@ export const forwardCommand: Command = {
   flags: FORWARD_FLAGS,
   async run(args: ParsedArgs): Promise<number> {
     const f = args.flags;
-    const { role, listenAddr, remote, connectTimeoutMs, handshakeTimeoutMs, lingerMs, drainTimeoutMs, backendCheckMs, workers, tickets } = forwardSettings(f, args.given);
+    const { role, listenAddr, remote: to, connectTimeoutMs, handshakeTimeoutMs, lingerMs, drainTimeoutMs, backendCheckMs, workers, tickets } = forwardSettings(f, args.given);
     const hasTo = role === 'server';
+    const remote = to as HostPort; // forward has no echo role
     const slot = workerSlot();
     requireAuthentication(f, hasTo ? 'server' : 'client', remote, slot === undefined);
     if (hasTo && workers > 1 && slot === undefined) {
