@@ -13,6 +13,7 @@ import { exampleCommand } from './example.js';
 import { fipsCommand, fipsFromEnvironment } from './fips.js';
 import { forwardCommand } from './forward.js';
 import { certCommand } from './cert.js';
+import { checkConfigCommand } from './checkConfig.js';
 import { fingerprintCommand, keygenCommand, keyscanCommand } from './identity.js';
 import { pskCommand } from './psk.js';
 import { versionCommand } from './version.js';
@@ -45,6 +46,7 @@ export const COMMANDS: readonly Command[] = [
   demoCommand,
   benchCommand,
   forwardCommand,
+  checkConfigCommand,
   keygenCommand,
   fingerprintCommand,
   keyscanCommand,

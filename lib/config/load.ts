@@ -12,7 +12,7 @@
  * wins over the file. Any other QUANTUM_VPN_ variable is an error, so a misspelt one is noticed.
  */
 import { statSync } from 'node:fs';
-import { type FlagSpec, type FlagValues, parseArgs } from '../cli/args.js';
+import { type FlagSpec, type FlagValues, formatHostPort, type HostPort, parseArgs } from '../cli/args.js';
 import { ciphersFromFlag } from '../cli/common.js';
 import { FORWARD_FLAGS, forwardSettings, type ForwardSettings, requireAuthentication } from '../cli/forward.js';
 import { protocolFromFlags } from '../cli/protocol.js';
@@ -354,3 +354,19 @@ export function loadServiceKeys(service: ServiceConfig): ConfigIssue | undefined
     return serviceIssue(service, e);
   }
 }
+
+/** One line about a service: `postgres: server on 0.0.0.0:8443 (tunnels) -> 127.0.0.1:5432 (TCP); auth: identity, authorized-peers`. */
+export function serviceSummary(service: ServiceConfig): string {
+  const { listenAddr, remote } = service.settings;
+  const listen = formatHostPort(listenAddr.host, listenAddr.port);
+  const route =
+    service.role === 'client'
+      ? `${listen} (TCP) -> ${formatHostPort((remote as HostPort).host, (remote as HostPort).port)} (tunnels)`
+      : service.role === 'echo'
+        ? `${listen} (tunnels) -> echo`
+        : `${listen} (tunnels) -> ${formatHostPort((remote as HostPort).host, (remote as HostPort).port)} (TCP)`;
+  const auth = AUTH_KEYS.filter((k) => service.given.has(k) && service.flags[k] !== false);
+  return `${service.name}: ${service.role} on ${route}; auth: ${auth.length > 0 ? auth.join(', ') : 'none'}`;
+}
+
+const AUTH_KEYS = ['psk-file', 'identity', 'authorized-peers', 'cert', 'ca', 'server-key', 'known-servers', 'no-auth'];
