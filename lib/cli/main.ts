@@ -16,6 +16,7 @@ import { certCommand } from './cert.js';
 import { checkConfigCommand } from './checkConfig.js';
 import { fingerprintCommand, keygenCommand, keyscanCommand } from './identity.js';
 import { pskCommand } from './psk.js';
+import { serveCommand } from './serve.js';
 import { versionCommand } from './version.js';
 
 const helpCommand: Command = {
@@ -46,6 +47,7 @@ export const COMMANDS: readonly Command[] = [
   demoCommand,
   benchCommand,
   forwardCommand,
+  serveCommand,
   checkConfigCommand,
   keygenCommand,
   fingerprintCommand,

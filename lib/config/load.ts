@@ -356,9 +356,10 @@ export function loadServiceKeys(service: ServiceConfig): ConfigIssue | undefined
 }
 
 /** One line about a service: `postgres: server on 0.0.0.0:8443 (tunnels) -> 127.0.0.1:5432 (TCP); auth: identity, authorized-peers`. */
-export function serviceSummary(service: ServiceConfig): string {
+export function serviceSummary(service: ServiceConfig, bound?: { address: string; port: number }): string {
   const { listenAddr, remote } = service.settings;
-  const listen = formatHostPort(listenAddr.host, listenAddr.port);
+  // Once listening, the address bound (port 0 chose one).
+  const listen = bound ? formatHostPort(bound.address, bound.port) : formatHostPort(listenAddr.host, listenAddr.port);
   const route =
     service.role === 'client'
       ? `${listen} (TCP) -> ${formatHostPort((remote as HostPort).host, (remote as HostPort).port)} (tunnels)`
