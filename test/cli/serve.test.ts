@@ -89,7 +89,7 @@ describe('cli: serve --config', function () {
     expect(await refused(port)).to.equal(true);
   });
 
-  it('SIGHUP reloads: a service added, the log level changed in place, a broken file keeps the old configuration, a service removed', async () => {
+  it('SIGHUP reloads: a service added, the log level changed in place, a broken file keeps the old configuration, a changed service replaced, a service removed', async () => {
     const echoPort = await freePort();
     const file = join(dir, 'reload.yaml');
     writeFileSync(file, config(echoPort, { front: false }));
@@ -111,12 +111,19 @@ describe('cli: serve --config', function () {
     await p.waitFor(/reload\.yaml:14:3: services\.extra: listen is required/, 10_000, 'stderr');
     expect(await echoThrough(front, 'still here')).to.equal('still here');
 
+    // Changed (a timeout): replaced by a new listener (port 0: a new port); the old one stops.
+    writeFileSync(file, config(echoPort, { level: 'info' }).replace('    connect: 127.0.0.1', '    connect-timeout: 3s\n    connect: 127.0.0.1'));
+    p.kill('SIGHUP');
+    const replaced = Number((await p.waitFor(/reload: replaced: front: client on 127\.0\.0\.1:(\d+) /))[1]);
+    expect(await echoThrough(replaced, 'two')).to.equal('two');
+    expect(await refused(front)).to.equal(true);
+
     // Removed: it drains and stops; its port is closed.
     writeFileSync(file, config(echoPort, { front: false, level: 'info' }));
     p.kill('SIGHUP');
-    await p.waitFor(/^front: stopped$/m);
-    expect(p.stdout).to.contain('reload: removed: front');
-    expect(await refused(front)).to.equal(true);
+    await p.waitFor(/reload: removed: front/);
+    await p.waitFor(/^front: stopped\n(?:.*\n)*front: stopped$/m);
+    expect(await refused(replaced)).to.equal(true);
     p.kill('SIGTERM');
     expect(await p.exit()).to.equal(0);
   });

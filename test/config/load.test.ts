@@ -205,6 +205,21 @@ describe('config: loading', () => {
     ]);
   });
 
+  it('a reload sees a changed service: any key, or a key file changed on disk (its fingerprint)', () => {
+    const psk = join(dir, 'fp.psk');
+    writeFileSync(psk, 'x');
+    const text = (timeout: string) => ['services:', '  a:', '    role: echo', '    listen: "0"', `    psk-file: ${psk}`, `    handshake-timeout: ${timeout}`].join('\n');
+    const fp = (t: string) => {
+      const r = load('fp.yaml', text(t));
+      return r.ok ? r.config.services[0]!.fingerprint : r.issues.map(formatIssue).join('\n');
+    };
+    const first = fp('10s');
+    expect(fp('10s')).to.equal(first);
+    expect(fp('11s')).to.not.equal(first);
+    writeFileSync(psk, 'longer');
+    expect(fp('10s')).to.not.equal(first);
+  });
+
   it('loads key files as serve would, and a bad one is an issue at its key without its contents', async () => {
     const { dir: pskDir, files } = await makePskFiles(['svc']);
     try {
