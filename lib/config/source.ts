@@ -75,6 +75,12 @@ export function readSource(path: string): ParsedSource {
   return ext === '.toml' ? parseTomlText(text, name) : parseYamlText(text, name);
 }
 
+/** A parser's message, first line only; a stack overflow on absurd nesting said in words. */
+function parserMessage(message: string): string {
+  const first = message.split('\n')[0]!;
+  return /Maximum call stack size exceeded/.test(first) ? 'nested too deeply' : first;
+}
+
 /** Parses YAML `text` (from the file `name`). */
 export function parseYamlText(text: string, name: string): ParsedSource {
   const positions: Positions = { key: new Map(), value: new Map() };
@@ -85,7 +91,7 @@ export function parseYamlText(text: string, name: string): ParsedSource {
     return { file: name, line: p.line, column: p.col };
   };
   // Messages only: the parser's excerpts of the source could show a value that is better not copied.
-  const issues: ConfigIssue[] = doc.errors.map((e) => ({ origin: at(e.pos[0]), path: '', message: e.message.split('\n')[0]! }));
+  const issues: ConfigIssue[] = doc.errors.map((e) => ({ origin: at(e.pos[0]), path: '', message: parserMessage(e.message) }));
   if (issues.length > 0) return { data: undefined, positions, issues };
   const walk = (node: YamlNode | null | undefined, path: string[]): void => {
     if (!isMap(node)) return;
@@ -107,7 +113,7 @@ export function parseYamlText(text: string, name: string): ParsedSource {
     // A bounded alias expansion: a "billion laughs" file is an error, not an out-of-memory.
     data = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
-    return { data: undefined, positions, issues: [{ origin: { file: name }, path: '', message: (e as Error).message.split('\n')[0]! }] };
+    return { data: undefined, positions, issues: [{ origin: { file: name }, path: '', message: parserMessage((e as Error).message) }] };
   }
   return { data, positions, issues: [] };
 }
@@ -121,7 +127,7 @@ export function parseTomlText(text: string, name: string): ParsedSource {
   } catch (e) {
     const pe = e as { lineNumber?: number; column?: number; message?: string };
     const origin: Origin = pe.lineNumber !== undefined ? { file: name, line: pe.lineNumber, column: (pe.column ?? 0) + 1 } : { file: name };
-    return { data: undefined, positions, issues: [{ origin, path: '', message: String(pe.message ?? e).split('\n')[0]! }] };
+    return { data: undefined, positions, issues: [{ origin, path: '', message: parserMessage(String(pe.message ?? e)) }] };
   }
   const at = (n: AST.HasLocs): Origin => ({ file: name, line: n.loc.start.line, column: n.loc.start.column + 1 });
   const keyNames = (key: AST.TOMLKey) => key.keys.map((k) => (k.type === 'TOMLBare' ? k.name : k.value));

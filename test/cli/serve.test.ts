@@ -5,7 +5,7 @@
  * configuration, the log level changes in place). A real process, as a user runs it.
  */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -126,5 +126,18 @@ describe('cli: serve --config', function () {
     expect(await refused(replaced)).to.equal(true);
     p.kill('SIGTERM');
     expect(await p.exit()).to.equal(0);
+  });
+
+  it('watch: true reloads when the file is replaced (as editors save it), without a signal', async () => {
+    const echoPort = await freePort();
+    const file = join(dir, 'watched.yaml');
+    writeFileSync(file, `watch: true\n${config(echoPort, { front: false })}`);
+    const p = startCli(['serve', '--config', file]);
+    await p.waitFor(/serving 1 service from /);
+    writeFileSync(`${file}.tmp`, `watch: true\n${config(echoPort)}`);
+    renameSync(`${file}.tmp`, file);
+    const front = Number((await p.waitFor(/reload: added: front: client on 127\.0\.0\.1:(\d+) /, 10_000))[1]);
+    expect(p.stdout).to.contain('file changed: reloading');
+    expect(await echoThrough(front, 'watched')).to.equal('watched');
   });
 });

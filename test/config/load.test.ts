@@ -166,6 +166,11 @@ describe('config: loading', () => {
     if (!r.ok) expect(formatIssue(r.issues[0]!)).to.equal('absent.yaml: cannot read: ENOENT');
   });
 
+  it('refuses absurd nesting without overflowing the stack', () => {
+    expect(issues('deep.yaml', `a: ${'['.repeat(30_000)}${']'.repeat(30_000)}\n`).join('\n')).to.match(/nested too deeply/);
+    expect(issues('deep.toml', `a = ${'['.repeat(30_000)}${']'.repeat(30_000)}\n`).join('\n')).to.match(/nested too deeply/);
+  });
+
   it('bounds YAML alias expansion (a "billion laughs" file is an error)', () => {
     const lines = ['a: &a ["x","x","x","x","x","x","x","x","x","x"]'];
     for (let i = 1; i < 12; i++) lines.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
