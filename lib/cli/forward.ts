@@ -22,7 +22,8 @@ import { listen, type Listener } from '../tunnel/listener.js';
 import type { HandshakeErrorEvent } from '../tunnel/listener.js';
 import type { CipherName, PskOption } from '../tunnel/options.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
-import { type CheckResult, DEFAULT_METRICS_PREFIX, fipsSelfTestCheck, type Logger, maskAddress, type ObservabilityServer, type RateLimiter } from '../ops/index.js';
+import { type CheckResult, DEFAULT_METRICS_PREFIX, fipsSelfTestCheck, type Logger, maskAddress, type ObservabilityServer } from '../ops/index.js';
+import type { ConnectionAdmission } from '../tunnel/observer.js';
 import { ClientTicketStore, TicketIssuer } from '../protocol/v2/tickets.js';
 import { GROUPS_FLAG, KEY_AUTH_FLAGS, LEGACY_V1_FLAG, listenAuthOptions, PSK_FLAGS, protocolAndObservability, protocolFields, type ProtocolSetup } from './protocol.js';
 import { defaultKnownServersPath } from './auth.js';
@@ -392,7 +393,7 @@ export class ForwardServer extends ForwardSide {
   /** What log lines name as the target: `HOST:PORT`, or `echo`. */
   readonly target: string;
 
-  constructor(c: Common, private readonly backend: HostPort | 'echo', private readonly backendCheckMs: number, private readonly admission: RateLimiter | undefined) {
+  constructor(c: Common, private readonly backend: HostPort | 'echo', private readonly backendCheckMs: number, private readonly admission: ConnectionAdmission | undefined) {
     super(c);
     this.target = backend === 'echo' ? 'echo' : formatHostPort(backend.host, backend.port);
     // Tickets from this process only (a random key in memory): a restart invalidates them.

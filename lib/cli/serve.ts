@@ -7,9 +7,10 @@
  * Nothing listens before the whole file is valid and every service's keys are loaded. SIGINT or
  * SIGTERM drains every service (as forward does). SIGHUP (and, with `watch: true`, a change of
  * the file) reloads: an invalid file changes nothing and every error is logged; a valid one is
- * applied as a difference: services added start, services removed drain and stop, a service whose
- * keys changed (or whose key files changed on disk) is replaced (its old listener closes first and
- * its connections drain; the new one loads its keys afresh), and the log level changes in place.
+ * applied as a difference: services added start, services removed drain and stop, limits and
+ * timeouts change in place, a service with any other change (or whose key files changed on disk)
+ * is replaced (its old listener closes first and its connections drain; the new one loads its keys
+ * afresh), and the log level changes in place.
  * The process-wide keys (fips, obs-addr, tracing, log-format) need a restart.
  */
 import { type FSWatcher, watch as watchFile } from 'node:fs';
@@ -18,8 +19,8 @@ import { AggregatorRegistry, Registry } from 'prom-client';
 import { info as cryptoInfo } from '../crypto/info.js';
 import { loadConfig, type ResolvedConfig, type ServiceConfig, serviceIssue, serviceSummary } from '../config/load.js';
 import { type ConfigIssue, formatIssue } from '../config/source.js';
-import { type CheckResult, type LogFields, LoggingObserver, type Logger, type LogLevel, type MetricsSnapshot, type MetricsSource, TracingObserver, TunnelMetrics } from '../ops/index.js';
-import type { TunnelObserver } from '../tunnel/observer.js';
+import { type CheckResult, type LogFields, LoggingObserver, type Logger, type LogLevel, type MetricsSnapshot, type MetricsSource, type RateLimiter, TracingObserver, TunnelMetrics } from '../ops/index.js';
+import type { ConnectionAdmission, PeerAddress, TunnelObserver } from '../tunnel/observer.js';
 import { CliError, formatHostPort, type HostPort, type ParsedArgs, UsageError } from './args.js';
 import { ForwardMetrics } from './backend.js';
 import { applyFips, ciphersFromFlag, type Command, loggerFromFlags, type Observability, out, plural, rateLimiterFromFlags, shutdownSignal, startObservability } from './common.js';
@@ -32,7 +33,36 @@ interface RunningService {
   config: ServiceConfig;
   side: ForwardSide;
   metrics: TunnelMetrics;
+  /** The settings its side reads at each connection (timeouts), updated in place by a reload. */
+  common: Common;
+  admission: ReloadableAdmission;
   bound?: { address: string; port: number };
+}
+
+/**
+ * The rate limits of a server side, replaceable while it listens (a reload changes them in place).
+ * A connection is released by the limiter that admitted it; the new limiter's counts start afresh.
+ */
+class ReloadableAdmission implements ConnectionAdmission {
+  constructor(public limiter: RateLimiter | undefined) {}
+  admit(peer: PeerAddress): ReturnType<ConnectionAdmission['admit']> {
+    return this.limiter ? this.limiter.admit(peer) : { ok: true, release: () => undefined };
+  }
+  admitRekey(peer: PeerAddress): boolean {
+    return this.limiter?.admitRekey ? this.limiter.admitRekey(peer) : true;
+  }
+}
+
+/** Keys a reload changes in place, without replacing the service (they are read per connection). */
+const IN_PLACE_KEYS = new Set(['connect-timeout', 'linger', 'drain-timeout', 'max-conns-per-ip', 'handshake-rate', 'handshake-burst', 'global-handshake-rate', 'global-handshake-burst']);
+
+/** The keys whose values differ between two resolutions of a service ('files' when a key file changed on disk). */
+function changedKeys(prev: ServiceConfig, next: ServiceConfig): string[] {
+  const names = new Set([...Object.keys(prev.flags), ...Object.keys(next.flags)]);
+  const keys = [...names].filter((k) => prev.flags[k] !== next.flags[k]);
+  if (prev.role !== next.role) keys.push('role');
+  if (JSON.stringify((JSON.parse(prev.fingerprint) as { files: unknown }).files) !== JSON.stringify((JSON.parse(next.fingerprint) as { files: unknown }).files)) keys.push('files');
+  return keys;
 }
 
 /**
@@ -91,6 +121,7 @@ function prepare(service: ServiceConfig, logger: Logger, tracing: TracingSetup, 
   if (tracingOn) observers.push(new TracingObserver({ fipsMode: cryptoInfo().fips }));
   const obs: Observability = { metrics, observers, logger: serviceLogger, tracing };
   const forwardMetrics = new ForwardMetrics(role === 'client' ? 'client' : 'server', metrics.registry, metrics.prefix, { service: name });
+  const admission = new ReloadableAdmission(role === 'client' ? undefined : rateLimiterFromFlags(flags, serviceLogger));
   const c: Common = {
     listenAddr: settings.listenAddr,
     listenFlag: `services.${name}.listen`,
@@ -107,8 +138,8 @@ function prepare(service: ServiceConfig, logger: Logger, tracing: TracingSetup, 
   const side =
     role === 'client'
       ? new ForwardClient(c, settings.remote as HostPort)
-      : new ForwardServer(c, settings.remote, role === 'echo' ? 0 : settings.backendCheckMs, rateLimiterFromFlags(flags, serviceLogger));
-  return { config: service, side, metrics };
+      : new ForwardServer(c, settings.remote, role === 'echo' ? 0 : settings.backendCheckMs, admission);
+  return { config: service, side, metrics, common: c, admission };
 }
 
 /** Prepares every service, or none: the issues of every key that does not load. */
@@ -221,7 +252,9 @@ class Services {
       if (prev[key] !== next[key]) this.logger.warn('reload: this key needs a restart; the running value stays', { key: KEY_NAMES[key] });
     }
     const nextByName = new Map(next.services.map((s) => [s.name, s]));
-    const changed = next.services.filter((s) => this.running.has(s.name) && this.running.get(s.name)!.config.fingerprint !== s.fingerprint);
+    const differing = next.services.filter((s) => this.running.has(s.name) && this.running.get(s.name)!.config.fingerprint !== s.fingerprint);
+    const inPlace = differing.filter((s) => changedKeys(this.running.get(s.name)!.config, s).every((k) => IN_PLACE_KEYS.has(k)));
+    const changed = differing.filter((s) => !inPlace.includes(s));
     const added = next.services.filter((s) => !this.running.has(s.name));
     const removed = [...this.running.values()].filter((p) => !nextByName.has(p.config.name));
     const { prepared, issues } = prepareAll([...changed, ...added], this.logger, this.tracing, next.tracing !== 'none');
@@ -235,6 +268,7 @@ class Services {
       this.logger.level = next.logLevel;
       out(`reload: log-level ${prev.logLevel} -> ${next.logLevel}`);
     }
+    for (const s of inPlace) this.update(this.running.get(s.name)!, s);
     for (const p of removed) {
       out(`reload: removed: ${p.config.name} (draining ${plural(p.side.openConnections, 'open connection')})`);
       this.retire(p, 'removed from the configuration');
@@ -250,7 +284,17 @@ class Services {
         out(`reload: ${p.config.name} cannot start: ${(e as Error).message}`);
       }
     }
-    if (removed.length + prepared.length === 0 && prev.logLevel === next.logLevel) out('reload: no change');
+    if (removed.length + prepared.length + inPlace.length === 0 && prev.logLevel === next.logLevel) out('reload: no change');
+  }
+
+  /** Applies changed limits and timeouts to a running service; its listener and connections stay. */
+  private update(p: RunningService, next: ServiceConfig): void {
+    const keys = changedKeys(p.config, next);
+    const { settings } = next;
+    Object.assign(p.common, { connectTimeoutMs: settings.connectTimeoutMs, lingerMs: settings.lingerMs, drainTimeoutMs: settings.drainTimeoutMs });
+    if (next.role !== 'client') p.admission.limiter = rateLimiterFromFlags(next.flags, p.common.obs.logger);
+    p.config = next;
+    out(`reload: updated: ${next.name}: ${keys.map((k) => `${k}=${String(next.flags[k])}`).join(', ')} (in place; open connections go on)`);
   }
 
   /** Drains every service (running and already draining) and resolves when all have stopped. */

@@ -89,7 +89,7 @@ describe('cli: serve --config', function () {
     expect(await refused(port)).to.equal(true);
   });
 
-  it('SIGHUP reloads: a service added, the log level changed in place, a broken file keeps the old configuration, a changed service replaced, a service removed', async () => {
+  it('SIGHUP reloads: a service added, the log level changed in place, a broken file keeps the old configuration, limits changed in place, a changed service replaced, a service removed', async () => {
     const echoPort = await freePort();
     const file = join(dir, 'reload.yaml');
     writeFileSync(file, config(echoPort, { front: false }));
@@ -111,11 +111,30 @@ describe('cli: serve --config', function () {
     await p.waitFor(/reload\.yaml:14:3: services\.extra: listen is required/, 10_000, 'stderr');
     expect(await echoThrough(front, 'still here')).to.equal('still here');
 
-    // Changed (a timeout): replaced by a new listener (port 0: a new port); the old one stops.
-    writeFileSync(file, config(echoPort, { level: 'info' }).replace('    connect: 127.0.0.1', '    connect-timeout: 3s\n    connect: 127.0.0.1'));
+    // Limits and timeouts change in place: same listener, open connections go on.
+    const held = connect(front, '127.0.0.1');
+    await new Promise((resolve) => held.once('connect', resolve));
+    const limited = config(echoPort, { level: 'info' }).replace('    role: echo', '    role: echo\n    max-conns-per-ip: 5');
+    writeFileSync(file, limited.replace('    connect: 127.0.0.1', '    connect-timeout: 3s\n    connect: 127.0.0.1'));
+    p.kill('SIGHUP');
+    await p.waitFor(/reload: updated: front: connect-timeout=3s \(in place; open connections go on\)/);
+    await p.waitFor(/reload: updated: echo: max-conns-per-ip=5 /);
+    expect(await echoThrough(front, 'same port')).to.equal('same port');
+    const heldEcho = new Promise<string>((resolve) => {
+      let got = '';
+      held.setEncoding('utf8').on('data', (d: string) => (got += d));
+      held.on('close', () => resolve(got));
+    });
+    held.end('held across the reload');
+    expect(await heldEcho).to.equal('held across the reload');
+
+    // Any other change (here the handshake timeout) replaces the service: a new listener (port 0:
+    // a new port) with its keys read afresh; the old one drains and stops.
+    writeFileSync(file, limited.replace('    connect: 127.0.0.1', '    handshake-timeout: 9s\n    connect: 127.0.0.1'));
     p.kill('SIGHUP');
     const replaced = Number((await p.waitFor(/reload: replaced: front: client on 127\.0\.0\.1:(\d+) /))[1]);
     expect(await echoThrough(replaced, 'two')).to.equal('two');
+    await p.waitFor(/^front: stopped$/m);
     expect(await refused(front)).to.equal(true);
 
     // Removed: it drains and stops; its port is closed.
