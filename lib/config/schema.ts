@@ -110,7 +110,6 @@ export const TOP_LEVEL_KEYS: readonly string[] = Object.keys(ConfigSchema.shape)
 export function configJsonSchema(): Record<string, unknown> {
   return {
     ...z.toJSONSchema(ConfigSchema, { io: 'input', target: 'draft-2020-12' }),
-    $id: 'https://github.com/quantum-tunnel/quantum-tunnel/docs/config.schema.json',
     title: 'quantum-vpn configuration (serve --config, check-config)',
   };
 }
