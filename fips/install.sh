@@ -5,7 +5,8 @@
 # fips/openssl-fips.cnf.in, and checks that FIPS mode starts on it. Kept for checkouts and CI
 # (`npm run fips:install`); a project that depends on the package runs `npx quantum-vpn fips install`.
 #
-# Usage: fips/install.sh [ADDON_DIR]   (default: the addon the package loads, build/Release)
+# Usage: fips/install.sh [ADDON_DIR]   (default: the addon the package loads, lib/native.ts: a local
+# build/Release, else the prebuilt prebuilds/<platform>-<arch>, whose ossl-modules/fips.so ships beside it)
 # Output directory: $QUANTUM_TUNNEL_FIPS_DIR, default ${XDG_CONFIG_HOME:-~/.config}/quantum-tunnel/fips
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

@@ -12,7 +12,7 @@ export { QuantumTunnelError, ErrorCode, type ErrorCodeValue } from './errors.js'
 export { listen, Listener, type HandshakeErrorEvent } from './tunnel/listener.js';
 export { dial, fetchServerKey, type DialAddress } from './tunnel/dial.js';
 export { Tunnel, type TunnelInfo, type AlertEvent, type CloseState } from './tunnel/tunnel.js';
-export type { CipherName, DialOptions, KemGroupName, ListenOptions, PskOption, ResumptionState, ServerAuthOption, TunnelOptions } from './tunnel/options.js';
+export type { CipherName, DialOptions, KemGroupName, ListenOptions, ProxyProtocolOption, PskOption, ResumptionState, ServerAuthOption, TunnelOptions } from './tunnel/options.js';
 export { IdentityKey, PublicIdentityKey, AuthorizedPeers, type AuthorizedPeer } from './identity/keys.js';
 export { CertificateIdentity } from './identity/certificates.js';
 export type { PeerIdentity, PskPeerIdentity, KeyPeerIdentity, CertificatePeerIdentity } from './protocol/peerIdentity.js';
@@ -20,6 +20,9 @@ export type { RateLimitKind, TunnelObserver, HandshakeWatch, HandshakeOutcome, H
 export { TicketManager, type TicketManagerOptions, type TicketRedemption } from './protocol/ticket.js';
 export { TicketIssuer, ClientTicketStore, type TicketIssuerOptions, type ClientTicketStoreOptions } from './protocol/v2/tickets.js';
 export { MemoryAntiReplayStore, type AntiReplayStore, type MemoryAntiReplayStoreOptions } from './protocol/antiReplay.js';
+/** Pools of pre-opened tunnels to one server: `createTunnelPool()` (docs/OPERATIONS.md, "Connection pool"). */
+export { createTunnelPool, type TunnelPool, type TunnelPoolOptions, type TunnelPoolStats, type PooledTunnel, type PoolDialOptions, type AcquireOptions } from './pool/tunnelPool.js';
+export { registerTunnelPoolMetrics, type TunnelPoolMetrics, type TunnelPoolMetricsOptions } from './pool/poolMetrics.js';
 
 // QUANTUM_TUNNEL_FIPS=1 or a FIPS-profile build: FIPS mode before anything else runs.
 import { enableFromEnvironment } from './fips/index.js';

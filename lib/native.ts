@@ -1,9 +1,10 @@
 /**
- * Loads the C++ addon (build/Release/quantum_tunnel.node, built by cmake-js or node-gyp) and
+ * Loads the C++ addon (QUANTUM_TUNNEL_ADDON, else build/Release/quantum_tunnel.node built by
+ * cmake-js or node-gyp, else the prebuilt prebuilds/<platform>-<arch>/quantum_tunnel.node) and
  * describes its surface. Only lib/crypto talks to this module; everything above uses lib/crypto.
  */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, QuantumTunnelError } from './errors.js';
@@ -320,29 +321,138 @@ function packageRoot(): string {
   return resolve(here, '..');
 }
 
-/** Where the addon is looked for, in order. QUANTUM_TUNNEL_ADDON names one file explicitly. */
+/** The C library of this Linux machine (prebuilt addons exist per libc); undefined elsewhere. */
+export function linuxLibc(): 'glibc' | 'musl' | undefined {
+  if (process.platform !== 'linux') return undefined;
+  // The C library mapped into this process names itself (a millisecond; Node's diagnostic report,
+  // the fallback, takes tens).
+  try {
+    const maps = readFileSync('/proc/self/maps', 'utf8');
+    if (/\/ld-musl-[^/\s]+\.so/.test(maps)) return 'musl';
+    if (/\/libc\.so\.6\b/.test(maps)) return 'glibc';
+  } catch {
+    // no /proc: ask the report
+  }
+  return glibcVersion() === undefined ? 'musl' : 'glibc';
+}
+
+let glibc: { version: string | undefined } | undefined;
+
+/** The running glibc's version (`2.36`), from Node's own diagnostic report; undefined on musl. */
+function glibcVersion(): string | undefined {
+  glibc ??= { version: reportedGlibc() };
+  return glibc.version;
+}
+
+function reportedGlibc(): string | undefined {
+  const report = process.report as NodeJS.ProcessReport & { excludeNetwork?: boolean };
+  const excludeNetwork = report.excludeNetwork;
+  report.excludeNetwork = true; // the report would otherwise resolve network interfaces (slow)
+  try {
+    return (report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime;
+  } finally {
+    report.excludeNetwork = excludeNetwork;
+  }
+}
+
+/** The prebuilt addon's directory for this machine: prebuilds/<platform>-<arch>[-musl] (scripts/prebuild.cjs). */
+export function prebuildDir(root = packageRoot()): string {
+  return join(root, 'prebuilds', `${process.platform}-${process.arch}${linuxLibc() === 'musl' ? '-musl' : ''}`);
+}
+
+/**
+ * Where the addon is looked for, in order. QUANTUM_TUNNEL_ADDON names one file explicitly.
+ *
+ * A local build comes before the prebuilt addon: in an installed package build/Release exists only
+ * when a source build was chosen (scripts/install.cjs builds only when the prebuild does not load
+ * here, for the FIPS profile, or on QUANTUM_TUNNEL_BUILD_FROM_SOURCE=1), and in a checkout it is
+ * the build being worked on; a prebuild shipped in the tarball must shadow neither.
+ */
 export function addonCandidates(root = packageRoot()): string[] {
   const explicit = process.env.QUANTUM_TUNNEL_ADDON;
   if (explicit) return [resolve(explicit)];
-  return [
-    join(root, 'build', 'Release', 'quantum_tunnel.node'),
-    join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'quantum_tunnel.node'),
-  ];
+  return [join(root, 'build', 'Release', 'quantum_tunnel.node'), join(prebuildDir(root), 'quantum_tunnel.node')];
+}
+
+/** What scripts/prebuild.cjs records next to a prebuilt addon (BUILD-INFO.json). */
+interface PrebuildInfo {
+  target: string;
+  libc: 'glibc' | 'musl';
+  glibcMin: string | null;
+}
+
+function readPrebuildInfo(dir: string): PrebuildInfo | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, 'BUILD-INFO.json'), 'utf8')) as PrebuildInfo;
+  } catch {
+    return undefined;
+  }
+}
+
+function versionBelow(a: string, b: string): boolean {
+  const [x, y] = [a.split('.').map(Number), b.split('.').map(Number)];
+  for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) < (y[i] ?? 0);
+  return false;
+}
+
+/** The prebuilds this package ships, for messages: `linux-x64 (glibc >= 2.34)`. */
+function shippedPrebuilds(root: string): string[] {
+  let dirs: string[] = [];
+  try {
+    dirs = readdirSync(join(root, 'prebuilds'));
+  } catch {
+    return [];
+  }
+  return dirs.flatMap((d) => {
+    const info = readPrebuildInfo(join(root, 'prebuilds', d));
+    if (!info || !existsSync(join(root, 'prebuilds', d, 'quantum_tunnel.node'))) return [];
+    return [`${d} (${info.libc}${info.glibcMin ? ` >= ${info.glibcMin}` : ''})`];
+  });
+}
+
+/** Why the prebuilt addon in `dir` cannot run here (checked before dlopen), or undefined. */
+function prebuildMismatch(dir: string): string | undefined {
+  const info = readPrebuildInfo(dir);
+  if (!info) return `${join(dir, 'BUILD-INFO.json')} is missing or unreadable`;
+  const libc = linuxLibc();
+  if (info.libc !== libc) return `it is built for ${info.libc} and this machine's C library is ${libc ?? process.platform}`;
+  const glibc = libc === 'glibc' ? glibcVersion() : undefined;
+  if (glibc && info.glibcMin && versionBelow(glibc, info.glibcMin)) return `it needs glibc >= ${info.glibcMin} and this machine has glibc ${glibc}`;
+  return undefined;
+}
+
+/** The one message for "no addon can run here", with both ways out. */
+function notLoadable(what: string, root: string): QuantumTunnelError {
+  const platform = `${process.platform}-${process.arch}${linuxLibc() ? ` (${linuxLibc()})` : ''}`;
+  const shipped = shippedPrebuilds(root);
+  return new QuantumTunnelError(
+    `${what}. Either build it from source on this machine (a C++17 compiler, make and python3; in a checkout ` +
+      '`npm run build`; in a project that depends on quantum-tunnel, npm 12 first needs the install script ' +
+      'approved: `npm install-scripts approve quantum-tunnel`, then `npm rebuild quantum-tunnel`), or run on a platform ' +
+      `with a prebuilt addon (this is ${platform}; this package ships ${shipped.length > 0 ? shipped.join(', ') : 'none'}). ` +
+      'README "Installing as a dependency"',
+    ErrorCode.ADDON_NOT_FOUND,
+  );
 }
 
 function load(): { addon: NativeAddon; path: string } {
-  const requireNative = createRequire(join(packageRoot(), 'package.json'));
-  const candidates = addonCandidates();
+  const root = packageRoot();
+  const requireNative = createRequire(join(root, 'package.json'));
+  const candidates = addonCandidates(root);
   const path = candidates.find((p) => existsSync(p));
-  if (path === undefined) {
-    throw new QuantumTunnelError(
-      `the quantum-tunnel addon is not built (looked in ${candidates.join(', ')}); run \`npm run build\` ` +
-        '(in a project that depends on it: `npm rebuild quantum-tunnel`; npm 12 runs the install script only ' +
-        'once approved: `npm install-scripts approve quantum-tunnel` first, README "Installing as a dependency")',
-      ErrorCode.ADDON_NOT_FOUND,
-    );
+  if (path === undefined) throw notLoadable(`the quantum-tunnel addon is not built (looked in ${candidates.join(', ')})`, root);
+  const prebuilt = path === join(prebuildDir(root), 'quantum_tunnel.node') && !process.env.QUANTUM_TUNNEL_ADDON;
+  if (prebuilt) {
+    const mismatch = prebuildMismatch(dirname(path));
+    if (mismatch) throw notLoadable(`the prebuilt addon ${path} cannot run here: ${mismatch}`, root);
   }
-  const addon = requireNative(path) as NativeAddon;
+  let addon: NativeAddon;
+  try {
+    addon = requireNative(path) as NativeAddon;
+  } catch (e) {
+    if (!prebuilt) throw e;
+    throw notLoadable(`the prebuilt addon ${path} does not load here (${(e as Error).message.split('\n')[0]})`, root);
+  }
   addon.setErrorConstructor(QuantumTunnelError);
   return { addon, path };
 }

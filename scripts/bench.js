@@ -50,9 +50,10 @@ if (!existsSync(join(root, 'build', 'Release', 'quantum_tunnel.node')) && !proce
 const argv = process.argv.slice(2);
 const onlyIndex = argv.indexOf('--only');
 const only = onlyIndex >= 0 ? argv.splice(onlyIndex, 2)[1] : undefined;
-// Run only when asked: `--only costs` (npm run bench:costs, counts per handshake and per MiB) and
-// `--only offload` (the threadpool crossover behind offloadCrypto: 'auto').
-const ON_REQUEST = ['costs', 'offload'];
+// Run only when asked: `--only costs` (npm run bench:costs, counts per handshake and per MiB),
+// `--only offload` (the threadpool crossover behind offloadCrypto: 'auto') and `--only pool`
+// (connection setup through forward with and without --pool-min-idle).
+const ON_REQUEST = ['costs', 'offload', 'pool'];
 const suites = ON_REQUEST.includes(only) ? [only] : ['crypto', 'tunnel'].filter((s) => !only || s === only);
 
 function runSuite(name) {

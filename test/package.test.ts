@@ -1,14 +1,14 @@
 import { expect } from 'chai';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
-import { addonPath } from '../lib/native.js';
+import { addonPath, linuxLibc } from '../lib/native.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
@@ -86,6 +86,10 @@ function packList(): string[] {
   return packEntry(json).files.map((f) => f.path).sort();
 }
 
+/** This machine's prebuild directory name and the files scripts/prebuild.cjs puts there (nothing else may ship). */
+const prebuildTarget = `${process.platform}-${process.arch}`;
+const PREBUILD_FILE = /^prebuilds\/linux-(x64|arm64)(-musl)?\/(quantum_tunnel\.node(\.hmac)?|ossl-modules\/fips\.so|openssl|BUILD-INFO\.json)$/;
+
 describe('the package tarball (npm pack)', function () {
   this.timeout(60_000);
   let files: string[];
@@ -113,11 +117,12 @@ describe('the package tarball (npm pack)', function () {
   it('ships no second copy of the sources, no tests or benchmarks, no dev-only scripts, no build leftovers', () => {
     const forbidden = files.filter(
       (f) =>
-        /^(lib|test|bench|docs|build[^/]*|prebuilds\/.*\.o)\//.test(f) ||
-        /\.ts$/.test(f) && !/\.d\.c?ts$/.test(f) ||
-        /(^|\/)(obj\.target|CMakeFiles|\.deps)\//.test(f) ||
-        /\.(o|a|so|node|tgz|log)$/.test(f) ||
-        /^CMakeLists\.txt$|^tsup\.config\.ts$|^tsconfig\.json$|^\.mocharc/.test(f),
+        !PREBUILD_FILE.test(f) && // the prebuilt addon and its FIPS files (checked below)
+        (/^(lib|test|bench|docs|build[^/]*|prebuilds\/.*\.o)\//.test(f) ||
+          /\.ts$/.test(f) && !/\.d\.c?ts$/.test(f) ||
+          /(^|\/)(obj\.target|CMakeFiles|\.deps)\//.test(f) ||
+          /\.(o|a|so|node|tgz|log)$/.test(f) ||
+          /^CMakeLists\.txt$|^tsup\.config\.ts$|^tsconfig\.json$|^\.mocharc/.test(f)),
     );
     expect(forbidden).to.deep.equal([]);
     // scripts/: only what the install step and the node-gyp build run.
@@ -125,6 +130,25 @@ describe('the package tarball (npm pack)', function () {
     expect(pkg.scripts.install).to.equal('node scripts/install.cjs');
     // dist/cli is loaded as ESM by bin/quantum-vpn.js only: no CommonJS twin, no declarations.
     expect(files.filter((f) => f.startsWith('dist/cli'))).to.deep.equal(['dist/cli.js', 'dist/cli.js.map']);
+  });
+
+  it('ships prebuilds/ (when `npm run build:prebuild` made it) exactly as scripts/prebuild.cjs lays it out', function () {
+    const shipped = files.filter((f) => f.startsWith('prebuilds/'));
+    if (!existsSync(join(root, 'prebuilds', prebuildTarget, 'quantum_tunnel.node'))) {
+      expect(shipped).to.deep.equal([]);
+      this.skip();
+    }
+    expect(shipped.filter((f) => !PREBUILD_FILE.test(f))).to.deep.equal([]);
+    for (const f of ['quantum_tunnel.node', 'quantum_tunnel.node.hmac', 'ossl-modules/fips.so', 'openssl', 'BUILD-INFO.json']) {
+      expect(shipped).to.include(`prebuilds/${prebuildTarget}/${f}`);
+    }
+    const info = JSON.parse(readFileSync(join(root, 'prebuilds', prebuildTarget, 'BUILD-INFO.json'), 'utf8')) as { libc: string; glibcMin: string; napiVersion: number; files: Record<string, { sha256: string }> };
+    expect(info.libc).to.equal('glibc');
+    expect(info.glibcMin).to.match(/^2\.\d+$/);
+    expect(info.napiVersion).to.equal((pkg as unknown as { binary: { napi_versions: number[] } }).binary.napi_versions[0]);
+    for (const [f, { sha256 }] of Object.entries(info.files)) {
+      expect(createHash('sha256').update(readFileSync(join(root, 'prebuilds', prebuildTarget, f))).digest('hex'), f).to.equal(sha256);
+    }
   });
 
   it('sourcemaps map to lib/*.ts lines without embedding the sources', () => {
@@ -170,6 +194,74 @@ describe('the package tarball (npm pack)', function () {
     for (const deps of [pkg.dependencies, pkg.optionalDependencies, pkg.peerDependencies]) {
       expect(Object.keys(deps ?? {}).filter((d) => d.startsWith('@opentelemetry/sdk'))).to.deep.equal([]);
     }
+  });
+});
+
+describe('loading a prebuilt addon (lib/native.ts): checked before dlopen, both remedies named', function () {
+  this.timeout(30_000);
+  let pkgDir: string;
+  let prebuild: string;
+
+  before(function () {
+    if (!existsSync(`${root}dist/index.cjs`) || linuxLibc() !== 'glibc') this.skip();
+    // A package without build/: the CommonJS bundle, package.json and this checkout's dependencies.
+    pkgDir = mkdtempSync(join(tmpdir(), 'qt-prebuild-'));
+    cpSync(join(root, 'dist'), join(pkgDir, 'dist'), { recursive: true });
+    copyFileSync(join(root, 'package.json'), join(pkgDir, 'package.json'));
+    symlinkSync(join(root, 'node_modules'), join(pkgDir, 'node_modules'));
+    prebuild = join(pkgDir, 'prebuilds', prebuildTarget);
+    mkdirSync(prebuild, { recursive: true });
+    // The suite's addon stands in for the prebuild; with its integrity record (FIPS jobs check it at load).
+    if (existsSync(`${addonPath}.hmac`)) copyFileSync(`${addonPath}.hmac`, join(prebuild, 'quantum_tunnel.node.hmac'));
+  });
+  after(() => {
+    if (pkgDir) rmSync(pkgDir, { recursive: true, force: true });
+  });
+
+  /** Lays out a prebuild (its BUILD-INFO.json and addon bytes), loads the package: the addon path or the error. */
+  function loadWith(info: { libc: string; glibcMin: string }, addon: Buffer): { path: string; error: string } {
+    writeFileSync(join(prebuild, 'BUILD-INFO.json'), JSON.stringify({ target: prebuildTarget, ...info }));
+    writeFileSync(join(prebuild, 'quantum_tunnel.node'), addon);
+    try {
+      const path = execFileSync(process.execPath, ['-e', "console.log(require('./dist/index.cjs').crypto.info().addonPath)"], {
+        cwd: pkgDir,
+        encoding: 'utf8',
+        env: { ...process.env, QUANTUM_TUNNEL_ADDON: '', QUANTUM_TUNNEL_FIPS: '' },
+        stdio: 'pipe',
+      });
+      return { path: path.trim(), error: '' };
+    } catch (e) {
+      return { path: '', error: String((e as { stderr?: string }).stderr) };
+    }
+  }
+  const notAnElf = Buffer.from('not an ELF file');
+  const remedies = (error: string) => {
+    expect(error).to.include('ERR_QT_ADDON_NOT_FOUND');
+    expect(error).to.include('`npm install-scripts approve quantum-tunnel`, then `npm rebuild quantum-tunnel`');
+    expect(error).to.match(/run on a platform with a prebuilt addon \(this is linux-\w+ \(glibc\); this package ships linux-\w+ \(/);
+  };
+
+  it('a matching prebuild loads when there is no local build', () => {
+    const r = loadWith({ libc: 'glibc', glibcMin: '2.17' }, readFileSync(addonPath));
+    expect(r.path, r.error).to.equal(join(prebuild, 'quantum_tunnel.node'));
+  });
+
+  it('a prebuild for a newer glibc is refused with the versions, not handed to dlopen', () => {
+    const r = loadWith({ libc: 'glibc', glibcMin: '99.0' }, notAnElf);
+    expect(r.error).to.match(/cannot run here: it needs glibc >= 99\.0 and this machine has glibc 2\.\d+/);
+    remedies(r.error);
+  });
+
+  it('a prebuild for the other libc (musl) is refused by name', () => {
+    const r = loadWith({ libc: 'musl', glibcMin: '' }, notAnElf);
+    expect(r.error).to.include('cannot run here: it is built for musl and this machine\'s C library is glibc');
+    remedies(r.error);
+  });
+
+  it('a prebuild that fails to load says so, with the loader\'s reason', () => {
+    const r = loadWith({ libc: 'glibc', glibcMin: '2.17' }, notAnElf);
+    expect(r.error).to.match(/the prebuilt addon \S+quantum_tunnel\.node does not load here \(.+\)/);
+    remedies(r.error);
   });
 });
 
@@ -373,14 +465,23 @@ describe(`npm ${npmVersion} and a dependency's install script (real npm, tempora
     expect(existsSync(join(installed, 'quantum-tunnel', 'lib'))).to.equal(false);
     expect(existsSync(join(installed, 'quantum-tunnel', 'LICENSE'))).to.equal(true);
 
-    // Without the install step's build (npm 12 without an approval), the package cannot load.
+    // Without the install step's build (npm 12 without an approval): the prebuild when the tarball
+    // carries one (scripts/test-package.sh tests that path in full), else a message with both remedies.
+    const shipsPrebuild = existsSync(join(installed, 'quantum-tunnel', 'prebuilds', prebuildTarget, 'quantum_tunnel.node'));
     let notBuilt = '';
+    let loadedFrom = '';
     try {
-      execFileSync(process.execPath, ['--input-type=module', '-e', "await import('quantum-tunnel')"], { cwd: app, encoding: 'utf8', env: { ...npmEnv(), QUANTUM_TUNNEL_ADDON: '' }, stdio: 'pipe', timeout: 60_000 });
+      loadedFrom = execFileSync(process.execPath, ['--input-type=module', '-e', "const q = await import('quantum-tunnel'); console.log(q.crypto.info().addonPath)"], { cwd: app, encoding: 'utf8', env: { ...npmEnv(), QUANTUM_TUNNEL_ADDON: '' }, stdio: 'pipe', timeout: 60_000 });
     } catch (e) {
       notBuilt = String((e as { stderr?: string }).stderr);
     }
-    expect(notBuilt).to.include('ERR_QT_ADDON_NOT_FOUND');
+    if (shipsPrebuild) {
+      expect(loadedFrom.trim(), notBuilt).to.equal(join(installed, 'quantum-tunnel', 'prebuilds', prebuildTarget, 'quantum_tunnel.node'));
+    } else {
+      expect(notBuilt).to.include('ERR_QT_ADDON_NOT_FOUND');
+      expect(notBuilt).to.include('`npm rebuild quantum-tunnel`');
+      expect(notBuilt).to.include('run on a platform with a prebuilt addon');
+    }
     const env = { ...npmEnv(), QUANTUM_TUNNEL_ADDON: addonPath, QUANTUM_TUNNEL_FIPS: '' };
     const version = execFileSync(join(installed, '.bin', 'quantum-vpn'), ['version'], { cwd: app, encoding: 'utf8', env, timeout: 60_000 });
     expect(version).to.match(/^quantum-vpn version 0\.1\.0$/m);

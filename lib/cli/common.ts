@@ -16,6 +16,7 @@ import {
   type ObservabilityServerOptions,
   parseLogLevel,
   RateLimiter,
+  registerProcessMetrics,
   startObservabilityServer,
   TracingObserver,
   TunnelMetrics,
@@ -168,6 +169,7 @@ export async function observabilityFromFlags(flags: FlagValues, logger = loggerF
   const mode = parseTracingMode(String(flags.tracing ?? 'none'));
   const tracing = await setupTracing(mode);
   const metrics = new TunnelMetrics({ fipsMode: () => cryptoInfo().fips, labels: { ...METRIC_LABELS } });
+  registerProcessMetrics(metrics.registry, { prefix: metrics.prefix, labels: { ...METRIC_LABELS } });
   // Tunnel errors nobody handled are logged by the servers' `tunnelError` handlers (logTunnelError),
   // with more detail than the observer has: once is enough.
   const observers: TunnelObserver[] = [metrics, new LoggingObserver(logger, { tunnelErrors: false })];

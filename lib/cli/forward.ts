@@ -17,7 +17,6 @@
  */
 import { type AddressInfo, createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { ErrorCode, qtError } from '../errors.js';
-import { dial } from '../tunnel/dial.js';
 import { listen, type Listener } from '../tunnel/listener.js';
 import type { HandshakeErrorEvent } from '../tunnel/listener.js';
 import type { CipherName, PskOption } from '../tunnel/options.js';
@@ -25,11 +24,14 @@ import type { Tunnel } from '../tunnel/tunnel.js';
 import { type CheckResult, DEFAULT_METRICS_PREFIX, fipsSelfTestCheck, type Logger, maskAddress, type ObservabilityServer } from '../ops/index.js';
 import type { ConnectionAdmission } from '../tunnel/observer.js';
 import { ClientTicketStore, TicketIssuer } from '../protocol/v2/tickets.js';
+import { PROXY_PROTOCOL_FLAGS, type ProxyFlags, proxyFlags } from './proxyProtocol.js';
+import { encodeProxyHeader } from '../tunnel/proxyHeaderWriter.js';
 import { GROUPS_FLAG, KEY_AUTH_FLAGS, LEGACY_V1_FLAG, listenAuthOptions, PSK_FLAGS, protocolAndObservability, protocolFields, type ProtocolSetup } from './protocol.js';
 import { defaultKnownServersPath } from './auth.js';
 import { knownServerKey } from '../identity/files.js';
 import { ConnectTimeoutError, BackendProbe, failureReason, ForwardMetrics } from './backend.js';
 import { parseWorkerCount, runPrimary, WorkerLink, workerSlot } from './workers.js';
+import { checkPoolFlags, POOL_FLAGS, type TunnelSource, tunnelSource } from './tunnelSource.js';
 import { type FlagSpec, type FlagValues, formatHostPort, type HostPort, type ParsedArgs, parseDuration, parseHostPort, UsageError } from './args.js';
 import {
   applyFips,
@@ -110,11 +112,13 @@ export const FORWARD_FLAGS: FlagSpec[] = [
       'Server side: run N worker processes that share the --listen port (Node cluster), or auto: one per CPU. ' +
       'Each worker loads the keys itself; tickets and rate limits are per worker (docs/CLI.md)',
   },
+  ...POOL_FLAGS,
   obsFlag(''),
   ...LOG_FLAGS,
   TRACING_FLAG,
   FIPS_FLAG,
   ...RATE_LIMIT_FLAGS,
+  ...PROXY_PROTOCOL_FLAGS,
 ];
 
 /**
@@ -390,11 +394,20 @@ export class ForwardServer extends ForwardSide {
   private readonly issuer: TicketIssuer | undefined;
   private listener: Listener | undefined;
   private probe: BackendProbe | undefined;
+  /** --proxy-protocol / --proxy-from / --send-proxy. */
+  private readonly proxy: ProxyFlags;
   /** What log lines name as the target: `HOST:PORT`, or `echo`. */
   readonly target: string;
 
-  constructor(c: Common, private readonly backend: HostPort | 'echo', private readonly backendCheckMs: number, private readonly admission: ConnectionAdmission | undefined) {
+  constructor(
+    c: Common,
+    private readonly backend: HostPort | 'echo',
+    private readonly backendCheckMs: number,
+    private readonly admission: ConnectionAdmission | undefined,
+    flags: FlagValues,
+  ) {
     super(c);
+    this.proxy = proxyFlags(flags);
     this.target = backend === 'echo' ? 'echo' : formatHostPort(backend.host, backend.port);
     // Tickets from this process only (a random key in memory): a restart invalidates them.
     this.issuer = c.tickets ? new TicketIssuer({ serverIdentity: Buffer.from('quantum-vpn forward', 'utf8') }) : undefined;
@@ -423,6 +436,7 @@ export class ForwardServer extends ForwardSide {
       psk: c.protocol.listenPsk(),
       ...listenAuthOptions(c.protocol),
       tickets: this.issuer,
+      proxyProtocol: this.proxy.listen,
     });
     // Until it listens, a failure (EADDRINUSE...) is reported once, by the caller; after, it is logged.
     const quiet = () => undefined;
@@ -464,12 +478,14 @@ export class ForwardServer extends ForwardSide {
   }
 
   private forward(tunnel: Tunnel, to: HostPort): void {
-    const { c, logger, probe, target } = this;
+    const { c, logger, probe, target, listener } = this;
+    const info = tunnel.info();
     const { forwardMetrics } = c;
     const fields = this.fieldsOf(tunnel);
     tunnel.on('error', () => undefined); // reported by bridge()
     // allowHalfOpen: the service's FIN must not close our side before the tunnel has finished.
     const service = tcpConnect({ host: to.host, port: to.port, noDelay: true, allowHalfOpen: true });
+    if (this.proxy.send) service.write(encodeProxyHeader(this.proxy.send, { address: info.remoteAddress, port: info.remotePort }, listener!.address())); // sent first, once connected
     this.active.add(service);
     const serviceClosed = new Promise<void>((resolve) => service.once('close', () => resolve()));
     const tunnelClosed = new Promise<void>((resolve) => tunnel.once('close', () => resolve()));
@@ -541,7 +557,7 @@ export class ForwardServer extends ForwardSide {
 async function runServer(flags: FlagValues, c: Common, to: HostPort, backendCheckMs: number, link: WorkerLink | undefined): Promise<number> {
   const { obs } = c;
   const watch = shutdownSignal();
-  const side = new ForwardServer(c, to, backendCheckMs, rateLimiterFromFlags(flags, obs.logger));
+  const side = new ForwardServer(c, to, backendCheckMs, rateLimiterFromFlags(flags, obs.logger), flags);
   let bound: AddressInfo;
   try {
     bound = await side.start();
@@ -599,6 +615,8 @@ interface ClientState {
   open: OpenConnections;
   ticketStore: ClientTicketStore | undefined;
   psk: PskOption | undefined;
+  /** A dial per connection, or the pool of pre-opened tunnels (--pool-min-idle). */
+  source: TunnelSource;
 }
 
 /** The client side: accepts plain TCP connections and carries each through its own tunnel to `remote`. */
@@ -608,18 +626,34 @@ export class ForwardClient extends ForwardSide {
   private serverClosed: Promise<void> = Promise.resolve();
   readonly target: string;
 
-  constructor(c: Common, private readonly remote: HostPort) {
+  constructor(c: Common, private readonly remote: HostPort, flags: FlagValues) {
     super(c);
-    this.target = formatHostPort(remote.host, remote.port);
-    this.state = {
-      closing: false,
-      tunnels: new Set(),
-      sockets: new Set(),
-      dials: new Set(),
-      open: this.open,
-      ticketStore: c.tickets ? new ClientTicketStore() : undefined,
-      psk: c.protocol.dialPsk(),
-    };
+    const target = formatHostPort(remote.host, remote.port);
+    this.target = target;
+    const { obs } = c;
+    const ticketStore = c.tickets ? new ClientTicketStore() : undefined;
+    const psk = c.protocol.dialPsk();
+    const source = tunnelSource(flags, {
+      target,
+      connectTimeoutMs: c.connectTimeoutMs,
+      handshakeTimeoutMs: c.handshakeTimeoutMs,
+      obs,
+      logger: this.logger,
+      dialOptions: (signal) => c.protocol.keys.dialOptions(remote.host, remote.port).then((keys) => ({
+        ciphers: c.ciphers,
+        observer: obs.observers,
+        signal,
+        connectTimeoutMs: c.connectTimeoutMs,
+        handshakeTimeoutMs: c.handshakeTimeoutMs,
+        allowHalfOpen: true,
+        legacyV1: c.protocol.legacyV1,
+        groups: c.protocol.groups,
+        psk,
+        ...keys,
+        ticketStore,
+      })),
+    });
+    this.state = { closing: false, tunnels: new Set(), sockets: new Set(), dials: new Set(), open: this.open, ticketStore, psk, source };
   }
 
   override ready(): boolean {
@@ -652,9 +686,9 @@ export class ForwardClient extends ForwardSide {
   }
 
   async closeRemaining(): Promise<void> {
-    const { dials, tunnels, sockets } = this.state;
+    const { dials, tunnels, sockets, source } = this.state;
     for (const d of dials) d.abort();
-    await Promise.all([...tunnels].map((t) => t.close()));
+    await Promise.all([source.close(), ...[...tunnels].map((t) => t.close())]);
     for (const s of sockets) s.destroy();
   }
 
@@ -663,6 +697,7 @@ export class ForwardClient extends ForwardSide {
   }
 
   protected release(): void {
+    void this.state.source.close();
     this.state.ticketStore?.destroy();
     this.c.protocol.destroy();
   }
@@ -670,9 +705,9 @@ export class ForwardClient extends ForwardSide {
 
 /** The connection handler of the client side: one tunnel per application connection. */
 function forwardApps(c: Common, remote: HostPort, s: ClientState, logger: Logger): (app: Socket) => void {
-  const { obs, forwardMetrics } = c;
+  const { forwardMetrics } = c;
   const target = formatHostPort(remote.host, remote.port);
-  const { tunnels, sockets, dials, open, ticketStore, psk } = s;
+  const { tunnels, sockets, dials, open, source } = s;
   return (app) => {
     if (s.closing) {
       app.destroy();
@@ -690,19 +725,7 @@ function forwardApps(c: Common, remote: HostPort, s: ClientState, logger: Logger
     dials.add(abort);
     const onEarlyClose = () => abort.abort();
     app.once('close', onEarlyClose);
-    c.protocol.keys.dialOptions(remote.host, remote.port).then((keys) => dial(target, {
-      ciphers: c.ciphers,
-      observer: obs.observers,
-      signal: abort.signal,
-      connectTimeoutMs: c.connectTimeoutMs,
-      handshakeTimeoutMs: c.handshakeTimeoutMs,
-      allowHalfOpen: true,
-      legacyV1: c.protocol.legacyV1,
-      groups: c.protocol.groups,
-      psk,
-      ...keys,
-      ticketStore,
-    })).then(
+    source.open(abort.signal).then(
       (tunnel) => {
         dials.delete(abort);
         app.off('close', onEarlyClose);
@@ -737,7 +760,7 @@ function forwardApps(c: Common, remote: HostPort, s: ClientState, logger: Logger
 async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promise<number> {
   const { obs } = c;
   const watch = shutdownSignal();
-  const side = new ForwardClient(c, remote);
+  const side = new ForwardClient(c, remote, flags);
   let bound: AddressInfo;
   try {
     bound = await side.start();
@@ -804,10 +827,12 @@ export function forwardSettings(f: FlagValues, given: ReadonlySet<string>, echo 
   const drainTimeoutMs = parseDuration(String(f['drain-timeout']), '--drain-timeout');
   const backendCheckMs = parseDuration(String(f['backend-check-interval']), '--backend-check-interval');
   if (!hasTo) {
-    for (const name of [...RATE_LIMIT_FLAGS.map((s) => s.name), 'backend-check-interval', 'workers']) {
+    for (const name of [...RATE_LIMIT_FLAGS.map((s) => s.name), ...PROXY_PROTOCOL_FLAGS.map((s) => s.name), 'backend-check-interval', 'workers']) {
       if (given.has(name)) throw new UsageError(`--${name} applies to the server side (--to) only`);
     }
   }
+  if (hasTo) proxyFlags(f); // checked before any worker starts; the server side uses them
+  checkPoolFlags(f, given, hasTo);
   const workers = parseWorkerCount(String(f.workers));
   const tickets = f.tickets === true;
   if (tickets && !hasTo && f['legacy-v1'] === true) throw new UsageError('--tickets is protocol v2 resumption; a client with --legacy-v1 speaks protocol v1 only');

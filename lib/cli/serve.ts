@@ -137,8 +137,8 @@ function prepare(service: ServiceConfig, logger: Logger, tracing: TracingSetup, 
   };
   const side =
     role === 'client'
-      ? new ForwardClient(c, settings.remote as HostPort)
-      : new ForwardServer(c, settings.remote, role === 'echo' ? 0 : settings.backendCheckMs, admission);
+      ? new ForwardClient(c, settings.remote as HostPort, flags)
+      : new ForwardServer(c, settings.remote, role === 'echo' ? 0 : settings.backendCheckMs, admission, flags);
   return { config: service, side, metrics, common: c, admission };
 }
 

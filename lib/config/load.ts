@@ -59,8 +59,20 @@ export interface ResolvedConfig {
 export type LoadResult = { ok: true; config: ResolvedConfig } | { ok: false; issues: ConfigIssue[] };
 
 /** Keys that `defaults` gives only to the roles they apply to (a client inherits no rate limit). */
-const CLIENT_ONLY = new Set(['connect', 'server-key', 'known-servers', 'server-name', 'trust-on-first-use']);
-const SERVER_ONLY = new Set(['to', 'authorized-peers', 'backend-check-interval', 'max-conns-per-ip', 'handshake-rate', 'handshake-burst', 'global-handshake-rate', 'global-handshake-burst']);
+const CLIENT_ONLY = new Set(['connect', 'server-key', 'known-servers', 'server-name', 'trust-on-first-use', 'pool-min-idle', 'pool-max-lifetime']);
+const SERVER_ONLY = new Set([
+  'to',
+  'authorized-peers',
+  'backend-check-interval',
+  'max-conns-per-ip',
+  'handshake-rate',
+  'handshake-burst',
+  'global-handshake-rate',
+  'global-handshake-burst',
+  'proxy-protocol',
+  'proxy-from',
+  'send-proxy',
+]);
 /** Keys naming files whose change replaces the service on reload. */
 const FILE_KEYS = ['identity', 'passphrase-file', 'authorized-peers', 'server-key', 'known-servers', 'cert', 'ca', 'crl', 'psk-file'];
 

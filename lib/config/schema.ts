@@ -80,6 +80,11 @@ export const ServiceSchema = z
     'handshake-burst': count('Server: burst above handshake-rate'),
     'global-handshake-rate': count('Server: handshakes per second over all clients (0: unlimited)'),
     'global-handshake-burst': count('Server: burst above global-handshake-rate'),
+    'proxy-protocol': z.enum(['v1', 'v2', 'any'], { error: 'expected v1, v2 or any' }).meta({ description: 'Server: connections come through a TCP load balancer that sends a PROXY protocol header; needs proxy-from' }),
+    'proxy-from': text("Server, with proxy-protocol: the balancers' addresses or CIDR blocks, comma-separated"),
+    'send-proxy': z.enum(['v1', 'v2'], { error: 'expected v1 or v2' }).meta({ description: 'Server: start each connection to `to` with a PROXY protocol header naming the client' }),
+    'pool-min-idle': count('Client: tunnels kept open and ready (0: a dial per connection)'),
+    'pool-max-lifetime': duration('Client, with pool-min-idle: replace a ready tunnel unused this long'),
   })
   .partial();
 

@@ -39,16 +39,22 @@ export interface ServiceApproval {
 }
 
 export const SERVICES: readonly ServiceApproval[] = Object.freeze([
-  { service: 'ML-KEM-1024', use: 'CH-KEM post-quantum half', approved: true },
-  { service: 'X25519', use: 'CH-KEM classical half', approved: false, note: 'in the FIPS module as a non-approved service (fips=no); combined with the approved ML-KEM secret as SP 800-56C rev. 2 allows' },
-  { service: 'SHAKE-256', use: 'every KDF', approved: true },
-  { service: 'SHA3-256', use: 'CH-KEM transcript hash', approved: true },
-  { service: 'AES-256-GCM', use: 'records, Finished messages, tickets', approved: true },
+  { service: 'ML-KEM-1024', use: "post-quantum half of v2's groups 0x0101 and 0x0102, and of v1's CH-KEM", approved: true },
+  { service: 'ML-KEM-768', use: "post-quantum half of v2's group 0x0103", approved: true },
+  { service: 'X25519', use: "classical half of v2's groups 0x0101 and 0x0103, and of v1's CH-KEM", approved: false, note: 'in the FIPS module as a non-approved service (fips=no); combined with the approved ML-KEM secret as SP 800-56C rev. 2 allows; refused in strict mode' },
+  { service: 'ECDH P-384', use: "classical half of v2's group 0x0102 (p384-mlkem1024, the FIPS-mode default)", approved: true },
+  { service: 'SHAKE-256', use: "v1's KDFs", approved: true },
+  { service: 'SHA3-256', use: "v1's CH-KEM transcript hash", approved: true },
+  { service: 'AES-256-GCM', use: 'records (both versions), v1 Finished, tickets', approved: true },
   { service: 'HMAC-SHA256', use: 'addon integrity check', approved: true },
-  { service: 'CTR-DRBG (FIPS provider)', use: 'all randomness', approved: true },
-  { service: 'ChaCha20-Poly1305', use: 'cipher suite 0x0002', approved: false, note: 'absent from the FIPS provider; never offered in FIPS mode' },
-  { service: 'ECDH P-384', use: 'classical half of protocol v2\'s P-384 + ML-KEM-1024 group (crypto.p384; not yet on the wire)', approved: true },
-  { service: 'HKDF-SHA-384, HMAC-SHA-384, SHA-384', use: 'protocol v2 key schedule and combiner (crypto.hkdf, crypto.sha384; not yet on the wire)', approved: true },
+  { service: 'HKDF-SHA-384 (and -SHA-256)', use: 'protocol v2: the hybrid combiner and the whole key schedule', approved: true },
+  { service: 'HMAC-SHA-384 (and -SHA-256)', use: 'protocol v2 Finished and binder MACs, exporter output', approved: true },
+  { service: 'SHA-384', use: 'protocol v2 transcript hash', approved: true },
+  { service: 'ML-DSA-87', use: 'certificate authentication (CertificateVerify signatures, certificate chains)', approved: true },
+  { service: 'PBKDF2-HMAC-SHA-256 + AES-256-CBC', use: 'encrypted private key files (PKCS#8 PBES2)', approved: true },
+  { service: 'SHA-256', use: 'fingerprints of public keys (identity keys, certificate SPKI)', approved: true },
+  { service: 'CTR-DRBG', use: 'all randomness', approved: true },
+  { service: 'ChaCha20-Poly1305', use: 'suite 0x0002', approved: false, note: 'absent from the FIPS provider; never offered in FIPS mode' },
 ]);
 
 export interface IntegrityResult {

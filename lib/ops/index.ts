@@ -10,6 +10,7 @@ export {
   type MetricsOptions,
   type MetricsSnapshot,
 } from './metrics.js';
+export { registerProcessMetrics, buildInfoLabels, type ProcessMetricsOptions } from './processMetrics.js';
 export {
   startObservabilityServer,
   fipsSelfTestCheck,

@@ -20,7 +20,7 @@ import {
 import { isPeerAlert, plaintextAlert } from '../protocol/v2/alerts.js';
 import { decodeAlert, HANDSHAKE_FAILURE_ALERT } from '../protocol/messages.js';
 import { cryptoPolicy } from '../crypto/policy.js';
-import type { ObserverSet } from './observer.js';
+import type { ObserverSet, PeerAddress } from './observer.js';
 import { DEFAULT_MAX_HANDSHAKE_BYTES } from './options.js';
 import * as handshakeLoad from './handshakeLoad.js';
 
@@ -152,6 +152,8 @@ interface DriveOptions {
    */
   handle?: HandshakeHandle;
   observers?: ObserverSet;
+  /** Who the peer is, when not the socket's own address (a client behind a PROXY protocol balancer). */
+  peer?: PeerAddress;
 }
 
 /** How a listener aborts one handshake in progress (its close()). */
@@ -168,13 +170,12 @@ async function drive(
   const started = performance.now();
   // Read while connected: the socket keeps the peer's address for the tunnel's info() even if the
   // connection drops right after the handshake.
-  const address = socket.remoteAddress;
+  const peer = options.peer ?? { address: socket.remoteAddress, port: socket.remotePort };
   // The context and the outcome are only built for someone to read them.
   const watch = options.observers?.empty === false ? options.observers.startHandshake({
     role: options.role,
     resumptionAttempted: options.resumptionAttempted,
-    address,
-    port: socket.remotePort,
+    ...peer,
   }) : undefined;
   const io = new SocketReader(socket, options.maxBufferedBytes ?? DEFAULT_MAX_HANDSHAKE_BYTES);
   const timer = options.timeoutMs > 0

@@ -3,22 +3,25 @@
  * its own, with a deadline, so a silent or slow client never holds up another (§14 #5).
  */
 import { EventEmitter, once } from 'node:events';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, isIPv6, type AddressInfo, type Server, type Socket } from 'node:net';
 import { ErrorCode, QuantumTunnelError, qtError } from '../errors.js';
 import type { CipherSuiteId } from '../protocol/constants.js';
 import { type HandshakeHandle, releaseHeldWrites, runResponderHandshake } from './handshakeDriver.js';
-import { ObserverSet } from './observer.js';
+import { ObserverSet, type PeerAddress } from './observer.js';
+import { type ProxyHeader, ProxyHeaderParser } from './proxyProtocol.js';
 import {
   applyFipsOption,
   DEFAULT_MAX_HANDSHAKE_BYTES,
   DEFAULT_MAX_PENDING_HANDSHAKES,
   DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS,
   type ListenOptions,
+  type ProxyProtocolConfig,
   resolveHandshakeTimeout,
   resolveOffload,
   checkTunnelOptions,
   resolveGroups,
   resolveLimit,
+  resolveProxyProtocol,
   resolveListenAuth,
   resolveListenPsk,
   resolveSuites,
@@ -33,6 +36,8 @@ export interface HandshakeErrorEvent {
   error: QuantumTunnelError;
   remoteAddress: string | undefined;
   remotePort: number | undefined;
+  /** The PROXY protocol balancer the connection came through, when its header named the client above. */
+  proxiedBy?: PeerAddress;
 }
 
 /**
@@ -59,6 +64,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
   private readonly maxPending: number;
   private readonly maxPendingPerAddress: number;
   private readonly maxHandshakeBytes: number;
+  private readonly proxyProtocol: ProxyProtocolConfig | undefined;
   private readonly tunnels = new Set<Tunnel>();
   private closing = false;
   private iterating = false;
@@ -87,6 +93,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
     this.maxPending = resolveLimit(options.maxPendingHandshakes, DEFAULT_MAX_PENDING_HANDSHAKES, 'maxPendingHandshakes');
     this.maxPendingPerAddress = resolveLimit(options.maxPendingHandshakesPerAddress, DEFAULT_MAX_PENDING_HANDSHAKES_PER_ADDRESS, 'maxPendingHandshakesPerAddress');
     this.maxHandshakeBytes = resolveLimit(options.maxHandshakeBytes, DEFAULT_MAX_HANDSHAKE_BYTES, 'maxHandshakeBytes');
+    this.proxyProtocol = resolveProxyProtocol(options.proxyProtocol);
     this.observers = new ObserverSet(options.observer);
     // allowHalfOpen: the tunnel decides when its TCP side closes (half-open tunnels keep writing after a FIN).
     this.server = createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.onConnection(socket));
@@ -126,12 +133,90 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
     socket.on('error', () => undefined); // the handshake driver reports failures
     const peer = { address: socket.remoteAddress, port: socket.remotePort };
     this.observers.notify('onConnection', peer);
-    // Caps on handshakes in progress come first: they cost nothing and keep slow or silent
-    // sockets from holding memory and descriptors that honest clients need.
+    if (this.proxyProtocol) this.acceptProxied(socket, peer, this.proxyProtocol);
+    else this.admit(socket, peer, undefined);
+  }
+
+  /**
+   * A connection through a PROXY protocol balancer: only a trusted source may send a header, and
+   * it must. While the header is read the connection holds a pending-handshake place under the
+   * balancer's address (bounded like any handshake, so half-sent headers cannot pile up); once
+   * read, the client named in it is what admission and the caps see.
+   */
+  private acceptProxied(socket: Socket, balancer: PeerAddress, config: ProxyProtocolConfig): void {
+    const from = balancer.address;
+    if (from === undefined || !config.trusted.check(from, isIPv6(from) ? 'ipv6' : 'ipv4')) {
+      this.refuse(socket, balancer, qtError(ErrorCode.PROXY_SOURCE_UNTRUSTED, 'connection from a source not in proxyProtocol.trustedSources'));
+      return;
+    }
+    const handle: HandshakeHandle = {};
+    const release = this.holdPending(balancer, handle);
+    if (release === undefined) {
+      socket.destroy();
+      return;
+    }
+    readProxyHeader(socket, config, handle).then(
+      (header) => {
+        release();
+        const client = header.command === 'proxy' ? header.source : undefined;
+        if (client === undefined) this.admit(socket, balancer, undefined); // LOCAL (a health check) or no address given
+        else this.admit(socket, { address: client.address, port: client.port }, balancer);
+        socket.resume(); // readProxyHeader left it paused so no byte after the header was lost
+      },
+      (error: QuantumTunnelError) => {
+        release();
+        this.refuse(socket, balancer, error);
+      },
+    );
+  }
+
+  /**
+   * A connection that failed before its handshake began (PROXY protocol): counted and logged as a
+   * failed handshake under its own code, reported to `handshakeError`, and dropped.
+   */
+  private refuse(socket: Socket, peer: PeerAddress, error: QuantumTunnelError): void {
+    socket.destroy();
+    if (!this.observers.empty) this.observers.startHandshake({ role: 'server', resumptionAttempted: false, ...peer }).failed(error.code);
+    this.emit('handshakeError', { error, remoteAddress: peer.address, remotePort: peer.port } satisfies HandshakeErrorEvent);
+  }
+
+  /**
+   * Takes a place under the caps on handshakes in progress (in total and per address) for `peer`,
+   * and returns its release; undefined (after telling the observers) when the caps are reached.
+   */
+  private holdPending(peer: PeerAddress, handle: HandshakeHandle): (() => void) | undefined {
     const address = addressKey(peer.address);
     const fromAddress = this.pendingByAddress.get(address) ?? 0;
     if (this.handshakes.size >= this.maxPending || fromAddress >= this.maxPendingPerAddress) {
       this.observers.notify('onRateLimited', 'pending-handshakes', peer);
+      return undefined;
+    }
+    this.handshakes.add(handle);
+    this.pendingByAddress.set(address, fromAddress + 1);
+    this.observers.notify('onPendingHandshakes', this.handshakes.size);
+    return () => {
+      this.handshakes.delete(handle);
+      const left = (this.pendingByAddress.get(address) ?? 1) - 1;
+      if (left > 0) this.pendingByAddress.set(address, left);
+      else this.pendingByAddress.delete(address);
+      this.observers.notify('onPendingHandshakes', this.handshakes.size);
+    };
+  }
+
+  /**
+   * Admits the connection of `peer` (the client; `proxiedBy` the balancer in front of it, if any)
+   * and runs its handshake.
+   */
+  private admit(socket: Socket, peer: PeerAddress, proxiedBy: PeerAddress | undefined): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    // Caps on handshakes in progress come first: they cost nothing and keep slow or silent
+    // sockets from holding memory and descriptors that honest clients need.
+    const handle: HandshakeHandle = {};
+    const settled = this.holdPending(peer, handle);
+    if (settled === undefined) {
       socket.destroy();
       return;
     }
@@ -139,23 +224,13 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
       const verdict = this.options.admission.admit(peer);
       if (!verdict.ok) {
         // Refused before any crypto and without an alert, so a flood costs us almost nothing.
+        settled();
         this.observers.notify('onRateLimited', verdict.reason, peer);
         socket.destroy();
         return;
       }
       socket.once('close', verdict.release);
     }
-    const handle: HandshakeHandle = {};
-    this.handshakes.add(handle);
-    this.pendingByAddress.set(address, fromAddress + 1);
-    this.observers.notify('onPendingHandshakes', this.handshakes.size);
-    const settled = () => {
-      this.handshakes.delete(handle);
-      const left = (this.pendingByAddress.get(address) ?? 1) - 1;
-      if (left > 0) this.pendingByAddress.set(address, left);
-      else this.pendingByAddress.delete(address);
-      this.observers.notify('onPendingHandshakes', this.handshakes.size);
-    };
     runResponderHandshake(socket, {
       acceptV1: this.options.legacyV1 === true,
       config: this.handshakeConfig,
@@ -163,6 +238,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
       timeoutMs: this.handshakeTimeoutMs,
       maxBufferedBytes: this.maxHandshakeBytes,
       handle,
+      peer,
     }).then(
       (handshaken) => {
         settled();
@@ -181,6 +257,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
           ticketIssuer: this.ticketIssuer,
           observers: this.observers,
           admitRekey: admission?.admitRekey ? () => admission.admitRekey!(peer) : undefined,
+          proxied: proxiedBy === undefined ? undefined : { peer, by: proxiedBy },
         });
         this.tunnels.add(tunnel);
         tunnel.once('close', () => this.tunnels.delete(tunnel));
@@ -196,7 +273,7 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
       },
       (error: QuantumTunnelError) => {
         settled();
-        this.emit('handshakeError', { error, remoteAddress: socket.remoteAddress, remotePort: socket.remotePort } satisfies HandshakeErrorEvent);
+        this.emit('handshakeError', { error, remoteAddress: peer.address, remotePort: peer.port, proxiedBy } satisfies HandshakeErrorEvent);
       },
     );
   }
@@ -242,6 +319,45 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
 function addressKey(address: string | undefined): string {
   if (address === undefined) return 'unknown';
   return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+/**
+ * Reads a connection's PROXY protocol header, within `config.timeoutMs` (the listener's close()
+ * aborts it through `handle`). Resolves with the socket paused and the bytes that followed the
+ * header put back, so the handshake reads them first.
+ */
+function readProxyHeader(socket: Socket, config: ProxyProtocolConfig, handle: HandshakeHandle): Promise<ProxyHeader> {
+  return new Promise((resolve, reject) => {
+    const parser = new ProxyHeaderParser(config.accept);
+    const finish = (error: QuantumTunnelError | undefined, header?: ProxyHeader) => {
+      clearTimeout(timer);
+      handle.abort = undefined;
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('close', onEnd);
+      if (error) reject(error);
+      else resolve(header!);
+    };
+    const onData = (chunk: Buffer) => {
+      let found: ReturnType<ProxyHeaderParser['push']>;
+      try {
+        found = parser.push(chunk);
+      } catch (err) {
+        finish(err as QuantumTunnelError);
+        return;
+      }
+      if (found === null) return;
+      socket.pause();
+      if (found.rest.length > 0) socket.unshift(found.rest);
+      finish(undefined, found.header);
+    };
+    const onEnd = () => finish(qtError(ErrorCode.CONNECTION_FAILED, 'peer closed the connection before its PROXY protocol header'));
+    const timer = setTimeout(() => finish(qtError(ErrorCode.PROXY_HEADER_TIMEOUT, `no PROXY protocol header after ${config.timeoutMs} ms`)), config.timeoutMs);
+    handle.abort = () => finish(qtError(ErrorCode.ABORTED, 'listener closed'));
+    socket.on('data', onData);
+    socket.on('end', onEnd);
+    socket.on('close', onEnd);
+  });
 }
 
 /** Starts a tunnel server: `listen({ host, port, ...options })`. Await `listener.ready` or the `listening` event. */

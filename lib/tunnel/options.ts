@@ -1,4 +1,5 @@
 /** Options of listen() and dial(), their defaults and checks, named once. */
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { AuthorizedPeers, IdentityKey, isFingerprint, PublicIdentityKey } from '../identity/keys.js';
 import { CertificateIdentity } from '../identity/certificates.js';
 import { Certificate, type CertificateInput, parseCertificates } from '../crypto/x509.js';
@@ -17,6 +18,7 @@ import type { ConnectionAdmission, TunnelObserver } from './observer.js';
 import { autoOffload } from './handshakeLoad.js';
 import type { OffloadPolicy } from '../protocol/offload.js';
 import { enable as enableFips, type FipsOptions } from '../fips/index.js';
+import type { ProxyProtocolVersion } from './proxyProtocol.js';
 
 /** Key exchange group names accepted in options and on the command line (protocol v2). */
 export type KemGroupName = 'x25519-mlkem1024' | 'p384-mlkem1024' | 'x25519-mlkem768';
@@ -56,6 +58,19 @@ export interface TunnelOptions {
   ciphers?: readonly CipherName[];
   /** After a graceful close, how long to wait for the peer before dropping the socket (ms). Default 2,000. */
   closeTimeoutMs?: number;
+  /**
+   * Keepalive (ms): when the peer has sent nothing for this long, send it an authenticated Ping;
+   * if it is still silent this long after, the tunnel fails with ERR_QT_TIMEOUT. Finds dead peers
+   * (a crashed host, a dropped NAT mapping) that TCP alone notices only after minutes, and keeps
+   * NAT mappings open. Any frame from the peer counts, so a busy tunnel sends no Pings.
+   * Default 0 (off).
+   */
+  keepAliveMs?: number;
+  /**
+   * Idle timeout (ms): no application data in either direction for this long closes the tunnel
+   * gracefully (close_notify; Pings do not count as data). Default 0 (off).
+   */
+  idleTimeoutMs?: number;
   /**
    * Half-close: after the peer's close_notify this side may keep writing, and after our own
    * end() we keep reading until the peer's close_notify (no close timeout). Default false: a
@@ -187,6 +202,69 @@ export interface ListenOptions extends TunnelOptions {
    * fails with ERR_QT_MESSAGE_TOO_LARGE. Default 16,384 (a ClientHello is under 1,700).
    */
   maxHandshakeBytes?: number;
+  /**
+   * Accept connections through a TCP load balancer that sends a PROXY protocol header (HAProxy's
+   * v1 text or v2 binary form): admission, the pending-handshake caps, observers and
+   * `tunnel.info().remoteAddress` then see the client the header names, and
+   * `tunnel.info().proxiedBy` the balancer. Only connections from `trustedSources` are accepted,
+   * and each must start with a header; any other connection is refused
+   * (ERR_QT_PROXY_SOURCE_UNTRUSTED), since a header from anyone else would let them pick the
+   * address they are limited and logged under.
+   */
+  proxyProtocol?: ProxyProtocolOption;
+}
+
+/** The `proxyProtocol` option of listen(). */
+export interface ProxyProtocolOption {
+  /** The header versions accepted: 'v1' (text), 'v2' (binary) or 'any'. */
+  accept: ProxyProtocolVersion;
+  /**
+   * The balancers' addresses, as IP addresses or CIDR blocks (`10.0.0.0/8`, `fd00::/8`). Required
+   * and non-empty: there is no "trust everyone". IPv4-mapped IPv6 peers match IPv4 entries.
+   */
+  trustedSources: readonly string[];
+  /**
+   * How long a connection may take to send its header (ms); past it the connection is closed
+   * (ERR_QT_PROXY_HEADER_TIMEOUT). Default 5,000. The handshake deadline starts after the header.
+   */
+  timeoutMs?: number;
+}
+
+/** A checked `proxyProtocol` option. */
+export interface ProxyProtocolConfig {
+  accept: ProxyProtocolVersion;
+  trusted: BlockList;
+  timeoutMs: number;
+}
+
+export const DEFAULT_PROXY_HEADER_TIMEOUT_MS = 5000;
+
+/** Checks `proxyProtocol` of listen(): the versions, each trusted source, the timeout. */
+export function resolveProxyProtocol(option: ListenOptions['proxyProtocol']): ProxyProtocolConfig | undefined {
+  if (option === undefined) return undefined;
+  if (typeof option !== 'object' || option === null) invalidArgument('proxyProtocol must be { accept, trustedSources, timeoutMs? }');
+  if (!['v1', 'v2', 'any'].includes(option.accept)) invalidArgument("proxyProtocol.accept must be 'v1', 'v2' or 'any'");
+  if (!Array.isArray(option.trustedSources) || option.trustedSources.length === 0) {
+    invalidArgument('proxyProtocol.trustedSources must list at least one address or CIDR block (there is no "trust everyone")');
+  }
+  const trusted = new BlockList();
+  for (const source of option.trustedSources) addTrustedSource(trusted, source);
+  const timeoutMs = resolveTimeout(option.timeoutMs, DEFAULT_PROXY_HEADER_TIMEOUT_MS, 'proxyProtocol.timeoutMs');
+  if (timeoutMs === 0) invalidArgument('proxyProtocol.timeoutMs must be positive');
+  return { accept: option.accept, trusted, timeoutMs };
+}
+
+/** Adds `10.1.2.3`, `10.0.0.0/8`, `::1` or `fd00::/8` to the list. */
+function addTrustedSource(list: BlockList, source: unknown): void {
+  const text = typeof source === 'string' ? source.trim() : '';
+  const [address = '', prefix, extra] = text.split('/');
+  const type = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
+  const bits = prefix === undefined ? undefined : /^[0-9]{1,3}$/.test(prefix) ? Number(prefix) : NaN;
+  if (type === undefined || extra !== undefined || Number.isNaN(bits) || (bits !== undefined && bits > (type === 'ipv4' ? 32 : 128))) {
+    invalidArgument(`proxyProtocol.trustedSources: ${JSON.stringify(String(source))} is not an IP address or CIDR block`);
+  }
+  if (bits === undefined) list.addAddress(address, type);
+  else list.addSubnet(address, bits, type);
 }
 
 export const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
@@ -210,13 +288,25 @@ export function resolveLimit(value: number | undefined, fallback: number, name: 
 
 /**
  * Checks the options a Tunnel reads only after its handshake (rekeyMinIntervalMs,
- * closeTimeoutMs), so that a bad one fails dial() before it connects and listen() before it
+ * closeTimeoutMs, keepAliveMs, idleTimeoutMs), so that a bad one fails dial() before it connects and listen() before it
  * accepts anything.
  */
 export function checkTunnelOptions(options: TunnelOptions): void {
   resolveOffload(options.offloadCrypto);
   resolveTimeout(options.rekeyMinIntervalMs, 0, 'rekeyMinIntervalMs');
   resolveTimeout(options.closeTimeoutMs, 0, 'closeTimeoutMs');
+  resolveInterval(options.keepAliveMs, 'keepAliveMs');
+  resolveInterval(options.idleTimeoutMs, 'idleTimeoutMs');
+}
+
+/** Longest timer Node keeps (a longer one fires after 1 ms instead). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A timer period option (keepAliveMs, idleTimeoutMs): 0 (off) by default, at most ~24.8 days. */
+export function resolveInterval(value: number | undefined, name: string): number {
+  const ms = resolveTimeout(value, 0, name);
+  if (ms > MAX_TIMER_MS) invalidArgument(`${name} must be at most ${MAX_TIMER_MS} ms`);
+  return ms;
 }
 
 /** The offload policy of an `offloadCrypto` option (default 'auto'). */

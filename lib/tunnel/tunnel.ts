@@ -18,8 +18,9 @@ import { type ClientTicketStore, clientTicketFromMessage, decodeNewSessionTicket
 import { type CloseState, CloseTracker } from './closeState.js';
 import { type Handshaken, releaseHeldWrites } from './handshakeDriver.js';
 import { MessageInbox, type Received } from './inbox.js';
+import { Liveness } from './liveness.js';
 import { ObserverSet, type PeerAddress } from './observer.js';
-import { DEFAULT_CLOSE_TIMEOUT_MS, type ResumptionState, resolveTimeout, type TunnelOptions } from './options.js';
+import { DEFAULT_CLOSE_TIMEOUT_MS, type ResumptionState, resolveInterval, resolveTimeout, type TunnelOptions } from './options.js';
 import { outputFor, SLAB_CONTENT } from './outputBuffers.js';
 import { RekeyController } from './rekeyController.js';
 
@@ -55,8 +56,11 @@ export interface TunnelInfo extends SessionStats {
   resumed: boolean;
   establishedAt: Date;
   handshakeMs: number;
+  /** The client: the socket's peer, or behind a PROXY protocol balancer the address its header named. */
   remoteAddress: string | undefined;
   remotePort: number | undefined;
+  /** The balancer a PROXY protocol header came through (listen()'s `proxyProtocol`); undefined without one. */
+  proxiedBy: PeerAddress | undefined;
   /** The handshake ran in FIPS mode (the FIPS provider's library context). */
   fips: boolean;
   /**
@@ -97,6 +101,8 @@ export interface TunnelInit {
   observers?: ObserverSet;
   /** Admission control for rekeys the peer asks for (a listener's `admission`). */
   admitRekey?: () => boolean;
+  /** Who the peer is when not the socket's own address, and the balancer that said so (PROXY protocol). */
+  proxied?: { peer: PeerAddress; by: PeerAddress };
 }
 
 /**
@@ -124,6 +130,7 @@ export class Tunnel extends Duplex {
   readonly #halfOpen: boolean;
   readonly #observers: ObserverSet;
   readonly #peer: PeerAddress;
+  readonly #proxiedBy: PeerAddress | undefined;
   readonly #close: CloseTracker;
   readonly #inbox = new MessageInbox();
   readonly #rekeys: RekeyController;
@@ -138,6 +145,9 @@ export class Tunnel extends Duplex {
   readonly #wholeMessages = new WeakSet<object>();
   #closeTimer: NodeJS.Timeout | undefined;
   #readPaused = false;
+  /** Frames received, for the keepalive timer (any frame is a sign of life). */
+  #framesReceived = 0;
+  readonly #liveness: Liveness | undefined;
 
   /** @internal Use dial() or listen(). */
   constructor(init: TunnelInit) {
@@ -162,7 +172,8 @@ export class Tunnel extends Duplex {
     this.#ticketStore = init.ticketStore;
     this.#closeTimeoutMs = resolveTimeout(init.options.closeTimeoutMs, DEFAULT_CLOSE_TIMEOUT_MS, 'closeTimeoutMs');
     this.#observers = init.observers ?? new ObserverSet(init.options.observer);
-    this.#peer = { address: this.#socket.remoteAddress, port: this.#socket.remotePort };
+    this.#peer = init.proxied?.peer ?? { address: this.#socket.remoteAddress, port: this.#socket.remotePort };
+    this.#proxiedBy = init.proxied?.by;
     this.#rekeys = new RekeyController(
       {
         session: this.#session,
@@ -198,6 +209,23 @@ export class Tunnel extends Duplex {
       queueMicrotask(() => this.#processFrames());
     }
     if (init.ticketIssuer) this.#issueTicketInBand(init.ticketIssuer);
+    const keepAliveMs = resolveInterval(init.options.keepAliveMs, 'keepAliveMs');
+    const idleTimeoutMs = resolveInterval(init.options.idleTimeoutMs, 'idleTimeoutMs');
+    if (keepAliveMs > 0 || idleTimeoutMs > 0) {
+      this.#liveness = new Liveness(
+        {
+          framesReceived: () => this.#framesReceived,
+          dataBytes: () => {
+            const s = this.#session.stats;
+            return s.bytesSent + s.bytesReceived;
+          },
+          ping: () => void this.ping().catch(() => undefined),
+          unresponsive: () => this.#end(qtError(ErrorCode.TIMEOUT, `the peer did not answer a keepalive ping within ${keepAliveMs} ms`)),
+          idle: () => void this.close(),
+        },
+        { keepAliveMs, idleTimeoutMs },
+      );
+    }
     socket.resume();
   }
 
@@ -216,6 +244,7 @@ export class Tunnel extends Duplex {
     try {
       const splitAt = this.#session.splitAt;
       for (let frame = this.#reader.nextFrame(splitAt); frame !== null && !this.destroyed; frame = this.#reader.nextFrame(splitAt)) {
+        this.#framesReceived++;
         this.#onSessionEvent(this.#session.receive(frame));
       }
     } catch (err) {
@@ -456,6 +485,7 @@ export class Tunnel extends Duplex {
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     clearTimeout(this.#closeTimer);
+    this.#liveness?.stop();
     // destroy() called by the application (or a stream helper such as pipeline) is recorded too.
     this.#close.ended(err);
     // Built only when someone is waiting for it: an Error captures a stack, and most tunnels
@@ -689,6 +719,7 @@ export class Tunnel extends Duplex {
       ...s,
       remoteAddress: this.#peer.address,
       remotePort: this.#peer.port,
+      proxiedBy: this.#proxiedBy,
       fips: this.#fipsMode,
       approvedServicesOnly: this.#session.approvedServicesOnly === true,
       closeState: this.#close.state,

@@ -46,6 +46,10 @@ describe('cli: demo', function () {
     expect(after.body).to.match(/^quantum_vpn_sessions_total\{service="quantum-vpn"\} 1$/m);
     expect(metricValue(after.body, 'quantum_vpn_bytes_received_total')).to.equal('count me'.length);
     expect(metricValue(after.body, 'quantum_vpn_bytes_sent_total')).to.equal('Echo: count me'.length);
+    // The process and build metrics a server is expected to export.
+    expect(metricValue(after.body, 'process_resident_memory_bytes')).to.be.greaterThan(0);
+    expect(after.body).to.match(/^nodejs_eventloop_lag_seconds\{service="quantum-vpn"\} /m);
+    expect(after.body).to.match(/^quantum_vpn_build_info\{version="[^"]+",openssl="OpenSSL 3\.[5-9][^"]*",mode="(standard|fips)",chacha20="(true|false)",node="v\d+[^"]*",service="quantum-vpn"\} 1$/m);
 
     const health = await httpGet(obsPort!, '/health');
     expect(health.status).to.equal(200);

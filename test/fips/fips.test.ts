@@ -226,3 +226,23 @@ describe('FIPS mode', function () {
     }
   });
 });
+
+describe('fips.status().services and docs/FIPS.md', () => {
+  it('list the same services with the same approval (the table is what deployers read)', async () => {
+    const { SERVICES } = await import('../../lib/fips/index.js');
+    const { readFileSync } = await import('node:fs');
+    const doc = readFileSync(new URL('../../docs/FIPS.md', import.meta.url), 'utf8');
+    const table = doc.slice(doc.indexOf('## Approved and non-approved services'));
+    const rows = new Map<string, string>();
+    for (const line of table.split('\n').slice(4)) {
+      if (!line.startsWith('| ')) break;
+      const cells = line.split('|').map((c) => c.trim());
+      rows.set(cells[1]!, cells[3]!);
+    }
+    expect([...rows.keys()].sort()).to.deep.equal(SERVICES.map((s) => s.service).sort());
+    for (const s of SERVICES) {
+      const approved = rows.get(s.service)!;
+      expect(approved.startsWith('yes'), `${s.service}: "${approved}" in docs/FIPS.md`).to.equal(s.approved);
+    }
+  });
+});
