@@ -15,4 +15,7 @@ export default defineConfig({
   platform: 'node',
   shims: true,
   splitting: false,
+  // CommonJS dependencies bundled into the ESM build (yaml, in dist/cli.js) require Node's
+  // built-ins: give that build a real require().
+  banner: ({ format }) => (format === 'esm' ? { js: "import { createRequire as __qtCreateRequire } from 'node:module'; const require = __qtCreateRequire(import.meta.url);" } : {}),
 });

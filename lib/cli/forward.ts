@@ -15,22 +15,23 @@
  * Shutdown drains: on SIGINT/SIGTERM each side stops accepting and reports not ready at once,
  * lets open connections finish for at most --drain-timeout, then closes the rest.
  */
-import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { type AddressInfo, createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
 import { ErrorCode, qtError } from '../errors.js';
 import { listen, type Listener } from '../tunnel/listener.js';
 import type { HandshakeErrorEvent } from '../tunnel/listener.js';
-import type { CipherName } from '../tunnel/options.js';
+import type { CipherName, PskOption } from '../tunnel/options.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
-import { DEFAULT_METRICS_PREFIX, fipsSelfTestCheck, type Logger, maskAddress, type ObservabilityServer } from '../ops/index.js';
+import { type CheckResult, DEFAULT_METRICS_PREFIX, fipsSelfTestCheck, type Logger, maskAddress, type ObservabilityServer } from '../ops/index.js';
+import type { ConnectionAdmission } from '../tunnel/observer.js';
 import { ClientTicketStore, TicketIssuer } from '../protocol/v2/tickets.js';
-import { PROXY_PROTOCOL_FLAGS, proxyFlags } from './proxyProtocol.js';
+import { PROXY_PROTOCOL_FLAGS, type ProxyFlags, proxyFlags } from './proxyProtocol.js';
 import { encodeProxyHeader } from '../tunnel/proxyHeaderWriter.js';
 import { GROUPS_FLAG, KEY_AUTH_FLAGS, LEGACY_V1_FLAG, listenAuthOptions, PSK_FLAGS, protocolAndObservability, protocolFields, type ProtocolSetup } from './protocol.js';
 import { defaultKnownServersPath } from './auth.js';
 import { knownServerKey } from '../identity/files.js';
 import { ConnectTimeoutError, BackendProbe, failureReason, ForwardMetrics } from './backend.js';
 import { parseWorkerCount, runPrimary, WorkerLink, workerSlot } from './workers.js';
-import { checkPoolFlags, POOL_FLAGS, tunnelSource } from './tunnelSource.js';
+import { checkPoolFlags, POOL_FLAGS, type TunnelSource, tunnelSource } from './tunnelSource.js';
 import { type FlagSpec, type FlagValues, formatHostPort, type HostPort, type ParsedArgs, parseDuration, parseHostPort, UsageError } from './args.js';
 import {
   applyFips,
@@ -56,7 +57,8 @@ import {
   TRACING_FLAG,
 } from './common.js';
 
-const FLAGS: FlagSpec[] = [
+/** forward's flags (serve's service keys are the same names). */
+export const FORWARD_FLAGS: FlagSpec[] = [
   {
     name: 'listen',
     kind: 'string',
@@ -123,7 +125,7 @@ const FLAGS: FlagSpec[] = [
  * forward carries other programs' traffic between machines: it refuses to run without an
  * authentication mode unless --no-auth says so, and then warns.
  */
-function requireAuthentication(f: FlagValues, role: 'client' | 'server', remote: HostPort, warn: boolean): void {
+export function requireAuthentication(f: FlagValues, role: 'client' | 'server', remote: HostPort, warn: boolean): void {
   const set = (name: string) => f[name] !== undefined && f[name] !== '' && f[name] !== false;
   const modes = role === 'server'
     ? ['psk-file', 'identity'].filter(set)
@@ -232,8 +234,11 @@ function peerOf(address: string | undefined, port: number | undefined): string {
   return `${maskAddress(address)}:${port ?? 0}`;
 }
 
-interface Common {
+/** What one side needs, whoever runs it (`forward` or `serve`). */
+export interface Common {
   listenAddr: HostPort;
+  /** How errors name the listening address: `--listen`, or `services.NAME.listen` for serve. */
+  listenFlag: string;
   ciphers: CipherName[] | undefined;
   protocol: ProtocolSetup;
   tickets: boolean;
@@ -298,20 +303,23 @@ function atMost(p: Promise<unknown>, ms: number): Promise<void> {
   return Promise.race([p.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
 }
 
+/** Where a side's drain messages go: forward prints them, serve logs them. */
+export type Say = (line: string) => void;
+
 /**
- * The shutdown of both sides. `stopAccepting` has already run (readiness is false): open
+ * The shutdown of one side. `stopAccepting` has already run (readiness is false): open
  * connections get `drainTimeoutMs` to finish on their own; then `closeRemaining` closes the rest
- * (tunnels with close_notify, bounded), and the process stops.
+ * (tunnels with close_notify, bounded).
  */
-async function drain(signal: NodeJS.Signals, open: OpenConnections, c: Common, closeRemaining: () => Promise<void>): Promise<void> {
-  const n = open.size;
-  if (c.drainTimeoutMs > 0 && n > 0) {
-    out(`${signal} received: no longer accepting; waiting up to ${formatMs(c.drainTimeoutMs)} for ${plural(n, 'open connection')} to finish`);
-    if (!(await open.drained(c.drainTimeoutMs))) out(`drain timeout: closing ${plural(open.size, 'open connection')}`);
+async function drain(reason: string, side: ForwardSide, drainTimeoutMs: number, say: Say): Promise<void> {
+  const n = side.openConnections;
+  if (drainTimeoutMs > 0 && n > 0) {
+    say(`${reason}: no longer accepting; waiting up to ${formatMs(drainTimeoutMs)} for ${plural(n, 'open connection')} to finish`);
+    if (!(await side.drained(drainTimeoutMs))) say(`drain timeout: closing ${plural(side.openConnections, 'open connection')}`);
   } else {
-    out(`${signal} received: closing ${plural(n, 'open connection')} and shutting down`);
+    say(`${reason}: closing ${plural(n, 'open connection')} and shutting down`);
   }
-  await atMost(closeRemaining(), CLOSE_GRACE_MS);
+  await atMost(side.closeRemaining(), CLOSE_GRACE_MS);
 }
 
 /** `30s`, `1.5s`, `250ms`. */
@@ -319,115 +327,170 @@ function formatMs(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : ms > 1000 ? `${(ms / 1000).toFixed(1)}s` : `${ms}ms`;
 }
 
+/**
+ * One side of a forwarder as a service that starts and stops on its own: `forward` runs one,
+ * `serve` runs many in one process. `start()` listens (or throws the `cannotListen` error);
+ * `stop()` stops accepting at once, lets open connections finish for at most the drain timeout,
+ * closes the rest and destroys the loaded keys.
+ */
+export abstract class ForwardSide {
+  /** True from the moment the side stops accepting: /readyz answers 503 from then on. */
+  protected closing = false;
+  protected readonly open = new OpenConnections();
+  protected readonly logger: Logger;
+  private stopping: Promise<void> | undefined;
+
+  constructor(protected readonly c: Common) {
+    this.logger = c.obs.logger.child({ component: 'forward' });
+  }
+
+  /** Listens; resolves with the bound address. */
+  abstract start(): Promise<AddressInfo>;
+  /** Whether this side serves (listening, not closing, and its backend reachable). */
+  ready(): boolean {
+    return !this.closing;
+  }
+  /** Health checks of this side for /health and /readyz. */
+  checks(): Record<string, CheckResult> {
+    return {};
+  }
+  get openConnections(): number {
+    return this.open.size;
+  }
+  /** Resolves true once no connection is open, or false after `ms`. */
+  drained(ms: number): Promise<boolean> {
+    return this.open.drained(ms);
+  }
+  /** Stops accepting new connections (open ones go on). */
+  protected abstract stopAccepting(): void;
+  /** Closes every open connection (tunnels with close_notify). */
+  abstract closeRemaining(): Promise<void>;
+  /** After the drain: waits for the listening socket and stops the probes. */
+  protected abstract finish(): Promise<void>;
+  /** Destroys the loaded keys and ticket state. */
+  protected abstract release(): void;
+
+  /** Drains and stops (once; later calls wait for the first). `reason` starts the drain message. */
+  stop(reason: string, say: Say): Promise<void> {
+    this.stopping ??= (async () => {
+      this.closing = true;
+      this.stopAccepting();
+      await drain(reason, this, this.c.drainTimeoutMs, say);
+      await this.finish();
+      this.release();
+    })();
+    return this.stopping;
+  }
+}
+
 // ---- server side: tunnels in, plain TCP out -----------------------------------------------------
 
 /**
- * The server side. As a forward worker (`link`), the primary serves the observability endpoints
- * and prints the listening line, and its drain order counts as the first signal.
+ * The server side: accepts tunnels and connects each to the TCP service `backend`, or, for
+ * `echo`, sends every byte back through the tunnel (serve's echo role, a demo and test target).
  */
-async function runServer(flags: FlagValues, c: Common, to: HostPort, backendCheckMs: number, link: WorkerLink | undefined): Promise<number> {
-  const { obs, forwardMetrics } = c;
-  const logger = obs.logger.child({ component: 'forward' });
-  const admission = rateLimiterFromFlags(flags, obs.logger);
-  const target = formatHostPort(to.host, to.port);
-  let closing = false;
-  const active = new Set<Socket>();
-  const open = new OpenConnections();
-  const watch = shutdownSignal();
-  // Tickets from this process only (a random key in memory): a restart invalidates them.
-  const issuer = c.tickets ? new TicketIssuer({ serverIdentity: Buffer.from('quantum-vpn forward', 'utf8') }) : undefined;
-  const release = () => {
-    issuer?.destroy();
-    c.protocol.destroy();
-  };
+export class ForwardServer extends ForwardSide {
+  private readonly active = new Set<Socket>();
+  private readonly issuer: TicketIssuer | undefined;
+  private listener: Listener | undefined;
+  private probe: BackendProbe | undefined;
+  /** --proxy-protocol / --proxy-from / --send-proxy. */
+  private readonly proxy: ProxyFlags;
+  /** What log lines name as the target: `HOST:PORT`, or `echo`. */
+  readonly target: string;
 
-  const proxy = proxyFlags(flags);
-  const listener: Listener = listen({
-    host: c.listenAddr.host,
-    port: c.listenAddr.port,
-    ciphers: c.ciphers,
-    observer: obs.observers,
-    admission,
-    handshakeTimeoutMs: c.handshakeTimeoutMs,
-    allowHalfOpen: true, // both ends are forwarders that answer close_notify: FIN travels one way at a time
-    legacyV1: c.protocol.legacyV1,
-    groups: c.protocol.groups,
-    psk: c.protocol.listenPsk(),
-    ...listenAuthOptions(c.protocol),
-    tickets: issuer,
-    proxyProtocol: proxy.listen,
-  });
-  // Until it listens, a failure (EADDRINUSE...) is reported once, below; after, it is logged.
-  const quiet = () => undefined;
-  listener.on('error', quiet);
-  try {
-    await listener.ready;
-  } catch (e) {
-    watch.remove();
-    release();
-    await obs.tracing.shutdown();
-    throw cannotListen(e, c.listenAddr, '--listen');
-  }
-  listener.on('handshakeError', (e: HandshakeErrorEvent) => logger.debug('handshake failed', { error: e.error.code }));
-
-  listener.off('error', quiet);
-  listener.on('error', (e) => logger.error('listener error', { error: e }));
-  listener.on('tunnelError', (error: unknown, t: Tunnel) => logTunnelError(logger, error, t));
-
-  // /readyz follows the backend: a forwarder whose service is down cannot serve anyone.
-  const probe =
-    backendCheckMs > 0
-      ? new BackendProbe(to, {
-          intervalMs: backendCheckMs,
-          timeoutMs: Math.min(c.connectTimeoutMs > 0 ? c.connectTimeoutMs : BACKEND_PROBE_TIMEOUT_MS, BACKEND_PROBE_TIMEOUT_MS),
-          onChange: (up, reason) => {
-            forwardMetrics.setBackendUp(up);
-            if (up) logger.info('backend reachable', { target });
-            else logger.warn('backend unreachable', { target, error: reason });
-          },
-        })
-      : undefined;
-  const ready = () => !closing && (probe?.reachable ?? true);
-  let obsServer: ObservabilityServer | undefined;
-  try {
-    const checks = probe ? () => ({ backend: probe.check() }) : undefined;
-    if (!link) obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, ready, obs.logger, { checks });
-  } catch (e) {
-    watch.remove();
-    await listener.close();
-    release();
-    await obs.tracing.shutdown();
-    throw e;
-  }
-  // Every socket listens; the first check makes /readyz right from the moment we announce.
-  await probe?.start();
-  const bound = listener.address();
-  if (link) {
-    link.serveStatus(async () => ({
-      ready: ready(),
-      checks: { fips: fipsSelfTestCheck(), ...(probe ? { backend: probe.check() } : {}) },
-      snapshot: obs.metrics.snapshot(),
-      metrics: await obs.metrics.registry.getMetricsAsJSON(),
-    }));
-    link.listening(bound);
-  } else out(listeningLine(bound, target));
-  if (obsServer) {
-    const a = obsServer.address();
-    out(`observability on http://${formatHostPort(a.address, a.port)} (/metrics, /health, /healthz, /readyz)`);
+  constructor(
+    c: Common,
+    private readonly backend: HostPort | 'echo',
+    private readonly backendCheckMs: number,
+    private readonly admission: ConnectionAdmission | undefined,
+    flags: FlagValues,
+  ) {
+    super(c);
+    this.proxy = proxyFlags(flags);
+    this.target = backend === 'echo' ? 'echo' : formatHostPort(backend.host, backend.port);
+    // Tickets from this process only (a random key in memory): a restart invalidates them.
+    this.issuer = c.tickets ? new TicketIssuer({ serverIdentity: Buffer.from('quantum-vpn forward', 'utf8') }) : undefined;
   }
 
-  listener.on('tunnel', (tunnel: Tunnel) => {
+  override ready(): boolean {
+    return !this.closing && this.listener !== undefined && (this.probe?.reachable ?? true);
+  }
+
+  override checks(): Record<string, CheckResult> {
+    return this.probe ? { backend: this.probe.check() } : {};
+  }
+
+  async start(): Promise<AddressInfo> {
+    const { c, logger } = this;
+    const listener: Listener = listen({
+      host: c.listenAddr.host,
+      port: c.listenAddr.port,
+      ciphers: c.ciphers,
+      observer: c.obs.observers,
+      admission: this.admission,
+      handshakeTimeoutMs: c.handshakeTimeoutMs,
+      allowHalfOpen: true, // both ends are forwarders that answer close_notify: FIN travels one way at a time
+      legacyV1: c.protocol.legacyV1,
+      groups: c.protocol.groups,
+      psk: c.protocol.listenPsk(),
+      ...listenAuthOptions(c.protocol),
+      tickets: this.issuer,
+      proxyProtocol: this.proxy.listen,
+    });
+    // Until it listens, a failure (EADDRINUSE...) is reported once, by the caller; after, it is logged.
+    const quiet = () => undefined;
+    listener.on('error', quiet);
+    try {
+      await listener.ready;
+    } catch (e) {
+      this.release();
+      throw cannotListen(e, c.listenAddr, c.listenFlag);
+    }
+    this.listener = listener;
+    listener.on('handshakeError', (e: HandshakeErrorEvent) => logger.debug('handshake failed', { error: e.error.code }));
+    listener.off('error', quiet);
+    listener.on('error', (e) => logger.error('listener error', { error: e }));
+    listener.on('tunnelError', (error: unknown, t: Tunnel) => logTunnelError(logger, error, t));
+    listener.on('tunnel', (tunnel: Tunnel) => (this.backend === 'echo' ? this.echo(tunnel) : this.forward(tunnel, this.backend)));
+
+    // /readyz follows the backend: a forwarder whose service is down cannot serve anyone.
+    const to = this.backend;
+    if (to !== 'echo' && this.backendCheckMs > 0) {
+      this.probe = new BackendProbe(to, {
+        intervalMs: this.backendCheckMs,
+        timeoutMs: Math.min(c.connectTimeoutMs > 0 ? c.connectTimeoutMs : BACKEND_PROBE_TIMEOUT_MS, BACKEND_PROBE_TIMEOUT_MS),
+        onChange: (up, reason) => {
+          c.forwardMetrics.setBackendUp(up);
+          if (up) logger.info('backend reachable', { target: this.target });
+          else logger.warn('backend unreachable', { target: this.target, error: reason });
+        },
+      });
+      // The first check makes /readyz right from the moment the caller announces.
+      await this.probe.start();
+    }
+    return listener.address();
+  }
+
+  private fieldsOf(tunnel: Tunnel): Record<string, unknown> {
     const info = tunnel.info();
-    const fields = { peer: peerOf(info.remoteAddress, info.remotePort), ...protocolFields(info), suite: info.suite, resumed: info.resumed, session: info.sessionId.slice(0, 16) };
+    return { peer: peerOf(info.remoteAddress, info.remotePort), ...protocolFields(info), suite: info.suite, resumed: info.resumed, session: info.sessionId.slice(0, 16) };
+  }
+
+  private forward(tunnel: Tunnel, to: HostPort): void {
+    const { c, logger, probe, target, listener } = this;
+    const info = tunnel.info();
+    const { forwardMetrics } = c;
+    const fields = this.fieldsOf(tunnel);
     tunnel.on('error', () => undefined); // reported by bridge()
     // allowHalfOpen: the service's FIN must not close our side before the tunnel has finished.
     const service = tcpConnect({ host: to.host, port: to.port, noDelay: true, allowHalfOpen: true });
-    if (proxy.send) service.write(encodeProxyHeader(proxy.send, { address: info.remoteAddress, port: info.remotePort }, listener.address())); // sent first, once connected
-    active.add(service);
+    if (this.proxy.send) service.write(encodeProxyHeader(this.proxy.send, { address: info.remoteAddress, port: info.remotePort }, listener!.address())); // sent first, once connected
+    this.active.add(service);
     const serviceClosed = new Promise<void>((resolve) => service.once('close', () => resolve()));
     const tunnelClosed = new Promise<void>((resolve) => tunnel.once('close', () => resolve()));
-    open.track(Promise.all([serviceClosed, tunnelClosed]));
-    service.once('close', () => active.delete(service));
+    this.open.track(Promise.all([serviceClosed, tunnelClosed]));
+    service.once('close', () => this.active.delete(service));
     const timer = setTimeout(() => service.destroy(new ConnectTimeoutError(c.connectTimeoutMs)), c.connectTimeoutMs);
     const onConnectError = (e: Error) => {
       clearTimeout(timer);
@@ -452,18 +515,84 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
       logger.info('connection opened', { ...fields, target });
       void bridge(service, tunnel, c.lingerMs).then((stats) => logClose(logger, 'connection', { ...fields, target }, stats));
     });
-  });
+  }
+
+  /** Every byte goes back; the client's close_notify ends our side after the last echoed byte. */
+  private echo(tunnel: Tunnel): void {
+    const fields = { ...this.fieldsOf(tunnel), target: 'echo' };
+    const started = performance.now();
+    let bytes = 0;
+    let failure: string | undefined;
+    tunnel.on('error', (e) => (failure ??= `tunnel: ${describeError(e)}`));
+    tunnel.on('data', (d: Buffer) => (bytes += d.length));
+    this.open.track(new Promise<void>((resolve) => tunnel.once('close', () => resolve())));
+    this.logger.info('connection opened', fields);
+    tunnel.once('close', () => logClose(this.logger, 'connection', fields, { bytesIn: bytes, bytesOut: bytes, durationMs: performance.now() - started, outcome: failure ?? 'closed' }));
+    tunnel.pipe(tunnel);
+  }
+
+  protected stopAccepting(): void {
+    this.listener?.close().catch((e) => this.logger.warn('error while closing the listener', { error: e })); // established tunnels go on
+  }
+
+  async closeRemaining(): Promise<void> {
+    await this.listener?.close({ tunnels: true }).catch((e) => this.logger.warn('error while closing tunnels', { error: e }));
+    for (const s of this.active) s.destroy();
+  }
+
+  protected async finish(): Promise<void> {
+    this.probe?.stop();
+  }
+
+  protected release(): void {
+    this.issuer?.destroy();
+    this.c.protocol.destroy();
+  }
+}
+
+/**
+ * `forward`'s server side. As a forward worker (`link`), the primary serves the observability
+ * endpoints and prints the listening line, and its drain order counts as the first signal.
+ */
+async function runServer(flags: FlagValues, c: Common, to: HostPort, backendCheckMs: number, link: WorkerLink | undefined): Promise<number> {
+  const { obs } = c;
+  const watch = shutdownSignal();
+  const side = new ForwardServer(c, to, backendCheckMs, rateLimiterFromFlags(flags, obs.logger), flags);
+  let bound: AddressInfo;
+  try {
+    bound = await side.start();
+  } catch (e) {
+    watch.remove();
+    await obs.tracing.shutdown();
+    throw e;
+  }
+  let obsServer: ObservabilityServer | undefined;
+  try {
+    const checks = backendCheckMs > 0 ? () => side.checks() : undefined;
+    if (!link) obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, () => side.ready(), obs.logger, { checks });
+  } catch (e) {
+    watch.remove();
+    await side.stop('cannot start', () => undefined);
+    await obs.tracing.shutdown();
+    throw e;
+  }
+  if (link) {
+    link.serveStatus(async () => ({
+      ready: side.ready(),
+      checks: { fips: fipsSelfTestCheck(), ...side.checks() },
+      snapshot: obs.metrics.snapshot(),
+      metrics: await obs.metrics.registry.getMetricsAsJSON(),
+    }));
+    link.listening(bound);
+  } else out(listeningLine(bound, side.target));
+  if (obsServer) {
+    const a = obsServer.address();
+    out(`observability on http://${formatHostPort(a.address, a.port)} (/metrics, /health, /healthz, /readyz)`);
+  }
 
   const signal = await (link ? Promise.race([watch.signal, link.drainOrder]) : watch.signal);
-  closing = true; // /readyz answers 503 from now on
-  listener.close().catch((e) => logger.warn('error while closing the listener', { error: e })); // stop accepting at once; established tunnels go on
-  await drain(signal, open, c, async () => {
-    await listener.close({ tunnels: true }).catch((e) => logger.warn('error while closing tunnels', { error: e }));
-    for (const s of active) s.destroy();
-  });
-  probe?.stop();
+  await side.stop(`${signal} received`, out);
   await obsServer?.close();
-  release();
   await obs.tracing.shutdown();
   out('forwarder stopped');
   watch.remove();
@@ -477,47 +606,110 @@ function listeningLine(bound: { address: string; port: number }, target: string)
 
 // ---- client side: plain TCP in, tunnels out -----------------------------------------------------
 
-async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promise<number> {
-  const { obs, forwardMetrics } = c;
-  const logger = obs.logger.child({ component: 'forward' });
-  const target = formatHostPort(remote.host, remote.port);
-  let closing = false;
-  const tunnels = new Set<Tunnel>();
-  const sockets = new Set<Socket>();
-  const dials = new Set<AbortController>();
-  const open = new OpenConnections();
-  const watch = shutdownSignal();
-  const ticketStore = c.tickets ? new ClientTicketStore() : undefined;
-  const psk = c.protocol.dialPsk();
-  const source = tunnelSource(flags, {
-    target,
-    connectTimeoutMs: c.connectTimeoutMs,
-    handshakeTimeoutMs: c.handshakeTimeoutMs,
-    obs,
-    logger,
-    dialOptions: (signal) => c.protocol.keys.dialOptions(remote.host, remote.port).then((keys) => ({
-      ciphers: c.ciphers,
-      observer: obs.observers,
-      signal,
+/** The connections in progress on the client side. */
+interface ClientState {
+  closing: boolean;
+  tunnels: Set<Tunnel>;
+  sockets: Set<Socket>;
+  dials: Set<AbortController>;
+  open: OpenConnections;
+  ticketStore: ClientTicketStore | undefined;
+  psk: PskOption | undefined;
+  /** A dial per connection, or the pool of pre-opened tunnels (--pool-min-idle). */
+  source: TunnelSource;
+}
+
+/** The client side: accepts plain TCP connections and carries each through its own tunnel to `remote`. */
+export class ForwardClient extends ForwardSide {
+  private readonly state: ClientState;
+  private server: Server | undefined;
+  private serverClosed: Promise<void> = Promise.resolve();
+  readonly target: string;
+
+  constructor(c: Common, private readonly remote: HostPort, flags: FlagValues) {
+    super(c);
+    const target = formatHostPort(remote.host, remote.port);
+    this.target = target;
+    const { obs } = c;
+    const ticketStore = c.tickets ? new ClientTicketStore() : undefined;
+    const psk = c.protocol.dialPsk();
+    const source = tunnelSource(flags, {
+      target,
       connectTimeoutMs: c.connectTimeoutMs,
       handshakeTimeoutMs: c.handshakeTimeoutMs,
-      allowHalfOpen: true,
-      legacyV1: c.protocol.legacyV1,
-      groups: c.protocol.groups,
-      psk,
-      ...keys,
-      ticketStore,
-    })),
-  });
-  const release = () => {
-    void source.close();
-    ticketStore?.destroy();
-    c.protocol.destroy();
-  };
+      obs,
+      logger: this.logger,
+      dialOptions: (signal) => c.protocol.keys.dialOptions(remote.host, remote.port).then((keys) => ({
+        ciphers: c.ciphers,
+        observer: obs.observers,
+        signal,
+        connectTimeoutMs: c.connectTimeoutMs,
+        handshakeTimeoutMs: c.handshakeTimeoutMs,
+        allowHalfOpen: true,
+        legacyV1: c.protocol.legacyV1,
+        groups: c.protocol.groups,
+        psk,
+        ...keys,
+        ticketStore,
+      })),
+    });
+    this.state = { closing: false, tunnels: new Set(), sockets: new Set(), dials: new Set(), open: this.open, ticketStore, psk, source };
+  }
 
-  // allowHalfOpen: an application's FIN must not close our side before the tunnel has finished.
-  const server: Server = createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, (app) => {
-    if (closing) {
+  override ready(): boolean {
+    return !this.closing && this.server !== undefined;
+  }
+
+  async start(): Promise<AddressInfo> {
+    const { c } = this;
+    // allowHalfOpen: an application's FIN must not close our side before the tunnel has finished.
+    const server: Server = createServer({ noDelay: true, pauseOnConnect: true, allowHalfOpen: true }, forwardApps(c, this.remote, this.state, this.logger));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: c.listenAddr.host, port: c.listenAddr.port }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    }).catch((e) => {
+      this.release();
+      throw cannotListen(e, c.listenAddr, c.listenFlag);
+    });
+    server.on('error', (e) => this.logger.error('server error', { error: e }));
+    this.server = server;
+    return server.address() as AddressInfo;
+  }
+
+  protected stopAccepting(): void {
+    this.state.closing = true;
+    const server = this.server;
+    if (server) this.serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  async closeRemaining(): Promise<void> {
+    const { dials, tunnels, sockets, source } = this.state;
+    for (const d of dials) d.abort();
+    await Promise.all([source.close(), ...[...tunnels].map((t) => t.close())]);
+    for (const s of sockets) s.destroy();
+  }
+
+  protected async finish(): Promise<void> {
+    await atMost(this.serverClosed, CLOSE_GRACE_MS);
+  }
+
+  protected release(): void {
+    void this.state.source.close();
+    this.state.ticketStore?.destroy();
+    this.c.protocol.destroy();
+  }
+}
+
+/** The connection handler of the client side: one tunnel per application connection. */
+function forwardApps(c: Common, remote: HostPort, s: ClientState, logger: Logger): (app: Socket) => void {
+  const { forwardMetrics } = c;
+  const target = formatHostPort(remote.host, remote.port);
+  const { tunnels, sockets, dials, open, source } = s;
+  return (app) => {
+    if (s.closing) {
       app.destroy();
       return;
     }
@@ -562,53 +754,89 @@ async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promis
         reset(app); // like a refused connection
       },
     );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: c.listenAddr.host, port: c.listenAddr.port }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  }).catch(async (e) => {
-    watch.remove();
-    release();
-    await obs.tracing.shutdown();
-    throw cannotListen(e, c.listenAddr, '--listen');
-  });
-  server.on('error', (e) => logger.error('server error', { error: e }));
+  };
+}
 
-  let obsServer: ObservabilityServer | undefined;
+async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promise<number> {
+  const { obs } = c;
+  const watch = shutdownSignal();
+  const side = new ForwardClient(c, remote, flags);
+  let bound: AddressInfo;
   try {
-    obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, () => !closing, obs.logger);
+    bound = await side.start();
   } catch (e) {
     watch.remove();
-    server.close();
-    release();
     await obs.tracing.shutdown();
     throw e;
   }
-  const bound = server.address() as { address: string; port: number };
-  out(`listening on ${formatHostPort(bound.address, bound.port)} (TCP), forwarding through the tunnel to ${target}`);
+  let obsServer: ObservabilityServer | undefined;
+  try {
+    obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, () => side.ready(), obs.logger);
+  } catch (e) {
+    watch.remove();
+    await side.stop('cannot start', () => undefined);
+    await obs.tracing.shutdown();
+    throw e;
+  }
+  out(`listening on ${formatHostPort(bound.address, bound.port)} (TCP), forwarding through the tunnel to ${side.target}`);
   if (obsServer) {
     const a = obsServer.address();
     out(`observability on http://${formatHostPort(a.address, a.port)} (/metrics, /health, /healthz, /readyz)`);
   }
 
   const signal = await watch.signal;
-  closing = true; // /readyz answers 503 from now on
-  const serverClosed = new Promise<void>((resolve) => server.close(() => resolve()));
-  await drain(signal, open, c, async () => {
-    for (const d of dials) d.abort();
-    await Promise.all([source.close(), ...[...tunnels].map((t) => t.close())]);
-    for (const s of sockets) s.destroy();
-  });
-  await atMost(serverClosed, CLOSE_GRACE_MS);
+  await side.stop(`${signal} received`, out);
   await obsServer?.close();
-  release();
   await obs.tracing.shutdown();
   out('forwarder stopped');
   watch.remove();
   return 0;
+}
+
+/** The settings of one side, checked: what `forward`'s flags and a serve service's keys mean. */
+export interface ForwardSettings {
+  role: 'server' | 'client';
+  listenAddr: HostPort;
+  /** Server side: the --to service (`echo` for serve's echo role); client side: the --connect server. */
+  remote: HostPort | 'echo';
+  connectTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  lingerMs: number;
+  drainTimeoutMs: number;
+  backendCheckMs: number;
+  workers: number;
+  tickets: boolean;
+}
+
+/**
+ * Reads and checks forward's flags (`given`: the ones set explicitly), without loading any key;
+ * throws UsageError naming the flag. serve checks each service's keys with it, so a value means
+ * the same in a flag and in a configuration file.
+ */
+export function forwardSettings(f: FlagValues, given: ReadonlySet<string>, echo = false): ForwardSettings {
+  if (f.listen === undefined || f.listen === '') throw new UsageError('--listen is required');
+  const hasTo = echo || (f.to !== undefined && f.to !== '');
+  const hasConnect = f.connect !== undefined && f.connect !== '';
+  if (hasTo === hasConnect) throw new UsageError('give exactly one of --to (server side) and --connect (client side)');
+  const listenAddr = parseHostPort(String(f.listen), '--listen', { defaultHost: hasTo ? '0.0.0.0' : '127.0.0.1', allowZero: true });
+  // serve's echo role is a server side whose "service" answers in-process.
+  const remote = echo ? 'echo' : parseHostPort(String(hasTo ? f.to : f.connect), hasTo ? '--to' : '--connect', { defaultHost: '127.0.0.1' });
+  const connectTimeoutMs = parseDuration(String(f['connect-timeout']), '--connect-timeout');
+  const handshakeTimeoutMs = parseDuration(String(f['handshake-timeout']), '--handshake-timeout');
+  const lingerMs = parseDuration(String(f.linger), '--linger');
+  const drainTimeoutMs = parseDuration(String(f['drain-timeout']), '--drain-timeout');
+  const backendCheckMs = parseDuration(String(f['backend-check-interval']), '--backend-check-interval');
+  if (!hasTo) {
+    for (const name of [...RATE_LIMIT_FLAGS.map((s) => s.name), ...PROXY_PROTOCOL_FLAGS.map((s) => s.name), 'backend-check-interval', 'workers']) {
+      if (given.has(name)) throw new UsageError(`--${name} applies to the server side (--to) only`);
+    }
+  }
+  if (hasTo) proxyFlags(f); // checked before any worker starts; the server side uses them
+  checkPoolFlags(f, given, hasTo);
+  const workers = parseWorkerCount(String(f.workers));
+  const tickets = f.tickets === true;
+  if (tickets && !hasTo && f['legacy-v1'] === true) throw new UsageError('--tickets is protocol v2 resumption; a client with --legacy-v1 speaks protocol v1 only');
+  return { role: hasTo ? 'server' : 'client', listenAddr, remote, connectTimeoutMs, handshakeTimeoutMs, lingerMs, drainTimeoutMs, backendCheckMs, workers, tickets };
 }
 
 // ---- command ------------------------------------------------------------------------------------
@@ -633,30 +861,12 @@ export const forwardCommand: Command = {
     '--identity), or the same --psk-file on both sides; --no-auth runs without (with a warning).\n' +
     'Server side with --workers N: N processes share the port, each loading the keys itself; the\n' +
     'primary serves --obs-addr for all of them and replaces a worker that dies.',
-  flags: FLAGS,
+  flags: FORWARD_FLAGS,
   async run(args: ParsedArgs): Promise<number> {
     const f = args.flags;
-    if (f.listen === undefined || f.listen === '') throw new UsageError('--listen is required');
-    const hasTo = f.to !== undefined && f.to !== '';
-    const hasConnect = f.connect !== undefined && f.connect !== '';
-    if (hasTo === hasConnect) throw new UsageError('give exactly one of --to (server side) and --connect (client side)');
-    const listenAddr = parseHostPort(String(f.listen), '--listen', { defaultHost: hasTo ? '0.0.0.0' : '127.0.0.1', allowZero: true });
-    const remote = parseHostPort(String(hasTo ? f.to : f.connect), hasTo ? '--to' : '--connect', { defaultHost: '127.0.0.1' });
-    const connectTimeoutMs = parseDuration(String(f['connect-timeout']), '--connect-timeout');
-    const handshakeTimeoutMs = parseDuration(String(f['handshake-timeout']), '--handshake-timeout');
-    const lingerMs = parseDuration(String(f.linger), '--linger');
-    const drainTimeoutMs = parseDuration(String(f['drain-timeout']), '--drain-timeout');
-    const backendCheckMs = parseDuration(String(f['backend-check-interval']), '--backend-check-interval');
-    if (!hasTo) {
-      for (const name of [...RATE_LIMIT_FLAGS.map((s) => s.name), ...PROXY_PROTOCOL_FLAGS.map((s) => s.name), 'backend-check-interval', 'workers']) {
-        if (args.given.has(name)) throw new UsageError(`--${name} applies to the server side (--to) only`);
-      }
-    }
-    if (hasTo) proxyFlags(f); // checked before any worker starts; runServer uses them
-    checkPoolFlags(f, args.given, hasTo);
-    const workers = parseWorkerCount(String(f.workers));
-    const tickets = f.tickets === true;
-    if (tickets && !hasTo && f['legacy-v1'] === true) throw new UsageError('--tickets is protocol v2 resumption; a client with --legacy-v1 speaks protocol v1 only');
+    const { role, listenAddr, remote: to, connectTimeoutMs, handshakeTimeoutMs, lingerMs, drainTimeoutMs, backendCheckMs, workers, tickets } = forwardSettings(f, args.given);
+    const hasTo = role === 'server';
+    const remote = to as HostPort; // forward has no echo role
     const slot = workerSlot();
     requireAuthentication(f, hasTo ? 'server' : 'client', remote, slot === undefined);
     if (hasTo && workers > 1 && slot === undefined) {
@@ -683,7 +893,7 @@ export const forwardCommand: Command = {
       const logger = loggerFromFlags(f, link ? { worker: link.slot } : {});
       const { setup: protocol, obs } = await protocolAndObservability(f, hasTo ? 'server' : 'client', logger);
       const forwardMetrics = new ForwardMetrics(hasTo ? 'server' : 'client', obs.metrics.registry, obs.metrics.prefix, { ...METRIC_LABELS });
-      const common: Common = { listenAddr, ciphers, protocol, tickets, connectTimeoutMs, handshakeTimeoutMs, lingerMs, drainTimeoutMs, obs, forwardMetrics };
+      const common: Common = { listenAddr, listenFlag: '--listen', ciphers, protocol, tickets, connectTimeoutMs, handshakeTimeoutMs, lingerMs, drainTimeoutMs, obs, forwardMetrics };
       return await (hasTo ? runServer(f, common, remote, backendCheckMs, link) : runClient(f, common, remote));
     } finally {
       link?.close();

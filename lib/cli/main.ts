@@ -13,8 +13,10 @@ import { exampleCommand } from './example.js';
 import { fipsCommand, fipsFromEnvironment } from './fips.js';
 import { forwardCommand } from './forward.js';
 import { certCommand } from './cert.js';
+import { checkConfigCommand } from './checkConfig.js';
 import { fingerprintCommand, keygenCommand, keyscanCommand } from './identity.js';
 import { pskCommand } from './psk.js';
+import { serveCommand } from './serve.js';
 import { versionCommand } from './version.js';
 
 const helpCommand: Command = {
@@ -45,6 +47,8 @@ export const COMMANDS: readonly Command[] = [
   demoCommand,
   benchCommand,
   forwardCommand,
+  serveCommand,
+  checkConfigCommand,
   keygenCommand,
   fingerprintCommand,
   keyscanCommand,
