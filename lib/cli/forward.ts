@@ -88,6 +88,14 @@ export const FORWARD_FLAGS: FlagSpec[] = [
   },
   { name: 'connect-timeout', kind: 'string', metavar: 'DURATION', default: '10s', help: 'Limit for each outgoing TCP connection' },
   { name: 'handshake-timeout', kind: 'string', metavar: 'DURATION', default: '30s', help: 'Limit for each handshake' },
+  {
+    name: 'keepalive',
+    kind: 'string',
+    metavar: 'DURATION',
+    default: '25s',
+    help: 'Send an authenticated Ping when the peer has sent nothing for this long; a peer still silent one interval later is gone, and its tunnel and TCP connection are closed (0 = off)',
+  },
+  { name: 'idle-timeout', kind: 'string', metavar: 'DURATION', default: '0', help: 'Close a tunnel gracefully after this long without data either way (0 = never)' },
   { name: 'linger', kind: 'string', metavar: 'DURATION', default: '5s', help: 'After a tunnel has closed, how long a TCP connection may stay half-open before it is dropped' },
   {
     name: 'drain-timeout',
@@ -244,11 +252,16 @@ export interface Common {
   tickets: boolean;
   connectTimeoutMs: number;
   handshakeTimeoutMs: number;
+  keepAliveMs: number;
+  idleTimeoutMs: number;
   lingerMs: number;
   drainTimeoutMs: number;
   obs: Observability;
   forwardMetrics: ForwardMetrics;
 }
+
+/** The longest keepalive or idle timeout (Node's timers stop at 2^31 - 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** After the drain deadline, how long closing the remaining tunnels gracefully may take. */
 const CLOSE_GRACE_MS = 5_000;
@@ -430,6 +443,8 @@ export class ForwardServer extends ForwardSide {
       observer: c.obs.observers,
       admission: this.admission,
       handshakeTimeoutMs: c.handshakeTimeoutMs,
+      keepAliveMs: c.keepAliveMs,
+      idleTimeoutMs: c.idleTimeoutMs,
       allowHalfOpen: true, // both ends are forwarders that answer close_notify: FIN travels one way at a time
       legacyV1: c.protocol.legacyV1,
       groups: c.protocol.groups,
@@ -645,6 +660,8 @@ export class ForwardClient extends ForwardSide {
         signal,
         connectTimeoutMs: c.connectTimeoutMs,
         handshakeTimeoutMs: c.handshakeTimeoutMs,
+        keepAliveMs: c.keepAliveMs,
+        idleTimeoutMs: c.idleTimeoutMs,
         allowHalfOpen: true,
         legacyV1: c.protocol.legacyV1,
         groups: c.protocol.groups,
@@ -801,6 +818,8 @@ export interface ForwardSettings {
   remote: HostPort | 'echo';
   connectTimeoutMs: number;
   handshakeTimeoutMs: number;
+  keepAliveMs: number;
+  idleTimeoutMs: number;
   lingerMs: number;
   drainTimeoutMs: number;
   backendCheckMs: number;
@@ -823,6 +842,11 @@ export function forwardSettings(f: FlagValues, given: ReadonlySet<string>, echo 
   const remote = echo ? 'echo' : parseHostPort(String(hasTo ? f.to : f.connect), hasTo ? '--to' : '--connect', { defaultHost: '127.0.0.1' });
   const connectTimeoutMs = parseDuration(String(f['connect-timeout']), '--connect-timeout');
   const handshakeTimeoutMs = parseDuration(String(f['handshake-timeout']), '--handshake-timeout');
+  const keepAliveMs = parseDuration(String(f.keepalive), '--keepalive');
+  const idleTimeoutMs = parseDuration(String(f['idle-timeout']), '--idle-timeout');
+  for (const [name, ms] of [['keepalive', keepAliveMs], ['idle-timeout', idleTimeoutMs]] as const) {
+    if (ms > MAX_TIMER_MS) throw new UsageError(`--${name} must be at most 24 days`);
+  }
   const lingerMs = parseDuration(String(f.linger), '--linger');
   const drainTimeoutMs = parseDuration(String(f['drain-timeout']), '--drain-timeout');
   const backendCheckMs = parseDuration(String(f['backend-check-interval']), '--backend-check-interval');
@@ -836,7 +860,7 @@ export function forwardSettings(f: FlagValues, given: ReadonlySet<string>, echo 
   const workers = parseWorkerCount(String(f.workers));
   const tickets = f.tickets === true;
   if (tickets && !hasTo && f['legacy-v1'] === true) throw new UsageError('--tickets is protocol v2 resumption; a client with --legacy-v1 speaks protocol v1 only');
-  return { role: hasTo ? 'server' : 'client', listenAddr, remote, connectTimeoutMs, handshakeTimeoutMs, lingerMs, drainTimeoutMs, backendCheckMs, workers, tickets };
+  return { role: hasTo ? 'server' : 'client', listenAddr, remote, connectTimeoutMs, handshakeTimeoutMs, keepAliveMs, idleTimeoutMs, lingerMs, drainTimeoutMs, backendCheckMs, workers, tickets };
 }
 
 // ---- command ------------------------------------------------------------------------------------
@@ -864,7 +888,7 @@ export const forwardCommand: Command = {
   flags: FORWARD_FLAGS,
   async run(args: ParsedArgs): Promise<number> {
     const f = args.flags;
-    const { role, listenAddr, remote: to, connectTimeoutMs, handshakeTimeoutMs, lingerMs, drainTimeoutMs, backendCheckMs, workers, tickets } = forwardSettings(f, args.given);
+    const { role, listenAddr, remote: to, connectTimeoutMs, handshakeTimeoutMs, keepAliveMs, idleTimeoutMs, lingerMs, drainTimeoutMs, backendCheckMs, workers, tickets } = forwardSettings(f, args.given);
     const hasTo = role === 'server';
     const remote = to as HostPort; // forward has no echo role
     const slot = workerSlot();
@@ -893,7 +917,7 @@ export const forwardCommand: Command = {
       const logger = loggerFromFlags(f, link ? { worker: link.slot } : {});
       const { setup: protocol, obs } = await protocolAndObservability(f, hasTo ? 'server' : 'client', logger);
       const forwardMetrics = new ForwardMetrics(hasTo ? 'server' : 'client', obs.metrics.registry, obs.metrics.prefix, { ...METRIC_LABELS });
-      const common: Common = { listenAddr, listenFlag: '--listen', ciphers, protocol, tickets, connectTimeoutMs, handshakeTimeoutMs, lingerMs, drainTimeoutMs, obs, forwardMetrics };
+      const common: Common = { listenAddr, listenFlag: '--listen', ciphers, protocol, tickets, connectTimeoutMs, handshakeTimeoutMs, keepAliveMs, idleTimeoutMs, lingerMs, drainTimeoutMs, obs, forwardMetrics };
       return await (hasTo ? runServer(f, common, remote, backendCheckMs, link) : runClient(f, common, remote));
     } finally {
       link?.close();

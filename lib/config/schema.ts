@@ -72,6 +72,8 @@ export const ServiceSchema = z
     tickets: flag('Protocol v2 session resumption tickets'),
     'connect-timeout': duration('Limit for each outgoing TCP connection'),
     'handshake-timeout': duration('Limit for each handshake'),
+    keepalive: duration('Ping a peer silent this long; close its tunnel when it stays silent (0: off)'),
+    'idle-timeout': duration('Close a tunnel after this long without data either way (0: never)'),
     linger: duration('How long a TCP connection may stay half-open after its tunnel closed'),
     'drain-timeout': duration('On stop or reload: how long open connections may finish'),
     'backend-check-interval': duration('Server: how often the `to` service is probed while idle'),
