@@ -359,6 +359,11 @@ export abstract class ForwardSide {
 
   /** Listens; resolves with the bound address. */
   abstract start(): Promise<AddressInfo>;
+  /**
+   * Starts what watches the side once everything listens (the server side's backend probe), so
+   * a start that fails later (an --obs-addr in use) reports one error and nothing else.
+   */
+  async watch(): Promise<void> {}
   /** Whether this side serves (listening, not closing, and its backend reachable). */
   ready(): boolean {
     return !this.closing;
@@ -481,10 +486,13 @@ export class ForwardServer extends ForwardSide {
           else logger.warn('backend unreachable', { target: this.target, error: reason });
         },
       });
-      // The first check makes /readyz right from the moment the caller announces.
-      await this.probe.start();
     }
     return listener.address();
+  }
+
+  override async watch(): Promise<void> {
+    // The first check makes /readyz right from the moment the caller announces.
+    await this.probe?.start();
   }
 
   private fieldsOf(tunnel: Tunnel): Record<string, unknown> {
@@ -570,9 +578,35 @@ export class ForwardServer extends ForwardSide {
  * endpoints and prints the listening line, and its drain order counts as the first signal.
  */
 async function runServer(flags: FlagValues, c: Common, to: HostPort, backendCheckMs: number, link: WorkerLink | undefined): Promise<number> {
+  const side = new ForwardServer(c, to, backendCheckMs, rateLimiterFromFlags(flags, c.obs.logger), flags);
+  return runSide(side, c, flags, {
+    link,
+    checks: backendCheckMs > 0 ? () => side.checks() : undefined,
+    announce: (bound) => {
+      if (!link) return out(listeningLine(bound, side.target));
+      link.serveStatus(async () => ({
+        ready: side.ready(),
+        checks: { fips: fipsSelfTestCheck(), ...side.checks() },
+        snapshot: c.obs.metrics.snapshot(),
+        metrics: await c.obs.metrics.registry.getMetricsAsJSON(),
+      }));
+      link.listening(bound);
+    },
+  });
+}
+
+/**
+ * Runs one side until SIGINT/SIGTERM (as a forward worker, until the primary's drain order, which
+ * serves the observability endpoints then): start, observability, announce, then drain and stop.
+ */
+async function runSide(
+  side: ForwardServer | ForwardClient,
+  c: Common,
+  flags: FlagValues,
+  o: { announce: (bound: AddressInfo) => void; checks?: () => Record<string, CheckResult>; link?: WorkerLink },
+): Promise<number> {
   const { obs } = c;
   const watch = shutdownSignal();
-  const side = new ForwardServer(c, to, backendCheckMs, rateLimiterFromFlags(flags, obs.logger), flags);
   let bound: AddressInfo;
   try {
     bound = await side.start();
@@ -583,29 +617,21 @@ async function runServer(flags: FlagValues, c: Common, to: HostPort, backendChec
   }
   let obsServer: ObservabilityServer | undefined;
   try {
-    const checks = backendCheckMs > 0 ? () => side.checks() : undefined;
-    if (!link) obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, () => side.ready(), obs.logger, { checks });
+    if (!o.link) obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, () => side.ready(), obs.logger, o.checks ? { checks: o.checks } : {});
   } catch (e) {
     watch.remove();
     await side.stop('cannot start', () => undefined);
     await obs.tracing.shutdown();
     throw e;
   }
-  if (link) {
-    link.serveStatus(async () => ({
-      ready: side.ready(),
-      checks: { fips: fipsSelfTestCheck(), ...side.checks() },
-      snapshot: obs.metrics.snapshot(),
-      metrics: await obs.metrics.registry.getMetricsAsJSON(),
-    }));
-    link.listening(bound);
-  } else out(listeningLine(bound, side.target));
+  await side.watch();
+  o.announce(bound);
   if (obsServer) {
     const a = obsServer.address();
     out(`observability on http://${formatHostPort(a.address, a.port)} (/metrics, /health, /healthz, /readyz)`);
   }
 
-  const signal = await (link ? Promise.race([watch.signal, link.drainOrder]) : watch.signal);
+  const signal = await (o.link ? Promise.race([watch.signal, o.link.drainOrder]) : watch.signal);
   await side.stop(`${signal} received`, out);
   await obsServer?.close();
   await obs.tracing.shutdown();
@@ -775,39 +801,10 @@ function forwardApps(c: Common, remote: HostPort, s: ClientState, logger: Logger
 }
 
 async function runClient(flags: FlagValues, c: Common, remote: HostPort): Promise<number> {
-  const { obs } = c;
-  const watch = shutdownSignal();
   const side = new ForwardClient(c, remote, flags);
-  let bound: AddressInfo;
-  try {
-    bound = await side.start();
-  } catch (e) {
-    watch.remove();
-    await obs.tracing.shutdown();
-    throw e;
-  }
-  let obsServer: ObservabilityServer | undefined;
-  try {
-    obsServer = await startObservability(String(flags['obs-addr']), obs.metrics, () => side.ready(), obs.logger);
-  } catch (e) {
-    watch.remove();
-    await side.stop('cannot start', () => undefined);
-    await obs.tracing.shutdown();
-    throw e;
-  }
-  out(`listening on ${formatHostPort(bound.address, bound.port)} (TCP), forwarding through the tunnel to ${side.target}`);
-  if (obsServer) {
-    const a = obsServer.address();
-    out(`observability on http://${formatHostPort(a.address, a.port)} (/metrics, /health, /healthz, /readyz)`);
-  }
-
-  const signal = await watch.signal;
-  await side.stop(`${signal} received`, out);
-  await obsServer?.close();
-  await obs.tracing.shutdown();
-  out('forwarder stopped');
-  watch.remove();
-  return 0;
+  return runSide(side, c, flags, {
+    announce: (bound) => out(`listening on ${formatHostPort(bound.address, bound.port)} (TCP), forwarding through the tunnel to ${side.target}`),
+  });
 }
 
 /** The settings of one side, checked: what `forward`'s flags and a serve service's keys mean. */

@@ -197,6 +197,7 @@ class Services {
   private async launch(p: RunningService): Promise<void> {
     p.bound = await p.side.start();
     this.running.set(p.config.name, p);
+    await p.side.watch();
   }
 
   private say(name: string): (line: string) => void {
@@ -399,13 +400,9 @@ export const serveCommand: Command = {
       throw e instanceof CliError ? new CliError(e.message.replace('(--obs-addr)', '(obs-addr)').replace(/; choose another --obs-addr.*$/, '')) : e;
     });
     services = starting;
-    services.announce();
-    if (obsServer) out(`observability on http://${where(obsServer.address())} (/metrics, /health, /healthz, /readyz)`);
-    out(`serving ${plural(config.services.length, 'service')} from ${file}`);
-
-    if (hupDuringStart) reload('SIGHUP');
     let watcher: FSWatcher | undefined;
     let settle: NodeJS.Timeout | undefined;
+    // Watching starts before the announcement, so a change made right after it is seen.
     if (config.watch) {
       try {
         // The directory, not the file: editors and `kubectl` replace the file by a rename.
@@ -420,6 +417,11 @@ export const serveCommand: Command = {
       }
     }
 
+    services.announce();
+    if (obsServer) out(`observability on http://${where(obsServer.address())} (/metrics, /health, /healthz, /readyz)`);
+    out(`serving ${plural(config.services.length, 'service')} from ${file}`);
+
+    if (hupDuringStart) reload('SIGHUP');
     const signal = await watch.signal;
     process.off('SIGHUP', onHup);
     watcher?.close();

@@ -11,7 +11,7 @@ import { dial } from '../tunnel/dial.js';
 import type { DialOptions } from '../tunnel/options.js';
 import type { Tunnel } from '../tunnel/tunnel.js';
 import { type FlagSpec, type FlagValues, parseDuration, UsageError } from './args.js';
-import { describeError, METRIC_LABELS, type Observability } from './common.js';
+import { describeError, type Observability } from './common.js';
 
 /** The client side's pool flags (the server side refuses them). */
 export const POOL_FLAGS: FlagSpec[] = [
@@ -84,7 +84,7 @@ export function tunnelSource(flags: FlagValues, setup: TunnelSourceSetup): Tunne
     acquireTimeoutMs: setup.connectTimeoutMs + setup.handshakeTimeoutMs, // as long as a dial of its own could take
     maxWaiters: MAX_WAITING,
   });
-  const metrics = registerTunnelPoolMetrics(pool, setup.obs.metrics.registry, { prefix: setup.obs.metrics.prefix, labels: { ...METRIC_LABELS } });
+  const metrics = registerTunnelPoolMetrics(pool, setup.obs.metrics.registry, { prefix: setup.obs.metrics.prefix, labels: { ...setup.obs.metrics.labels } });
   // Failures that a connection waits for are logged with it; these are the background refills.
   pool.on('dialFailure', (e: unknown) => {
     if (pool.stats().waiters === 0) setup.logger.warn('cannot pre-open a tunnel', { target: setup.target, error: describeError(e) });

@@ -152,7 +152,8 @@ export class TunnelMetrics implements TunnelObserver {
   /** The registry holding these metrics: the one given, or a new one. */
   readonly registry: Registry;
   readonly prefix: string;
-  private readonly labels: Record<string, string>;
+  /** The constant labels on every metric of this instance (metrics registered beside them take the same). */
+  readonly labels: Readonly<Record<string, string>>;
   private readonly labelNames: string[];
   private readonly counts: Record<CounterName, number>;
   private readonly counters: Record<CounterName, Counter<string>>;

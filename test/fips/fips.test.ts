@@ -4,6 +4,7 @@ import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SERVICES } from '../../lib/fips/index.js';
 import { addonPath } from '../../lib/native.js';
 import { runChild } from '../helpers/child.js';
 
@@ -228,9 +229,7 @@ describe('FIPS mode', function () {
 });
 
 describe('fips.status().services and docs/FIPS.md', () => {
-  it('list the same services with the same approval (the table is what deployers read)', async () => {
-    const { SERVICES } = await import('../../lib/fips/index.js');
-    const { readFileSync } = await import('node:fs');
+  it('list the same services with the same approval (the table is what deployers read)', () => {
     const doc = readFileSync(new URL('../../docs/FIPS.md', import.meta.url), 'utf8');
     const table = doc.slice(doc.indexOf('## Approved and non-approved services'));
     const rows = new Map<string, string>();
