@@ -74,7 +74,21 @@ export const ErrorCode = {
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
 
 /** An error raised by quantum-tunnel, with a stable machine-readable `code`. */
+/**
+ * Marks every QuantumTunnelError, whichever copy of this module made it. An application that
+ * loads the package twice (its ESM build through `import` and its CommonJS build through a
+ * dependency's `require`) has two classes, and the addon, loaded once per process, throws the
+ * class of the copy that loaded last; `instanceof` checks this mark, so either class recognises
+ * every error.
+ */
+const BRAND = Symbol.for('quantum-tunnel.QuantumTunnelError');
+
 export class QuantumTunnelError extends Error {
+  /** True for any QuantumTunnelError, from any copy of the package (see BRAND above). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
+  }
+
   /** Stable code such as `ERR_QT_AUTHENTICATION_FAILED`. */
   readonly code: ErrorCodeValue;
   /** OpenSSL's reason for a native failure, for local diagnostics only (never sent to a peer). */
@@ -87,6 +101,7 @@ export class QuantumTunnelError extends Error {
 
   constructor(message: string, code: ErrorCodeValue, options?: { cause?: unknown }) {
     super(message, options);
+    Object.defineProperty(this, BRAND, { value: true });
     this.name = 'QuantumTunnelError';
     this.code = code;
     const causeCode = (options?.cause as { code?: unknown } | undefined)?.code;

@@ -4,8 +4,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { expect } from 'chai';
+import { runChild } from './helpers/child.js';
 import { ErrorCode, QuantumTunnelError } from '../lib/errors.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -59,5 +60,32 @@ describe('docs/ERRORS.md', () => {
     const section = /^## Errors\n([\s\S]*?)^## /m.exec(architecture)![1]!;
     expect(section).to.include('docs/ERRORS.md');
     expect(section).not.to.match(/^\| `ERR_QT_/m);
+  });
+
+  it('the ESM and CommonJS builds in one process recognise each other\'s errors, native ones included', () => {
+    // An application importing the package while a dependency requires it loads both builds:
+    // two classes, one addon (loaded once per process), which throws the class of the build that
+    // loaded last. Each build must still recognise every error. (Needs dist/: npm test builds it.)
+    const dist = (f: string) => JSON.stringify(join(root, 'dist', f));
+    const r = runChild(`
+      const esm = await import(${JSON.stringify(pathToFileURL(join(root, 'dist', 'index.js')).href)});
+      const { createRequire } = await import('node:module');
+      const cjs = createRequire(${dist('index.cjs')})(${dist('index.cjs')});
+      if (cjs.QuantumTunnelError === esm.QuantumTunnelError) throw new Error('one class: not two builds');
+      const caught = (f) => { try { f(); } catch (e) { return e; } };
+      const fromNative = caught(() => esm.crypto.mlkem1024.decapsulate(esm.crypto.mlkem1024.generateKeyPair().privateKey, new Uint8Array(3)));
+      const fromCjs = new cjs.QuantumTunnelError('x', 'ERR_QT_INVALID_ARGUMENT');
+      return {
+        nativeCode: fromNative.code,
+        esmSeesNative: fromNative instanceof esm.QuantumTunnelError,
+        cjsSeesNative: fromNative instanceof cjs.QuantumTunnelError,
+        esmSeesCjs: fromCjs instanceof esm.QuantumTunnelError,
+        others: new Error('x') instanceof esm.QuantumTunnelError || ({ code: 'ERR_QT_X' }) instanceof cjs.QuantumTunnelError,
+      };
+    `);
+    expect(r.json, r.stderr).to.deep.equal({
+      ok: true,
+      value: { nativeCode: ErrorCode.INVALID_ARGUMENT, esmSeesNative: true, cjsSeesNative: true, esmSeesCjs: true, others: false },
+    });
   });
 });
