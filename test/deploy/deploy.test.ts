@@ -7,7 +7,7 @@
  * A check whose tool is missing skips and says which tool.
  */
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,7 +69,10 @@ describe('deployment files (deploy/)', function () {
       execFileSync('ln', ['-s', 'usr/bin', join(root, 'bin')]);
       cpSync('/usr/bin/kill', join(root, 'usr/bin/kill'));
       for (const f of readdirSync('/usr/lib/systemd/system').filter((f) => f.endsWith('.target'))) {
-        cpSync(join('/usr/lib/systemd/system', f), join(root, 'usr/lib/systemd/system', f), { dereference: true });
+        // copyFileSync follows a symlinked target (ctrl-alt-del.target -> reboot.target); Node 24's
+        // cpSync with `dereference` takes such a link for a directory and throws.
+        const from = join('/usr/lib/systemd/system', f);
+        if (statSync(from).isFile()) copyFileSync(from, join(root, 'usr/lib/systemd/system', f));
       }
       writeFileSync(join(root, 'usr/local/bin/quantum-vpn'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
       cpSync(UNIT, join(root, 'etc/systemd/system/quantum-vpn.service'));
