@@ -243,19 +243,13 @@ function peerOf(address: string | undefined, port: number | undefined): string {
 }
 
 /** What one side needs, whoever runs it (`forward` or `serve`). */
-export interface Common {
+export interface Common extends Pick<ForwardSettings, 'connectTimeoutMs' | 'handshakeTimeoutMs' | 'keepAliveMs' | 'idleTimeoutMs' | 'lingerMs' | 'drainTimeoutMs'> {
   listenAddr: HostPort;
   /** How errors name the listening address: `--listen`, or `services.NAME.listen` for serve. */
   listenFlag: string;
   ciphers: CipherName[] | undefined;
   protocol: ProtocolSetup;
   tickets: boolean;
-  connectTimeoutMs: number;
-  handshakeTimeoutMs: number;
-  keepAliveMs: number;
-  idleTimeoutMs: number;
-  lingerMs: number;
-  drainTimeoutMs: number;
   obs: Observability;
   forwardMetrics: ForwardMetrics;
 }

@@ -5,9 +5,10 @@
  *   tunnel client (library) --relay that can freeze--> forward server --> TCP service
  */
 import { once } from 'node:events';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { expect } from 'chai';
 import { dial } from '../../lib/index.js';
+import { startFreezableRelay } from '../helpers/proxies.js';
 import { killAll, runCli, startCli } from './helpers.js';
 
 describe('quantum-vpn forward --keepalive and --idle-timeout', function () {
@@ -36,30 +37,11 @@ describe('quantum-vpn forward --keepalive and --idle-timeout', function () {
     await new Promise<void>((r) => service.close(() => r()));
   });
 
-  /** A relay to `port` whose freeze() silently drops everything from then on. */
-  async function relay(port: number): Promise<{ port: number; freeze(): void }> {
-    let frozen = false;
-    const sockets: Socket[] = [];
-    const server = createServer((inbound) => {
-      const outbound = connect({ host: '127.0.0.1', port });
-      sockets.push(inbound, outbound);
-      for (const s of [inbound, outbound]) s.on('error', () => undefined);
-      inbound.on('data', (d) => frozen || outbound.write(d));
-      outbound.on('data', (d) => frozen || inbound.write(d));
-    });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    cleanup.push(() => {
-      for (const s of sockets) s.destroy();
-      server.close();
-    });
-    return { port: (server.address() as AddressInfo).port, freeze: () => (frozen = true) };
-  }
-
   it('--keepalive: a client gone silent is pinged, then its tunnel and service connection are closed', async () => {
     const servicePort = (service.address() as AddressInfo).port;
     const fserver = startCli(['forward', '--no-auth', '--listen', '127.0.0.1:0', '--to', `127.0.0.1:${servicePort}`, '--backend-check-interval', '0', '--keepalive', '150ms', '--log-level', 'info']);
-    const path = await relay(await fserver.listeningPort());
+    const path = await startFreezableRelay(await fserver.listeningPort());
+    cleanup.push(() => void path.close());
     const t = await dial({ host: '127.0.0.1', port: path.port }, { allowHalfOpen: true, keepAliveMs: 0 });
     t.on('error', () => undefined);
     cleanup.push(() => t.destroy());

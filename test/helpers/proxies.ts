@@ -312,3 +312,26 @@ export function startFrameRewriteProxy(options: FrameRewriteProxyOptions): Promi
     };
   });
 }
+
+/** A TCP relay to `targetPort` whose freeze() silently drops everything from then on (a path that dies without a FIN or reset). */
+export async function startFreezableRelay(targetPort: number): Promise<{ port: number; freeze(): void; close(): Promise<void> }> {
+  const sockets: Socket[] = [];
+  let frozen = false;
+  const server = createServer((inbound) => {
+    const outbound = connect({ host: '127.0.0.1', port: targetPort });
+    sockets.push(inbound, outbound);
+    for (const s of [inbound, outbound]) s.on('error', () => undefined);
+    inbound.on('data', (d) => frozen || outbound.write(d));
+    outbound.on('data', (d) => frozen || inbound.write(d));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    freeze: () => (frozen = true),
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -5,34 +5,11 @@
  */
 import { once } from 'node:events';
 import { mock } from 'node:test';
-import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { expect } from 'chai';
 import { dial, ErrorCode, listen, type QuantumTunnelError } from '../../lib/index.js';
 import { Liveness } from '../../lib/tunnel/liveness.js';
+import { startFreezableRelay } from '../helpers/proxies.js';
 import { delay, nextTunnel, rejectsWithCode, Resources, roundTrip, within } from '../helpers/tunnel.js';
-
-/** A TCP relay that can be frozen: from then on it passes nothing either way and closes nothing. */
-async function freezableRelay(targetPort: number): Promise<{ port: number; freeze(): void; close(): Promise<void> }> {
-  const sockets: Socket[] = [];
-  let frozen = false;
-  const server: Server = createServer((inbound) => {
-    const outbound = connect({ host: '127.0.0.1', port: targetPort });
-    sockets.push(inbound, outbound);
-    for (const s of [inbound, outbound]) s.on('error', () => undefined);
-    inbound.on('data', (d) => frozen || outbound.write(d));
-    outbound.on('data', (d) => frozen || inbound.write(d));
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    freeze: () => (frozen = true),
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 describe('tunnel liveness: keepalive and idle timeout', () => {
   const res = new Resources();
@@ -40,7 +17,7 @@ describe('tunnel liveness: keepalive and idle timeout', () => {
 
   it('keepalive: a peer that goes silent is pinged, then the tunnel fails with ERR_QT_TIMEOUT', async () => {
     const l = await res.listen({ port: 0 });
-    const relay = await freezableRelay(l.address().port);
+    const relay = await startFreezableRelay(l.address().port);
     try {
       const server = nextTunnel(l);
       const t = res.tunnel(await dial({ host: '127.0.0.1', port: relay.port }, { keepAliveMs: 40 }));
