@@ -10,7 +10,9 @@
 # each on Node 20 (the `node` on PATH) and Node 24 (scripts/node24.sh). In every project: import
 # the package as ESM and as CommonJS, run a tunnel handshake over 127.0.0.1 and echo data through
 # it, run `npx quantum-vpn version`; once, set up FIPS mode with the shipped module
-# (fips/install.sh) and run the handshake in FIPS mode. Fails on the first failed check.
+# (fips/install.sh) and run the handshake in FIPS mode; once, type-check a TypeScript dependent
+# against the shipped declarations (tsc without skipLibCheck, as ESM and CommonJS under node16
+# resolution, and under bundler and node10). Fails on the first failed check.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -90,7 +92,28 @@ run_example() {
   say "  $file: $out"
 }
 
+# A TypeScript dependent: values, classes as types and the crypto namespace's types, as ESM and
+# CommonJS (the checkout's tsc and @types/node; the declarations are the installed package's).
+typecheck_dependent() {
+  local app="$1" tsc="$root/node_modules/typescript/bin/tsc" body out
+  body='
+const key: IdentityKey = IdentityKey.generate();
+const options: ListenOptions = { identity: key };
+let secret: crypto.Secret | undefined; let pair: crypto.MlKemKeyPair | undefined; let priv: crypto.PrivateKey | undefined;
+const error: QuantumTunnelError | undefined = undefined;
+void listen; void dial; void options; void secret; void pair; void priv; void error; void ErrorCode.TIMEOUT;'
+  for f in esm.mts cjs.cts node10.ts; do
+    printf 'import { crypto, dial, listen, ErrorCode, IdentityKey, QuantumTunnelError, type ListenOptions } from "quantum-tunnel";\n%s\n' "$body" >"$app/$f"
+  done
+  local common=(--noEmit --strict --target es2022 --types node --typeRoots "$root/node_modules/@types")
+  out=$(cd "$app" && node "$tsc" "${common[@]}" --module node16 --moduleResolution node16 esm.mts cjs.cts 2>&1) || die "tsc (node16, ESM and CommonJS) failed:\n$out"
+  out=$(cd "$app" && node "$tsc" "${common[@]}" --module esnext --moduleResolution bundler esm.mts 2>&1) || die "tsc (bundler) failed:\n$out"
+  out=$(cd "$app" && node "$tsc" "${common[@]}" --module commonjs --moduleResolution node10 node10.ts 2>&1) || die "tsc (node10) failed:\n$out"
+  say "  tsc: a TypeScript dependent type-checks against the shipped declarations (node16 ESM and CommonJS, bundler, node10)"
+}
+
 fips_done=0
+types_done=0
 for node in "$node20" "$node24"; do
   nodedir=$(dirname "$node")
   version=$("$node" --version)
@@ -123,6 +146,7 @@ for node in "$node20" "$node24"; do
     v=$(cd "$app" && PATH="$nodedir:$shims:$PATH" timeout 60 npx --no-install quantum-vpn version 2>&1) || die "npx quantum-vpn version failed: $v"
     grep -Eq "^quantum-vpn version $(node -p 'require("./package.json").version')\$" <<<"$v" || die "unexpected quantum-vpn version output: $v"
     say "  npx quantum-vpn version: $(head -1 <<<"$v")"
+    if [ $types_done -eq 0 ]; then typecheck_dependent "$app"; types_done=1; fi
 
     # FIPS mode from the prebuild, once (what npm 12 leaves: no install script ran): the shipped
     # fips.so, fipsinstall on this machine, then the example in FIPS mode.

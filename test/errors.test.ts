@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { runChild } from './helpers/child.js';
 import { ErrorCode, QuantumTunnelError } from '../lib/errors.js';
@@ -62,30 +62,34 @@ describe('docs/ERRORS.md', () => {
     expect(section).not.to.match(/^\| `ERR_QT_/m);
   });
 
-  it('the ESM and CommonJS builds in one process recognise each other\'s errors, native ones included', () => {
-    // An application importing the package while a dependency requires it loads both builds:
-    // two classes, one addon (loaded once per process), which throws the class of the build that
-    // loaded last. Each build must still recognise every error. (Needs dist/: npm test builds it.)
-    const dist = (f: string) => JSON.stringify(join(root, 'dist', f));
+  it('two copies of the package in one process recognise each other\'s errors, native ones included', () => {
+    // Two installed copies (two versions in node_modules), or one loaded twice: two classes, one
+    // addon (loaded once per process), which throws the class of the copy that loaded last. Each
+    // copy must still recognise every error. (The ESM entry is the CommonJS build re-exported, so
+    // import + require is one copy: test/package.test.ts. Needs dist/: npm test builds it.)
+    const dist = JSON.stringify(join(root, 'dist'));
     const r = runChild(`
-      const esm = await import(${JSON.stringify(pathToFileURL(join(root, 'dist', 'index.js')).href)});
       const { createRequire } = await import('node:module');
-      const cjs = createRequire(${dist('index.cjs')})(${dist('index.cjs')});
-      if (cjs.QuantumTunnelError === esm.QuantumTunnelError) throw new Error('one class: not two builds');
+      const { join } = await import('node:path');
+      const req = createRequire(join(${dist}, 'index.cjs'));
+      const first = req('./index.cjs');
+      for (const key of Object.keys(req.cache)) if (key.startsWith(${dist})) delete req.cache[key];
+      const second = req('./index.cjs');
+      if (first.QuantumTunnelError === second.QuantumTunnelError) throw new Error('one class: not two copies');
       const caught = (f) => { try { f(); } catch (e) { return e; } };
-      const fromNative = caught(() => esm.crypto.mlkem1024.decapsulate(esm.crypto.mlkem1024.generateKeyPair().privateKey, new Uint8Array(3)));
-      const fromCjs = new cjs.QuantumTunnelError('x', 'ERR_QT_INVALID_ARGUMENT');
+      const fromNative = caught(() => first.crypto.mlkem1024.decapsulate(first.crypto.mlkem1024.generateKeyPair().privateKey, new Uint8Array(3)));
+      const fromSecond = new second.QuantumTunnelError('x', 'ERR_QT_INVALID_ARGUMENT');
       return {
         nativeCode: fromNative.code,
-        esmSeesNative: fromNative instanceof esm.QuantumTunnelError,
-        cjsSeesNative: fromNative instanceof cjs.QuantumTunnelError,
-        esmSeesCjs: fromCjs instanceof esm.QuantumTunnelError,
-        others: new Error('x') instanceof esm.QuantumTunnelError || ({ code: 'ERR_QT_X' }) instanceof cjs.QuantumTunnelError,
+        firstSeesNative: fromNative instanceof first.QuantumTunnelError,
+        secondSeesNative: fromNative instanceof second.QuantumTunnelError,
+        firstSeesSecond: fromSecond instanceof first.QuantumTunnelError,
+        others: new Error('x') instanceof first.QuantumTunnelError || ({ code: 'ERR_QT_X' }) instanceof second.QuantumTunnelError,
       };
     `);
     expect(r.json, r.stderr).to.deep.equal({
       ok: true,
-      value: { nativeCode: ErrorCode.INVALID_ARGUMENT, esmSeesNative: true, cjsSeesNative: true, esmSeesCjs: true, others: false },
+      value: { nativeCode: ErrorCode.INVALID_ARGUMENT, firstSeesNative: true, secondSeesNative: true, firstSeesSecond: true, others: false },
     });
   });
 });

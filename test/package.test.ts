@@ -36,9 +36,30 @@ describe('the published bundle (tsup: ESM + CJS + .d.ts)', function () {
     expect(esm.trim()).to.equal(cjs.trim());
   });
 
-  it('ships type declarations for both formats', () => {
-    expect(existsSync(`${root}dist/index.d.ts`)).to.equal(true);
-    expect(existsSync(`${root}dist/index.d.cts`)).to.equal(true);
+  it('the ESM entry is the CommonJS build re-exported: import and require share one copy of every export', () => {
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', `
+      import * as esm from './dist/index.js';
+      import * as testingEsm from './dist/testing.js';
+      import { createRequire } from 'node:module';
+      const require = createRequire(process.cwd() + '/');
+      const cjs = require('./dist/index.cjs'), testingCjs = require('./dist/testing.cjs');
+      const same = (a, b) => JSON.stringify(Object.keys(a).sort()) === JSON.stringify(Object.keys(b).sort()) && Object.keys(b).every((k) => a[k] === b[k]);
+      console.log(Object.keys(cjs).length, same(esm, cjs), same(testingEsm, testingCjs), esm.IdentityKey === cjs.IdentityKey);
+    `], { cwd: root, encoding: 'utf8', env: { ...process.env, QUANTUM_TUNNEL_TESTING: '1' } });
+    const [count, ...checks] = out.trim().split(' ');
+    expect(Number(count)).to.be.greaterThan(30);
+    expect(checks).to.deep.equal(['true', 'true', 'true']);
+  });
+
+  it('one set of declarations serves import and require (dist/types, marked CommonJS like the code; scripts/test-package.sh type-checks a dependent)', () => {
+    const exported = pkg as unknown as { types: string; exports: Record<string, { types?: string }> };
+    expect(exported.types).to.equal('./dist/types/index.d.ts');
+    expect(exported.exports['.']!.types).to.equal('./dist/types/index.d.ts');
+    expect(exported.exports['./testing']!.types).to.equal('./dist/types/testing.d.ts');
+    for (const f of ['index.d.ts', 'testing.d.ts']) expect(existsSync(`${root}dist/types/${f}`), f).to.equal(true);
+    expect(JSON.parse(readFileSync(`${root}dist/types/package.json`, 'utf8'))).to.deep.equal({ type: 'commonjs' });
+    // The crypto namespace's types are types (the former rolled-up declarations made them values).
+    expect(readFileSync(`${root}dist/types/crypto/index.d.ts`, 'utf8')).to.match(/export type \{ PrivateKey, PublicKey, Secret \}/);
   });
 
   it('errors from the CJS bundle are instances of its QuantumTunnelError', () => {
@@ -100,7 +121,7 @@ describe('the package tarball (npm pack)', function () {
   });
 
   it('ships the bundles, the native sources, the install step and the license', () => {
-    for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/quantum-vpn.js', 'binding.gyp', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/index.d.cts', 'dist/cli.js']) {
+    for (const f of ['package.json', 'README.md', 'LICENSE', 'bin/quantum-vpn.js', 'binding.gyp', 'dist/index.js', 'dist/index.cjs', 'dist/testing.js', 'dist/testing.cjs', 'dist/types/index.d.ts', 'dist/types/testing.d.ts', 'dist/types/package.json', 'dist/cli.js']) {
       expect(files, f).to.include(f);
     }
     expect(files).to.include.members(['scripts/install.cjs', 'scripts/build-native.cjs', 'scripts/provision-openssl.sh', 'fips/openssl-fips.cnf.in', 'fips/install.sh']);
@@ -153,12 +174,17 @@ describe('the package tarball (npm pack)', function () {
 
   it('sourcemaps map to lib/*.ts lines without embedding the sources', () => {
     const maps = files.filter((f) => /^dist\/.*\.map$/.test(f)); // (native/exports.map is a linker script)
-    expect(maps).to.include('dist/index.js.map');
+    expect(maps).to.include.members(['dist/index.cjs.map', 'dist/cli.js.map']);
+    const named: string[] = [];
     for (const m of maps) {
       const map = JSON.parse(readFileSync(join(root, m), 'utf8')) as { sources: string[]; sourcesContent?: unknown };
       expect(map.sourcesContent, m).to.equal(undefined);
-      expect(map.sources.some((s) => /lib\/index\.ts$|lib\/cli\/main\.ts$|lib\/testing\.ts$/.test(s)), m).to.equal(true);
+      const own = map.sources.filter((s) => !s.includes('node_modules/'));
+      expect(own.length, m).to.be.greaterThan(0);
+      for (const s of own) expect(s, m).to.match(/^\.\.\/lib\/.*\.ts$/);
+      named.push(...own);
     }
+    expect(named).to.include.members(['../lib/index.ts', '../lib/cli/main.ts', '../lib/testing.ts']);
   });
 
   it('the bundles import only Node built-ins, dependencies and peer dependencies', () => {
