@@ -106,9 +106,9 @@ export const ErrorCode = {
    * round. See docs/ERRORS.md.
    */
   CERTIFICATE_WRONG_PURPOSE: 'ERR_QT_CERTIFICATE_WRONG_PURPOSE',
-  /** No certificate where one is required (§14): the peer has none, or did not ask for certificates. */
+  /** `ERR_QT_CERTIFICATE_REQUIRED`: no certificate where one is required (§14): the peer has none, or did not ask for certificates. */
   CERTIFICATE_REQUIRED: 'ERR_QT_CERTIFICATE_REQUIRED',
-  /** The peer refused our certificate (its alert bad_certificate): its chain, name, purpose or signature. */
+  /** `ERR_QT_CERTIFICATE_REJECTED`: the peer refused our certificate (its alert bad_certificate): its chain, name, purpose or signature. */
   CERTIFICATE_REJECTED: 'ERR_QT_CERTIFICATE_REJECTED',
   // Protocol and tunnel
   /**

@@ -116,7 +116,8 @@ export async function dial(address: DialAddress, options: DialOptions = {}): Pro
  * Asks a server for its identity key without authenticating it (docs/PROTOCOL.md §13.6): an
  * anonymous handshake, closed at once. What comes back is only a claim: compare its fingerprint
  * with one obtained out of band, or trust it on first use, then pin it (`server.publicKey`).
- * Resolves to undefined when the server has no identity key. Rejects as {@link dial} does.
+ * Resolves to undefined when the server has no identity key. Rejects as {@link dial} does
+ * (ERR_QT_CONNECTION_FAILED, ERR_QT_TIMEOUT, ERR_QT_HANDSHAKE_TIMEOUT, ERR_QT_PROTOCOL_MISMATCH...).
  *
  * @example
  * ```ts
