@@ -9,7 +9,7 @@
 import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { Application, Logger, LogLevel, type JSONOutput } from 'typedoc';
+import { Application, Logger, LogLevel, normalizePath, type JSONOutput } from 'typedoc';
 import { ErrorCode } from '../../lib/errors.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -65,7 +65,7 @@ describe('API reference (typedoc.json, npm run docs:api)', function () {
     const project = await app.convert();
     expect(project, 'typedoc could not convert the project').to.not.equal(undefined);
     app.validate(project!);
-    names = flatten(app.serializer.projectToObject(project!, root));
+    names = flatten(app.serializer.projectToObject(project!, normalizePath(root)));
   });
 
   it('reports no warning and no error with the configuration treating warnings as errors', () => {
