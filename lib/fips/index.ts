@@ -170,6 +170,15 @@ export function isEnabled(): boolean {
  * configuration is not installed on this machine (nothing changes then), and
  * ERR_QT_FIPS_INTEGRITY_FAILED / ERR_QT_FIPS_SELFTEST_FAILED when a check fails (the module is then
  * in its error state).
+ *
+ * @example
+ * ```ts
+ * import { fips } from 'quantum-tunnel';
+ *
+ * // After `quantum-vpn fips install` on this machine; before any tunnel is opened.
+ * const status = fips.enable({ strict: true });
+ * console.log(status.mode, status.provider?.version); // fips 3.5.x
+ * ```
  */
 export function enable(options: FipsOptions = {}): FipsStatus {
   if (cryptoPolicy.fips) {

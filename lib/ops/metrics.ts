@@ -168,6 +168,15 @@ const LABELLED: Partial<Record<CounterName, string>> = { tunnelErrorsUnhandled: 
 /**
  * Prometheus metrics for tunnels. Pass it as `observer` to listen() and/or dial() (one instance may
  * observe many tunnels and both roles), and expose `registry` (or use startObservabilityServer).
+ *
+ * @example
+ * ```ts
+ * import { listen, TunnelMetrics } from 'quantum-tunnel';
+ *
+ * const metrics = new TunnelMetrics({ labels: { service: 'db-tunnel' } });
+ * const listener = listen({ port: 8443, observer: metrics });
+ * // Prometheus text: await metrics.registry.metrics(); counters for /health: metrics.snapshot()
+ * ```
  */
 export class TunnelMetrics implements TunnelObserver {
   /** The registry holding these metrics: the one given, or a new one. */
