@@ -7,6 +7,10 @@
  * - `crypto`: the crypto core over the addon's own OpenSSL 3.5.
  */
 export * as crypto from './crypto/index.js';
+/**
+ * FIPS mode: `fips.enable()` (or QUANTUM_TUNNEL_FIPS=1) switches the crypto core to the OpenSSL 3.5
+ * FIPS provider after its self-tests; `fips.status()` reports the module's state (docs/FIPS.md).
+ */
 export * as fips from './fips/index.js';
 export { QuantumTunnelError, ErrorCode, type ErrorCodeValue } from './errors.js';
 export { listen, Listener, type HandshakeErrorEvent } from './tunnel/listener.js';

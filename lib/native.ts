@@ -25,6 +25,7 @@ export interface Secret {
 export interface PrivateKey {
   /** `X25519`, `P-384`, `ML-KEM-768`, `ML-KEM-1024` or `ML-DSA-87`. */
   readonly algorithm: string;
+  /** True once destroy() has freed it; using it then throws ERR_QT_HANDLE_DESTROYED. */
   readonly destroyed: boolean;
   /** Frees (and so cleanses) the key now. Safe to call twice. */
   destroy(): void;
@@ -37,7 +38,9 @@ export interface PrivateKey {
 export interface PublicKey {
   /** As {@link PrivateKey.algorithm}. */
   readonly algorithm: string;
+  /** True once destroy() has freed it; using it then throws ERR_QT_HANDLE_DESTROYED. */
   readonly destroyed: boolean;
+  /** Frees the key now. Safe to call twice. */
   destroy(): void;
 }
 
@@ -124,8 +127,11 @@ export interface NativeInfo {
   providers: NativeProviderInfo[];
 }
 
+/** The result of ML-KEM encapsulation. */
 export interface Encapsulation {
+  /** The ciphertext to send to the holder of the decapsulation key. */
   ciphertext: Buffer;
+  /** The 32-byte shared secret, a native handle: destroy it when done. */
   sharedSecret: Secret;
 }
 
@@ -183,7 +189,14 @@ export interface NativeAddon {
   mlkemDecapsulate(key: PrivateKey, kind: number, ciphertext: Uint8Array): Secret;
   mlkemDecapsulateAsync(key: PrivateKey, kind: number, ciphertext: Uint8Array): Promise<Secret>;
   mlkemPrivateKeyFromBytes(kind: number, bytes: Uint8Array): PrivateKey;
-  x25519Sizes: { publicKey: number; privateKey: number; sharedSecret: number };
+  x25519Sizes: {
+    /** Public key, bytes (32). */
+    publicKey: number;
+    /** Private key, bytes (32). */
+    privateKey: number;
+    /** Shared secret, bytes (32). */
+    sharedSecret: number;
+  };
   x25519GenerateKeyPair(): PrivateKey;
   x25519PublicKey(key: PrivateKey): Buffer;
   x25519Derive(key: PrivateKey, peerPublicKey: Uint8Array): Secret;
@@ -199,7 +212,14 @@ export interface NativeAddon {
   hybridDecapsulate(group: number, version: number, classicalKey: PrivateKey, mlkemKey: PrivateKey, clientShare: Uint8Array, serverShare: Uint8Array, label: Uint8Array, async: false): Secret;
   hybridDecapsulate(group: number, version: number, classicalKey: PrivateKey, mlkemKey: PrivateKey, clientShare: Uint8Array, serverShare: Uint8Array, label: Uint8Array, async: true): Promise<Secret>;
   x25519PrivateKeyFromBytes(bytes: Uint8Array): PrivateKey;
-  p384Sizes: { publicKey: number; privateKey: number; sharedSecret: number };
+  p384Sizes: {
+    /** Public key, bytes (97, an uncompressed point). */
+    publicKey: number;
+    /** Private key, bytes (48). */
+    privateKey: number;
+    /** Shared secret, bytes (48). */
+    sharedSecret: number;
+  };
   p384GenerateKeyPair(): PrivateKey;
   p384GenerateKeyPairAsync(): Promise<PrivateKey>;
   p384PublicKey(key: PrivateKey): Buffer;
@@ -222,7 +242,14 @@ export interface NativeAddon {
     iface: number,
   ): boolean;
   mldsaPrivateKeyFromBytes(bytes: Uint8Array): PrivateKey;
-  keyFileLimits: { minIterations: number; maxIterations: number; maxPassphrase: number };
+  keyFileLimits: {
+    /** Fewest PBKDF2 iterations accepted (1000). */
+    minIterations: number;
+    /** Most PBKDF2 iterations written or read (10,000,000). */
+    maxIterations: number;
+    /** Longest passphrase, bytes (1024). */
+    maxPassphrase: number;
+  };
   keyExportPrivatePem(key: PrivateKey, passphrase: Uint8Array | undefined, iterations: number): Buffer;
   keyImportPrivatePem(pem: Uint8Array, passphrase: Uint8Array | undefined): PrivateKey;
   keyExportPublicPem(key: PrivateKey | PublicKey): string;
@@ -275,7 +302,12 @@ export interface NativeAddon {
   /** A running SHA-384 (public inputs): digest() hashes everything so far and goes on. */
   Sha384Hash: new () => { update(bytes: Uint8Array): void; digest(): Buffer };
   sha256(parts: Uint8Array[]): Buffer;
-  hkdfDigests: { SHA256: number; SHA384: number };
+  hkdfDigests: {
+    /** SHA-256 (HashLen 32). */
+    SHA256: number;
+    /** SHA-384 (HashLen 48). */
+    SHA384: number;
+  };
   hkdfSizes: {
     hashLength: { SHA256: number; SHA384: number };
     maxExpandBlocks: number;
@@ -290,8 +322,26 @@ export interface NativeAddon {
   hkdfExpandAead(digest: number, secret: Secret, suite: number, keyInfo: Uint8Array, ivInfo: Uint8Array): NativeRecordAeadContext;
   hmac(digest: number, key: Secret, parts: Uint8Array[], keyInfo?: Uint8Array): Buffer;
   hmacVerify(digest: number, key: Secret, parts: Uint8Array[], expected: Uint8Array, keyInfo?: Uint8Array): boolean;
-  aeadSizes: { key: number; nonce: number; iv: number; tag: number; batchRowWords: number; recordBatchRowWords: number };
-  aeadSuites: { AES_256_GCM: number; CHACHA20_POLY1305: number };
+  aeadSizes: {
+    /** Key, bytes (32). */
+    key: number;
+    /** Nonce, bytes (12). */
+    nonce: number;
+    /** A record context's IV, bytes (12). */
+    iv: number;
+    /** Authentication tag, bytes (16). */
+    tag: number;
+    /** Uint32 words per row of a `sealBatch`/`openBatch` table. */
+    batchRowWords: number;
+    /** Uint32 words per row of a `sealRecordBatch`/`openRecordBatch` table. */
+    recordBatchRowWords: number;
+  };
+  aeadSuites: {
+    /** AES-256-GCM, cipher suite 0x0001. */
+    AES_256_GCM: number;
+    /** ChaCha20-Poly1305, cipher suite 0x0002 (absent in FIPS mode). */
+    CHACHA20_POLY1305: number;
+  };
   aeadCreate(suite: number, key: Secret): NativeAeadContext;
   aeadCreate(suite: number, key: Secret, iv: Secret): NativeRecordAeadContext;
   randomFill<T extends Uint8Array>(buffer: T): T;

@@ -11,9 +11,12 @@ import { isSecret } from './secret.js';
 
 /** AEAD suite identifiers; they are the protocol's cipher-suite IDs. */
 export const AeadSuite = Object.freeze({
+  /** AES-256-GCM, cipher suite 0x0001. */
   AES_256_GCM: native.aeadSuites.AES_256_GCM,
+  /** ChaCha20-Poly1305, cipher suite 0x0002 (absent in FIPS mode). */
   CHACHA20_POLY1305: native.aeadSuites.CHACHA20_POLY1305,
 });
+/** One of {@link AeadSuite}. */
 export type AeadSuiteId = (typeof AeadSuite)[keyof typeof AeadSuite];
 
 /**

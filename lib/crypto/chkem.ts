@@ -25,15 +25,20 @@ const M = mlkem1024.sizes;
 
 /** Byte sizes of CH-KEM values. */
 export const CHKEM_SIZES = Object.freeze({
+  /** x25519_pub ‖ mlkem_ek: 1600 bytes. */
   publicKey: X + M.publicKey,
+  /** e_pub ‖ mlkem_ct: 1600 bytes. */
   ciphertext: X + M.ciphertext,
+  /** K: 32 bytes. */
   sharedSecret: 32,
 });
 
 /** A CH-KEM key pair: two native private keys and the 1600-byte public key. */
 export class ChKemKeyPair {
   constructor(
+    /** The X25519 half's private key. */
     readonly x25519PrivateKey: PrivateKey,
+    /** The ML-KEM-1024 half's decapsulation key. */
     readonly mlkemPrivateKey: PrivateKey,
     /** x25519_pub ‖ mlkem_ek (1600 bytes). */
     readonly publicKey: Buffer,
@@ -44,6 +49,7 @@ export class ChKemKeyPair {
     destroyAll(this.x25519PrivateKey, this.mlkemPrivateKey);
   }
 
+  /** True once either private key was freed. */
   get destroyed(): boolean {
     return this.x25519PrivateKey.destroyed || this.mlkemPrivateKey.destroyed;
   }
@@ -51,7 +57,9 @@ export class ChKemKeyPair {
 
 /** The result of encapsulation: the 1600-byte ciphertext and the 32-byte shared secret. */
 export interface ChKemEncapsulation {
+  /** e_pub ‖ mlkem_ct (1600 bytes), sent to the key pair's holder. */
   ciphertext: Buffer;
+  /** K (32 bytes), a native handle: destroy it when done. */
   sharedSecret: Secret;
 }
 

@@ -14,7 +14,9 @@ import { isSecret } from './secret.js';
 
 /** The hash functions HKDF and HMAC take, as the addon numbers them. */
 export const HkdfDigest = Object.freeze({
+  /** SHA-256 (HashLen 32). */
   SHA256: native.hkdfDigests.SHA256,
+  /** SHA-384 (HashLen 48), protocol v2's hash. */
   SHA384: native.hkdfDigests.SHA384,
 });
 /** One of {@link HkdfDigest}. */

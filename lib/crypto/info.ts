@@ -10,7 +10,12 @@ export interface CryptoInfo {
   /** `standard` or `fips`. */
   mode: 'standard' | 'fips';
   /** Whether this build contains ChaCha20-Poly1305 and whether the active mode offers it. */
-  chacha20: { compiled: boolean; available: boolean };
+  chacha20: {
+    /** This build contains it (the FIPS build profile compiles it out). */
+    compiled: boolean;
+    /** The active mode offers it (not in FIPS mode). */
+    available: boolean;
+  };
   /** Providers loaded into the active library context. */
   providers: NativeProviderInfo[];
   /** The addon file that was loaded. */

@@ -22,6 +22,7 @@ export const DEFAULT_PBKDF2_ITERATIONS = 600_000;
 /** Limits, from the addon: iterations 1000 to 10,000,000 (also the most a file may ask for), a passphrase of 1 to 1024 bytes. */
 export const KEY_FILE_LIMITS = Object.freeze({ ...native.keyFileLimits });
 
+/** Options of {@link exportPrivateKeyPem}. */
 export interface ExportPrivateKeyOptions {
   /**
    * Encrypts the key with this passphrase (1 to 1024 bytes). Read once and not kept: the caller
@@ -32,6 +33,7 @@ export interface ExportPrivateKeyOptions {
   iterations?: number;
 }
 
+/** Options of {@link importPrivateKeyPem}. */
 export interface ImportPrivateKeyOptions {
   /** The passphrase of an encrypted file. Read once and not kept. */
   passphrase?: Uint8Array;
@@ -39,6 +41,7 @@ export interface ImportPrivateKeyOptions {
   algorithm?: KeyAlgorithm;
 }
 
+/** Options of {@link importPublicKey}. */
 export interface ImportPublicKeyOptions {
   /** Refuses (ERR_QT_INVALID_KEY) a key of any other algorithm. */
   algorithm?: KeyAlgorithm;

@@ -14,11 +14,13 @@ export const ML_DSA_87_SIZES: Readonly<MlDsaNativeSizes> = Object.freeze({ ...na
 
 /** A generated ML-DSA-87 key pair: the private key stays native, `publicKey` is pk. */
 export interface MlDsaKeyPair {
+  /** The signing key, a native handle. */
   privateKey: PrivateKey;
   /** pk (2592 bytes). */
   publicKey: Buffer;
 }
 
+/** Options of {@link sign}. */
 export interface SignOptions {
   /** FIPS 204 context string ctx, 0 to 255 bytes (default empty). Verification must use the same. */
   context?: Uint8Array;
@@ -30,6 +32,7 @@ export interface SignOptions {
   deterministic?: boolean;
 }
 
+/** Options of {@link verify}. */
 export interface VerifyOptions {
   /** The context string the signature was made with (default empty). */
   context?: Uint8Array;

@@ -4,7 +4,9 @@ import { checkBytes } from './bytes.js';
 
 /** A generated ML-KEM key pair: the private key stays native, the encapsulation key is public. */
 export interface MlKemKeyPair {
+  /** The decapsulation key, a native handle. */
   privateKey: PrivateKey;
+  /** The encapsulation key ek (1184 bytes for ML-KEM-768, 1568 for ML-KEM-1024). */
   publicKey: Buffer;
 }
 
@@ -20,7 +22,10 @@ export class MlKem {
   /** Byte sizes of this parameter set, from the addon. */
   readonly sizes: Readonly<MlKemNativeSizes>;
 
-  constructor(readonly name: 'ML-KEM-768' | 'ML-KEM-1024') {
+  constructor(
+    /** The parameter set. */
+    readonly name: 'ML-KEM-768' | 'ML-KEM-1024',
+  ) {
     this.sizes = Object.freeze({ ...native.mlkemSizes[name] });
   }
 

@@ -13,6 +13,7 @@ export const P384_SIZES = Object.freeze({ ...native.p384Sizes });
 
 /** A P-384 key pair: the native private key and its uncompressed public point. */
 export interface P384KeyPair {
+  /** The private key, a native handle. */
   privateKey: PrivateKey;
   /** 0x04 ‖ X ‖ Y (97 bytes). */
   publicKey: Buffer;

@@ -6,8 +6,11 @@ import { requireNonApprovedAllowed } from './policy.js';
 /** Byte sizes, from the addon. */
 export const X25519_SIZES = Object.freeze({ ...native.x25519Sizes });
 
+/** An X25519 key pair: the native private key and its 32-byte public key. */
 export interface X25519KeyPair {
+  /** The private key, a native handle. */
   privateKey: PrivateKey;
+  /** The public key (32 bytes). */
   publicKey: Buffer;
 }
 

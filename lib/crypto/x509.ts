@@ -56,7 +56,9 @@ export class Certificate {
   readonly issuer: string;
   /** Serial number, upper-case hexadecimal without leading zeros. */
   readonly serialNumber: string;
+  /** Start of the validity period. */
   readonly notBefore: Date;
+  /** End of the validity period. */
   readonly notAfter: Date;
   /** subjectAltName dNSName entries. */
   readonly dnsNames: readonly string[];
@@ -186,6 +188,7 @@ export function parseCertificate(input: CertificateInput): Certificate {
   return all[0]!;
 }
 
+/** Options of {@link verifyChain}. */
 export interface VerifyChainOptions {
   /** The trust anchors: self-signed CA certificates (at least one). */
   trusted: readonly Certificate[];
@@ -245,12 +248,17 @@ export function verifyChain(leaf: Certificate, options: VerifyChainOptions): Cer
 
 /** A distinguished name, written in the order C, ST, L, O, OU, CN. Each value 1 to 64 bytes. */
 export interface DistinguishedName {
+  /** CN (never used for name matching: subjectAltName is). */
   commonName: string;
+  /** O. */
   organization?: string;
+  /** OU. */
   organizationalUnit?: string;
-  /** Two letters. */
+  /** C: two letters. */
   country?: string;
+  /** ST. */
   stateOrProvince?: string;
+  /** L. */
   locality?: string;
 }
 
@@ -298,12 +306,15 @@ function checkKeyHandle(key: unknown, name: string): asserts key is PrivateKey |
   if (!(key instanceof PrivateKeyClass) && !(key instanceof PublicKeyClass)) invalidArgument(`${name} must be a PrivateKey or PublicKey handle`);
 }
 
+/** Options of {@link createSelfSignedCa}. */
 export interface CreateCaOptions {
   /** The CA's key: ML-DSA-87 (or P-384). It signs the certificate itself. */
   privateKey: PrivateKey;
+  /** The CA's name, also its issuer name. */
   subject: DistinguishedName;
   /** Default now. */
   notBefore?: Date;
+  /** End of the validity period. */
   notAfter: Date;
   /** Unsigned big-endian bytes or hex, 1 to 20 bytes, not zero; default 16 random bytes. */
   serialNumber?: Uint8Array | string;
@@ -338,12 +349,15 @@ export function createSelfSignedCa(options: CreateCaOptions): Certificate {
   return Certificate.fromNative(handle);
 }
 
+/** Options of {@link issueCertificate}. */
 export interface IssueCertificateOptions {
   /** The issuing CA's certificate and key (ML-DSA-87 or P-384). */
   issuer: Certificate;
+  /** The issuing CA's private key; it must match `issuer`'s public key. */
   issuerKey: PrivateKey;
   /** The subject's key: a public key handle, or a private key whose public half is certified. */
   publicKey: PublicKey | PrivateKey;
+  /** The subject's name. */
   subject: DistinguishedName;
   /** subjectAltName dNSNames: host names, `*.` as the whole first label at most. */
   dnsNames?: readonly string[];
@@ -351,6 +365,7 @@ export interface IssueCertificateOptions {
   ipAddresses?: readonly string[];
   /** Default now. */
   notBefore?: Date;
+  /** End of the validity period. */
   notAfter: Date;
   /** As for {@link createSelfSignedCa}. */
   serialNumber?: Uint8Array | string;
@@ -417,6 +432,7 @@ export function issueCertificate(options: IssueCertificateOptions): Certificate 
   return Certificate.fromNative(handle);
 }
 
+/** One entry of a CRL ({@link CreateCrlOptions.revoked}). */
 export interface RevokedCertificate {
   /** As {@link Certificate.serialNumber} (hex), or its unsigned big-endian bytes. */
   serialNumber: string | Uint8Array;
@@ -424,12 +440,17 @@ export interface RevokedCertificate {
   revocationDate?: Date;
 }
 
+/** Options of {@link createCrl}. */
 export interface CreateCrlOptions {
+  /** The CA certificate whose certificates the CRL lists (it must have keyUsage cRLSign). */
   issuer: Certificate;
+  /** That CA's private key, which signs the CRL. */
   issuerKey: PrivateKey;
+  /** The revoked certificates (may be empty). */
   revoked: readonly RevokedCertificate[];
   /** Default now. */
   thisUpdate?: Date;
+  /** When the next CRL is due; after it, verification with this CRL fails with ERR_QT_CERTIFICATE_REVOCATION_UNKNOWN. */
   nextUpdate: Date;
   /** The cRLNumber extension (default 1); increase it with each CRL. */
   crlNumber?: number;

@@ -32,12 +32,17 @@ export interface FipsOptions {
 
 /** Approval of each service in FIPS mode (OpenSSL 3.5 FIPS provider; docs/FIPS.md). */
 export interface ServiceApproval {
+  /** The algorithm, e.g. 'ML-KEM-1024'. */
   service: string;
+  /** What quantum-tunnel uses it for. */
   use: string;
+  /** Whether it is an approved service of the FIPS provider. */
   approved: boolean;
+  /** How a non-approved service is used or kept out. */
   note?: string;
 }
 
+/** Every cryptographic service quantum-tunnel uses and its FIPS approval (docs/FIPS.md). */
 export const SERVICES: readonly ServiceApproval[] = Object.freeze([
   { service: 'ML-KEM-1024', use: "post-quantum half of v2's groups 0x0101 and 0x0102, and of v1's CH-KEM", approved: true },
   { service: 'ML-KEM-768', use: "post-quantum half of v2's group 0x0103", approved: true },
@@ -57,25 +62,66 @@ export const SERVICES: readonly ServiceApproval[] = Object.freeze([
   { service: 'ChaCha20-Poly1305', use: 'suite 0x0002', approved: false, note: 'absent from the FIPS provider; never offered in FIPS mode' },
 ]);
 
+/** The outcome of the addon's integrity check (its HMAC-SHA256 against the build record). */
 export interface IntegrityResult {
+  /** The addon file's MAC matched the record. */
   verified: boolean;
   /** Where the expected value came from. */
   file: string;
+  /** Why it did not verify. */
   reason?: string;
 }
 
+/** What {@link status} reports: the crypto module's mode, tests and error state. */
 export interface FipsStatus {
+  /** `fips` once {@link enable} succeeded (or FIPS mode started at load). */
   mode: 'standard' | 'fips';
   /** `fips` when this addon was built with the FIPS profile (ChaCha20 compiled out). */
   profile: 'fips' | 'standard';
+  /** Strict mode: non-approved services (X25519) are refused. */
   strict: boolean;
-  provider: { name: string; version: string; buildinfo: string } | null;
-  selfTests: { ranAt: string; passed: boolean; results: SelfTestResult[] } | null;
+  /** The loaded FIPS provider; null in standard mode. */
+  provider: {
+    /** The provider's name. */
+    name: string;
+    /** The provider's version, e.g. '3.5.x'. */
+    version: string;
+    /** The provider's build information. */
+    buildinfo: string;
+  } | null;
+  /** The last run of our known-answer self-tests; null if they have not run. */
+  selfTests: {
+    /** When they ran, ISO 8601 UTC. */
+    ranAt: string;
+    /** Every test passed. */
+    passed: boolean;
+    /** Each test's result. */
+    results: SelfTestResult[];
+  } | null;
+  /** The last integrity check of the addon; null if it has not run. */
   integrity: IntegrityResult | null;
-  conditionalTests: { pairwiseTests: number; failures: number };
-  errorState: { failed: boolean; reason: string };
+  /** The conditional self-tests (pairwise consistency of generated key pairs) so far. */
+  conditionalTests: {
+    /** How many ran. */
+    pairwiseTests: number;
+    /** How many failed (any failure puts the module in its error state). */
+    failures: number;
+  };
+  /** The module's error state: once failed, every crypto call throws `ERR_QT_FIPS_SELFTEST_FAILED` until the process restarts. */
+  errorState: {
+    /** The module is in its error state. */
+    failed: boolean;
+    /** Why (empty when not failed). */
+    reason: string;
+  };
   /** Why FIPS mode requested at load (environment or FIPS build) could not start. */
-  startupError: { code: string; message: string } | null;
+  startupError: {
+    /** The `ERR_QT_*` code of the failure. */
+    code: string;
+    /** Its message. */
+    message: string;
+  } | null;
+  /** The same as {@link SERVICES}. */
   services: readonly ServiceApproval[];
 }
 
@@ -124,6 +170,15 @@ export function isEnabled(): boolean {
  * configuration is not installed on this machine (nothing changes then), and
  * ERR_QT_FIPS_INTEGRITY_FAILED / ERR_QT_FIPS_SELFTEST_FAILED when a check fails (the module is then
  * in its error state).
+ *
+ * @example
+ * ```ts
+ * import { fips } from 'quantum-tunnel';
+ *
+ * // After `quantum-vpn fips install` on this machine; before any tunnel is opened.
+ * const status = fips.enable({ strict: true });
+ * console.log(status.mode, status.provider?.version); // fips 3.5.x
+ * ```
  */
 export function enable(options: FipsOptions = {}): FipsStatus {
   if (cryptoPolicy.fips) {
@@ -185,14 +240,22 @@ export function status(): FipsStatus {
   };
 }
 
-/** Test-only hooks: make one self-test or check fail, to prove failures are handled. */
+/**
+ * Test-only hooks: make one self-test or check fail, to prove failures are handled. Not part of
+ * the public API: each hook can put the crypto module in its error state.
+ *
+ * @internal
+ */
 export const testing = Object.freeze({
+  /** Makes the self-test or check of this name fail on its next run. */
   injectFailure(name: string): void {
     injectedFailures.add(name);
   },
+  /** Undoes every {@link testing.injectFailure}. */
   clearInjectedFailures(): void {
     injectedFailures.clear();
   },
+  /** The next FIPS-mode DRBG block repeats the previous one, so the continuous RNG test trips. */
   repeatNextRandomBlock(): void {
     native.testingRepeatNextRandomBlock();
   },

@@ -13,8 +13,11 @@ import { timingSafeEqual } from '../crypto/secret.js';
 import * as testing from '../crypto/testing.js';
 import { AES256GCM_KATS, MLKEM1024_KAT, SHA3_256_KAT, SHAKE256_KDF_KAT } from './kats.js';
 
+/** The result of one known-answer self-test. */
 export interface SelfTestResult {
+  /** The test's name, e.g. 'provider'. */
   name: string;
+  /** It produced the expected answer. */
   passed: boolean;
   /** Why it failed (never secret data). */
   detail?: string;

@@ -40,6 +40,7 @@ export class CertificateIdentity {
     }
   }
 
+  /** The leaf certificate (the first of the chain), the one that certifies this key. */
   get leaf(): Certificate {
     return this.chain[0]!;
   }
@@ -49,6 +50,7 @@ export class CertificateIdentity {
     return this.#privateKey;
   }
 
+  /** Frees the private key (OpenSSL cleanses it). Destroy it when no listener or dialer uses it any more. */
   destroy(): void {
     this.#privateKey.destroy();
   }

@@ -96,7 +96,7 @@ export class PublicIdentityKey {
 
   /**
    * A key from its one-line text form `qtun-<group> <base64> [comment]` (a comment is allowed and
-   * ignored here; {@link parsePublicKeyLine} returns it).
+   * ignored here; `parsePublicKeyLine` returns it).
    */
   static parse(text: string): PublicIdentityKey {
     return parsePublicKeyLine(text).key;
@@ -116,6 +116,7 @@ export class PublicIdentityKey {
     return comment ? `${line} ${comment.replace(/[\r\n]/g, ' ')}` : line;
   }
 
+  /** True when `other` is the same key of the same group. */
   equals(other: PublicIdentityKey): boolean {
     return this.group.id === other.group.id && this.bytes.equals(other.bytes);
   }
@@ -142,6 +143,7 @@ export function parsePublicKeyLine(text: string): { key: PublicIdentityKey; comm
  * explicit export to a key file. Destroy it when no listener or dialer uses it any more.
  */
 export class IdentityKey {
+  /** The public half: give it (or its fingerprint) to peers that pin or authorize this key. */
   readonly publicKey: PublicIdentityKey;
   readonly #pair: StaticKemKeyPair;
 
@@ -160,10 +162,12 @@ export class IdentityKey {
     return new IdentityKey(groupOf(group).staticKeyFrom(classical, mlkem));
   }
 
+  /** The key's hybrid KEM group. */
   get group(): KemGroupSpec {
     return this.#pair.group;
   }
 
+  /** `SHA256:…` of the public key, as `quantum-vpn fingerprint` prints it. */
   get fingerprint(): string {
     return this.publicKey.fingerprint;
   }
@@ -181,8 +185,11 @@ export class IdentityKey {
 
 /** An entry of an authorized-peers list: a key or a fingerprint, with a comment. */
 export interface AuthorizedPeer {
+  /** The public key, when the entry gave one (absent for a fingerprint-only entry). */
   key?: PublicIdentityKey;
+  /** `SHA256:…` of the key. */
   fingerprint: string;
+  /** The entry's comment ('' if none); reported in `peerIdentity.comment`. */
   comment: string;
 }
 
@@ -230,6 +237,7 @@ export class AuthorizedPeers {
     return peer;
   }
 
+  /** How many peers the list holds. */
   get size(): number {
     return this.#byFingerprint.size;
   }

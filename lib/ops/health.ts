@@ -21,11 +21,19 @@ import { status as fipsStatus } from '../fips/index.js';
 import type { Logger } from './logger.js';
 import type { MetricsSnapshot } from './metrics.js';
 
+/** The outcome of one health check: `fail` makes /health unhealthy and /readyz 503, `warn` degraded. */
 export type CheckStatus = 'pass' | 'warn' | 'fail';
+/** One named check of /health and /readyz (the `checks` option, the built-in `fips` check). */
 export interface CheckResult {
+  /** Pass, warn or fail. */
   status: CheckStatus;
+  /** A short human-readable reason, shown in the /health body. */
   detail?: string;
 }
+/**
+ * The overall state in /health: `unhealthy` (HTTP 503) when a check fails, `degraded` when one
+ * warns (built in: not ready, or an error rate above `errorRateThreshold`), else `healthy`.
+ */
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
 
 /**
@@ -33,15 +41,24 @@ export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
  * cluster primary's sum of its workers' metrics, lib/cli/workers.ts).
  */
 export interface MetricsSource {
-  readonly registry: { metrics(): Promise<string>; readonly contentType: string };
+  /** The Prometheus registry (prom-client's `Registry` fits) that /metrics serves. */
+  readonly registry: {
+    /** The metrics in the Prometheus text exposition format. */
+    metrics(): Promise<string>;
+    /** The Content-Type of that text. */
+    readonly contentType: string;
+  };
+  /** The counters that /health reports and computes its error rate from. */
   snapshot(): MetricsSnapshot;
 }
 
+/** Options of {@link startObservabilityServer}. */
 export interface ObservabilityServerOptions {
   /** Default `127.0.0.1`. */
   host?: string;
   /** 0 picks a free port (see `address()`). */
   port: number;
+  /** The version reported in /health (usually {@link VERSION}). */
   version: string;
   /** Serves /metrics from `metrics.registry` and adds counters to /health. Without it /metrics is 404. */
   metrics?: MetricsSource;
@@ -55,6 +72,7 @@ export interface ObservabilityServerOptions {
    * answer uses what was gathered before, and the failure is logged.
    */
   refresh?: () => Promise<void>;
+  /** Where request failures and failed `refresh` calls are logged. Default: nothing is logged. */
   logger?: Logger;
   /** The built-in `fips` check: true (default), false, or a replacement. */
   fipsCheck?: boolean | (() => CheckResult);
@@ -62,30 +80,49 @@ export interface ObservabilityServerOptions {
   errorRateThreshold?: number;
 }
 
+/** A running observability server, from {@link startObservabilityServer}. */
 export interface ObservabilityServer {
+  /** The address and port it listens on (the port chosen when `port` was 0). */
   address(): AddressInfo;
+  /** Stops listening and closes open connections; resolves when the server has closed. */
   close(): Promise<void>;
 }
 
 /** The body of /health. */
 export interface HealthReport {
+  /** The overall state (see {@link HealthStatus}). */
   status: HealthStatus;
+  /** When the report was made, ISO 8601 UTC. */
   timestamp: string;
   /** Human form, e.g. `1d02h03m04s`, `3m05s`, `7s`. */
   uptime: string;
+  /** Seconds since the server started (whole seconds). */
   uptime_seconds: number;
+  /** The `version` option. */
   version: string;
+  /** What the `ready` option returned. */
   ready: boolean;
+  /** Every check by name: the built-in `fips` check and the `checks` option's. */
   checks: Record<string, CheckResult>;
+  /** The main counters, when a `metrics` source was given. */
   metrics?: {
+    /** Tunnels open now. */
     sessions_active: number;
+    /** Tunnels established since start. */
     sessions_total: number;
+    /** Handshakes that failed since start. */
     sessions_failed: number;
+    /** Plaintext bytes sent through tunnels. */
     bytes_sent: number;
+    /** Plaintext bytes received through tunnels. */
     bytes_received: number;
+    /** Key updates completed. */
     rekeys_completed: number;
+    /** Records or handshakes that failed authentication. */
     auth_failures: number;
+    /** Replayed records refused (protocol v1). */
     replay_attacks_blocked: number;
+    /** Errors per record (encrypt, decrypt and protocol errors over records sent and received). */
     error_rate: number;
   };
 }
@@ -133,7 +170,15 @@ function validCheck(r: unknown): CheckResult {
 }
 
 /** Builds the /health report (exported for the CLI and tests). */
-export function healthReport(options: ObservabilityServerOptions, startedAt: number): { report: HealthReport; ready: boolean } {
+export function healthReport(
+  options: ObservabilityServerOptions,
+  startedAt: number,
+): {
+  /** The /health body. */
+  report: HealthReport;
+  /** Whether /readyz answers 200. */
+  ready: boolean;
+} {
   const checks: Record<string, CheckResult> = {};
   if (options.fipsCheck !== false) {
     const fn = typeof options.fipsCheck === 'function' ? options.fipsCheck : fipsSelfTestCheck;
@@ -207,9 +252,23 @@ function sendJson(res: ServerResponse, code: number, value: unknown, extra?: Rec
 }
 
 /**
- * Starts the observability server; resolves once it listens. Rejects with ERR_QT_ADDRESS_IN_USE
+ * Starts the observability server (/metrics, /health, /healthz, /readyz); resolves once it
+ * listens. Rejects with ERR_QT_ADDRESS_IN_USE
  * when the port is taken, ERR_QT_CONNECTION_FAILED on any other listen error (`syscallCode` and
  * `cause` say which).
+ *
+ * @example
+ * ```ts
+ * import { listen, startObservabilityServer, TunnelMetrics, VERSION } from 'quantum-tunnel';
+ *
+ * const metrics = new TunnelMetrics();
+ * const listener = listen({ port: 8443, observer: metrics });
+ * let ready = false;
+ * const obs = await startObservabilityServer({ port: 9090, version: VERSION, metrics, ready: () => ready });
+ * await listener.ready;
+ * ready = true; // /readyz answers 200 from now on
+ * // ...at shutdown: ready = false; await listener.close(); await obs.close();
+ * ```
  */
 export async function startObservabilityServer(options: ObservabilityServerOptions): Promise<ObservabilityServer> {
   if (!options || typeof options !== 'object') throw qtError(ErrorCode.INVALID_ARGUMENT, 'options are required');

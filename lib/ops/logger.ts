@@ -17,15 +17,21 @@ import { ErrorCode, qtError } from '../errors.js';
 import { cryptoPolicy } from '../crypto/policy.js';
 import type { HandshakeContext, HandshakeOutcome, HandshakeWatch, PeerAddress, RateLimitKind, RekeyWatch, TunnelObserver } from '../tunnel/observer.js';
 
+/** Log levels, lowest first; `silent` writes nothing. */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
+/** Structured fields of one log line (sanitised: see the module's safety rules). */
 export type LogFields = Record<string, unknown>;
 
 /** The logger interface the library uses. Any object with these members can be passed in. */
 export interface Logger {
+  /** Writes a debug line (details of handshakes and rekeys). */
   debug(msg: string, fields?: LogFields): void;
+  /** Writes an info line (tunnels opened and closed, servers started). */
   info(msg: string, fields?: LogFields): void;
+  /** Writes a warning (refused connections, failed handshakes). */
   warn(msg: string, fields?: LogFields): void;
+  /** Writes an error (failures the operator must act on). */
   error(msg: string, fields?: LogFields): void;
   /** A logger that adds `bindings` to every line (and inherits the current level). */
   child(bindings: LogFields): Logger;
@@ -33,6 +39,7 @@ export interface Logger {
   level: LogLevel;
 }
 
+/** Options of {@link createLogger}. */
 export interface CreateLoggerOptions {
   /** Default `info`. */
   level?: LogLevel;
@@ -301,11 +308,17 @@ export function nullLogger(): Logger {
 
 /** The shape of a pino logger that {@link fromPino} needs (pino takes the fields first). */
 export interface PinoLike {
+  /** pino's `debug(fields, msg)`. */
   debug(obj: object, msg?: string): void;
+  /** pino's `info(fields, msg)`. */
   info(obj: object, msg?: string): void;
+  /** pino's `warn(fields, msg)`. */
   warn(obj: object, msg?: string): void;
+  /** pino's `error(fields, msg)`. */
   error(obj: object, msg?: string): void;
+  /** pino's `child(bindings)`. */
   child(bindings: Record<string, unknown>): PinoLike;
+  /** pino's level name, read and assigned. */
   level: string;
 }
 
@@ -341,6 +354,7 @@ export function fromPino(pino: PinoLike): Logger {
 
 // ---- tunnel events ------------------------------------------------------------------------------
 
+/** Options of {@link LoggingObserver}. */
 export interface LoggingObserverOptions {
   /** Mask peer addresses in every message (not only rate-limit ones). Default true. */
   maskAddresses?: boolean;

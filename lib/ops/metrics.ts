@@ -47,28 +47,49 @@ export interface MetricsOptions {
 
 /** A synchronous view of the main counters (for /health, tests and CLI summaries). */
 export interface MetricsSnapshot {
+  /** Tunnels open now. */
   sessionsActive: number;
+  /** Tunnels established since the metrics were created. */
   sessionsTotal: number;
+  /** Handshakes that failed. */
   sessionsFailed: number;
+  /** Plaintext bytes sent through tunnels. */
   bytesSent: number;
+  /** Plaintext bytes received through tunnels. */
   bytesReceived: number;
+  /** Key updates completed. */
   rekeysCompleted: number;
+  /** Records or handshakes that failed authentication. */
   authFailures: number;
+  /** Replayed records refused (protocol v1). */
   replayAttacksBlocked: number;
+  /** Seconds since the metrics were created. */
   uptimeSeconds: number;
-  /** Extra counters, also used by /health's error rate. */
+  /** Records sent (an extra counter, also used by /health's error rate). */
   packetsSent: number;
+  /** Records received. */
   packetsReceived: number;
+  /** Failures to encrypt a record (nonce budget, native failure). */
   encryptErrors: number;
+  /** Records that failed to decrypt. */
   decryptErrors: number;
+  /** Tunnels ended by a malformed or unexpected message. */
   protocolErrors: number;
+  /** Key updates this side started. */
   rekeysInitiated: number;
+  /** Key updates that failed. */
   rekeysFailed: number;
+  /** Connections refused by admission control. */
   rateLimitedConnections: number;
+  /** Handshakes refused by admission control. */
   rateLimitedHandshakes: number;
+  /** Rekeys refused by admission control or the per-tunnel limit. */
   rateLimitedRekeys: number;
+  /** Connections refused by the listener's caps on handshakes in progress. */
   rateLimitedPendingHandshakes: number;
+  /** TCP connections accepted by listeners. */
   connectionsAccepted: number;
+  /** Tunnels established by resuming a session from a ticket. */
   sessionsResumed: number;
   /** Handshakes in progress, as last reported by the listener. */
   handshakesPending: number;
@@ -147,10 +168,20 @@ const LABELLED: Partial<Record<CounterName, string>> = { tunnelErrorsUnhandled: 
 /**
  * Prometheus metrics for tunnels. Pass it as `observer` to listen() and/or dial() (one instance may
  * observe many tunnels and both roles), and expose `registry` (or use startObservabilityServer).
+ *
+ * @example
+ * ```ts
+ * import { listen, TunnelMetrics } from 'quantum-tunnel';
+ *
+ * const metrics = new TunnelMetrics({ labels: { service: 'db-tunnel' } });
+ * const listener = listen({ port: 8443, observer: metrics });
+ * // Prometheus text: await metrics.registry.metrics(); counters for /health: metrics.snapshot()
+ * ```
  */
 export class TunnelMetrics implements TunnelObserver {
   /** The registry holding these metrics: the one given, or a new one. */
   readonly registry: Registry;
+  /** The prefix of every metric name (default {@link DEFAULT_METRICS_PREFIX}, `quantum_vpn_`). */
   readonly prefix: string;
   /** The constant labels on every metric of this instance (metrics registered beside them take the same). */
   readonly labels: Readonly<Record<string, string>>;

@@ -10,6 +10,7 @@ import { info as cryptoInfo } from '../crypto/info.js';
 import { DEFAULT_PREFIX } from './metrics.js';
 import { VERSION } from './version.js';
 
+/** Options of {@link registerProcessMetrics}. */
 export interface ProcessMetricsOptions {
   /** Prefix of the build_info gauge (default `quantum_vpn_`); process_/nodejs_ keep their standard names. */
   prefix?: string;

@@ -25,6 +25,10 @@ import { ErrorCode, qtError } from '../errors.js';
 import type { ConnectionAdmission, PeerAddress } from '../tunnel/observer.js';
 import { maskAddress, type Logger } from './logger.js';
 
+/**
+ * Options of {@link RateLimiter}. A limit left out (or 0) is not enforced. Rates are per second,
+ * bursts are token-bucket sizes.
+ */
 export interface RateLimitOptions {
   /** Concurrent connections per address (handshaking or established). */
   maxConnectionsPerIp?: number;
@@ -48,17 +52,34 @@ export interface RateLimitOptions {
   maxTrackedAddresses?: number;
 }
 
-export type AdmissionVerdict = { ok: true; release(): void } | { ok: false; reason: 'connection' | 'handshake' };
+/** What {@link RateLimiter.admit} answers (the same as {@link ConnectionAdmission.admit}). */
+export type AdmissionVerdict =
+  | {
+      /** Admitted. */
+      ok: true;
+      /** Call once when the connection ends, to give its place back. */
+      release(): void;
+    }
+  | {
+      /** Refused. */
+      ok: false;
+      /** Which limit refused it: `connection` the concurrent connections per address, `handshake` a handshake rate. */
+      reason: 'connection' | 'handshake';
+    };
 
 /** Counters of a {@link RateLimiter}. */
 export interface RateLimiterStats {
+  /** Connections admitted. */
   admitted: number;
+  /** Connections refused by the concurrent-connections-per-address limit. */
   rejectedConnections: number;
+  /** Connections refused by a handshake rate (per address or global). */
   rejectedHandshakes: number;
   /** Of the handshake rejections, those from the global bucket. */
   rejectedGlobal: number;
   /** Rekeys refused by a handshake bucket (per address or global). */
   rejectedRekeys: number;
+  /** Addresses (IPv6: prefixes) remembered now, at most `maxTrackedAddresses`. */
   trackedAddresses: number;
 }
 
@@ -252,6 +273,7 @@ export class RateLimiter implements ConnectionAdmission {
     return this.entries.get(this.keyOf(address))?.active ?? 0;
   }
 
+  /** The counters since the limiter was created. */
   stats(): RateLimiterStats {
     return { ...this.counters, trackedAddresses: this.entries.size };
   }

@@ -27,13 +27,19 @@ import type { HandshakeContext, HandshakeOutcome, HandshakeWatch, RekeyWatch, Tu
 import { maskAddress } from './logger.js';
 import { VERSION } from './version.js';
 
+/** The names of the spans {@link TracingObserver} emits. */
 export const SpanNames = {
+  /** A client's handshake (span kind CLIENT). */
   HANDSHAKE_INITIATOR: 'quantum.handshake.initiator',
+  /** A server's handshake (span kind SERVER). */
   HANDSHAKE_RESPONDER: 'quantum.handshake.responder',
+  /** A session resumption attempt, child of the handshake span (INTERNAL). */
   RESUMPTION: 'quantum.resumption',
+  /** One key update on one end (INTERNAL). */
   REKEY: 'quantum.rekey',
 } as const;
 
+/** Options of {@link TracingObserver}. */
 export interface TracingObserverOptions {
   /** Default: `trace.getTracer('quantum-tunnel', VERSION)` (the global provider, resolved lazily). */
   tracer?: Tracer;

@@ -42,11 +42,19 @@ export interface TunnelPoolStats {
   /** Health checks that failed (the tunnel was destroyed). */
   healthCheckFailures: number;
   /** Time callers waited in acquire() / take() until they got a tunnel (ms). */
-  acquireWait: { count: number; totalMs: number; maxMs: number };
+  acquireWait: {
+    /** Callers that got a tunnel. */
+    count: number;
+    /** Their waits added up (ms). */
+    totalMs: number;
+    /** The longest wait (ms). */
+    maxMs: number;
+  };
 }
 
 /** A tunnel on lease from a {@link TunnelPool}: use `tunnel`, then `release()` it or `destroy()` it. */
 export interface PooledTunnel {
+  /** The leased tunnel, open and ready for `send()` or stream use. */
   readonly tunnel: Tunnel;
   /**
    * Gives the tunnel back for reuse. It goes back to the idle tunnels only if it is still open,
@@ -100,7 +108,29 @@ export interface TunnelPool extends EventEmitter {
 
 /**
  * Creates a pool of tunnels to `address`, each opened with `dial(address, dialOptions)`. It starts
- * dialing at once when `minIdle` is above 0.
+ * dialing at once when `minIdle` is above 0. Callers `acquire()` a lease and `release()` it (or
+ * `destroy()` it when the tunnel's state is unknown), or `take()` a pre-opened tunnel for good.
+ * Options and their defaults: {@link TunnelPoolOptions}; docs/OPERATIONS.md, "Connection pool".
+ *
+ * Throws ERR_QT_INVALID_ARGUMENT for an invalid option. `acquire()` and `take()` reject with
+ * ERR_QT_POOL_TIMEOUT, ERR_QT_POOL_EXHAUSTED, ERR_QT_POOL_CLOSED, ERR_QT_ABORTED or the dial's own
+ * error.
+ *
+ * @example
+ * ```ts
+ * import { createTunnelPool } from 'quantum-tunnel';
+ *
+ * const pool = createTunnelPool('db.example.com:8443', { psk }, { max: 16, minIdle: 4 });
+ * const lease = await pool.acquire();
+ * try {
+ *   await lease.tunnel.send(request);
+ *   lease.release(); // back to the idle tunnels for the next caller
+ * } catch (err) {
+ *   lease.destroy(); // do not reuse a tunnel in an unknown state
+ *   throw err;
+ * }
+ * await pool.close(); // at shutdown
+ * ```
  */
 export function createTunnelPool(address: DialAddress, dialOptions: PoolDialOptions = {}, poolOptions: TunnelPoolOptions = {}): TunnelPool {
   return new Pool(address, dialOptions, resolvePoolOptions(poolOptions));

@@ -29,7 +29,7 @@ export interface AntiReplayStore {
 
 /** Options of a {@link MemoryAntiReplayStore}. */
 export interface MemoryAntiReplayStoreOptions {
-  /** Most keys held at once; default {@link DEFAULT_ANTI_REPLAY_CAPACITY}. */
+  /** Most keys held at once; default 100,000 (`DEFAULT_ANTI_REPLAY_CAPACITY`). */
   capacity?: number;
   /** Clock in milliseconds since the epoch, for tests; default Date.now. */
   now?: () => number;

@@ -221,10 +221,15 @@ export interface SessionOptions {
 
 /** Per-direction statistics, plaintext bytes and records. */
 export interface SessionStats {
+  /** Plaintext bytes sent. */
   bytesSent: number;
+  /** Plaintext bytes received. */
   bytesReceived: number;
+  /** Records sent. */
   recordsSent: number;
+  /** Records received. */
   recordsReceived: number;
+  /** Key updates completed, in either direction. */
   rekeys: number;
 }
 

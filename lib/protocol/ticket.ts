@@ -80,8 +80,27 @@ export interface TicketManagerOptions {
  * consumed in the meantime (or the single-use memory is full): refuse the resumption then.
  */
 export type TicketRedemption =
-  | { ok: true; master: Secret; suite: number; createdAt: number; consume(): boolean }
-  | { ok: false; reason: 'malformed' | 'invalid' | 'expired' | 'future' | 'version' | 'suite' | 'replayed' };
+  | {
+      /** The ticket is valid. */
+      ok: true;
+      /** The session's resumption master secret (the caller destroys it). */
+      master: Secret;
+      /** The cipher suite of the session the ticket resumes. */
+      suite: number;
+      /** When the ticket was issued, Unix seconds. */
+      createdAt: number;
+      /** Uses the ticket up; false when it already was (refuse the resumption then). */
+      consume(): boolean;
+    }
+  | {
+      /** The ticket is refused. */
+      ok: false;
+      /**
+       * Why: a wrong size, an unknown key or a bad tag, past its lifetime, issued in the future
+       * (beyond the clock skew), another ticket version, a suite not accepted, or already used.
+       */
+      reason: 'malformed' | 'invalid' | 'expired' | 'future' | 'version' | 'suite' | 'replayed';
+    };
 
 type RefusalReason = Extract<TicketRedemption, { ok: false }>['reason'];
 

@@ -24,7 +24,14 @@ import type { CertificateIdentity } from '../identity/certificates.js';
 import type { ServerCertificatePolicy } from '../protocol/v2/certAuth.js';
 
 /** `host:port`, `[v6]:port`, or `{ host, port }`. */
-export type DialAddress = string | { host?: string; port: number };
+export type DialAddress =
+  | string
+  | {
+      /** Host name or IP address. Default `localhost`. */
+      host?: string;
+      /** TCP port, 1 to 65535. */
+      port: number;
+    };
 
 function parseAddress(address: DialAddress): { host: string; port: number } {
   if (typeof address === 'object' && address !== null) {
@@ -69,11 +76,27 @@ const learnedKeys = new Map<string, PublicIdentityKey>();
 const MAX_LEARNED_KEYS = 1024;
 
 /**
- * Connects and completes the handshake. Rejects with a QuantumTunnelError (`ERR_QT_CONNECTION_FAILED`,
- * `ERR_QT_HANDSHAKE_TIMEOUT`, `ERR_QT_HANDSHAKE_FAILED`, `ERR_QT_PROTOCOL_MISMATCH` when the
+ * Connects and completes the handshake: resolves to an established {@link Tunnel}. The client
+ * side of {@link listen}. `address` is `host:port`, `[v6]:port` or `{ host, port }`. Timeouts:
+ * `connectTimeoutMs` (default 10,000 ms) for TCP, `handshakeTimeoutMs` for the handshake.
+ *
+ * Rejects with a QuantumTunnelError (`ERR_QT_CONNECTION_FAILED`,
+ * `ERR_QT_TIMEOUT`, `ERR_QT_HANDSHAKE_TIMEOUT`, `ERR_QT_HANDSHAKE_FAILED`, `ERR_QT_PROTOCOL_MISMATCH` when the
  * server does not speak the protocol, `ERR_QT_SERVER_KEY_MISMATCH` when it does not prove the key
- * pinned for it, `ERR_QT_UNKNOWN_PEER` when it does not admit our key, `ERR_QT_ABORTED`, ...;
- * `err.syscallCode` has the OS code).
+ * pinned for it, `ERR_QT_UNKNOWN_PEER` when it does not admit our key, `ERR_QT_PSK_MISMATCH`,
+ * `ERR_QT_ABORTED`, ...; `err.syscallCode` has the OS code); throws ERR_QT_INVALID_ARGUMENT for
+ * an invalid address or option. Every code: docs/ERRORS.md.
+ *
+ * @example
+ * ```ts
+ * import { dial } from 'quantum-tunnel';
+ *
+ * // Pin the server's identity key (its one-line text, from `quantum-vpn` or a known-servers file).
+ * const tunnel = await dial('db.example.com:8443', { server: { publicKey: serverKeyLine } });
+ * tunnel.on('error', (err) => console.error('tunnel failed:', err.code));
+ * await tunnel.send(Buffer.from('hello'));
+ * for await (const message of tunnel.messages()) console.log(message.toString());
+ * ```
  */
 export async function dial(address: DialAddress, options: DialOptions = {}): Promise<Tunnel> {
   const target = parseAddress(address);
@@ -93,7 +116,15 @@ export async function dial(address: DialAddress, options: DialOptions = {}): Pro
  * Asks a server for its identity key without authenticating it (docs/PROTOCOL.md §13.6): an
  * anonymous handshake, closed at once. What comes back is only a claim: compare its fingerprint
  * with one obtained out of band, or trust it on first use, then pin it (`server.publicKey`).
- * Resolves to undefined when the server has no identity key.
+ * Resolves to undefined when the server has no identity key. Rejects as {@link dial} does
+ * (ERR_QT_CONNECTION_FAILED, ERR_QT_TIMEOUT, ERR_QT_HANDSHAKE_TIMEOUT, ERR_QT_PROTOCOL_MISMATCH...).
+ *
+ * @example
+ * ```ts
+ * const key = await fetchServerKey('db.example.com:8443');
+ * if (key?.fingerprint !== expectedFingerprint) throw new Error('not the server we expect');
+ * const tunnel = await dial('db.example.com:8443', { server: { publicKey: key } });
+ * ```
  */
 export async function fetchServerKey(address: DialAddress, options: DialOptions = {}): Promise<PublicIdentityKey | undefined> {
   const anonymous: DialOptions = { ...options, psk: undefined, server: undefined, identity: undefined, ticketStore: undefined, legacyV1: false };

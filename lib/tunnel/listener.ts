@@ -33,8 +33,11 @@ import { Tunnel } from './tunnel.js';
 
 /** Details of a connection whose handshake failed (no tunnel was created). */
 export interface HandshakeErrorEvent {
+  /** Why the handshake failed (its `code` is one of the ERR_QT_* handshake codes of docs/ERRORS.md). */
   error: QuantumTunnelError;
+  /** The client's address (behind a PROXY protocol balancer: the one its header named). */
   remoteAddress: string | undefined;
+  /** The client's port, the same way. */
   remotePort: number | undefined;
   /** The PROXY protocol balancer the connection came through, when its header named the client above. */
   proxiedBy?: PeerAddress;
@@ -286,6 +289,11 @@ export class Listener extends EventEmitter implements AsyncIterable<Tunnel> {
     else if (this.iterating || this.listenerCount('tunnel') === 0) this.queue.push(tunnel);
   }
 
+  /**
+   * Yields each established tunnel (`for await (const tunnel of listener)`); ends when the
+   * listener closes. Tunnels established before iteration began, while no `'tunnel'` listener was
+   * attached, are yielded first.
+   */
   [Symbol.asyncIterator](): AsyncIterator<Tunnel> {
     this.iterating = true;
     return {
@@ -360,7 +368,28 @@ function readProxyHeader(socket: Socket, config: ProxyProtocolConfig, handle: Ha
   });
 }
 
-/** Starts a tunnel server: `listen({ host, port, ...options })`. Await `listener.ready` or the `listening` event. */
+/**
+ * Starts a tunnel server: `listen({ host, port, ...options })`. Await `listener.ready` or the
+ * `listening` event; established tunnels arrive as `'tunnel'` events (or through
+ * `for await (const tunnel of listener)`). Defaults: host `127.0.0.1`, port 0 (a free port, see
+ * {@link Listener.address}), protocol v2 only (`legacyV1` also accepts Quantum-Go v1 clients).
+ *
+ * Errors: throws ERR_QT_INVALID_ARGUMENT for an invalid option; a port that cannot be bound
+ * rejects `listener.ready` and emits `'error'` with Node's own error (`EADDRINUSE`...). A failed
+ * handshake never throws: it is reported as `'handshakeError'` ({@link HandshakeErrorEvent}).
+ *
+ * @example
+ * ```ts
+ * import { listen } from 'quantum-tunnel';
+ *
+ * const listener = listen({ host: '0.0.0.0', port: 8443 });
+ * await listener.ready;
+ * listener.on('tunnel', (tunnel) => tunnel.pipe(tunnel)); // an echo server: a Tunnel is a Duplex
+ * listener.on('handshakeError', ({ error, remoteAddress }) => console.warn(remoteAddress, error.code));
+ * // ...at shutdown:
+ * await listener.close();
+ * ```
+ */
 export function listen(options: ListenOptions = {}): Listener {
   if (options.port !== undefined && (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535)) {
     throw qtError(ErrorCode.INVALID_ARGUMENT, 'port must be an integer from 0 to 65535');

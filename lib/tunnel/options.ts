@@ -114,10 +114,13 @@ export function applyFipsOption(option: TunnelOptions['fips']): void {
 
 /** What a client needs to resume: a ticket from the server and the session's master secret. */
 export interface ResumptionState {
+  /** The ticket the server issued (opaque to the client). */
   ticket: Uint8Array;
+  /** The resumption secret, a native handle: destroy it when the state is no longer needed. */
   psk: Secret;
 }
 
+/** Options of {@link dial}: {@link TunnelOptions} and the client's own. */
 export interface DialOptions extends TunnelOptions {
   /** Protocol v1 only: try to resume; falls back to a full handshake if the server does not accept the ticket. */
   resumption?: ResumptionState;
@@ -149,8 +152,11 @@ export interface DialOptions extends TunnelOptions {
   localAddress?: string;
 }
 
+/** Options of {@link listen}: {@link TunnelOptions} and the server's own. */
 export interface ListenOptions extends TunnelOptions {
+  /** Address to listen on. Default `127.0.0.1` (loopback only: pass `0.0.0.0` or `::` to accept other hosts). */
   host?: string;
+  /** TCP port, 0 to 65535. Default 0: a free port, read it from `listener.address()`. */
   port?: number;
   /**
    * Resumption. A {@link TicketIssuer} (protocol v2): every new v2 tunnel gets a ticket in-band.
@@ -378,9 +384,34 @@ export function resolveListenPsk(options: ListenOptions): ((identity: Buffer) =>
  *   checked against `crls` (§14).
  */
 export type ServerAuthOption =
-  | { publicKey: PublicIdentityKey | string; fingerprint?: undefined; ca?: undefined }
-  | { fingerprint: string; publicKey?: undefined; ca?: undefined }
-  | { ca: CertificateInput | readonly Certificate[]; name?: string; crls?: readonly CertificateInput[]; publicKey?: undefined; fingerprint?: undefined };
+  | {
+      /** The server's pinned identity key, or its one-line text `qtun-<group> <base64>`. */
+      publicKey: PublicIdentityKey | string;
+      /** Not with `publicKey`. */
+      fingerprint?: undefined;
+      /** Not with `publicKey`. */
+      ca?: undefined;
+    }
+  | {
+      /** `SHA256:…` of the server's identity key. */
+      fingerprint: string;
+      /** Not with `fingerprint`. */
+      publicKey?: undefined;
+      /** Not with `fingerprint`. */
+      ca?: undefined;
+    }
+  | {
+      /** The trusted CAs: PEM text or parsed certificates. */
+      ca: CertificateInput | readonly Certificate[];
+      /** The name the server's certificate must hold. Default: the host dialled. */
+      name?: string;
+      /** CRLs of those CAs; with them, revocation is checked (ERR_QT_CERTIFICATE_REVOKED). */
+      crls?: readonly CertificateInput[];
+      /** Not with `ca`. */
+      publicKey?: undefined;
+      /** Not with `ca`. */
+      fingerprint?: undefined;
+    };
 
 function checkIdentityKey(key: unknown, name: string): IdentityKey {
   if (!(key instanceof IdentityKey)) return invalidArgument(`${name} must be an IdentityKey or a CertificateIdentity`);

@@ -40,9 +40,11 @@ const INBOX_HIGH_WATER = 64;
 
 /** A snapshot of a tunnel's state, from {@link Tunnel.info}. */
 export interface TunnelInfo extends SessionStats {
+  /** Which side of the handshake this end was. */
   role: 'client' | 'server';
   /** The protocol version: 'v2', or 'v1' in legacy mode. */
   protocol: string;
+  /** The cipher suite, e.g. 'AES-256-GCM'. */
   suite: string;
   /** The key exchange group (protocol v2), e.g. 'X25519 + ML-KEM-1024'; undefined in v1. */
   group: string | undefined;
@@ -52,12 +54,17 @@ export interface TunnelInfo extends SessionStats {
    * when it proved a pinned identity key; undefined for an anonymous handshake.
    */
   peerIdentity: PeerIdentity | undefined;
+  /** An identifier of this session, not secret (hex; v2: the first 16 bytes of the handshake's transcript hash). */
   sessionId: string;
+  /** The session was resumed from a ticket (an abbreviated handshake). */
   resumed: boolean;
+  /** When the handshake completed. */
   establishedAt: Date;
+  /** How long the handshake took, in milliseconds. */
   handshakeMs: number;
   /** The client: the socket's peer, or behind a PROXY protocol balancer the address its header named. */
   remoteAddress: string | undefined;
+  /** The client's port, the same way. */
   remotePort: number | undefined;
   /** The balancer a PROXY protocol header came through (listen()'s `proxyProtocol`); undefined without one. */
   proxiedBy: PeerAddress | undefined;
@@ -77,7 +84,9 @@ export interface TunnelInfo extends SessionStats {
 
 /** An alert the peer sent that did not close the tunnel (a warning other than close_notify). */
 export interface AlertEvent {
+  /** The alert level (1 = warning; a fatal alert closes the tunnel and is reported as an error instead). */
   level: number;
+  /** The alert code (docs/PROTOCOL.md §9). */
   code: number;
   /** The peer's text, untrusted: display it as data, never as our own message. */
   description: string;
@@ -323,6 +332,7 @@ export class Tunnel extends Duplex {
     }
   }
 
+  /** @internal Node's Duplex implementation. */
   override _read(): void {
     this.#wantsData = true;
     if (!this.#inbox.messageMode) this.#flushReadable();
@@ -382,10 +392,12 @@ export class Tunnel extends Duplex {
 
   // ---- sending ------------------------------------------------------------------------------
 
+  /** @internal Node's Duplex implementation. */
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
     this.#sendPieces(this.#recordsOf(chunk), callback);
   }
 
+  /** @internal Node's Duplex implementation. */
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (err?: Error | null) => void): void {
     this.#sendPieces(chunks.flatMap((c) => this.#recordsOf(c.chunk)), callback);
   }
@@ -468,6 +480,7 @@ export class Tunnel extends Duplex {
     }
   }
 
+  /** @internal Node's Duplex implementation. */
   override _final(callback: (err?: Error | null) => void): void {
     // Every write has been sealed and handed to the socket: say goodbye, half-close, and do not
     // wait forever for the peer (a reference peer never closes after close_notify, §8.8).
@@ -483,6 +496,7 @@ export class Tunnel extends Duplex {
     callback();
   }
 
+  /** @internal Node's Duplex implementation. */
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     clearTimeout(this.#closeTimer);
     this.#liveness?.stop();

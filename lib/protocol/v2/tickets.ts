@@ -217,11 +217,11 @@ export interface TicketIssuerOptions {
   key?: Secret;
   /** Bytes naming this server or cluster (1 to 65535), in every ticket's AD: its tickets open nowhere else. */
   serverIdentity: Uint8Array;
-  /** Ticket lifetime in seconds, 1 to {@link MAX_TICKET_LIFETIME_SECONDS}; default {@link DEFAULT_TICKET_LIFETIME_SECONDS}. */
+  /** Ticket lifetime in seconds, 1 to 604,800 (7 days, `MAX_TICKET_LIFETIME_SECONDS`); default 7200 (`DEFAULT_TICKET_LIFETIME_SECONDS`). */
   lifetimeSeconds?: number;
   /** Where redeemed single-use tickets are recorded; default a new {@link MemoryAntiReplayStore}. */
   antiReplay?: AntiReplayStore;
-  /** When true (the default), a ticket redeems once: {@link OpenedTicket.consume} is true only the first time. */
+  /** When true (the default), a ticket redeems once: the opened ticket's `consume()` is true only the first time. */
   singleUse?: boolean;
   /** Clock in milliseconds since the epoch, for tests; default Date.now. */
   now?: () => number;
@@ -329,7 +329,7 @@ export class TicketIssuer {
   /**
    * Issues a ticket for the session whose resumption secret is `resumptionSecret` (48 bytes; not
    * consumed). The PSK is derived and sealed natively. Throws typed errors for bad arguments or
-   * a destroyed issuer. `fixed` is for known-answer tests only (see {@link TicketEntropyForTesting}).
+   * a destroyed issuer. `fixed` is for known-answer tests only (`TicketEntropyForTesting`).
    */
   issue(resumptionSecret: Secret, fields: TicketSessionFields, fixed?: TicketEntropyForTesting): IssuedTicket {
     const key = this.#live();
@@ -374,9 +374,9 @@ export class TicketIssuer {
    * Opens a ticket a client presented with its obfuscated ticket age. Undefined when it does not
    * open under the current or previous key (another server, another key, a changed byte), is not
    * a v2 ticket, has expired (issuedAt + lifetime ≤ now), was issued more than
-   * {@link TICKET_CLOCK_SKEW_MS} in the future, or when the client's age, (obfuscatedAge - ageAdd)
-   * mod 2^32, is more than {@link TICKET_AGE_TOLERANCE_MS} from now - issuedAt. Never throws.
-   * Single use is enforced by {@link OpenedTicket.consume}, not here.
+   * 60 s (`TICKET_CLOCK_SKEW_MS`) in the future, or when the client's age, (obfuscatedAge - ageAdd)
+   * mod 2^32, is more than 10 s (`TICKET_AGE_TOLERANCE_MS`) from now - issuedAt. Never throws.
+   * Single use is enforced by the opened ticket's `consume()`, not here.
    */
   open(ticket: Uint8Array, obfuscatedAge: number): OpenedTicket | undefined {
     let psk: Secret | undefined;
