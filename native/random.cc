@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -135,8 +137,16 @@ Napi::Value TimingSafeEqual(const Napi::CallbackInfo& info) {
 }
 
 // testingRepeatNextRandomBlock(): the next FIPS-mode DRBG output repeats the previous block, so a
-// test can see the continuous RNG test put the module in its error state.
-void RepeatNextBlock(const Napi::CallbackInfo&) { g_repeat_next_block = true; }
+// test can see the continuous RNG test put the module in its error state. Only in a process
+// started with QUANTUM_TUNNEL_TESTING=1: elsewhere any code could stop the module at will.
+void RepeatNextBlock(const Napi::CallbackInfo& info) {
+  const char* flag = std::getenv("QUANTUM_TUNNEL_TESTING");
+  if (flag == nullptr || std::strcmp(flag, "1") != 0) {
+    ThrowError(info.Env(), code::kInvalidState, "testingRepeatNextRandomBlock is for tests only (QUANTUM_TUNNEL_TESTING=1)");
+    return;
+  }
+  g_repeat_next_block = true;
+}
 
 // isOperational() -> boolean, cheap: lets the JS random pool stop in the error state too.
 Napi::Value IsOperational(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !InErrorState()); }

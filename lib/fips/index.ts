@@ -240,15 +240,24 @@ export function status(): FipsStatus {
   };
 }
 
+/** The hooks below stop the crypto module at will: only a process started for tests may use them. */
+function testingOnly(): void {
+  if (process.env.QUANTUM_TUNNEL_TESTING !== '1') {
+    throw qtError(ErrorCode.INVALID_STATE, 'fips.testing is for tests only: start the process with QUANTUM_TUNNEL_TESTING=1');
+  }
+}
+
 /**
  * Test-only hooks: make one self-test or check fail, to prove failures are handled. Not part of
- * the public API: each hook can put the crypto module in its error state.
+ * the public API: each hook can put the crypto module in its error state, so each throws
+ * `ERR_QT_INVALID_STATE` unless the process was started with QUANTUM_TUNNEL_TESTING=1.
  *
  * @internal
  */
 export const testing = Object.freeze({
   /** Makes the self-test or check of this name fail on its next run. */
   injectFailure(name: string): void {
+    testingOnly();
     injectedFailures.add(name);
   },
   /** Undoes every {@link testing.injectFailure}. */
@@ -257,6 +266,7 @@ export const testing = Object.freeze({
   },
   /** The next FIPS-mode DRBG block repeats the previous one, so the continuous RNG test trips. */
   repeatNextRandomBlock(): void {
+    testingOnly();
     native.testingRepeatNextRandomBlock();
   },
 });

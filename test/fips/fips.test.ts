@@ -191,6 +191,18 @@ describe('FIPS mode', function () {
     expect(r.json?.value).to.deep.equal({ code: 'ERR_QT_FIPS_SELFTEST_FAILED', state: true });
   });
 
+  it('the failure hooks work only in a process started for tests (QUANTUM_TUNNEL_TESTING=1)', () => {
+    const production = { ...env, QUANTUM_TUNNEL_TESTING: '' }; // (runChild adds its env to this process's)
+    const r = runChild(`
+      const codes = [];
+      for (const hook of [() => qt.fips.testing.injectFailure('pairwise'), () => qt.fips.testing.repeatNextRandomBlock()]) {
+        try { hook(); codes.push(null); } catch (e) { codes.push(e.code); }
+      }
+      qt.crypto.randomBytes(1000); qt.crypto.randomBytes(1000);
+      return { codes, failed: qt.fips.status().errorState.failed };`, production);
+    expect(r.json?.value, r.stdout + r.stderr).to.deep.equal({ codes: ['ERR_QT_INVALID_STATE', 'ERR_QT_INVALID_STATE'], failed: false });
+  });
+
   it('refuses to start when one byte of the addon changed (HMAC-SHA256 integrity check)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'qt-addon-'));
     try {
