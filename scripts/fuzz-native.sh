@@ -83,8 +83,13 @@ for src in native/*.cc; do
   compile "$src" "$obj" -fsanitize=fuzzer-no-link
   objs+=("$obj")
 done
-rm -f "$out/libqt.a"
-ar rcs "$out/libqt.a" "${objs[@]}"
+for obj in "${objs[@]}"; do
+  if [ ! -f "$out/libqt.a" ] || [ "$obj" -nt "$out/libqt.a" ]; then
+    rm -f "$out/libqt.a"
+    ar rcs "$out/libqt.a" "${objs[@]}"
+    break
+  fi
+done
 harness_objs=()
 for t in "${targets[@]}"; do
   compile "native/fuzz/$t.cc" "$out/obj/fuzz_$t.o" -fsanitize=fuzzer-no-link -Inative
