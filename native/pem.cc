@@ -277,7 +277,7 @@ Napi::Value ExportPrivatePem(const Napi::CallbackInfo& info) {
 }
 
 // keyImportPrivatePem(pem, passphrase?) -> PrivateKey: the first PEM block, which must be
-// "PRIVATE KEY" or "ENCRYPTED PRIVATE KEY" (PKCS#8).
+// "PRIVATE KEY" or "ENCRYPTED PRIVATE KEY" (PKCS#8). The parsing is DecodePrivateKeyPem.
 Napi::Value ImportPrivatePem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   LibraryContext* lc = Operational(env);
@@ -290,63 +290,9 @@ Napi::Value ImportPrivatePem(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (!(pem_copy = CopyOf(env, pem))) return env.Undefined();
-  Bio in(BIO_new_mem_buf(pem_copy->data(), static_cast<int>(pem_copy->size())), BIO_free);
-  PemBlock block;
-  if (!in || !block.Read(in.get())) {
-    ThrowError(env, code::kInvalidKey, "not a PEM private key");
-    return env.Undefined();
-  }
   OpStatus st;
-  const unsigned char* p = block.data;
-  const unsigned char* end = block.data + block.len;
-  P8Info p8(nullptr, PKCS8_PRIV_KEY_INFO_free);
-  if (std::strcmp(block.name, PEM_STRING_PKCS8INF) == 0) {
-    p8.reset(d2i_PKCS8_PRIV_KEY_INFO(nullptr, &p, block.len));
-    if (!p8 || p != end) {
-      ThrowError(env, code::kInvalidKey, "the private key PEM is malformed");
-      return env.Undefined();
-    }
-  } else if (std::strcmp(block.name, PEM_STRING_PKCS8) == 0) {
-    Sig enc(d2i_X509_SIG(nullptr, &p, block.len), X509_SIG_free);
-    if (!enc || p != end) {
-      ThrowError(env, code::kInvalidKey, "the encrypted private key PEM is malformed");
-      return env.Undefined();
-    }
-    if (!pass) {
-      ThrowError(env, kBadPassphrase, "the private key is encrypted: a passphrase is required");
-      return env.Undefined();
-    }
-    const Pbkdf2Params kdf = ReadPbkdf2Params(enc.get());
-    if (kdf.pbkdf2 && kdf.iterations > kMaxIterations) {
-      ThrowError(env, code::kInvalidKey, "the encrypted private key asks for more than 10000000 PBKDF2 iterations");
-      return env.Undefined();
-    }
-    // SP 800-132 in FIPS mode: PBKDF2 with at least 1000 iterations and a 128-bit salt. (The
-    // provider's own lower-bound checks depend on how the module was installed.)
-    if (lc->fips() && kdf.pbkdf2 && (kdf.iterations < kMinIterations || kdf.salt_len < static_cast<size_t>(kSaltSize))) {
-      ThrowError(env, kNotApproved,
-                 "the private key is encrypted with PBKDF2 parameters FIPS mode does not approve (fewer than 1000 "
-                 "iterations or a salt under 16 bytes): re-encrypt it");
-      return env.Undefined();
-    }
-    p8.reset(PKCS8_decrypt_ex(enc.get(), reinterpret_cast<const char*>(pass->data()), static_cast<int>(pass->size()),
-                              lc->ctx(), lc->propq()));
-    if (!p8) {
-      if (WrongPassphrase()) {
-        ThrowError(env, kBadPassphrase, "cannot decrypt the private key: wrong passphrase");
-      } else {
-        ThrowError(env, code::kUnsupported, "the private key's encryption is not available in this mode");
-      }
-      return env.Undefined();
-    }
-  } else {
-    ThrowError(env, code::kInvalidKey,
-               "not a PKCS#8 private key (PEM \"PRIVATE KEY\" or \"ENCRYPTED PRIVATE KEY\"; convert others with "
-               "`openssl pkey`)");
-    return env.Undefined();
-  }
   KeyKind kind;
-  EVP_PKEY* pkey = DecodePkcs8(lc, p8.get(), &kind, &st);
+  EVP_PKEY* pkey = DecodePrivateKeyPem(lc, pem_copy->data(), pem_copy->size(), pass.get(), &kind, &st);
   if (st.ThrowIfFailed(env)) return env.Undefined();
   return PrivateKey::Wrap(env, pkey, kind, lc);
 }
@@ -382,22 +328,9 @@ Napi::Value ImportPublic(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   std::vector<uint8_t> copy(in.data, in.data + in.size);  // parsed in several passes: a snapshot
-  static const char kBegin[] = "-----BEGIN";
-  const bool is_pem = std::search(copy.begin(), copy.end(), kBegin, kBegin + sizeof kBegin - 1) != copy.end();
   OpStatus st;
   KeyKind kind;
-  EVP_PKEY* pkey = nullptr;
-  if (is_pem) {
-    Bio bio(BIO_new_mem_buf(copy.data(), static_cast<int>(copy.size())), BIO_free);
-    PemBlock block;
-    if (!bio || !block.Read(bio.get()) || std::strcmp(block.name, PEM_STRING_PUBLIC) != 0) {
-      ThrowError(env, code::kInvalidKey, "not a PEM public key (\"PUBLIC KEY\", SubjectPublicKeyInfo)");
-      return env.Undefined();
-    }
-    pkey = DecodeSpki(lc, block.data, static_cast<size_t>(block.len), &kind, &st);
-  } else {
-    pkey = DecodeSpki(lc, copy.data(), copy.size(), &kind, &st);
-  }
+  EVP_PKEY* pkey = DecodePublicKeyFile(lc, copy.data(), copy.size(), &kind, &st);
   if (st.ThrowIfFailed(env)) return env.Undefined();
   return PublicKey::Wrap(env, pkey, kind, lc);
 }
@@ -483,6 +416,78 @@ Napi::Value SpkiFingerprint(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+EVP_PKEY* DecodePrivateKeyPem(LibraryContext* lc, const uint8_t* pem, size_t len, const SecretBytes* pass,
+                              KeyKind* kind, OpStatus* st) {
+  Bio in(BIO_new_mem_buf(pem, static_cast<int>(len)), BIO_free);
+  PemBlock block;
+  if (!in || !block.Read(in.get())) {
+    st->Fail(code::kInvalidKey, "not a PEM private key");
+    return nullptr;
+  }
+  const unsigned char* p = block.data;
+  const unsigned char* end = block.data + block.len;
+  P8Info p8(nullptr, PKCS8_PRIV_KEY_INFO_free);
+  if (std::strcmp(block.name, PEM_STRING_PKCS8INF) == 0) {
+    p8.reset(d2i_PKCS8_PRIV_KEY_INFO(nullptr, &p, block.len));
+    if (!p8 || p != end) {
+      st->Fail(code::kInvalidKey, "the private key PEM is malformed");
+      return nullptr;
+    }
+  } else if (std::strcmp(block.name, PEM_STRING_PKCS8) == 0) {
+    Sig enc(d2i_X509_SIG(nullptr, &p, block.len), X509_SIG_free);
+    if (!enc || p != end) {
+      st->Fail(code::kInvalidKey, "the encrypted private key PEM is malformed");
+      return nullptr;
+    }
+    if (!pass) {
+      st->Fail(kBadPassphrase, "the private key is encrypted: a passphrase is required");
+      return nullptr;
+    }
+    const Pbkdf2Params kdf = ReadPbkdf2Params(enc.get());
+    if (kdf.pbkdf2 && kdf.iterations > kMaxIterations) {
+      st->Fail(code::kInvalidKey, "the encrypted private key asks for more than 10000000 PBKDF2 iterations");
+      return nullptr;
+    }
+    // SP 800-132 in FIPS mode: PBKDF2 with at least 1000 iterations and a 128-bit salt. (The
+    // provider's own lower-bound checks depend on how the module was installed.)
+    if (lc->fips() && kdf.pbkdf2 && (kdf.iterations < kMinIterations || kdf.salt_len < static_cast<size_t>(kSaltSize))) {
+      st->Fail(kNotApproved,
+               "the private key is encrypted with PBKDF2 parameters FIPS mode does not approve (fewer than 1000 "
+               "iterations or a salt under 16 bytes): re-encrypt it");
+      return nullptr;
+    }
+    p8.reset(PKCS8_decrypt_ex(enc.get(), reinterpret_cast<const char*>(pass->data()), static_cast<int>(pass->size()),
+                              lc->ctx(), lc->propq()));
+    if (!p8) {
+      if (WrongPassphrase()) {
+        st->Fail(kBadPassphrase, "cannot decrypt the private key: wrong passphrase");
+      } else {
+        st->Fail(code::kUnsupported, "the private key's encryption is not available in this mode");
+      }
+      return nullptr;
+    }
+  } else {
+    st->Fail(code::kInvalidKey,
+             "not a PKCS#8 private key (PEM \"PRIVATE KEY\" or \"ENCRYPTED PRIVATE KEY\"; convert others with "
+             "`openssl pkey`)");
+    return nullptr;
+  }
+  return DecodePkcs8(lc, p8.get(), kind, st);
+}
+
+EVP_PKEY* DecodePublicKeyFile(LibraryContext* lc, const uint8_t* in, size_t len, KeyKind* kind, OpStatus* st) {
+  static const char kBegin[] = "-----BEGIN";
+  const bool is_pem = std::search(in, in + len, kBegin, kBegin + sizeof kBegin - 1) != in + len;
+  if (!is_pem) return DecodeSpki(lc, in, len, kind, st);
+  Bio bio(BIO_new_mem_buf(in, static_cast<int>(len)), BIO_free);
+  PemBlock block;
+  if (!bio || !block.Read(bio.get()) || std::strcmp(block.name, PEM_STRING_PUBLIC) != 0) {
+    st->Fail(code::kInvalidKey, "not a PEM public key (\"PUBLIC KEY\", SubjectPublicKeyInfo)");
+    return nullptr;
+  }
+  return DecodeSpki(lc, block.data, static_cast<size_t>(block.len), kind, st);
+}
 
 EVP_PKEY* DecodeSpki(LibraryContext* lc, const uint8_t* der, size_t len, KeyKind* kind, OpStatus* st) {
   const unsigned char* p = der;

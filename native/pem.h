@@ -13,6 +13,7 @@
 #include "async_job.h"
 #include "library_context.h"
 #include "private_key.h"
+#include "secret.h"
 
 namespace qt {
 
@@ -22,6 +23,16 @@ void InitPem(Napi::Env env, Napi::Object exports);
 // (P-384: full public-key validation; ML-KEM: the FIPS 203 modulus check). nullptr with the
 // failure in *st (ERR_QT_INVALID_KEY, or ERR_QT_UNSUPPORTED_ALGORITHM for another algorithm).
 EVP_PKEY* DecodeSpki(LibraryContext* lc, const uint8_t* der, size_t len, KeyKind* kind, OpStatus* st);
+
+// A private key from the first PEM block of `pem` (the whole input, a private copy): "PRIVATE KEY",
+// or "ENCRYPTED PRIVATE KEY" decrypted with `pass` (nullptr: none given), checked as DecodeSpki
+// checks public keys. nullptr with the failure in *st. keyImportPrivatePem's parsing.
+EVP_PKEY* DecodePrivateKeyPem(LibraryContext* lc, const uint8_t* pem, size_t len, const SecretBytes* pass,
+                              KeyKind* kind, OpStatus* st);
+
+// A public key from SPKI as PEM ("PUBLIC KEY", the first block) or DER (a private copy).
+// keyImportPublic's parsing.
+EVP_PKEY* DecodePublicKeyFile(LibraryContext* lc, const uint8_t* in, size_t len, KeyKind* kind, OpStatus* st);
 
 // SPKI DER of a key's public half.
 bool EncodeSpki(EVP_PKEY* pkey, std::vector<uint8_t>* out);

@@ -6,6 +6,8 @@
 // what the fuzzer finds interesting goes to fuzz/.build/corpus/<target>/, and a failing input to
 // fuzz/findings/<target>/, to be copied into fuzz/regressions/<target>/ once fixed (the test suite
 // replays both directories: test/fuzz/corpus.test.ts). Exit status 1 when any target fails.
+// The native targets (native/fuzz/*.cc, libFuzzer) run afterwards through scripts/fuzz-native.sh
+// with the same --time; --only takes names from both sets.
 'use strict';
 const { spawnSync, execFileSync } = require('node:child_process');
 const { cpSync, existsSync, mkdirSync, readdirSync } = require('node:fs');
@@ -16,6 +18,7 @@ const fuzzDir = join(root, 'fuzz');
 const build = join(fuzzDir, '.build');
 // Targets that return a promise (the handshakes) run asynchronously; the rest with --sync.
 const TARGETS = { frames: 'sync', messages: 'sync', identities: 'sync', responder: 'async', initiator: 'async' };
+const NATIVE = readdirSync(join(root, 'native', 'fuzz')).filter((f) => f.endsWith('.cc')).map((f) => f.slice(0, -3));
 
 function option(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
@@ -71,8 +74,22 @@ function summary(output) {
 
 async function main() {
   const seconds = Number(option('time', '60'));
-  const only = option('only', Object.keys(TARGETS).join(',')).split(',');
-  for (const t of only) if (!(t in TARGETS)) throw new Error(`unknown target ${t} (targets: ${Object.keys(TARGETS).join(', ')})`);
+  const all = [...Object.keys(TARGETS), ...NATIVE];
+  const requested = option('only', all.join(',')).split(',');
+  for (const t of requested) if (!all.includes(t)) throw new Error(`unknown target ${t} (targets: ${all.join(', ')})`);
+  const only = requested.filter((t) => t in TARGETS);
+  const native = requested.filter((t) => NATIVE.includes(t));
+  let failed = only.length > 0 ? await fuzzJs(seconds, only) : 0;
+  if (native.length > 0) {
+    const r = spawnSync('bash', [join(__dirname, 'fuzz-native.sh'), '--time', String(seconds), '--only', native.join(',')],
+      { cwd: root, stdio: 'inherit' });
+    if (r.status !== 0) failed++;
+  }
+  process.exit(failed ? 1 : 0);
+}
+
+/** The Jazzer.js targets; returns how many failed. */
+async function fuzzJs(seconds, only) {
   ensureJazzer();
   const preload = execFileSync(process.execPath, [join(__dirname, 'fuzz-compat.cjs')], { encoding: 'utf8' }).trim();
   const targets = await bundle();
@@ -106,7 +123,7 @@ async function main() {
     const rate = r.runs !== undefined && r.seconds ? Math.round(r.runs / r.seconds) : '';
     console.log(`${r.target.padEnd(12)} ${(r.ok ? 'ok' : 'FAIL').padEnd(7)} ${String(r.runs ?? '').padEnd(11)} ${String(rate).padEnd(8)} ${String(r.edges ?? '').padEnd(6)} ${String(r.features ?? '').padEnd(9)} ${r.corpus ?? ''}`);
   }
-  process.exit(failed ? 1 : 0);
+  return failed;
 }
 
 main().catch((e) => {
