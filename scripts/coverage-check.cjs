@@ -25,12 +25,15 @@ const fs = require('node:fs');
 const path = require('node:path');
 const crypto = require('node:crypto');
 const { fileURLToPath } = require('node:url');
-const { mergeScriptCovs } = require('@bcoe/v8-coverage');
-const v8toIstanbul = require('v8-to-istanbul');
-const libCoverage = require('istanbul-lib-coverage');
-const libReport = require('istanbul-lib-report');
-const reports = require('istanbul-reports');
-const esbuild = require('esbuild');
+// c8's own libraries (and tsx's esbuild), resolved from those packages so that no other
+// devDependency is needed.
+const from = (pkg, name) => require(require.resolve(name, { paths: [path.dirname(require.resolve(`${pkg}/package.json`))] }));
+const { mergeScriptCovs } = from('c8', '@bcoe/v8-coverage');
+const v8toIstanbul = from('c8', 'v8-to-istanbul');
+const libCoverage = from('c8', 'istanbul-lib-coverage');
+const libReport = from('c8', 'istanbul-lib-report');
+const reports = from('c8', 'istanbul-reports');
+const esbuild = from('tsx', 'esbuild');
 
 // Trees held to a floor (issue 13): the wire protocol and the cryptography wrappers.
 const GATES = [
