@@ -5,7 +5,8 @@
 import { expect } from 'chai';
 import { crypto, ErrorCode, QuantumTunnelError } from '../../lib/index.js';
 import { qtError } from '../../lib/errors.js';
-import { createSelfSignedCa, type Certificate } from '../../lib/crypto/x509.js';
+import { createSelfSignedCa, type Certificate, issueCertificate } from '../../lib/crypto/x509.js';
+import { CertificateIdentity } from '../../lib/identity/certificates.js';
 import * as mldsa from '../../lib/crypto/mldsa.js';
 import { CipherSuite } from '../../lib/protocol/constants.js';
 import {
@@ -98,6 +99,34 @@ describe('protocol v2 certificate messages: hostile encodings', () => {
     const sig = Buffer.alloc(mldsa.ML_DSA_87_SIZES.signature, 7);
     const body = Buffer.concat([Buffer.from([9, 6]), Buffer.from([sig.length >> 8, sig.length & 0xff]), sig]);
     await expectReject(checkCertificateVerify(body, ca, 'server', hash), ErrorCode.CERTIFICATE_BAD_SIGNATURE);
+  });
+
+  it('a server that asks for a client certificate without requiring one admits a client that has none, anonymously', async () => {
+    const { privateKey } = mldsa.generateKeyPair();
+    const cert = issueCertificate({
+      issuer: ca,
+      issuerKey: key,
+      publicKey: privateKey,
+      subject: { commonName: 'server.edges.test' },
+      dnsNames: ['server.edges.test'],
+      extendedKeyUsage: ['serverAuth'],
+      notAfter: new Date(Date.now() + 3_600_000),
+    });
+    const identity = new CertificateIdentity([cert], privateKey);
+    const group = kemGroupById(KemGroup.X25519_MLKEM1024)!;
+    const [cr, sr] = await converse(
+      new ClientHandshakeV2({ cipherSuites: [CipherSuite.AES_256_GCM], groups: [group], serverCertificate: { trusted: [ca], dnsName: 'server.edges.test' } }),
+      new ServerHandshakeV2({ cipherSuites: [CipherSuite.AES_256_GCM], groups: [group], certificate: identity, clientCertificates: { trusted: [ca] } }),
+    );
+    try {
+      expect(cr.peerIdentity?.type).to.equal('certificate');
+      expect(sr.peerIdentity).to.equal(undefined);
+      expect(sr.resumable).to.equal(false); // certificate mode never issues tickets
+      expect(cr.clientTrafficSecret.length).to.equal(sr.clientTrafficSecret.length);
+    } finally {
+      for (const r of [cr, sr]) for (const x of [r.clientTrafficSecret, r.serverTrafficSecret, r.exporterSecret, r.resumptionSecret]) x.destroy();
+      identity.destroy();
+    }
   });
 
   it('createSelfSignedCa refuses a pathLength outside 0..255 or not an integer', () => {
