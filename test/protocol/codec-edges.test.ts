@@ -26,6 +26,9 @@ import {
 } from '../../lib/protocol/messages.js';
 import { MemoryAntiReplayStore } from '../../lib/protocol/antiReplay.js';
 import { offloadNow } from '../../lib/protocol/offload.js';
+import type { Handshake, HandshakeResult, HandshakeStep, HandshakeSummary } from '../../lib/protocol/handshake.js';
+import { kemGroupById, KemGroup } from '../../lib/protocol/v2/groups.js';
+import type { V2HandshakeResult } from '../../lib/protocol/v2/handshake.js';
 import { responderVersion, V1, V2 } from '../../lib/protocol/versions.js';
 import { alertBody, alertCodeFor, alertError, isPeerAlert, plaintextAlert, V2AlertCode } from '../../lib/protocol/v2/alerts.js';
 import { epochKey, FIRST_APPLICATION_EPOCH, InnerType, type InnerTypeValue, MAX_INNER_PLAINTEXT, RECORD_TYPE, RecordLayer } from '../../lib/protocol/v2/record.js';
@@ -280,7 +283,39 @@ describe('MemoryAntiReplayStore: full, expired and long keys', () => {
   });
 });
 
+/** Both sides of a handshake through the Handshake interface, as the tunnel's driver runs them (v1 and v2). */
+async function converse(initiator: Handshake, responder: Handshake): Promise<[HandshakeSummary, HandshakeSummary]> {
+  let i: HandshakeStep = await initiator.start();
+  let r: HandshakeStep = await responder.start();
+  const next = (step: HandshakeStep, bytes: Buffer): Frame | Buffer => {
+    const reader = new FrameReader();
+    reader.push(Buffer.from(bytes));
+    return step.next === 'frame' ? reader.nextFrame()! : reader.nextHandshakeRecord()!;
+  };
+  for (let turn = 0; turn < 12; turn++) {
+    if (i.result && r.result) return [i.result, r.result];
+    if (i.send.length > 0 && r.next !== 'done') r = await responder.receive(next(r, i.send.shift()!));
+    else if (r.send.length > 0 && i.next !== 'done') i = await initiator.receive(next(i, r.send.shift()!));
+    else if (i.send.length > 0) i.send.shift(); // v2: the client's last flight after the server is done
+  }
+  throw new Error('the handshake did not finish');
+}
+
 describe('versions and offload policy', () => {
+  it("discard() cleanses every secret of a completed handshake no session took (a listener closing meanwhile), v1 and v2", async () => {
+    const v1 = (await converse(await V1.initiator({ cipherSuites: [CipherSuite.AES_256_GCM], groups: [] }), V1.responder({ cipherSuites: [CipherSuite.AES_256_GCM], groups: [] }))) as [HandshakeResult, HandshakeResult];
+    for (const r of v1) {
+      V1.discard(r);
+      expect([r.master.destroyed, r.sendKey.destroyed, r.receiveKey.destroyed]).to.deep.equal([true, true, true]);
+    }
+    const groups = [kemGroupById(KemGroup.X25519_MLKEM1024)!];
+    const v2 = (await converse(await V2.initiator({ cipherSuites: [CipherSuite.AES_256_GCM], groups }), V2.responder({ cipherSuites: [CipherSuite.AES_256_GCM], groups }))) as [V2HandshakeResult, V2HandshakeResult];
+    for (const r of v2) {
+      V2.discard(r);
+      expect([r.clientTrafficSecret, r.serverTrafficSecret, r.exporterSecret, r.resumptionSecret].map((x) => x.destroyed)).to.deep.equal([true, true, true, true]);
+    }
+  });
+
   it('a first frame that is not a ClientHello (or is empty) goes to v2, which refuses it', () => {
     expect(responderVersion({ type: MessageType.PING, payload: Buffer.from([1]), raw: Buffer.alloc(0) }, true)).to.equal(V2);
     expect(responderVersion({ type: MessageType.CLIENT_HELLO, payload: Buffer.alloc(0), raw: Buffer.alloc(0) }, true)).to.equal(V2);
