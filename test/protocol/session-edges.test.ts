@@ -2,12 +2,12 @@
  * Session and handshake paths a hostile or unusual peer reaches that the wider tests do not: a v1
  * rekey to a public key we cannot encapsulate to, a fatal alert asked of a session already
  * destroyed, and an anonymous client of a pinned-key server that authorizes clients by key but
- * does not require them.
+ * does not require them, and a pinned key whose ML-KEM half fails the FIPS 203 check.
  */
 import { expect } from 'chai';
 import { crypto, ErrorCode, QuantumTunnelError } from '../../lib/index.js';
 import { qtError } from '../../lib/errors.js';
-import { AuthorizedPeers, IdentityKey } from '../../lib/identity/keys.js';
+import { AuthorizedPeers, IdentityKey, PublicIdentityKey } from '../../lib/identity/keys.js';
 import { CipherSuite, MessageType } from '../../lib/protocol/constants.js';
 import { FrameReader } from '../../lib/protocol/frame.js';
 import type { HandshakeResult } from '../../lib/protocol/handshake.js';
@@ -15,6 +15,7 @@ import { encodeRekeyPayload } from '../../lib/protocol/messages.js';
 import { SecureSession } from '../../lib/protocol/session.js';
 import { kemGroupById, KemGroup } from '../../lib/protocol/v2/groups.js';
 import { ClientHandshakeV2, ServerHandshakeV2 } from '../../lib/protocol/v2/handshake.js';
+import { V2_VERSION_NUMBER } from '../../lib/protocol/v2/messages.js';
 import { SessionV2 } from '../../lib/protocol/v2/session.js';
 import * as testing from '../../lib/testing.js';
 import { converse } from '../helpers/handshakes.js';
@@ -88,6 +89,29 @@ describe('session edges', () => {
     } finally {
       server.destroy();
       friend.destroy();
+    }
+  });
+
+  it('a pinned key of the right size whose ML-KEM half fails the FIPS 203 modulus check is refused at encapsulation (INVALID_KEY)', () => {
+    // Keys are checked for size when read; the modulus check happens at the first encapsulation.
+    const valid = IdentityKey.generate(group);
+    try {
+      const bytes = Buffer.from(valid.publicKey.bytes);
+      bytes.fill(0xff, 32); // every ML-KEM coefficient 4095 >= q
+      const bad = PublicIdentityKey.fromBytes(group, bytes);
+      let caught: unknown;
+      try {
+        group.encapsulate(bad.bytes, V2_VERSION_NUMBER).secret.destroy();
+      } catch (err) {
+        caught = err;
+      }
+      expect((caught as QuantumTunnelError).code).to.equal(ErrorCode.INVALID_KEY);
+      // The valid key still encapsulates: the failure left nothing behind.
+      const ok = group.encapsulate(valid.publicKey.bytes, V2_VERSION_NUMBER);
+      expect(ok.share.length).to.equal(group.serverShareSize);
+      ok.secret.destroy();
+    } finally {
+      valid.destroy();
     }
   });
 });
