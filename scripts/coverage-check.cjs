@@ -16,9 +16,10 @@
 // code (same file, same source map), maps each variant to the .ts source on its own, and merges
 // the results there, where positions agree.
 //
-// Files under lib/ that no process loaded count as wholly uncovered, measured on their
-// transpiled code (so comments and types are not lines); files that transpile to nothing (type
-// declarations only, such as lib/protocol/peerIdentity.ts) have no executable lines.
+// Lines are the .ts file's lines, as c8 counts them (a comment inside code that ran counts as
+// covered). Files under lib/ that no process loaded count as wholly uncovered, measured on their
+// transpiled code (so their comments and types are not lines); files that transpile to nothing
+// (type declarations only, such as lib/protocol/peerIdentity.ts) have no lines.
 //
 // Usage: node scripts/coverage-check.cjs [raw-coverage-dir]   (default coverage/tmp)
 const fs = require('node:fs');
@@ -126,6 +127,9 @@ async function main() {
     const empty = [{ functionName: '(not loaded)', ranges: [{ startOffset: 0, endOffset: code.length, count: 0 }], isBlockCoverage: true }];
     coverageMap.merge(await toIstanbul(file, { source: code, sourceMap: { sourcemap } }, empty));
   }
+
+  // Source maps may name sources that are no files (esbuild's `<define:import.meta>`): drop them.
+  coverageMap.filter((file) => inLib(file) && fs.existsSync(file));
 
   fs.mkdirSync(outDir, { recursive: true });
   const context = libReport.createContext({ dir: outDir, coverageMap });
