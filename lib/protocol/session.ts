@@ -366,11 +366,6 @@ export class SecureSession implements Session {
     return left > 0n ? Number(left) : 0;
   }
 
-  /** Number of records `length` plaintext bytes become. */
-  static recordsFor(length: number, maxRecord = MAX_RECORD_PLAINTEXT): number {
-    return Math.ceil(length / maxRecord);
-  }
-
   /**
    * Seals plaintext chunks (each 1..65,479 bytes) as consecutive records into one buffer, with one
    * native call per run of chunks under one key.

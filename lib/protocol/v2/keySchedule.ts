@@ -142,10 +142,6 @@ export class KeySchedule {
     this.#c = constants(params);
   }
 
-  get params(): ScheduleParams {
-    return this.#params;
-  }
-
   transcriptHash(messages: readonly Uint8Array[]): Buffer {
     return this.#params.hash(messages);
   }
