@@ -48,7 +48,7 @@ export interface RateLimitOptions {
   maxTrackedAddresses?: number;
 }
 
-export type AdmissionVerdict = { ok: true; release(): void } | { ok: false; reason: 'connection' | 'handshake' };
+export type AdmissionVerdict = { ok: true; release: () => void } | { ok: false; reason: 'connection' | 'handshake' };
 
 /** Counters of a {@link RateLimiter}. */
 export interface RateLimiterStats {

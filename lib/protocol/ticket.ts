@@ -80,7 +80,7 @@ export interface TicketManagerOptions {
  * consumed in the meantime (or the single-use memory is full): refuse the resumption then.
  */
 export type TicketRedemption =
-  | { ok: true; master: Secret; suite: number; createdAt: number; consume(): boolean }
+  | { ok: true; master: Secret; suite: number; createdAt: number; consume: () => boolean }
   | { ok: false; reason: 'malformed' | 'invalid' | 'expired' | 'future' | 'version' | 'suite' | 'replayed' };
 
 type RefusalReason = Extract<TicketRedemption, { ok: false }>['reason'];

@@ -4,6 +4,7 @@
  * is ignored (observability must never break a tunnel). Traffic is reported per write/read batch,
  * not per record, to stay off the hot path.
  */
+import { isArray } from '../crypto/bytes.js';
 
 /** Who is on the other end (never secret). */
 export interface PeerAddress {
@@ -79,7 +80,7 @@ export class ObserverSet {
   private readonly list: TunnelObserver[];
 
   constructor(observers: TunnelObserver | readonly TunnelObserver[] | undefined) {
-    this.list = observers === undefined ? [] : Array.isArray(observers) ? [...observers] : [observers as TunnelObserver];
+    this.list = observers === undefined ? [] : isArray(observers) ? [...observers] : [observers];
   }
 
   get empty(): boolean {
@@ -140,7 +141,7 @@ function safe(fn: () => void): void {
  * any cryptography. `release` is called when the connection ends.
  */
 export interface ConnectionAdmission {
-  admit(peer: PeerAddress): { ok: true; release(): void } | { ok: false; reason: 'connection' | 'handshake' };
+  admit(peer: PeerAddress): { ok: true; release: () => void } | { ok: false; reason: 'connection' | 'handshake' };
   /**
    * Consulted for each rekey a peer asks for (a rekey costs a key exchange, like a handshake):
    * false refuses it and the tunnel is closed. Absent: rekeys are limited only per tunnel.
