@@ -447,7 +447,7 @@ function versionBelow(a: string, b: string): boolean {
 
 /** The prebuilds this package ships, for messages: `linux-x64 (glibc >= 2.34)`. */
 function shippedPrebuilds(root: string): string[] {
-  let dirs: string[] = [];
+  let dirs: string[];
   try {
     dirs = readdirSync(join(root, 'prebuilds'));
   } catch {

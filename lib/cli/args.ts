@@ -203,8 +203,11 @@ const SIZE_UNITS: Record<string, number> = {
 
 /** `100MB`, `1GB`, `512K`, `4096` (bytes). K/M/G are powers of 1024, as in the reference. */
 export function parseSize(value: string, what = '--size'): number {
+  // eslint-disable-next-line security/detect-unsafe-regex -- linear: each quantified part is a disjoint character class
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
-  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+  const suffix = m ? m[2]!.toLowerCase() : '';
+  // Own keys only: `10constructor` is an unknown unit, not Object.prototype's constructor.
+  const unit = m && Object.hasOwn(SIZE_UNITS, suffix) ? SIZE_UNITS[suffix] : undefined;
   if (!m || unit === undefined) throw new UsageError(`invalid ${what} ${JSON.stringify(value)}: expected a number with an optional unit K, KB, M, MB, G or GB`);
   const bytes = Math.floor(Number(m[1]) * unit);
   if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new UsageError(`invalid ${what} ${JSON.stringify(value)}: must be at least 1 byte`);
@@ -217,6 +220,7 @@ const DURATION_UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3
 export function parseDuration(value: string, what: string): number {
   const v = value.trim();
   if (v === '0') return 0;
+  // eslint-disable-next-line security/detect-unsafe-regex -- linear: digits, an optional fraction, then a literal unit
   const re = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
   let total = 0;
   let pos = 0;

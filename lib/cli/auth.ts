@@ -133,7 +133,7 @@ export function keyAuthFromFlags(flags: FlagValues, role: 'client' | 'server', c
   if (caFile && (peersFile || serverKeyArg || knownFile)) throw new UsageError('--ca (certificates) and pinned keys (--authorized-peers, --server-key, --known-servers) are different modes: choose one');
   const ca = caFile ? readCertificates(caFile, '--ca') : undefined;
   const crls = crlFile ? [readText(crlFile, '--crl')] : undefined;
-  if (certFile) return certificateSetup(role, certFile, identityFiles[0]!, passphraseFile, ca, crls, serverName);
+  if (certFile) return certificateSetup(role, certFile, identityFiles[0], passphraseFile, ca, crls, serverName);
   if (role === 'client' && ca) return certificateSetup(role, undefined, undefined, undefined, ca, crls, serverName);
   if (role === 'server' && ca) throw new UsageError('--ca on the server needs --cert: clients send certificates only to a server that sent one');
   if (role === 'server') {

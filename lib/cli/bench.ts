@@ -341,7 +341,9 @@ function ourThroughput(run: BenchRun, ciphers: CipherName[], size: number, durat
   return withListener(run, ciphers, (listener) =>
     benchThroughput(
       async () => {
-        const received = new Promise<{ bytes: number; last: number }>((resolve, reject) => listener.once('tunnel', (t: Tunnel) => countReceived(t).then(resolve, reject)));
+        const received = new Promise<{ bytes: number; last: number }>((resolve, reject) => listener.once('tunnel', (t: Tunnel) => {
+          countReceived(t).then(resolve, reject);
+        }));
         const client = await dial({ host: '127.0.0.1', port: listener.address().port }, runOptions(run, ciphers));
         try {
           checkTunnel(client, run, suite);
@@ -399,7 +401,11 @@ class TlsSide {
     try {
       const r = await benchThroughput(
         async () => {
-          const received = new Promise<{ bytes: number; last: number }>((resolve, reject) => (receiver = (s) => countReceived(s).then(resolve, reject)));
+          const received = new Promise<{ bytes: number; last: number }>((resolve, reject) => {
+            receiver = (s) => {
+              countReceived(s).then(resolve, reject);
+            };
+          });
           return { client: await peer.connect(), received };
         },
         this.labels(),

@@ -155,7 +155,7 @@ export async function tlsPeer(options: TlsPeerOptions): Promise<TlsPeer> {
               resolve(s);
             } catch (e) {
               s.destroy();
-              reject(e as Error);
+              reject(e instanceof Error ? e : new Error(String(e)));
             }
           },
         );

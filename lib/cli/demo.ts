@@ -276,7 +276,9 @@ class EchoClient {
     await this.tunnel.send(message);
     const queued = this.queue.shift();
     if (queued) return queued;
-    if (this.ended !== undefined) throw this.ended ?? new CliError('the server closed the connection before the echo arrived');
+    // Read again: the tunnel may have ended during the send (TypeScript keeps the narrowing from before the await).
+    const ended = this.ended as Error | null | undefined;
+    if (ended !== undefined) throw ended ?? new CliError('the server closed the connection before the echo arrived');
     return new Promise<Buffer>((resolve, reject) => {
       const timer = timeoutMs > 0 ? setTimeout(() => {
         this.waiter = undefined;

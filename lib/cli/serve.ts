@@ -237,9 +237,9 @@ class Services {
     return {
       registry: { metrics: () => this.aggregated.metrics(), contentType: this.aggregated.contentType },
       snapshot: () => {
-        const sum: Record<string, number> = {};
-        for (const p of this.running.values()) for (const [k, v] of Object.entries(p.metrics.snapshot())) sum[k] = (sum[k] ?? 0) + v;
-        return { ...sum, uptimeSeconds: (performance.now() - this.startedAt) / 1000 } as unknown as MetricsSnapshot;
+        const sum = new Map<string, number>();
+        for (const p of this.running.values()) for (const [k, v] of Object.entries(p.metrics.snapshot()) as Array<[string, number]>) sum.set(k, (sum.get(k) ?? 0) + v);
+        return { ...Object.fromEntries(sum), uptimeSeconds: (performance.now() - this.startedAt) / 1000 } as unknown as MetricsSnapshot;
       },
     };
   }
@@ -344,6 +344,7 @@ export const serveCommand: Command = {
     const watch = shutdownSignal();
     // SIGHUP from now on: one during start-up reloads once every service runs (not the default: exit).
     let hupDuringStart = false;
+    // eslint-disable-next-line prefer-const -- the reload closure below reads it before start-up assigns it once
     let services: Services | undefined;
     // Reloads run one at a time; a request during one runs once it is over.
     let reloading: Promise<void> | undefined;
@@ -365,7 +366,7 @@ export const serveCommand: Command = {
             out(`reload failed: ${plural(next.issues.length, 'error')}; the running configuration stays`);
             continue;
           }
-          await services!.apply(next.config);
+          await services.apply(next.config);
         } while (again);
       })().finally(() => (reloading = undefined));
     };

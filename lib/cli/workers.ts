@@ -71,6 +71,7 @@ export function parseWorkerCount(value: string): number {
 /** In a forward worker, its slot (1 to N, the same for its replacements); undefined elsewhere. */
 export function workerSlot(): number | undefined {
   if (!cluster.isWorker) return undefined;
+  // eslint-disable-next-line security/detect-object-injection -- SLOT_VARIABLE is a constant name
   const n = Number(process.env[SLOT_VARIABLE]);
   return Number.isInteger(n) && n > 0 ? n : undefined;
 }
@@ -214,7 +215,8 @@ class WorkerPool {
   /** Counters and histograms of workers that exited, folded into one set. */
   private retired: MetricsJson = [];
   private retiredPending: MetricsJson[] = [];
-  private retiredSnapshot: Partial<Record<keyof MetricsSnapshot, number>> = {};
+  /** Keyed by what workers report over IPC: a Map, so no reported name reaches an object's prototype. */
+  private readonly retiredSnapshot = new Map<string, number>();
   private aggregated: Registry = new Registry();
   private readonly own = new Registry();
   private readonly running: Gauge<string>;
@@ -399,8 +401,8 @@ class WorkerPool {
   /** Keeps what an exited worker had counted (counters and histograms, not gauges). */
   private retire(status: WorkerStatus): void {
     this.retiredPending.push(status.metrics.filter((m) => String(m.type) === 'counter' || String(m.type) === 'histogram'));
-    for (const [k, v] of Object.entries(status.snapshot ?? {}) as Array<[keyof MetricsSnapshot, number]>) {
-      if (k !== 'sessionsActive' && k !== 'handshakesPending' && k !== 'uptimeSeconds') this.retiredSnapshot[k] = (this.retiredSnapshot[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(status.snapshot ?? {}) as Array<[string, number]>) {
+      if (k !== 'sessionsActive' && k !== 'handshakesPending' && k !== 'uptimeSeconds') this.retiredSnapshot.set(k, (this.retiredSnapshot.get(k) ?? 0) + v);
     }
   }
 
@@ -409,11 +411,11 @@ class WorkerPool {
     return {
       registry: { metrics: () => this.aggregated.metrics(), contentType: this.aggregated.contentType },
       snapshot: () => {
-        const sum = { ...this.retiredSnapshot } as Record<string, number>;
+        const sum = new Map(this.retiredSnapshot);
         for (const s of this.slots) {
-          for (const [k, v] of Object.entries(s.status?.snapshot ?? {})) sum[k] = (sum[k] ?? 0) + v;
+          for (const [k, v] of Object.entries(s.status?.snapshot ?? {}) as Array<[string, number]>) sum.set(k, (sum.get(k) ?? 0) + v);
         }
-        return { ...sum, uptimeSeconds: (performance.now() - this.startedAt) / 1000 } as unknown as MetricsSnapshot;
+        return { ...Object.fromEntries(sum), uptimeSeconds: (performance.now() - this.startedAt) / 1000 } as unknown as MetricsSnapshot;
       },
     };
   }
@@ -422,9 +424,8 @@ class WorkerPool {
   checks(): Record<string, CheckResult> {
     const names = new Set(this.slots.flatMap((s) => Object.keys(s.status?.checks ?? {})));
     names.delete('fips');
-    const checks: Record<string, CheckResult> = { workers: this.workersCheck() };
-    for (const name of names) checks[name] = this.merged(name)!;
-    return checks;
+    // Check names come from the workers over IPC: entries, so none reaches the prototype.
+    return Object.fromEntries([['workers', this.workersCheck()], ...[...names].map((name): [string, CheckResult] => [name, this.merged(name)!])]);
   }
 
   private workersCheck(): CheckResult {
@@ -438,7 +439,12 @@ class WorkerPool {
 
   /** The workers' `name` checks as one: the worst, naming its worker unless all agree. */
   merged(name: string): CheckResult | undefined {
-    const results = this.slots.flatMap((s) => (s.status?.checks[name] ? [{ n: s.n, r: s.status.checks[name] }] : []));
+    const results = this.slots.flatMap((s) => {
+      // An own property only: a worker without this check must not read Object.prototype's `constructor`.
+      // eslint-disable-next-line security/detect-object-injection -- own property, checked with Object.hasOwn
+      const r = s.status && Object.hasOwn(s.status.checks, name) ? s.status.checks[name] : undefined;
+      return r ? [{ n: s.n, r }] : [];
+    });
     if (results.length === 0) return undefined;
     const worst = results.reduce((a, b) => (RANK[b.r.status] > RANK[a.r.status] ? b : a));
     if (results.every((x) => x.r.status === worst.r.status && x.r.detail === worst.r.detail)) return worst.r;

@@ -158,6 +158,21 @@ function keyFromEnv(part: string): string {
   return part.toLowerCase().replace(/_/g, '-');
 }
 
+/**
+ * `obj[key]` if it is `obj`'s own property: keys from the file and the environment (a service
+ * called `constructor`) never read Object.prototype.
+ */
+function ownValue(obj: object, key: PropertyKey): unknown {
+  // eslint-disable-next-line security/detect-object-injection -- an own property, checked just before
+  return Object.hasOwn(obj, key) ? (obj as Record<PropertyKey, unknown>)[key] : undefined;
+}
+
+/** Sets `obj[key]` as an own data property: a `__proto__` key from the file or the environment stays a key. */
+function setOwn<T>(obj: object, key: PropertyKey, value: T): T {
+  Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+  return value;
+}
+
 /** Applies the QUANTUM_VPN_ overrides to `data` (a copy), recording their origin. */
 function applyEnvironment(data: Record<string, unknown>, env: NodeJS.ProcessEnv, positions: Positions, issues: ConfigIssue[]): Record<string, unknown> {
   const out: Record<string, unknown> = structuredClone(data);
@@ -181,7 +196,7 @@ function applyEnvironment(data: Record<string, unknown>, env: NodeJS.ProcessEnv,
     const spec = KEY_SPECS.get(key);
     if (spec && spec.kind !== 'string') {
       try {
-        value = parseArgs([spec], [`--${key}=${raw}`]).flags[key];
+        value = ownValue(parseArgs([spec], [`--${key}=${raw}`]).flags, key);
       } catch (e) {
         issues.push({ origin: { env: name }, path: dotted(path), message: spec.kind === 'boolean' ? 'expected true or false' : stripFlagPrefix((e as Error).message) });
         continue;
@@ -190,7 +205,7 @@ function applyEnvironment(data: Record<string, unknown>, env: NodeJS.ProcessEnv,
     let node: Record<string, unknown> = out;
     let ok = true;
     for (const part of path.slice(0, -1)) {
-      const next = node[part] ?? (node[part] = {});
+      const next = ownValue(node, part) ?? setOwn(node, part, {});
       if (typeof next !== 'object' || next === null || Array.isArray(next)) {
         ok = false;
         break;
@@ -201,7 +216,7 @@ function applyEnvironment(data: Record<string, unknown>, env: NodeJS.ProcessEnv,
       issues.push({ origin: { env: name }, path: dotted(path), message: 'the file does not have a map here' });
       continue;
     }
-    node[key] = value;
+    setOwn(node, key, value);
     positions.value.set(pathKey(path), { env: name });
     positions.key.set(pathKey(path), { env: name });
   }
@@ -221,6 +236,7 @@ function closest(word: string, candidates: readonly string[]): string | undefine
   return best;
 }
 
+/* eslint-disable security/detect-object-injection -- integer indexes into a number array and strings */
 function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
@@ -234,10 +250,11 @@ function editDistance(a: string, b: string): number {
   }
   return row[b.length]!;
 }
+/* eslint-enable security/detect-object-injection */
 
 function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
   let v = data;
-  for (const p of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[p] : undefined;
+  for (const p of path) v = v !== null && typeof v === 'object' ? ownValue(v, p) : undefined;
   return v;
 }
 
@@ -250,7 +267,7 @@ interface ZodIssueLike {
 }
 
 function fromZod(issue: ZodIssueLike, data: unknown, positions: Positions, file: Origin): ConfigIssue[] {
-  const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p)) as (string | number)[];
+  const path = issue.path.map<string | number>((p) => (typeof p === 'symbol' ? String(p) : p));
   if (issue.code === 'unrecognized_keys') {
     const known = path.length === 0 ? TOP_LEVEL_KEYS : SERVICE_KEYS;
     return (issue.keys ?? []).map((key) => {
@@ -269,21 +286,21 @@ function fromZod(issue: ZodIssueLike, data: unknown, positions: Positions, file:
 
 /** A service's keys over `defaults` (each default only for the roles it applies to), and where each is. */
 function mergeService(name: string, cfg: ConfigFile, positions: Positions, file: Origin): { keys: ServiceKeys; origins: Map<string, Origin> } {
-  const own = cfg.services[name]!;
+  const own = ownValue(cfg.services, name) as ConfigFile['services'][string];
   const role = own.role ?? cfg.defaults?.role;
   const keys: Record<string, unknown> = {};
   const origins = new Map<string, Origin>();
   for (const [k, v] of Object.entries(cfg.defaults ?? {})) {
     if ((role === 'client' && SERVER_ONLY.has(k)) || (role !== 'client' && CLIENT_ONLY.has(k))) continue;
-    keys[k] = v;
+    setOwn(keys, k, v);
     origins.set(k, locate(positions, ['defaults', k], file));
   }
   for (const [k, v] of Object.entries(own)) {
-    keys[k] = v;
+    setOwn(keys, k, v);
     origins.set(k, locate(positions, ['services', name, k], file));
   }
   origins.set('', locate(positions, ['services', name], file, 'key'));
-  return { keys: keys as ServiceKeys, origins };
+  return { keys, origins };
 }
 
 /**
@@ -295,7 +312,10 @@ export function serviceIssue(service: Pick<ServiceConfig, 'name' | 'origins'> & 
   // The flag it names, else the key whose value (a file path) it quotes.
   const named =
     [...message.matchAll(/--([a-z0-9-]+)/g)].map((m) => m[1]!).find((k) => service.origins.has(k)) ??
-    [...service.origins.keys()].find((k) => k !== '' && typeof service.flags?.[k] === 'string' && (service.flags[k] as string).length > 1 && message.includes(service.flags[k] as string));
+    [...service.origins.keys()].find((k) => {
+      const v = service.flags === undefined ? undefined : ownValue(service.flags, k);
+      return k !== '' && typeof v === 'string' && v.length > 1 && message.includes(v);
+    });
   const path = named ? `services.${service.name}.${named}` : `services.${service.name}`;
   const origin = service.origins.get(named ?? '')!;
   return { origin, path, message: stripFlagPrefix(message).replace(/--([a-z0-9-]+)/g, '$1') };
@@ -314,14 +334,14 @@ function resolveService(name: string, cfg: ConfigFile, positions: Positions, fil
   if (role === 'server' && keys.to === undefined) return fail('', 'to is required for role server (the TCP service to protect)');
   if (role === 'client' && keys.connect === undefined) return fail('', 'connect is required for role client (the forward server)');
   for (const k of ['to', 'connect'] as const) {
-    if (keys[k] !== undefined && (role === 'echo' || (k === 'to') !== (role === 'server'))) return fail(k, `does not apply to role ${role}`);
+    if (ownValue(keys, k) !== undefined && (role === 'echo' || (k === 'to') !== (role === 'server'))) return fail(k, `does not apply to role ${role}`);
   }
   const flags: FlagValues = {};
   for (const spec of FORWARD_FLAGS) flags[spec.name] = spec.default;
   const given = new Set<string>();
   for (const [k, v] of Object.entries(keys)) {
     if (k === 'role') continue;
-    flags[k] = v as string | number | boolean;
+    setOwn(flags, k, v);
     given.add(k);
   }
   const partial = { name, origins, flags };
@@ -336,21 +356,21 @@ function resolveService(name: string, cfg: ConfigFile, positions: Positions, fil
 }
 
 function fingerprint(role: ServiceRole, flags: FlagValues): string {
-  const files: Record<string, string> = {};
+  const files = new Map<string, string>();
   for (const key of FILE_KEYS) {
-    const v = flags[key];
+    const v = ownValue(flags, key);
     if (typeof v !== 'string' || v === '') continue;
     for (const p of v.split(',')) {
       try {
         const st = statSync(p.trim());
-        files[p] = `${st.size}:${st.mtimeMs}`;
+        files.set(p, `${st.size}:${st.mtimeMs}`);
       } catch {
-        files[p] = 'absent';
+        files.set(p, 'absent');
       }
     }
   }
   const sorted = Object.fromEntries(Object.entries(flags).sort(([a], [b]) => a.localeCompare(b)));
-  return JSON.stringify({ role, sorted, files });
+  return JSON.stringify({ role, sorted, files: Object.fromEntries(files) });
 }
 
 /**
@@ -378,7 +398,7 @@ export function serviceSummary(service: ServiceConfig, bound?: { address: string
       : service.role === 'echo'
         ? `${listen} (tunnels) -> echo`
         : `${listen} (tunnels) -> ${formatHostPort((remote as HostPort).host, (remote as HostPort).port)} (TCP)`;
-  const auth = AUTH_KEYS.filter((k) => service.given.has(k) && service.flags[k] !== false);
+  const auth = AUTH_KEYS.filter((k) => service.given.has(k) && ownValue(service.flags, k) !== false);
   return `${service.name}: ${service.role} on ${route}; auth: ${auth.length > 0 ? auth.join(', ') : 'none'}`;
 }
 

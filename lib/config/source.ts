@@ -107,7 +107,7 @@ export function parseYamlText(text: string, name: string): ParsedSource {
       walk(v, p);
     }
   };
-  walk(doc.contents as YamlNode | null, []);
+  walk(doc.contents, []);
   let data: unknown;
   try {
     // A bounded alias expansion: a "billion laughs" file is an error, not an out-of-memory.

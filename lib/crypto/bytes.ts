@@ -20,3 +20,11 @@ export function be32(n: number): Buffer {
   b.writeUInt32BE(n, 0);
   return b;
 }
+
+/**
+ * `Array.isArray` that keeps the element type: the built-in narrows a `readonly T[]` to `any[]`,
+ * which would let unchecked values flow on.
+ */
+export function isArray(value: unknown): value is readonly unknown[] {
+  return Array.isArray(value);
+}

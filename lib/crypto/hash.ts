@@ -4,7 +4,7 @@
  */
 import { native, type Secret } from '../native.js';
 import { invalidArgument } from '../errors.js';
-import { checkInteger } from './bytes.js';
+import { checkInteger, isArray } from './bytes.js';
 import { isSecret } from './secret.js';
 
 /** One input to a hash: public bytes or a secret handle (absorbed natively). */
@@ -18,7 +18,7 @@ export const SHA384_SIZE = native.digestSizes.sha384;
 export const MAX_SHAKE256_OUTPUT = native.digestSizes.maxShake256Output;
 
 function toParts(input: HashInput | readonly HashInput[]): HashInput[] {
-  const parts = Array.isArray(input) ? [...input] : [input as HashInput];
+  const parts = isArray(input) ? [...input] : [input];
   for (const p of parts) {
     if (!(p instanceof Uint8Array) && !isSecret(p)) invalidArgument('hash inputs must be Uint8Arrays or Secrets');
   }
@@ -33,7 +33,7 @@ export function shake256(input: HashInput | readonly HashInput[], outputLength: 
 
 /** SHAKE-256 of the concatenation of `input`, squeezed into secrets of the given sizes, in order. */
 export function shake256Secrets(input: HashInput | readonly HashInput[], sizes: readonly number[]): Secret[] {
-  if (!Array.isArray(sizes) || sizes.length === 0) invalidArgument('sizes must be a non-empty array');
+  if (!isArray(sizes) || sizes.length === 0) invalidArgument('sizes must be a non-empty array');
   for (const s of sizes) checkInteger(s, 'each size', 1, MAX_SHAKE256_OUTPUT);
   return native.shake256Secrets(toParts(input), [...sizes]);
 }
@@ -45,7 +45,7 @@ export function sha3_256(input: HashInput | readonly HashInput[]): Buffer {
 
 /** SHA-384 of the concatenation of `input`, public bytes only (e.g. a handshake transcript). */
 export function sha384(input: Uint8Array | readonly Uint8Array[]): Buffer {
-  const parts = Array.isArray(input) ? [...input] : [input as Uint8Array];
+  const parts = isArray(input) ? [...input] : [input];
   for (const p of parts) if (!(p instanceof Uint8Array)) invalidArgument('SHA-384 inputs must be Uint8Arrays');
   return native.sha384(parts);
 }
@@ -72,7 +72,7 @@ export class Sha384Hash {
 
 /** SHA-256 of the concatenation of `input`, public bytes only (fingerprints of public keys). */
 export function sha256(input: Uint8Array | readonly Uint8Array[]): Buffer {
-  const parts = Array.isArray(input) ? [...input] : [input as Uint8Array];
+  const parts = isArray(input) ? [...input] : [input];
   for (const p of parts) if (!(p instanceof Uint8Array)) invalidArgument('SHA-256 inputs must be Uint8Arrays');
   return native.sha256(parts);
 }

@@ -9,7 +9,7 @@
  */
 import { native, type NativeRecordAeadContext, type Secret } from '../native.js';
 import { invalidArgument } from '../errors.js';
-import { checkBytes, checkInteger } from './bytes.js';
+import { checkBytes, checkInteger, isArray } from './bytes.js';
 import { isSecret } from './secret.js';
 
 /** The hash functions HKDF and HMAC take, as the addon numbers them. */
@@ -51,7 +51,7 @@ function checkSecret(value: unknown, name: string): asserts value is Secret {
 }
 
 function publicParts(parts: readonly Uint8Array[]): Uint8Array[] {
-  if (!Array.isArray(parts)) invalidArgument('parts must be an array');
+  if (!isArray(parts)) invalidArgument('parts must be an array');
   const copy = [...parts];
   for (const p of copy) if (!(p instanceof Uint8Array)) invalidArgument('each part must be a Uint8Array');
   return copy;
@@ -70,7 +70,7 @@ export function extract(digest: HkdfDigestId, salt: Uint8Array | Secret | null, 
 }
 
 function ikmParts(ikm: ReadonlyArray<Uint8Array | Secret>): Array<Uint8Array | Secret> {
-  if (!Array.isArray(ikm)) invalidArgument('ikm must be an array of Uint8Arrays and Secret handles');
+  if (!isArray(ikm)) invalidArgument('ikm must be an array of Uint8Arrays and Secret handles');
   const parts = [...ikm];
   let total = 0;
   for (const p of parts) {
@@ -123,7 +123,7 @@ export const MAX_EXPAND_OUTPUTS = native.hkdfSizes.maxExpandOutputs;
 /** Several HKDF-Expand outputs of one PRK in one native call: `infos[i]` and `lengths[i]` each. */
 export function expandSecrets(digest: HkdfDigestId, prk: Secret, infos: readonly Uint8Array[], lengths: readonly number[]): Secret[] {
   checkSecret(prk, 'prk');
-  if (!Array.isArray(infos) || !Array.isArray(lengths) || infos.length !== lengths.length || infos.length < 1 || infos.length > MAX_EXPAND_OUTPUTS) {
+  if (!isArray(infos) || !isArray(lengths) || infos.length !== lengths.length || infos.length < 1 || infos.length > MAX_EXPAND_OUTPUTS) {
     invalidArgument(`infos and lengths must be arrays of the same length, 1 to ${MAX_EXPAND_OUTPUTS}`);
   }
   const max = maxExpandLength(digest);

@@ -10,7 +10,7 @@
  */
 import type { Secret } from '../native.js';
 import { invalidArgument } from '../errors.js';
-import { be32, checkInteger } from './bytes.js';
+import { be32, checkInteger, isArray } from './bytes.js';
 import { type HashInput, sha3_256, shake256, shake256Secrets } from './hash.js';
 import { isSecret } from './secret.js';
 
@@ -36,7 +36,7 @@ function singleParts(label: string | Uint8Array, input: HashInput): HashInput[] 
 
 /** Absorbed parts of DeriveKeyMultiple (and, without a label, of TranscriptHash). */
 function multipleParts(label: Buffer | undefined, inputs: readonly HashInput[]): HashInput[] {
-  if (!Array.isArray(inputs)) invalidArgument('inputs must be an array');
+  if (!isArray(inputs)) invalidArgument('inputs must be an array');
   const head = label === undefined ? [be32(inputs.length)] : [be32(label.length), label, be32(inputs.length)];
   const parts: HashInput[] = [];
   let pending: Uint8Array[] = head;
@@ -46,7 +46,7 @@ function multipleParts(label: Buffer | undefined, inputs: readonly HashInput[]):
       parts.push(Buffer.concat(pending), input);
       pending = [];
     } else {
-      pending.push(input as Uint8Array);
+      pending.push(input);
     }
   }
   if (pending.length > 0) parts.push(Buffer.concat(pending));
@@ -58,7 +58,7 @@ function checkLength(length: number): void {
 }
 
 function checkSizes(sizes: readonly number[]): void {
-  if (!Array.isArray(sizes) || sizes.length === 0) invalidArgument('sizes must be a non-empty array');
+  if (!isArray(sizes) || sizes.length === 0) invalidArgument('sizes must be a non-empty array');
   const total = sizes.reduce((a, b) => a + b, 0);
   for (const s of sizes) checkInteger(s, 'each size', 1, MAX_DERIVED_LENGTH);
   checkLength(total);

@@ -140,12 +140,14 @@ export function defaultConfigDir(): string {
 function checkIntegrity(): IntegrityResult {
   const file = `${addonPath}.hmac`;
   if (!existsSync(file)) return { verified: false, file, reason: 'no integrity record next to the addon (build it with npm run build or build:fips)' };
-  let record: { algorithm?: string; key?: string; mac?: string };
+  let parsed: unknown;
   try {
-    record = JSON.parse(readFileSync(file, 'utf8'));
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch {
     return { verified: false, file, reason: 'the integrity record is unreadable' };
   }
+  // JSON `null` or a number is malformed too, not a TypeError on the property reads below.
+  const record = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as { algorithm?: unknown; key?: unknown; mac?: unknown };
   if (record.algorithm !== 'HMAC-SHA256' || typeof record.key !== 'string' || typeof record.mac !== 'string') {
     return { verified: false, file, reason: 'the integrity record is malformed' };
   }

@@ -125,7 +125,10 @@ export class PublicIdentityKey {
 /** One public key line: the key and its comment (empty when there is none). */
 export function parsePublicKeyLine(text: string): { key: PublicIdentityKey; comment: string } {
   if (typeof text !== 'string') invalidArgument('a public key must be a string');
-  const m = /^\s*(\S+)\s+([A-Za-z0-9+/=]+)(?:\s+(.*?))?\s*$/.exec(text);
+  // Trimmed first, and the comment starts at a non-blank: the former `(?:\s+(.*?))?\s*$` took
+  // seconds on a line with a few thousand blanks before a line break.
+  // eslint-disable-next-line security/detect-unsafe-regex -- linear: `\s+` and `\S` are disjoint, so the comment has one start
+  const m = /^(\S+)\s+([A-Za-z0-9+/=]+)(?:\s+(\S.*))?$/.exec(text.trim());
   if (m === null || !m[1]!.startsWith(PUBLIC_KEY_PREFIX)) {
     throw qtError(ErrorCode.INVALID_KEY, `not a quantum-tunnel public key (expected "${PUBLIC_KEY_PREFIX}<group> <base64>")`);
   }

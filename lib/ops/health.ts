@@ -188,7 +188,7 @@ export function healthReport(
       checks.fips = { status: 'fail', detail: 'FIPS state could not be read' };
     }
   }
-  let ready = false;
+  let ready: boolean;
   try {
     ready = options.ready() === true;
   } catch {
@@ -219,7 +219,8 @@ export function healthReport(
   if (options.checks) {
     try {
       const extra = options.checks();
-      for (const [name, result] of Object.entries(extra ?? {})) checks[name] = validCheck(result);
+      // Own data properties: a check named `__proto__` stays a check and never sets the prototype.
+      for (const [name, result] of Object.entries(extra ?? {})) Object.defineProperty(checks, name, { value: validCheck(result), writable: true, enumerable: true, configurable: true });
     } catch {
       checks.checks = { status: 'fail', detail: 'health checks threw an error' };
     }

@@ -180,7 +180,7 @@ export function sanitizeValue(value: unknown, depth = 0, seen: WeakSet<object> =
     seen.delete(obj);
     return out;
   }
-  const proto = Object.getPrototypeOf(obj);
+  const proto: unknown = Object.getPrototypeOf(obj);
   if (proto !== Object.prototype && proto !== null) {
     // Secret and PrivateKey handles, sockets, Maps...: never walked, only named.
     return `[${(obj.constructor as { name?: string } | undefined)?.name || 'Object'}]`;
@@ -192,13 +192,13 @@ export function sanitizeValue(value: unknown, depth = 0, seen: WeakSet<object> =
 }
 
 function sanitizeFields(fields: LogFields, depth = 0, seen: WeakSet<object> = new WeakSet()): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(fields)) {
-    const v = fields[key];
+  // Object.fromEntries defines own properties: a `__proto__` field (parsed JSON) stays a field, never the prototype.
+  const out: Array<[string, unknown]> = [];
+  for (const [key, v] of Object.entries(fields)) {
     if (v === undefined) continue;
-    out[key] = isSecretKeyName(key) ? '[REDACTED]' : sanitizeValue(v, depth, seen);
+    out.push([key, isSecretKeyName(key) ? '[REDACTED]' : sanitizeValue(v, depth, seen)]);
   }
-  return out;
+  return Object.fromEntries(out);
 }
 
 // ---- formatting ---------------------------------------------------------------------------------
@@ -228,6 +228,7 @@ class StreamLogger implements Logger {
     level: LogLevel,
   ) {
     this.currentLevel = checkLevel(level);
+    // eslint-disable-next-line security/detect-object-injection -- level is a LogLevel, checked by checkLevel above
     this.rank = LEVEL_RANK[level];
   }
 
@@ -261,6 +262,7 @@ class StreamLogger implements Logger {
   }
 
   private write(level: Exclude<LogLevel, 'silent'>, msg: string, fields: LogFields | undefined): void {
+    // eslint-disable-next-line security/detect-object-injection -- level is a LogLevel literal from this class's methods
     if (LEVEL_RANK[level] < this.rank) return;
     try {
       const data = fields ? { ...this.bindings, ...sanitizeFields(fields) } : this.bindings;
@@ -268,11 +270,13 @@ class StreamLogger implements Logger {
       const time = this.sink.clock().toISOString();
       let line: string;
       if (this.sink.format === 'json') {
-        const record: Record<string, unknown> = { time, level, msg: message };
-        for (const [k, v] of Object.entries(data)) record[RESERVED.has(k) ? `field_${k}` : k] = v;
-        line = JSON.stringify(record);
+        // Own properties, as in sanitizeFields: a `__proto__` field is written, not made the prototype.
+        const record: Array<[string, unknown]> = [['time', time], ['level', level], ['msg', message]];
+        for (const [k, v] of Object.entries(data)) record.push([RESERVED.has(k) ? `field_${k}` : k, v]);
+        line = JSON.stringify(Object.fromEntries(record));
       } else {
         const name = level.toUpperCase().padEnd(5);
+        // eslint-disable-next-line security/detect-object-injection -- level is a LogLevel literal from this class's methods
         const lvl = this.sink.color ? `${COLOURS[level]}${name}${RESET}` : name;
         const kv = Object.entries(data).map(([k, v]) => `${k}=${textValue(v)}`);
         line = [time, lvl, textMessage(message), ...kv].join(' ');
@@ -329,6 +333,7 @@ export interface PinoLike {
 export function fromPino(pino: PinoLike): Logger {
   const call = (fn: 'debug' | 'info' | 'warn' | 'error') => (msg: string, fields?: LogFields) => {
     try {
+      // eslint-disable-next-line security/detect-object-injection -- fn is one of four literal method names
       pino[fn](fields ? sanitizeFields(fields) : {}, msg);
     } catch {
       /* ignored */
@@ -411,6 +416,7 @@ export class LoggingObserver implements TunnelObserver {
   }
 
   onRateLimited(kind: RateLimitKind, peer: PeerAddress): void {
+    // eslint-disable-next-line security/detect-object-injection -- an own property, checked with Object.hasOwn
     const msg = Object.hasOwn(RATE_LIMIT_MESSAGE, kind) ? RATE_LIMIT_MESSAGE[kind] : 'rate limit exceeded';
     if (kind !== 'pending-handshakes') {
       this.logger.debug(msg, { remote_ip: maskAddress(peer.address) });

@@ -229,6 +229,7 @@ export class TunnelMetrics implements TunnelObserver {
       }
     };
     const labelNames = this.labelNames;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client calls collect() with the metric as `this`
     const self = this;
 
     this.counters = {} as Record<CounterName, Counter<string>>;

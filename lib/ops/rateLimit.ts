@@ -58,7 +58,7 @@ export type AdmissionVerdict =
       /** Admitted. */
       ok: true;
       /** Call once when the connection ends, to give its place back. */
-      release(): void;
+      release: () => void;
     }
   | {
       /** Refused. */

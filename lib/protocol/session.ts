@@ -370,6 +370,7 @@ export class SecureSession implements Session {
    * Seals plaintext chunks (each 1..65,479 bytes) as consecutive records into one buffer, with one
    * native call per run of chunks under one key.
    */
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- Buffer.allocUnsafe does not use `this`
   sealRecords(type: typeof MessageType.DATA | typeof MessageType.REKEY, chunks: readonly Buffer[], alloc: OutputAllocator = Buffer.allocUnsafe): Buffer {
     this.#assertLive();
     const n = chunks.length;

@@ -90,7 +90,7 @@ export type TicketRedemption =
       /** When the ticket was issued, Unix seconds. */
       createdAt: number;
       /** Uses the ticket up; false when it already was (refuse the resumption then). */
-      consume(): boolean;
+      consume: () => boolean;
     }
   | {
       /** The ticket is refused. */

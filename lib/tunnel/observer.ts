@@ -4,6 +4,7 @@
  * is ignored (observability must never break a tunnel). Traffic is reported per write/read batch,
  * not per record, to stay off the hot path.
  */
+import { isArray } from '../crypto/bytes.js';
 
 /** Who is on the other end (never secret). */
 export interface PeerAddress {
@@ -101,7 +102,7 @@ export class ObserverSet {
   private readonly list: TunnelObserver[];
 
   constructor(observers: TunnelObserver | readonly TunnelObserver[] | undefined) {
-    this.list = observers === undefined ? [] : Array.isArray(observers) ? [...observers] : [observers as TunnelObserver];
+    this.list = observers === undefined ? [] : isArray(observers) ? [...observers] : [observers];
   }
 
   get empty(): boolean {
@@ -171,7 +172,7 @@ export interface ConnectionAdmission {
         /** Admitted. */
         ok: true;
         /** Call once when the connection ends, to give its place back. */
-        release(): void;
+        release: () => void;
       }
     | {
         /** Refused. */

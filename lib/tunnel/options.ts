@@ -14,6 +14,7 @@ import { ClientTicketStore, TicketIssuer } from '../protocol/v2/tickets.js';
 import { defaultKemGroup, KEM_GROUPS, kemGroupByOption, type KemGroupSpec } from '../protocol/v2/groups.js';
 import type { ExternalPsk } from '../protocol/v2/handshake.js';
 import { isSecret } from '../crypto/secret.js';
+import { isArray } from '../crypto/bytes.js';
 import type { ConnectionAdmission, TunnelObserver } from './observer.js';
 import { autoOffload } from './handshakeLoad.js';
 import type { OffloadPolicy } from '../protocol/offload.js';
@@ -332,7 +333,7 @@ export function resolveGroups(names: readonly KemGroupName[] | undefined): KemGr
     const first = defaultKemGroup();
     return [first, ...KEM_GROUPS.filter((g) => g !== first)].filter((g) => g.permitted());
   }
-  if (!Array.isArray(names) || names.length === 0) invalidArgument('groups must be a non-empty array');
+  if (!isArray(names) || names.length === 0) invalidArgument('groups must be a non-empty array');
   return names.map((name) => {
     const g = kemGroupByOption(name);
     if (!g.permitted()) invalidArgument(`${name} is not permitted in this mode (strict FIPS mode allows p384-mlkem1024 only)`);
@@ -421,9 +422,9 @@ function checkIdentityKey(key: unknown, name: string): IdentityKey {
 
 /** Trust anchors from PEM text or certificates. */
 function trustAnchors(ca: unknown, name: string): Certificate[] {
-  const list = Array.isArray(ca) ? [...ca] : typeof ca === 'string' || ca instanceof Uint8Array ? parseCertificates(ca) : invalidArgument(`${name} must be PEM text or certificates`);
+  const list = isArray(ca) ? [...ca] : typeof ca === 'string' || ca instanceof Uint8Array ? parseCertificates(ca) : invalidArgument(`${name} must be PEM text or certificates`);
   if (list.length === 0 || !list.every((c) => c instanceof Certificate)) invalidArgument(`${name} must hold at least one certificate`);
-  return list as Certificate[];
+  return list;
 }
 
 /** The client's authentication of the server, and its own identity. */
@@ -451,7 +452,7 @@ export function resolveDialAuth(options: DialOptions): DialAuth {
   if (server.ca !== undefined) {
     if (identity !== undefined && !(identity instanceof CertificateIdentity)) invalidArgument('with server.ca the client identity is a CertificateIdentity');
     if (server.name !== undefined && (typeof server.name !== 'string' || server.name === '')) invalidArgument('server.name must be a non-empty string');
-    return { serverCertificate: { trusted: trustAnchors(server.ca, 'server.ca'), crls: server.crls, name: server.name }, certificate: identity as CertificateIdentity | undefined };
+    return { serverCertificate: { trusted: trustAnchors(server.ca, 'server.ca'), crls: server.crls, name: server.name }, certificate: identity };
   }
   const ours = identity === undefined ? undefined : checkIdentityKey(identity, 'identity');
   if (server.fingerprint !== undefined) {
@@ -501,14 +502,14 @@ export function resolveListenAuth(options: ListenOptions): ListenAuth {
   }
   if (options.legacyV1) invalidArgument('legacyV1 cannot be combined with identity: protocol v1 has no authentication');
   if (options.psk !== undefined) invalidArgument('choose one authentication mode: psk or identity');
-  const all = Array.isArray(identity) ? [...identity] : [identity];
+  const all = isArray(identity) ? [...identity] : [identity];
   if (all.length === 0) invalidArgument('identity must name at least one key or certificate');
   const certificates = all.filter((i): i is CertificateIdentity => i instanceof CertificateIdentity);
   if (certificates.length > 1) invalidArgument('identity holds at most one certificate');
   const identities = all.filter((i) => !(i instanceof CertificateIdentity)).map((k, i) => checkIdentityKey(k, `identity[${i}]`));
   const peers = authorizedPeers === undefined ? undefined
     : authorizedPeers instanceof AuthorizedPeers ? authorizedPeers
-    : typeof (authorizedPeers as Iterable<unknown>)[Symbol.iterator] === 'function' ? new AuthorizedPeers(authorizedPeers as Iterable<PublicIdentityKey | string>)
+    : typeof (authorizedPeers as Iterable<unknown>)[Symbol.iterator] === 'function' ? new AuthorizedPeers(authorizedPeers)
     : invalidArgument('authorizedPeers must be an AuthorizedPeers or a list of public keys and fingerprints');
   if (peers && identities.length === 0) invalidArgument('authorizedPeers needs an identity key (clients seal their key to it)');
   if (ca !== undefined && certificates.length === 0) invalidArgument('ca needs a certificate identity (clients send certificates only to a server that sent one)');

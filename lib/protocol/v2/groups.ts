@@ -349,7 +349,7 @@ function hybrid(id: KemGroupId, option: string, classical: Classical, kem: MlKem
       if (enc instanceof Promise) {
         return enc.then(assemble).finally(release) as R;
       }
-      const out = assemble(enc as Encapsulation);
+      const out = assemble(enc);
       release();
       return out as R;
     } catch (err) {

@@ -45,7 +45,7 @@ const labelCache = new WeakMap<ScheduleParams, Map<string, Buffer>>();
 
 function labelBytes(params: ScheduleParams, label: string): Buffer {
   let labels = labelCache.get(params);
-  if (labels === undefined) labelCache.set(params, (labels = new Map()));
+  if (labels === undefined) labelCache.set(params, (labels = new Map<string, Buffer>()));
   let full = labels.get(label);
   if (full === undefined) {
     full = Buffer.from(params.labelPrefix + label, 'ascii');

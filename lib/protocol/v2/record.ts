@@ -229,6 +229,7 @@ export class RecordLayer {
    * per run of chunks that sit back to back in one buffer (a large write split into records is one
    * run) encrypts each chunk followed by the DATA type byte, without copying the plaintext.
    */
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- Buffer.allocUnsafe does not use `this`
   sealData(chunks: readonly Buffer[], alloc: OutputAllocator = Buffer.allocUnsafe): Buffer {
     const n = chunks.length;
     let total = 0;
