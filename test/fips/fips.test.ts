@@ -225,6 +225,22 @@ describe('FIPS mode', function () {
     }
   });
 
+  it('refuses to start on an integrity record that is valid JSON but not a record (null, a number, an array)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qt-addon-'));
+    try {
+      cpSync(dirname(addonPath), dir, { recursive: true });
+      const copy = join(dir, 'quantum_tunnel.node');
+      for (const record of ['null', '42', '[]']) {
+        writeFileSync(`${copy}.hmac`, record);
+        const r = runChild(`const s = qt.fips.status(); return { code: s.startupError?.code, integrity: s.integrity };`, { ...env, QUANTUM_TUNNEL_FIPS: '1', QUANTUM_TUNNEL_ADDON: copy });
+        expect(r.json?.value?.code, `${record}: ${r.stdout}${r.stderr}`).to.equal('ERR_QT_FIPS_INTEGRITY_FAILED');
+        expect(r.json.value.integrity, record).to.deep.include({ verified: false, reason: 'the integrity record is malformed' });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses to start when the module configuration (module MAC) was altered', () => {
     const bad = mkdtempSync(join(tmpdir(), 'qt-fipscfg-'));
     try {
