@@ -58,6 +58,9 @@ struct PemBlock {
     OPENSSL_secure_free(header);
     OPENSSL_secure_clear_free(data, static_cast<size_t>(len));
   }
+  PemBlock() = default;
+  PemBlock(const PemBlock&) = delete;  // owns what the destructor frees
+  PemBlock& operator=(const PemBlock&) = delete;
   bool Read(BIO* bio) { return PEM_read_bio_ex(bio, &name, &header, &data, &len, PEM_FLAG_SECURE) == 1; }
 };
 
@@ -345,7 +348,7 @@ Napi::Value ImportPrivatePem(const Napi::CallbackInfo& info) {
                "`openssl pkey`)");
     return env.Undefined();
   }
-  KeyKind kind;
+  KeyKind kind{};
   EVP_PKEY* pkey = DecodePkcs8(lc, p8.get(), &kind, &st);
   if (st.ThrowIfFailed(env)) return env.Undefined();
   return PrivateKey::Wrap(env, pkey, kind, lc);
@@ -355,8 +358,8 @@ Napi::Value ImportPrivatePem(const Napi::CallbackInfo& info) {
 Napi::Value ExportPublicPem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
-  LibraryContext* lc;
+  KeyKind kind{};
+  LibraryContext* lc = nullptr;
   EVP_PKEY* pkey = AnyKeyArg(env, info[0], "key", &kind, &lc);
   if (pkey == nullptr) return env.Undefined();
   std::vector<uint8_t> der;
@@ -385,7 +388,7 @@ Napi::Value ImportPublic(const Napi::CallbackInfo& info) {
   static const char kBegin[] = "-----BEGIN";
   const bool is_pem = std::search(copy.begin(), copy.end(), kBegin, kBegin + sizeof kBegin - 1) != copy.end();
   OpStatus st;
-  KeyKind kind;
+  KeyKind kind{};
   EVP_PKEY* pkey = nullptr;
   if (is_pem) {
     Bio bio(BIO_new_mem_buf(copy.data(), static_cast<int>(copy.size())), BIO_free);
@@ -410,7 +413,7 @@ Napi::Value PublicHalf(const Napi::CallbackInfo& info) {
   if (key == nullptr) return env.Undefined();
   std::vector<uint8_t> der;
   OpStatus st;
-  KeyKind kind;
+  KeyKind kind{};
   EVP_PKEY* pub = nullptr;
   if (!EncodeSpki(key->pkey(), &der)) {
     st.Fail(code::kCryptoFailure, "cannot encode the public key");
@@ -426,8 +429,8 @@ Napi::Value PublicHalf(const Napi::CallbackInfo& info) {
 Napi::Value PublicBytes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
-  LibraryContext* lc;
+  KeyKind kind{};
+  LibraryContext* lc = nullptr;
   EVP_PKEY* pkey = AnyKeyArg(env, info[0], "key", &kind, &lc);
   if (pkey == nullptr) return env.Undefined();
   if (kind != KeyKind::kP384) return ExportPublicKey(env, pkey, kind);
@@ -453,8 +456,8 @@ Napi::Value PublicBytes(const Napi::CallbackInfo& info) {
 Napi::Value SpkiDer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
-  LibraryContext* lc;
+  KeyKind kind{};
+  LibraryContext* lc = nullptr;
   EVP_PKEY* pkey = AnyKeyArg(env, info[0], "key", &kind, &lc);
   if (pkey == nullptr) return env.Undefined();
   std::vector<uint8_t> der;
@@ -469,8 +472,8 @@ Napi::Value SpkiDer(const Napi::CallbackInfo& info) {
 Napi::Value SpkiFingerprint(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
-  LibraryContext* lc;
+  KeyKind kind{};
+  LibraryContext* lc = nullptr;
   EVP_PKEY* pkey = AnyKeyArg(env, info[0], "key", &kind, &lc);
   if (pkey == nullptr) return env.Undefined();
   std::vector<uint8_t> der;

@@ -64,10 +64,16 @@ using Pkey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 struct X509Stack {
   STACK_OF(X509)* sk = sk_X509_new_null();
   ~X509Stack() { sk_X509_pop_free(sk, X509_free); }
+  X509Stack() = default;
+  X509Stack(const X509Stack&) = delete;  // owns what the destructor frees
+  X509Stack& operator=(const X509Stack&) = delete;
 };
 struct CrlStack {
   STACK_OF(X509_CRL)* sk = sk_X509_CRL_new_null();
   ~CrlStack() { sk_X509_CRL_pop_free(sk, X509_CRL_free); }
+  CrlStack() = default;
+  CrlStack(const CrlStack&) = delete;  // owns what the destructor frees
+  CrlStack& operator=(const CrlStack&) = delete;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -118,6 +124,8 @@ class Certificate : public Napi::ObjectWrap<Certificate> {
     napi_type_tag_object(info.Env(), info.This(), &kCertificateTag);
   }
   ~Certificate() override { X509_free(x_); }
+  Certificate(const Certificate&) = delete;  // owns what the destructor frees
+  Certificate& operator=(const Certificate&) = delete;
 
   X509* x509() const { return x_; }
 
