@@ -5,7 +5,7 @@
 # `clang-tidy cppcheck` (clang-tidy 14, cppcheck 2.10) first.
 #
 # Environment: QUANTUM_TUNNEL_OPENSSL_DIR (a prefix with include/openssl; otherwise the one
-# scripts/provision-openssl.sh finds), LINT_NATIVE_JOBS (parallel clang-tidy runs, default 2).
+# scripts/provision-openssl.sh finds), LINT_NATIVE_JOBS (parallel clang-tidy runs, default: the number of CPUs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +27,7 @@ addon_api_dir=$(node -p "require('path').resolve(require('node-addon-api').inclu
 shopt -s nullglob
 sources=(native/*.cc)
 [ ${#sources[@]} -gt 0 ] || die "no native/*.cc"
-jobs="${LINT_NATIVE_JOBS:-2}"
+jobs="${LINT_NATIVE_JOBS:-$(nproc)}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
