@@ -94,6 +94,8 @@ class Aead : public Napi::ObjectWrap<Aead> {
     napi_type_tag_object(env, info.This(), &kAeadTag);
   }
   ~Aead() override { Free(); }
+  Aead(const Aead&) = delete;  // owns what the destructor frees
+  Aead& operator=(const Aead&) = delete;
 
  private:
   void Free() {
@@ -127,8 +129,11 @@ class Aead : public Napi::ObjectWrap<Aead> {
   // the invocation field), computed into `buf` and wiped with it (with seq public, it is the IV).
   struct Nonce {
     const uint8_t* data = nullptr;
-    uint8_t buf[kNonceSize];
+    uint8_t buf[kNonceSize] = {};
     ~Nonce() { OPENSSL_cleanse(buf, sizeof buf); }
+    Nonce() = default;
+    Nonce(const Nonce&) = delete;  // holds nonce bytes it wipes
+    Nonce& operator=(const Nonce&) = delete;
   };
 
   void RecordNonce(uint64_t seq, Nonce* n) const {
@@ -200,7 +205,7 @@ class Aead : public Napi::ObjectWrap<Aead> {
     Napi::Env env = info.Env();
     ByteView dst, aad, pt;
     Nonce nonce;
-    size_t off;
+    size_t off = 0;
     if (!Usable(env, kRecord) || !GetBytes(env, info[0], "dst", &dst) ||
         !GetSize(env, info[1], "dstOffset", dst.size, &off) || !NonceArg(env, info[2], kRecord, &nonce) ||
         !GetBytes(env, info[3], "aad", &aad) || !GetBytes(env, info[4], "plaintext", &pt)) {
@@ -229,7 +234,7 @@ class Aead : public Napi::ObjectWrap<Aead> {
     Napi::Env env = info.Env();
     ByteView dst, aad, ct;
     Nonce nonce;
-    size_t off;
+    size_t off = 0;
     if (!Usable(env, kRecord) || !GetBytes(env, info[0], "dst", &dst, Shared::kRefuse) ||
         !GetSize(env, info[1], "dstOffset", dst.size, &off) || !NonceArg(env, info[2], kRecord, &nonce) ||
         !GetBytes(env, info[3], "aad", &aad) || !GetBytes(env, info[4], "ciphertext", &ct, Shared::kRefuse)) {
@@ -418,9 +423,9 @@ class Aead : public Napi::ObjectWrap<Aead> {
     }
     const uint64_t extra = trailer >= 0 ? 1 : 0;
     ByteView src, dst;
-    const uint32_t* table;
-    size_t count;
-    uint64_t first_seq;
+    const uint32_t* table = nullptr;
+    size_t count = 0;
+    uint64_t first_seq = 0;
     if (!BatchArgs<kRecord>(info, Shared::kAllow, &src, &dst, &table, &count, &first_seq)) return env.Undefined();
     double written = 0;
     Nonce nonce;
@@ -459,9 +464,9 @@ class Aead : public Napi::ObjectWrap<Aead> {
   Napi::Value OpenBatch(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ByteView src, dst;
-    const uint32_t* table;
-    size_t count;
-    uint64_t first_seq;
+    const uint32_t* table = nullptr;
+    size_t count = 0;
+    uint64_t first_seq = 0;
     if (!BatchArgs<kRecord>(info, Shared::kRefuse, &src, &dst, &table, &count, &first_seq)) return env.Undefined();
     void* slots = nullptr;
     size_t slot_count = 0;
@@ -563,7 +568,7 @@ class Aead : public Napi::ObjectWrap<Aead> {
   Napi::Value OpenWithSecret(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ByteView nonce, aad, sealed;
-    size_t secret_off, secret_len;
+    size_t secret_off = 0, secret_len = 0;
     if (!Usable(env, false) || !GetBytesOfSize(env, info[0], "nonce", kNonceSize, &nonce) ||
         !GetBytes(env, info[1], "aad", &aad) || !GetBytes(env, info[2], "sealed", &sealed, Shared::kRefuse) ||
         !GetSize(env, info[3], "secretOffset", kMaxRecord, &secret_off) ||
@@ -585,6 +590,10 @@ class Aead : public Napi::ObjectWrap<Aead> {
       return env.Undefined();
     }
     auto secret = std::make_unique<SecretBytes>(secret_len);
+    if (!secret->ok()) {
+      ThrowError(env, code::kCryptoFailure, "out of memory");  // `plain` is cleansed as it goes
+      return env.Undefined();
+    }
     std::copy(plain.data() + secret_off, plain.data() + secret_off + secret_len, secret->data());
     OPENSSL_cleanse(plain.data() + secret_off, secret_len);
     Napi::Value plaintext = CopyToBuffer(env, plain.data(), body);

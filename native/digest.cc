@@ -58,7 +58,7 @@ Napi::Value FinalBuffer(Napi::Env env, EVP_MD_CTX* ctx, size_t size, const char*
 Napi::Value Shake256(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  size_t out_len;
+  size_t out_len = 0;
   std::vector<Napi::Value> parts;
   // Reading the parts array can run JS (which could even enter the error state or switch
   // modes): everything below it, the operational check included, comes after.
@@ -92,7 +92,7 @@ Napi::Value Shake256Secrets(const Napi::CallbackInfo& info) {
   std::vector<size_t> sizes;
   size_t total = 0;
   for (uint32_t i = 0; i < n; i++) {
-    size_t s;
+    size_t s = 0;
     Napi::Value v = sizes_arr.Get(i);
     if (env.IsExceptionPending() || !GetSize(env, v, "each size", kMaxXofOutput, &s)) return env.Undefined();
     if (s == 0 || total + s > kMaxXofOutput) {
@@ -119,6 +119,10 @@ Napi::Value Shake256Secrets(const Napi::CallbackInfo& info) {
   size_t offset = 0;
   for (size_t i = 0; i < sizes.size(); i++) {
     auto piece = std::make_unique<SecretBytes>(sizes[i]);
+    if (!piece->ok()) {
+      ThrowError(env, code::kCryptoFailure, "out of memory");
+      return env.Undefined();
+    }
     std::copy(squeezed.data() + offset, squeezed.data() + offset + sizes[i], piece->data());
     offset += sizes[i];
     Napi::Value handle = Secret::Wrap(env, std::move(piece));

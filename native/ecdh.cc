@@ -129,6 +129,8 @@ class GenerateJob : public PromiseJob {
  public:
   explicit GenerateJob(LibraryContext* lc) : lc_(lc) {}
   ~GenerateJob() override { EVP_PKEY_free(pkey_); }
+  GenerateJob(const GenerateJob&) = delete;  // owns what the destructor frees
+  GenerateJob& operator=(const GenerateJob&) = delete;
 
  private:
   void Run(OpStatus* st) override { pkey_ = Generate(lc_, st); }

@@ -8,7 +8,7 @@ namespace qt {
 
 std::string DrainOpenSslErrors() {
   std::string reason;
-  unsigned long e;
+  unsigned long e = 0;
   while ((e = ERR_get_error()) != 0) {
     if (reason.empty()) {
       char buf[256];

@@ -35,7 +35,7 @@ std::string StringArg(Napi::Env env, Napi::Value v, const char* what, bool* ok) 
 Napi::Value Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  bool ok1, ok2;
+  bool ok1 = false, ok2 = false;
   std::string dir = StringArg(env, info[0], "moduleDir", &ok1);
   std::string config = ok1 ? StringArg(env, info[1], "configPath", &ok2) : "";
   if (!ok1 || !ok2) return env.Undefined();
@@ -68,7 +68,7 @@ Napi::Value Activate(const Napi::CallbackInfo& info) {
 // returns to the previous one afterwards ('standard').
 Napi::Value UseContext(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  bool ok;
+  bool ok = false;
   std::string mode = StringArg(env, info[0], "mode", &ok);
   if (!ok) return env.Undefined();
   if (mode == "fips") {
@@ -107,7 +107,7 @@ Napi::Value ErrorState(const Napi::CallbackInfo& info) {
 // addon's integrity check: the expected value is computed when the addon is built).
 Napi::Value ModuleMac(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  bool ok;
+  bool ok = false;
   std::string path = StringArg(env, info[0], "path", &ok);
   ByteView key;
   if (!ok || !GetBytes(env, info[1], "key", &key)) return env.Undefined();
@@ -128,7 +128,7 @@ Napi::Value ModuleMac(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   std::vector<unsigned char> buf(1 << 16);
-  size_t n;
+  size_t n = 0;
   while ((n = fread(buf.data(), 1, buf.size(), file.get())) > 0) {
     if (EVP_MAC_update(ctx.get(), buf.data(), n) != 1) {
       ThrowError(env, code::kCryptoFailure, "HMAC-SHA256 failed");
@@ -138,7 +138,7 @@ Napi::Value ModuleMac(const Napi::CallbackInfo& info) {
   Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, 32);
   if (out.IsEmpty()) return env.Undefined();  // allocation failed: a RangeError is pending
   size_t len = 0;
-  if (ferror(file.get()) || EVP_MAC_final(ctx.get(), out.Data(), &len, 32) != 1 || len != 32) {
+  if (ferror(file.get()) != 0 || EVP_MAC_final(ctx.get(), out.Data(), &len, 32) != 1 || len != 32) {
     ThrowError(env, code::kCryptoFailure, "HMAC-SHA256 failed");
     return env.Undefined();
   }

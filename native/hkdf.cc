@@ -36,7 +36,7 @@ constexpr size_t kMaxHashLen = 48;
 // RFC 5869 §2.3: L <= 255 * HashLen (the block counter is one octet).
 constexpr size_t kMaxExpandBlocks = 255;
 // OpenSSL's HKDF refuses a longer info (HKDF_MAXINFO, providers/implementations/kdfs/hkdf.c).
-constexpr size_t kMaxInfo = 32 * 1024;
+constexpr size_t kMaxInfo = size_t{32} * 1024;
 // Bound on the salt and on the concatenated IKM: a hybrid shared secret with its public context
 // (ML-KEM ciphertexts, public keys) is a few KiB.
 constexpr size_t kMaxKeyInput = size_t{1} << 20;
@@ -223,7 +223,7 @@ bool ExtractInto(Napi::Env env, const Digest& digest, Napi::Value salt_value, Na
 // secrets and public context); with saltInfo, see ExtractInto.
 Napi::Value HkdfExtract(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Digest digest;
+  Digest digest{};
   if (!RequireOperational(env) || !GetDigest(env, info[0], &digest)) return env.Undefined();
   auto prk = std::make_unique<SecretBytes>(digest.size);
   if (!ExtractInto(env, digest, info[1], info[2], info[3], prk.get())) return env.Undefined();
@@ -234,8 +234,8 @@ Napi::Value HkdfExtract(const Napi::CallbackInfo& info) {
 // length) in one call, the PRK never wrapped (a KEM combiner's one-shot KDF).
 Napi::Value Hkdf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Digest digest;
-  size_t length;
+  Digest digest{};
+  size_t length = 0;
   if (!RequireOperational(env) || !GetDigest(env, info[0], &digest) || !GetOutputLength(env, info[4], digest, "length", &length)) {
     return env.Undefined();
   }
@@ -258,8 +258,8 @@ Napi::Value Hkdf(const Napi::CallbackInfo& info) {
 // Reads no array, so no JS runs during the call.
 Napi::Value HkdfExpand(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Digest digest;
-  size_t length;
+  Digest digest{};
+  size_t length = 0;
   ByteView info_bytes;
   if (!RequireOperational(env) || !GetDigest(env, info[0], &digest) || !GetOutputLength(env, info[3], digest, "length", &length)) {
     return env.Undefined();
@@ -283,7 +283,7 @@ constexpr uint32_t kMaxExpandOutputs = 16;
 // one PRK in one call (the Derive-Secret calls of one schedule step share their PRK).
 Napi::Value HkdfExpandSecrets(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Digest digest;
+  Digest digest{};
   if (!RequireOperational(env) || !GetDigest(env, info[0], &digest)) return env.Undefined();
   if (!info[3].IsArray()) {
     ThrowInvalidArgument(env, "lengths must be an array");
@@ -337,7 +337,7 @@ Napi::Value HkdfExpandSecrets(const Napi::CallbackInfo& info) {
 // the context, neither ever a handle (RFC 8446 §7.3 in one call).
 Napi::Value HkdfExpandAead(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Digest digest;
+  Digest digest{};
   if (!RequireOperational(env) || !GetDigest(env, info[0], &digest)) return env.Undefined();
   if (!info[2].IsNumber()) {
     ThrowInvalidArgument(env, "suite must be a number");
@@ -374,7 +374,7 @@ bool ComputeHmac(Napi::Env env, const Digest& digest, Napi::Value key_value, Nap
     }
   }
   std::unique_ptr<SecretBytes> expanded_key;
-  const SecretBytes* key_bytes;
+  const SecretBytes* key_bytes = nullptr;
   if (key_info_value.IsUndefined()) {
     Secret* key = Secret::FromValue(env, key_value, "key");
     if (key == nullptr) return false;
@@ -412,7 +412,7 @@ bool ComputeHmac(Napi::Env env, const Digest& digest, Napi::Value key_value, Nap
 // verify_data).
 Napi::Value Hmac(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Digest digest;
+  Digest digest{};
   std::vector<Napi::Value> parts;
   if (!RequireOperational(env) || !GetDigest(env, info[0], &digest) || !ReadParts(env, info[2], &parts) ||
       !RequireOperational(env)) {
@@ -428,7 +428,7 @@ Napi::Value Hmac(const Napi::CallbackInfo& info) {
 // HashLen tag can match (a length is public).
 Napi::Value HmacVerify(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Digest digest;
+  Digest digest{};
   std::vector<Napi::Value> parts;
   if (!RequireOperational(env) || !GetDigest(env, info[0], &digest) || !ReadParts(env, info[2], &parts) ||
       !RequireOperational(env)) {

@@ -134,6 +134,8 @@ class ClientShareOp {
     EVP_PKEY_free(x_);
     EVP_PKEY_free(m_);
   }
+  ClientShareOp(const ClientShareOp&) = delete;  // owns what the destructor frees
+  ClientShareOp& operator=(const ClientShareOp&) = delete;
   void Run(OpStatus* st) {
     x_ = X25519Generate(lc_, st);
     if (x_ == nullptr) return;
@@ -224,6 +226,8 @@ class DecapsulateOp {
     EVP_PKEY_free(x_);
     EVP_PKEY_free(m_);
   }
+  DecapsulateOp(const DecapsulateOp&) = delete;  // owns what the destructor frees
+  DecapsulateOp& operator=(const DecapsulateOp&) = delete;
   void Run(OpStatus* st) {
     if (!ikm_.ok() || !k_->ok() || !zm_.ok()) {
       st->Fail(code::kCryptoFailure, "out of memory");

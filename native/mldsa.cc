@@ -276,6 +276,8 @@ class SignatureJob : public PromiseJob {
     options_.context = o.context == nullptr ? nullptr : context_.data();
   }
   ~SignatureJob() override { EVP_PKEY_free(key_); }
+  SignatureJob(const SignatureJob&) = delete;  // owns what the destructor frees
+  SignatureJob& operator=(const SignatureJob&) = delete;
 
  private:
   void Run(OpStatus* st) override {
@@ -300,7 +302,7 @@ class SignatureJob : public PromiseJob {
 // mldsaSignAsync(privateKey, message, context?, deterministic) -> Promise<Buffer>: mldsaSign on
 // the libuv threadpool (a signature costs milliseconds: the event loop keeps serving meanwhile).
 Napi::Value SignAsync(const Napi::CallbackInfo& info) {
-  PrivateKey* key;
+  PrivateKey* key = nullptr;
   ByteView msg;
   SignOptions o;
   if (!SignArgs(info, &key, &msg, &o)) return info.Env().Undefined();
@@ -317,7 +319,7 @@ Napi::Value VerifyAsync(const Napi::CallbackInfo& info) {
   if (!VerifyArgs(info, &msg, &sig, &o)) return env.Undefined();
   LibraryContext* lc = Data(env).active_context;
   OpStatus st;
-  bool thrown;
+  bool thrown = false;
   EVP_PKEY* pub = PublicKeyArg(env, info[0], lc, &st, &thrown);  // a reference of ours
   if (thrown || st.ThrowIfFailed(env)) return env.Undefined();
   return QueueJob<SignatureJob>(env, lc, pub, msg, o, &sig);
@@ -334,7 +336,7 @@ Napi::Value SignWith(Napi::Env env, PrivateKey* key, const ByteView& msg, const 
 // mldsaSign(privateKey, message, context?, deterministic) -> Buffer (4627 bytes). Pure ML-DSA
 // (FIPS 204 Algorithm 2): hedged with fresh randomness unless deterministic is true.
 Napi::Value SignPure(const Napi::CallbackInfo& info) {
-  PrivateKey* key;
+  PrivateKey* key = nullptr;
   ByteView msg;
   SignOptions o;
   if (!SignArgs(info, &key, &msg, &o)) return info.Env().Undefined();
@@ -345,7 +347,7 @@ Napi::Value VerifyWith(Napi::Env env, Napi::Value pub_arg, const ByteView& msg, 
                        const SignOptions& o) {
   LibraryContext* lc = Data(env).active_context;
   OpStatus st;
-  bool thrown;
+  bool thrown = false;
   Pkey pub(PublicKeyArg(env, pub_arg, lc, &st, &thrown), EVP_PKEY_free);
   if (thrown || st.ThrowIfFailed(env)) return env.Undefined();
   // A snapshot of the signature: OpenSSL decodes it and compares its c̃ at the end.

@@ -85,6 +85,8 @@ EVP_PKEY* MlKemImportPublicKey(LibraryContext* lc, KeyKind kind, const uint8_t* 
 
 bool MlKemEncapsulate(LibraryContext* lc, KeyKind kind, EVP_PKEY* pub, const uint8_t* coins, std::vector<uint8_t>* ct,
                       SecretBytes* ss, OpStatus* st) {
+  // A null output would make EVP_PKEY_encapsulate a length query that "succeeds" writing nothing.
+  if (!ss->ok()) return st->Fail(code::kCryptoFailure, "out of memory");
   PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(lc->ctx(), pub, lc->propq()), EVP_PKEY_CTX_free);
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_octet_string(OSSL_KEM_PARAM_IKME, const_cast<uint8_t*>(coins), kEncapsulationCoinsSize),
@@ -106,6 +108,7 @@ bool MlKemDecapsulate(LibraryContext* lc, EVP_PKEY* priv, KeyKind kind, const ui
   if (ct_len != SizesOf(kind).ciphertext) {
     return st->Fail(code::kInvalidArgument, std::string(KeyKindName(kind)) + " ciphertext has the wrong length");
   }
+  if (!ss->ok()) return st->Fail(code::kCryptoFailure, "out of memory");  // as in MlKemEncapsulate
   PkeyCtx ctx(EVP_PKEY_CTX_new_from_pkey(lc->ctx(), priv, lc->propq()), EVP_PKEY_CTX_free);
   size_t ss_len = ss->size();
   if (!ctx || EVP_PKEY_decapsulate_init(ctx.get(), nullptr) != 1 ||
@@ -161,7 +164,7 @@ PrivateKey* KeyArgs(Napi::Env env, const Napi::CallbackInfo& info, KeyKind* kind
 Napi::Value GenerateKeyPair(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
+  KeyKind kind{};
   if (!ParseKind(env, info[0], &kind)) return env.Undefined();
   ByteView seed;
   std::unique_ptr<SecretBytes> seed_copy;  // key material: OpenSSL sees a private copy
@@ -180,6 +183,8 @@ class GenerateJob : public PromiseJob {
  public:
   GenerateJob(KeyKind kind, LibraryContext* lc) : kind_(kind), lc_(lc) {}
   ~GenerateJob() override { EVP_PKEY_free(pkey_); }
+  GenerateJob(const GenerateJob&) = delete;  // owns what the destructor frees
+  GenerateJob& operator=(const GenerateJob&) = delete;
 
  private:
   void Run(OpStatus* st) override { pkey_ = MlKemGenerate(lc_, kind_, nullptr, st); }
@@ -196,7 +201,7 @@ class GenerateJob : public PromiseJob {
 Napi::Value GenerateKeyPairAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
+  KeyKind kind{};
   if (!ParseKind(env, info[0], &kind)) return env.Undefined();
   return QueueJob<GenerateJob>(env, kind, Data(env).active_context);
 }
@@ -205,7 +210,7 @@ Napi::Value GenerateKeyPairAsync(const Napi::CallbackInfo& info) {
 Napi::Value ExportEncapsulationKey(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
+  KeyKind kind{};
   PrivateKey* key = KeyArgs(env, info, &kind);
   if (key == nullptr) return env.Undefined();
   return ExportPublicKey(env, key->pkey(), kind);
@@ -215,7 +220,7 @@ Napi::Value ExportEncapsulationKey(const Napi::CallbackInfo& info) {
 Napi::Value CheckPublicKey(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
+  KeyKind kind{};
   ByteView ek;
   if (!ParseKind(env, info[0], &kind) || !GetBytes(env, info[1], "publicKey", &ek)) return env.Undefined();
   OpStatus st;
@@ -229,7 +234,7 @@ Napi::Value CheckPublicKey(const Napi::CallbackInfo& info) {
 Napi::Value ImportPublicKeyHandle(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
+  KeyKind kind{};
   ByteView ek;
   if (!ParseKind(env, info[0], &kind) || !GetBytes(env, info[1], "publicKey", &ek)) return env.Undefined();
   LibraryContext* lc = Data(env).active_context;
@@ -243,7 +248,7 @@ Napi::Value ImportPublicKeyHandle(const Napi::CallbackInfo& info) {
 Napi::Value EncapsulateSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
+  KeyKind kind{};
   ByteView coins;
   std::unique_ptr<SecretBytes> coins_copy;  // the randomness m is secret: a private copy
   if (!ParseKind(env, info[0], &kind)) return env.Undefined();
@@ -253,7 +258,7 @@ Napi::Value EncapsulateSync(const Napi::CallbackInfo& info) {
   }
   LibraryContext* lc = Data(env).active_context;
   OpStatus st;
-  bool thrown;
+  bool thrown = false;
   Pkey pub(PublicKeyArg(env, info[1], kind, lc, &st, &thrown), EVP_PKEY_free);
   if (thrown || st.ThrowIfFailed(env)) return env.Undefined();
   std::vector<uint8_t> ct;
@@ -269,6 +274,8 @@ class EncapsulateJob : public PromiseJob {
   EncapsulateJob(KeyKind kind, LibraryContext* lc, EVP_PKEY* pub)
       : kind_(kind), lc_(lc), pub_(pub), ss_(std::make_unique<SecretBytes>(kSharedSecretSize)) {}
   ~EncapsulateJob() override { EVP_PKEY_free(pub_); }
+  EncapsulateJob(const EncapsulateJob&) = delete;  // owns what the destructor frees
+  EncapsulateJob& operator=(const EncapsulateJob&) = delete;
 
  private:
   void Run(OpStatus* st) override { MlKemEncapsulate(lc_, kind_, pub_, nullptr, &ct_, ss_.get(), st); }
@@ -283,11 +290,11 @@ class EncapsulateJob : public PromiseJob {
 Napi::Value EncapsulateAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
+  KeyKind kind{};
   if (!ParseKind(env, info[0], &kind)) return env.Undefined();
   LibraryContext* lc = Data(env).active_context;
   OpStatus st;
-  bool thrown;
+  bool thrown = false;
   // Parsing is quick; the encapsulation itself runs on the threadpool.
   EVP_PKEY* pub = PublicKeyArg(env, info[1], kind, lc, &st, &thrown);
   if (thrown || st.ThrowIfFailed(env)) return env.Undefined();
@@ -298,7 +305,7 @@ Napi::Value EncapsulateAsync(const Napi::CallbackInfo& info) {
 Napi::Value DecapsulateSync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
+  KeyKind kind{};
   PrivateKey* key = KeyArgs(env, info, &kind);
   ByteView ct;
   if (key == nullptr || !GetBytes(env, info[2], "ciphertext", &ct)) return env.Undefined();
@@ -320,6 +327,8 @@ class DecapsulateJob : public PromiseJob {
     EVP_PKEY_up_ref(pkey_);  // survives a destroy() of the handle while the job runs
   }
   ~DecapsulateJob() override { EVP_PKEY_free(pkey_); }
+  DecapsulateJob(const DecapsulateJob&) = delete;  // owns what the destructor frees
+  DecapsulateJob& operator=(const DecapsulateJob&) = delete;
 
  private:
   void Run(OpStatus* st) override { MlKemDecapsulate(lc_, pkey_, kind_, ct_.data(), ct_.size(), ss_.get(), st); }
@@ -334,7 +343,7 @@ class DecapsulateJob : public PromiseJob {
 Napi::Value DecapsulateAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
+  KeyKind kind{};
   PrivateKey* key = KeyArgs(env, info, &kind);
   ByteView ct;
   if (key == nullptr || !GetBytes(env, info[2], "ciphertext", &ct)) return env.Undefined();
@@ -345,7 +354,7 @@ Napi::Value DecapsulateAsync(const Napi::CallbackInfo& info) {
 Napi::Value PrivateKeyFromBytes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
+  KeyKind kind{};
   ByteView dk;
   std::unique_ptr<SecretBytes> dk_copy;  // parsed and hashed by OpenSSL: a private snapshot
   if (!ParseKind(env, info[0], &kind) || !GetBytesOfSize(env, info[1], "privateKey", SizesOf(kind).private_key, &dk) ||

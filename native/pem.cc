@@ -58,6 +58,9 @@ struct PemBlock {
     OPENSSL_secure_free(header);
     OPENSSL_secure_clear_free(data, static_cast<size_t>(len));
   }
+  PemBlock() = default;
+  PemBlock(const PemBlock&) = delete;  // owns what the destructor frees
+  PemBlock& operator=(const PemBlock&) = delete;
   bool Read(BIO* bio) { return PEM_read_bio_ex(bio, &name, &header, &data, &len, PEM_FLAG_SECURE) == 1; }
 };
 
@@ -291,7 +294,7 @@ Napi::Value ImportPrivatePem(const Napi::CallbackInfo& info) {
   }
   if (!(pem_copy = CopyOf(env, pem))) return env.Undefined();
   OpStatus st;
-  KeyKind kind;
+  KeyKind kind{};
   EVP_PKEY* pkey = DecodePrivateKeyPem(lc, pem_copy->data(), pem_copy->size(), pass.get(), &kind, &st);
   if (st.ThrowIfFailed(env)) return env.Undefined();
   return PrivateKey::Wrap(env, pkey, kind, lc);
@@ -301,8 +304,8 @@ Napi::Value ImportPrivatePem(const Napi::CallbackInfo& info) {
 Napi::Value ExportPublicPem(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
-  LibraryContext* lc;
+  KeyKind kind{};
+  LibraryContext* lc = nullptr;
   EVP_PKEY* pkey = AnyKeyArg(env, info[0], "key", &kind, &lc);
   if (pkey == nullptr) return env.Undefined();
   std::vector<uint8_t> der;
@@ -329,7 +332,7 @@ Napi::Value ImportPublic(const Napi::CallbackInfo& info) {
   }
   std::vector<uint8_t> copy(in.data, in.data + in.size);  // parsed in several passes: a snapshot
   OpStatus st;
-  KeyKind kind;
+  KeyKind kind{};
   EVP_PKEY* pkey = DecodePublicKeyFile(lc, copy.data(), copy.size(), &kind, &st);
   if (st.ThrowIfFailed(env)) return env.Undefined();
   return PublicKey::Wrap(env, pkey, kind, lc);
@@ -343,7 +346,7 @@ Napi::Value PublicHalf(const Napi::CallbackInfo& info) {
   if (key == nullptr) return env.Undefined();
   std::vector<uint8_t> der;
   OpStatus st;
-  KeyKind kind;
+  KeyKind kind{};
   EVP_PKEY* pub = nullptr;
   if (!EncodeSpki(key->pkey(), &der)) {
     st.Fail(code::kCryptoFailure, "cannot encode the public key");
@@ -359,8 +362,8 @@ Napi::Value PublicHalf(const Napi::CallbackInfo& info) {
 Napi::Value PublicBytes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
-  LibraryContext* lc;
+  KeyKind kind{};
+  LibraryContext* lc = nullptr;
   EVP_PKEY* pkey = AnyKeyArg(env, info[0], "key", &kind, &lc);
   if (pkey == nullptr) return env.Undefined();
   if (kind != KeyKind::kP384) return ExportPublicKey(env, pkey, kind);
@@ -386,8 +389,8 @@ Napi::Value PublicBytes(const Napi::CallbackInfo& info) {
 Napi::Value SpkiDer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
-  LibraryContext* lc;
+  KeyKind kind{};
+  LibraryContext* lc = nullptr;
   EVP_PKEY* pkey = AnyKeyArg(env, info[0], "key", &kind, &lc);
   if (pkey == nullptr) return env.Undefined();
   std::vector<uint8_t> der;
@@ -402,8 +405,8 @@ Napi::Value SpkiDer(const Napi::CallbackInfo& info) {
 Napi::Value SpkiFingerprint(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  KeyKind kind;
-  LibraryContext* lc;
+  KeyKind kind{};
+  LibraryContext* lc = nullptr;
   EVP_PKEY* pkey = AnyKeyArg(env, info[0], "key", &kind, &lc);
   if (pkey == nullptr) return env.Undefined();
   std::vector<uint8_t> der;

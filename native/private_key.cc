@@ -139,14 +139,14 @@ template class KeyHandle<true>;
 
 bool KindOfKey(EVP_PKEY* pkey, KeyKind* kind) {
   for (KeyKind k : {KeyKind::kMlDsa87, KeyKind::kMlKem1024, KeyKind::kMlKem768, KeyKind::kX25519}) {
-    if (EVP_PKEY_is_a(pkey, KeyKindName(k))) {
+    if (EVP_PKEY_is_a(pkey, KeyKindName(k)) == 1) {
       *kind = k;
       return true;
     }
   }
   char group[64] = {0};
   size_t len = 0;
-  if (EVP_PKEY_is_a(pkey, "EC") && EVP_PKEY_get_group_name(pkey, group, sizeof group, &len) == 1 &&
+  if (EVP_PKEY_is_a(pkey, "EC") == 1 && EVP_PKEY_get_group_name(pkey, group, sizeof group, &len) == 1 &&
       (std::strcmp(group, "secp384r1") == 0 || std::strcmp(group, "P-384") == 0)) {
     *kind = KeyKind::kP384;
     return true;

@@ -30,6 +30,8 @@ class KeyHandle : public Napi::ObjectWrap<KeyHandle<kPublic>> {
 
   explicit KeyHandle(const Napi::CallbackInfo& info);
   ~KeyHandle() override;
+  KeyHandle(const KeyHandle&) = delete;  // owns a reference to pkey_
+  KeyHandle& operator=(const KeyHandle&) = delete;
 
   EVP_PKEY* pkey() const { return pkey_; }
   KeyKind kind() const { return kind_; }

@@ -81,9 +81,13 @@ Napi::Value RandomFill(const Napi::CallbackInfo& info) {
 Napi::Value RandomSecret(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  size_t n;
+  size_t n = 0;
   if (!GetSize(env, info[0], "length", kMaxRandomSecret, &n)) return env.Undefined();
   auto s = std::make_unique<SecretBytes>(n);
+  if (!s->ok()) {
+    ThrowError(env, code::kCryptoFailure, "out of memory");
+    return env.Undefined();
+  }
   if (!Fill(Data(env).active_context, s->data(), n)) {
     if (RequireOperational(env)) ThrowError(env, code::kCryptoFailure, "the DRBG failed");
     return env.Undefined();
@@ -104,6 +108,10 @@ Napi::Value ImportSecret(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   auto s = std::make_unique<SecretBytes>(b.size);
+  if (!s->ok()) {
+    ThrowError(env, code::kCryptoFailure, "out of memory");
+    return env.Undefined();
+  }
   std::copy(b.data, b.data + b.size, s->data());
   return Secret::Wrap(env, std::move(s));
 }
@@ -128,8 +136,8 @@ bool GetComparable(Napi::Env env, Napi::Value v, const char* what, const uint8_t
 Napi::Value TimingSafeEqual(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RequireOperational(env)) return env.Undefined();
-  const uint8_t *a, *b;
-  size_t a_len, b_len;
+  const uint8_t *a = nullptr, *b = nullptr;
+  size_t a_len = 0, b_len = 0;
   if (!GetComparable(env, info[0], "a", &a, &a_len) || !GetComparable(env, info[1], "b", &b, &b_len)) {
     return env.Undefined();
   }

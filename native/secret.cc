@@ -47,7 +47,7 @@ Napi::Value Secret::Wrap(Napi::Env env, std::unique_ptr<SecretBytes> bytes) {
   Napi::External<SecretBytes> ext = Napi::External<SecretBytes>::New(env, bytes.get());
   Napi::Object obj = Data(env).secret_constructor.New({ext});
   // The constructor took ownership only if it ran; otherwise `bytes` still frees (and cleanses).
-  if (!obj.IsEmpty()) bytes.release();
+  if (!obj.IsEmpty()) static_cast<void>(bytes.release());
   return obj;
 }
 
@@ -95,6 +95,10 @@ Napi::Value Secret::Clone(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   auto copy = std::make_unique<SecretBytes>(bytes_->size());
+  if (!copy->ok()) {
+    ThrowError(env, code::kCryptoFailure, "out of memory");
+    return env.Undefined();
+  }
   std::copy(bytes_->data(), bytes_->data() + bytes_->size(), copy->data());
   return Wrap(env, std::move(copy));
 }

@@ -30,6 +30,7 @@ bool ExportAllowed(Napi::Env env) {
 
 // enableSecretExportForTesting() -> boolean: true when QUANTUM_TUNNEL_TESTING=1 allowed it.
 Napi::Value EnableSecretExport(const Napi::CallbackInfo& info) {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): on the JS thread; nothing in the process calls setenv (Node keeps process.env changes of workers to their own copy)
   const char* flag = std::getenv("QUANTUM_TUNNEL_TESTING");
   bool allowed = flag != nullptr && std::strcmp(flag, "1") == 0;
   if (allowed) g_export_enabled.store(true);

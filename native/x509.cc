@@ -64,10 +64,16 @@ using Pkey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 struct X509Stack {
   STACK_OF(X509)* sk = sk_X509_new_null();
   ~X509Stack() { sk_X509_pop_free(sk, X509_free); }
+  X509Stack() = default;
+  X509Stack(const X509Stack&) = delete;  // owns what the destructor frees
+  X509Stack& operator=(const X509Stack&) = delete;
 };
 struct CrlStack {
   STACK_OF(X509_CRL)* sk = sk_X509_CRL_new_null();
   ~CrlStack() { sk_X509_CRL_pop_free(sk, X509_CRL_free); }
+  CrlStack() = default;
+  CrlStack(const CrlStack&) = delete;  // owns what the destructor frees
+  CrlStack& operator=(const CrlStack&) = delete;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -118,6 +124,8 @@ class Certificate : public Napi::ObjectWrap<Certificate> {
     napi_type_tag_object(info.Env(), info.This(), &kCertificateTag);
   }
   ~Certificate() override { X509_free(x_); }
+  Certificate(const Certificate&) = delete;  // owns what the destructor frees
+  Certificate& operator=(const Certificate&) = delete;
 
   X509* x509() const { return x_; }
 
@@ -300,7 +308,7 @@ Napi::Value KeyUsageNames(Napi::Env env, X509* x) {
   Napi::Array out = Napi::Array::New(env);
   uint32_t i = 0;
   for (const auto& n : kNames) {
-    if (ku & n.bit) out.Set(i++, n.name);
+    if ((ku & n.bit) != 0) out.Set(i++, n.name);
   }
   return out;
 }
@@ -335,7 +343,7 @@ Napi::Value ExtendedKeyUsageNames(Napi::Env env, X509* x) {
 }
 
 std::string PublicKeyAlgorithm(X509* x) {
-  KeyKind kind;
+  KeyKind kind{};
   EVP_PKEY* pkey = X509_get0_pubkey(x);
   ERR_clear_error();  // a key this context cannot decode is simply named by its OID below
   if (pkey != nullptr && KindOfKey(pkey, &kind)) return KeyKindName(kind);
@@ -447,7 +455,7 @@ Napi::Value Certificate::PublicKeyHandle(const Napi::CallbackInfo& info) {
   if (lc == nullptr) return env.Undefined();
   std::vector<uint8_t> spki;
   OpStatus st;
-  KeyKind kind;
+  KeyKind kind{};
   EVP_PKEY* pkey = nullptr;
   if (!SpkiDerOf(x_, &spki)) {
     st.Fail(code::kCryptoFailure, "cannot encode the certificate's public key");
@@ -728,7 +736,7 @@ bool ValidDnsName(const std::string& s) {
 // A positive INTEGER from unsigned big-endian bytes (1 to 20 of them, not all zero).
 ASN1_INTEGER* SerialFrom(const uint8_t* bytes, size_t len) {
   std::unique_ptr<BIGNUM, decltype(&BN_free)> bn(BN_bin2bn(bytes, static_cast<int>(len), nullptr), BN_free);
-  if (!bn || BN_is_zero(bn.get())) return nullptr;
+  if (!bn || BN_is_zero(bn.get()) != 0) return nullptr;
   return BN_to_ASN1_INTEGER(bn.get(), nullptr);
 }
 
@@ -987,7 +995,8 @@ Napi::Value Issue(const Napi::CallbackInfo& info) {
     std::unique_ptr<ASN1_BIT_STRING, decltype(&ASN1_BIT_STRING_free)> ku(ASN1_BIT_STRING_new(), ASN1_BIT_STRING_free);
     if (!ku) return fail("allocation");
     for (int bit = 0; bit < 9; bit++) {
-      if ((key_usage >> bit) & 1) ASN1_BIT_STRING_set_bit(ku.get(), bit, 1);
+      // A bit that cannot be set (allocation) must not leave a certificate without that usage.
+      if (((key_usage >> bit) & 1) != 0 && ASN1_BIT_STRING_set_bit(ku.get(), bit, 1) != 1) return fail("keyUsage");
     }
     if (X509_add1_ext_i2d(x.get(), NID_key_usage, ku.get(), 1, X509V3_ADD_DEFAULT) != 1) return fail("keyUsage");
   }
@@ -995,8 +1004,8 @@ Napi::Value Issue(const Napi::CallbackInfo& info) {
   if (ext_key_usage != 0) {
     EXTENDED_KEY_USAGE* eku = sk_ASN1_OBJECT_new_null();
     bool ok = eku != nullptr;
-    if (ok && (ext_key_usage & 1)) ok = sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_server_auth)) > 0;
-    if (ok && (ext_key_usage & 2)) ok = sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_client_auth)) > 0;
+    if (ok && (ext_key_usage & 1) != 0) ok = sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_server_auth)) > 0;
+    if (ok && (ext_key_usage & 2) != 0) ok = sk_ASN1_OBJECT_push(eku, OBJ_nid2obj(NID_client_auth)) > 0;
     ok = ok && X509_add1_ext_i2d(x.get(), NID_ext_key_usage, eku, 0, X509V3_ADD_DEFAULT) == 1;
     sk_ASN1_OBJECT_free(eku);  // the objects are OpenSSL's static ones
     if (!ok) return fail("extendedKeyUsage");
