@@ -148,6 +148,7 @@ Napi::Value TimingSafeEqual(const Napi::CallbackInfo& info) {
 // test can see the continuous RNG test put the module in its error state. Only in a process
 // started with QUANTUM_TUNNEL_TESTING=1: elsewhere any code could stop the module at will.
 void RepeatNextBlock(const Napi::CallbackInfo& info) {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): on the JS thread, where any setenv of process.env happens too
   const char* flag = std::getenv("QUANTUM_TUNNEL_TESTING");
   if (flag == nullptr || std::strcmp(flag, "1") != 0) {
     ThrowError(info.Env(), code::kInvalidState, "testingRepeatNextRandomBlock is for tests only (QUANTUM_TUNNEL_TESTING=1)");

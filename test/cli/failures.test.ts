@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
-import { killAll, MAIN, ROOT, runCli } from './helpers.js';
+import { CLI_ARGS, killAll, ROOT, runCli } from './helpers.js';
 
 const WITHOUT_OTEL_SDK = fileURLToPath(new URL('./fixtures/without-otel-sdk.mjs', import.meta.url));
 
@@ -17,7 +17,7 @@ const WITHOUT_OTEL_SDK = fileURLToPath(new URL('./fixtures/without-otel-sdk.mjs'
  * before the program writes anything: what `quantum-vpn ... | head -0` does to it.
  */
 async function runIntoClosedPipe(args: string[], closed: 'stdout' | 'stderr'): Promise<{ code: number | null; signal: NodeJS.Signals | null; other: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+  const child = spawn(process.execPath, [...CLI_ARGS, ...args], {
     cwd: ROOT,
     env: { ...process.env, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],

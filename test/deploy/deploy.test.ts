@@ -16,6 +16,7 @@ import { promisify } from 'node:util';
 import { Ajv } from 'ajv';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { expect } from 'chai';
+import { CLI_ARGS } from '../cli/helpers.js';
 import { validate as validateDockerfile } from 'dockerfile-utils';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 
@@ -25,7 +26,6 @@ const UNIT = join(DEPLOY, 'systemd', 'quantum-vpn.service');
 const FIPS_DROPIN = join(DEPLOY, 'systemd', 'quantum-vpn.service.d', 'fips.conf');
 const ENTRYPOINT = join(DEPLOY, 'docker', 'entrypoint.sh');
 const CHART = join(DEPLOY, 'helm', 'quantum-tunnel');
-const CLI_MAIN = join(ROOT, 'lib', 'cli', 'main.ts');
 
 const read = (path: string): string => readFileSync(path, 'utf8');
 const hasCommand = (name: string): boolean => spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
@@ -327,7 +327,7 @@ exit 0
 
   describe('example configs pass quantum-vpn check-config', function () {
     let dir: string;
-    const cli = (args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', CLI_MAIN, ...args], { cwd: ROOT, encoding: 'utf8' });
+    const cli = (args: string[]) => promisify(execFile)(process.execPath, [...CLI_ARGS, ...args], { cwd: ROOT, encoding: 'utf8' });
 
     before(async function () {
       // Read from the sources rather than by starting the CLI (a second saved per run).

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
+import { CLI_ARGS } from '../cli/helpers.js';
 import * as appsV1 from 'kubernetes-models/apps/v1';
 import * as autoscalingV2 from 'kubernetes-models/autoscaling/v2';
 import * as coreV1 from 'kubernetes-models/v1';
@@ -27,7 +28,6 @@ import { parseAllDocuments, parse as parseYaml } from 'yaml';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CHART = join(ROOT, 'deploy', 'helm', 'quantum-tunnel');
-const CLI_MAIN = join(ROOT, 'lib', 'cli', 'main.ts');
 
 type Manifest = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: any; data?: Record<string, string> };
 
@@ -194,7 +194,7 @@ describe('Helm chart, rendered by helm (deploy/helm/quantum-tunnel)', function (
     this.timeout(120_000);
     const dir = mkdtempSync(join(tmpdir(), 'qt-helm-'));
     try {
-      const cli = (args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', CLI_MAIN, ...args], { cwd: ROOT, encoding: 'utf8' });
+      const cli = (args: string[]) => promisify(execFile)(process.execPath, [...CLI_ARGS, ...args], { cwd: ROOT, encoding: 'utf8' });
       await cli(['keygen', join(dir, 'server.key')]);
       copyFileSync(join(dir, 'server.key.pub'), join(dir, 'authorized_peers'));
       const configMap = one(render(['keys.existingSecret=k']), 'ConfigMap');
