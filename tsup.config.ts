@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { defineConfig, type Options } from 'tsup';
 
@@ -57,6 +57,9 @@ export default defineConfig([
     entry: { index: 'lib/index.ts', testing: 'lib/testing.ts' },
     format: ['cjs'],
     splitting: false,
+    // The two builds run side by side: this one empties dist/ but for the CLI's files, which the
+    // other writes (and never cleans, so neither deletes the other's output).
+    clean: ['!cli.js', '!cli.js.map'],
     onSuccess: async () => {
       writeEsmEntries();
       writeDeclarations();
@@ -68,11 +71,8 @@ export default defineConfig([
     entry: { cli: 'lib/cli/main.ts' },
     format: ['esm'],
     splitting: false,
+    clean: false,
     // CommonJS dependencies bundled into it (yaml) require Node's built-ins: give it a real require().
     banner: { js: "import { createRequire as __qtCreateRequire } from 'node:module'; const require = __qtCreateRequire(import.meta.url);" },
   },
 ]);
-
-// The two builds run side by side, so neither cleans dist/ (one would delete the other's output):
-// it is emptied here, once, before both.
-rmSync('dist', { recursive: true, force: true });

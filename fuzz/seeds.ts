@@ -100,4 +100,17 @@ seed('identities', Buffer.concat([Buffer.from([3]), readFileSync(join(pki, 'cli-
 seed('identities', Buffer.concat([Buffer.from([3]), readFileSync(join(pki, 'cli-ca.pem'))]));
 serverKey.destroy();
 clientKey.destroy();
+
+// Configuration files: the deployment examples (YAML), a TOML file with every kind of value, and
+// YAML anchors and aliases with a service named like a prototype property.
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+for (const f of ['deploy/systemd/config.yaml', 'deploy/docker/config/server.yaml', 'deploy/docker/config/client.yaml']) {
+  seed('config', Buffer.concat([Buffer.from([0]), readFileSync(join(repo, f))]));
+}
+seed('config', Buffer.concat([Buffer.from([1]), Buffer.from([
+  'log-level = "info"', 'obs-addr = "127.0.0.1:9090"', '[defaults]', 'drain-timeout = "30s"', 'max-conns-per-ip = 10',
+  '[services.postgres]', 'role = "server"', 'listen = "0.0.0.0:8443"', 'to = "127.0.0.1:5432"', 'identity = "/etc/quantum-tunnel/server.key"', 'authorized-peers = "/etc/quantum-tunnel/authorized_peers"',
+  '[services.pg-client]', 'role = "client"', 'listen = "127.0.0.1:15432"', 'connect = "db.example.net:8443"', 'psk-file = "/etc/quantum-tunnel/psk"', '',
+].join('\n'))]));
+seed('config', Buffer.concat([Buffer.from([0]), Buffer.from('services:\n  a: &x {role: echo, listen: "127.0.0.1:0", no-auth: true}\n  b: *x\n  constructor: {role: echo}\n')]));
 console.log('seeds written under', ROOT);

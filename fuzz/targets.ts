@@ -6,6 +6,11 @@
  * `npm run fuzz` runs these under Jazzer.js (scripts/fuzz.cjs); test/fuzz/corpus.test.ts runs
  * every seed and every past finding through them in the normal suite.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../lib/config/load.js';
+import { formatIssue } from '../lib/config/source.js';
 import { QuantumTunnelError } from '../lib/errors.js';
 import { decodeAlert, decodeClientHello, decodeFinished, decodeRekeyPayload, decodeServerHello } from '../lib/protocol/messages.js';
 import { MessageType } from '../lib/protocol/constants.js';
@@ -177,6 +182,28 @@ export function identities(data: Buffer): void {
   }
 }
 
+// ---- configuration files -----------------------------------------------------------------------
+
+let configDir: string | undefined;
+
+/**
+ * A configuration file (`quantum-vpn serve --config`), YAML or TOML by the first byte, through
+ * the whole loader: parsing, the environment overrides' merge, the schema and each service's
+ * flags. Every problem must come back as an issue that formats: loadConfig throws nothing at all.
+ */
+export function config(data: Buffer): void {
+  if (data.length === 0) return;
+  if (configDir === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'qt-fuzz-config-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    configDir = dir;
+  }
+  const file = join(configDir, data[0]! % 2 === 0 ? 'fuzz.yaml' : 'fuzz.toml');
+  writeFileSync(file, data.subarray(1));
+  const result = loadConfig(file, {});
+  if (!result.ok) for (const issue of result.issues) formatIssue(issue);
+}
+
 /** The targets by name (scripts/fuzz.cjs and test/fuzz/corpus.test.ts). */
-export const TARGETS = { frames, messages, responder, initiator, identities } as const;
+export const TARGETS = { frames, messages, responder, initiator, identities, config } as const;
 export type TargetName = keyof typeof TARGETS;
