@@ -31,7 +31,7 @@ function writeEsmEntries(): void {
     const names = annotation.split(',').map((n) => n.trim()).filter(Boolean);
     if (names.length === 0) throw new Error(`dist/${entry}.cjs exports nothing that tsup.config.ts can see`);
     const header = `// ESM entry of quantum-tunnel: the CommonJS build re-exported (one copy per process; see tsup.config.ts).\n`;
-    writeFileSync(`dist/${entry}.js`, `${header}import cjs from './${entry}.cjs';\nexport const {\n  ${names.join(',\n  ')},\n} = cjs;\n`);
+    writeFileSync(`dist/${entry}.js`, `${header}import cjs from './${entry}.cjs';\nexport const {\n  ${names.join(',\n  ')},\n} = cjs;\nexport default cjs;\n`);
   }
 }
 

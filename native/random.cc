@@ -5,8 +5,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -15,6 +13,7 @@
 #include "bytes.h"
 #include "errors.h"
 #include "secret.h"
+#include "testing.h"
 
 namespace qt {
 
@@ -145,12 +144,10 @@ Napi::Value TimingSafeEqual(const Napi::CallbackInfo& info) {
 }
 
 // testingRepeatNextRandomBlock(): the next FIPS-mode DRBG output repeats the previous block, so a
-// test can see the continuous RNG test put the module in its error state. Only in a process
-// started with QUANTUM_TUNNEL_TESTING=1: elsewhere any code could stop the module at will.
+// test can see the continuous RNG test put the module in its error state. Only when
+// QUANTUM_TUNNEL_TESTING=1 was set as the addon loaded: elsewhere any code could stop the module.
 void RepeatNextBlock(const Napi::CallbackInfo& info) {
-  // NOLINTNEXTLINE(concurrency-mt-unsafe): on the JS thread, where any setenv of process.env happens too
-  const char* flag = std::getenv("QUANTUM_TUNNEL_TESTING");
-  if (flag == nullptr || std::strcmp(flag, "1") != 0) {
+  if (!StartedForTesting()) {
     ThrowError(info.Env(), code::kInvalidState, "testingRepeatNextRandomBlock is for tests only (QUANTUM_TUNNEL_TESTING=1)");
     return;
   }

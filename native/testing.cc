@@ -28,11 +28,13 @@ bool ExportAllowed(Napi::Env env) {
   return false;
 }
 
+// QUANTUM_TUNNEL_TESTING=1 as the addon loaded: read once, so code that sets process.env later
+// cannot turn the test-only hooks on.
+std::atomic<bool> g_started_for_testing{false};
+
 // enableSecretExportForTesting() -> boolean: true when QUANTUM_TUNNEL_TESTING=1 allowed it.
 Napi::Value EnableSecretExport(const Napi::CallbackInfo& info) {
-  // NOLINTNEXTLINE(concurrency-mt-unsafe): on the JS thread; nothing in the process calls setenv (Node keeps process.env changes of workers to their own copy)
-  const char* flag = std::getenv("QUANTUM_TUNNEL_TESTING");
-  bool allowed = flag != nullptr && std::strcmp(flag, "1") == 0;
+  bool allowed = g_started_for_testing.load();
   if (allowed) g_export_enabled.store(true);
   return Napi::Boolean::New(info.Env(), allowed);
 }
@@ -94,7 +96,12 @@ Napi::Value ExportPrivateKey(const Napi::CallbackInfo& info) {
 
 bool TestHooksEnabled(Napi::Env env) { return ExportAllowed(env); }
 
+bool StartedForTesting() { return g_started_for_testing.load(); }
+
 void InitTesting(Napi::Env env, Napi::Object exports) {
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): addon initialisation, on the JS thread, where any setenv of process.env happens too
+  const char* flag = std::getenv("QUANTUM_TUNNEL_TESTING");
+  g_started_for_testing.store(flag != nullptr && std::strcmp(flag, "1") == 0);
   exports.Set("enableSecretExportForTesting", Napi::Function::New<EnableSecretExport>(env));
   exports.Set("exportSecretForTesting", Napi::Function::New<ExportSecret>(env));
   exports.Set("secretStorageForTesting", Napi::Function::New<SecretStorage>(env));

@@ -43,7 +43,8 @@ describe('the published bundle (tsup: ESM + CJS + .d.ts)', function () {
       import { createRequire } from 'node:module';
       const require = createRequire(process.cwd() + '/');
       const cjs = require('./dist/index.cjs'), testingCjs = require('./dist/testing.cjs');
-      const same = (a, b) => JSON.stringify(Object.keys(a).sort()) === JSON.stringify(Object.keys(b).sort()) && Object.keys(b).every((k) => a[k] === b[k]);
+      // (The default export is the CommonJS exports object, as Node gives an imported CommonJS module.)
+      const same = (a, b) => a.default === b && JSON.stringify(Object.keys(a).filter((k) => k !== 'default').sort()) === JSON.stringify(Object.keys(b).sort()) && Object.keys(b).every((k) => a[k] === b[k]);
       console.log(Object.keys(cjs).length, same(esm, cjs), same(testingEsm, testingCjs), esm.IdentityKey === cjs.IdentityKey);
     `], { cwd: root, encoding: 'utf8', env: { ...process.env, QUANTUM_TUNNEL_TESTING: '1' } });
     const [count, ...checks] = out.trim().split(' ');

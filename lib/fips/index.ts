@@ -242,9 +242,14 @@ export function status(): FipsStatus {
   };
 }
 
-/** The hooks below stop the crypto module at will: only a process started for tests may use them. */
+/**
+ * QUANTUM_TUNNEL_TESTING=1 as the package loaded (read once: code that sets process.env later does
+ * not turn the hooks below on). They stop the crypto module at will.
+ */
+const STARTED_FOR_TESTING = process.env.QUANTUM_TUNNEL_TESTING === '1';
+
 function testingOnly(): void {
-  if (process.env.QUANTUM_TUNNEL_TESTING !== '1') {
+  if (!STARTED_FOR_TESTING) {
     throw qtError(ErrorCode.INVALID_STATE, 'fips.testing is for tests only: start the process with QUANTUM_TUNNEL_TESTING=1');
   }
 }
@@ -252,7 +257,7 @@ function testingOnly(): void {
 /**
  * Test-only hooks: make one self-test or check fail, to prove failures are handled. Not part of
  * the public API: each hook can put the crypto module in its error state, so each throws
- * `ERR_QT_INVALID_STATE` unless the process was started with QUANTUM_TUNNEL_TESTING=1.
+ * `ERR_QT_INVALID_STATE` unless QUANTUM_TUNNEL_TESTING=1 was set when the package loaded.
  *
  * @internal
  */

@@ -471,8 +471,9 @@ class Pool extends EventEmitter implements TunnelPool {
     if (now >= lifetimeDue) return this.#retire(entry);
     if (now >= idleDue && this.#idle.length > this.#o.minIdle) return this.#retire(entry);
     if (now >= checkDue) return this.#check(entry);
-    // Idle past its timeout but needed for minIdle: only the lifetime and the checks apply.
-    this.#schedule(entry, true);
+    // Idle past its timeout but needed for minIdle: only the lifetime and the checks apply. (A
+    // timer can fire a few ms before Date.now() reaches its due time: then it is simply re-armed.)
+    this.#schedule(entry, now >= idleDue);
   }
 
   /** Pings an idle tunnel; one that does not answer in time is destroyed (the pool dials a replacement). */

@@ -191,9 +191,10 @@ describe('FIPS mode', function () {
     expect(r.json?.value).to.deep.equal({ code: 'ERR_QT_FIPS_SELFTEST_FAILED', state: true });
   });
 
-  it('the failure hooks work only in a process started for tests (QUANTUM_TUNNEL_TESTING=1)', () => {
+  it('the failure hooks work only when QUANTUM_TUNNEL_TESTING=1 was set as the package loaded, not set later', () => {
     const production = { ...env, QUANTUM_TUNNEL_TESTING: '' }; // (runChild adds its env to this process's)
     const r = runChild(`
+      process.env.QUANTUM_TUNNEL_TESTING = '1'; // too late: read as the package loaded
       const codes = [];
       for (const hook of [() => qt.fips.testing.injectFailure('pairwise'), () => qt.fips.testing.repeatNextRandomBlock()]) {
         try { hook(); codes.push(null); } catch (e) { codes.push(e.code); }
