@@ -131,8 +131,16 @@ export function parseTomlText(text: string, name: string): ParsedSource {
   }
   const at = (n: AST.HasLocs): Origin => ({ file: name, line: n.loc.start.line, column: n.loc.start.column + 1 });
   const keyNames = (key: AST.TOMLKey) => key.keys.map((k) => (k.type === 'TOMLBare' ? k.name : k.value));
+  // The TOML parser's values are built by assignment, where a `__proto__` key sets the table's
+  // prototype (its settings hidden from the schema, yet read as inherited): refused by name,
+  // before the values are built. (YAML keeps such a key as an own property; the schema refuses it.)
+  const refused: ConfigIssue[] = [];
+  const refuseProto = (path: readonly (string | number)[], node: AST.HasLocs) => {
+    if (refused.length === 0 && path.includes('__proto__')) refused.push({ origin: at(node), path: path.map(String).join('.'), message: 'the key "__proto__" is not allowed' });
+  };
   const record = (prefix: readonly (string | number)[], kv: AST.TOMLKeyValue) => {
     const names = keyNames(kv.key);
+    refuseProto([...prefix, ...names], kv.key);
     // Dotted keys (`a.b = 1`) define their parents too: each part points at the key.
     for (let i = 1; i <= names.length; i++) {
       const p = pathKey([...prefix, ...names.slice(0, i)]);
@@ -149,6 +157,7 @@ export function parseTomlText(text: string, name: string): ParsedSource {
       continue;
     }
     const path = item.resolvedKey;
+    refuseProto(path, item.key);
     for (let i = 1; i <= path.length; i++) {
       const p = pathKey(path.slice(0, i));
       if (!positions.key.has(p)) positions.key.set(p, at(item.key));
@@ -156,5 +165,6 @@ export function parseTomlText(text: string, name: string): ParsedSource {
     }
     for (const kv of item.body) record(path, kv);
   }
+  if (refused.length > 0) return { data: undefined, positions, issues: refused };
   return { data: getStaticTOMLValue(ast), positions, issues: [] };
 }

@@ -44,6 +44,22 @@ describe('names from outside stay data (prototype keys, pathological input)', ()
     expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
   });
 
+  it('a `__proto__` key in a TOML file is refused by name, as a table, a dotted key or an inline table (found by the config fuzz target)', () => {
+    const base = ['[services.echo]', 'role = "echo"', 'listen = "127.0.0.1:0"', 'no-auth = true'];
+    for (const [what, lines] of [
+      ['a table', ['[services.__proto__]', 'role = "server"']],
+      ['a nested table', ['[services.echo.__proto__]', 'role = "server"']],
+      ['a dotted key', ['[defaults]', '__proto__.role = "server"']],
+      ['an inline table', ['[defaults]', 'x = { __proto__ = { role = "server" } }']],
+    ] as const) {
+      const file = join(dir, 'proto.toml');
+      writeFileSync(file, [...base, ...lines, ''].join('\n'));
+      const r = loadConfig(file, {});
+      expect(r.ok, what).to.equal(false);
+      if (!r.ok) expect(r.issues.map(formatIssue).join('\n'), what).to.include('the key "__proto__" is not allowed');
+    }
+  });
+
   it('a `__proto__` log field is written as a field; it neither replaces the record\'s prototype nor drops the others', () => {
     const lines: string[] = [];
     const stream = new Writable({
