@@ -22,7 +22,9 @@
  */
 import { isIP } from 'node:net';
 import { ErrorCode, qtError } from '../errors.js';
-import type { ConnectionAdmission, PeerAddress } from '../tunnel/observer.js';
+import type { AdmissionVerdict, ConnectionAdmission, PeerAddress } from '../tunnel/observer.js';
+
+export type { AdmissionVerdict };
 import { maskAddress, type Logger } from './logger.js';
 
 /**
@@ -51,21 +53,6 @@ export interface RateLimitOptions {
   /** Bound on remembered addresses. Default 65,536. */
   maxTrackedAddresses?: number;
 }
-
-/** What {@link RateLimiter.admit} answers (the same as {@link ConnectionAdmission.admit}). */
-export type AdmissionVerdict =
-  | {
-      /** Admitted. */
-      ok: true;
-      /** Call once when the connection ends, to give its place back. */
-      release: () => void;
-    }
-  | {
-      /** Refused. */
-      ok: false;
-      /** Which limit refused it: `connection` the concurrent connections per address, `handshake` a handshake rate. */
-      reason: 'connection' | 'handshake';
-    };
 
 /** Counters of a {@link RateLimiter}. */
 export interface RateLimiterStats {

@@ -158,6 +158,21 @@ function safe(fn: () => void): void {
   }
 }
 
+/** What {@link ConnectionAdmission.admit} answers (the ops RateLimiter's `admit` too). */
+export type AdmissionVerdict =
+  | {
+      /** Admitted. */
+      ok: true;
+      /** Call once when the connection ends, to give its place back. */
+      release: () => void;
+    }
+  | {
+      /** Refused. */
+      ok: false;
+      /** Which limit refused it: `connection` the concurrent connections per address, `handshake` a handshake rate. */
+      reason: 'connection' | 'handshake';
+    };
+
 /**
  * Admission control (rate limiting) consulted by a listener for every accepted connection, before
  * any cryptography. `release` is called when the connection ends.
@@ -167,19 +182,7 @@ export interface ConnectionAdmission {
    * Admits a connection (call `release()` when it ends) or refuses it, naming which limit refused
    * it.
    */
-  admit(peer: PeerAddress):
-    | {
-        /** Admitted. */
-        ok: true;
-        /** Call once when the connection ends, to give its place back. */
-        release: () => void;
-      }
-    | {
-        /** Refused. */
-        ok: false;
-        /** Which limit refused it: `connection` the concurrent connections per address, `handshake` a handshake rate. */
-        reason: 'connection' | 'handshake';
-      };
+  admit(peer: PeerAddress): AdmissionVerdict;
   /**
    * Consulted for each rekey a peer asks for (a rekey costs a key exchange, like a handshake):
    * false refuses it and the tunnel is closed. Absent: rekeys are limited only per tunnel.
