@@ -1,14 +1,11 @@
 /** Argument checks of the crypto layer and the suite registry that the wider tests never trip. */
 import { expect } from 'chai';
-import { crypto, ErrorCode, QuantumTunnelError } from '../../lib/index.js';
+import { crypto, ErrorCode } from '../../lib/index.js';
 import { deriveKey } from '../../lib/crypto/kdf.js';
 import { isPrivateKey } from '../../lib/crypto/secret.js';
 import { CipherSuite } from '../../lib/protocol/constants.js';
 import { cipherSuiteByOption } from '../../lib/protocol/suites.js';
-
-function expectCode(fn: () => unknown, code: string): void {
-  expect(fn).to.throw(QuantumTunnelError).with.property('code', code);
-}
+import { expectCode } from '../helpers/buffers.js';
 
 describe('crypto argument checks', () => {
   it('DeriveKey labels are strings or bytes (the same bytes either way); anything else is INVALID_ARGUMENT', () => {

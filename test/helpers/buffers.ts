@@ -8,8 +8,8 @@ setFlagsFromString('--expose-gc');
 /** A full garbage collection, so a detached buffer's memory is really gone. */
 export const collectGarbage = runInNewContext('gc') as () => void;
 
-/** Asserts that `fn` throws a QuantumTunnelError with `code`. */
-export function expectCode(fn: () => unknown, code: string): void {
+/** Asserts that `fn` throws a QuantumTunnelError with `code`, and returns it. */
+export function expectCode(fn: () => unknown, code: string): QuantumTunnelError {
   let caught: unknown;
   try {
     fn();
@@ -17,7 +17,20 @@ export function expectCode(fn: () => unknown, code: string): void {
     caught = e;
   }
   expect(caught, `expected a QuantumTunnelError ${code}`).to.be.instanceOf(QuantumTunnelError);
-  expect((caught as QuantumTunnelError).code).to.equal(code);
+  expect((caught as QuantumTunnelError).code, (caught as Error).message).to.equal(code);
+  return caught as QuantumTunnelError;
+}
+
+/** Asserts that `p` rejects with a QuantumTunnelError with `code`. */
+export async function expectReject(p: Promise<unknown>, code: string): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err, `expected a QuantumTunnelError ${code}`).to.be.instanceOf(QuantumTunnelError);
+    expect((err as QuantumTunnelError).code, (err as Error).message).to.equal(code);
+    return;
+  }
+  expect.fail(`expected ${code}`);
 }
 
 /** A copy of `bytes` over an ArrayBuffer of its own (transferable, unlike Node's Buffer pool). */

@@ -3,7 +3,7 @@
  * shared Session API that a v2 session refuses (master secrets, tickets from a client).
  */
 import { expect } from 'chai';
-import { crypto, ErrorCode, QuantumTunnelError } from '../../lib/index.js';
+import { crypto, ErrorCode } from '../../lib/index.js';
 import { qtError } from '../../lib/errors.js';
 import { createSelfSignedCa, type Certificate, issueCertificate } from '../../lib/crypto/x509.js';
 import { CertificateIdentity } from '../../lib/identity/certificates.js';
@@ -24,28 +24,7 @@ import { kemGroupById, KemGroup } from '../../lib/protocol/v2/groups.js';
 import { ClientHandshakeV2, ServerHandshakeV2 } from '../../lib/protocol/v2/handshake.js';
 import { SessionV2 } from '../../lib/protocol/v2/session.js';
 import { converse } from '../helpers/handshakes.js';
-
-function expectCode(fn: () => unknown, code: string): QuantumTunnelError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, `expected ${code}`).to.be.instanceOf(QuantumTunnelError);
-  expect((caught as QuantumTunnelError).code, (caught as Error).message).to.equal(code);
-  return caught as QuantumTunnelError;
-}
-
-async function expectReject(p: Promise<unknown>, code: string): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    expect((err as QuantumTunnelError).code, (err as Error).message).to.equal(code);
-    return;
-  }
-  expect.fail(`expected ${code}`);
-}
+import { expectCode, expectReject } from '../helpers/buffers.js';
 
 describe('protocol v2 certificate messages: hostile encodings', () => {
   let key: crypto.PrivateKey;

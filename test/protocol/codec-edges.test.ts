@@ -5,7 +5,7 @@
  * when full, the version registry on a non-hello frame and the v2 record layer's refusals.
  */
 import { expect } from 'chai';
-import { ErrorCode, QuantumTunnelError } from '../../lib/index.js';
+import { ErrorCode } from '../../lib/index.js';
 import { qtError } from '../../lib/errors.js';
 import { CipherSuite, MessageType } from '../../lib/protocol/constants.js';
 import { encodeFrame, encodeHandshakeRecord, type Frame, FrameReader } from '../../lib/protocol/frame.js';
@@ -33,28 +33,7 @@ import { responderVersion, V1, V2 } from '../../lib/protocol/versions.js';
 import { alertBody, alertCodeFor, alertError, isPeerAlert, plaintextAlert, V2AlertCode } from '../../lib/protocol/v2/alerts.js';
 import { epochKey, FIRST_APPLICATION_EPOCH, InnerType, type InnerTypeValue, MAX_INNER_PLAINTEXT, RECORD_TYPE, RecordLayer } from '../../lib/protocol/v2/record.js';
 import * as testing from '../../lib/testing.js';
-
-function expectCode(fn: () => unknown, code: string): QuantumTunnelError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, `expected ${code}`).to.be.instanceOf(QuantumTunnelError);
-  expect((caught as QuantumTunnelError).code, (caught as Error).message).to.equal(code);
-  return caught as QuantumTunnelError;
-}
-
-async function expectReject(p: Promise<unknown>, code: string): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    expect((err as QuantumTunnelError).code).to.equal(code);
-    return;
-  }
-  expect.fail(`expected ${code}`);
-}
+import { expectCode, expectReject } from '../helpers/buffers.js';
 
 function frameOf(bytes: Buffer): Frame {
   const r = new FrameReader();
