@@ -477,6 +477,34 @@ Napi::Value Certificate::Der(const Napi::CallbackInfo& info) {
   return CopyToBuffer(env, der.data(), der.size());
 }
 
+// One DER certificate or every "CERTIFICATE" PEM block of `in`, appended to `certs` (at most
+// kMaxListLength); false with `error` set on the first that does not parse. The N-API wrappers
+// and the fuzz harness (native/fuzz/x509.cc) share it.
+bool ParseCertificates(LibraryContext* lc, const std::vector<uint8_t>& in, X509Stack* certs, std::string* error) {
+  return certs->sk != nullptr && ForEachBlock(in, PEM_STRING_X509, [&](const uint8_t* der, size_t len) {
+    X509* x = ParseDer(lc, der, len);
+    if (x == nullptr) return false;
+    if (sk_X509_push(certs->sk, x) <= 0) {
+      X509_free(x);
+      return false;
+    }
+    return sk_X509_num(certs->sk) <= static_cast<int>(kMaxListLength);
+  }, error);
+}
+
+// The same for CRLs ("X509 CRL" PEM blocks, or one DER CRL).
+bool ParseCrls(LibraryContext* lc, const std::vector<uint8_t>& in, CrlStack* crls, std::string* error) {
+  return crls->sk != nullptr && ForEachBlock(in, PEM_STRING_X509_CRL, [&](const uint8_t* der, size_t len) {
+    X509_CRL* crl = ParseCrlDer(lc, der, len);
+    if (crl == nullptr) return false;
+    if (sk_X509_CRL_push(crls->sk, crl) <= 0) {
+      X509_CRL_free(crl);
+      return false;
+    }
+    return sk_X509_CRL_num(crls->sk) <= static_cast<int>(kMaxListLength);
+  }, error);
+}
+
 // x509Parse(bytes) -> Certificate[]: one DER certificate, or every "CERTIFICATE" PEM block.
 Napi::Value Parse(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -485,15 +513,7 @@ Napi::Value Parse(const Napi::CallbackInfo& info) {
   if (lc == nullptr || !InputArg(env, info[0], "certificate", &in)) return env.Undefined();
   X509Stack certs;
   std::string error;
-  const bool ok = certs.sk != nullptr && ForEachBlock(in, PEM_STRING_X509, [&](const uint8_t* der, size_t len) {
-    X509* x = ParseDer(lc, der, len);
-    if (x == nullptr) return false;
-    if (sk_X509_push(certs.sk, x) <= 0) {
-      X509_free(x);
-      return false;
-    }
-    return sk_X509_num(certs.sk) <= static_cast<int>(kMaxListLength);
-  }, &error);
+  const bool ok = ParseCertificates(lc, in, &certs, &error);
   if (!ok) {
     ThrowError(env, kMalformed, "the certificate does not parse (" + error + ")");
     return env.Undefined();
@@ -636,15 +656,7 @@ Napi::Value Verify(const Napi::CallbackInfo& info) {
     std::vector<uint8_t> in;
     std::string error;
     if (!InputArg(env, crl_inputs[i], "each CRL", &in)) return env.Undefined();
-    const bool ok = crls.sk != nullptr && ForEachBlock(in, PEM_STRING_X509_CRL, [&](const uint8_t* der, size_t len) {
-      X509_CRL* crl = ParseCrlDer(lc, der, len);
-      if (crl == nullptr) return false;
-      if (sk_X509_CRL_push(crls.sk, crl) <= 0) {
-        X509_CRL_free(crl);
-        return false;
-      }
-      return sk_X509_CRL_num(crls.sk) <= static_cast<int>(kMaxListLength);
-    }, &error);
+    const bool ok = ParseCrls(lc, in, &crls, &error);
     if (!ok) {
       ThrowError(env, kMalformed, "a CRL does not parse (" + error + ")");
       return env.Undefined();

@@ -120,15 +120,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string error;
   if ((selector & 1) != 0) {
     CrlStack crls;
-    const bool ok = crls.sk != nullptr && ForEachBlock(in, PEM_STRING_X509_CRL, [&](const uint8_t* der, size_t len) {
-      X509_CRL* crl = ParseCrlDer(lc, der, len);
-      if (crl == nullptr) return false;
-      if (sk_X509_CRL_push(crls.sk, crl) <= 0) {
-        X509_CRL_free(crl);
-        return false;
-      }
-      return sk_X509_CRL_num(crls.sk) <= static_cast<int>(kMaxListLength);
-    }, &error);
+    const bool ok = ParseCrls(lc, in, &crls, &error);
     if (ok) {
       for (int i = 0; i < sk_X509_CRL_num(crls.sk); i++) ReadCrl(sk_X509_CRL_value(crls.sk, i));
     }
@@ -136,15 +128,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   X509Stack certs;
-  const bool ok = certs.sk != nullptr && ForEachBlock(in, PEM_STRING_X509, [&](const uint8_t* der, size_t len) {
-    X509* x = ParseDer(lc, der, len);
-    if (x == nullptr) return false;
-    if (sk_X509_push(certs.sk, x) <= 0) {
-      X509_free(x);
-      return false;
-    }
-    return sk_X509_num(certs.sk) <= static_cast<int>(kMaxListLength);
-  }, &error);
+  const bool ok = ParseCertificates(lc, in, &certs, &error);
   if (ok) {
     for (int i = 0; i < sk_X509_num(certs.sk); i++) ReadFields(lc, sk_X509_value(certs.sk, i));
     VerifyChain(lc, certs.sk, nullptr, (selector >> 1) & 3);
